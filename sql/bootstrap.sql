@@ -1,0 +1,97 @@
+-- atomic_inventory: tables. Runs first in CREATE EXTENSION, inside the
+-- extension's own schema (control file: schema = atomic_inventory).
+
+CREATE TABLE atomic_inventory.items (
+    id              uuid        PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+    sku             text,
+    name            text,
+    quantity        numeric     NOT NULL DEFAULT 0,
+    reserved        numeric     NOT NULL DEFAULT 0,
+    track_inventory boolean     NOT NULL DEFAULT true,
+    tenant_id       text,
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- 'Infinity' bounds also exclude NaN, which Postgres sorts above Infinity.
+    CONSTRAINT items_quantity_valid CHECK (quantity >= 0 AND quantity < 'Infinity'),
+    CONSTRAINT items_reserved_valid CHECK (reserved >= 0 AND reserved <= quantity),
+    CONSTRAINT items_sku_unique UNIQUE NULLS NOT DISTINCT (tenant_id, sku)
+);
+COMMENT ON TABLE atomic_inventory.items IS
+    'Stock items managed by atomic_inventory. Change quantities through the functions so every movement is locked, checked and written to the ledger.';
+COMMENT ON COLUMN atomic_inventory.items.id IS 'Item id, passed as p_inventory_id.';
+COMMENT ON COLUMN atomic_inventory.items.sku IS 'Optional stock keeping unit; unique per tenant.';
+COMMENT ON COLUMN atomic_inventory.items.name IS 'Optional display name.';
+COMMENT ON COLUMN atomic_inventory.items.quantity IS 'Units on hand, including reserved ones; never below 0.';
+COMMENT ON COLUMN atomic_inventory.items.reserved IS 'Units held by active reservations; available = quantity - reserved.';
+COMMENT ON COLUMN atomic_inventory.items.track_inventory IS 'false: sells without stock checks and quantity is left alone (services, made-to-order).';
+COMMENT ON COLUMN atomic_inventory.items.tenant_id IS 'Owning tenant/store; NULL = shared. Callers only see their own tenant''s rows (docs/security.md).';
+COMMENT ON COLUMN atomic_inventory.items.created_at IS 'When the item was created.';
+COMMENT ON COLUMN atomic_inventory.items.updated_at IS 'When quantity or reserved last changed through a function.';
+
+CREATE TABLE atomic_inventory.ledger (
+    id              bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    inventory_id    uuid        NOT NULL,
+    delta           numeric     NOT NULL,
+    quantity_after  numeric     NOT NULL,
+    kind            text        NOT NULL
+                    CHECK (kind IN ('initial', 'decrement', 'increment', 'adjust')),
+    reason          text,
+    reference       text,
+    idempotency_key text,
+    tenant_id       text,
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+-- No foreign key to items on purpose: the ledger is an audit trail that
+-- outlives deleted items, and an FK check per movement would cost a lookup.
+CREATE INDEX ledger_inventory_id_idx ON atomic_inventory.ledger (inventory_id);
+CREATE INDEX ledger_reference_idx ON atomic_inventory.ledger (reference) WHERE reference IS NOT NULL;
+COMMENT ON TABLE atomic_inventory.ledger IS
+    'Append-only movement ledger: one row per change of an item''s quantity. For every item, quantity = sum(delta); reconcile() lists the items where it is not.';
+COMMENT ON COLUMN atomic_inventory.ledger.id IS 'Movement number, increasing in commit-independent insertion order.';
+COMMENT ON COLUMN atomic_inventory.ledger.inventory_id IS 'The item moved.';
+COMMENT ON COLUMN atomic_inventory.ledger.delta IS 'Signed change of quantity (negative for decrements).';
+COMMENT ON COLUMN atomic_inventory.ledger.quantity_after IS 'The item''s quantity right after this movement.';
+COMMENT ON COLUMN atomic_inventory.ledger.kind IS 'initial (item created), decrement, increment (restock) or adjust (set by compare-and-set).';
+COMMENT ON COLUMN atomic_inventory.ledger.reason IS 'Caller-given reason (p_reason).';
+COMMENT ON COLUMN atomic_inventory.ledger.reference IS 'Caller-given reference such as an order or sale id (p_reference).';
+COMMENT ON COLUMN atomic_inventory.ledger.idempotency_key IS 'The idempotency key of the call that made this movement, if any.';
+COMMENT ON COLUMN atomic_inventory.ledger.tenant_id IS 'The item''s tenant at the time of the movement.';
+COMMENT ON COLUMN atomic_inventory.ledger.created_at IS 'Transaction time of the movement.';
+
+CREATE TABLE atomic_inventory.idempotency_keys (
+    tenant_scope    text        NOT NULL,
+    idempotency_key text        NOT NULL,
+    function_name   text        NOT NULL,
+    request         jsonb       NOT NULL,
+    response        json,
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (tenant_scope, idempotency_key)
+);
+CREATE INDEX idempotency_keys_created_at_idx ON atomic_inventory.idempotency_keys (created_at);
+COMMENT ON TABLE atomic_inventory.idempotency_keys IS
+    'First result of every call made with p_idempotency_key; a retry with the same key and arguments returns it instead of applying again. Purge old keys with purge_idempotency_keys().';
+COMMENT ON COLUMN atomic_inventory.idempotency_keys.tenant_scope IS 'Caller''s tenant ('''' for none): keys are namespaced per tenant.';
+COMMENT ON COLUMN atomic_inventory.idempotency_keys.idempotency_key IS 'The caller''s key (p_idempotency_key).';
+COMMENT ON COLUMN atomic_inventory.idempotency_keys.function_name IS 'Function first called with the key.';
+COMMENT ON COLUMN atomic_inventory.idempotency_keys.request IS 'Normalized arguments of the first call; a retry must match them.';
+COMMENT ON COLUMN atomic_inventory.idempotency_keys.response IS 'The first call''s result, returned again to retries.';
+COMMENT ON COLUMN atomic_inventory.idempotency_keys.created_at IS 'When the key was first used.';
+
+-- Items created by plain INSERT start their ledger with an 'initial' row, so
+-- quantity = sum(delta) holds from the first moment.
+CREATE FUNCTION atomic_inventory.items_initial_ledger() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    INSERT INTO atomic_inventory.ledger
+        (inventory_id, delta, quantity_after, kind, reason, tenant_id)
+    SELECT n.id, n.quantity, n.quantity, 'initial', 'item created', n.tenant_id
+      FROM new_rows AS n;
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER items_initial_ledger
+    AFTER INSERT ON atomic_inventory.items
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION atomic_inventory.items_initial_ledger();

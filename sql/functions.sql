@@ -1,0 +1,189 @@
+-- atomic_inventory: callable functions and grants. Runs last in CREATE EXTENSION.
+--
+-- Every function: named p_ arguments with defaults (PostgREST calls them with
+-- a JSON body of named arguments), a pinned search_path (pg_catalog first,
+-- pg_temp last, so no caller-created object can shadow what we call), and
+-- SECURITY DEFINER: callers need EXECUTE only, never write access to the
+-- tables, so stock cannot change outside the locked, ledgered paths.
+
+CREATE FUNCTION atomic_inventory.decrement_inventory(
+    p_inventory_id    uuid,
+    p_quantity        numeric,
+    p_reason          text    DEFAULT NULL,
+    p_reference       text    DEFAULT NULL,
+    p_idempotency_key text    DEFAULT NULL,
+    p_lock_timeout_ms integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_decrement_inventory';
+COMMENT ON FUNCTION atomic_inventory.decrement_inventory(uuid, numeric, text, text, text, integer) IS
+    'Take p_quantity units of one item, atomically; refuses (INSUFFICIENT_INVENTORY, PT409) to go below available = quantity - reserved. Returns {success, inventory_id, old_quantity, new_quantity, deducted}.';
+
+CREATE FUNCTION atomic_inventory.decrement_inventory_many(
+    p_lines           jsonb,
+    p_reason          text    DEFAULT NULL,
+    p_reference       text    DEFAULT NULL,
+    p_idempotency_key text    DEFAULT NULL,
+    p_lock_timeout_ms integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_decrement_inventory_many';
+COMMENT ON FUNCTION atomic_inventory.decrement_inventory_many(jsonb, text, text, text, integer) IS
+    'Take several lines [{inventory_id, quantity}] at once: all or nothing, rows locked in id order (no deadlocks), duplicates merged. Returns {success, lines:[...]}.';
+
+CREATE FUNCTION atomic_inventory.increment_inventory(
+    p_inventory_id    uuid,
+    p_quantity        numeric,
+    p_reason          text    DEFAULT NULL,
+    p_reference       text    DEFAULT NULL,
+    p_idempotency_key text    DEFAULT NULL,
+    p_lock_timeout_ms integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_increment_inventory';
+COMMENT ON FUNCTION atomic_inventory.increment_inventory(uuid, numeric, text, text, text, integer) IS
+    'Add p_quantity units (restock, return). Returns {success, inventory_id, old_quantity, new_quantity, added}.';
+
+CREATE FUNCTION atomic_inventory.adjust_inventory(
+    p_inventory_id        uuid,
+    p_new_quantity        numeric,
+    p_expected_quantity   numeric DEFAULT NULL,
+    p_force               boolean DEFAULT false,
+    p_reason              text    DEFAULT NULL,
+    p_reference           text    DEFAULT NULL,
+    p_idempotency_key     text    DEFAULT NULL,
+    p_lock_timeout_ms     integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_adjust_inventory';
+COMMENT ON FUNCTION atomic_inventory.adjust_inventory(uuid, numeric, numeric, boolean, text, text, text, integer) IS
+    'Compare-and-set: set quantity to p_new_quantity only if it still equals p_expected_quantity (else QUANTITY_MISMATCH, PT409); p_force => true skips the comparison. Returns {success, inventory_id, old_quantity, new_quantity, delta}.';
+
+CREATE FUNCTION atomic_inventory.create_item(
+    p_quantity        numeric DEFAULT 0,
+    p_sku             text    DEFAULT NULL,
+    p_name            text    DEFAULT NULL,
+    p_track_inventory boolean DEFAULT true,
+    p_tenant_id       text    DEFAULT NULL,
+    p_id              uuid    DEFAULT NULL
+) RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+DECLARE
+    v_tenant text := COALESCE(p_tenant_id, atomic_inventory.caller_tenant());
+    v_row    atomic_inventory.items;
+BEGIN
+    IF p_quantity IS NULL OR p_quantity = 'NaN' OR p_quantity < 0 OR p_quantity > 1000000000000 THEN
+        RAISE EXCEPTION 'INVALID_QUANTITY: p_quantity must be a finite number between 0 and 1000000000000'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_QUANTITY","field":"p_quantity"}';
+    END IF;
+    IF v_tenant IS DISTINCT FROM atomic_inventory.caller_tenant()
+       AND NOT atomic_inventory.caller_is_admin() THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_tenant_id can only be your own tenant'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_tenant_id"}';
+    END IF;
+    INSERT INTO atomic_inventory.items (id, sku, name, quantity, track_inventory, tenant_id)
+    VALUES (COALESCE(p_id, pg_catalog.gen_random_uuid()), p_sku, p_name, p_quantity,
+            COALESCE(p_track_inventory, true), v_tenant)
+    RETURNING * INTO v_row;
+    RETURN pg_catalog.json_build_object('success', true, 'inventory_id', v_row.id,
+        'sku', v_row.sku, 'quantity', v_row.quantity, 'tenant_id', v_row.tenant_id);
+END;
+$$;
+COMMENT ON FUNCTION atomic_inventory.create_item(numeric, text, text, boolean, text, uuid) IS
+    'Create an item (ledger starts with an initial row). Returns {success, inventory_id, sku, quantity, tenant_id}.';
+
+CREATE FUNCTION atomic_inventory.get_inventory(p_inventory_id uuid) RETURNS json
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+DECLARE
+    v json;
+BEGIN
+    SELECT pg_catalog.json_build_object('inventory_id', i.id, 'sku', i.sku, 'name', i.name,
+               'quantity', i.quantity, 'reserved', i.reserved,
+               'available', i.quantity - i.reserved, 'track_inventory', i.track_inventory,
+               'tenant_id', i.tenant_id, 'updated_at', i.updated_at)
+      INTO v
+      FROM atomic_inventory.items AS i
+     WHERE i.id = p_inventory_id
+       AND (i.tenant_id IS NULL OR i.tenant_id = atomic_inventory.caller_tenant()
+            OR atomic_inventory.caller_is_admin());
+    IF v IS NULL THEN
+        RAISE EXCEPTION 'NOT_FOUND: inventory item % does not exist or is not visible to this tenant', p_inventory_id
+            USING ERRCODE = 'PT404',
+                  DETAIL = pg_catalog.json_build_object('code', 'NOT_FOUND', 'inventory_ids',
+                                                        pg_catalog.json_build_array(p_inventory_id))::text;
+    END IF;
+    RETURN v;
+END;
+$$;
+COMMENT ON FUNCTION atomic_inventory.get_inventory(uuid) IS
+    'One item''s quantity, reserved and available as JSON (NOT_FOUND, PT404, if it does not exist for this caller).';
+
+CREATE FUNCTION atomic_inventory.reconcile()
+RETURNS TABLE (inventory_id uuid, quantity numeric, ledger_sum numeric, drift numeric)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+    SELECT i.id, i.quantity, COALESCE(l.total, 0), i.quantity - COALESCE(l.total, 0)
+      FROM atomic_inventory.items AS i
+      LEFT JOIN (SELECT g.inventory_id, pg_catalog.sum(g.delta) AS total
+                   FROM atomic_inventory.ledger AS g GROUP BY g.inventory_id) AS l
+             ON l.inventory_id = i.id
+     WHERE i.quantity IS DISTINCT FROM COALESCE(l.total, 0)
+       AND (i.tenant_id IS NULL OR i.tenant_id = atomic_inventory.caller_tenant()
+            OR atomic_inventory.caller_is_admin())
+     ORDER BY i.id;
+$$;
+COMMENT ON FUNCTION atomic_inventory.reconcile() IS
+    'Items whose quantity differs from the sum of their ledger deltas (written outside the functions). Empty = every quantity is explained by its ledger.';
+
+CREATE FUNCTION atomic_inventory.purge_idempotency_keys(p_older_than interval DEFAULT '24 hours')
+RETURNS bigint
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+    WITH d AS (DELETE FROM atomic_inventory.idempotency_keys
+                WHERE created_at < pg_catalog.now() - p_older_than RETURNING 1)
+    SELECT pg_catalog.count(*) FROM d;
+$$;
+COMMENT ON FUNCTION atomic_inventory.purge_idempotency_keys(interval) IS
+    'Delete idempotency keys older than p_older_than (retries after that apply again). Schedule it, e.g. with pg_cron.';
+
+-- Grants. Nothing is callable by PUBLIC; grant_usage() opens the caller-facing
+-- functions to a role (e.g. Supabase's authenticated and service_role).
+REVOKE ALL ON ALL TABLES IN SCHEMA atomic_inventory FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA atomic_inventory FROM PUBLIC;
+
+CREATE FUNCTION atomic_inventory.grant_usage(p_role name) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+DECLARE
+    f regprocedure;
+BEGIN
+    EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA atomic_inventory TO %I', p_role);
+    FOREACH f IN ARRAY ARRAY[
+        'atomic_inventory.decrement_inventory(uuid, numeric, text, text, text, integer)',
+        'atomic_inventory.decrement_inventory_many(jsonb, text, text, text, integer)',
+        'atomic_inventory.increment_inventory(uuid, numeric, text, text, text, integer)',
+        'atomic_inventory.adjust_inventory(uuid, numeric, numeric, boolean, text, text, text, integer)',
+        'atomic_inventory.create_item(numeric, text, text, boolean, text, uuid)',
+        'atomic_inventory.get_inventory(uuid)',
+        'atomic_inventory.reconcile()',
+        'atomic_inventory.caller_tenant()',
+        'atomic_inventory.caller_is_admin()'
+    ]::regprocedure[] LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %I', f, p_role);
+    END LOOP;
+END;
+$$;
+REVOKE ALL ON FUNCTION atomic_inventory.grant_usage(name) FROM PUBLIC;
+COMMENT ON FUNCTION atomic_inventory.grant_usage(name) IS
+    'Let p_role call the caller-facing functions (USAGE on the schema, EXECUTE on each). Tables stay closed: all changes go through the functions.';

@@ -1,0 +1,128 @@
+//! Raw V1 entry points for the SQL-callable functions.
+//!
+//! Every public function is declared by hand in `sql/functions.sql` (named `p_`
+//! arguments, defaults, SECURITY DEFINER, pinned search_path) and implemented by
+//! a Rust body `fn(&Args) -> Result<String>` that returns a JSON text.
+//! `entry_point!` wraps the body in pgrx's guard (Postgres errors raised inside
+//! keep their SQLSTATE, Rust panics become ERRORs) and raises our typed errors
+//! afterwards, outside the guard, so their custom SQLSTATEs survive (errors.rs).
+
+use crate::errors::{Error, Result};
+use pgrx::datum::FromDatum;
+use pgrx::pg_sys;
+use pgrx::{AnyNumeric, JsonB, Uuid};
+
+/// Read access to the call's arguments, by position, with clear errors.
+pub struct Args(pub pg_sys::FunctionCallInfo);
+
+impl Args {
+    fn get<T: FromDatum>(&self, n: usize) -> Option<T> {
+        // SAFETY: fcinfo comes from Postgres for this call; the SQL declaration
+        // (sql/functions.sql) fixes the argument types read here.
+        unsafe { pgrx::fcinfo::pg_getarg::<T>(self.0, n) }
+    }
+
+    pub fn uuid(&self, n: usize, name: &str) -> Result<Uuid> {
+        self.get::<Uuid>(n)
+            .ok_or_else(|| Error::invalid_input(name, "is required (got NULL)"))
+    }
+
+    pub fn numeric(&self, n: usize) -> Option<AnyNumeric> {
+        self.get::<AnyNumeric>(n)
+    }
+
+    pub fn bool_or(&self, n: usize, default: bool) -> bool {
+        self.get::<bool>(n).unwrap_or(default)
+    }
+
+    pub fn jsonb(&self, n: usize) -> Option<serde_json::Value> {
+        self.get::<JsonB>(n).map(|j| j.0)
+    }
+
+    /// Optional free text (reason, reference): at most 1024 characters.
+    pub fn text(&self, n: usize, name: &str) -> Result<Option<String>> {
+        match self.get::<String>(n) {
+            Some(s) if s.chars().count() > 1024 => {
+                Err(Error::invalid_input(name, "is longer than 1024 characters"))
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// Optional idempotency key: non-empty, at most 255 characters.
+    pub fn idempotency_key(&self, n: usize) -> Result<Option<String>> {
+        match self.get::<String>(n) {
+            Some(s) if s.is_empty() => Err(Error::invalid_input(
+                "p_idempotency_key",
+                "must not be empty (pass NULL for no key)",
+            )),
+            Some(s) if s.chars().count() > 255 => Err(Error::invalid_input(
+                "p_idempotency_key",
+                "is longer than 255 characters",
+            )),
+            other => Ok(other),
+        }
+    }
+
+    /// Optional lock wait limit in milliseconds: 1 ..= 600000.
+    pub fn lock_timeout_ms(&self, n: usize) -> Result<Option<i32>> {
+        match self.get::<i32>(n) {
+            Some(ms) if !(1..=600_000).contains(&ms) => Err(Error::invalid_input(
+                "p_lock_timeout_ms",
+                format!("must be between 1 and 600000 (got {ms})"),
+            )),
+            other => Ok(other),
+        }
+    }
+}
+
+/// A JSON text as a `json` Datum: json's on-disk form is exactly a text varlena.
+pub fn json_datum(json: String) -> pg_sys::Datum {
+    use pgrx::IntoDatum;
+    json.into_datum()
+        .expect("a String always converts to a text datum")
+}
+
+/// Declares `#[no_mangle] extern "C-unwind" fn $symbol(fcinfo)` and its
+/// `pg_finfo_` record, running `$body(&Args) -> Result<String>`.
+macro_rules! entry_point {
+    ($symbol:ident, $finfo:ident, $body:path) => {
+        #[unsafe(no_mangle)]
+        #[doc(hidden)]
+        pub extern "C" fn $finfo() -> &'static ::pgrx::pg_sys::Pg_finfo_record {
+            const V1: ::pgrx::pg_sys::Pg_finfo_record =
+                ::pgrx::pg_sys::Pg_finfo_record { api_version: 1 };
+            &V1
+        }
+
+        #[unsafe(no_mangle)]
+        #[doc(hidden)]
+        /// # Safety
+        /// Called by Postgres' fmgr with a valid `fcinfo`.
+        pub unsafe extern "C-unwind" fn $symbol(
+            fcinfo: ::pgrx::pg_sys::FunctionCallInfo,
+        ) -> ::pgrx::pg_sys::Datum {
+            let outcome: ::std::result::Result<::pgrx::pg_sys::Datum, $crate::errors::Raise> = unsafe {
+                ::pgrx::pg_sys::submodules::panic::pgrx_extern_c_guard(|| {
+                    match $body(&$crate::fmgr::Args(fcinfo)) {
+                        Ok(json) => Ok($crate::fmgr::json_datum(json)),
+                        Err(e) => Err($crate::errors::Raise::from(e)),
+                    }
+                })
+            };
+            match outcome {
+                Ok(datum) => datum,
+                // SAFETY: outermost Rust frame, nothing else left to drop.
+                Err(raise) => unsafe {
+                    raise.raise(match ::std::ffi::CStr::from_bytes_with_nul(
+                        concat!(stringify!($symbol), "\0").as_bytes(),
+                    ) {
+                        Ok(name) => name,
+                        Err(_) => c"atomic_inventory",
+                    })
+                },
+            }
+        }
+    };
+}
+pub(crate) use entry_point;

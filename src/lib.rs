@@ -1,0 +1,34 @@
+//! atomic_inventory: row-locked, atomic inventory operations for PostgreSQL.
+//!
+//! Layout: `stock` (decrement, increment, adjust), `idempotency`, `context`
+//! (caller's tenant), `validate` (inputs), `errors` (the one error type and its
+//! SQLSTATEs), `fmgr` (raw entry points), `spi` (kept plans, lock timeouts).
+//! SQL declarations live in `sql/`: tables in bootstrap.sql, functions and
+//! grants in functions.sql.
+
+::pgrx::pg_module_magic!(name, version);
+
+mod context;
+mod errors;
+mod fmgr;
+mod idempotency;
+mod spi;
+mod stock;
+mod validate;
+
+pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
+pgrx::extension_sql_file!("../sql/functions.sql", name = "functions", finalize);
+
+#[cfg(any(test, feature = "pg_test"))]
+mod tests;
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

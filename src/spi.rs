@@ -1,0 +1,96 @@
+//! SPI helpers: statements prepared once per backend and kept, the optional
+//! lock wait limit, and the mapping of lock timeouts to LOCK_TIMEOUT.
+
+use crate::errors::{Error, Result};
+use pgrx::datum::DatumWithOid;
+use pgrx::pg_sys::{self, PgOid};
+use pgrx::spi::{OwnedPreparedStatement, Spi, SpiClient, SpiTupleTable};
+use pgrx::PgSqlErrorCode;
+use pgrx::PgTryBuilder;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::rc::Rc;
+
+/// A statement with its parameter types. `name` keys the per-backend plan cache.
+pub struct Stmt {
+    pub name: &'static str,
+    pub sql: &'static str,
+    pub args: &'static [pg_sys::Oid],
+}
+
+thread_local! {
+    // Kept SPI plans live in CacheMemoryContext and are revalidated by the
+    // plan cache when tables change, so one prepare per backend suffices.
+    // Rc so no RefCell borrow is held while a statement runs (a trigger could
+    // call back into us).
+    static PLANS: RefCell<HashMap<&'static str, Rc<OwnedPreparedStatement>>> =
+        RefCell::new(HashMap::new());
+}
+
+/// Run a (possibly writing) statement through its kept plan.
+pub fn run<'conn>(
+    client: &mut SpiClient<'conn>,
+    stmt: &Stmt,
+    args: &[DatumWithOid<'_>],
+) -> Result<SpiTupleTable<'conn>> {
+    let cached = PLANS.with_borrow(|p| p.get(stmt.name).cloned());
+    let plan = match cached {
+        Some(p) => p,
+        None => {
+            let oids: Vec<PgOid> = stmt.args.iter().map(|o| PgOid::from_untagged(*o)).collect();
+            let p = Rc::new(client.prepare_mut(stmt.sql, &oids)?.keep());
+            PLANS.with_borrow_mut(|m| m.insert(stmt.name, p.clone()));
+            p
+        }
+    };
+    Ok(client.update(&*plan, None, args)?)
+}
+
+const SET_LOCK_TIMEOUT: Stmt = Stmt {
+    name: "set_lock_timeout",
+    sql: "SELECT pg_catalog.current_setting('lock_timeout'), \
+                 pg_catalog.set_config('lock_timeout', $1, true)",
+    args: &[pg_sys::TEXTOID],
+};
+const RESTORE_LOCK_TIMEOUT: Stmt = Stmt {
+    name: "restore_lock_timeout",
+    sql: "SELECT pg_catalog.set_config('lock_timeout', $1, true)",
+    args: &[pg_sys::TEXTOID],
+};
+
+/// Run `f` in one SPI connection. With `lock_timeout_ms`, row lock waits are
+/// limited for the duration of `f` only (the caller's setting is restored, so
+/// nothing leaks into the rest of their transaction). A lock wait that runs
+/// out, ours or the session's own lock_timeout, becomes LOCK_TIMEOUT (PT503):
+/// the statement failed before changing anything, so a retry is safe.
+pub fn with_spi<T>(
+    lock_timeout_ms: Option<i32>,
+    f: impl FnOnce(&mut SpiClient<'_>) -> Result<T>,
+) -> Result<T> {
+    let work = AssertUnwindSafe(move || {
+        Spi::connect_mut(|client| {
+            let previous = match lock_timeout_ms {
+                Some(ms) => {
+                    let t = run(client, &SET_LOCK_TIMEOUT, &[format!("{ms}ms").into()])?;
+                    Some(t.first().get::<String>(1)?.unwrap_or_default())
+                }
+                None => None,
+            };
+            let out = f(client)?;
+            if let Some(prev) = previous {
+                run(client, &RESTORE_LOCK_TIMEOUT, &[prev.into()])?;
+            }
+            Ok(out)
+        })
+    });
+    PgTryBuilder::new(work)
+        .catch_when(PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE, move |_| {
+            // Raised again by the entry point as our own error; the transaction
+            // is aborted right after, so nothing runs in the failed state.
+            Err(Error::LockTimeout {
+                timeout_ms: lock_timeout_ms,
+            })
+        })
+        .execute()
+}
