@@ -1,1 +1,691 @@
+//! `#[pg_test]` unit tests: every function, every error path, in one backend.
+//! Concurrency is tested against a live server in `pg_test/` (isolation specs
+//! and the multi-connection stress test).
 
+#[pgrx::pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+    use serde_json::Value;
+
+    const A: &str = "00000000-0000-0000-0000-00000000000a";
+    const B: &str = "00000000-0000-0000-0000-00000000000b";
+    const MISSING: &str = "00000000-0000-0000-0000-0000000000ff";
+
+    fn item(id: &str, qty: &str) {
+        Spi::run(&format!(
+            "INSERT INTO atomic_inventory.items (id, sku, quantity) VALUES ('{id}', 'sku-{id}', {qty})"
+        ))
+        .unwrap();
+    }
+
+    fn call(sql: &str) -> Value {
+        let text = Spi::get_one::<String>(&format!("SELECT ({sql})::text"))
+            .unwrap()
+            .expect("function returned NULL");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    fn quantity(id: &str) -> String {
+        Spi::get_one::<String>(&format!(
+            "SELECT quantity::text FROM atomic_inventory.items WHERE id = '{id}'"
+        ))
+        .unwrap()
+        .unwrap()
+    }
+
+    fn scalar(sql: &str) -> String {
+        Spi::get_one::<String>(sql).unwrap().unwrap_or_default()
+    }
+
+    /// Run `sql` and return (SQLSTATE, message, detail JSON) of the error it
+    /// raises. PL/pgSQL catches it in a subtransaction, so the custom PTxyz
+    /// SQLSTATE is seen exactly as a client would see it.
+    fn err(sql: &str) -> (String, String, Value) {
+        Spi::run(
+            "CREATE OR REPLACE FUNCTION pg_temp.err_of(p_sql text, OUT state text, OUT msg text, OUT detail text)
+             LANGUAGE plpgsql AS $$
+             BEGIN
+                 EXECUTE p_sql;
+                 state := 'none';
+             EXCEPTION WHEN OTHERS THEN
+                 GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL;
+             END $$",
+        )
+        .unwrap();
+        let quoted = sql.replace('\'', "''");
+        let row = Spi::get_three::<String, String, String>(&format!(
+            "SELECT state, msg, detail FROM pg_temp.err_of('{quoted}')"
+        ))
+        .unwrap();
+        let state = row.0.unwrap_or_default();
+        assert_ne!(state, "none", "expected an error from: {sql}");
+        let detail = row
+            .2
+            .and_then(|d| serde_json::from_str(&d).ok())
+            .unwrap_or(Value::Null);
+        (state, row.1.unwrap_or_default(), detail)
+    }
+
+    fn assert_err(sql: &str, state: &str, code: &str) -> (String, Value) {
+        let (s, msg, detail) = err(sql);
+        assert_eq!(s, state, "SQLSTATE of {sql}: {msg}");
+        assert!(msg.starts_with(code), "message of {sql} should start with {code}: {msg}");
+        assert_eq!(detail["code"], code, "detail code of {sql}");
+        (msg, detail)
+    }
+
+    fn ledger_rows(id: &str) -> i64 {
+        Spi::get_one::<i64>(&format!(
+            "SELECT count(*) FROM atomic_inventory.ledger WHERE inventory_id = '{id}'"
+        ))
+        .unwrap()
+        .unwrap()
+    }
+
+    // ---------- decrement_inventory ----------
+
+    #[pg_test]
+    fn decrement_returns_seed_002_shape() {
+        item(A, "11.52");
+        let r = call(&format!(
+            "atomic_inventory.decrement_inventory(p_inventory_id => '{A}', p_quantity => 5)"
+        ));
+        assert_eq!(r["success"], true);
+        assert_eq!(r["inventory_id"], A);
+        assert_eq!(r["old_quantity"].to_string(), "11.52");
+        assert_eq!(r["new_quantity"].to_string(), "6.52");
+        assert_eq!(r["deducted"].to_string(), "5");
+        assert_eq!(quantity(A), "6.52");
+        // initial + decrement, and the ledger explains the quantity
+        assert_eq!(ledger_rows(A), 2);
+        assert_eq!(scalar("SELECT count(*)::text FROM atomic_inventory.reconcile()"), "0");
+    }
+
+    #[pg_test]
+    fn decrement_to_exactly_zero_then_refuses() {
+        item(A, "3");
+        call(&format!("atomic_inventory.decrement_inventory('{A}', 3)"));
+        assert_eq!(quantity(A), "0");
+        let (_, d) = assert_err(
+            &format!("SELECT atomic_inventory.decrement_inventory('{A}', 1)"),
+            "PT409",
+            "INSUFFICIENT_INVENTORY",
+        );
+        assert_eq!(d["lines"][0]["available"], "0");
+        assert_eq!(d["lines"][0]["requested"], "1");
+        assert_eq!(quantity(A), "0");
+    }
+
+    #[pg_test]
+    fn decrement_respects_reserved() {
+        item(A, "10");
+        Spi::run(&format!(
+            "UPDATE atomic_inventory.items SET reserved = 8 WHERE id = '{A}'"
+        ))
+        .unwrap();
+        assert_err(
+            &format!("SELECT atomic_inventory.decrement_inventory('{A}', 3)"),
+            "PT409",
+            "INSUFFICIENT_INVENTORY",
+        );
+        call(&format!("atomic_inventory.decrement_inventory('{A}', 2)"));
+        assert_eq!(quantity(A), "8");
+    }
+
+    #[pg_test]
+    fn decrement_unknown_item_is_not_found() {
+        let (_, d) = assert_err(
+            &format!("SELECT atomic_inventory.decrement_inventory('{MISSING}', 1)"),
+            "PT404",
+            "NOT_FOUND",
+        );
+        assert_eq!(d["inventory_ids"][0], MISSING);
+    }
+
+    #[pg_test]
+    fn decrement_rejects_bad_quantities_without_writing() {
+        item(A, "10");
+        for q in [
+            "NULL",
+            "0",
+            "-1",
+            "'NaN'",
+            "'Infinity'",
+            "'-Infinity'",
+            "1000000000001",
+            "1e30",
+        ] {
+            assert_err(
+                &format!("SELECT atomic_inventory.decrement_inventory('{A}', {q})"),
+                "22023",
+                "INVALID_QUANTITY",
+            );
+        }
+        assert_err(
+            "SELECT atomic_inventory.decrement_inventory(NULL, 1)",
+            "22023",
+            "INVALID_INPUT",
+        );
+        assert_eq!(quantity(A), "10");
+        assert_eq!(ledger_rows(A), 1);
+    }
+
+    #[pg_test]
+    fn decrement_rejects_bad_options() {
+        item(A, "10");
+        for (args, field) in [
+            ("p_lock_timeout_ms => 0", "p_lock_timeout_ms"),
+            ("p_lock_timeout_ms => -5", "p_lock_timeout_ms"),
+            ("p_lock_timeout_ms => 600001", "p_lock_timeout_ms"),
+            ("p_idempotency_key => ''", "p_idempotency_key"),
+            ("p_idempotency_key => repeat('k', 256)", "p_idempotency_key"),
+            ("p_reason => repeat('r', 1025)", "p_reason"),
+            ("p_reference => repeat('r', 1025)", "p_reference"),
+        ] {
+            let (_, d) = assert_err(
+                &format!("SELECT atomic_inventory.decrement_inventory('{A}', 1, {args})"),
+                "22023",
+                "INVALID_INPUT",
+            );
+            assert_eq!(d["field"], field);
+        }
+        assert_eq!(quantity(A), "10");
+    }
+
+    #[pg_test]
+    fn decrement_untracked_item_succeeds_without_touching_quantity() {
+        item(A, "0");
+        Spi::run(&format!(
+            "UPDATE atomic_inventory.items SET track_inventory = false WHERE id = '{A}'"
+        ))
+        .unwrap();
+        let r = call(&format!("atomic_inventory.decrement_inventory('{A}', 7)"));
+        assert_eq!(r["success"], true);
+        assert_eq!(r["tracked"], false);
+        assert_eq!(r["deducted"].to_string(), "0");
+        assert_eq!(quantity(A), "0");
+        assert_eq!(ledger_rows(A), 1);
+    }
+
+    #[pg_test]
+    fn decrement_with_lock_timeout_restores_the_setting() {
+        item(A, "10");
+        Spi::run("SET lock_timeout = '7s'").unwrap();
+        call(&format!(
+            "atomic_inventory.decrement_inventory('{A}', 1, p_lock_timeout_ms => 250)"
+        ));
+        assert_eq!(scalar("SELECT current_setting('lock_timeout')"), "7s");
+        assert_eq!(quantity(A), "9");
+    }
+
+    #[pg_test]
+    fn reference_text_is_data_never_sql() {
+        item(A, "10");
+        let evil = "x'); DROP TABLE atomic_inventory.items; --";
+        call(&format!(
+            "atomic_inventory.decrement_inventory('{A}', 1, p_reference => $r${evil}$r$, p_reason => 'ünïcödé 🚚')"
+        ));
+        assert_eq!(
+            scalar(&format!(
+                "SELECT reference FROM atomic_inventory.ledger WHERE inventory_id = '{A}' AND kind = 'decrement'"
+            )),
+            evil
+        );
+        assert_eq!(quantity(A), "9");
+    }
+
+    // ---------- idempotency ----------
+
+    #[pg_test]
+    fn idempotent_retry_applies_once_and_replays_the_first_result() {
+        item(A, "10");
+        let sql = format!("atomic_inventory.decrement_inventory('{A}', 4, p_idempotency_key => 'order-1')");
+        let first = call(&sql);
+        let second = call(&sql);
+        assert_eq!(first, second);
+        assert_eq!(quantity(A), "6");
+        assert_eq!(ledger_rows(A), 2);
+        // the same arguments in another numeric spelling are the same request
+        let third = call(&format!(
+            "atomic_inventory.decrement_inventory('{A}', 4.000, p_idempotency_key => 'order-1')"
+        ));
+        assert_eq!(first, third);
+        assert_eq!(quantity(A), "6");
+    }
+
+    #[pg_test]
+    fn idempotency_key_with_other_arguments_conflicts() {
+        item(A, "10");
+        call(&format!(
+            "atomic_inventory.decrement_inventory('{A}', 4, p_idempotency_key => 'k')"
+        ));
+        let (_, d) = assert_err(
+            &format!("SELECT atomic_inventory.decrement_inventory('{A}', 5, p_idempotency_key => 'k')"),
+            "PT422",
+            "IDEMPOTENCY_CONFLICT",
+        );
+        assert_eq!(d["first_function"], "decrement_inventory");
+        // and across functions
+        assert_err(
+            &format!("SELECT atomic_inventory.increment_inventory('{A}', 4, p_idempotency_key => 'k')"),
+            "PT422",
+            "IDEMPOTENCY_CONFLICT",
+        );
+        assert_eq!(quantity(A), "6");
+    }
+
+    #[pg_test]
+    fn failed_call_does_not_burn_its_key() {
+        item(A, "2");
+        assert_err(
+            &format!("SELECT atomic_inventory.decrement_inventory('{A}', 5, p_idempotency_key => 'k2')"),
+            "PT409",
+            "INSUFFICIENT_INVENTORY",
+        );
+        call(&format!("atomic_inventory.increment_inventory('{A}', 10)"));
+        let r = call(&format!(
+            "atomic_inventory.decrement_inventory('{A}', 5, p_idempotency_key => 'k2')"
+        ));
+        assert_eq!(r["new_quantity"].to_string(), "7");
+    }
+
+    #[pg_test]
+    fn purge_removes_old_keys() {
+        item(A, "10");
+        call(&format!(
+            "atomic_inventory.decrement_inventory('{A}', 1, p_idempotency_key => 'old')"
+        ));
+        Spi::run("UPDATE atomic_inventory.idempotency_keys SET created_at = now() - interval '2 days'")
+            .unwrap();
+        assert_eq!(
+            scalar("SELECT atomic_inventory.purge_idempotency_keys()::text"),
+            "1"
+        );
+    }
+
+    // ---------- decrement_inventory_many ----------
+
+    #[pg_test]
+    fn many_merges_duplicates_and_sorts_lines() {
+        item(A, "10");
+        item(B, "5");
+        let r = call(&format!(
+            r#"atomic_inventory.decrement_inventory_many('[{{"inventory_id":"{B}","quantity":2}},{{"inventory_id":"{A}","quantity":"1.5"}},{{"inventory_id":"{B}","quantity":1}}]')"#
+        ));
+        assert_eq!(r["success"], true);
+        let lines = r["lines"].as_array().unwrap();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["inventory_id"], A);
+        assert_eq!(lines[0]["deducted"].to_string(), "1.5");
+        assert_eq!(lines[1]["inventory_id"], B);
+        assert_eq!(lines[1]["deducted"].to_string(), "3");
+        assert_eq!(quantity(A), "8.5");
+        assert_eq!(quantity(B), "2");
+    }
+
+    #[pg_test]
+    fn many_is_all_or_nothing() {
+        item(A, "10");
+        item(B, "1");
+        let (_, d) = assert_err(
+            &format!(
+                r#"SELECT atomic_inventory.decrement_inventory_many('[{{"inventory_id":"{A}","quantity":2}},{{"inventory_id":"{B}","quantity":2}}]')"#
+            ),
+            "PT409",
+            "INSUFFICIENT_INVENTORY",
+        );
+        assert_eq!(d["lines"].as_array().unwrap().len(), 1);
+        assert_eq!(d["lines"][0]["inventory_id"], B);
+        assert_eq!(quantity(A), "10");
+        assert_eq!(quantity(B), "1");
+        assert_eq!(ledger_rows(A), 1);
+    }
+
+    #[pg_test]
+    fn many_reports_every_missing_item() {
+        item(A, "10");
+        let (_, d) = assert_err(
+            &format!(
+                r#"SELECT atomic_inventory.decrement_inventory_many('[{{"inventory_id":"{A}","quantity":1}},{{"inventory_id":"{MISSING}","quantity":1}}]')"#
+            ),
+            "PT404",
+            "NOT_FOUND",
+        );
+        assert_eq!(d["inventory_ids"], serde_json::json!([MISSING]));
+        assert_eq!(quantity(A), "10");
+    }
+
+    #[pg_test]
+    fn many_rejects_malformed_lines() {
+        item(A, "10");
+        let bad_input = [
+            "NULL",
+            "'[]'",
+            r#"'{"inventory_id":"x"}'"#,
+            "'42'",
+            r#"'["a"]'"#,
+            r#"'[{"quantity":1}]'"#,
+            r#"'[{"inventory_id":null,"quantity":1}]'"#,
+            r#"'[{"inventory_id":"not-a-uuid","quantity":1}]'"#,
+            r#"'[{"inventory_id":7,"quantity":1}]'"#,
+            "(SELECT jsonb_agg(jsonb_build_object('inventory_id', gen_random_uuid(), 'quantity', 1)) FROM generate_series(1, 1001))",
+        ];
+        for lines in bad_input {
+            assert_err(
+                &format!("SELECT atomic_inventory.decrement_inventory_many({lines})"),
+                "22023",
+                "INVALID_INPUT",
+            );
+        }
+        let bad_quantity = [
+            r#"[{"inventory_id":"ID"}]"#,
+            r#"[{"inventory_id":"ID","quantity":0}]"#,
+            r#"[{"inventory_id":"ID","quantity":-2}]"#,
+            r#"[{"inventory_id":"ID","quantity":"NaN"}]"#,
+            r#"[{"inventory_id":"ID","quantity":"Infinity"}]"#,
+            r#"[{"inventory_id":"ID","quantity":"ten"}]"#,
+            r#"[{"inventory_id":"ID","quantity":true}]"#,
+            r#"[{"inventory_id":"ID","quantity":[1]}]"#,
+            r#"[{"inventory_id":"ID","quantity":1e13}]"#,
+        ];
+        for lines in bad_quantity {
+            let lines = lines.replace("ID", A);
+            assert_err(
+                &format!("SELECT atomic_inventory.decrement_inventory_many('{lines}')"),
+                "22023",
+                "INVALID_QUANTITY",
+            );
+        }
+        assert_eq!(quantity(A), "10");
+    }
+
+    #[pg_test]
+    fn many_is_idempotent_regardless_of_line_order() {
+        item(A, "10");
+        item(B, "10");
+        let first = call(&format!(
+            r#"atomic_inventory.decrement_inventory_many('[{{"inventory_id":"{A}","quantity":1}},{{"inventory_id":"{B}","quantity":2}}]', p_idempotency_key => 'cart-9')"#
+        ));
+        let again = call(&format!(
+            r#"atomic_inventory.decrement_inventory_many('[{{"inventory_id":"{B}","quantity":2}},{{"inventory_id":"{A}","quantity":1}}]', p_idempotency_key => 'cart-9')"#
+        ));
+        assert_eq!(first, again);
+        assert_eq!(quantity(A), "9");
+        assert_eq!(quantity(B), "8");
+    }
+
+    // ---------- increment_inventory ----------
+
+    #[pg_test]
+    fn increment_adds_and_ledgers() {
+        item(A, "1");
+        let r = call(&format!(
+            "atomic_inventory.increment_inventory('{A}', 2.25, p_reason => 'restock')"
+        ));
+        assert_eq!(r["added"].to_string(), "2.25");
+        assert_eq!(r["new_quantity"].to_string(), "3.25");
+        assert_eq!(
+            scalar(&format!(
+                "SELECT kind || ':' || delta || ':' || reason FROM atomic_inventory.ledger WHERE inventory_id = '{A}' ORDER BY id DESC LIMIT 1"
+            )),
+            "increment:2.25:restock"
+        );
+    }
+
+    #[pg_test]
+    fn increment_errors() {
+        assert_err(
+            &format!("SELECT atomic_inventory.increment_inventory('{MISSING}', 1)"),
+            "PT404",
+            "NOT_FOUND",
+        );
+        item(A, "1");
+        assert_err(
+            &format!("SELECT atomic_inventory.increment_inventory('{A}', 0)"),
+            "22023",
+            "INVALID_QUANTITY",
+        );
+    }
+
+    // ---------- adjust_inventory ----------
+
+    #[pg_test]
+    fn adjust_is_compare_and_set() {
+        item(A, "10");
+        let r = call(&format!(
+            "atomic_inventory.adjust_inventory('{A}', p_new_quantity => 7, p_expected_quantity => 10)"
+        ));
+        assert_eq!(r["delta"].to_string(), "-3");
+        let (_, d) = assert_err(
+            &format!("SELECT atomic_inventory.adjust_inventory('{A}', 20, p_expected_quantity => 10)"),
+            "PT409",
+            "QUANTITY_MISMATCH",
+        );
+        assert_eq!(d["actual"], "7");
+        assert_eq!(quantity(A), "7");
+        assert_eq!(scalar("SELECT count(*)::text FROM atomic_inventory.reconcile()"), "0");
+    }
+
+    #[pg_test]
+    fn adjust_needs_expected_or_force() {
+        item(A, "10");
+        assert_err(
+            &format!("SELECT atomic_inventory.adjust_inventory('{A}', 3)"),
+            "22023",
+            "INVALID_INPUT",
+        );
+        let r = call(&format!(
+            "atomic_inventory.adjust_inventory('{A}', 3, p_force => true)"
+        ));
+        assert_eq!(r["new_quantity"].to_string(), "3");
+        call(&format!("atomic_inventory.adjust_inventory('{A}', 0, p_force => true)"));
+        assert_eq!(quantity(A), "0");
+    }
+
+    #[pg_test]
+    fn adjust_errors() {
+        item(A, "10");
+        Spi::run(&format!(
+            "UPDATE atomic_inventory.items SET reserved = 4 WHERE id = '{A}'"
+        ))
+        .unwrap();
+        assert_err(
+            &format!("SELECT atomic_inventory.adjust_inventory('{A}', 3, 10)"),
+            "PT409",
+            "BELOW_RESERVED",
+        );
+        assert_err(
+            &format!("SELECT atomic_inventory.adjust_inventory('{A}', -1, 10)"),
+            "22023",
+            "INVALID_QUANTITY",
+        );
+        assert_err(
+            &format!("SELECT atomic_inventory.adjust_inventory('{A}', 1, 'NaN')"),
+            "22023",
+            "INVALID_QUANTITY",
+        );
+        assert_err(
+            &format!("SELECT atomic_inventory.adjust_inventory('{MISSING}', 1, 1)"),
+            "PT404",
+            "NOT_FOUND",
+        );
+        assert_eq!(quantity(A), "10");
+    }
+
+    // ---------- items, reads, reconcile ----------
+
+    #[pg_test]
+    fn create_item_and_get_inventory() {
+        let r = call("atomic_inventory.create_item(p_quantity => 4, p_sku => 'S1')");
+        let id = r["inventory_id"].as_str().unwrap().to_string();
+        let g = call(&format!("atomic_inventory.get_inventory('{id}')"));
+        assert_eq!(g["available"].to_string(), "4");
+        assert_eq!(ledger_rows(&id), 1);
+        assert_err(
+            &format!("SELECT atomic_inventory.get_inventory('{MISSING}')"),
+            "PT404",
+            "NOT_FOUND",
+        );
+        assert_err(
+            "SELECT atomic_inventory.create_item(p_quantity => -1)",
+            "22023",
+            "INVALID_QUANTITY",
+        );
+    }
+
+    #[pg_test]
+    fn reconcile_reports_out_of_band_writes() {
+        item(A, "10");
+        item(B, "10");
+        call(&format!("atomic_inventory.decrement_inventory('{A}', 1)"));
+        assert_eq!(scalar("SELECT count(*)::text FROM atomic_inventory.reconcile()"), "0");
+        Spi::run(&format!(
+            "UPDATE atomic_inventory.items SET quantity = 99 WHERE id = '{B}'"
+        ))
+        .unwrap();
+        assert_eq!(
+            scalar("SELECT inventory_id || ':' || drift FROM atomic_inventory.reconcile()"),
+            format!("{B}:89")
+        );
+    }
+
+    #[pg_test]
+    fn table_constraints_backstop_the_functions() {
+        item(A, "1");
+        for bad in ["quantity = -1", "quantity = 'NaN'", "reserved = 2", "reserved = -1"] {
+            let (state, _, _) = err(&format!(
+                "UPDATE atomic_inventory.items SET {bad} WHERE id = '{A}'"
+            ));
+            assert_eq!(state, "23514", "{bad}");
+        }
+    }
+
+    // ---------- tenants and security ----------
+
+    fn as_app_user() {
+        Spi::run(
+            "DO $$ BEGIN
+               IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ai_app') THEN
+                 CREATE ROLE ai_app NOLOGIN;
+               END IF;
+             END $$",
+        )
+        .unwrap();
+        Spi::run("SELECT atomic_inventory.grant_usage('ai_app')").unwrap();
+        Spi::run("SET ROLE ai_app").unwrap();
+    }
+
+    #[pg_test]
+    fn tenants_only_touch_their_own_rows() {
+        item(A, "10");
+        item(B, "10");
+        Spi::run(&format!(
+            "UPDATE atomic_inventory.items SET tenant_id = 'store-a' WHERE id = '{A}'"
+        ))
+        .unwrap();
+        as_app_user();
+        Spi::run("SET atomic_inventory.tenant_id = 'store-b'").unwrap();
+        for f in [
+            format!("atomic_inventory.decrement_inventory('{A}', 1)"),
+            format!("atomic_inventory.increment_inventory('{A}', 1)"),
+            format!("atomic_inventory.adjust_inventory('{A}', 1, 10)"),
+            format!(r#"atomic_inventory.decrement_inventory_many('[{{"inventory_id":"{A}","quantity":1}}]')"#),
+            format!("atomic_inventory.get_inventory('{A}')"),
+        ] {
+            assert_err(&format!("SELECT {f}"), "PT404", "NOT_FOUND");
+        }
+        // shared rows (tenant NULL) stay usable
+        call(&format!("atomic_inventory.decrement_inventory('{B}', 1)"));
+        // the owner tenant, here via a PostgREST-style JWT claim
+        Spi::run("RESET atomic_inventory.tenant_id").unwrap();
+        Spi::run(r#"SET request.jwt.claims = '{"sub":"u1","tenant_id":"store-a"}'"#).unwrap();
+        call(&format!("atomic_inventory.decrement_inventory('{A}', 1)"));
+        Spi::run("RESET request.jwt.claims").unwrap();
+        Spi::run("RESET ROLE").unwrap();
+        assert_eq!(quantity(A), "9");
+        assert_eq!(quantity(B), "9");
+    }
+
+    #[pg_test]
+    fn nested_jwt_claim_path() {
+        item(A, "10");
+        Spi::run(&format!(
+            "UPDATE atomic_inventory.items SET tenant_id = 't9' WHERE id = '{A}'"
+        ))
+        .unwrap();
+        as_app_user();
+        Spi::run("SET atomic_inventory.tenant_claim = 'app_metadata.store'").unwrap();
+        Spi::run(r#"SET request.jwt.claims = '{"app_metadata":{"store":"t9"}}'"#).unwrap();
+        call(&format!("atomic_inventory.decrement_inventory('{A}', 1)"));
+        Spi::run("SET request.jwt.claims = 'not json'").unwrap();
+        assert_err(
+            &format!("SELECT atomic_inventory.decrement_inventory('{A}', 1)"),
+            "22023",
+            "INVALID_INPUT",
+        );
+        Spi::run("RESET ROLE").unwrap();
+        assert_eq!(quantity(A), "9");
+    }
+
+    #[pg_test]
+    fn execute_is_not_granted_to_public() {
+        item(A, "10");
+        Spi::run(
+            "DO $$ BEGIN
+               IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ai_stranger') THEN
+                 CREATE ROLE ai_stranger NOLOGIN;
+               END IF;
+             END $$",
+        )
+        .unwrap();
+        Spi::run("GRANT USAGE ON SCHEMA atomic_inventory TO ai_stranger").unwrap();
+        Spi::run("SET ROLE ai_stranger").unwrap();
+        let (state, _, _) = err(&format!(
+            "SELECT atomic_inventory.decrement_inventory('{A}', 1)"
+        ));
+        assert_eq!(state, "42501");
+        let (state, _, _) = err("UPDATE atomic_inventory.items SET quantity = 0");
+        assert_eq!(state, "42501");
+        Spi::run("RESET ROLE").unwrap();
+        assert_eq!(quantity(A), "10");
+    }
+
+    #[pg_test]
+    fn every_function_pins_search_path() {
+        let unpinned = scalar(
+            "SELECT coalesce(string_agg(p.proname, ','), '')
+               FROM pg_proc p
+              WHERE p.pronamespace = 'atomic_inventory'::regnamespace
+                AND NOT coalesce(array_to_string(p.proconfig, ',') LIKE 'search_path=pg_catalog%pg_temp%', false)",
+        );
+        assert_eq!(unpinned, "");
+        let public_exec = scalar(
+            "SELECT coalesce(string_agg(p.proname, ','), '')
+               FROM pg_proc p
+              WHERE p.pronamespace = 'atomic_inventory'::regnamespace
+                AND has_function_privilege('public', p.oid, 'EXECUTE')",
+        );
+        assert_eq!(public_exec, "");
+    }
+
+    #[pg_test]
+    fn shadowing_objects_in_caller_schemas_change_nothing() {
+        item(A, "10");
+        // A hostile temp table and a public operator that would turn
+        // subtraction into addition if our SQL resolved names through them.
+        Spi::run("CREATE TEMP TABLE items (id uuid, quantity numeric)").unwrap();
+        Spi::run(
+            "CREATE FUNCTION public.evil_minus(numeric, numeric) RETURNS numeric
+             LANGUAGE sql AS 'SELECT $1 + $2'",
+        )
+        .unwrap();
+        Spi::run(
+            "CREATE OPERATOR public.- (LEFTARG = numeric, RIGHTARG = numeric, FUNCTION = public.evil_minus)",
+        )
+        .unwrap();
+        Spi::run("SET search_path = pg_temp, public, pg_catalog").unwrap();
+        call(&format!("atomic_inventory.decrement_inventory('{A}', 3)"));
+        Spi::run("RESET search_path").unwrap();
+        assert_eq!(quantity(A), "7");
+    }
+}
