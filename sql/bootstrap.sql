@@ -95,3 +95,42 @@ CREATE TRIGGER items_initial_ledger
     AFTER INSERT ON atomic_inventory.items
     REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION atomic_inventory.items_initial_ledger();
+
+CREATE TABLE atomic_inventory.batches (
+    id               uuid        PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+    status           text        NOT NULL DEFAULT 'available'
+                     CHECK (status IN ('available', 'claimed', 'in_progress', 'completed', 'cancelled')),
+    claimed_by       text,
+    claimed_at       timestamptz,
+    lease_expires_at timestamptz,
+    completed_at     timestamptz,
+    zone             text,
+    priority         integer     NOT NULL DEFAULT 0,
+    reference        text,
+    tenant_id        text,
+    created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- a claimed or started batch always has a holder; an available one never
+    CONSTRAINT batches_holder_matches_status CHECK (
+        (status IN ('claimed', 'in_progress')) = (claimed_by IS NOT NULL)
+        OR status IN ('completed', 'cancelled'))
+);
+-- claim_next_batch scans claimable batches in priority order
+CREATE INDEX batches_claimable_idx ON atomic_inventory.batches (priority DESC, created_at, id)
+    WHERE status IN ('available', 'claimed');
+CREATE INDEX batches_claimed_by_idx ON atomic_inventory.batches (claimed_by)
+    WHERE status IN ('claimed', 'in_progress');
+COMMENT ON TABLE atomic_inventory.batches IS
+    'Delivery batches handed to drivers: claim_batch / claim_next_batch give each batch to exactly one driver.';
+COMMENT ON COLUMN atomic_inventory.batches.id IS 'Batch id, passed as p_batch_id.';
+COMMENT ON COLUMN atomic_inventory.batches.status IS 'available -> claimed -> in_progress -> completed; cancelled by admins; unclaim returns to available.';
+COMMENT ON COLUMN atomic_inventory.batches.claimed_by IS 'Driver holding the batch (p_driver_id or the JWT sub).';
+COMMENT ON COLUMN atomic_inventory.batches.claimed_at IS 'When the current holder claimed it.';
+COMMENT ON COLUMN atomic_inventory.batches.lease_expires_at IS 'A claimed (not started) batch becomes claimable again after this; NULL = no lease.';
+COMMENT ON COLUMN atomic_inventory.batches.completed_at IS 'When it was completed.';
+COMMENT ON COLUMN atomic_inventory.batches.zone IS 'Optional zone/area; claim_next_batch can filter on it.';
+COMMENT ON COLUMN atomic_inventory.batches.priority IS 'Higher first in claim_next_batch; then oldest first.';
+COMMENT ON COLUMN atomic_inventory.batches.reference IS 'Your own id for the batch (route, wave).';
+COMMENT ON COLUMN atomic_inventory.batches.tenant_id IS 'Owning tenant; NULL = shared (docs/security.md).';
+COMMENT ON COLUMN atomic_inventory.batches.created_at IS 'When the batch was created.';
+COMMENT ON COLUMN atomic_inventory.batches.updated_at IS 'When its status last changed.';

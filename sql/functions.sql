@@ -117,7 +117,7 @@ BEGIN
     IF v IS NULL THEN
         RAISE EXCEPTION 'NOT_FOUND: inventory item % does not exist or is not visible to this tenant', p_inventory_id
             USING ERRCODE = 'PT404',
-                  DETAIL = pg_catalog.json_build_object('code', 'NOT_FOUND', 'inventory_ids',
+                  DETAIL = pg_catalog.json_build_object('code', 'NOT_FOUND', 'entity', 'inventory item', 'ids',
                                                         pg_catalog.json_build_array(p_inventory_id))::text;
     END IF;
     RETURN v;
@@ -156,6 +156,95 @@ $$;
 COMMENT ON FUNCTION atomic_inventory.purge_idempotency_keys(interval) IS
     'Delete idempotency keys older than p_older_than (retries after that apply again). Schedule it, e.g. with pg_cron.';
 
+-- Delivery batches (seed 003).
+
+CREATE FUNCTION atomic_inventory.claim_batch(
+    p_batch_id        uuid,
+    p_driver_id       text    DEFAULT NULL,
+    p_lease_seconds   integer DEFAULT NULL,
+    p_max_active      integer DEFAULT NULL,
+    p_lock_timeout_ms integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_claim_batch';
+COMMENT ON FUNCTION atomic_inventory.claim_batch(uuid, text, integer, integer, integer) IS
+    'Claim one batch: exactly one concurrent driver wins, the others get BATCH_UNAVAILABLE (PT409 = HTTP 409). Re-claiming a batch you hold succeeds. p_driver_id defaults to the JWT sub.';
+
+CREATE FUNCTION atomic_inventory.claim_next_batch(
+    p_driver_id       text    DEFAULT NULL,
+    p_zone            text    DEFAULT NULL,
+    p_lease_seconds   integer DEFAULT NULL,
+    p_max_active      integer DEFAULT NULL,
+    p_lock_timeout_ms integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_claim_next_batch';
+COMMENT ON FUNCTION atomic_inventory.claim_next_batch(text, text, integer, integer, integer) IS
+    'Claim the next claimable batch (highest priority, oldest first, optionally in p_zone) with SKIP LOCKED: concurrent drivers get different batches without waiting. NULL when none is left.';
+
+CREATE FUNCTION atomic_inventory.unclaim_batch(
+    p_batch_id        uuid,
+    p_driver_id       text    DEFAULT NULL,
+    p_lock_timeout_ms integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_unclaim_batch';
+COMMENT ON FUNCTION atomic_inventory.unclaim_batch(uuid, text, integer) IS
+    'Give a claimed or started batch back (available again). Holder or admin only, else BATCH_NOT_HELD (PT403).';
+
+CREATE FUNCTION atomic_inventory.start_batch(
+    p_batch_id        uuid,
+    p_driver_id       text    DEFAULT NULL,
+    p_lock_timeout_ms integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_start_batch';
+COMMENT ON FUNCTION atomic_inventory.start_batch(uuid, text, integer) IS
+    'claimed -> in_progress (the lease stops applying). Holder or admin only; repeating it succeeds.';
+
+CREATE FUNCTION atomic_inventory.complete_batch(
+    p_batch_id        uuid,
+    p_driver_id       text    DEFAULT NULL,
+    p_lock_timeout_ms integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_complete_batch';
+COMMENT ON FUNCTION atomic_inventory.complete_batch(uuid, text, integer) IS
+    'claimed or in_progress -> completed. Holder or admin only; repeating it succeeds.';
+
+CREATE FUNCTION atomic_inventory.create_batch(
+    p_zone      text    DEFAULT NULL,
+    p_priority  integer DEFAULT 0,
+    p_reference text    DEFAULT NULL,
+    p_tenant_id text    DEFAULT NULL,
+    p_id        uuid    DEFAULT NULL
+) RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+DECLARE
+    v_tenant text := COALESCE(p_tenant_id, atomic_inventory.caller_tenant());
+    v_id     uuid;
+BEGIN
+    IF v_tenant IS DISTINCT FROM atomic_inventory.caller_tenant()
+       AND NOT atomic_inventory.caller_is_admin() THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_tenant_id can only be your own tenant'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_tenant_id"}';
+    END IF;
+    INSERT INTO atomic_inventory.batches (id, zone, priority, reference, tenant_id)
+    VALUES (COALESCE(p_id, pg_catalog.gen_random_uuid()), p_zone, COALESCE(p_priority, 0), p_reference, v_tenant)
+    RETURNING id INTO v_id;
+    RETURN pg_catalog.json_build_object('success', true, 'batch_id', v_id, 'status', 'available');
+END;
+$$;
+COMMENT ON FUNCTION atomic_inventory.create_batch(text, integer, text, text, uuid) IS
+    'Create an available batch. Returns {success, batch_id, status}.';
+
 -- Grants. Nothing is callable by PUBLIC; grant_usage() opens the caller-facing
 -- functions to a role (e.g. Supabase's authenticated and service_role).
 REVOKE ALL ON ALL TABLES IN SCHEMA atomic_inventory FROM PUBLIC;
@@ -177,6 +266,11 @@ BEGIN
         'atomic_inventory.create_item(numeric, text, text, boolean, text, uuid)',
         'atomic_inventory.get_inventory(uuid)',
         'atomic_inventory.reconcile()',
+        'atomic_inventory.claim_batch(uuid, text, integer, integer, integer)',
+        'atomic_inventory.claim_next_batch(text, text, integer, integer, integer)',
+        'atomic_inventory.unclaim_batch(uuid, text, integer)',
+        'atomic_inventory.start_batch(uuid, text, integer)',
+        'atomic_inventory.complete_batch(uuid, text, integer)',
         'atomic_inventory.caller_tenant()',
         'atomic_inventory.caller_is_admin()'
     ]::regprocedure[] LOOP

@@ -19,6 +19,8 @@ use std::ffi::CStr;
 
 pub struct Caller {
     pub tenant: Option<String>,
+    /// The JWT `sub` (the end user, e.g. a driver), when PostgREST set claims.
+    pub subject: Option<String>,
     pub admin: bool,
 }
 
@@ -33,43 +35,44 @@ fn setting(name: &CStr) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
-fn claim(claims: &str, path: &str) -> Result<Option<String>> {
-    let value: serde_json::Value = serde_json::from_str(claims)
-        .map_err(|_| Error::invalid_input("request.jwt.claims", "is set but is not valid JSON"))?;
-    let mut cur = &value;
+/// Walk a dotted path (`app_metadata.tenant_id`) into the JWT claims.
+fn claim(value: &serde_json::Value, path: &str) -> Option<String> {
+    let mut cur = value;
     for part in path.split('.') {
-        match cur.get(part) {
-            Some(v) => cur = v,
-            None => return Ok(None),
-        }
+        cur = cur.get(part)?;
     }
-    Ok(match cur {
+    match cur {
         serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
         serde_json::Value::Number(n) => Some(n.to_string()),
         _ => None,
-    })
+    }
 }
 
 impl Caller {
     pub fn current() -> Result<Caller> {
-        let tenant = match setting(c"atomic_inventory.tenant_id") {
-            Some(t) => Some(t),
-            None => match setting(c"request.jwt.claims") {
-                Some(claims) => {
-                    let path = setting(c"atomic_inventory.tenant_claim")
-                        .unwrap_or_else(|| "tenant_id".to_string());
-                    claim(&claims, &path)?
-                }
-                None => None,
-            },
+        let claims: Option<serde_json::Value> = match setting(c"request.jwt.claims") {
+            Some(text) => Some(serde_json::from_str(&text).map_err(|_| {
+                Error::invalid_input("request.jwt.claims", "is set but is not valid JSON")
+            })?),
+            None => None,
         };
+        let tenant = setting(c"atomic_inventory.tenant_id").or_else(|| {
+            let path = setting(c"atomic_inventory.tenant_claim")
+                .unwrap_or_else(|| "tenant_id".to_string());
+            claims.as_ref().and_then(|c| claim(c, &path))
+        });
+        let subject = claims.as_ref().and_then(|c| claim(c, "sub"));
         // The outer user is the role the client runs as (after PostgREST's
         // SET ROLE), not the SECURITY DEFINER owner we execute as.
         let admin = unsafe {
             let outer = pg_sys::GetOuterUserId();
             pg_sys::superuser_arg(outer) || pg_sys::has_bypassrls_privilege(outer)
         };
-        Ok(Caller { tenant, admin })
+        Ok(Caller {
+            tenant,
+            subject,
+            admin,
+        })
     }
 
     /// Scope of idempotency keys: one namespace per tenant, so one tenant can

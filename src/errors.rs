@@ -30,8 +30,11 @@ pub enum Error {
     #[error("INVALID_INPUT: {field} {reason}")]
     InvalidInput { field: String, reason: String },
 
-    #[error("NOT_FOUND: {}", not_found_message(.ids))]
-    NotFound { ids: Vec<String> },
+    #[error("NOT_FOUND: {}", not_found_message(.entity, .ids))]
+    NotFound {
+        entity: &'static str,
+        ids: Vec<String>,
+    },
 
     #[error("INSUFFICIENT_INVENTORY: {}", insufficient_message(.lines))]
     Insufficient { lines: Vec<Shortfall> },
@@ -55,6 +58,19 @@ pub enum Error {
     )]
     IdempotencyConflict { key: String, first_function: String },
 
+    #[error("BATCH_UNAVAILABLE: batch {batch_id} is {status} and cannot be claimed")]
+    BatchUnavailable { batch_id: String, status: String },
+
+    #[error("BATCH_NOT_HELD: batch {batch_id} is not held by driver {driver_id} (it is {status})")]
+    BatchNotHeld {
+        batch_id: String,
+        driver_id: String,
+        status: String,
+    },
+
+    #[error("DRIVER_LIMIT_REACHED: driver {driver_id} already holds {limit} active batches")]
+    DriverLimit { driver_id: String, limit: i32 },
+
     #[error("LOCK_TIMEOUT: could not lock the inventory rows within {}", lock_wait_text(*.timeout_ms))]
     LockTimeout { timeout_ms: Option<i32> },
 
@@ -70,11 +86,11 @@ pub struct Shortfall {
     pub requested: String,
 }
 
-fn not_found_message(ids: &[String]) -> String {
+fn not_found_message(entity: &str, ids: &[String]) -> String {
     match ids {
-        [one] => format!("inventory item {one} does not exist or is not visible to this tenant"),
+        [one] => format!("{entity} {one} does not exist or is not visible to this tenant"),
         many => format!(
-            "{} inventory items do not exist or are not visible to this tenant: {}",
+            "{} {entity}s do not exist or are not visible to this tenant: {}",
             many.len(),
             many.join(", ")
         ),
@@ -127,6 +143,9 @@ impl Error {
             Error::QuantityMismatch { .. } => "QUANTITY_MISMATCH",
             Error::BelowReserved { .. } => "BELOW_RESERVED",
             Error::IdempotencyConflict { .. } => "IDEMPOTENCY_CONFLICT",
+            Error::BatchUnavailable { .. } => "BATCH_UNAVAILABLE",
+            Error::BatchNotHeld { .. } => "BATCH_NOT_HELD",
+            Error::DriverLimit { .. } => "DRIVER_LIMIT_REACHED",
             Error::LockTimeout { .. } => "LOCK_TIMEOUT",
             Error::Internal(_) => "INTERNAL",
         }
@@ -139,7 +158,10 @@ impl Error {
             Error::NotFound { .. } => b"PT404",
             Error::Insufficient { .. }
             | Error::QuantityMismatch { .. }
-            | Error::BelowReserved { .. } => b"PT409",
+            | Error::BelowReserved { .. }
+            | Error::BatchUnavailable { .. }
+            | Error::DriverLimit { .. } => b"PT409",
+            Error::BatchNotHeld { .. } => b"PT403",
             Error::IdempotencyConflict { .. } => b"PT422",
             Error::LockTimeout { .. } => b"PT503",
             Error::Internal(_) => b"XX000",
@@ -160,8 +182,9 @@ impl Error {
             Error::InvalidInput { field, .. } => {
                 m.insert("field".into(), json!(field));
             }
-            Error::NotFound { ids } => {
-                m.insert("inventory_ids".into(), json!(ids));
+            Error::NotFound { entity, ids } => {
+                m.insert("entity".into(), json!(entity));
+                m.insert("ids".into(), json!(ids));
             }
             Error::Insufficient { lines } => {
                 let lines: Vec<Value> = lines
@@ -197,6 +220,23 @@ impl Error {
                 m.insert("idempotency_key".into(), json!(key));
                 m.insert("first_function".into(), json!(first_function));
             }
+            Error::BatchUnavailable { batch_id, status } => {
+                m.insert("batch_id".into(), json!(batch_id));
+                m.insert("status".into(), json!(status));
+            }
+            Error::BatchNotHeld {
+                batch_id,
+                driver_id,
+                status,
+            } => {
+                m.insert("batch_id".into(), json!(batch_id));
+                m.insert("driver_id".into(), json!(driver_id));
+                m.insert("status".into(), json!(status));
+            }
+            Error::DriverLimit { driver_id, limit } => {
+                m.insert("driver_id".into(), json!(driver_id));
+                m.insert("limit".into(), json!(limit));
+            }
             Error::LockTimeout { timeout_ms } => {
                 m.insert("lock_timeout_ms".into(), json!(timeout_ms));
             }
@@ -225,6 +265,15 @@ impl Error {
             }
             Error::IdempotencyConflict { .. } => {
                 "Use a new idempotency key for a different request."
+            }
+            Error::BatchUnavailable { .. } => {
+                "Another driver holds this batch (or it is finished). Pick another one, e.g. with claim_next_batch."
+            }
+            Error::BatchNotHeld { .. } => {
+                "Only the driver holding a batch (or an admin) can unclaim, start or complete it."
+            }
+            Error::DriverLimit { .. } => {
+                "Complete or unclaim a batch first."
             }
             Error::LockTimeout { .. } => {
                 "Nothing was changed. The item is busy; retry shortly (with the same idempotency key)."

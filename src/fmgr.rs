@@ -2,7 +2,7 @@
 //!
 //! Every public function is declared by hand in `sql/functions.sql` (named `p_`
 //! arguments, defaults, SECURITY DEFINER, pinned search_path) and implemented by
-//! a Rust body `fn(&Args) -> Result<String>` that returns a JSON text.
+//! a Rust body `fn(&Args) -> Result<impl Reply>` that returns a JSON text (or SQL NULL).
 //! `entry_point!` wraps the body in pgrx's guard (Postgres errors raised inside
 //! keep their SQLSTATE, Rust panics become ERRORs) and raises our typed errors
 //! afterwards, outside the guard, so their custom SQLSTATEs survive (errors.rs).
@@ -29,6 +29,10 @@ impl Args {
 
     pub fn numeric(&self, n: usize) -> Option<AnyNumeric> {
         self.get::<AnyNumeric>(n)
+    }
+
+    pub fn int(&self, n: usize) -> Option<i32> {
+        self.get::<i32>(n)
     }
 
     pub fn bool_or(&self, n: usize, default: bool) -> bool {
@@ -76,15 +80,30 @@ impl Args {
     }
 }
 
-/// A JSON text as a `json` Datum: json's on-disk form is exactly a text varlena.
-pub fn json_datum(json: String) -> pg_sys::Datum {
-    use pgrx::IntoDatum;
-    json.into_datum()
-        .expect("a String always converts to a text datum")
+/// What a body returns: a JSON text, or (`None`) SQL NULL.
+pub trait Reply {
+    fn into_datum(self, fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum;
+}
+
+impl Reply for String {
+    /// json's on-disk form is exactly a text varlena.
+    fn into_datum(self, _fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+        pgrx::IntoDatum::into_datum(self).expect("a String always converts to a text datum")
+    }
+}
+
+impl Reply for Option<String> {
+    fn into_datum(self, fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+        match self {
+            Some(json) => Reply::into_datum(json, fcinfo),
+            // SAFETY: fcinfo is this call's, owned by fmgr.
+            None => unsafe { pgrx::fcinfo::pg_return_null(fcinfo) },
+        }
+    }
 }
 
 /// Declares `#[no_mangle] extern "C-unwind" fn $symbol(fcinfo)` and its
-/// `pg_finfo_` record, running `$body(&Args) -> Result<String>`.
+/// `pg_finfo_` record, running `$body(&Args) -> Result<impl Reply>`.
 macro_rules! entry_point {
     ($symbol:ident, $finfo:ident, $body:path) => {
         #[unsafe(no_mangle)]
@@ -105,7 +124,7 @@ macro_rules! entry_point {
             let outcome: ::std::result::Result<::pgrx::pg_sys::Datum, $crate::errors::Raise> = unsafe {
                 ::pgrx::pg_sys::submodules::panic::pgrx_extern_c_guard(|| {
                     match $body(&$crate::fmgr::Args(fcinfo)) {
-                        Ok(json) => Ok($crate::fmgr::json_datum(json)),
+                        Ok(reply) => Ok($crate::fmgr::Reply::into_datum(reply, fcinfo)),
                         Err(e) => Err($crate::errors::Raise::from(e)),
                     }
                 })

@@ -1,6 +1,7 @@
 //! atomic_inventory: row-locked, atomic inventory operations for PostgreSQL.
 //!
-//! Layout: `stock` (decrement, increment, adjust), `idempotency`, `context`
+//! Layout: `stock` (decrement, increment, adjust), `batches` (claim, claim
+//! next, unclaim, start, complete), `idempotency`, `context`
 //! (caller's tenant), `validate` (inputs), `errors` (the one error type and its
 //! SQLSTATEs), `fmgr` (raw entry points), `spi` (kept plans, lock timeouts).
 //! SQL declarations live in `sql/`: tables in bootstrap.sql, functions and
@@ -8,6 +9,7 @@
 
 ::pgrx::pg_module_magic!(name, version);
 
+mod batches;
 mod context;
 mod errors;
 mod fmgr;
@@ -20,7 +22,11 @@ pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap)
 pgrx::extension_sql_file!("../sql/functions.sql", name = "functions", finalize);
 
 #[cfg(any(test, feature = "pg_test"))]
+mod test_support;
+#[cfg(any(test, feature = "pg_test"))]
 mod tests;
+#[cfg(any(test, feature = "pg_test"))]
+mod tests_batches;
 
 /// Required by `cargo pgrx test`.
 #[cfg(test)]

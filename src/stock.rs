@@ -237,6 +237,7 @@ fn decrement_one(
     )?;
     if state.is_empty() {
         return Err(Error::NotFound {
+            entity: "inventory item",
             ids: vec![id.to_string()],
         });
     }
@@ -328,7 +329,10 @@ fn decrement_many(args: &Args) -> Result<String> {
                 missing.sort();
                 missing.dedup();
                 if !missing.is_empty() {
-                    return Err(Error::NotFound { ids: missing });
+                    return Err(Error::NotFound {
+                        entity: "inventory item",
+                        ids: missing,
+                    });
                 }
                 if !short.is_empty() {
                     return Err(Error::Insufficient { lines: short });
@@ -381,6 +385,7 @@ fn increment(args: &Args) -> Result<String> {
                 )?;
                 if done.is_empty() {
                     return Err(Error::NotFound {
+                        entity: "inventory item",
                         ids: vec![id.to_string()],
                     });
                 }
@@ -433,6 +438,7 @@ fn adjust(args: &Args) -> Result<String> {
                 )?;
                 if state.is_empty() {
                     return Err(Error::NotFound {
+                        entity: "inventory item",
                         ids: vec![id.to_string()],
                     });
                 }

@@ -5,82 +5,8 @@
 #[pgrx::pg_schema]
 mod tests {
     use pgrx::prelude::*;
-    use serde_json::Value;
 
-    const A: &str = "00000000-0000-0000-0000-00000000000a";
-    const B: &str = "00000000-0000-0000-0000-00000000000b";
-    const MISSING: &str = "00000000-0000-0000-0000-0000000000ff";
-
-    fn item(id: &str, qty: &str) {
-        Spi::run(&format!(
-            "INSERT INTO atomic_inventory.items (id, sku, quantity) VALUES ('{id}', 'sku-{id}', {qty})"
-        ))
-        .unwrap();
-    }
-
-    fn call(sql: &str) -> Value {
-        let text = Spi::get_one::<String>(&format!("SELECT ({sql})::text"))
-            .unwrap()
-            .expect("function returned NULL");
-        serde_json::from_str(&text).unwrap()
-    }
-
-    fn quantity(id: &str) -> String {
-        Spi::get_one::<String>(&format!(
-            "SELECT quantity::text FROM atomic_inventory.items WHERE id = '{id}'"
-        ))
-        .unwrap()
-        .unwrap()
-    }
-
-    fn scalar(sql: &str) -> String {
-        Spi::get_one::<String>(sql).unwrap().unwrap_or_default()
-    }
-
-    /// Run `sql` and return (SQLSTATE, message, detail JSON) of the error it
-    /// raises. PL/pgSQL catches it in a subtransaction, so the custom PTxyz
-    /// SQLSTATE is seen exactly as a client would see it.
-    fn err(sql: &str) -> (String, String, Value) {
-        Spi::run(
-            "CREATE OR REPLACE FUNCTION pg_temp.err_of(p_sql text, OUT state text, OUT msg text, OUT detail text)
-             LANGUAGE plpgsql AS $$
-             BEGIN
-                 EXECUTE p_sql;
-                 state := 'none';
-             EXCEPTION WHEN OTHERS THEN
-                 GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL;
-             END $$",
-        )
-        .unwrap();
-        let quoted = sql.replace('\'', "''");
-        let row = Spi::get_three::<String, String, String>(&format!(
-            "SELECT state, msg, detail FROM pg_temp.err_of('{quoted}')"
-        ))
-        .unwrap();
-        let state = row.0.unwrap_or_default();
-        assert_ne!(state, "none", "expected an error from: {sql}");
-        let detail = row
-            .2
-            .and_then(|d| serde_json::from_str(&d).ok())
-            .unwrap_or(Value::Null);
-        (state, row.1.unwrap_or_default(), detail)
-    }
-
-    fn assert_err(sql: &str, state: &str, code: &str) -> (String, Value) {
-        let (s, msg, detail) = err(sql);
-        assert_eq!(s, state, "SQLSTATE of {sql}: {msg}");
-        assert!(msg.starts_with(code), "message of {sql} should start with {code}: {msg}");
-        assert_eq!(detail["code"], code, "detail code of {sql}");
-        (msg, detail)
-    }
-
-    fn ledger_rows(id: &str) -> i64 {
-        Spi::get_one::<i64>(&format!(
-            "SELECT count(*) FROM atomic_inventory.ledger WHERE inventory_id = '{id}'"
-        ))
-        .unwrap()
-        .unwrap()
-    }
+    use crate::test_support::*;
 
     // ---------- decrement_inventory ----------
 
@@ -98,7 +24,10 @@ mod tests {
         assert_eq!(quantity(A), "6.52");
         // initial + decrement, and the ledger explains the quantity
         assert_eq!(ledger_rows(A), 2);
-        assert_eq!(scalar("SELECT count(*)::text FROM atomic_inventory.reconcile()"), "0");
+        assert_eq!(
+            scalar("SELECT count(*)::text FROM atomic_inventory.reconcile()"),
+            "0"
+        );
     }
 
     #[pg_test]
@@ -139,7 +68,7 @@ mod tests {
             "PT404",
             "NOT_FOUND",
         );
-        assert_eq!(d["inventory_ids"][0], MISSING);
+        assert_eq!(d["ids"][0], MISSING);
     }
 
     #[pg_test]
@@ -239,7 +168,9 @@ mod tests {
     #[pg_test]
     fn idempotent_retry_applies_once_and_replays_the_first_result() {
         item(A, "10");
-        let sql = format!("atomic_inventory.decrement_inventory('{A}', 4, p_idempotency_key => 'order-1')");
+        let sql = format!(
+            "atomic_inventory.decrement_inventory('{A}', 4, p_idempotency_key => 'order-1')"
+        );
         let first = call(&sql);
         let second = call(&sql);
         assert_eq!(first, second);
@@ -260,14 +191,18 @@ mod tests {
             "atomic_inventory.decrement_inventory('{A}', 4, p_idempotency_key => 'k')"
         ));
         let (_, d) = assert_err(
-            &format!("SELECT atomic_inventory.decrement_inventory('{A}', 5, p_idempotency_key => 'k')"),
+            &format!(
+                "SELECT atomic_inventory.decrement_inventory('{A}', 5, p_idempotency_key => 'k')"
+            ),
             "PT422",
             "IDEMPOTENCY_CONFLICT",
         );
         assert_eq!(d["first_function"], "decrement_inventory");
         // and across functions
         assert_err(
-            &format!("SELECT atomic_inventory.increment_inventory('{A}', 4, p_idempotency_key => 'k')"),
+            &format!(
+                "SELECT atomic_inventory.increment_inventory('{A}', 4, p_idempotency_key => 'k')"
+            ),
             "PT422",
             "IDEMPOTENCY_CONFLICT",
         );
@@ -278,7 +213,9 @@ mod tests {
     fn failed_call_does_not_burn_its_key() {
         item(A, "2");
         assert_err(
-            &format!("SELECT atomic_inventory.decrement_inventory('{A}', 5, p_idempotency_key => 'k2')"),
+            &format!(
+                "SELECT atomic_inventory.decrement_inventory('{A}', 5, p_idempotency_key => 'k2')"
+            ),
             "PT409",
             "INSUFFICIENT_INVENTORY",
         );
@@ -295,8 +232,10 @@ mod tests {
         call(&format!(
             "atomic_inventory.decrement_inventory('{A}', 1, p_idempotency_key => 'old')"
         ));
-        Spi::run("UPDATE atomic_inventory.idempotency_keys SET created_at = now() - interval '2 days'")
-            .unwrap();
+        Spi::run(
+            "UPDATE atomic_inventory.idempotency_keys SET created_at = now() - interval '2 days'",
+        )
+        .unwrap();
         assert_eq!(
             scalar("SELECT atomic_inventory.purge_idempotency_keys()::text"),
             "1"
@@ -351,7 +290,7 @@ mod tests {
             "PT404",
             "NOT_FOUND",
         );
-        assert_eq!(d["inventory_ids"], serde_json::json!([MISSING]));
+        assert_eq!(d["ids"], serde_json::json!([MISSING]));
         assert_eq!(quantity(A), "10");
     }
 
@@ -457,13 +396,18 @@ mod tests {
         ));
         assert_eq!(r["delta"].to_string(), "-3");
         let (_, d) = assert_err(
-            &format!("SELECT atomic_inventory.adjust_inventory('{A}', 20, p_expected_quantity => 10)"),
+            &format!(
+                "SELECT atomic_inventory.adjust_inventory('{A}', 20, p_expected_quantity => 10)"
+            ),
             "PT409",
             "QUANTITY_MISMATCH",
         );
         assert_eq!(d["actual"], "7");
         assert_eq!(quantity(A), "7");
-        assert_eq!(scalar("SELECT count(*)::text FROM atomic_inventory.reconcile()"), "0");
+        assert_eq!(
+            scalar("SELECT count(*)::text FROM atomic_inventory.reconcile()"),
+            "0"
+        );
     }
 
     #[pg_test]
@@ -478,7 +422,9 @@ mod tests {
             "atomic_inventory.adjust_inventory('{A}', 3, p_force => true)"
         ));
         assert_eq!(r["new_quantity"].to_string(), "3");
-        call(&format!("atomic_inventory.adjust_inventory('{A}', 0, p_force => true)"));
+        call(&format!(
+            "atomic_inventory.adjust_inventory('{A}', 0, p_force => true)"
+        ));
         assert_eq!(quantity(A), "0");
     }
 
@@ -538,7 +484,10 @@ mod tests {
         item(A, "10");
         item(B, "10");
         call(&format!("atomic_inventory.decrement_inventory('{A}', 1)"));
-        assert_eq!(scalar("SELECT count(*)::text FROM atomic_inventory.reconcile()"), "0");
+        assert_eq!(
+            scalar("SELECT count(*)::text FROM atomic_inventory.reconcile()"),
+            "0"
+        );
         Spi::run(&format!(
             "UPDATE atomic_inventory.items SET quantity = 99 WHERE id = '{B}'"
         ))
@@ -552,7 +501,12 @@ mod tests {
     #[pg_test]
     fn table_constraints_backstop_the_functions() {
         item(A, "1");
-        for bad in ["quantity = -1", "quantity = 'NaN'", "reserved = 2", "reserved = -1"] {
+        for bad in [
+            "quantity = -1",
+            "quantity = 'NaN'",
+            "reserved = 2",
+            "reserved = -1",
+        ] {
             let (state, _, _) = err(&format!(
                 "UPDATE atomic_inventory.items SET {bad} WHERE id = '{A}'"
             ));
@@ -561,19 +515,6 @@ mod tests {
     }
 
     // ---------- tenants and security ----------
-
-    fn as_app_user() {
-        Spi::run(
-            "DO $$ BEGIN
-               IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ai_app') THEN
-                 CREATE ROLE ai_app NOLOGIN;
-               END IF;
-             END $$",
-        )
-        .unwrap();
-        Spi::run("SELECT atomic_inventory.grant_usage('ai_app')").unwrap();
-        Spi::run("SET ROLE ai_app").unwrap();
-    }
 
     #[pg_test]
     fn tenants_only_touch_their_own_rows() {
@@ -589,7 +530,9 @@ mod tests {
             format!("atomic_inventory.decrement_inventory('{A}', 1)"),
             format!("atomic_inventory.increment_inventory('{A}', 1)"),
             format!("atomic_inventory.adjust_inventory('{A}', 1, 10)"),
-            format!(r#"atomic_inventory.decrement_inventory_many('[{{"inventory_id":"{A}","quantity":1}}]')"#),
+            format!(
+                r#"atomic_inventory.decrement_inventory_many('[{{"inventory_id":"{A}","quantity":1}}]')"#
+            ),
             format!("atomic_inventory.get_inventory('{A}')"),
         ] {
             assert_err(&format!("SELECT {f}"), "PT404", "NOT_FOUND");

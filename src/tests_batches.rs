@@ -1,0 +1,277 @@
+//! `#[pg_test]`s for delivery batches. The races themselves (many drivers at
+//! once) are in pg_test/isolation and pg_test/stress.py.
+
+#[pgrx::pg_schema]
+mod tests {
+    use crate::test_support::*;
+    use pgrx::prelude::*;
+
+    const BATCH: &str = "00000000-0000-0000-0000-0000000000b1";
+    const BATCH2: &str = "00000000-0000-0000-0000-0000000000b2";
+
+    fn batch(id: &str) {
+        call(&format!(
+            "atomic_inventory.create_batch(p_id => '{id}', p_zone => 'north')"
+        ));
+    }
+
+    fn status(id: &str) -> String {
+        scalar(&format!(
+            "SELECT status || ':' || coalesce(claimed_by, '-') FROM atomic_inventory.batches WHERE id = '{id}'"
+        ))
+    }
+
+    #[pg_test]
+    fn claim_then_other_driver_gets_409() {
+        batch(BATCH);
+        let r = call(&format!(
+            "atomic_inventory.claim_batch(p_batch_id => '{BATCH}', p_driver_id => 'driver-a')"
+        ));
+        assert_eq!(r["success"], true);
+        assert_eq!(r["status"], "claimed");
+        assert_eq!(r["claimed_by"], "driver-a");
+        let (_, d) = assert_err(
+            &format!("SELECT atomic_inventory.claim_batch('{BATCH}', 'driver-b')"),
+            "PT409",
+            "BATCH_UNAVAILABLE",
+        );
+        assert_eq!(d["status"], "claimed");
+        assert_eq!(status(BATCH), "claimed:driver-a");
+    }
+
+    #[pg_test]
+    fn reclaiming_your_own_batch_is_idempotent() {
+        batch(BATCH);
+        let first = call(&format!(
+            "atomic_inventory.claim_batch('{BATCH}', 'driver-a')"
+        ));
+        let again = call(&format!(
+            "atomic_inventory.claim_batch('{BATCH}', 'driver-a')"
+        ));
+        assert_eq!(first["claimed_at"], again["claimed_at"]);
+        assert_eq!(status(BATCH), "claimed:driver-a");
+    }
+
+    #[pg_test]
+    fn claim_errors() {
+        assert_err(
+            &format!("SELECT atomic_inventory.claim_batch('{MISSING}', 'd')"),
+            "PT404",
+            "NOT_FOUND",
+        );
+        batch(BATCH);
+        for (args, field) in [
+            ("NULL, 'd'", "p_batch_id"),
+            (&format!("'{BATCH}', NULL") as &str, "p_driver_id"),
+            (&format!("'{BATCH}', ''"), "p_driver_id"),
+            (
+                &format!("'{BATCH}', 'd', p_lease_seconds => 0"),
+                "p_lease_seconds",
+            ),
+            (
+                &format!("'{BATCH}', 'd', p_max_active => 0"),
+                "p_max_active",
+            ),
+            (
+                &format!("'{BATCH}', 'd', p_lock_timeout_ms => 0"),
+                "p_lock_timeout_ms",
+            ),
+        ] {
+            let (_, d) = assert_err(
+                &format!("SELECT atomic_inventory.claim_batch({args})"),
+                "22023",
+                "INVALID_INPUT",
+            );
+            assert_eq!(d["field"], field, "{args}");
+        }
+        call(&format!("atomic_inventory.claim_batch('{BATCH}', 'a')"));
+        call(&format!("atomic_inventory.complete_batch('{BATCH}', 'a')"));
+        let (_, d) = assert_err(
+            &format!("SELECT atomic_inventory.claim_batch('{BATCH}', 'b')"),
+            "PT409",
+            "BATCH_UNAVAILABLE",
+        );
+        assert_eq!(d["status"], "completed");
+    }
+
+    #[pg_test]
+    fn lapsed_lease_makes_batch_claimable_again() {
+        batch(BATCH);
+        call(&format!(
+            "atomic_inventory.claim_batch('{BATCH}', 'driver-a', p_lease_seconds => 60)"
+        ));
+        assert_err(
+            &format!("SELECT atomic_inventory.claim_batch('{BATCH}', 'driver-b')"),
+            "PT409",
+            "BATCH_UNAVAILABLE",
+        );
+        Spi::run(&format!(
+            "UPDATE atomic_inventory.batches SET lease_expires_at = now() - interval '1 second' WHERE id = '{BATCH}'"
+        ))
+        .unwrap();
+        call(&format!(
+            "atomic_inventory.claim_batch('{BATCH}', 'driver-b')"
+        ));
+        assert_eq!(status(BATCH), "claimed:driver-b");
+        // the old holder lost it (checked as a non-admin role)
+        as_app_user();
+        assert_err(
+            &format!("SELECT atomic_inventory.complete_batch('{BATCH}', 'driver-a')"),
+            "PT403",
+            "BATCH_NOT_HELD",
+        );
+        Spi::run("RESET ROLE").unwrap();
+    }
+
+    #[pg_test]
+    fn driver_limit_is_enforced() {
+        batch(BATCH);
+        batch(BATCH2);
+        call(&format!(
+            "atomic_inventory.claim_batch('{BATCH}', 'driver-a', p_max_active => 1)"
+        ));
+        let (_, d) = assert_err(
+            &format!(
+                "SELECT atomic_inventory.claim_batch('{BATCH2}', 'driver-a', p_max_active => 1)"
+            ),
+            "PT409",
+            "DRIVER_LIMIT_REACHED",
+        );
+        assert_eq!(d["limit"], 1);
+        assert_err(
+            "SELECT atomic_inventory.claim_next_batch('driver-a', p_max_active => 1)",
+            "PT409",
+            "DRIVER_LIMIT_REACHED",
+        );
+        // re-claiming the one you hold is not over the limit
+        call(&format!(
+            "atomic_inventory.claim_batch('{BATCH}', 'driver-a', p_max_active => 1)"
+        ));
+        call(&format!(
+            "atomic_inventory.complete_batch('{BATCH}', 'driver-a')"
+        ));
+        call(&format!(
+            "atomic_inventory.claim_batch('{BATCH2}', 'driver-a', p_max_active => 1)"
+        ));
+    }
+
+    #[pg_test]
+    fn claim_next_hands_out_by_priority_then_returns_null() {
+        batch(BATCH);
+        call(&format!(
+            "atomic_inventory.create_batch(p_id => '{BATCH2}', p_zone => 'south', p_priority => 5)"
+        ));
+        let first = call("atomic_inventory.claim_next_batch('d1')");
+        assert_eq!(first["batch_id"], BATCH2);
+        let second =
+            call("atomic_inventory.claim_next_batch(p_driver_id => 'd2', p_zone => 'north')");
+        assert_eq!(second["batch_id"], BATCH);
+        let none =
+            Spi::get_one::<String>("SELECT atomic_inventory.claim_next_batch('d3')::text").unwrap();
+        assert_eq!(none, None);
+    }
+
+    #[pg_test]
+    fn claim_next_respects_zone_filter() {
+        batch(BATCH);
+        let none = Spi::get_one::<String>(
+            "SELECT atomic_inventory.claim_next_batch('d1', p_zone => 'east')::text",
+        )
+        .unwrap();
+        assert_eq!(none, None);
+        assert_eq!(status(BATCH), "available:-");
+    }
+
+    #[pg_test]
+    fn lifecycle_and_ownership() {
+        batch(BATCH);
+        as_app_user(); // not an admin: ownership applies
+        call(&format!("atomic_inventory.claim_batch('{BATCH}', 'a')"));
+        for f in ["start_batch", "complete_batch", "unclaim_batch"] {
+            assert_err(
+                &format!("SELECT atomic_inventory.{f}('{BATCH}', 'intruder')"),
+                "PT403",
+                "BATCH_NOT_HELD",
+            );
+        }
+        let r = call(&format!("atomic_inventory.start_batch('{BATCH}', 'a')"));
+        assert_eq!(r["status"], "in_progress");
+        call(&format!("atomic_inventory.start_batch('{BATCH}', 'a')"));
+        let r = call(&format!("atomic_inventory.complete_batch('{BATCH}', 'a')"));
+        assert_eq!(r["status"], "completed");
+        // repeating complete is a success, unclaiming a completed batch is not
+        call(&format!("atomic_inventory.complete_batch('{BATCH}', 'a')"));
+        assert_err(
+            &format!("SELECT atomic_inventory.unclaim_batch('{BATCH}', 'a')"),
+            "PT403",
+            "BATCH_NOT_HELD",
+        );
+        assert_err(
+            &format!("SELECT atomic_inventory.complete_batch('{MISSING}', 'a')"),
+            "PT404",
+            "NOT_FOUND",
+        );
+        Spi::run("RESET ROLE").unwrap();
+        assert_eq!(status(BATCH), "completed:a");
+    }
+
+    #[pg_test]
+    fn unclaim_returns_batch_to_the_pool() {
+        batch(BATCH);
+        call(&format!("atomic_inventory.claim_batch('{BATCH}', 'a')"));
+        let r = call(&format!("atomic_inventory.unclaim_batch('{BATCH}', 'a')"));
+        assert_eq!(r["status"], "available");
+        assert_eq!(status(BATCH), "available:-");
+        call(&format!("atomic_inventory.claim_batch('{BATCH}', 'b')"));
+        assert_eq!(status(BATCH), "claimed:b");
+    }
+
+    #[pg_test]
+    fn jwt_sub_is_the_driver_and_cannot_be_spoofed() {
+        batch(BATCH);
+        as_app_user();
+        Spi::run(r#"SET request.jwt.claims = '{"sub":"driver-7"}'"#).unwrap();
+        let r = call(&format!(
+            "atomic_inventory.claim_batch(p_batch_id => '{BATCH}')"
+        ));
+        assert_eq!(r["claimed_by"], "driver-7");
+        let (_, d) = assert_err(
+            &format!("SELECT atomic_inventory.complete_batch('{BATCH}', 'driver-8')"),
+            "22023",
+            "INVALID_INPUT",
+        );
+        assert_eq!(d["field"], "p_driver_id");
+        call(&format!("atomic_inventory.complete_batch('{BATCH}')"));
+        Spi::run("RESET request.jwt.claims").unwrap();
+        Spi::run("RESET ROLE").unwrap();
+        assert_eq!(status(BATCH), "completed:driver-7");
+    }
+
+    #[pg_test]
+    fn admin_may_unclaim_any_batch_and_tenants_are_isolated() {
+        batch(BATCH);
+        call(&format!("atomic_inventory.claim_batch('{BATCH}', 'a')"));
+        // we run as superuser = admin
+        call(&format!(
+            "atomic_inventory.unclaim_batch('{BATCH}', 'ops-admin')"
+        ));
+        assert_eq!(status(BATCH), "available:-");
+        Spi::run(&format!(
+            "UPDATE atomic_inventory.batches SET tenant_id = 'fleet-1' WHERE id = '{BATCH}'"
+        ))
+        .unwrap();
+        as_app_user();
+        Spi::run("SET atomic_inventory.tenant_id = 'fleet-2'").unwrap();
+        assert_err(
+            &format!("SELECT atomic_inventory.claim_batch('{BATCH}', 'd')"),
+            "PT404",
+            "NOT_FOUND",
+        );
+        let none =
+            Spi::get_one::<String>("SELECT atomic_inventory.claim_next_batch('d')::text").unwrap();
+        assert_eq!(none, None);
+        Spi::run("RESET atomic_inventory.tenant_id").unwrap();
+        Spi::run("RESET ROLE").unwrap();
+        assert_eq!(status(BATCH), "available:-");
+    }
+}
