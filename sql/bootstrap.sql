@@ -34,7 +34,7 @@ CREATE TABLE atomic_inventory.ledger (
     delta           numeric     NOT NULL,
     quantity_after  numeric     NOT NULL,
     kind            text        NOT NULL
-                    CHECK (kind IN ('initial', 'decrement', 'increment', 'adjust')),
+                    CHECK (kind IN ('initial', 'decrement', 'increment', 'adjust', 'commit')),
     reason          text,
     reference       text,
     idempotency_key text,
@@ -51,7 +51,7 @@ COMMENT ON COLUMN atomic_inventory.ledger.id IS 'Movement number, increasing in 
 COMMENT ON COLUMN atomic_inventory.ledger.inventory_id IS 'The item moved.';
 COMMENT ON COLUMN atomic_inventory.ledger.delta IS 'Signed change of quantity (negative for decrements).';
 COMMENT ON COLUMN atomic_inventory.ledger.quantity_after IS 'The item''s quantity right after this movement.';
-COMMENT ON COLUMN atomic_inventory.ledger.kind IS 'initial (item created), decrement, increment (restock) or adjust (set by compare-and-set).';
+COMMENT ON COLUMN atomic_inventory.ledger.kind IS 'initial (item created), decrement, increment (restock), adjust (set by compare-and-set) or commit (a reservation turned into a sale; reference = reservation id).';
 COMMENT ON COLUMN atomic_inventory.ledger.reason IS 'Caller-given reason (p_reason).';
 COMMENT ON COLUMN atomic_inventory.ledger.reference IS 'Caller-given reference such as an order or sale id (p_reference).';
 COMMENT ON COLUMN atomic_inventory.ledger.idempotency_key IS 'The idempotency key of the call that made this movement, if any.';
@@ -134,3 +134,49 @@ COMMENT ON COLUMN atomic_inventory.batches.reference IS 'Your own id for the bat
 COMMENT ON COLUMN atomic_inventory.batches.tenant_id IS 'Owning tenant; NULL = shared (docs/security.md).';
 COMMENT ON COLUMN atomic_inventory.batches.created_at IS 'When the batch was created.';
 COMMENT ON COLUMN atomic_inventory.batches.updated_at IS 'When its status last changed.';
+
+CREATE TABLE atomic_inventory.reservations (
+    id              uuid        PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+    status          text        NOT NULL DEFAULT 'active'
+                    CHECK (status IN ('active', 'committed', 'released', 'expired')),
+    reference       text,
+    tenant_id       text,
+    expires_at      timestamptz NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+-- the sweep finds due reservations without scanning finished ones
+CREATE INDEX reservations_due_idx ON atomic_inventory.reservations (expires_at)
+    WHERE status = 'active';
+COMMENT ON TABLE atomic_inventory.reservations IS
+    'Inventory holds (carts, pending orders): reserve_inventory creates them, commit_reservation turns them into sales, release_reservation and expiry give the units back.';
+COMMENT ON COLUMN atomic_inventory.reservations.id IS 'Reservation id, passed as p_reservation_id.';
+COMMENT ON COLUMN atomic_inventory.reservations.status IS 'active while any line is held; then committed (any line committed), released or expired.';
+COMMENT ON COLUMN atomic_inventory.reservations.reference IS 'Caller''s order or cart id (p_reference).';
+COMMENT ON COLUMN atomic_inventory.reservations.tenant_id IS 'Tenant of the caller who reserved; NULL = shared.';
+COMMENT ON COLUMN atomic_inventory.reservations.expires_at IS 'After this the hold lapses: commit is refused and the sweep releases it.';
+COMMENT ON COLUMN atomic_inventory.reservations.created_at IS 'When it was reserved.';
+COMMENT ON COLUMN atomic_inventory.reservations.updated_at IS 'When its status or expiry last changed.';
+
+CREATE TABLE atomic_inventory.reservation_lines (
+    reservation_id  uuid        NOT NULL REFERENCES atomic_inventory.reservations (id) ON DELETE CASCADE,
+    -- RESTRICT: an item with open or past reservation lines can't vanish under them
+    inventory_id    uuid        NOT NULL REFERENCES atomic_inventory.items (id),
+    quantity        numeric     NOT NULL CHECK (quantity > 0 AND quantity < 'Infinity'),
+    tracked         boolean     NOT NULL,
+    status          text        NOT NULL DEFAULT 'active'
+                    CHECK (status IN ('active', 'committed', 'released', 'expired')),
+    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (reservation_id, inventory_id)
+);
+-- reconcile: reserved = sum of active tracked lines per item
+CREATE INDEX reservation_lines_active_idx ON atomic_inventory.reservation_lines (inventory_id)
+    WHERE status = 'active';
+COMMENT ON TABLE atomic_inventory.reservation_lines IS
+    'One held item per reservation (lines naming the same item are merged).';
+COMMENT ON COLUMN atomic_inventory.reservation_lines.reservation_id IS 'The reservation.';
+COMMENT ON COLUMN atomic_inventory.reservation_lines.inventory_id IS 'The held item.';
+COMMENT ON COLUMN atomic_inventory.reservation_lines.quantity IS 'Units held.';
+COMMENT ON COLUMN atomic_inventory.reservation_lines.tracked IS 'Whether the item tracked inventory when reserved; untracked lines never touch items.reserved.';
+COMMENT ON COLUMN atomic_inventory.reservation_lines.status IS 'active, committed, released or expired; lines can finish separately (partial commit/release).';
+COMMENT ON COLUMN atomic_inventory.reservation_lines.updated_at IS 'When the line''s status last changed.';

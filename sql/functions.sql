@@ -127,22 +127,29 @@ COMMENT ON FUNCTION atomic_inventory.get_inventory(uuid) IS
     'One item''s quantity, reserved and available as JSON (NOT_FOUND, PT404, if it does not exist for this caller).';
 
 CREATE FUNCTION atomic_inventory.reconcile()
-RETURNS TABLE (inventory_id uuid, quantity numeric, ledger_sum numeric, drift numeric)
+RETURNS TABLE (inventory_id uuid, quantity numeric, ledger_sum numeric, drift numeric,
+               reserved numeric, reserved_by_lines numeric, reserved_drift numeric)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS $$
-    SELECT i.id, i.quantity, COALESCE(l.total, 0), i.quantity - COALESCE(l.total, 0)
+    SELECT i.id, i.quantity, COALESCE(l.total, 0), i.quantity - COALESCE(l.total, 0),
+           i.reserved, COALESCE(h.held, 0), i.reserved - COALESCE(h.held, 0)
       FROM atomic_inventory.items AS i
       LEFT JOIN (SELECT g.inventory_id, pg_catalog.sum(g.delta) AS total
                    FROM atomic_inventory.ledger AS g GROUP BY g.inventory_id) AS l
              ON l.inventory_id = i.id
-     WHERE i.quantity IS DISTINCT FROM COALESCE(l.total, 0)
+      LEFT JOIN (SELECT x.inventory_id, pg_catalog.sum(x.quantity) AS held
+                   FROM atomic_inventory.reservation_lines AS x
+                  WHERE x.status = 'active' AND x.tracked GROUP BY x.inventory_id) AS h
+             ON h.inventory_id = i.id
+     WHERE (i.quantity IS DISTINCT FROM COALESCE(l.total, 0)
+            OR i.reserved IS DISTINCT FROM COALESCE(h.held, 0))
        AND (i.tenant_id IS NULL OR i.tenant_id = atomic_inventory.caller_tenant()
             OR atomic_inventory.caller_is_admin())
      ORDER BY i.id;
 $$;
 COMMENT ON FUNCTION atomic_inventory.reconcile() IS
-    'Items whose quantity differs from the sum of their ledger deltas (written outside the functions). Empty = every quantity is explained by its ledger.';
+    'Items whose quantity differs from the sum of their ledger deltas, or whose reserved differs from their active reservation lines (both mean a write outside the functions). Empty = everything accounted for.';
 
 CREATE FUNCTION atomic_inventory.purge_idempotency_keys(p_older_than interval DEFAULT '24 hours')
 RETURNS bigint
@@ -245,6 +252,96 @@ $$;
 COMMENT ON FUNCTION atomic_inventory.create_batch(text, integer, text, text, uuid) IS
     'Create an available batch. Returns {success, batch_id, status}.';
 
+-- Reservations (seed 004).
+
+CREATE FUNCTION atomic_inventory.reserve_inventory(
+    p_lines           jsonb,
+    p_ttl_seconds     integer DEFAULT 900,
+    p_reference       text    DEFAULT NULL,
+    p_idempotency_key text    DEFAULT NULL,
+    p_lock_timeout_ms integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_reserve_inventory';
+COMMENT ON FUNCTION atomic_inventory.reserve_inventory(jsonb, integer, text, text, integer) IS
+    'Hold stock for lines [{inventory_id, quantity}] for p_ttl_seconds (default 900): all or nothing, locks in id order. Returns {success, reservation_id, status, expires_at, lines}.';
+
+CREATE FUNCTION atomic_inventory.commit_reservation(
+    p_reservation_id  uuid,
+    p_inventory_ids   uuid[]  DEFAULT NULL,
+    p_reason          text    DEFAULT NULL,
+    p_idempotency_key text    DEFAULT NULL,
+    p_lock_timeout_ms integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_commit_reservation';
+COMMENT ON FUNCTION atomic_inventory.commit_reservation(uuid, uuid[], text, text, integer) IS
+    'Turn the hold into a sale (quantity and reserved both drop; ledger kind commit). All active lines, or only p_inventory_ids. Expired: RESERVATION_EXPIRED (PT410); finished: RESERVATION_NOT_ACTIVE (PT409).';
+
+CREATE FUNCTION atomic_inventory.release_reservation(
+    p_reservation_id  uuid,
+    p_inventory_ids   uuid[]  DEFAULT NULL,
+    p_reason          text    DEFAULT NULL,
+    p_idempotency_key text    DEFAULT NULL,
+    p_lock_timeout_ms integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_release_reservation';
+COMMENT ON FUNCTION atomic_inventory.release_reservation(uuid, uuid[], text, text, integer) IS
+    'Give held units back (all active lines, or only p_inventory_ids). Releasing a finished reservation is RESERVATION_NOT_ACTIVE (PT409), never a double release.';
+
+CREATE FUNCTION atomic_inventory.extend_reservation(
+    p_reservation_id  uuid,
+    p_ttl_seconds     integer DEFAULT 900,
+    p_lock_timeout_ms integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_extend_reservation';
+COMMENT ON FUNCTION atomic_inventory.extend_reservation(uuid, integer, integer) IS
+    'Move an active, unexpired reservation''s expiry to now() + p_ttl_seconds.';
+
+CREATE FUNCTION atomic_inventory.expire_reservations(p_limit integer DEFAULT 1000) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_expire_reservations';
+COMMENT ON FUNCTION atomic_inventory.expire_reservations(integer) IS
+    'The sweep: release up to p_limit due reservations (skipping any being committed or released right now). Returns {success, expired}. Schedule it with pg_cron, or let the background worker run it.';
+
+CREATE FUNCTION atomic_inventory.get_reservation(p_reservation_id uuid) RETURNS json
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+DECLARE
+    v json;
+BEGIN
+    SELECT pg_catalog.json_build_object('reservation_id', r.id, 'status', r.status,
+               'reference', r.reference, 'expires_at', r.expires_at, 'created_at', r.created_at,
+               'lines', (SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
+                            'inventory_id', l.inventory_id, 'quantity', l.quantity, 'status', l.status)
+                            ORDER BY l.inventory_id)
+                           FROM atomic_inventory.reservation_lines AS l
+                          WHERE l.reservation_id = r.id))
+      INTO v
+      FROM atomic_inventory.reservations AS r
+     WHERE r.id = p_reservation_id
+       AND (r.tenant_id IS NULL OR r.tenant_id = atomic_inventory.caller_tenant()
+            OR atomic_inventory.caller_is_admin());
+    IF v IS NULL THEN
+        RAISE EXCEPTION 'NOT_FOUND: reservation % does not exist or is not visible to this tenant', p_reservation_id
+            USING ERRCODE = 'PT404',
+                  DETAIL = pg_catalog.json_build_object('code', 'NOT_FOUND', 'entity', 'reservation', 'ids',
+                                                        pg_catalog.json_build_array(p_reservation_id))::text;
+    END IF;
+    RETURN v;
+END;
+$$;
+COMMENT ON FUNCTION atomic_inventory.get_reservation(uuid) IS
+    'A reservation with its lines and their statuses.';
+
 -- Grants. Nothing is callable by PUBLIC; grant_usage() opens the caller-facing
 -- functions to a role (e.g. Supabase's authenticated and service_role).
 REVOKE ALL ON ALL TABLES IN SCHEMA atomic_inventory FROM PUBLIC;
@@ -271,6 +368,11 @@ BEGIN
         'atomic_inventory.unclaim_batch(uuid, text, integer)',
         'atomic_inventory.start_batch(uuid, text, integer)',
         'atomic_inventory.complete_batch(uuid, text, integer)',
+        'atomic_inventory.reserve_inventory(jsonb, integer, text, text, integer)',
+        'atomic_inventory.commit_reservation(uuid, uuid[], text, text, integer)',
+        'atomic_inventory.release_reservation(uuid, uuid[], text, text, integer)',
+        'atomic_inventory.extend_reservation(uuid, integer, integer)',
+        'atomic_inventory.get_reservation(uuid)',
         'atomic_inventory.caller_tenant()',
         'atomic_inventory.caller_is_admin()'
     ]::regprocedure[] LOOP

@@ -71,6 +71,18 @@ pub enum Error {
     #[error("DRIVER_LIMIT_REACHED: driver {driver_id} already holds {limit} active batches")]
     DriverLimit { driver_id: String, limit: i32 },
 
+    #[error("RESERVATION_NOT_ACTIVE: reservation {reservation_id} is {status}")]
+    ReservationNotActive {
+        reservation_id: String,
+        status: String,
+    },
+
+    #[error("RESERVATION_EXPIRED: reservation {reservation_id} expired at {expires_at}")]
+    ReservationExpired {
+        reservation_id: String,
+        expires_at: String,
+    },
+
     #[error("LOCK_TIMEOUT: could not lock the inventory rows within {}", lock_wait_text(*.timeout_ms))]
     LockTimeout { timeout_ms: Option<i32> },
 
@@ -146,6 +158,8 @@ impl Error {
             Error::BatchUnavailable { .. } => "BATCH_UNAVAILABLE",
             Error::BatchNotHeld { .. } => "BATCH_NOT_HELD",
             Error::DriverLimit { .. } => "DRIVER_LIMIT_REACHED",
+            Error::ReservationNotActive { .. } => "RESERVATION_NOT_ACTIVE",
+            Error::ReservationExpired { .. } => "RESERVATION_EXPIRED",
             Error::LockTimeout { .. } => "LOCK_TIMEOUT",
             Error::Internal(_) => "INTERNAL",
         }
@@ -160,7 +174,9 @@ impl Error {
             | Error::QuantityMismatch { .. }
             | Error::BelowReserved { .. }
             | Error::BatchUnavailable { .. }
-            | Error::DriverLimit { .. } => b"PT409",
+            | Error::DriverLimit { .. }
+            | Error::ReservationNotActive { .. } => b"PT409",
+            Error::ReservationExpired { .. } => b"PT410",
             Error::BatchNotHeld { .. } => b"PT403",
             Error::IdempotencyConflict { .. } => b"PT422",
             Error::LockTimeout { .. } => b"PT503",
@@ -237,6 +253,20 @@ impl Error {
                 m.insert("driver_id".into(), json!(driver_id));
                 m.insert("limit".into(), json!(limit));
             }
+            Error::ReservationNotActive {
+                reservation_id,
+                status,
+            } => {
+                m.insert("reservation_id".into(), json!(reservation_id));
+                m.insert("status".into(), json!(status));
+            }
+            Error::ReservationExpired {
+                reservation_id,
+                expires_at,
+            } => {
+                m.insert("reservation_id".into(), json!(reservation_id));
+                m.insert("expires_at".into(), json!(expires_at));
+            }
             Error::LockTimeout { timeout_ms } => {
                 m.insert("lock_timeout_ms".into(), json!(timeout_ms));
             }
@@ -274,6 +304,12 @@ impl Error {
             }
             Error::DriverLimit { .. } => {
                 "Complete or unclaim a batch first."
+            }
+            Error::ReservationNotActive { .. } => {
+                "It was already committed, released or expired; nothing was changed. Reserve again if needed."
+            }
+            Error::ReservationExpired { .. } => {
+                "The hold lapsed and its units are (or will be) released. Reserve again, or extend before expiry."
             }
             Error::LockTimeout { .. } => {
                 "Nothing was changed. The item is busy; retry shortly (with the same idempotency key)."

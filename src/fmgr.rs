@@ -31,6 +31,10 @@ impl Args {
         self.get::<AnyNumeric>(n)
     }
 
+    pub fn uuid_array(&self, n: usize) -> Option<Vec<Option<Uuid>>> {
+        self.get::<Vec<Option<Uuid>>>(n)
+    }
+
     pub fn int(&self, n: usize) -> Option<i32> {
         self.get::<i32>(n)
     }

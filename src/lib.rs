@@ -1,7 +1,8 @@
 //! atomic_inventory: row-locked, atomic inventory operations for PostgreSQL.
 //!
 //! Layout: `stock` (decrement, increment, adjust), `batches` (claim, claim
-//! next, unclaim, start, complete), `idempotency`, `context`
+//! next, unclaim, start, complete), `reservations` (reserve, commit, release,
+//! extend, expire), `idempotency`, `context`
 //! (caller's tenant), `validate` (inputs), `errors` (the one error type and its
 //! SQLSTATEs), `fmgr` (raw entry points), `spi` (kept plans, lock timeouts).
 //! SQL declarations live in `sql/`: tables in bootstrap.sql, functions and
@@ -14,6 +15,7 @@ mod context;
 mod errors;
 mod fmgr;
 mod idempotency;
+mod reservations;
 mod spi;
 mod stock;
 mod validate;
@@ -27,6 +29,8 @@ mod test_support;
 mod tests;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_batches;
+#[cfg(any(test, feature = "pg_test"))]
+mod tests_reservations;
 
 /// Required by `cargo pgrx test`.
 #[cfg(test)]

@@ -85,7 +85,7 @@ const LOCK_ONE: Stmt = Stmt {
 };
 
 /// Lock every line's row in ascending id order; duplicates merged.
-const LOCK_MANY: Stmt = Stmt {
+pub(crate) const LOCK_MANY: Stmt = Stmt {
     name: "lock_many",
     sql: "SELECT i.id, (i.quantity - i.reserved)::text, r.qty::text, \
                  (NOT i.track_inventory OR i.quantity - i.reserved >= r.qty) \
@@ -295,48 +295,7 @@ fn decrement_many(args: &Args) -> Result<String> {
             "decrement_inventory_many",
             &request,
             |c| {
-                let locked = run(
-                    c,
-                    &LOCK_MANY,
-                    &[
-                        ids.clone().into(),
-                        qtys.clone().into(),
-                        caller.admin.into(),
-                        caller.tenant.clone().into(),
-                    ],
-                )?;
-                let mut found = Vec::with_capacity(ids.len());
-                let mut short = Vec::new();
-                for row in locked {
-                    let id = row
-                        .get::<Uuid>(1)?
-                        .map(|u| u.to_string())
-                        .unwrap_or_default();
-                    if !row.get::<bool>(4)?.unwrap_or(false) {
-                        short.push(Shortfall {
-                            inventory_id: id.clone(),
-                            available: row.get::<String>(2)?.unwrap_or_default(),
-                            requested: row.get::<String>(3)?.unwrap_or_default(),
-                        });
-                    }
-                    found.push(id);
-                }
-                let mut missing: Vec<String> = ids
-                    .iter()
-                    .map(|u| u.to_string())
-                    .filter(|u| !found.contains(u))
-                    .collect();
-                missing.sort();
-                missing.dedup();
-                if !missing.is_empty() {
-                    return Err(Error::NotFound {
-                        entity: "inventory item",
-                        ids: missing,
-                    });
-                }
-                if !short.is_empty() {
-                    return Err(Error::Insufficient { lines: short });
-                }
+                lock_and_check_lines(c, &caller, &ids, &qtys)?;
                 let applied = run(
                     c,
                     &APPLY_MANY,
@@ -352,6 +311,61 @@ fn decrement_many(args: &Args) -> Result<String> {
             },
         )
     })
+}
+
+/// Lock every line's item in ascending id order and check that each exists
+/// (for this tenant) and that available stock covers it. Nothing is written;
+/// on success the caller holds all the row locks. Shared by multi-line
+/// decrements and reservations.
+pub(crate) fn lock_and_check_lines(
+    c: &mut SpiClient<'_>,
+    caller: &Caller,
+    ids: &[Uuid],
+    qtys: &[AnyNumeric],
+) -> Result<()> {
+    let locked = run(
+        c,
+        &LOCK_MANY,
+        &[
+            ids.to_vec().into(),
+            qtys.to_vec().into(),
+            caller.admin.into(),
+            caller.tenant.clone().into(),
+        ],
+    )?;
+    let mut found = Vec::with_capacity(ids.len());
+    let mut short = Vec::new();
+    for row in locked {
+        let id = row
+            .get::<Uuid>(1)?
+            .map(|u| u.to_string())
+            .unwrap_or_default();
+        if !row.get::<bool>(4)?.unwrap_or(false) {
+            short.push(Shortfall {
+                inventory_id: id.clone(),
+                available: row.get::<String>(2)?.unwrap_or_default(),
+                requested: row.get::<String>(3)?.unwrap_or_default(),
+            });
+        }
+        found.push(id);
+    }
+    let mut missing: Vec<String> = ids
+        .iter()
+        .map(|u| u.to_string())
+        .filter(|u| !found.contains(u))
+        .collect();
+    missing.sort();
+    missing.dedup();
+    if !missing.is_empty() {
+        return Err(Error::NotFound {
+            entity: "inventory item",
+            ids: missing,
+        });
+    }
+    if !short.is_empty() {
+        return Err(Error::Insufficient { lines: short });
+    }
+    Ok(())
 }
 
 fn increment(args: &Args) -> Result<String> {

@@ -1,0 +1,453 @@
+//! Reservations (seed 004, done right): hold stock for a cart or a pending
+//! order, then commit it into a sale or give it back, by hand or by expiry.
+//!
+//! Unlike seed 004's bare `reserved` counter, every hold is a row with lines,
+//! so a release returns exactly what that reservation held (never clamped,
+//! never twice), and `items.reserved` always equals the sum of active tracked
+//! lines (reconcile() checks it).
+//!
+//! Lock order, everywhere: the reservation row first, then item rows in
+//! ascending id. `reserve_inventory` locks items (sorted) and then *inserts* a
+//! reservation nobody else can see yet, so no path waits in the other order.
+//! The sweep takes due reservations with SKIP LOCKED, so it never waits on a
+//! reservation being committed or released, and re-checks `status = 'active'`
+//! after locking: a reservation can't be both committed and expired.
+
+use crate::context::Caller;
+use crate::errors::{Error, Result};
+use crate::fmgr::{entry_point, Args};
+use crate::idempotency;
+use crate::spi::{run, with_spi, Stmt};
+use crate::stock::lock_and_check_lines;
+use crate::validate;
+use pgrx::pg_sys::{self, Oid};
+use pgrx::spi::SpiClient;
+use pgrx::{AnyNumeric, Uuid};
+use serde_json::json;
+
+const UUID: Oid = pg_sys::UUIDOID;
+const UUIDS: Oid = pg_sys::UUIDARRAYOID;
+const TEXT: Oid = pg_sys::TEXTOID;
+const BOOL: Oid = pg_sys::BOOLOID;
+const INT: Oid = pg_sys::INT4OID;
+
+/// Default hold: 15 minutes, like most checkout timers.
+pub const DEFAULT_TTL_SECONDS: i32 = 900;
+
+const RESERVE_APPLY: Stmt = Stmt {
+    name: "reserve_apply",
+    sql: "WITH r AS ( \
+            SELECT l.id, pg_catalog.sum(l.qty) AS qty \
+              FROM ROWS FROM (pg_catalog.unnest($1::uuid[]), pg_catalog.unnest($2::numeric[])) AS l(id, qty) \
+             GROUP BY l.id \
+          ), res AS ( \
+            INSERT INTO atomic_inventory.reservations (status, reference, tenant_id, expires_at) \
+            VALUES ('active', $4, $5, pg_catalog.now() + pg_catalog.make_interval(secs => $3)) \
+            RETURNING id, expires_at \
+          ), upd AS ( \
+            UPDATE atomic_inventory.items AS i \
+               SET reserved = i.reserved + r.qty, updated_at = pg_catalog.now() \
+              FROM r WHERE i.id = r.id AND i.track_inventory \
+            RETURNING i.id \
+          ), lines AS ( \
+            INSERT INTO atomic_inventory.reservation_lines (reservation_id, inventory_id, quantity, tracked) \
+            SELECT res.id, r.id, r.qty, i.track_inventory \
+              FROM res, r JOIN atomic_inventory.items AS i ON i.id = r.id \
+            RETURNING inventory_id, quantity \
+          ) \
+          SELECT pg_catalog.json_build_object('success', true, 'reservation_id', res.id, \
+                   'status', 'active', 'expires_at', res.expires_at, \
+                   'lines', (SELECT pg_catalog.json_agg(pg_catalog.json_build_object( \
+                               'inventory_id', l.inventory_id, 'quantity', l.quantity) \
+                               ORDER BY l.inventory_id) FROM lines AS l))::text \
+            FROM res",
+    args: &[UUIDS, pg_sys::NUMERICARRAYOID, INT, TEXT, TEXT],
+};
+
+/// Lock a visible reservation; is it past its expiry at this moment?
+const LOCK_RESERVATION: Stmt = Stmt {
+    name: "reservation_lock",
+    sql: "SELECT r.status, (r.expires_at <= pg_catalog.clock_timestamp()), r.expires_at::text \
+            FROM atomic_inventory.reservations AS r \
+           WHERE r.id = $1 AND (r.tenant_id IS NULL OR $2 OR r.tenant_id = $3) \
+             FOR UPDATE",
+    args: &[UUID, BOOL, TEXT],
+};
+
+/// Lock the items of the reservation's active lines (all, or those in $2),
+/// ascending id; returns the line ids.
+const LOCK_LINES: Stmt = Stmt {
+    name: "reservation_lock_lines",
+    sql: "SELECT l.inventory_id \
+            FROM atomic_inventory.reservation_lines AS l \
+            JOIN atomic_inventory.items AS i ON i.id = l.inventory_id \
+           WHERE l.reservation_id = $1 AND l.status = 'active' \
+             AND ($2::uuid[] IS NULL OR l.inventory_id = ANY ($2)) \
+           ORDER BY l.inventory_id \
+             FOR UPDATE OF i",
+    args: &[UUID, UUIDS],
+};
+
+/// Finish lines $2 of reservation $1 as $3 ('committed' or 'released').
+/// Committing takes the units off quantity and reserved and writes ledger
+/// rows; releasing only lowers reserved. The reservation stays active while
+/// any line is.
+const FINISH: Stmt = Stmt {
+    name: "reservation_finish",
+    sql: "WITH fl AS ( \
+            UPDATE atomic_inventory.reservation_lines AS l \
+               SET status = $3, updated_at = pg_catalog.now() \
+             WHERE l.reservation_id = $1 AND l.status = 'active' AND l.inventory_id = ANY ($2) \
+            RETURNING l.inventory_id, l.quantity, l.tracked \
+          ), upd AS ( \
+            UPDATE atomic_inventory.items AS i \
+               SET reserved = i.reserved - fl.quantity, \
+                   quantity = CASE WHEN $3 = 'committed' THEN i.quantity - fl.quantity \
+                                   ELSE i.quantity END, \
+                   updated_at = pg_catalog.now() \
+              FROM fl WHERE i.id = fl.inventory_id AND fl.tracked \
+            RETURNING i.id, i.quantity, fl.quantity AS qty, i.tenant_id \
+          ), led AS ( \
+            INSERT INTO atomic_inventory.ledger \
+              (inventory_id, delta, quantity_after, kind, reason, reference, idempotency_key, tenant_id) \
+            SELECT u.id, -u.qty, u.quantity, 'commit', $4, $1::text, $5, u.tenant_id \
+              FROM upd AS u WHERE $3 = 'committed' \
+          ), res AS ( \
+            UPDATE atomic_inventory.reservations AS r \
+               SET status = CASE \
+                     WHEN EXISTS (SELECT 1 FROM atomic_inventory.reservation_lines AS x \
+                                   WHERE x.reservation_id = r.id AND x.status = 'active' \
+                                     AND x.inventory_id <> ALL ($2)) THEN 'active' \
+                     WHEN $3 = 'committed' OR EXISTS ( \
+                            SELECT 1 FROM atomic_inventory.reservation_lines AS x \
+                             WHERE x.reservation_id = r.id AND x.status = 'committed') THEN 'committed' \
+                     ELSE $3 END, \
+                   updated_at = pg_catalog.now() \
+             WHERE r.id = $1 \
+            RETURNING r.id, r.status, r.expires_at \
+          ) \
+          SELECT pg_catalog.json_build_object('success', true, 'reservation_id', res.id, \
+                   'status', res.status, 'expires_at', res.expires_at, \
+                   $3, (SELECT pg_catalog.json_agg(pg_catalog.json_build_object( \
+                          'inventory_id', fl.inventory_id, 'quantity', fl.quantity) \
+                          ORDER BY fl.inventory_id) FROM fl))::text \
+            FROM res",
+    args: &[UUID, UUIDS, TEXT, TEXT, TEXT],
+};
+
+const EXTEND: Stmt = Stmt {
+    name: "reservation_extend",
+    sql: "UPDATE atomic_inventory.reservations AS r \
+             SET expires_at = pg_catalog.now() + pg_catalog.make_interval(secs => $2), \
+                 updated_at = pg_catalog.now() \
+           WHERE r.id = $1 \
+          RETURNING pg_catalog.json_build_object('success', true, 'reservation_id', r.id, \
+                      'status', r.status, 'expires_at', r.expires_at)::text",
+    args: &[UUID, INT],
+};
+
+/// The sweep, step 1: due active reservations nobody is working on.
+const DUE: Stmt = Stmt {
+    name: "reservation_due",
+    sql: "SELECT r.id FROM atomic_inventory.reservations AS r \
+           WHERE r.status = 'active' AND r.expires_at < pg_catalog.now() \
+           ORDER BY r.id LIMIT $1 \
+             FOR UPDATE SKIP LOCKED",
+    args: &[INT],
+};
+
+/// Step 2: lock their items, ascending id.
+const DUE_ITEMS: Stmt = Stmt {
+    name: "reservation_due_items",
+    sql: "SELECT i.id FROM atomic_inventory.items AS i \
+           WHERE i.id IN (SELECT l.inventory_id FROM atomic_inventory.reservation_lines AS l \
+                           WHERE l.reservation_id = ANY ($1) AND l.status = 'active') \
+           ORDER BY i.id \
+             FOR UPDATE",
+    args: &[UUIDS],
+};
+
+/// Step 3: expire all their active lines and give the units back.
+const EXPIRE_APPLY: Stmt = Stmt {
+    name: "reservation_expire_apply",
+    sql: "WITH fl AS ( \
+            UPDATE atomic_inventory.reservation_lines AS l \
+               SET status = 'expired', updated_at = pg_catalog.now() \
+             WHERE l.reservation_id = ANY ($1) AND l.status = 'active' \
+            RETURNING l.inventory_id, l.quantity, l.tracked \
+          ), per_item AS ( \
+            SELECT fl.inventory_id, pg_catalog.sum(fl.quantity) AS qty \
+              FROM fl WHERE fl.tracked GROUP BY fl.inventory_id \
+          ), upd AS ( \
+            UPDATE atomic_inventory.items AS i \
+               SET reserved = i.reserved - p.qty, updated_at = pg_catalog.now() \
+              FROM per_item AS p WHERE i.id = p.inventory_id \
+            RETURNING i.id \
+          ), res AS ( \
+            UPDATE atomic_inventory.reservations AS r \
+               SET status = CASE WHEN EXISTS ( \
+                              SELECT 1 FROM atomic_inventory.reservation_lines AS x \
+                               WHERE x.reservation_id = r.id AND x.status = 'committed') \
+                            THEN 'committed' ELSE 'expired' END, \
+                   updated_at = pg_catalog.now() \
+             WHERE r.id = ANY ($1) \
+            RETURNING r.id \
+          ) \
+          SELECT pg_catalog.count(*)::int4 FROM res",
+    args: &[UUIDS],
+};
+
+fn ttl_seconds(args: &Args, n: usize) -> Result<i32> {
+    match args.int(n) {
+        None => Ok(DEFAULT_TTL_SECONDS),
+        Some(s) if (1..=2_592_000).contains(&s) => Ok(s),
+        Some(s) => Err(Error::invalid_input(
+            "p_ttl_seconds",
+            format!("must be between 1 and 2592000 (30 days) (got {s})"),
+        )),
+    }
+}
+
+fn reserve(args: &Args) -> Result<String> {
+    let lines = validate::lines(args.jsonb(0), "p_lines")?;
+    let ttl = ttl_seconds(args, 1)?;
+    let reference = args.text(2, "p_reference")?;
+    let key = args.idempotency_key(3)?;
+    let lock_ms = args.lock_timeout_ms(4)?;
+    let caller = Caller::current()?;
+    let mut canonical: Vec<(String, String)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l.inventory_id.to_string(),
+                l.quantity.normalize().to_string(),
+            )
+        })
+        .collect();
+    canonical.sort();
+    let request =
+        json!({"lines": canonical, "ttl_seconds": ttl, "reference": reference}).to_string();
+    let ids: Vec<Uuid> = lines.iter().map(|l| l.inventory_id).collect();
+    let qtys: Vec<AnyNumeric> = lines.into_iter().map(|l| l.quantity).collect();
+    with_spi(lock_ms, |client| {
+        idempotency::once(
+            client,
+            &caller,
+            key.as_deref(),
+            "reserve_inventory",
+            &request,
+            |c| {
+                lock_and_check_lines(c, &caller, &ids, &qtys)?;
+                let done = run(
+                    c,
+                    &RESERVE_APPLY,
+                    &[
+                        ids.clone().into(),
+                        qtys.clone().into(),
+                        ttl.into(),
+                        reference.clone().into(),
+                        caller.tenant.clone().into(),
+                    ],
+                )?;
+                Ok(done.first().get::<String>(1)?.unwrap_or_default())
+            },
+        )
+    })
+}
+
+/// Lock the reservation and check it can still change; `commit` also needs it
+/// unexpired.
+fn lock_active(
+    c: &mut SpiClient<'_>,
+    caller: &Caller,
+    id: Uuid,
+    must_be_unexpired: bool,
+) -> Result<()> {
+    let state = run(
+        c,
+        &LOCK_RESERVATION,
+        &[id.into(), caller.admin.into(), caller.tenant.clone().into()],
+    )?;
+    if state.is_empty() {
+        return Err(Error::NotFound {
+            entity: "reservation",
+            ids: vec![id.to_string()],
+        });
+    }
+    let row = state.first();
+    let status = row.get::<String>(1)?.unwrap_or_default();
+    let expired = row.get::<bool>(2)?.unwrap_or(false);
+    if status != "active" {
+        return Err(Error::ReservationNotActive {
+            reservation_id: id.to_string(),
+            status,
+        });
+    }
+    if must_be_unexpired && expired {
+        return Err(Error::ReservationExpired {
+            reservation_id: id.to_string(),
+            expires_at: row.get::<String>(3)?.unwrap_or_default(),
+        });
+    }
+    Ok(())
+}
+
+/// Optional `p_inventory_ids`: which lines (NULL = all active lines).
+fn line_filter(args: &Args, n: usize) -> Result<Option<Vec<Uuid>>> {
+    match args.uuid_array(n) {
+        Some(ids) if ids.is_empty() => Err(Error::invalid_input(
+            "p_inventory_ids",
+            "must name at least one line (pass NULL for all lines)",
+        )),
+        Some(ids) if ids.iter().any(|i| i.is_none()) => Err(Error::invalid_input(
+            "p_inventory_ids",
+            "must not contain NULL",
+        )),
+        Some(ids) => Ok(Some(ids.into_iter().flatten().collect())),
+        None => Ok(None),
+    }
+}
+
+fn finish(args: &Args, to: &'static str) -> Result<String> {
+    let id = args.uuid(0, "p_reservation_id")?;
+    let only = line_filter(args, 1)?;
+    let reason = args.text(2, "p_reason")?;
+    let key = args.idempotency_key(3)?;
+    let lock_ms = args.lock_timeout_ms(4)?;
+    let caller = Caller::current()?;
+    let function = if to == "committed" {
+        "commit_reservation"
+    } else {
+        "release_reservation"
+    };
+    let mut only_sorted: Option<Vec<String>> = only
+        .as_ref()
+        .map(|v| v.iter().map(|u| u.to_string()).collect());
+    if let Some(v) = only_sorted.as_mut() {
+        v.sort();
+        v.dedup();
+    }
+    let request = json!({"reservation_id": id.to_string(), "inventory_ids": only_sorted,
+                         "reason": reason})
+    .to_string();
+    with_spi(lock_ms, |client| {
+        idempotency::once(client, &caller, key.as_deref(), function, &request, |c| {
+            lock_active(c, &caller, id, to == "committed")?;
+            let lines = run(c, &LOCK_LINES, &[id.into(), only.clone().into()])?;
+            let mut active = Vec::new();
+            for row in lines {
+                if let Some(u) = row.get::<Uuid>(1)? {
+                    active.push(u);
+                }
+            }
+            if let Some(wanted) = &only {
+                let mut absent: Vec<String> = wanted
+                    .iter()
+                    .filter(|w| !active.contains(w))
+                    .map(|u| u.to_string())
+                    .collect();
+                if !absent.is_empty() {
+                    absent.sort();
+                    absent.dedup();
+                    return Err(Error::invalid_input(
+                        "p_inventory_ids",
+                        format!(
+                            "names items that are not active lines of this reservation: {}",
+                            absent.join(", ")
+                        ),
+                    ));
+                }
+            }
+            let done = run(
+                c,
+                &FINISH,
+                &[
+                    id.into(),
+                    active.into(),
+                    to.to_string().into(),
+                    reason.clone().into(),
+                    key.clone().into(),
+                ],
+            )?;
+            Ok(done.first().get::<String>(1)?.unwrap_or_default())
+        })
+    })
+}
+
+fn commit(args: &Args) -> Result<String> {
+    finish(args, "committed")
+}
+
+fn release(args: &Args) -> Result<String> {
+    finish(args, "released")
+}
+
+fn extend(args: &Args) -> Result<String> {
+    let id = args.uuid(0, "p_reservation_id")?;
+    let ttl = ttl_seconds(args, 1)?;
+    let lock_ms = args.lock_timeout_ms(2)?;
+    let caller = Caller::current()?;
+    with_spi(lock_ms, |c| {
+        lock_active(c, &caller, id, true)?;
+        let done = run(c, &EXTEND, &[id.into(), ttl.into()])?;
+        Ok(done.first().get::<String>(1)?.unwrap_or_default())
+    })
+}
+
+/// Expire due reservations, at most `limit` per call; returns how many.
+/// Used by `expire_reservations()` and by the background worker.
+pub fn sweep(c: &mut SpiClient<'_>, limit: i32) -> Result<i32> {
+    let due = run(c, &DUE, &[limit.into()])?;
+    let mut ids = Vec::new();
+    for row in due {
+        if let Some(u) = row.get::<Uuid>(1)? {
+            ids.push(u);
+        }
+    }
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    run(c, &DUE_ITEMS, &[ids.clone().into()])?;
+    let n = run(c, &EXPIRE_APPLY, &[ids.into()])?
+        .first()
+        .get::<i32>(1)?
+        .unwrap_or(0);
+    Ok(n)
+}
+
+fn expire(args: &Args) -> Result<String> {
+    let limit = match args.int(0) {
+        None => 1000,
+        Some(l) if (1..=100_000).contains(&l) => l,
+        Some(l) => {
+            return Err(Error::invalid_input(
+                "p_limit",
+                format!("must be between 1 and 100000 (got {l})"),
+            ))
+        }
+    };
+    let n = with_spi(None, |c| sweep(c, limit))?;
+    Ok(json!({"success": true, "expired": n}).to_string())
+}
+
+entry_point!(ai_reserve_inventory, pg_finfo_ai_reserve_inventory, reserve);
+entry_point!(
+    ai_commit_reservation,
+    pg_finfo_ai_commit_reservation,
+    commit
+);
+entry_point!(
+    ai_release_reservation,
+    pg_finfo_ai_release_reservation,
+    release
+);
+entry_point!(
+    ai_extend_reservation,
+    pg_finfo_ai_extend_reservation,
+    extend
+);
+entry_point!(
+    ai_expire_reservations,
+    pg_finfo_ai_expire_reservations,
+    expire
+);

@@ -1,0 +1,367 @@
+//! `#[pg_test]`s for reservations. Interleavings of commit, release and expiry
+//! across sessions are in pg_test/isolation; the many-connection run is
+//! pg_test/stress.py.
+
+#[pgrx::pg_schema]
+mod tests {
+    use crate::test_support::*;
+    use pgrx::prelude::*;
+    use serde_json::Value;
+
+    fn reserved(id: &str) -> String {
+        scalar(&format!(
+            "SELECT reserved::text FROM atomic_inventory.items WHERE id = '{id}'"
+        ))
+    }
+
+    fn reserve(lines: &[(&str, &str)], extra: &str) -> Value {
+        let body: Vec<String> = lines
+            .iter()
+            .map(|(id, q)| format!(r#"{{"inventory_id":"{id}","quantity":{q}}}"#))
+            .collect();
+        call(&format!(
+            "atomic_inventory.reserve_inventory('[{}]'{extra})",
+            body.join(",")
+        ))
+    }
+
+    fn healthy() {
+        assert_eq!(
+            scalar("SELECT count(*)::text FROM atomic_inventory.reconcile()"),
+            "0",
+            "reconcile() found drift"
+        );
+    }
+
+    #[pg_test]
+    fn reserve_holds_available_stock() {
+        item(A, "10");
+        item(B, "5");
+        let r = reserve(&[(A, "3"), (B, "5"), (A, "1")], ", p_reference => 'cart-1'");
+        assert_eq!(r["success"], true);
+        assert_eq!(r["status"], "active");
+        assert!(r["expires_at"].is_string());
+        assert_eq!(r["lines"].as_array().unwrap().len(), 2);
+        assert_eq!(reserved(A), "4");
+        assert_eq!(reserved(B), "5");
+        assert_eq!(quantity(A), "10");
+        // available is now 6 and 0
+        assert_err(
+            &format!("SELECT atomic_inventory.decrement_inventory('{B}', 1)"),
+            "PT409",
+            "INSUFFICIENT_INVENTORY",
+        );
+        let (_, d) = assert_err(
+            &format!(
+                r#"SELECT atomic_inventory.reserve_inventory('[{{"inventory_id":"{A}","quantity":7}}]')"#
+            ),
+            "PT409",
+            "INSUFFICIENT_INVENTORY",
+        );
+        assert_eq!(d["lines"][0]["available"], "6");
+        healthy();
+    }
+
+    #[pg_test]
+    fn reserve_is_all_or_nothing_and_validates() {
+        item(A, "10");
+        item(B, "1");
+        assert_err(
+            &format!(
+                r#"SELECT atomic_inventory.reserve_inventory('[{{"inventory_id":"{A}","quantity":2}},{{"inventory_id":"{B}","quantity":2}}]')"#
+            ),
+            "PT409",
+            "INSUFFICIENT_INVENTORY",
+        );
+        assert_eq!(reserved(A), "0");
+        assert_err(
+            &format!(
+                r#"SELECT atomic_inventory.reserve_inventory('[{{"inventory_id":"{MISSING}","quantity":1}}]')"#
+            ),
+            "PT404",
+            "NOT_FOUND",
+        );
+        assert_err(
+            "SELECT atomic_inventory.reserve_inventory('[]')",
+            "22023",
+            "INVALID_INPUT",
+        );
+        for ttl in ["0", "-1", "2592001"] {
+            assert_err(
+                &format!(
+                    r#"SELECT atomic_inventory.reserve_inventory('[{{"inventory_id":"{A}","quantity":1}}]', p_ttl_seconds => {ttl})"#
+                ),
+                "22023",
+                "INVALID_INPUT",
+            );
+        }
+        assert_eq!(
+            scalar("SELECT count(*)::text FROM atomic_inventory.reservations"),
+            "0"
+        );
+    }
+
+    #[pg_test]
+    fn untracked_items_reserve_without_checks() {
+        item(A, "0");
+        Spi::run(&format!(
+            "UPDATE atomic_inventory.items SET track_inventory = false WHERE id = '{A}'"
+        ))
+        .unwrap();
+        let r = reserve(&[(A, "50")], "");
+        let id = r["reservation_id"].as_str().unwrap();
+        assert_eq!(reserved(A), "0");
+        call(&format!("atomic_inventory.commit_reservation('{id}')"));
+        assert_eq!(quantity(A), "0");
+        healthy();
+    }
+
+    #[pg_test]
+    fn commit_turns_hold_into_sale() {
+        item(A, "10");
+        let r = reserve(&[(A, "4")], "");
+        let id = r["reservation_id"].as_str().unwrap();
+        let c = call(&format!(
+            "atomic_inventory.commit_reservation(p_reservation_id => '{id}', p_reason => 'order paid')"
+        ));
+        assert_eq!(c["status"], "committed");
+        assert_eq!(c["committed"][0]["quantity"].to_string(), "4");
+        assert_eq!(quantity(A), "6");
+        assert_eq!(reserved(A), "0");
+        assert_eq!(
+            scalar(&format!(
+                "SELECT kind || ':' || delta || ':' || reference FROM atomic_inventory.ledger WHERE inventory_id = '{A}' ORDER BY id DESC LIMIT 1"
+            )),
+            format!("commit:-4:{id}")
+        );
+        // twice: a clear error, nothing applied again
+        let (_, d) = assert_err(
+            &format!("SELECT atomic_inventory.commit_reservation('{id}')"),
+            "PT409",
+            "RESERVATION_NOT_ACTIVE",
+        );
+        assert_eq!(d["status"], "committed");
+        assert_err(
+            &format!("SELECT atomic_inventory.release_reservation('{id}')"),
+            "PT409",
+            "RESERVATION_NOT_ACTIVE",
+        );
+        assert_eq!(quantity(A), "6");
+        healthy();
+    }
+
+    #[pg_test]
+    fn release_returns_exactly_what_was_held_once() {
+        item(A, "10");
+        let r1 = reserve(&[(A, "3")], "");
+        let r2 = reserve(&[(A, "2")], "");
+        let id1 = r1["reservation_id"].as_str().unwrap();
+        let rel = call(&format!("atomic_inventory.release_reservation('{id1}')"));
+        assert_eq!(rel["status"], "released");
+        assert_eq!(reserved(A), "2");
+        assert_err(
+            &format!("SELECT atomic_inventory.release_reservation('{id1}')"),
+            "PT409",
+            "RESERVATION_NOT_ACTIVE",
+        );
+        assert_eq!(reserved(A), "2");
+        let id2 = r2["reservation_id"].as_str().unwrap();
+        call(&format!("atomic_inventory.release_reservation('{id2}')"));
+        assert_eq!(reserved(A), "0");
+        assert_eq!(quantity(A), "10");
+        healthy();
+    }
+
+    #[pg_test]
+    fn partial_commit_and_release_of_lines() {
+        item(A, "10");
+        item(B, "10");
+        let r = reserve(&[(A, "2"), (B, "3")], "");
+        let id = r["reservation_id"].as_str().unwrap();
+        let c = call(&format!(
+            "atomic_inventory.commit_reservation('{id}', p_inventory_ids => ARRAY['{A}']::uuid[])"
+        ));
+        assert_eq!(c["status"], "active", "one line still held");
+        assert_eq!(quantity(A), "8");
+        assert_eq!(reserved(B), "3");
+        // naming a line that is no longer active
+        let (_, d) = assert_err(
+            &format!(
+                "SELECT atomic_inventory.release_reservation('{id}', p_inventory_ids => ARRAY['{A}']::uuid[])"
+            ),
+            "22023",
+            "INVALID_INPUT",
+        );
+        assert_eq!(d["field"], "p_inventory_ids");
+        assert_err(
+            &format!(
+                "SELECT atomic_inventory.release_reservation('{id}', p_inventory_ids => ARRAY[]::uuid[])"
+            ),
+            "22023",
+            "INVALID_INPUT",
+        );
+        let rel = call(&format!(
+            "atomic_inventory.release_reservation('{id}', p_inventory_ids => ARRAY['{B}']::uuid[])"
+        ));
+        // one line committed, the other released: the reservation counts as committed
+        assert_eq!(rel["status"], "committed");
+        assert_eq!(reserved(B), "0");
+        assert_eq!(quantity(B), "10");
+        let g = call(&format!("atomic_inventory.get_reservation('{id}')"));
+        assert_eq!(g["lines"][0]["status"], "committed");
+        assert_eq!(g["lines"][1]["status"], "released");
+        healthy();
+    }
+
+    #[pg_test]
+    fn expired_reservation_cannot_commit_and_the_sweep_releases_it() {
+        item(A, "10");
+        let r = reserve(&[(A, "4")], ", p_ttl_seconds => 60");
+        let id = r["reservation_id"].as_str().unwrap();
+        Spi::run(&format!(
+            "UPDATE atomic_inventory.reservations SET expires_at = now() - interval '1 minute' WHERE id = '{id}'"
+        ))
+        .unwrap();
+        assert_err(
+            &format!("SELECT atomic_inventory.commit_reservation('{id}')"),
+            "PT410",
+            "RESERVATION_EXPIRED",
+        );
+        assert_err(
+            &format!("SELECT atomic_inventory.extend_reservation('{id}')"),
+            "PT410",
+            "RESERVATION_EXPIRED",
+        );
+        let swept = call("atomic_inventory.expire_reservations()");
+        assert_eq!(swept["expired"], 1);
+        assert_eq!(reserved(A), "0");
+        assert_eq!(quantity(A), "10");
+        let again = call("atomic_inventory.expire_reservations()");
+        assert_eq!(again["expired"], 0);
+        assert_err(
+            &format!("SELECT atomic_inventory.commit_reservation('{id}')"),
+            "PT409",
+            "RESERVATION_NOT_ACTIVE",
+        );
+        healthy();
+    }
+
+    #[pg_test]
+    fn release_of_an_expired_but_unswept_reservation_is_allowed() {
+        item(A, "10");
+        let r = reserve(&[(A, "4")], "");
+        let id = r["reservation_id"].as_str().unwrap();
+        Spi::run(&format!(
+            "UPDATE atomic_inventory.reservations SET expires_at = now() - interval '1 minute' WHERE id = '{id}'"
+        ))
+        .unwrap();
+        let rel = call(&format!("atomic_inventory.release_reservation('{id}')"));
+        assert_eq!(rel["status"], "released");
+        assert_eq!(call("atomic_inventory.expire_reservations()")["expired"], 0);
+        assert_eq!(reserved(A), "0");
+        healthy();
+    }
+
+    #[pg_test]
+    fn extend_moves_expiry() {
+        item(A, "10");
+        let r = reserve(&[(A, "1")], ", p_ttl_seconds => 10");
+        let id = r["reservation_id"].as_str().unwrap();
+        call(&format!(
+            "atomic_inventory.extend_reservation('{id}', p_ttl_seconds => 3600)"
+        ));
+        assert_eq!(
+            scalar(&format!(
+                "SELECT (expires_at > now() + interval '59 minutes')::text FROM atomic_inventory.reservations WHERE id = '{id}'"
+            )),
+            "true"
+        );
+    }
+
+    #[pg_test]
+    fn reservation_errors() {
+        for f in [
+            "commit_reservation",
+            "release_reservation",
+            "extend_reservation",
+            "get_reservation",
+        ] {
+            assert_err(
+                &format!("SELECT atomic_inventory.{f}('{MISSING}')"),
+                "PT404",
+                "NOT_FOUND",
+            );
+        }
+        assert_err(
+            "SELECT atomic_inventory.commit_reservation(NULL)",
+            "22023",
+            "INVALID_INPUT",
+        );
+        assert_err(
+            "SELECT atomic_inventory.expire_reservations(0)",
+            "22023",
+            "INVALID_INPUT",
+        );
+    }
+
+    #[pg_test]
+    fn idempotent_reserve_and_commit() {
+        item(A, "10");
+        let first = reserve(&[(A, "2")], ", p_idempotency_key => 'cart-7'");
+        let again = reserve(&[(A, "2")], ", p_idempotency_key => 'cart-7'");
+        assert_eq!(first, again);
+        assert_eq!(reserved(A), "2");
+        let id = first["reservation_id"].as_str().unwrap();
+        let c1 = call(&format!(
+            "atomic_inventory.commit_reservation('{id}', p_idempotency_key => 'pay-7')"
+        ));
+        let c2 = call(&format!(
+            "atomic_inventory.commit_reservation('{id}', p_idempotency_key => 'pay-7')"
+        ));
+        assert_eq!(c1, c2);
+        assert_eq!(quantity(A), "8");
+        healthy();
+    }
+
+    #[pg_test]
+    fn reservations_are_tenant_scoped() {
+        item(A, "10");
+        let r = reserve(&[(A, "1")], "");
+        let id = r["reservation_id"].as_str().unwrap().to_string();
+        Spi::run(&format!(
+            "UPDATE atomic_inventory.reservations SET tenant_id = 'shop-1' WHERE id = '{id}'"
+        ))
+        .unwrap();
+        as_app_user();
+        Spi::run("SET atomic_inventory.tenant_id = 'shop-2'").unwrap();
+        assert_err(
+            &format!("SELECT atomic_inventory.commit_reservation('{id}')"),
+            "PT404",
+            "NOT_FOUND",
+        );
+        Spi::run("SET atomic_inventory.tenant_id = 'shop-1'").unwrap();
+        call(&format!("atomic_inventory.release_reservation('{id}')"));
+        Spi::run("RESET atomic_inventory.tenant_id").unwrap();
+        Spi::run("RESET ROLE").unwrap();
+        assert_eq!(reserved(A), "0");
+    }
+
+    #[pg_test]
+    fn adjust_cannot_go_below_reserved_and_reconcile_sees_reserved_drift() {
+        item(A, "10");
+        reserve(&[(A, "6")], "");
+        assert_err(
+            &format!("SELECT atomic_inventory.adjust_inventory('{A}', 5, 10)"),
+            "PT409",
+            "BELOW_RESERVED",
+        );
+        Spi::run(&format!(
+            "UPDATE atomic_inventory.items SET reserved = 1 WHERE id = '{A}'"
+        ))
+        .unwrap();
+        assert_eq!(
+            scalar("SELECT reserved_drift::text FROM atomic_inventory.reconcile()"),
+            "-5"
+        );
+    }
+}
