@@ -1,0 +1,88 @@
+# Shared set-up for the demo, the tests and the benchmarks. Source it.
+#
+# Everything a fresh Debian machine lacks is installed here, once: CI runs on
+# a clean clone, so no step may rely on something installed by hand. Work
+# already done (packages, cargo-pgrx, pgrx init) is detected and reused.
+
+AI_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+AI_PG_MAJOR="${AI_PG_MAJOR:-15}"
+AI_PG_CONFIG="${AI_PG_CONFIG:-/usr/lib/postgresql/${AI_PG_MAJOR}/bin/pg_config}"
+AI_PGRX_VERSION="0.18.1"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+ensure_deps() {
+    local missing=()
+    for pkg in "postgresql-${AI_PG_MAJOR}" "postgresql-server-dev-${AI_PG_MAJOR}" libclang-dev clang sudo; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    if ((${#missing[@]})); then
+        log "installing Debian packages: ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+    if ! cargo pgrx --version 2>/dev/null | grep -q "$AI_PGRX_VERSION"; then
+        log "installing cargo-pgrx $AI_PGRX_VERSION (takes about 6 minutes)"
+        cargo install cargo-pgrx --version "$AI_PGRX_VERSION" --locked
+    fi
+    if ! grep -qs "pg${AI_PG_MAJOR} *=" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
+        log "cargo pgrx init --pg${AI_PG_MAJOR}"
+        cargo pgrx init "--pg${AI_PG_MAJOR}" "$AI_PG_CONFIG"
+    fi
+    if ! python3 -c 'import psycopg' 2>/dev/null; then
+        log "installing psycopg 3 (PyPI)"
+        python3 -m pip install -q 'psycopg[binary]>=3.1'
+    fi
+}
+
+# Build and install the extension into the PostgreSQL that AI_PG_CONFIG names.
+# We run as root (CI does), so the install can write to PostgreSQL's dirs.
+install_extension() {
+    local profile=()
+    [[ "${1:-}" == "--release" ]] && profile=(--release)
+    log "building and installing atomic_inventory ${profile[*]:-(debug)} into $("$AI_PG_CONFIG" --version)"
+    (cd "$AI_ROOT" && cargo pgrx install "${profile[@]}" --pg-config "$AI_PG_CONFIG" >/dev/null)
+}
+
+as_postgres() {
+    if [[ "$(id -un)" == "postgres" ]]; then "$@"; else runuser -u postgres -- "$@"; fi
+}
+
+# Start a throwaway cluster (never as root: as user postgres) with the
+# extension created in database ai_test. Exports PGHOST/PGPORT/PGUSER/
+# PGDATABASE and AI_CLUSTER_DIR; stop_cluster (also run on exit) removes it.
+start_cluster() {
+    local bindir
+    bindir="$("$AI_PG_CONFIG" --bindir)"
+    AI_CLUSTER_DIR="$(mktemp -d /tmp/ai-cluster.XXXXXX)"
+    chown postgres "$AI_CLUSTER_DIR"
+    chmod 700 "$AI_CLUSTER_DIR"
+    local port="${AI_PGPORT:-55432}"
+    while (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+    as_postgres "$bindir/initdb" -A trust -U postgres -D "$AI_CLUSTER_DIR/data" >/dev/null
+    # synchronous_commit stays on: the tests check acknowledged work survives.
+    # RUST_BACKTRACE is dropped so error details stay what users would see.
+    as_postgres env -u RUST_BACKTRACE "$bindir/pg_ctl" -D "$AI_CLUSTER_DIR/data" -l "$AI_CLUSTER_DIR/server.log" -w \
+        -o "-p $port -k $AI_CLUSTER_DIR -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_buffers=256MB ${AI_PG_OPTIONS:-}" \
+        start >/dev/null
+    export PGHOST=127.0.0.1 PGPORT="$port" PGUSER=postgres PGDATABASE=ai_test AI_CLUSTER_DIR
+    trap stop_cluster EXIT
+    psql -q -X -d postgres -c "CREATE DATABASE ai_test" >/dev/null
+    psql -q -X -v ON_ERROR_STOP=1 -c "CREATE EXTENSION atomic_inventory" >/dev/null
+    log "cluster up on 127.0.0.1:$port ($("$AI_PG_CONFIG" --version))"
+}
+
+stop_cluster() {
+    [[ -n "${AI_CLUSTER_DIR:-}" && -d "$AI_CLUSTER_DIR" ]] || return 0
+    local bindir
+    bindir="$("$AI_PG_CONFIG" --bindir)"
+    # A crash anywhere shows in the server log: surface it before deleting.
+    if grep -qE "PANIC|was terminated by signal|server process .* exited with exit code" "$AI_CLUSTER_DIR/server.log"; then
+        log "server log shows a crashed backend:"
+        grep -E "PANIC|terminated by signal|exited with exit code" "$AI_CLUSTER_DIR/server.log" | head -5 >&2
+        AI_SERVER_CRASHED=1
+    fi
+    as_postgres "$bindir/pg_ctl" -D "$AI_CLUSTER_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+    rm -rf "$AI_CLUSTER_DIR"
+    AI_CLUSTER_DIR=""
+}

@@ -1,0 +1,372 @@
+#!/usr/bin/env python3
+"""Concurrency test: many real connections hammer few rows, then every
+invariant is checked, both in the database and against the client's own
+record of what was acknowledged.
+
+Phase 1 replays the seeds' races deterministically (all threads released by
+one barrier). Phase 2 is a random mix of every operation over a few hot and
+many cold items for a fixed time. Prints `<invariant>: N passed, N failed`
+per check and a final `stress: N passed, N failed`; exits 1 on any violation.
+
+Needs the extension in the database that PG* environment variables name
+(pg_test/lib.sh's start_cluster sets them).
+"""
+import argparse
+import collections
+import json
+import random
+import sys
+import threading
+import time
+import uuid
+from decimal import Decimal
+
+import psycopg
+
+S = "atomic_inventory"
+EXPECTED_CODES = {
+    "INSUFFICIENT_INVENTORY", "QUANTITY_MISMATCH", "LOCK_TIMEOUT", "BATCH_UNAVAILABLE",
+    "RESERVATION_NOT_ACTIVE", "RESERVATION_EXPIRED", "DRIVER_LIMIT_REACHED", "BELOW_RESERVED",
+}
+
+
+class Failure(Exception):
+    def __init__(self, sqlstate, code, message):
+        super().__init__(message)
+        self.sqlstate, self.code = sqlstate, code
+
+
+def connect(dsn):
+    return psycopg.connect(dsn, autocommit=True)
+
+
+def call(conn, fn, **kw):
+    """Call atomic_inventory.<fn> with named arguments; return parsed JSON."""
+    args = ", ".join(f"{k} => %({k})s" for k in kw)
+    try:
+        row = conn.execute(f"SELECT {S}.{fn}({args})::text", kw).fetchone()
+    except psycopg.Error as e:
+        detail = e.diag.message_detail or ""
+        try:
+            code = json.loads(detail).get("code", "?")
+        except ValueError:
+            code = "?"
+        raise Failure(e.sqlstate, code, str(e)) from None
+    return None if row[0] is None else json.loads(row[0])
+
+
+class Checks:
+    def __init__(self):
+        self.results = []
+
+    def check(self, name, ok, info=""):
+        self.results.append((name, bool(ok), info))
+
+    def report(self):
+        by = collections.OrderedDict()
+        for name, ok, info in self.results:
+            p, f, infos = by.get(name, (0, 0, []))
+            by[name] = (p + ok, f + (not ok), infos + ([info] if not ok and info else []))
+        for name, (p, f, infos) in by.items():
+            print(f"{name}: {p} passed, {f} failed")
+            for i in infos[:5]:
+                print(f"    {i}")
+        passed = sum(1 for _, ok, _ in self.results if ok)
+        failed = len(self.results) - passed
+        print(f"stress: {passed} passed, {failed} failed")
+        return failed == 0
+
+
+RUN = uuid.uuid4().hex[:8]  # keeps SKUs unique when re-run against one database
+
+
+def new_items(conn, n, qty, tag):
+    ids = [str(uuid.uuid4()) for _ in range(n)]
+    with conn.cursor() as cur:
+        cur.executemany(
+            f"INSERT INTO {S}.items (id, sku, quantity) VALUES (%s, %s, %s)",
+            [(i, f"{tag}-{RUN}-{k}", qty) for k, i in enumerate(ids)],
+        )
+    return ids
+
+
+def race(dsn, n, fn):
+    """Run fn(conn, k) in n threads released together; return results/Failures."""
+    conns = [connect(dsn) for _ in range(n)]
+    barrier = threading.Barrier(n)
+    out = [None] * n
+
+    def run(k):
+        barrier.wait()
+        try:
+            out[k] = fn(conns[k], k)
+        except Failure as f:
+            out[k] = f
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for c in conns:
+        c.close()
+    return out
+
+
+def phase_seeds(dsn, admin, checks):
+    """The seeds' incidents, replayed with every caller released at once."""
+    # seed 002: 50 concurrent sales of 1 unit of an item with 50 units
+    [item] = new_items(admin, 1, 50, "seed002")
+    res = race(dsn, 50, lambda c, k: call(c, "decrement_inventory", p_inventory_id=item, p_quantity=1))
+    ok = sum(1 for r in res if isinstance(r, dict))
+    final = admin.execute(f"SELECT quantity FROM {S}.items WHERE id = %s", (item,)).fetchone()[0]
+    checks.check("seed002_no_lost_update", ok == 50 and final == 0, f"succeeded={ok} final={final}")
+    try:
+        call(admin, "decrement_inventory", p_inventory_id=item, p_quantity=1)
+        checks.check("seed002_no_oversell", False, "51st sale succeeded")
+    except Failure as f:
+        checks.check("seed002_no_oversell", f.sqlstate == "PT409" and f.code == "INSUFFICIENT_INVENTORY", f.code)
+
+    # seed 003 checkout: two buyers of 3 units when 5 exist
+    [item] = new_items(admin, 1, 5, "seed003")
+    res = race(dsn, 2, lambda c, k: call(c, "decrement_inventory", p_inventory_id=item, p_quantity=3))
+    wins = [r for r in res if isinstance(r, dict)]
+    losses = [r for r in res if isinstance(r, Failure)]
+    checks.check("seed003_one_checkout_wins", len(wins) == 1 and len(losses) == 1
+                 and losses[0].sqlstate == "PT409", str(res))
+
+    # seed 003 batches: 32 drivers claim one batch, exactly one wins, the rest get 409
+    bid = call(admin, "create_batch")["batch_id"]
+    res = race(dsn, 32, lambda c, k: call(c, "claim_batch", p_batch_id=bid, p_driver_id=f"seed-driver-{k}"))
+    wins = [r for r in res if isinstance(r, dict)]
+    conflicts = [r for r in res if isinstance(r, Failure) and r.sqlstate == "PT409" and r.code == "BATCH_UNAVAILABLE"]
+    checks.check("seed003_one_driver_wins", len(wins) == 1 and len(conflicts) == 31,
+                 f"wins={len(wins)} conflicts={len(conflicts)}")
+
+    # seed 004: 5 concurrent reservations of 3 units when 10 exist
+    [item] = new_items(admin, 1, 10, "seed004")
+    lines = json.dumps([{"inventory_id": item, "quantity": 3}])
+    res = race(dsn, 5, lambda c, k: call(c, "reserve_inventory", p_lines=lines))
+    ok = sum(1 for r in res if isinstance(r, dict))
+    reserved = admin.execute(f"SELECT reserved FROM {S}.items WHERE id = %s", (item,)).fetchone()[0]
+    checks.check("seed004_no_overbooking", ok == 3 and reserved == 9, f"reservations={ok} reserved={reserved}")
+
+
+class Workload:
+    """Random operations; every acknowledged effect is recorded client-side."""
+
+    def __init__(self, dsn, items, hot, batches_drivers, seconds, seed):
+        self.dsn, self.items, self.hot = dsn, items, hot
+        self.drivers = batches_drivers
+        self.deadline = time.monotonic() + seconds
+        self.seed = seed
+        self.lock = threading.Lock()
+        self.delta = collections.Counter()      # item -> acknowledged quantity change
+        self.refs = collections.Counter()       # reference -> expected ledger rows
+        self.outcomes = collections.Counter()   # (op, code) -> count
+        self.unexpected = []
+        self.replay_mismatch = 0
+        self.claims = collections.Counter()     # batch -> acknowledged claims
+        self.completed = set()
+
+    def pick(self, rng, n=None):
+        """One item (n=None) or a list of n distinct items; mostly hot ones."""
+        pool = self.hot if rng.random() < 0.7 else self.items
+        return rng.choice(pool) if n is None else rng.sample(pool, n)
+
+    def record(self, op, code):
+        with self.lock:
+            self.outcomes[(op, code)] += 1
+
+    def ack(self, deltas, ref=None, rows=0):
+        with self.lock:
+            for item, d in deltas:
+                self.delta[item] += d
+            if ref:
+                self.refs[ref] += rows
+
+    def worker(self, k):
+        rng = random.Random(self.seed * 1000 + k)
+        conn = connect(self.dsn)
+        held = []  # active reservations of this worker
+        driver = f"driver-{k % 8}"  # four workers share each driver id
+        ops = ["dec"] * 30 + ["many"] * 20 + ["inc"] * 8 + ["adj"] * 6 + ["idem"] * 6 + \
+              ["reserve"] * 12 + ["finish"] * 10 + ["claim"] * 8
+        while time.monotonic() < self.deadline:
+            op = rng.choice(ops)
+            ref = f"op-{uuid.uuid4()}"
+            try:
+                self.one(conn, rng, op, ref, held, driver)
+                self.record(op, "ok")
+            except Failure as f:
+                self.record(op, f.code)
+                if f.code not in EXPECTED_CODES or f.sqlstate == "40P01":
+                    with self.lock:
+                        self.unexpected.append(f"{op}: {f.sqlstate} {f}")
+            except psycopg.Error as e:  # connection trouble: outcome unknown
+                self.record(op, "unknown")
+                with self.lock:
+                    self.unexpected.append(f"{op}: unknown outcome {e}")
+                conn = connect(self.dsn)
+        conn.close()
+
+    def one(self, conn, rng, op, ref, held, driver):
+        if op == "dec":
+            item = self.pick(rng)
+            r = call(conn, "decrement_inventory", p_inventory_id=item, p_quantity=rng.randint(1, 3),
+                     p_reference=ref, p_lock_timeout_ms=2000)
+            self.ack([(item, -float(r["deducted"]))], ref, 1)
+        elif op == "many":
+            items = self.pick(rng, rng.randint(2, 4))
+            lines = [{"inventory_id": i, "quantity": rng.randint(1, 2)} for i in items]
+            rng.shuffle(lines)  # callers send lines in any order
+            r = call(conn, "decrement_inventory_many", p_lines=json.dumps(lines), p_reference=ref)
+            self.ack([(l["inventory_id"], -float(l["deducted"])) for l in r["lines"]], ref, len(r["lines"]))
+        elif op == "inc":
+            item = self.pick(rng)
+            r = call(conn, "increment_inventory", p_inventory_id=item, p_quantity=rng.randint(1, 5), p_reference=ref)
+            self.ack([(item, float(r["added"]))], ref, 1)
+        elif op == "adj":
+            item = self.pick(rng)
+            seen = call(conn, "get_inventory", p_inventory_id=item)
+            # Decimal: psycopg sends floats as float8, which doesn't cast to numeric implicitly
+            current = Decimal(str(seen["quantity"]))
+            target = max(Decimal(str(seen["reserved"])), current + rng.randint(-3, 3))
+            r = call(conn, "adjust_inventory", p_inventory_id=item, p_new_quantity=target,
+                     p_expected_quantity=current, p_reference=ref)
+            self.ack([(item, float(r["delta"]))], ref, 1)
+        elif op == "idem":
+            item = self.pick(rng)
+            key = f"key-{uuid.uuid4()}"
+            kw = dict(p_inventory_id=item, p_quantity=1, p_reference=ref, p_idempotency_key=key)
+            first = call(conn, "decrement_inventory", **kw)
+            again = call(conn, "decrement_inventory", **kw)   # a client retry
+            if first != again:
+                with self.lock:
+                    self.replay_mismatch += 1
+            self.ack([(item, -float(first["deducted"]))], ref, 1)
+        elif op == "reserve":
+            items = self.pick(rng, rng.randint(1, 3))
+            lines = [{"inventory_id": i, "quantity": rng.randint(1, 2)} for i in items]
+            rng.shuffle(lines)
+            r = call(conn, "reserve_inventory", p_lines=json.dumps(lines), p_reference=ref,
+                     p_ttl_seconds=rng.randint(1, 4))
+            held.append(r)
+        elif op == "finish":
+            if not held:
+                return
+            r = held.pop(rng.randrange(len(held)))
+            rid = r["reservation_id"]
+            if rng.random() < 0.6:
+                c = call(conn, "commit_reservation", p_reservation_id=rid)
+                self.ack([(l["inventory_id"], -float(l["quantity"])) for l in c["committed"]], rid, len(c["committed"]))
+            else:
+                call(conn, "release_reservation", p_reservation_id=rid)
+        elif op == "claim":
+            b = call(conn, "claim_next_batch", p_driver_id=driver, p_max_active=2)
+            if b is None:
+                return
+            with self.lock:
+                self.claims[b["batch_id"]] += 1
+            call(conn, "complete_batch", p_batch_id=b["batch_id"], p_driver_id=driver)
+            with self.lock:
+                self.completed.add(b["batch_id"])
+
+
+def sweeper(dsn, stop):
+    conn = connect(dsn)
+    while not stop.is_set():
+        call(conn, "expire_reservations")
+        time.sleep(0.2)
+    conn.close()
+
+
+def limit_monitor(dsn, stop, violations):
+    """Samples the batches table: no driver may ever hold more than 2."""
+    conn = connect(dsn)
+    while not stop.is_set():
+        rows = conn.execute(
+            f"SELECT claimed_by, count(*) FROM {S}.batches WHERE status IN ('claimed','in_progress') "
+            "AND claimed_by LIKE 'driver-%%' GROUP BY 1 HAVING count(*) > 2").fetchall()
+        violations.extend(rows)
+        time.sleep(0.05)
+    conn.close()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dsn", default="")
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--hot", type=int, default=4)
+    ap.add_argument("--cold", type=int, default=200)
+    ap.add_argument("--batches", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=int(time.time()))
+    a = ap.parse_args()
+    print(f"stress: {a.connections} connections, {a.seconds}s, seed {a.seed}")
+    checks = Checks()
+    admin = connect(a.dsn)
+
+    phase_seeds(a.dsn, admin, checks)
+
+    hot = new_items(admin, a.hot, 500, "hot")
+    cold = new_items(admin, a.cold, 50, "cold")
+    items = hot + cold
+    initial = {i: float(q) for i, q in admin.execute(
+        f"SELECT id::text, quantity FROM {S}.items WHERE id = ANY(%s::uuid[])", (items,)).fetchall()}
+    batch_ids = [call(admin, "create_batch", p_zone="stress")["batch_id"] for _ in range(a.batches)]
+
+    w = Workload(a.dsn, items, hot, 8, a.seconds, a.seed)
+    stop, violations = threading.Event(), []
+    helpers = [threading.Thread(target=sweeper, args=(a.dsn, stop)),
+               threading.Thread(target=limit_monitor, args=(a.dsn, stop, violations))]
+    workers = [threading.Thread(target=w.worker, args=(k,)) for k in range(a.connections)]
+    for t in helpers + workers:
+        t.start()
+    for t in workers:
+        t.join()
+    stop.set()
+    for t in helpers:
+        t.join()
+
+    total_ok = sum(n for (op, code), n in w.outcomes.items() if code == "ok")
+    print(f"stress: {sum(w.outcomes.values())} operations, {total_ok} acknowledged; outcomes:")
+    for (op, code), n in sorted(w.outcomes.items()):
+        print(f"    {op:8s} {code:24s} {n}")
+
+    rows = admin.execute(
+        f"SELECT id::text, quantity, reserved FROM {S}.items WHERE id = ANY(%s::uuid[])", (items,)).fetchall()
+    for item, qty, reserved in rows:
+        checks.check("quantity_non_negative", qty >= 0, f"{item} quantity {qty}")
+        checks.check("reserved_within_quantity", 0 <= reserved <= qty, f"{item} reserved {reserved} of {qty}")
+        expected = initial[item] + w.delta[item]
+        checks.check("quantity_matches_acknowledged_ops", abs(float(qty) - expected) < 1e-9,
+                     f"{item} is {qty}, client expects {expected}")
+    drift = admin.execute(f"SELECT inventory_id::text, drift, reserved_drift FROM {S}.reconcile() "
+                          "WHERE inventory_id = ANY(%s::uuid[])", (items,)).fetchall()
+    checks.check("ledger_and_reservations_reconcile", not drift, f"drift: {drift[:3]}")
+    ledger = dict(admin.execute(
+        f"SELECT reference, count(*) FROM {S}.ledger WHERE reference = ANY(%s) GROUP BY 1",
+        (list(w.refs),)).fetchall())
+    for ref, n in w.refs.items():
+        checks.check("acknowledged_op_in_ledger_exactly_once", ledger.get(ref, 0) == n,
+                     f"{ref}: {ledger.get(ref, 0)} ledger rows, expected {n}")
+    checks.check("idempotent_retry_replays_first_result", w.replay_mismatch == 0,
+                 f"{w.replay_mismatch} retries answered differently")
+    checks.check("no_deadlocks_or_unexpected_errors", not w.unexpected, "; ".join(w.unexpected[:3]))
+    checks.check("each_batch_claimed_once", all(n == 1 for n in w.claims.values()),
+                 f"{[b for b, n in w.claims.items() if n > 1][:3]}")
+    db_done = admin.execute(f"SELECT count(*) FROM {S}.batches WHERE id = ANY(%s::uuid[]) AND status = 'completed'",
+                            (batch_ids,)).fetchone()[0]
+    avail = admin.execute(f"SELECT count(*) FROM {S}.batches WHERE id = ANY(%s::uuid[]) AND status = 'available'",
+                          (batch_ids,)).fetchone()[0]
+    checks.check("claims_plus_remaining_equals_total",
+                 db_done == len(w.completed) and db_done + avail == len(batch_ids),
+                 f"completed db={db_done} client={len(w.completed)} available={avail} total={len(batch_ids)}")
+    checks.check("no_driver_over_limit", not violations, f"{violations[:3]}")
+    admin.close()
+    sys.exit(0 if checks.report() else 1)
+
+
+if __name__ == "__main__":
+    main()
