@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The one test command (README, .ci/run): installs what is missing, then runs
+# every suite. Prints a line per stage and, last, `stages: N passed, N failed`.
+#
+#   bash pg_test/run-tests.sh                # everything
+#   bash pg_test/run-tests.sh --only live    # skip the cargo stages (fmt, clippy, pg_test)
+#   AI_STRESS_SECONDS=60 AI_STRESS_CONNECTIONS=64 bash pg_test/run-tests.sh   # longer stress
+set -uo pipefail
+cd "$(dirname "$0")/.."
+source pg_test/lib.sh
+
+only=""
+[[ "${1:-}" == "--only" ]] && only="${2:-}"
+
+passed=0
+failed=0
+failed_names=()
+stage() {
+    local name="$1"
+    shift
+    log "stage: $name"
+    if "$@"; then
+        passed=$((passed + 1))
+        echo "stage $name: ok"
+    else
+        failed=$((failed + 1))
+        failed_names+=("$name")
+        echo "stage $name: FAILED"
+    fi
+}
+
+pgrx_tests() {
+    # pgrx runs its test cluster as postgres (Postgres refuses root); its data
+    # directory must belong to postgres.
+    local pgdata
+    pgdata="$(mktemp -d /tmp/ai-pgrx-pgdata.XXXXXX)"
+    chown postgres "$pgdata"
+    env -u RUST_BACKTRACE cargo pgrx test "pg${AI_PG_MAJOR}" --runas postgres --pgdata "$pgdata"
+    local rc=$?
+    rm -rf "$pgdata"
+    return $rc
+}
+
+live_suites() {
+    install_extension || return 1
+    start_cluster || return 1
+    local rc=0
+    stage isolation bash pg_test/isolation/run.sh || rc=1
+    stage stress python3 pg_test/stress.py \
+        --connections "${AI_STRESS_CONNECTIONS:-32}" --seconds "${AI_STRESS_SECONDS:-20}" || rc=1
+    stop_cluster
+    stage no_backend_crashes test -z "${AI_SERVER_CRASHED:-}"
+    return $rc
+}
+
+ensure_deps || { echo "stages: 0 passed, 1 failed"; exit 1; }
+
+if [[ "$only" != "live" ]]; then
+    stage fmt cargo fmt --check
+    stage clippy cargo clippy --all-targets --features "pg${AI_PG_MAJOR}" -- -D warnings
+    stage pg_test pgrx_tests
+fi
+live_suites
+
+if ((failed)); then echo "failed stages: ${failed_names[*]}"; fi
+echo "stages: $passed passed, $failed failed"
+((failed == 0))
