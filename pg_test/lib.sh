@@ -77,9 +77,11 @@ stop_cluster() {
     local bindir
     bindir="$("$AI_PG_CONFIG" --bindir)"
     # A crash anywhere shows in the server log: surface it before deleting.
-    if grep -qE "PANIC|was terminated by signal|server process .* exited with exit code" "$AI_CLUSTER_DIR/server.log"; then
+    # (a background worker failing to connect before ai_test exists is not one)
+    local crash='PANIC|was terminated by signal|server process \(PID [0-9]+\) exited with exit code'
+    if grep -qE "$crash" "$AI_CLUSTER_DIR/server.log"; then
         log "server log shows a crashed backend:"
-        grep -E "PANIC|terminated by signal|exited with exit code" "$AI_CLUSTER_DIR/server.log" | head -5 >&2
+        grep -E "$crash" "$AI_CLUSTER_DIR/server.log" | head -5 >&2
         AI_SERVER_CRASHED=1
     fi
     as_postgres "$bindir/pg_ctl" -D "$AI_CLUSTER_DIR/data" -m fast -w stop >/dev/null 2>&1 || true

@@ -43,11 +43,14 @@ pgrx_tests() {
 
 live_suites() {
     install_extension || return 1
-    start_cluster || return 1
+    # preloaded, so the reservation sweeper runs (every second, on ai_test)
+    AI_PG_OPTIONS="-c shared_preload_libraries=atomic_inventory -c atomic_inventory.sweep_interval=1 -c atomic_inventory.sweep_database=ai_test" \
+        start_cluster || return 1
     local rc=0
     stage isolation bash pg_test/isolation/run.sh || rc=1
     stage stress python3 pg_test/stress.py \
         --connections "${AI_STRESS_CONNECTIONS:-32}" --seconds "${AI_STRESS_SECONDS:-20}" || rc=1
+    stage sweeper_worker bash pg_test/worker_check.sh || rc=1
     stop_cluster
     stage no_backend_crashes test -z "${AI_SERVER_CRASHED:-}"
     return $rc

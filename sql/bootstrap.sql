@@ -180,3 +180,74 @@ COMMENT ON COLUMN atomic_inventory.reservation_lines.quantity IS 'Units held.';
 COMMENT ON COLUMN atomic_inventory.reservation_lines.tracked IS 'Whether the item tracked inventory when reserved; untracked lines never touch items.reserved.';
 COMMENT ON COLUMN atomic_inventory.reservation_lines.status IS 'active, committed, released or expired; lines can finish separately (partial commit/release).';
 COMMENT ON COLUMN atomic_inventory.reservation_lines.updated_at IS 'When the line''s status last changed.';
+
+-- Warehouse packing (seeds 000/001): pickers fill a basket per session, packers
+-- move units from the basket into orders.
+
+CREATE TABLE atomic_inventory.picking_sessions (
+    id               uuid        PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+    code             text,
+    status           text        NOT NULL DEFAULT 'picking'
+                     CHECK (status IN ('picking', 'packing', 'completed', 'cancelled')),
+    tenant_id        text,
+    last_activity_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    created_at       timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE atomic_inventory.picking_sessions IS 'A picking/packing session: one basket of picked products packed into several orders.';
+COMMENT ON COLUMN atomic_inventory.picking_sessions.id IS 'Session id, passed as p_session_id.';
+COMMENT ON COLUMN atomic_inventory.picking_sessions.code IS 'Optional human code of the session.';
+COMMENT ON COLUMN atomic_inventory.picking_sessions.status IS 'picking -> packing -> completed (or cancelled). Packing is allowed only in packing.';
+COMMENT ON COLUMN atomic_inventory.picking_sessions.tenant_id IS 'Owning tenant/store; NULL = shared (docs/security.md).';
+COMMENT ON COLUMN atomic_inventory.picking_sessions.last_activity_at IS 'Updated by every pack/unpack; for staleness warnings.';
+COMMENT ON COLUMN atomic_inventory.picking_sessions.created_at IS 'When the session started.';
+
+CREATE TABLE atomic_inventory.picking_session_items (
+    picking_session_id uuid    NOT NULL REFERENCES atomic_inventory.picking_sessions (id) ON DELETE CASCADE,
+    product_id         uuid    NOT NULL,
+    quantity_picked    integer NOT NULL CHECK (quantity_picked >= 0),
+    PRIMARY KEY (picking_session_id, product_id)
+);
+COMMENT ON TABLE atomic_inventory.picking_session_items IS 'The basket: units of each product picked in a session.';
+COMMENT ON COLUMN atomic_inventory.picking_session_items.picking_session_id IS 'The session.';
+COMMENT ON COLUMN atomic_inventory.picking_session_items.product_id IS 'The product picked.';
+COMMENT ON COLUMN atomic_inventory.picking_session_items.quantity_picked IS 'Units in the basket; packing across all orders can never exceed it.';
+
+CREATE TABLE atomic_inventory.orders (
+    id           uuid        PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+    order_number text,
+    status       text        NOT NULL DEFAULT 'confirmed'
+                 CHECK (status IN ('pending', 'confirmed', 'in_preparation', 'ready_to_ship', 'shipped',
+                                   'delivered', 'cancelled', 'rejected', 'returned')),
+    tenant_id    text,
+    created_at   timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE atomic_inventory.orders IS 'Orders being packed.';
+COMMENT ON COLUMN atomic_inventory.orders.id IS 'Order id.';
+COMMENT ON COLUMN atomic_inventory.orders.order_number IS 'Human order number, shown in errors.';
+COMMENT ON COLUMN atomic_inventory.orders.status IS 'ready_to_ship, shipped, delivered = completed; cancelled, rejected, returned = closed; neither can be packed.';
+COMMENT ON COLUMN atomic_inventory.orders.tenant_id IS 'Owning tenant/store.';
+COMMENT ON COLUMN atomic_inventory.orders.created_at IS 'When the order was created.';
+
+CREATE TABLE atomic_inventory.packing_progress (
+    id                 uuid        PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+    picking_session_id uuid        NOT NULL REFERENCES atomic_inventory.picking_sessions (id) ON DELETE CASCADE,
+    order_id           uuid        NOT NULL REFERENCES atomic_inventory.orders (id),
+    product_id         uuid        NOT NULL,
+    quantity_needed    integer     NOT NULL CHECK (quantity_needed >= 0),
+    quantity_packed    integer     NOT NULL DEFAULT 0,
+    created_at         timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at         timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CONSTRAINT packing_progress_packed_valid CHECK (quantity_packed >= 0 AND quantity_packed <= quantity_needed),
+    UNIQUE (picking_session_id, order_id, product_id)
+);
+-- the basket check sums packed units per session and product
+CREATE INDEX packing_progress_basket_idx ON atomic_inventory.packing_progress (picking_session_id, product_id);
+COMMENT ON TABLE atomic_inventory.packing_progress IS 'Per session, order and product: units needed and units packed so far.';
+COMMENT ON COLUMN atomic_inventory.packing_progress.id IS 'Progress id, passed as p_progress_id.';
+COMMENT ON COLUMN atomic_inventory.packing_progress.picking_session_id IS 'The session packing it.';
+COMMENT ON COLUMN atomic_inventory.packing_progress.order_id IS 'The order receiving the units.';
+COMMENT ON COLUMN atomic_inventory.packing_progress.product_id IS 'The product.';
+COMMENT ON COLUMN atomic_inventory.packing_progress.quantity_needed IS 'Units the order needs of this product.';
+COMMENT ON COLUMN atomic_inventory.packing_progress.quantity_packed IS 'Units packed so far; never above quantity_needed (CHECK).';
+COMMENT ON COLUMN atomic_inventory.packing_progress.created_at IS 'When the line was created.';
+COMMENT ON COLUMN atomic_inventory.packing_progress.updated_at IS 'When quantity_packed last changed.';

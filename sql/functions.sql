@@ -342,6 +342,35 @@ $$;
 COMMENT ON FUNCTION atomic_inventory.get_reservation(uuid) IS
     'A reservation with its lines and their statuses.';
 
+-- Warehouse packing (seeds 000/001).
+
+CREATE FUNCTION atomic_inventory.increment_packing_quantity(
+    p_progress_id     uuid,
+    p_quantity_needed integer DEFAULT NULL,
+    p_picked_quantity integer DEFAULT NULL,
+    p_session_id      uuid    DEFAULT NULL,
+    p_product_id      uuid    DEFAULT NULL,
+    p_quantity        integer DEFAULT 1,
+    p_lock_timeout_ms integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_increment_packing_quantity';
+COMMENT ON FUNCTION atomic_inventory.increment_packing_quantity(uuid, integer, integer, uuid, uuid, integer, integer) IS
+    'Pack p_quantity (default 1) units of a progress line, with every validation of seed 001 (session, ownership, order status, line and basket limits). p_quantity_needed and p_picked_quantity are accepted for compatibility; the tables decide. Returns the updated progress row as JSON.';
+
+CREATE FUNCTION atomic_inventory.decrement_packing_quantity(
+    p_progress_id     uuid,
+    p_session_id      uuid,
+    p_quantity        integer DEFAULT 1,
+    p_lock_timeout_ms integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_decrement_packing_quantity';
+COMMENT ON FUNCTION atomic_inventory.decrement_packing_quantity(uuid, uuid, integer, integer) IS
+    'Un-pack units packed by mistake (same validations; NOTHING_TO_UNPACK below zero). Returns the updated progress row as JSON.';
+
 -- Grants. Nothing is callable by PUBLIC; grant_usage() opens the caller-facing
 -- functions to a role (e.g. Supabase's authenticated and service_role).
 REVOKE ALL ON ALL TABLES IN SCHEMA atomic_inventory FROM PUBLIC;
@@ -373,6 +402,8 @@ BEGIN
         'atomic_inventory.release_reservation(uuid, uuid[], text, text, integer)',
         'atomic_inventory.extend_reservation(uuid, integer, integer)',
         'atomic_inventory.get_reservation(uuid)',
+        'atomic_inventory.increment_packing_quantity(uuid, integer, integer, uuid, uuid, integer, integer)',
+        'atomic_inventory.decrement_packing_quantity(uuid, uuid, integer, integer)',
         'atomic_inventory.caller_tenant()',
         'atomic_inventory.caller_is_admin()'
     ]::regprocedure[] LOOP

@@ -83,6 +83,59 @@ pub enum Error {
         expires_at: String,
     },
 
+    #[error("SESSION_NOT_FOUND: picking session {session_id} not found")]
+    SessionNotFound { session_id: String },
+
+    #[error("SESSION_NOT_PACKING: picking session {session_id} is not in packing status (it is {status})")]
+    SessionNotPacking { session_id: String, status: String },
+
+    #[error("PROGRESS_NOT_FOUND: packing progress record {progress_id} not found")]
+    ProgressNotFound { progress_id: String },
+
+    #[error("PROGRESS_SESSION_MISMATCH: packing progress {progress_id} does not belong to session {session_id}")]
+    ProgressSessionMismatch {
+        progress_id: String,
+        session_id: String,
+    },
+
+    #[error("ORDER_NOT_FOUND: order {order_id} not found")]
+    OrderNotFound { order_id: String },
+
+    #[error("ORDER_COMPLETED: order {order_number} has already been completed ({status})")]
+    OrderCompleted {
+        order_number: String,
+        status: String,
+    },
+
+    #[error("ORDER_CLOSED: order {order_number} has been {status} and cannot be packed")]
+    OrderClosed {
+        order_number: String,
+        status: String,
+    },
+
+    #[error("ALREADY_FULLY_PACKED: this item is already fully packed ({packed} of {needed} packed, {requested} more requested)")]
+    AlreadyFullyPacked {
+        progress_id: String,
+        needed: i32,
+        packed: i32,
+        requested: i32,
+    },
+
+    #[error("BASKET_EXHAUSTED: no more units available to pack ({packed_total} of {picked} picked units already packed, {requested} more requested)")]
+    BasketExhausted {
+        product_id: String,
+        picked: i32,
+        packed_total: i64,
+        requested: i32,
+    },
+
+    #[error("NOTHING_TO_UNPACK: only {packed} units are packed, {requested} to unpack")]
+    NothingToUnpack {
+        progress_id: String,
+        packed: i32,
+        requested: i32,
+    },
+
     #[error("LOCK_TIMEOUT: could not lock the inventory rows within {}", lock_wait_text(*.timeout_ms))]
     LockTimeout { timeout_ms: Option<i32> },
 
@@ -160,6 +213,16 @@ impl Error {
             Error::DriverLimit { .. } => "DRIVER_LIMIT_REACHED",
             Error::ReservationNotActive { .. } => "RESERVATION_NOT_ACTIVE",
             Error::ReservationExpired { .. } => "RESERVATION_EXPIRED",
+            Error::SessionNotFound { .. } => "SESSION_NOT_FOUND",
+            Error::SessionNotPacking { .. } => "SESSION_NOT_PACKING",
+            Error::ProgressNotFound { .. } => "PROGRESS_NOT_FOUND",
+            Error::ProgressSessionMismatch { .. } => "PROGRESS_SESSION_MISMATCH",
+            Error::OrderNotFound { .. } => "ORDER_NOT_FOUND",
+            Error::OrderCompleted { .. } => "ORDER_COMPLETED",
+            Error::OrderClosed { .. } => "ORDER_CLOSED",
+            Error::AlreadyFullyPacked { .. } => "ALREADY_FULLY_PACKED",
+            Error::BasketExhausted { .. } => "BASKET_EXHAUSTED",
+            Error::NothingToUnpack { .. } => "NOTHING_TO_UNPACK",
             Error::LockTimeout { .. } => "LOCK_TIMEOUT",
             Error::Internal(_) => "INTERNAL",
         }
@@ -169,7 +232,18 @@ impl Error {
     pub fn sqlstate(&self) -> &'static [u8; 5] {
         match self {
             Error::InvalidQuantity { .. } | Error::InvalidInput { .. } => b"22023",
-            Error::NotFound { .. } => b"PT404",
+            Error::NotFound { .. }
+            | Error::SessionNotFound { .. }
+            | Error::ProgressNotFound { .. }
+            | Error::OrderNotFound { .. } => b"PT404",
+            // someone else's progress record: forbidden, like seed 001's "security violation"
+            Error::ProgressSessionMismatch { .. } => b"PT403",
+            Error::SessionNotPacking { .. }
+            | Error::OrderCompleted { .. }
+            | Error::OrderClosed { .. }
+            | Error::AlreadyFullyPacked { .. }
+            | Error::BasketExhausted { .. }
+            | Error::NothingToUnpack { .. } => b"PT409",
             Error::Insufficient { .. }
             | Error::QuantityMismatch { .. }
             | Error::BelowReserved { .. }
@@ -267,6 +341,68 @@ impl Error {
                 m.insert("reservation_id".into(), json!(reservation_id));
                 m.insert("expires_at".into(), json!(expires_at));
             }
+            Error::SessionNotFound { session_id } => {
+                m.insert("session_id".into(), json!(session_id));
+            }
+            Error::SessionNotPacking { session_id, status } => {
+                m.insert("session_id".into(), json!(session_id));
+                m.insert("status".into(), json!(status));
+            }
+            Error::ProgressNotFound { progress_id } => {
+                m.insert("progress_id".into(), json!(progress_id));
+            }
+            Error::ProgressSessionMismatch {
+                progress_id,
+                session_id,
+            } => {
+                m.insert("progress_id".into(), json!(progress_id));
+                m.insert("session_id".into(), json!(session_id));
+            }
+            Error::OrderNotFound { order_id } => {
+                m.insert("order_id".into(), json!(order_id));
+            }
+            Error::OrderCompleted {
+                order_number,
+                status,
+            }
+            | Error::OrderClosed {
+                order_number,
+                status,
+            } => {
+                m.insert("order_number".into(), json!(order_number));
+                m.insert("status".into(), json!(status));
+            }
+            Error::AlreadyFullyPacked {
+                progress_id,
+                needed,
+                packed,
+                requested,
+            } => {
+                m.insert("progress_id".into(), json!(progress_id));
+                m.insert("quantity_needed".into(), json!(needed));
+                m.insert("quantity_packed".into(), json!(packed));
+                m.insert("requested".into(), json!(requested));
+            }
+            Error::BasketExhausted {
+                product_id,
+                picked,
+                packed_total,
+                requested,
+            } => {
+                m.insert("product_id".into(), json!(product_id));
+                m.insert("quantity_picked".into(), json!(picked));
+                m.insert("total_packed".into(), json!(packed_total));
+                m.insert("requested".into(), json!(requested));
+            }
+            Error::NothingToUnpack {
+                progress_id,
+                packed,
+                requested,
+            } => {
+                m.insert("progress_id".into(), json!(progress_id));
+                m.insert("quantity_packed".into(), json!(packed));
+                m.insert("requested".into(), json!(requested));
+            }
             Error::LockTimeout { timeout_ms } => {
                 m.insert("lock_timeout_ms".into(), json!(timeout_ms));
             }
@@ -311,6 +447,24 @@ impl Error {
             Error::ReservationExpired { .. } => {
                 "The hold lapsed and its units are (or will be) released. Reserve again, or extend before expiry."
             }
+            Error::SessionNotFound { .. } => "Check p_session_id.",
+            Error::SessionNotPacking { .. } => {
+                "Finish picking first (status packing); completed or cancelled sessions can't change."
+            }
+            Error::ProgressNotFound { .. } => "Check p_progress_id.",
+            Error::ProgressSessionMismatch { .. } => {
+                "Use a progress record of your own session."
+            }
+            Error::OrderNotFound { .. } => "The progress record points to a missing order.",
+            Error::OrderCompleted { .. } => {
+                "The order left the warehouse workflow; its packing is frozen."
+            }
+            Error::OrderClosed { .. } => "Cancelled, rejected or returned orders are not packed.",
+            Error::AlreadyFullyPacked { .. } => "Nothing was changed; the line is complete.",
+            Error::BasketExhausted { .. } => {
+                "Every picked unit is packed; pick more units before packing more."
+            }
+            Error::NothingToUnpack { .. } => "Nothing was changed.",
             Error::LockTimeout { .. } => {
                 "Nothing was changed. The item is busy; retry shortly (with the same idempotency key)."
             }

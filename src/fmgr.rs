@@ -27,6 +27,10 @@ impl Args {
             .ok_or_else(|| Error::invalid_input(name, "is required (got NULL)"))
     }
 
+    pub fn get_uuid(&self, n: usize) -> Option<Uuid> {
+        self.get::<Uuid>(n)
+    }
+
     pub fn numeric(&self, n: usize) -> Option<AnyNumeric> {
         self.get::<AnyNumeric>(n)
     }

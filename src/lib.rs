@@ -1,8 +1,9 @@
 //! atomic_inventory: row-locked, atomic inventory operations for PostgreSQL.
 //!
-//! Layout: `stock` (decrement, increment, adjust), `batches` (claim, claim
+//! Layout: `stock` (decrement, increment, adjust), `packing` (seed 001's
+//! increment_packing_quantity and its undo), `batches` (claim, claim
 //! next, unclaim, start, complete), `reservations` (reserve, commit, release,
-//! extend, expire), `idempotency`, `context`
+//! extend, expire), `sweeper` (settings, expiry worker), `idempotency`, `context`
 //! (caller's tenant), `validate` (inputs), `errors` (the one error type and its
 //! SQLSTATEs), `fmgr` (raw entry points), `spi` (kept plans, lock timeouts).
 //! SQL declarations live in `sql/`: tables in bootstrap.sql, functions and
@@ -15,10 +16,18 @@ mod context;
 mod errors;
 mod fmgr;
 mod idempotency;
+mod packing;
 mod reservations;
 mod spi;
 mod stock;
+mod sweeper;
 mod validate;
+
+/// Registers the settings and, when preloaded, the reservation sweeper.
+#[pgrx::pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    sweeper::init();
+}
 
 pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
 pgrx::extension_sql_file!("../sql/functions.sql", name = "functions", finalize);
@@ -29,6 +38,8 @@ mod test_support;
 mod tests;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_batches;
+#[cfg(any(test, feature = "pg_test"))]
+mod tests_packing;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_reservations;
 

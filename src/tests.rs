@@ -556,8 +556,11 @@ mod tests {
             "UPDATE atomic_inventory.items SET tenant_id = 't9' WHERE id = '{A}'"
         ))
         .unwrap();
-        as_app_user();
+        // superuser-only: a caller can't point it at a claim they control
         Spi::run("SET atomic_inventory.tenant_claim = 'app_metadata.store'").unwrap();
+        as_app_user();
+        let (state, _, _) = err("SET atomic_inventory.tenant_claim = 'sub'");
+        assert_eq!(state, "42501");
         Spi::run(r#"SET request.jwt.claims = '{"app_metadata":{"store":"t9"}}'"#).unwrap();
         call(&format!("atomic_inventory.decrement_inventory('{A}', 1)"));
         Spi::run("SET request.jwt.claims = 'not json'").unwrap();

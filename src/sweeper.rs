@@ -1,0 +1,144 @@
+//! Settings and the background worker that expires stale reservations.
+//!
+//! The worker exists only when the library is preloaded
+//! (`shared_preload_libraries = 'atomic_inventory'`): PostgreSQL can register
+//! static background workers only then. Without it, schedule
+//! `expire_reservations()` yourself (pg_cron); both can run at once, they
+//! skip each other's rows (SKIP LOCKED).
+
+use crate::reservations;
+use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
+use pgrx::prelude::*;
+use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
+use std::ffi::CString;
+use std::time::Duration;
+
+/// Seconds between sweeps; 0 turns the worker's sweeping off.
+pub static SWEEP_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(30);
+/// Database the worker sweeps (one worker, one database).
+pub static SWEEP_DATABASE: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"postgres"));
+/// Reservations expired per sweep transaction (keeps each one short).
+pub static SWEEP_BATCH: GucSetting<i32> = GucSetting::<i32>::new(1000);
+/// JWT claim path holding the caller's tenant (see context.rs). Superuser-
+/// only, so a caller can't point it at a claim they control.
+pub static TENANT_CLAIM: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"tenant_id"));
+/// The caller's tenant for app backends (`SET LOCAL atomic_inventory.tenant_id`).
+pub static TENANT_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+pub fn init() {
+    GucRegistry::define_int_guc(
+        c"atomic_inventory.sweep_interval",
+        c"Seconds between reservation expiry sweeps by the background worker; 0 = off.",
+        c"Needs shared_preload_libraries = 'atomic_inventory'. Reload to apply.",
+        &SWEEP_INTERVAL,
+        0,
+        86_400,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"atomic_inventory.sweep_batch",
+        c"Most reservations expired per sweep transaction.",
+        c"",
+        &SWEEP_BATCH,
+        1,
+        100_000,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"atomic_inventory.tenant_claim",
+        c"JWT claim (dot path) in request.jwt.claims that names the caller's tenant.",
+        c"Default tenant_id; e.g. app_metadata.tenant_id.",
+        &TENANT_CLAIM,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"atomic_inventory.tenant_id",
+        c"The caller's tenant, set by trusted app backends per transaction.",
+        c"Takes precedence over the JWT claim.",
+        &TENANT_ID,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+
+    // SAFETY: reading a postmaster-set flag during _PG_init.
+    if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        // A server-start setting can only be defined while preloading; it
+        // only matters to the worker, which exists only then.
+        GucRegistry::define_string_guc(
+            c"atomic_inventory.sweep_database",
+            c"Database whose reservations the background worker expires.",
+            c"Restart the server to change it.",
+            &SWEEP_DATABASE,
+            GucContext::Postmaster,
+            GucFlags::default(),
+        );
+        BackgroundWorkerBuilder::new("atomic_inventory reservation sweeper")
+            .set_type("atomic_inventory sweeper")
+            .set_function("ai_sweeper_main")
+            .set_library("atomic_inventory")
+            .enable_spi_access()
+            .set_restart_time(Some(Duration::from_secs(10)))
+            .load();
+    }
+}
+
+fn database() -> String {
+    SWEEP_DATABASE
+        .get()
+        .and_then(|c| c.into_string().ok())
+        .unwrap_or_else(|| "postgres".into())
+}
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn ai_sweeper_main(_arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    BackgroundWorker::connect_worker_to_spi(Some(&database()), None);
+    log!(
+        "atomic_inventory sweeper started on database {}",
+        database()
+    );
+    loop {
+        let interval = SWEEP_INTERVAL.get();
+        // Off (0): still wake now and then to notice a reload turning it on.
+        let nap = Duration::from_secs(if interval == 0 { 60 } else { interval as u64 });
+        if !BackgroundWorker::wait_latch(Some(nap)) {
+            break; // SIGTERM
+        }
+        if BackgroundWorker::sighup_received() {
+            // SAFETY: the documented way for a worker to re-read its settings.
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+        }
+        if SWEEP_INTERVAL.get() == 0 {
+            continue;
+        }
+        let limit = SWEEP_BATCH.get();
+        let outcome = BackgroundWorker::transaction(move || {
+            Spi::connect_mut(|c| {
+                let installed = c
+                    .select(
+                        "SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'atomic_inventory'",
+                        None,
+                        &[],
+                    )
+                    .map(|t| !t.is_empty())
+                    .unwrap_or(false);
+                if !installed {
+                    return Ok(0);
+                }
+                reservations::sweep(c, limit)
+            })
+        });
+        match outcome {
+            Ok(0) => {}
+            Ok(n) => log!("atomic_inventory sweeper expired {n} reservations"),
+            Err(e) => warning!("atomic_inventory sweeper: {e}"),
+        }
+    }
+    log!("atomic_inventory sweeper stopped");
+}
