@@ -152,6 +152,57 @@ def phase_seeds(dsn, admin, checks):
     checks.check("seed004_no_overbooking", ok == 3 and reserved == 9, f"reservations={ok} reserved={reserved}")
 
 
+def packing_session(admin, picked, needs):
+    """A session in packing with `picked` units of one product and one
+    progress line per entry of `needs`; returns (session, [line ids])."""
+    session, product = str(uuid.uuid4()), str(uuid.uuid4())
+    admin.execute(f"INSERT INTO {S}.picking_sessions (id, status) VALUES (%s, 'packing')", (session,))
+    admin.execute(f"INSERT INTO {S}.picking_session_items VALUES (%s, %s, %s)", (session, product, picked))
+    lines = []
+    for need in needs:
+        order, line = str(uuid.uuid4()), str(uuid.uuid4())
+        admin.execute(f"INSERT INTO {S}.orders (id, order_number) VALUES (%s, %s)", (order, f"#{RUN}-{order[:6]}"))
+        admin.execute(f"INSERT INTO {S}.packing_progress (id, picking_session_id, order_id, product_id, quantity_needed) "
+                      "VALUES (%s, %s, %s, %s, %s)", (line, session, order, product, need))
+        lines.append(line)
+    return session, lines
+
+
+def phase_packing(dsn, admin, checks):
+    """Seed 001: concurrent clicks on one line, and workers racing over a basket."""
+    # 50 packers click [+] on one line that needs 40: exactly 40 succeed
+    session, [line] = packing_session(admin, 60, [40])
+    res = race(dsn, 50, lambda c, k: call(c, "increment_packing_quantity", p_progress_id=line, p_session_id=session))
+    ok = sum(1 for r in res if isinstance(r, dict))
+    full = sum(1 for r in res if isinstance(r, Failure) and r.code == "ALREADY_FULLY_PACKED")
+    final = admin.execute(f"SELECT quantity_packed FROM {S}.packing_progress WHERE id = %s", (line,)).fetchone()[0]
+    checks.check("seed001_line_ends_exactly_at_needed", ok == 40 and full == 10 and final == 40,
+                 f"ok={ok} fully_packed={full} final={final}")
+
+    # 2 x 8 workers over 4 orders needing 10 each, basket of 30: never above 30
+    session, lines = packing_session(admin, 30, [10, 10, 10, 10])
+
+    def packer(c, k):
+        rng, done = random.Random(k), 0
+        for _ in range(40):
+            try:
+                call(c, "increment_packing_quantity", p_progress_id=rng.choice(lines), p_session_id=session)
+                done += 1
+            except Failure as f:
+                if f.code not in ("ALREADY_FULLY_PACKED", "BASKET_EXHAUSTED"):
+                    raise
+        return done
+
+    res = race(dsn, 16, packer)
+    acked = sum(r for r in res if isinstance(r, int))
+    errors = [r for r in res if isinstance(r, Failure)]
+    rows = admin.execute(f"SELECT quantity_packed, quantity_needed FROM {S}.packing_progress "
+                         "WHERE picking_session_id = %s", (session,)).fetchall()
+    total = sum(p for p, _ in rows)
+    checks.check("seed001_basket_never_exceeded", total == 30 and acked == 30 and not errors
+                 and all(p <= n for p, n in rows), f"packed={total} acknowledged={acked} errors={errors[:2]}")
+
+
 class Workload:
     """Random operations; every acknowledged effect is recorded client-side."""
 
@@ -308,6 +359,7 @@ def main():
     admin = connect(a.dsn)
 
     phase_seeds(a.dsn, admin, checks)
+    phase_packing(a.dsn, admin, checks)
 
     hot = new_items(admin, a.hot, 500, "hot")
     cold = new_items(admin, a.cold, 50, "cold")
