@@ -4,13 +4,23 @@
 #
 #   bash pg_test/run-tests.sh                # everything
 #   bash pg_test/run-tests.sh --only live    # skip the cargo stages (fmt, clippy, pg_test)
-#   AI_STRESS_SECONDS=60 AI_STRESS_CONNECTIONS=64 bash pg_test/run-tests.sh   # longer stress
+#   bash pg_test/run-tests.sh --long         # long mode: 20 crashes, 120 s stress
+#   AI_STRESS_SECONDS=60 AI_STRESS_CONNECTIONS=64 bash pg_test/run-tests.sh   # custom stress
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source pg_test/lib.sh
 
 only=""
-[[ "${1:-}" == "--only" ]] && only="${2:-}"
+crash_rounds=3
+stress_seconds="${AI_STRESS_SECONDS:-20}"
+while (($#)); do
+    case "$1" in
+        --only) only="${2:-}"; shift ;;
+        --long) crash_rounds=20; stress_seconds="${AI_STRESS_SECONDS:-120}" ;;
+        *) echo "unknown argument: $1" >&2; exit 2 ;;
+    esac
+    shift
+done
 
 passed=0
 failed=0
@@ -49,10 +59,16 @@ live_suites() {
     local rc=0
     stage isolation bash pg_test/isolation/run.sh || rc=1
     stage stress python3 pg_test/stress.py \
-        --connections "${AI_STRESS_CONNECTIONS:-32}" --seconds "${AI_STRESS_SECONDS:-20}" || rc=1
+        --connections "${AI_STRESS_CONNECTIONS:-32}" --seconds "$stress_seconds" || rc=1
+    stage bad_inputs python3 pg_test/bad_inputs.py || rc=1
+    stage faults python3 pg_test/faults.py || rc=1
     stage sweeper_worker bash pg_test/worker_check.sh || rc=1
     stop_cluster
     stage no_backend_crashes test -z "${AI_SERVER_CRASHED:-}"
+    # a cluster of its own: this one is killed on purpose
+    AI_PG_OPTIONS="" start_cluster || return 1
+    stage crash python3 pg_test/crash.py --rounds "$crash_rounds" || rc=1
+    AI_EXPECT_CRASHES=1 stop_cluster
     return $rc
 }
 

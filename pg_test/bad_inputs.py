@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""Bad input, every function: each call must fail with its documented
+SQLSTATE and code, the backend must survive it, and nothing may be written.
+
+Prints one line per case that fails, then `bad_inputs: N passed, N failed`.
+Uses the PG* environment (pg_test/lib.sh's start_cluster).
+"""
+import json
+import sys
+import uuid
+
+import psycopg
+
+S = "atomic_inventory"
+MISSING = "00000000-0000-0000-0000-0000000000ff"
+
+# (sql, sqlstate, code): code None = PostgreSQL's own error (e.g. 22P02 when
+# an argument can't even be converted to its declared type).
+CASES = [
+    # decrement_inventory
+    ("decrement_inventory(NULL, 1)", "22023", "INVALID_INPUT"),
+    ("decrement_inventory('{item}', NULL)", "22023", "INVALID_QUANTITY"),
+    ("decrement_inventory('{item}', 0)", "22023", "INVALID_QUANTITY"),
+    ("decrement_inventory('{item}', -1)", "22023", "INVALID_QUANTITY"),
+    ("decrement_inventory('{item}', 'NaN')", "22023", "INVALID_QUANTITY"),
+    ("decrement_inventory('{item}', 'Infinity')", "22023", "INVALID_QUANTITY"),
+    ("decrement_inventory('{item}', '-Infinity')", "22023", "INVALID_QUANTITY"),
+    ("decrement_inventory('{item}', 1e13)", "22023", "INVALID_QUANTITY"),
+    ("decrement_inventory('{item}', 1e300)", "22023", "INVALID_QUANTITY"),
+    ("decrement_inventory('{item}', 11)", "PT409", "INSUFFICIENT_INVENTORY"),
+    ("decrement_inventory('%s', 1)" % MISSING, "PT404", "NOT_FOUND"),
+    ("decrement_inventory('not-a-uuid', 1)", "22P02", None),
+    ("decrement_inventory('{item}', 'ten')", "22P02", None),
+    ("decrement_inventory('{item}', 1, p_idempotency_key => '')", "22023", "INVALID_INPUT"),
+    ("decrement_inventory('{item}', 1, p_idempotency_key => repeat('k', 256))", "22023", "INVALID_INPUT"),
+    ("decrement_inventory('{item}', 1, p_reason => repeat('r', 1025))", "22023", "INVALID_INPUT"),
+    ("decrement_inventory('{item}', 1, p_reference => repeat('é', 100000))", "22023", "INVALID_INPUT"),
+    ("decrement_inventory('{item}', 1, p_lock_timeout_ms => 0)", "22023", "INVALID_INPUT"),
+    ("decrement_inventory('{item}', 1, p_lock_timeout_ms => -1)", "22023", "INVALID_INPUT"),
+    ("decrement_inventory('{item}', 1, p_lock_timeout_ms => 600001)", "22023", "INVALID_INPUT"),
+    # decrement_inventory_many
+    ("decrement_inventory_many(NULL)", "22023", "INVALID_INPUT"),
+    ("decrement_inventory_many('[]')", "22023", "INVALID_INPUT"),
+    ("decrement_inventory_many('{{}}')", "22023", "INVALID_INPUT"),
+    ("decrement_inventory_many('\"lines\"')", "22023", "INVALID_INPUT"),
+    ("decrement_inventory_many('[1]')", "22023", "INVALID_INPUT"),
+    ("decrement_inventory_many('[{{}}]')", "22023", "INVALID_INPUT"),
+    ("decrement_inventory_many('[{{\"inventory_id\":\"{item}\"}}]')", "22023", "INVALID_QUANTITY"),
+    ("decrement_inventory_many('[{{\"inventory_id\":\"{item}\",\"quantity\":\"NaN\"}}]')", "22023", "INVALID_QUANTITY"),
+    ("decrement_inventory_many('[{{\"inventory_id\":\"{item}\",\"quantity\":\"Infinity\"}}]')", "22023", "INVALID_QUANTITY"),
+    ("decrement_inventory_many('[{{\"inventory_id\":\"{item}\",\"quantity\":true}}]')", "22023", "INVALID_QUANTITY"),
+    ("decrement_inventory_many('[{{\"inventory_id\":\"{item}\",\"quantity\":-3}}]')", "22023", "INVALID_QUANTITY"),
+    ("decrement_inventory_many('[{{\"inventory_id\":\"{item}\",\"quantity\":1e99}}]')", "22023", "INVALID_QUANTITY"),
+    ("decrement_inventory_many('[{{\"inventory_id\":\"{item}\",\"quantity\":\"1; DROP TABLE x\"}}]')", "22023", "INVALID_QUANTITY"),
+    ("decrement_inventory_many('[{{\"inventory_id\":\"nope\",\"quantity\":1}}]')", "22023", "INVALID_INPUT"),
+    ("decrement_inventory_many('[{{\"inventory_id\":42,\"quantity\":1}}]')", "22023", "INVALID_INPUT"),
+    ("decrement_inventory_many((SELECT jsonb_agg(jsonb_build_object('inventory_id', gen_random_uuid(), 'quantity', 1)) FROM generate_series(1, 1001)))", "22023", "INVALID_INPUT"),
+    ("decrement_inventory_many('[{{\"inventory_id\":\"{item}\",\"quantity\":6}},{{\"inventory_id\":\"{item}\",\"quantity\":5}}]')", "PT409", "INSUFFICIENT_INVENTORY"),
+    ("decrement_inventory_many('[{{\"inventory_id\":\"{item}\",\"quantity\":1}},{{\"inventory_id\":\"%s\",\"quantity\":1}}]')" % MISSING, "PT404", "NOT_FOUND"),
+    ("decrement_inventory_many('[{{')", "22P02", None),
+    # increment / adjust / create / get
+    ("increment_inventory('{item}', 0)", "22023", "INVALID_QUANTITY"),
+    ("increment_inventory('{item}', 'NaN')", "22023", "INVALID_QUANTITY"),
+    ("increment_inventory('%s', 1)" % MISSING, "PT404", "NOT_FOUND"),
+    ("adjust_inventory('{item}', -1, 10)", "22023", "INVALID_QUANTITY"),
+    ("adjust_inventory('{item}', 5)", "22023", "INVALID_INPUT"),
+    ("adjust_inventory('{item}', 5, 'NaN')", "22023", "INVALID_QUANTITY"),
+    ("adjust_inventory('{item}', 5, 9)", "PT409", "QUANTITY_MISMATCH"),
+    ("adjust_inventory('{item}', 1, 10)", "PT409", "BELOW_RESERVED"),
+    ("adjust_inventory('%s', 1, 1)" % MISSING, "PT404", "NOT_FOUND"),
+    ("create_item(p_quantity => -1)", "22023", "INVALID_QUANTITY"),
+    ("create_item(p_quantity => 'NaN')", "22023", "INVALID_QUANTITY"),
+    ("get_inventory('%s')" % MISSING, "PT404", "NOT_FOUND"),
+    # reservations
+    ("reserve_inventory('[]')", "22023", "INVALID_INPUT"),
+    ("reserve_inventory('[{{\"inventory_id\":\"{item}\",\"quantity\":1}}]', p_ttl_seconds => 0)", "22023", "INVALID_INPUT"),
+    ("reserve_inventory('[{{\"inventory_id\":\"{item}\",\"quantity\":1}}]', p_ttl_seconds => 2592001)", "22023", "INVALID_INPUT"),
+    ("reserve_inventory('[{{\"inventory_id\":\"{item}\",\"quantity\":99}}]')", "PT409", "INSUFFICIENT_INVENTORY"),
+    ("reserve_inventory('[{{\"inventory_id\":\"%s\",\"quantity\":1}}]')" % MISSING, "PT404", "NOT_FOUND"),
+    ("commit_reservation(NULL)", "22023", "INVALID_INPUT"),
+    ("commit_reservation('%s')" % MISSING, "PT404", "NOT_FOUND"),
+    ("commit_reservation('{res}', p_inventory_ids => ARRAY[]::uuid[])", "22023", "INVALID_INPUT"),
+    ("commit_reservation('{res}', p_inventory_ids => ARRAY[NULL]::uuid[])", "22023", "INVALID_INPUT"),
+    ("commit_reservation('{res}', p_inventory_ids => ARRAY['%s']::uuid[])" % MISSING, "22023", "INVALID_INPUT"),
+    ("release_reservation('%s')" % MISSING, "PT404", "NOT_FOUND"),
+    ("extend_reservation('{res}', p_ttl_seconds => -5)", "22023", "INVALID_INPUT"),
+    ("expire_reservations(0)", "22023", "INVALID_INPUT"),
+    ("get_reservation('%s')" % MISSING, "PT404", "NOT_FOUND"),
+    # batches
+    ("claim_batch(NULL, 'd')", "22023", "INVALID_INPUT"),
+    ("claim_batch('{batch}', NULL)", "22023", "INVALID_INPUT"),
+    ("claim_batch('{batch}', '')", "22023", "INVALID_INPUT"),
+    ("claim_batch('{batch}', repeat('d', 256))", "22023", "INVALID_INPUT"),
+    ("claim_batch('{batch}', 'd', p_lease_seconds => 0)", "22023", "INVALID_INPUT"),
+    ("claim_batch('{batch}', 'd', p_max_active => 0)", "22023", "INVALID_INPUT"),
+    ("claim_batch('%s', 'd')" % MISSING, "PT404", "NOT_FOUND"),
+    ("claim_next_batch(NULL)", "22023", "INVALID_INPUT"),
+    ("claim_next_batch('d', p_lease_seconds => 604801)", "22023", "INVALID_INPUT"),
+    ("complete_batch('%s', 'd')" % MISSING, "PT404", "NOT_FOUND"),
+    ("unclaim_batch('{batch}', 'nobody')", "PT403", "BATCH_NOT_HELD"),
+    # packing
+    ("increment_packing_quantity('{line}')", "22023", "INVALID_INPUT"),
+    ("increment_packing_quantity('%s', p_session_id => '{session}')" % MISSING, "PT404", "PROGRESS_NOT_FOUND"),
+    ("increment_packing_quantity('{line}', p_session_id => '%s')" % MISSING, "PT404", "SESSION_NOT_FOUND"),
+    ("increment_packing_quantity('{line}', p_session_id => '{session}', p_quantity => 0)", "22023", "INVALID_QUANTITY"),
+    ("increment_packing_quantity('{line}', p_session_id => '{session}', p_quantity => 10001)", "22023", "INVALID_QUANTITY"),
+    ("increment_packing_quantity('{line}', p_session_id => '{session}', p_quantity => 3)", "PT409", "ALREADY_FULLY_PACKED"),
+    ("decrement_packing_quantity(NULL, '{session}')", "22023", "INVALID_INPUT"),
+    ("decrement_packing_quantity('{line}', '{session}')", "PT409", "NOTHING_TO_UNPACK"),
+]
+
+
+def state(conn):
+    """Everything a bad call could have touched."""
+    return conn.execute(f"""
+        SELECT (SELECT count(*) FROM {S}.ledger), (SELECT sum(quantity) FROM {S}.items),
+               (SELECT sum(reserved) FROM {S}.items), (SELECT count(*) FROM {S}.reservations),
+               (SELECT count(*) FROM {S}.reservations WHERE status = 'active'),
+               (SELECT count(*) FROM {S}.batches WHERE status <> 'available'),
+               (SELECT sum(quantity_packed) FROM {S}.packing_progress),
+               (SELECT count(*) FROM {S}.idempotency_keys)""").fetchone()
+
+
+def main():
+    conn = psycopg.connect("", autocommit=True)
+    item = conn.execute(f"SELECT {S}.create_item(p_quantity => 10, p_sku => 'bad-' || gen_random_uuid())->>'inventory_id'").fetchone()[0]
+    res = conn.execute(f"SELECT {S}.reserve_inventory(jsonb_build_array(jsonb_build_object('inventory_id', %s::text, 'quantity', 2)))->>'reservation_id'", (item,)).fetchone()[0]
+    batch = conn.execute(f"SELECT {S}.create_batch()->>'batch_id'").fetchone()[0]
+    session, line, order = (str(uuid.uuid4()) for _ in range(3))
+    conn.execute(f"INSERT INTO {S}.picking_sessions (id, status) VALUES (%s, 'packing')", (session,))
+    conn.execute(f"INSERT INTO {S}.picking_session_items VALUES (%s, %s, 5)", (session, item))
+    conn.execute(f"INSERT INTO {S}.orders (id) VALUES (%s)", (order,))
+    conn.execute(f"INSERT INTO {S}.packing_progress (id, picking_session_id, order_id, product_id, quantity_needed) "
+                 "VALUES (%s, %s, %s, %s, 2)", (line, session, order, item))
+    pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    before = state(conn)
+    passed = failed = 0
+    for sql, want_state, want_code in CASES:
+        text = "SELECT " + S + "." + sql.format(item=item, res=res, batch=batch, session=session, line=line)
+        try:
+            conn.execute(text)
+            got = ("none", None, "")
+        except psycopg.Error as e:
+            try:
+                code = json.loads(e.diag.message_detail or "{}").get("code")
+            except ValueError:
+                code = None
+            got = (e.sqlstate, code, e.diag.message_primary or "")
+        ok = got[0] == want_state and (want_code is None or (got[1] == want_code and got[2].startswith(want_code)))
+        alive = conn.execute("SELECT pg_backend_pid()").fetchone()[0] == pid
+        if ok and alive:
+            passed += 1
+        else:
+            failed += 1
+            print(f"FAIL {sql}: got {got[0]} {got[1]} ({got[2][:80]}), want {want_state} {want_code}, backend alive {alive}")
+    after = state(conn)
+    if before == after:
+        passed += 1
+    else:
+        failed += 1
+        print(f"FAIL partial write: state before {before}, after {after}")
+    print(f"bad_inputs: {len(CASES)} distinct bad inputs tried, state unchanged: {before == after}")
+    print(f"bad_inputs: {passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
