@@ -59,7 +59,8 @@ print(f"{'stock before':34s}{50:>28d}{50:>20d}")
 print(f"{'stock after':34s}{str(naive_final):>28s}{str(atomic_final):>20s}")
 print(f"{'units sold but not deducted':34s}{str(n_ok - (50 - naive_final)):>28s}{str(a_ok - (50 - atomic_final)):>20s}")
 print(f"{'ledger sum':34s}{'(none)':>28s}{str(ledger):>20s}")
-print(f"{'51st sale':34s}{'-':>28s}{extra:>20s}")
+print()
+print(f"A 51st sale through atomic_inventory: {extra}")
 print()
 PY
 stop_cluster

@@ -25,6 +25,7 @@ import psycopg
 
 S = "atomic_inventory"
 EXPECTED_CODES = {
+    "ALREADY_FULLY_PACKED", "BASKET_EXHAUSTED", "NOTHING_TO_UNPACK",
     "INSUFFICIENT_INVENTORY", "QUANTITY_MISMATCH", "LOCK_TIMEOUT", "BATCH_UNAVAILABLE",
     "RESERVATION_NOT_ACTIVE", "RESERVATION_EXPIRED", "DRIVER_LIMIT_REACHED", "BELOW_RESERVED",
 }
@@ -242,7 +243,7 @@ class Workload:
         held = []  # active reservations of this worker
         driver = f"driver-{k % 8}"  # four workers share each driver id
         ops = ["dec"] * 30 + ["many"] * 20 + ["inc"] * 8 + ["adj"] * 6 + ["idem"] * 6 + \
-              ["reserve"] * 12 + ["finish"] * 10 + ["claim"] * 8
+              ["reserve"] * 12 + ["finish"] * 10 + ["claim"] * 8 + ["pack"] * 8
         while time.monotonic() < self.deadline:
             op = rng.choice(ops)
             ref = f"op-{uuid.uuid4()}"
@@ -313,6 +314,13 @@ class Workload:
                 self.ack([(l["inventory_id"], -float(l["quantity"])) for l in c["committed"]], rid, len(c["committed"]))
             else:
                 call(conn, "release_reservation", p_reservation_id=rid)
+        elif op == "pack":
+            session, lines = rng.choice(self.packing)
+            if rng.random() < 0.8:
+                call(conn, "increment_packing_quantity", p_progress_id=rng.choice(lines), p_session_id=session,
+                     p_quantity=rng.randint(1, 2))
+            else:
+                call(conn, "decrement_packing_quantity", p_progress_id=rng.choice(lines), p_session_id=session)
         elif op == "claim":
             b = call(conn, "claim_next_batch", p_driver_id=driver, p_max_active=2)
             if b is None:
@@ -369,6 +377,8 @@ def main():
     batch_ids = [call(admin, "create_batch", p_zone="stress")["batch_id"] for _ in range(a.batches)]
 
     w = Workload(a.dsn, items, hot, 8, a.seconds, a.seed)
+    # baskets of 20 units over 3 orders needing 10 each: packers run out
+    w.packing = [packing_session(admin, 20, [10, 10, 10]) for _ in range(4)]
     stop, violations = threading.Event(), []
     helpers = [threading.Thread(target=sweeper, args=(a.dsn, stop)),
                threading.Thread(target=limit_monitor, args=(a.dsn, stop, violations))]
@@ -416,6 +426,14 @@ def main():
                  db_done == len(w.completed) and db_done + avail == len(batch_ids),
                  f"completed db={db_done} client={len(w.completed)} available={avail} total={len(batch_ids)}")
     checks.check("no_driver_over_limit", not violations, f"{violations[:3]}")
+    for session, lines in w.packing:
+        packed, picked, over = admin.execute(
+            f"SELECT sum(p.quantity_packed), max(b.quantity_picked), count(*) FILTER (WHERE p.quantity_packed > p.quantity_needed) "
+            f"FROM {S}.packing_progress p JOIN {S}.picking_session_items b "
+            "ON b.picking_session_id = p.picking_session_id AND b.product_id = p.product_id "
+            "WHERE p.picking_session_id = %s", (session,)).fetchone()
+        checks.check("packed_never_above_needed_or_picked", packed <= picked and over == 0,
+                     f"session {session}: packed {packed} of {picked} picked, {over} lines over")
     admin.close()
     sys.exit(0 if checks.report() else 1)
 
