@@ -13,7 +13,7 @@ log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 ensure_deps() {
     local missing=()
-    for pkg in "postgresql-${AI_PG_MAJOR}" "postgresql-server-dev-${AI_PG_MAJOR}" libclang-dev clang sudo; do
+    for pkg in "postgresql-${AI_PG_MAJOR}" "postgresql-server-dev-${AI_PG_MAJOR}" libclang-dev clang sudo pgbouncer; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
     done
     if ((${#missing[@]})); then

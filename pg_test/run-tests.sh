@@ -62,6 +62,8 @@ live_suites() {
         --connections "${AI_STRESS_CONNECTIONS:-32}" --seconds "$stress_seconds" || rc=1
     stage bad_inputs python3 pg_test/bad_inputs.py || rc=1
     stage faults python3 pg_test/faults.py || rc=1
+    stage postgrest python3 pg_test/postgrest_sim.py || rc=1
+    stage pgbouncer bash pg_test/pgbouncer_check.sh || rc=1
     stage sweeper_worker bash pg_test/worker_check.sh || rc=1
     stop_cluster
     stage no_backend_crashes test -z "${AI_SERVER_CRASHED:-}"

@@ -14,6 +14,7 @@ Needs the extension in the database that PG* environment variables name
 import argparse
 import collections
 import json
+import os
 import random
 import sys
 import threading
@@ -38,7 +39,10 @@ class Failure(Exception):
 
 
 def connect(dsn):
-    return psycopg.connect(dsn, autocommit=True)
+    # Behind PgBouncer in transaction mode (AI_NO_PREPARE=1) a server-side
+    # prepared statement may not exist on the next transaction's server.
+    no_prepare = bool(os.environ.get("AI_NO_PREPARE"))
+    return psycopg.connect(dsn, autocommit=True, prepare_threshold=None if no_prepare else 5)
 
 
 def call(conn, fn, **kw):

@@ -11,6 +11,7 @@
 //!      packers would deadlock);
 //!   2. the progress row (FOR UPDATE);
 //!   3. the order row (FOR SHARE): its status can't change under us.
+//!
 //! Every path takes them in this order, so packing calls can't deadlock with
 //! each other. Sessions don't block each other.
 //!

@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""Calls every function the way PostgREST/Supabase does, and checks each
+error's SQLSTATE and the HTTP status PostgREST's documented mapping gives it.
+
+Per request PostgREST (connected as `authenticator`): opens a transaction,
+`SET LOCAL ROLE` to the JWT's role (anon / authenticated / service_role), sets
+`request.jwt.claims` (and friends) with set_config(..., true), and calls
+`schema.fn(p_a := …)` with the arguments taken from the JSON body through
+json_to_record, typed from the function's declaration. No PostgREST binary is
+needed to reproduce that. Prints `postgrest: N passed, N failed`.
+"""
+import json
+import sys
+import threading
+import uuid
+
+import psycopg
+from psycopg import sql
+
+S = "atomic_inventory"
+
+
+def http_status(sqlstate, anonymous):
+    """PostgREST's table (docs.postgrest.org, references/errors, HTTP Status Codes)."""
+    if sqlstate.startswith("PT") and sqlstate[2:].isdigit():
+        return int(sqlstate[2:])
+    exact = {"23503": 409, "23505": 409, "25006": 405, "53400": 500, "P0001": 400,
+             "42883": 404, "42P01": 404, "42P17": 500, "42501": 401 if anonymous else 403}
+    if sqlstate in exact:
+        return exact[sqlstate]
+    prefix = {"08": 503, "09": 500, "0L": 403, "0P": 403, "25": 500, "28": 403, "2D": 500, "38": 500,
+              "39": 500, "3B": 500, "40": 500, "53": 503, "54": 500, "55": 500, "57": 500, "58": 500,
+              "F0": 500, "HV": 500, "P0": 500, "XX": 500}
+    return prefix.get(sqlstate[:2], 400)
+
+
+class PostgREST:
+    """One `authenticator` connection per simulated server worker."""
+
+    def __init__(self, dsn=""):
+        self.conn = psycopg.connect(dsn, user="authenticator", autocommit=True)
+        self.arg_types = {}
+
+    def types(self, fn):
+        # PostgREST's schema cache: the function's argument names and types
+        if fn not in self.arg_types:
+            rows = self.conn.execute(
+                "SELECT unnest(p.proargnames), unnest(p.proargtypes::regtype[]::text[]) "
+                "FROM pg_proc p WHERE p.proname = %s AND p.pronamespace = %s::regnamespace", (fn, S)).fetchall()
+            self.arg_types[fn] = dict(rows)
+        return self.arg_types[fn]
+
+    def rpc(self, fn, body, role="authenticated", claims=None):
+        """POST /rpc/<fn> with a JSON body; returns (status, json)."""
+        types = self.types(fn)
+        names = list(body)
+        cols = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(types[n])) for n in names)
+        args = sql.SQL(", ").join(sql.SQL("{} := _.{}").format(sql.Identifier(n), sql.Identifier(n)) for n in names)
+        query = sql.SQL("SELECT {}.{}({}) FROM json_to_record(%s::json) AS _({})").format(
+            sql.Identifier(S), sql.Identifier(fn), args, cols)
+        claims = dict(claims or {}, role=role)
+        anonymous = role == "anon"
+        try:
+            with self.conn.transaction():
+                self.conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
+                self.conn.execute("SELECT set_config('request.jwt.claims', %s, true), "
+                                  "set_config('request.method', 'POST', true), "
+                                  "set_config('request.path', %s, true)", (json.dumps(claims), f"/rpc/{fn}"))
+                row = self.conn.execute(query, (json.dumps(body),)).fetchone()
+            return 200, row[0]
+        except psycopg.Error as e:
+            return http_status(e.sqlstate, anonymous), {
+                "code": e.sqlstate, "message": e.diag.message_primary,
+                "details": e.diag.message_detail, "hint": e.diag.message_hint}
+
+
+def setup(admin):
+    for stmt in [
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'anon') THEN CREATE ROLE anon NOLOGIN; END IF; END $$",
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticated') THEN CREATE ROLE authenticated NOLOGIN; END IF; END $$",
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') THEN CREATE ROLE service_role NOLOGIN BYPASSRLS; END IF; END $$",
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticator') THEN CREATE ROLE authenticator LOGIN NOINHERIT; END IF; END $$",
+        "GRANT anon, authenticated, service_role TO authenticator",
+        f"SELECT {S}.grant_usage('authenticated')",
+        f"SELECT {S}.grant_usage('service_role')",
+        f"GRANT USAGE ON SCHEMA {S} TO anon",  # the schema is exposed; anon has no EXECUTE
+    ]:
+        admin.execute(stmt)
+
+
+def main():
+    admin = psycopg.connect("", autocommit=True)
+    setup(admin)
+    results = []
+
+    def check(name, got, want):
+        ok = got == want
+        results.append(ok)
+        print(f"{'ok  ' if ok else 'FAIL'} {name}: {got}{'' if ok else f' (want {want})'}")
+
+    item = admin.execute(f"SELECT {S}.create_item(p_quantity => 5, p_sku => 'rest-' || gen_random_uuid())->>'inventory_id'").fetchone()[0]
+    store_item = admin.execute(f"SELECT {S}.create_item(p_quantity => 5, p_sku => 'rest-' || gen_random_uuid(), p_tenant_id => 'store-a')->>'inventory_id'").fetchone()[0]
+    batch = admin.execute(f"SELECT {S}.create_batch()->>'batch_id'").fetchone()[0]
+    api = PostgREST()
+    user = {"sub": "user-1"}
+
+    status, body = api.rpc("decrement_inventory", {"p_inventory_id": item, "p_quantity": 3}, claims=user)
+    check("decrement_inventory 200 with seed 002's body", (status, body and body.get("new_quantity")), (200, 2))
+    status, body = api.rpc("decrement_inventory", {"p_inventory_id": item, "p_quantity": 3}, claims=user)
+    check("INSUFFICIENT_INVENTORY -> 409", (status, body["code"], body["message"].split(":")[0]), (409, "PT409", "INSUFFICIENT_INVENTORY"))
+    check("error details are JSON with the code", json.loads(body["details"])["code"], "INSUFFICIENT_INVENTORY")
+    status, body = api.rpc("decrement_inventory", {"p_inventory_id": str(uuid.uuid4()), "p_quantity": 1}, claims=user)
+    check("NOT_FOUND -> 404", (status, body["code"]), (404, "PT404"))
+    status, body = api.rpc("decrement_inventory", {"p_inventory_id": item, "p_quantity": -1}, claims=user)
+    check("INVALID_QUANTITY (22023) -> 400", (status, body["code"]), (400, "22023"))
+    status, body = api.rpc("decrement_inventory_many", {"p_lines": []}, claims=user)
+    check("INVALID_INPUT -> 400", (status, body["code"]), (400, "22023"))
+    status, body = api.rpc("decrement_inventory", {"p_inventory_id": item, "p_quantity": 1}, role="anon")
+    check("anon without EXECUTE -> 401", (status, body["code"]), (401, "42501"))
+    key = f"rest-{uuid.uuid4()}"
+    api.rpc("increment_inventory", {"p_inventory_id": item, "p_quantity": 1, "p_idempotency_key": key}, claims=user)
+    status, body = api.rpc("increment_inventory", {"p_inventory_id": item, "p_quantity": 2, "p_idempotency_key": key}, claims=user)
+    check("IDEMPOTENCY_CONFLICT -> 422", (status, body["code"]), (422, "PT422"))
+    status, body = api.rpc("adjust_inventory", {"p_inventory_id": item, "p_new_quantity": 9, "p_expected_quantity": 1}, claims=user)
+    check("QUANTITY_MISMATCH -> 409", (status, body["code"]), (409, "PT409"))
+
+    # tenants from the JWT claim
+    status, body = api.rpc("decrement_inventory", {"p_inventory_id": store_item, "p_quantity": 1}, claims={"sub": "u", "tenant_id": "store-b"})
+    check("another tenant's item -> 404", status, 404)
+    status, body = api.rpc("decrement_inventory", {"p_inventory_id": store_item, "p_quantity": 1}, claims={"sub": "u", "tenant_id": "store-a"})
+    check("own tenant's item -> 200", status, 200)
+    status, body = api.rpc("decrement_inventory", {"p_inventory_id": store_item, "p_quantity": 1}, role="service_role")
+    check("service_role (BYPASSRLS) crosses tenants -> 200", status, 200)
+
+    # reservations
+    lines = [{"inventory_id": item, "quantity": 1}]
+    status, body = api.rpc("reserve_inventory", {"p_lines": lines, "p_ttl_seconds": 60}, claims=user)
+    check("reserve_inventory -> 200", status, 200)
+    res = body["reservation_id"]
+    status, body = api.rpc("commit_reservation", {"p_reservation_id": res}, claims=user)
+    check("commit_reservation -> 200", (status, body["status"]), (200, "committed"))
+    status, body = api.rpc("commit_reservation", {"p_reservation_id": res}, claims=user)
+    check("RESERVATION_NOT_ACTIVE -> 409", (status, body["code"]), (409, "PT409"))
+    status, body = api.rpc("reserve_inventory", {"p_lines": lines, "p_ttl_seconds": 60}, claims=user)
+    admin.execute(f"UPDATE {S}.reservations SET expires_at = now() - interval '1 minute' WHERE id = %s", (body["reservation_id"],))
+    status, body = api.rpc("commit_reservation", {"p_reservation_id": body["reservation_id"]}, claims=user)
+    check("RESERVATION_EXPIRED -> 410", (status, body["code"]), (410, "PT410"))
+
+    # batches: the driver is the JWT sub; seed 003's 409 for the loser
+    status, body = api.rpc("claim_batch", {"p_batch_id": batch}, claims={"sub": "driver-a"})
+    check("claim_batch as the JWT's driver -> 200", (status, body["claimed_by"]), (200, "driver-a"))
+    status, body = api.rpc("claim_batch", {"p_batch_id": batch}, claims={"sub": "driver-b"})
+    check("BATCH_UNAVAILABLE -> 409", (status, body["code"], body["message"].split(":")[0]), (409, "PT409", "BATCH_UNAVAILABLE"))
+    status, body = api.rpc("complete_batch", {"p_batch_id": batch}, claims={"sub": "driver-b"})
+    check("BATCH_NOT_HELD -> 403", (status, body["code"]), (403, "PT403"))
+    status, body = api.rpc("complete_batch", {"p_batch_id": batch, "p_driver_id": "driver-a"}, claims={"sub": "driver-b"})
+    check("acting as another driver -> 400", (status, body["code"]), (400, "22023"))
+    status, body = api.rpc("claim_next_batch", {"p_zone": f"none-{uuid.uuid4()}"}, claims={"sub": "driver-b"})
+    check("claim_next_batch with nothing left -> 200 null", (status, body), (200, None))
+
+    # seed 003 end to end: 32 drivers POST /rpc/claim_batch at once, one 200, 31 409
+    contested = admin.execute(f"SELECT {S}.create_batch()->>'batch_id'").fetchone()[0]
+    servers = [PostgREST() for _ in range(32)]
+    gate, statuses = threading.Barrier(32), []
+
+    def driver(k):
+        gate.wait()
+        statuses.append(servers[k].rpc("claim_batch", {"p_batch_id": contested}, claims={"sub": f"racer-{k}"})[0])
+
+    threads = [threading.Thread(target=driver, args=(k,)) for k in range(32)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    check("32 concurrent claims: one 200, 31 409", (statuses.count(200), statuses.count(409)), (1, 31))
+
+    # nothing leaks between requests on one connection (transaction-scoped settings)
+    role, claims = api.conn.execute("SELECT current_user, current_setting('request.jwt.claims', true)").fetchone()
+    check("no session state left behind", (role, claims or ""), ("authenticator", ""))
+
+    passed = sum(results)
+    print(f"postgrest: {passed} passed, {len(results) - passed} failed")
+    sys.exit(0 if passed == len(results) else 1)
+
+
+if __name__ == "__main__":
+    main()
