@@ -64,6 +64,7 @@ live_suites() {
     stage faults python3 pg_test/faults.py || rc=1
     stage postgrest python3 pg_test/postgrest_sim.py || rc=1
     stage pgbouncer bash pg_test/pgbouncer_check.sh || rc=1
+    stage node_postgres bash pg_test/node_check.sh || rc=1
     stage sweeper_worker bash pg_test/worker_check.sh || rc=1
     stop_cluster
     stage no_backend_crashes test -z "${AI_SERVER_CRASHED:-}"
