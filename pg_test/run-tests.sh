@@ -69,6 +69,8 @@ live_suites() {
     stage pgbouncer bash pg_test/pgbouncer_check.sh || rc=1
     stage node_postgres bash pg_test/node_check.sh || rc=1
     stage sweeper_worker bash pg_test/worker_check.sh || rc=1
+    stage stats python3 pg_test/stats_check.py || rc=1
+    stage upgrade bash pg_test/upgrade/run.sh || rc=1
     stop_cluster
     stage no_backend_crashes test -z "${AI_SERVER_CRASHED:-}"
     # a cluster of its own: this one is killed on purpose

@@ -371,6 +371,33 @@ AS 'MODULE_PATHNAME', 'ai_decrement_packing_quantity';
 COMMENT ON FUNCTION atomic_inventory.decrement_packing_quantity(uuid, uuid, integer, integer) IS
     'Un-pack units packed by mistake (same validations; NOTHING_TO_UNPACK below zero). Returns the updated progress row as JSON.';
 
+-- Statistics (src/stats.rs): per-function calls, outcomes and latency.
+-- Cluster-wide when the library is preloaded, else this backend's own.
+
+CREATE FUNCTION atomic_inventory.stats_snapshot() RETURNS json
+LANGUAGE c VOLATILE PARALLEL SAFE
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_stats_snapshot';
+COMMENT ON FUNCTION atomic_inventory.stats_snapshot() IS
+    'Counters of every function as a JSON array; read it through the stats view.';
+
+CREATE FUNCTION atomic_inventory.stats_reset() RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_stats_reset';
+COMMENT ON FUNCTION atomic_inventory.stats_reset() IS
+    'Zero the statistics (of the cluster when preloaded, else of this backend).';
+
+CREATE VIEW atomic_inventory.stats AS
+SELECT s.*
+  FROM pg_catalog.json_to_recordset(atomic_inventory.stats_snapshot()) AS s(
+       function text, calls bigint, ok bigint, errors jsonb,
+       lock_timeouts bigint, deadlocks bigint, serialization_failures bigint,
+       canceled bigint, mean_ms numeric, p50_ms numeric, p95_ms numeric,
+       p99_ms numeric, max_ms numeric, scope text, since timestamptz);
+COMMENT ON VIEW atomic_inventory.stats IS
+    'Per-function calls since stats_reset(): successes, each error code, lock timeouts, deadlocks, serialization failures, cancels, latency percentiles (upper bounds of log-linear buckets, at most 25% high). scope = cluster (preloaded) or backend.';
+
 -- Grants. Nothing is callable by PUBLIC; grant_usage() opens the caller-facing
 -- functions to a role (e.g. Supabase's authenticated and service_role).
 REVOKE ALL ON ALL TABLES IN SCHEMA atomic_inventory FROM PUBLIC;

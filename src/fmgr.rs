@@ -129,11 +129,28 @@ macro_rules! entry_point {
         pub unsafe extern "C-unwind" fn $symbol(
             fcinfo: ::pgrx::pg_sys::FunctionCallInfo,
         ) -> ::pgrx::pg_sys::Datum {
+            // The function's slot in the statistics (stats.rs), fixed at build time.
+            const SLOT: Option<usize> = $crate::stats::slot(stringify!($symbol));
+            let started = ::std::time::Instant::now();
             let outcome: ::std::result::Result<::pgrx::pg_sys::Datum, $crate::errors::Raise> = unsafe {
                 ::pgrx::pg_sys::submodules::panic::pgrx_extern_c_guard(|| {
-                    match $body(&$crate::fmgr::Args(fcinfo)) {
-                        Ok(reply) => Ok($crate::fmgr::Reply::into_datum(reply, fcinfo)),
-                        Err(e) => Err($crate::errors::Raise::from(e)),
+                    // catch_unwind only to count errors PostgreSQL raised
+                    // inside the call (deadlock, cancel, ...); they continue
+                    // unchanged to pgrx's guard.
+                    let run = ::std::panic::AssertUnwindSafe(|| $body(&$crate::fmgr::Args(fcinfo)));
+                    match ::std::panic::catch_unwind(run) {
+                        Ok(Ok(reply)) => {
+                            $crate::stats::record(SLOT, started, None);
+                            Ok($crate::fmgr::Reply::into_datum(reply, fcinfo))
+                        }
+                        Ok(Err(e)) => {
+                            $crate::stats::record(SLOT, started, Some($crate::stats::code_index(e.code())));
+                            Err($crate::errors::Raise::from(e))
+                        }
+                        Err(payload) => {
+                            $crate::stats::record(SLOT, started, Some($crate::stats::panic_index(&*payload)));
+                            ::std::panic::resume_unwind(payload)
+                        }
                     }
                 })
             };

@@ -5,7 +5,7 @@
 //! next, unclaim, start, complete), `reservations` (reserve, commit, release,
 //! extend, expire), `sweeper` (settings, expiry worker), `idempotency`, `context`
 //! (caller's tenant), `validate` (inputs), `errors` (the one error type and its
-//! SQLSTATEs), `fmgr` (raw entry points), `spi` (kept plans, lock timeouts).
+//! SQLSTATEs), `stats` (per-function counters and latency), `fmgr` (raw entry points), `spi` (kept plans, lock timeouts).
 //! SQL declarations live in `sql/`: tables in bootstrap.sql, functions and
 //! grants in functions.sql.
 
@@ -19,6 +19,7 @@ mod idempotency;
 mod packing;
 mod reservations;
 mod spi;
+mod stats;
 mod stock;
 mod sweeper;
 mod validate;
@@ -27,6 +28,7 @@ mod validate;
 #[pgrx::pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     sweeper::init();
+    stats::init();
 }
 
 pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
@@ -42,6 +44,8 @@ mod tests_batches;
 mod tests_packing;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_reservations;
+#[cfg(any(test, feature = "pg_test"))]
+mod tests_stats;
 
 /// Required by `cargo pgrx test`.
 #[cfg(test)]

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# ALTER EXTENSION atomic_inventory UPDATE from every earlier release, on the
+# running test cluster (PG* environment, superuser):
+#   1. install release A from its frozen script (pg_test/upgrade/), write data
+#      through its functions (items, sales, a reservation, a claimed batch);
+#   2. update to the current version with the shipped sql/atomic_inventory--A--B.sql;
+#   3. check the data is untouched, work started before the update finishes
+#      after it (commit the reservation, complete the batch), the ledger
+#      reconciles, and the new objects work;
+#   4. compare the whole catalog of the extension with a fresh install (diff).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+current="$(sed -n 's/^version = "\(.*\)"/\1/p' "$here/../../Cargo.toml" | head -1)"
+extdir="$("${AI_PG_CONFIG:-pg_config}" --sharedir)/extension"
+failed=0
+check() { if [[ "$2" == "$3" ]]; then echo "ok   $1"; else echo "FAIL $1: got '$2', want '$3'"; failed=1; fi; }
+q() { psql -X -q -v ON_ERROR_STOP=1 -At -d "$1" -c "$2"; }
+
+for script in "$here"/atomic_inventory--*.sql; do
+    from="$(basename "$script" .sql)"; from="${from#atomic_inventory--}"
+    [[ "$from" == "$current" ]] && continue
+    install -m 644 "$script" "$extdir/atomic_inventory--$from.sql"
+    db="ai_upgrade_${from//./_}"
+    psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "DROP DATABASE IF EXISTS ai_fresh" -c "CREATE DATABASE $db" -c "CREATE DATABASE ai_fresh"
+    q "$db" "CREATE EXTENSION atomic_inventory VERSION '$from'"
+    check "$from installed" "$(q "$db" "SELECT extversion FROM pg_extension WHERE extname = 'atomic_inventory'")" "$from"
+    item="$(q "$db" "SELECT atomic_inventory.create_item(p_quantity => 100, p_sku => 'up-1')->>'inventory_id'")"
+    q "$db" "SELECT atomic_inventory.decrement_inventory('$item', 7, p_idempotency_key => 'sale-1')" >/dev/null
+    q "$db" "SELECT atomic_inventory.decrement_inventory_many(jsonb_build_array(jsonb_build_object('inventory_id', '$item', 'quantity', 3)))" >/dev/null
+    res="$(q "$db" "SELECT atomic_inventory.reserve_inventory(jsonb_build_array(jsonb_build_object('inventory_id', '$item', 'quantity', 10)), p_ttl_seconds => 3600)->>'reservation_id'")"
+    batch="$(q "$db" "SELECT atomic_inventory.create_batch(p_zone => 'up')->>'batch_id'")"
+    q "$db" "SELECT atomic_inventory.claim_batch('$batch', 'driver-1')" >/dev/null
+    state="SELECT i.quantity || '/' || i.reserved || '/' || (SELECT count(*) FROM atomic_inventory.ledger) || '/' || (SELECT status FROM atomic_inventory.reservations) || '/' || (SELECT status || ':' || claimed_by FROM atomic_inventory.batches) FROM atomic_inventory.items i"
+    before="$(q "$db" "$state")"
+    check "$from data written" "$before" "90/10/3/active/claimed:driver-1"
+
+    q "$db" "ALTER EXTENSION atomic_inventory UPDATE"
+    check "$from -> $current: version" "$(q "$db" "SELECT extversion FROM pg_extension WHERE extname = 'atomic_inventory'")" "$current"
+    check "$from -> $current: data untouched" "$(q "$db" "$state")" "$before"
+    check "$from -> $current: idempotent retry of a pre-update sale returns its first result" \
+        "$(q "$db" "SELECT atomic_inventory.decrement_inventory('$item', 7, p_idempotency_key => 'sale-1')->>'new_quantity'")" "93"
+    q "$db" "SELECT atomic_inventory.commit_reservation('$res')" >/dev/null
+    q "$db" "SELECT atomic_inventory.complete_batch('$batch', 'driver-1')" >/dev/null
+    q "$db" "SELECT atomic_inventory.decrement_inventory('$item', 1)" >/dev/null
+    check "$from -> $current: pre-update reservation and batch finish after it" "$(q "$db" "$state")" "79/0/5/committed/completed:driver-1"
+    check "$from -> $current: ledger reconciles" "$(q "$db" "SELECT count(*) FROM atomic_inventory.reconcile()")" "0"
+    check "$from -> $current: stats view answers" "$(q "$db" "SELECT count(*) > 0 FROM atomic_inventory.stats")" "t"
+
+    q ai_fresh "CREATE EXTENSION atomic_inventory"
+    q "$db" "$(cat "$here/catalog.sql")" >"/tmp/ai-upgrade-$from.upgraded"
+    q ai_fresh "$(cat "$here/catalog.sql")" >"/tmp/ai-upgrade-$from.fresh"
+    facts="$(grep -c '^[a-z]' "/tmp/ai-upgrade-$from.fresh")"
+    if ((facts < 100)); then
+        echo "FAIL catalog query found only $facts facts"; failed=1
+    elif diff "/tmp/ai-upgrade-$from.upgraded" "/tmp/ai-upgrade-$from.fresh" >"/tmp/ai-upgrade-$from.diff"; then
+        echo "ok   $from -> $current: catalog identical to a fresh $current install ($facts facts)"
+    else
+        echo "FAIL $from -> $current: catalog differs from a fresh install (< upgraded, > fresh):"
+        head -40 "/tmp/ai-upgrade-$from.diff"
+        failed=1
+    fi
+    psql -X -q -d postgres -c "DROP DATABASE $db" -c "DROP DATABASE ai_fresh"
+    rm -f "$extdir/atomic_inventory--$from.sql"
+done
+exit $failed
