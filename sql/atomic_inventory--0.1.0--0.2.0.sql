@@ -1,4 +1,5 @@
--- atomic_inventory 0.1.0 -> 0.2.0: statistics (the stats view, stats_reset()).
+-- atomic_inventory 0.1.0 -> 0.2.0: statistics (the stats view, stats_reset()),
+-- generic plans for decrement_inventory_many.
 -- Run by ALTER EXTENSION atomic_inventory UPDATE; the same objects a fresh
 -- 0.2.0 install creates (pg_test/upgrade/run.sh compares the two catalogs).
 \echo Use "ALTER EXTENSION atomic_inventory UPDATE" to load this file. \quit
@@ -34,3 +35,7 @@ COMMENT ON VIEW atomic_inventory.stats IS
 REVOKE ALL ON FUNCTION atomic_inventory.stats_snapshot() FROM PUBLIC;
 REVOKE ALL ON FUNCTION atomic_inventory.stats_reset() FROM PUBLIC;
 REVOKE ALL ON atomic_inventory.stats FROM PUBLIC;
+
+-- decrement_inventory_many was planned on every call (custom plans); see functions.sql.
+ALTER FUNCTION atomic_inventory.decrement_inventory_many(jsonb, text, text, text, integer)
+    SET plan_cache_mode = force_generic_plan;

@@ -1,0 +1,232 @@
+#!/usr/bin/env python3
+"""Run the pgbench scripts of pg_test/bench/scripts side by side and report
+successful operations per second, p50/p99 latency and ratios to baselines.
+
+Called by pg_test/bench/run.sh (which starts the cluster and installs the
+release build); uses the PG* environment and AI_PG_BINDIR.
+
+Successes are counted from the database, not from pgbench's TPS: the stock
+(or packed units, or claimed batches) consumed during the run divided by the
+units one operation consumes. A transaction that failed or changed nothing
+does not count. Latency percentiles come from pgbench's per-transaction log.
+"""
+import argparse
+import glob
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+import psycopg
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+S = "atomic_inventory"
+
+# pgbench expressions for an item number per key distribution; multi-line
+# orders on the hot distribution take 5 of 5 hot items in random order.
+DISTS = {
+    "uniform": ("random(1, 100000)", "random(1, 100000)"),
+    "zipf": ("random_zipfian(1, 100000, 1.1)", "random_zipfian(1, 100000, 1.1)"),
+    "hot": ("1", "random(1, 5)"),
+}
+
+ITEMS = f"SELECT coalesce(sum(1e12 - quantity), 0) FROM {S}.items WHERE sku LIKE 'bench-%'"
+BASE = "SELECT coalesce(sum(1e12 - quantity), 0) FROM bench.inventory"
+# variant: (script, success counter query, units per operation, multi-line?, distributions)
+VARIANTS = {
+    "raw_update": ("raw_update.sql", BASE, 1, False, None),
+    "seed002_function": ("seed002_function.sql", BASE, 1, False, None),
+    "raw_update_ledger": ("raw_update_ledger.sql", ITEMS, 1, False, None),
+    "decrement": ("decrement.sql", ITEMS, 1, False, None),
+    "seed004_per_item": ("seed004_per_item.sql", BASE, 5, True, None),
+    "decrement_many": ("decrement_many.sql", ITEMS, 5, True, None),
+    "reserve_commit": ("reserve_commit.sql", ITEMS, 1, False, ["uniform"]),
+    "packing": ("packing.sql", f"SELECT coalesce(sum(quantity_packed), 0) FROM {S}.packing_progress", 1, False, ["uniform"]),
+    "claim_next": ("claim_next.sql", f"SELECT count(*) FROM {S}.batches WHERE zone = 'bench' AND status = 'claimed'", 1, False, ["uniform"]),
+}
+# ours vs the baseline it replaces
+RATIOS = [("decrement", "raw_update"), ("decrement", "seed002_function"), ("decrement", "raw_update_ledger"),
+          ("decrement_many", "seed004_per_item")]
+BASELINES = ("raw_update", "seed002_function", "raw_update_ledger", "seed004_per_item")
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
+
+
+def setup(c):
+    if c.execute("SELECT to_regnamespace('bench')").fetchone()[0] is None:
+        print("bench: loading data (100 000 items twice, 1000 packing lines, 300 000 batches)", flush=True)
+        sh(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", os.path.join(HERE, "setup.sql")])
+
+
+def reset(c, variant):
+    if variant == "claim_next":
+        c.execute(f"UPDATE {S}.batches SET status = 'available', claimed_by = NULL, claimed_at = NULL, "
+                  f"lease_expires_at = NULL WHERE zone = 'bench' AND status <> 'available'")
+    # the same clean start for every variant: no dead tuples, no dirty buffers
+    for t in ("bench.inventory", f"{S}.items", f"{S}.packing_progress", f"{S}.batches", f"{S}.reservations",
+              f"{S}.reservation_lines", f"{S}.ledger"):
+        c.execute(f"VACUUM {t}")
+    c.execute("CHECKPOINT")
+
+
+def latencies(prefix):
+    lat, failed = [], 0
+    for path in glob.glob(prefix + "*"):
+        with open(path) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 3 and parts[2].isdigit():
+                    lat.append(int(parts[2]))
+                else:
+                    failed += 1
+        os.remove(path)
+    lat.sort()
+    pick = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] / 1000.0 if lat else None
+    return pick(0.50), pick(0.99), failed
+
+
+def run_one(c, variant, dist, clients, seconds, bindir, tmp):
+    script, counter, units, multi, _ = VARIANTS[variant]
+    with open(os.path.join(HERE, "scripts", script)) as f:
+        text = f.read().replace("KEY", DISTS[dist][1 if multi else 0])
+    path = os.path.join(tmp, f"{variant}-{dist}.sql")
+    with open(path, "w") as f:
+        f.write(text)
+    reset(c, variant)
+    before = c.execute(counter).fetchone()[0]
+    prefix = os.path.join(tmp, f"log-{variant}-{dist}-{clients}")
+    cmd = [os.path.join(bindir, "pgbench"), "-n", "-M", "prepared", "-c", str(clients), "-j", str(min(clients, 2)),
+           "-T", str(seconds), "-f", path, "--max-tries", "10", "-l", "--log-prefix", prefix]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode not in (0, 2):  # 2: some transactions failed (counted below)
+        sys.exit(f"pgbench failed for {variant}/{dist}/{clients}:\n{out.stderr}")
+    after = c.execute(counter).fetchone()[0]
+    ok = float(after - before) / units
+    tx = re.search(r"number of transactions actually processed: (\d+)", out.stdout)
+    fails = re.search(r"number of failed transactions: (\d+)", out.stdout)
+    retried = re.search(r"number of transactions retried: (\d+)", out.stdout)
+    p50, p99, _ = latencies(prefix)
+    return {
+        "variant": variant, "dist": dist, "clients": clients, "seconds": seconds,
+        "ok_per_s": round(ok / seconds, 1), "transactions": int(tx.group(1)) if tx else None,
+        "failed": int(fails.group(1)) if fails else 0, "retried": int(retried.group(1)) if retried else 0,
+        "p50_ms": p50, "p99_ms": p99,
+    }
+
+
+def machine(c):
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    settings = dict(c.execute("SELECT name, setting FROM pg_settings WHERE name IN "
+                              "('shared_buffers', 'synchronous_commit', 'fsync', 'max_connections', "
+                              "'shared_preload_libraries', 'wal_level', 'max_wal_size')").fetchall())
+    return {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
+            "postgres": c.execute("SELECT version()").fetchone()[0], "settings": settings}
+
+
+def report(results, meta, out_dir, command):
+    by = {(r["variant"], r["dist"], r["clients"]): r for r in results}
+    lines = ["# Benchmarks", "",
+             f"Measured {meta['date']} on {meta['machine']['cores']} cores ({meta['machine']['cpu']}), "
+             f"{meta['machine']['postgres'].split(',')[0]}, release build, library preloaded.",
+             f"Settings: {', '.join(f'{k}={v}' for k, v in sorted(meta['machine']['settings'].items()))}; "
+             f"pgbench `-M prepared -T {meta['seconds']} --max-tries 10`, `-j min(clients, 2)`, cluster and pgbench on the same machine.",
+             "", f"Command: `{command}`", "",
+             "**ok/s** = successful operations per second, counted from the database (stock consumed / units per "
+             "operation), never from pgbench's TPS. p50/p99: per-transaction latency from pgbench's log. "
+             "failed: transactions that failed after retries (deadlocks, serialization).", "",
+             "## Ratios (ours / baseline, ok/s, same run)", "",
+             "| ours | baseline | dist | " + " | ".join(f"{c} clients" for c in meta["clients"]) + " |",
+             "|---|---|---|" + "---|" * len(meta["clients"])]
+    for ours, base in RATIOS:
+        for d in meta["dists"]:
+            cells = []
+            for c in meta["clients"]:
+                a, b = by.get((ours, d, c)), by.get((base, d, c))
+                cells.append(f"{a['ok_per_s'] / b['ok_per_s']:.2f}x" if a and b and b["ok_per_s"] else "-")
+            lines.append(f"| {ours} | {base} | {d} | " + " | ".join(cells) + " |")
+    lines += ["", "## All runs", "", "| variant | dist | clients | ok/s | p50 ms | p99 ms | failed | retried |",
+              "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        f = lambda v: "-" if v is None else f"{v:.2f}"
+        lines.append(f"| {r['variant']} | {r['dist']} | {r['clients']} | {r['ok_per_s']:.0f} | {f(r['p50_ms'])} | "
+                     f"{f(r['p99_ms'])} | {r['failed']} | {r['retried']} |")
+    with open(os.path.join(out_dir, "benchmarks-results.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    with open(os.path.join(out_dir, "benchmarks-results.json"), "w") as f:
+        json.dump({"meta": meta, "results": results}, f, indent=1)
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("bench: matplotlib missing, no plot")
+        return
+    dists = meta["dists"]
+    fig, axes = plt.subplots(1, len(dists), figsize=(6 * len(dists), 4.5), squeeze=False)
+    for ax, d in zip(axes[0], dists):
+        for v in meta["variants"]:
+            pts = [(c, by[(v, d, c)]["ok_per_s"]) for c in meta["clients"] if (v, d, c) in by]
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=v,
+                        linestyle="--" if v in BASELINES else "-")
+        ax.set_title(f"{d} keys")
+        ax.set_xlabel("clients")
+        ax.set_ylabel("successful operations / s")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(meta["clients"], [str(c) for c in meta["clients"]])
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle("atomic_inventory vs baselines (dashed), same run")
+    fig.tight_layout()
+    fig.savefig(os.path.join(out_dir, "benchmarks.png"), dpi=100)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--clients", default="1,8,32,64")
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--dists", default=",".join(DISTS))
+    ap.add_argument("--out", default=os.path.join(HERE, "..", "..", "docs"))
+    ap.add_argument("--command", default="bash pg_test/bench/run.sh")
+    a = ap.parse_args()
+    clients = [int(x) for x in a.clients.split(",")]
+    variants = a.variants.split(",")
+    dists = a.dists.split(",")
+    bindir = os.environ["AI_PG_BINDIR"]
+    c = psycopg.connect("", autocommit=True)
+    setup(c)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        # variants compared with each other run back to back, so slow drift
+        # of the machine (disk, neighbours) hits them alike
+        for d in dists:
+            for n in clients:
+                for v in variants:
+                    only = VARIANTS[v][4]
+                    if only and d not in only:
+                        continue
+                    r = run_one(c, v, d, n, a.seconds, bindir, tmp)
+                    results.append(r)
+                    print(f"bench: {v:17} {d:8} {n:3} clients: {r['ok_per_s']:9.1f} ok/s  p50 {r['p50_ms']} ms  "
+                          f"p99 {r['p99_ms']} ms  failed {r['failed']}", flush=True)
+    meta = {"date": time.strftime("%Y-%m-%d"), "seconds": a.seconds, "clients": clients, "variants": variants,
+            "dists": dists, "machine": machine(c)}
+    os.makedirs(os.path.abspath(a.out), exist_ok=True)
+    report(results, meta, os.path.abspath(a.out), a.command)
+    print(f"bench: wrote {os.path.abspath(a.out)}/benchmarks-results.md, .json and benchmarks.png")
+
+
+if __name__ == "__main__":
+    main()

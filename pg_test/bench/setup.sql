@@ -1,0 +1,50 @@
+-- Benchmark data: the same 100 000 item ids (k = 1..100000 as a uuid) in
+-- the seeds' own table shape (bench.inventory) and in atomic_inventory.items,
+-- with stock that never runs out, so every attempt can succeed.
+CREATE SCHEMA bench;
+CREATE FUNCTION bench.id(p_prefix text, p_k integer) RETURNS uuid
+LANGUAGE sql IMMUTABLE AS $$ SELECT (p_prefix || lpad(to_hex(p_k), 32 - length(p_prefix), '0'))::uuid $$;
+
+CREATE TABLE bench.inventory (
+    id       uuid    PRIMARY KEY,
+    quantity numeric NOT NULL CHECK (quantity >= 0),
+    reserved numeric NOT NULL DEFAULT 0
+);
+INSERT INTO bench.inventory (id, quantity) SELECT bench.id('', k), 1e12 FROM generate_series(1, 100000) k;
+
+-- Seed 002's fix, verbatim but for the table name: SELECT ... FOR UPDATE, then UPDATE.
+CREATE FUNCTION bench.seed_decrement_inventory(p_inventory_id uuid, p_quantity numeric)
+RETURNS json LANGUAGE plpgsql SECURITY DEFINER AS $$
+DECLARE
+  v_old_quantity NUMERIC;
+  v_new_quantity NUMERIC;
+BEGIN
+  SELECT quantity INTO v_old_quantity FROM bench.inventory WHERE id = p_inventory_id FOR UPDATE;
+  IF v_old_quantity < p_quantity THEN
+    RAISE EXCEPTION 'Insufficient inventory. Available: %, Requested: %', v_old_quantity, p_quantity;
+  END IF;
+  UPDATE bench.inventory SET quantity = quantity - p_quantity
+   WHERE id = p_inventory_id AND quantity >= p_quantity
+  RETURNING quantity INTO v_new_quantity;
+  RETURN json_build_object('success', true, 'inventory_id', p_inventory_id,
+    'old_quantity', v_old_quantity, 'new_quantity', v_new_quantity, 'deducted', p_quantity);
+END;
+$$;
+
+INSERT INTO atomic_inventory.items (id, sku, quantity)
+SELECT bench.id('', k), 'bench-' || k, 1e12 FROM generate_series(1, 100000) k;
+
+-- Packing: 1000 sessions in packing, one order and one line each, a basket
+-- and a line too big to fill during a run.
+INSERT INTO atomic_inventory.picking_sessions (id, status)
+SELECT bench.id('b', k), 'packing' FROM generate_series(1, 1000) k;
+INSERT INTO atomic_inventory.orders (id) SELECT bench.id('c', k) FROM generate_series(1, 1000) k;
+INSERT INTO atomic_inventory.picking_session_items (picking_session_id, product_id, quantity_picked)
+SELECT bench.id('b', k), bench.id('d', k), 2000000000 FROM generate_series(1, 1000) k;
+INSERT INTO atomic_inventory.packing_progress (id, picking_session_id, order_id, product_id, quantity_needed)
+SELECT bench.id('a', k), bench.id('b', k), bench.id('c', k), bench.id('d', k), 2000000000
+  FROM generate_series(1, 1000) k;
+
+-- Batches for claim_next_batch: reset to available before each run.
+INSERT INTO atomic_inventory.batches (id, zone) SELECT bench.id('e', k), 'bench' FROM generate_series(1, 300000) k;
+VACUUM ANALYZE;
