@@ -115,7 +115,7 @@ def main():
         if not ok:
             print(f"FAIL {name}: {info}")
 
-    totals = dict(acknowledged=0, unknown=0, applied_unknown=0, retried=0)
+    totals = dict(acknowledged=0, unknown=0, applied_unknown=0, retried=0, retry_refused=0)
     for n in range(a.rounds):
         with connect() as admin:
             items = [admin.execute(f"SELECT {S}.create_item(p_quantity => 1000, p_sku => 'crash-' || gen_random_uuid())->>'inventory_id'").fetchone()[0]
@@ -145,6 +145,10 @@ def main():
             break
         with connect() as admin:
             # idempotent operations whose outcome was lost: retry with the same key
+            # A retry may be refused (stock ran out meanwhile): then the first
+            # attempt cannot have committed (its stored result would have been
+            # replayed; failures store nothing), so nothing may be applied.
+            refused_retries = set()
             for ref, rows, state, key, fn, args in r.ops:
                 if state == "unknown" and key:
                     sql = f"SELECT {S}.{fn}(" + ", ".join(f"{x} => %({x})s" for x in args) + ")"
@@ -152,6 +156,7 @@ def main():
                         admin.execute(sql, args)
                     except psycopg.Error as e:
                         check("idempotent retry after crash answers", e.sqlstate.startswith("PT"), str(e))
+                        refused_retries.add(ref)
                     totals["retried"] += 1
             refs = [op[0] for op in r.ops]
             counts = dict(admin.execute(f"SELECT reference, count(*) FROM {S}.ledger WHERE reference = ANY(%s) GROUP BY 1",
@@ -163,6 +168,10 @@ def main():
                     check("acknowledged operation survived exactly once", got == rows, f"{ref}: {got} rows")
                 elif state == "refused":
                     check("refused operation left nothing", got == 0, f"{ref}: {got} rows")
+                elif key and ref in refused_retries:
+                    totals["unknown"] += 1
+                    totals["retry_refused"] += 1
+                    check("refused idempotent retry: nothing applied", got == 0, f"{ref}: {got} rows")
                 elif key:
                     totals["unknown"] += 1
                     check("retried idempotent operation applied exactly once", got == rows, f"{ref}: {got} rows")
@@ -177,7 +186,7 @@ def main():
         print(f"crash: round {n + 1}: killed the {target}, {len(r.ops)} operations")
     print(f"crash: {a.rounds} crashes survived; {totals['acknowledged']} acknowledged operations all present once; "
           f"{totals['unknown']} in flight at the crash ({totals['applied_unknown']} of the non-idempotent ones had committed); "
-          f"{totals['retried']} idempotent retries")
+          f"{totals['retried']} idempotent retries ({totals['retry_refused']} refused, e.g. stock gone meanwhile)")
     passed = sum(results)
     print(f"crash: {passed} passed, {len(results) - passed} failed")
     sys.exit(0 if results and passed == len(results) else 1)
