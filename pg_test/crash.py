@@ -116,6 +116,7 @@ def main():
             print(f"FAIL {name}: {info}")
 
     totals = dict(acknowledged=0, unknown=0, applied_unknown=0, retried=0, retry_refused=0)
+    survived = 0
     for n in range(a.rounds):
         with connect() as admin:
             items = [admin.execute(f"SELECT {S}.create_item(p_quantity => 1000, p_sku => 'crash-' || gen_random_uuid())->>'inventory_id'").fetchone()[0]
@@ -143,6 +144,7 @@ def main():
         check("server back after crash", up, f"round {n}")
         if not up:
             break
+        survived += 1
         with connect() as admin:
             # idempotent operations whose outcome was lost: retry with the same key
             # A retry may be refused (stock ran out meanwhile): then the first
@@ -157,6 +159,7 @@ def main():
                     except psycopg.Error as e:
                         check("idempotent retry after crash answers", e.sqlstate.startswith("PT"), str(e))
                         refused_retries.add(ref)
+                        print(f"crash: retry of {ref} refused: {e.sqlstate} {str(e).splitlines()[0][:100]}")
                     totals["retried"] += 1
             refs = [op[0] for op in r.ops]
             counts = dict(admin.execute(f"SELECT reference, count(*) FROM {S}.ledger WHERE reference = ANY(%s) GROUP BY 1",
@@ -184,7 +187,7 @@ def main():
             low = admin.execute(f"SELECT count(*) FROM {S}.items WHERE id = ANY(%s::uuid[]) AND quantity < 0", (items,)).fetchone()[0]
             check("no negative stock after recovery", low == 0, f"round {n}")
         print(f"crash: round {n + 1}: killed the {target}, {len(r.ops)} operations")
-    print(f"crash: {a.rounds} crashes survived; {totals['acknowledged']} acknowledged operations all present once; "
+    print(f"crash: {survived} of {a.rounds} crashes survived; {totals['acknowledged']} acknowledged operations all present once; "
           f"{totals['unknown']} in flight at the crash ({totals['applied_unknown']} of the non-idempotent ones had committed); "
           f"{totals['retried']} idempotent retries ({totals['retry_refused']} refused, e.g. stock gone meanwhile)")
     passed = sum(results)
