@@ -7,25 +7,16 @@ ledger and idempotency keys are exactly as if the failed work never ran.
 Prints `faults: N passed, N failed`. Uses the PG* environment.
 """
 import json
-import sys
 import threading
 import time
 import uuid
 
 import psycopg
 
+from checks import check, conn, finish
+
 S = "atomic_inventory"
 RUN = uuid.uuid4().hex[:8]  # idempotency keys unique per run
-results = []
-
-
-def check(name, ok, info=""):
-    results.append(bool(ok))
-    print(f"{'ok  ' if ok else 'FAIL'} {name}{'' if ok else ': ' + info}")
-
-
-def conn(autocommit=True):
-    return psycopg.connect("", autocommit=autocommit)
 
 
 def new_item(c, qty=10):
@@ -171,9 +162,7 @@ def main():
 
     drift = admin.execute(f"SELECT count(*) FROM {S}.reconcile()").fetchone()[0]
     check("ledger reconciles after all faults", drift == 0, f"{drift} items drift")
-    passed = sum(results)
-    print(f"faults: {passed} passed, {len(results) - passed} failed")
-    sys.exit(0 if passed == len(results) else 1)
+    finish("faults")
 
 
 if __name__ == "__main__":

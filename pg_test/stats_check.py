@@ -13,24 +13,15 @@ Prints `stats: N passed, N failed`. Uses the PG* environment.
 import collections
 import json
 import random
-import sys
 import threading
 import time
 import uuid
 
 import psycopg
 
+from checks import check, conn, finish
+
 S = "atomic_inventory"
-results = []
-
-
-def check(name, ok, info=""):
-    results.append(bool(ok))
-    print(f"{'ok  ' if ok else 'FAIL'} {name}{'' if ok else ': ' + str(info)}")
-
-
-def conn(autocommit=True):
-    return psycopg.connect("", autocommit=autocommit)
 
 
 def outcome(c, sql, args):
@@ -151,9 +142,7 @@ def main():
     admin.execute(f"REVOKE USAGE ON SCHEMA {S} FROM ai_stats_nobody")
     admin.execute("DROP ROLE ai_stats_nobody")
 
-    passed = sum(results)
-    print(f"stats: {passed} passed, {len(results) - passed} failed")
-    sys.exit(0 if passed == len(results) else 1)
+    finish("stats")
 
 
 if __name__ == "__main__":

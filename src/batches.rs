@@ -223,6 +223,36 @@ fn not_found(id: Uuid) -> Error {
     }
 }
 
+/// A batch row locked by `lock_batch`: why a fast-path UPDATE matched nothing.
+struct LockedBatch {
+    status: String,
+    holder: Option<String>,
+    /// available, or claimed with a lapsed lease
+    claimable: bool,
+    /// the batch as returned to callers
+    json: String,
+}
+
+/// Lock the batch (as the caller may see it) to learn why an UPDATE refused,
+/// with a stable answer; NOT_FOUND for a missing or other tenant's batch.
+fn lock_batch(c: &mut SpiClient<'_>, id: Uuid, caller: &Caller) -> Result<LockedBatch> {
+    let state = run(
+        c,
+        &LOCK_BATCH,
+        &[id.into(), caller.admin.into(), caller.tenant.clone().into()],
+    )?;
+    if state.is_empty() {
+        return Err(not_found(id));
+    }
+    let row = state.first();
+    Ok(LockedBatch {
+        status: row.get::<String>(1)?.unwrap_or_default(),
+        holder: row.get::<String>(2)?,
+        claimable: row.get::<bool>(3)?.unwrap_or(false),
+        json: row.get::<String>(4)?.unwrap_or_default(),
+    })
+}
+
 fn claim_batch(args: &Args) -> Result<String> {
     let id = args.uuid(0, "p_batch_id")?;
     let caller = Caller::current()?;
@@ -246,25 +276,14 @@ fn claim_batch(args: &Args) -> Result<String> {
         if !done.is_empty() {
             return Ok(done.first().get::<String>(1)?.unwrap_or_default());
         }
-        let state = run(
-            c,
-            &LOCK_BATCH,
-            &[id.into(), caller.admin.into(), caller.tenant.clone().into()],
-        )?;
-        if state.is_empty() {
-            return Err(not_found(id));
-        }
-        let row = state.first();
-        let status = row.get::<String>(1)?.unwrap_or_default();
-        let holder = row.get::<String>(2)?;
-        let claimable = row.get::<bool>(3)?.unwrap_or(false);
-        if holder.as_deref() == Some(driver.as_str())
-            && (status == "claimed" || status == "in_progress")
+        let b = lock_batch(c, id, &caller)?;
+        if b.holder.as_deref() == Some(driver.as_str())
+            && (b.status == "claimed" || b.status == "in_progress")
         {
             // Idempotent: the driver already holds it (a retried request).
-            return Ok(row.get::<String>(4)?.unwrap_or_default());
+            return Ok(b.json);
         }
-        if claimable {
+        if b.claimable {
             // Freed between our UPDATE and the lock: we hold the row now.
             let done = run(c, &CLAIM, &claim_args())?;
             if !done.is_empty() {
@@ -273,7 +292,7 @@ fn claim_batch(args: &Args) -> Result<String> {
         }
         Err(Error::BatchUnavailable {
             batch_id: id.to_string(),
-            status,
+            status: b.status,
         })
     })
 }
@@ -330,24 +349,14 @@ fn transition(args: &Args, from: &[&str], to: &str, done_already: Option<&str>) 
         if !done.is_empty() {
             return Ok(done.first().get::<String>(1)?.unwrap_or_default());
         }
-        let state = run(
-            c,
-            &LOCK_BATCH,
-            &[id.into(), caller.admin.into(), caller.tenant.clone().into()],
-        )?;
-        if state.is_empty() {
-            return Err(not_found(id));
-        }
-        let row = state.first();
-        let status = row.get::<String>(1)?.unwrap_or_default();
-        let holder = row.get::<String>(2)?;
-        if done_already == Some(status.as_str()) && holder.as_deref() == Some(driver.as_str()) {
-            return Ok(row.get::<String>(4)?.unwrap_or_default());
+        let b = lock_batch(c, id, &caller)?;
+        if done_already == Some(b.status.as_str()) && b.holder.as_deref() == Some(driver.as_str()) {
+            return Ok(b.json);
         }
         Err(Error::BatchNotHeld {
             batch_id: id.to_string(),
             driver_id: driver.clone(),
-            status,
+            status: b.status,
         })
     })
 }

@@ -53,19 +53,23 @@ const STORE: Stmt = Stmt {
     args: &[pg_sys::TEXTOID, pg_sys::TEXTOID, pg_sys::TEXTOID],
 };
 
-/// Run `op` at most once per (tenant, key). `request` is a canonical JSON of
-/// the call's arguments (compared as jsonb, so key order doesn't matter).
+/// Run `op` at most once per (tenant, key). `request` gives a canonical JSON
+/// of the call's arguments (compared as jsonb, so key order doesn't matter);
+/// it is only built for keyed calls, keeping it off the keyless hot path
+/// (measured: CPU of a keyless decrement went from 1.27x to 1.20x that of the
+/// same statement run from PL/pgSQL).
 pub fn once<'conn>(
     client: &mut SpiClient<'conn>,
     caller: &Caller,
     key: Option<&str>,
     function: &str,
-    request: &str,
+    request: impl FnOnce() -> String,
     op: impl FnOnce(&mut SpiClient<'conn>) -> Result<String>,
 ) -> Result<String> {
     let Some(key) = key else {
         return op(client);
     };
+    let request = request();
     let scope = caller.key_scope();
     let args = || {
         [

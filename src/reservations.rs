@@ -215,27 +215,20 @@ fn reserve(args: &Args) -> Result<String> {
     let key = args.idempotency_key(3)?;
     let lock_ms = args.lock_timeout_ms(4)?;
     let caller = Caller::current()?;
-    let mut canonical: Vec<(String, String)> = lines
-        .iter()
-        .map(|l| {
-            (
-                l.inventory_id.to_string(),
-                l.quantity.normalize().to_string(),
-            )
-        })
-        .collect();
-    canonical.sort();
-    let request =
-        json!({"lines": canonical, "ttl_seconds": ttl, "reference": reference}).to_string();
+    let request = || {
+        json!({"lines": validate::canonical_lines(&lines), "ttl_seconds": ttl,
+               "reference": reference})
+        .to_string()
+    };
     let ids: Vec<Uuid> = lines.iter().map(|l| l.inventory_id).collect();
-    let qtys: Vec<AnyNumeric> = lines.into_iter().map(|l| l.quantity).collect();
+    let qtys: Vec<AnyNumeric> = lines.iter().map(|l| l.quantity.clone()).collect();
     with_spi(lock_ms, |client| {
         idempotency::once(
             client,
             &caller,
             key.as_deref(),
             "reserve_inventory",
-            &request,
+            request,
             |c| {
                 lock_and_check_lines(c, &caller, &ids, &qtys)?;
                 let done = run(
@@ -320,18 +313,19 @@ fn finish(args: &Args, to: &'static str) -> Result<String> {
     } else {
         "release_reservation"
     };
-    let mut only_sorted: Option<Vec<String>> = only
-        .as_ref()
-        .map(|v| v.iter().map(|u| u.to_string()).collect());
-    if let Some(v) = only_sorted.as_mut() {
-        v.sort();
-        v.dedup();
-    }
-    let request = json!({"reservation_id": id.to_string(), "inventory_ids": only_sorted,
-                         "reason": reason})
-    .to_string();
+    let request = || {
+        let only_sorted: Option<Vec<String>> = only.as_ref().map(|v| {
+            let mut ids: Vec<String> = v.iter().map(|u| u.to_string()).collect();
+            ids.sort();
+            ids.dedup();
+            ids
+        });
+        json!({"reservation_id": id.to_string(), "inventory_ids": only_sorted,
+               "reason": reason})
+        .to_string()
+    };
     with_spi(lock_ms, |client| {
-        idempotency::once(client, &caller, key.as_deref(), function, &request, |c| {
+        idempotency::once(client, &caller, key.as_deref(), function, request, |c| {
             lock_active(c, &caller, id, to == "committed")?;
             let lines = run(c, &LOCK_LINES, &[id.into(), only.clone().into()])?;
             let mut active = Vec::new();

@@ -185,14 +185,10 @@ fn decrement(args: &Args) -> Result<String> {
     let qty = validate::positive_quantity(args.numeric(1), "p_quantity")?;
     let mv = Movement::read(args, 2)?;
     let caller = Caller::current()?;
-    // Only a keyed call is ever compared with an earlier one; the hot keyless
-    // path skips building the request text (measured: CPU of a keyless call
-    // went from 1.27x to 1.20x that of the same statement run from PL/pgSQL).
-    let request = match mv.key {
-        Some(_) => json!({"inventory_id": id.to_string(), "quantity": qty.normalize(),
-                          "reason": mv.reason, "reference": mv.reference})
-        .to_string(),
-        None => String::new(),
+    let request = || {
+        json!({"inventory_id": id.to_string(), "quantity": qty.normalize(),
+               "reason": mv.reason, "reference": mv.reference})
+        .to_string()
     };
     with_spi(mv.lock_timeout_ms, |client| {
         idempotency::once(
@@ -200,8 +196,8 @@ fn decrement(args: &Args) -> Result<String> {
             &caller,
             mv.key.as_deref(),
             "decrement_inventory",
-            &request,
-            |c| decrement_one(c, &caller, id, qty, &mv),
+            request,
+            |c| decrement_one(c, &caller, id, &qty, &mv),
         )
     })
 }
@@ -210,7 +206,7 @@ fn decrement_one(
     client: &mut SpiClient<'_>,
     caller: &Caller,
     id: Uuid,
-    qty: AnyNumeric,
+    qty: &AnyNumeric,
     mv: &Movement,
 ) -> Result<String> {
     let params = || {
@@ -279,27 +275,20 @@ fn decrement_many(args: &Args) -> Result<String> {
     let lines = validate::lines(args.jsonb(0), "p_lines")?;
     let mv = Movement::read(args, 1)?;
     let caller = Caller::current()?;
-    let mut canonical: Vec<(String, String)> = lines
-        .iter()
-        .map(|l| {
-            (
-                l.inventory_id.to_string(),
-                l.quantity.normalize().to_string(),
-            )
-        })
-        .collect();
-    canonical.sort();
-    let request =
-        json!({"lines": canonical, "reason": mv.reason, "reference": mv.reference}).to_string();
+    let request = || {
+        json!({"lines": validate::canonical_lines(&lines), "reason": mv.reason,
+               "reference": mv.reference})
+        .to_string()
+    };
     let ids: Vec<Uuid> = lines.iter().map(|l| l.inventory_id).collect();
-    let qtys: Vec<AnyNumeric> = lines.into_iter().map(|l| l.quantity).collect();
+    let qtys: Vec<AnyNumeric> = lines.iter().map(|l| l.quantity.clone()).collect();
     with_spi(mv.lock_timeout_ms, |client| {
         idempotency::once(
             client,
             &caller,
             mv.key.as_deref(),
             "decrement_inventory_many",
-            &request,
+            request,
             |c| {
                 lock_and_check_lines(c, &caller, &ids, &qtys)?;
                 let applied = run(
@@ -379,14 +368,10 @@ fn increment(args: &Args) -> Result<String> {
     let qty = validate::positive_quantity(args.numeric(1), "p_quantity")?;
     let mv = Movement::read(args, 2)?;
     let caller = Caller::current()?;
-    // Only a keyed call is ever compared with an earlier one; the hot keyless
-    // path skips building the request text (measured: CPU of a keyless call
-    // went from 1.27x to 1.20x that of the same statement run from PL/pgSQL).
-    let request = match mv.key {
-        Some(_) => json!({"inventory_id": id.to_string(), "quantity": qty.normalize(),
-                          "reason": mv.reason, "reference": mv.reference})
-        .to_string(),
-        None => String::new(),
+    let request = || {
+        json!({"inventory_id": id.to_string(), "quantity": qty.normalize(),
+               "reason": mv.reason, "reference": mv.reference})
+        .to_string()
     };
     with_spi(mv.lock_timeout_ms, |client| {
         idempotency::once(
@@ -394,7 +379,7 @@ fn increment(args: &Args) -> Result<String> {
             &caller,
             mv.key.as_deref(),
             "increment_inventory",
-            &request,
+            request,
             |c| {
                 let done = run(
                     c,
@@ -440,17 +425,19 @@ fn adjust(args: &Args) -> Result<String> {
     }
     let mv = Movement::read(args, 4)?;
     let caller = Caller::current()?;
-    let request = json!({"inventory_id": id.to_string(), "new_quantity": new_qty.normalize(),
-                         "expected_quantity": expected.as_ref().map(|e| e.normalize().to_string()),
-                         "force": force, "reason": mv.reason, "reference": mv.reference})
-    .to_string();
+    let request = || {
+        json!({"inventory_id": id.to_string(), "new_quantity": new_qty.normalize(),
+               "expected_quantity": expected.as_ref().map(|e| e.normalize().to_string()),
+               "force": force, "reason": mv.reason, "reference": mv.reference})
+        .to_string()
+    };
     with_spi(mv.lock_timeout_ms, |client| {
         idempotency::once(
             client,
             &caller,
             mv.key.as_deref(),
             "adjust_inventory",
-            &request,
+            request,
             |c| {
                 let state = run(
                     c,

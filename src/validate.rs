@@ -106,6 +106,22 @@ pub struct Line {
     pub quantity: AnyNumeric,
 }
 
+/// Lines as (id, normalized quantity) text pairs in id order: the form an
+/// idempotency key compares, so `2` and `2.0`, or reordered lines, match.
+pub fn canonical_lines(lines: &[Line]) -> Vec<(String, String)> {
+    let mut canonical: Vec<(String, String)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l.inventory_id.to_string(),
+                l.quantity.normalize().to_string(),
+            )
+        })
+        .collect();
+    canonical.sort();
+    canonical
+}
+
 /// `p_lines`: a non-empty JSON array of `{"inventory_id": uuid, "quantity": n}`.
 /// Quantities may be JSON numbers or numeric strings ("2.5"). Duplicated ids
 /// are allowed and merged by the statement (their quantities add up).
