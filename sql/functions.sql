@@ -110,12 +110,15 @@ AS $$
 DECLARE
     v json;
 BEGIN
+    -- A striped item's quantity is its row's plus its stripes' (stripes.rs).
     SELECT pg_catalog.json_build_object('inventory_id', i.id, 'sku', i.sku, 'name', i.name,
-               'quantity', i.quantity, 'reserved', i.reserved,
-               'available', i.quantity - i.reserved, 'track_inventory', i.track_inventory,
-               'tenant_id', i.tenant_id, 'updated_at', i.updated_at)
+               'quantity', i.quantity + s.total, 'reserved', i.reserved,
+               'available', i.quantity + s.total - i.reserved, 'track_inventory', i.track_inventory,
+               'tenant_id', i.tenant_id, 'updated_at', i.updated_at, 'stripes', i.stripes)
       INTO v
       FROM atomic_inventory.items AS i
+     CROSS JOIN LATERAL (SELECT COALESCE(pg_catalog.sum(x.quantity), 0) AS total
+                           FROM atomic_inventory.item_stripes AS x WHERE x.item_id = i.id) AS s
      WHERE i.id = p_inventory_id
        AND (i.tenant_id IS NULL OR i.tenant_id = atomic_inventory.caller_tenant()
             OR atomic_inventory.caller_is_admin());
@@ -139,7 +142,12 @@ SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS $$
     SELECT i.id, i.quantity, COALESCE(l.total, 0), i.quantity - COALESCE(l.total, 0),
            i.reserved, COALESCE(h.held, 0), i.reserved - COALESCE(h.held, 0)
-      FROM atomic_inventory.items AS i
+      FROM (SELECT it.id, it.tenant_id, it.reserved,
+                   -- a striped item's quantity includes its stripes
+                   it.quantity + COALESCE((SELECT pg_catalog.sum(x.quantity)
+                                             FROM atomic_inventory.item_stripes AS x
+                                            WHERE x.item_id = it.id), 0) AS quantity
+              FROM atomic_inventory.items AS it) AS i
       LEFT JOIN (SELECT g.inventory_id, pg_catalog.sum(g.delta) AS total
                    FROM atomic_inventory.ledger AS g GROUP BY g.inventory_id) AS l
              ON l.inventory_id = i.id
@@ -165,6 +173,17 @@ AS $$
                 WHERE created_at < pg_catalog.now() - p_older_than RETURNING 1)
     SELECT pg_catalog.count(*) FROM d;
 $$;
+CREATE FUNCTION atomic_inventory.stripe_item(
+    p_inventory_id    uuid,
+    p_stripes         integer,
+    p_lock_timeout_ms integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_stripe_item';
+COMMENT ON FUNCTION atomic_inventory.stripe_item(uuid, integer, integer) IS
+    'Striped mode for a hot item: spread its free stock over p_stripes sub-rows (2..256) so that many sales can lock at once; 0 puts everything back into the item row. Quantity, available and the ledger are unchanged. Returns {success, inventory_id, stripes, quantity, reserved, stripe_quantities}.';
+
 COMMENT ON FUNCTION atomic_inventory.purge_idempotency_keys(interval) IS
     'Delete idempotency keys older than p_older_than (retries after that apply again). Schedule it, e.g. with pg_cron.';
 
@@ -407,6 +426,8 @@ COMMENT ON VIEW atomic_inventory.stats IS
 -- functions to a role (e.g. Supabase's authenticated and service_role).
 REVOKE ALL ON ALL TABLES IN SCHEMA atomic_inventory FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA atomic_inventory FROM PUBLIC;
+-- The CHECK of items runs as whoever writes the table; it has no side effects.
+GRANT EXECUTE ON FUNCTION atomic_inventory.stock_valid(numeric, numeric) TO PUBLIC;
 
 CREATE FUNCTION atomic_inventory.grant_usage(p_role name) RETURNS void
 LANGUAGE plpgsql VOLATILE

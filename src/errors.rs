@@ -139,6 +139,9 @@ pub enum Error {
     #[error("LOCK_TIMEOUT: could not lock the inventory rows within {}", lock_wait_text(*.timeout_ms))]
     LockTimeout { timeout_ms: Option<i32> },
 
+    #[error("SCHEMA_OUTDATED: the atomic_inventory library is {library} but the database has the extension's SQL at {installed}")]
+    SchemaOutdated { installed: String, library: String },
+
     #[error("INTERNAL: {0}")]
     Internal(String),
 }
@@ -224,6 +227,7 @@ impl Error {
             Error::BasketExhausted { .. } => "BASKET_EXHAUSTED",
             Error::NothingToUnpack { .. } => "NOTHING_TO_UNPACK",
             Error::LockTimeout { .. } => "LOCK_TIMEOUT",
+            Error::SchemaOutdated { .. } => "SCHEMA_OUTDATED",
             Error::Internal(_) => "INTERNAL",
         }
     }
@@ -254,6 +258,8 @@ impl Error {
             Error::BatchNotHeld { .. } => b"PT403",
             Error::IdempotencyConflict { .. } => b"PT422",
             Error::LockTimeout { .. } => b"PT503",
+            // object_not_in_prerequisite_state: an operator's step is missing
+            Error::SchemaOutdated { .. } => b"55000",
             Error::Internal(_) => b"XX000",
         }
     }
@@ -406,6 +412,10 @@ impl Error {
             Error::LockTimeout { timeout_ms } => {
                 m.insert("lock_timeout_ms".into(), json!(timeout_ms));
             }
+            Error::SchemaOutdated { installed, library } => {
+                m.insert("installed".into(), json!(installed));
+                m.insert("library".into(), json!(library));
+            }
             Error::Internal(_) => {}
         }
         Value::Object(m)
@@ -467,6 +477,9 @@ impl Error {
             Error::NothingToUnpack { .. } => "Nothing was changed.",
             Error::LockTimeout { .. } => {
                 "Nothing was changed. The item is busy; retry shortly (with the same idempotency key)."
+            }
+            Error::SchemaOutdated { .. } => {
+                "Run ALTER EXTENSION atomic_inventory UPDATE (docs/operations.md); nothing was changed."
             }
             Error::Internal(_) => "This is a bug in atomic_inventory; please report it.",
         }

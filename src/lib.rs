@@ -21,6 +21,7 @@ mod reservations;
 mod spi;
 mod stats;
 mod stock;
+mod stripes;
 mod sweeper;
 mod validate;
 

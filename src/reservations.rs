@@ -19,6 +19,8 @@ use crate::fmgr::{entry_point, Args};
 use crate::idempotency;
 use crate::spi::{run, with_spi, Stmt};
 use crate::stock::lock_and_check_lines;
+use crate::stripes;
+use crate::sweeper::ledger_on;
 use crate::validate;
 use pgrx::pg_sys::{self, Oid};
 use pgrx::spi::SpiClient;
@@ -111,7 +113,7 @@ const FINISH: Stmt = Stmt {
             INSERT INTO atomic_inventory.ledger \
               (inventory_id, delta, quantity_after, kind, reason, reference, idempotency_key, tenant_id) \
             SELECT u.id, -u.qty, u.quantity, 'commit', $4, $1::text, $5, u.tenant_id \
-              FROM upd AS u WHERE $3 = 'committed' \
+              FROM upd AS u WHERE $3 = 'committed' AND $6 \
           ), res AS ( \
             UPDATE atomic_inventory.reservations AS r \
                SET status = CASE \
@@ -132,7 +134,7 @@ const FINISH: Stmt = Stmt {
                           'inventory_id', fl.inventory_id, 'quantity', fl.quantity) \
                           ORDER BY fl.inventory_id) FROM fl))::text \
             FROM res",
-    args: &[UUID, UUIDS, TEXT, TEXT, TEXT],
+    args: &[UUID, UUIDS, TEXT, TEXT, TEXT, BOOL],
 };
 
 const EXTEND: Stmt = Stmt {
@@ -230,7 +232,7 @@ fn reserve(args: &Args) -> Result<String> {
             "reserve_inventory",
             request,
             |c| {
-                lock_and_check_lines(c, &caller, &ids, &qtys)?;
+                let striped = lock_and_check_lines(c, &caller, &ids, &qtys)?;
                 let done = run(
                     c,
                     &RESERVE_APPLY,
@@ -242,7 +244,10 @@ fn reserve(args: &Args) -> Result<String> {
                         caller.tenant.clone().into(),
                     ],
                 )?;
-                Ok(done.first().get::<String>(1)?.unwrap_or_default())
+                let out = done.first().get::<String>(1)?.unwrap_or_default();
+                // reserved units stay in the item row; the rest goes back out
+                stripes::respread(c, &striped)?;
+                Ok(out)
             },
         )
     })
@@ -361,6 +366,7 @@ fn finish(args: &Args, to: &'static str) -> Result<String> {
                     to.to_string().into(),
                     reason.clone().into(),
                     key.clone().into(),
+                    ledger_on().into(),
                 ],
             )?;
             Ok(done.first().get::<String>(1)?.unwrap_or_default())

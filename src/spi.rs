@@ -59,6 +59,41 @@ const RESTORE_LOCK_TIMEOUT: Stmt = Stmt {
     args: &[pg_sys::TEXTOID],
 };
 
+const INSTALLED_VERSION: Stmt = Stmt {
+    name: "installed_version",
+    sql: "SELECT e.extversion FROM pg_catalog.pg_extension AS e WHERE e.extname = 'atomic_inventory'",
+    args: &[],
+};
+
+thread_local! {
+    /// This backend found the installed SQL at the library's version.
+    static SCHEMA_CHECKED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Once per backend: the library's statements need the tables of its own
+/// release. Between installing a new library and `ALTER EXTENSION
+/// atomic_inventory UPDATE`, calls fail with SCHEMA_OUTDATED (nothing is
+/// changed) instead of with whatever column a statement misses. Only a match
+/// is remembered, so the first call after the update goes through.
+fn check_schema(client: &mut SpiClient<'_>) -> Result<()> {
+    if SCHEMA_CHECKED.get() {
+        return Ok(());
+    }
+    let installed = run(client, &INSTALLED_VERSION, &[])?
+        .first()
+        .get::<String>(1)?
+        .unwrap_or_default();
+    let library = env!("CARGO_PKG_VERSION");
+    if installed != library {
+        return Err(Error::SchemaOutdated {
+            installed,
+            library: library.to_string(),
+        });
+    }
+    SCHEMA_CHECKED.set(true);
+    Ok(())
+}
+
 /// Run `f` in one SPI connection. With `lock_timeout_ms`, row lock waits are
 /// limited for the duration of `f` only (the caller's setting is restored, so
 /// nothing leaks into the rest of their transaction). A lock wait that runs
@@ -70,6 +105,7 @@ pub fn with_spi<T>(
 ) -> Result<T> {
     let work = AssertUnwindSafe(move || {
         Spi::connect_mut(|client| {
+            check_schema(client)?;
             let previous = match lock_timeout_ms {
                 Some(ms) => {
                     let t = run(client, &SET_LOCK_TIMEOUT, &[format!("{ms}ms").into()])?;

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
 /// Counted functions, by SQL name; each C symbol is `ai_<name>`.
-pub const FUNCTIONS: [&str; 16] = [
+pub const FUNCTIONS: [&str; 17] = [
     "decrement_inventory",
     "decrement_inventory_many",
     "increment_inventory",
@@ -44,11 +44,12 @@ pub const FUNCTIONS: [&str; 16] = [
     "complete_batch",
     "increment_packing_quantity",
     "decrement_packing_quantity",
+    "stripe_item",
 ];
 
 /// Every outcome but success: our codes (errors.rs), then PostgreSQL errors
 /// that escape a call, by the class a client acts on.
-pub const CODES: [&str; 28] = [
+pub const CODES: [&str; 29] = [
     "INVALID_QUANTITY",
     "INVALID_INPUT",
     "NOT_FOUND",
@@ -72,6 +73,7 @@ pub const CODES: [&str; 28] = [
     "BASKET_EXHAUSTED",
     "NOTHING_TO_UNPACK",
     "LOCK_TIMEOUT",
+    "SCHEMA_OUTDATED",
     "INTERNAL",
     // raised by PostgreSQL inside a call:
     "DEADLOCK_DETECTED",     // 40P01

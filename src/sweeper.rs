@@ -26,6 +26,15 @@ pub static TENANT_CLAIM: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"tenant_id"));
 /// The caller's tenant for app backends (`SET LOCAL atomic_inventory.tenant_id`).
 pub static TENANT_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+/// Whether stock movements write ledger rows. Superuser-only (or granted
+/// with `GRANT SET ON PARAMETER`): the ledger is an audit trail, so a caller
+/// must not be able to switch it off for their own calls.
+pub static LEDGER: GucSetting<bool> = GucSetting::<bool>::new(true);
+
+/// Is the movement ledger on for this call?
+pub fn ledger_on() -> bool {
+    LEDGER.get()
+}
 
 pub fn init() {
     GucRegistry::define_int_guc(
@@ -53,6 +62,14 @@ pub fn init() {
         c"JWT claim (dot path) in request.jwt.claims that names the caller's tenant.",
         c"Default tenant_id; e.g. app_metadata.tenant_id.",
         &TENANT_CLAIM,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"atomic_inventory.ledger",
+        c"Write a ledger row for every stock movement (the audit trail).",
+        c"off: movements change stock only, as a bare UPDATE would; reconcile() then reports drift for items moved meanwhile.",
+        &LEDGER,
         GucContext::Suset,
         GucFlags::default(),
     );

@@ -42,15 +42,24 @@ VARIANTS = {
     "seed002_function": ("seed002_function.sql", BASE, 1, False, None),
     "raw_update_ledger": ("raw_update_ledger.sql", ITEMS, 1, False, None),
     "decrement": ("decrement.sql", ITEMS, 1, False, None),
+    "decrement_noledger": ("decrement.sql", ITEMS, 1, False, None),
     "seed004_per_item": ("seed004_per_item.sql", BASE, 5, True, None),
     "decrement_many": ("decrement_many.sql", ITEMS, 5, True, None),
+    "decrement_many_noledger": ("decrement_many.sql", ITEMS, 5, True, None),
     "reserve_commit": ("reserve_commit.sql", ITEMS, 1, False, ["uniform"]),
     "packing": ("packing.sql", f"SELECT coalesce(sum(quantity_packed), 0) FROM {S}.packing_progress", 1, False, ["uniform"]),
     "claim_next": ("claim_next.sql", f"SELECT count(*) FROM {S}.batches WHERE zone = 'bench' AND status = 'claimed'", 1, False, ["uniform"]),
 }
+# Server settings per variant (PGOPTIONS of pgbench's connections; the
+# benchmark connects as a superuser, who may set atomic_inventory.ledger).
+OPTIONS = {
+    "decrement_noledger": "-c atomic_inventory.ledger=off",
+    "decrement_many_noledger": "-c atomic_inventory.ledger=off",
+}
 # ours vs the baseline it replaces
-RATIOS = [("decrement", "raw_update"), ("decrement", "seed002_function"), ("decrement", "raw_update_ledger"),
-          ("decrement_many", "seed004_per_item")]
+RATIOS = [("decrement_noledger", "raw_update"), ("decrement_noledger", "seed002_function"),
+          ("decrement", "raw_update_ledger"), ("decrement", "raw_update"), ("decrement", "seed002_function"),
+          ("decrement_many_noledger", "seed004_per_item"), ("decrement_many", "seed004_per_item")]
 BASELINES = ("raw_update", "seed002_function", "raw_update_ledger", "seed004_per_item")
 
 
@@ -103,7 +112,10 @@ def run_one(c, variant, dist, clients, seconds, bindir, tmp):
     prefix = os.path.join(tmp, f"log-{variant}-{dist}-{clients}")
     cmd = [os.path.join(bindir, "pgbench"), "-n", "-M", "prepared", "-c", str(clients), "-j", str(min(clients, 2)),
            "-T", str(seconds), "-f", path, "--max-tries", "10", "-l", "--log-prefix", prefix]
-    out = subprocess.run(cmd, capture_output=True, text=True)
+    env = dict(os.environ)
+    if variant in OPTIONS:
+        env["PGOPTIONS"] = (env.get("PGOPTIONS", "") + " " + OPTIONS[variant]).strip()
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode not in (0, 2):  # 2: some transactions failed (counted below)
         sys.exit(f"pgbench failed for {variant}/{dist}/{clients}:\n{out.stderr}")
     after = c.execute(counter).fetchone()[0]
@@ -134,13 +146,14 @@ def machine(c):
             "postgres": c.execute("SELECT version()").fetchone()[0], "settings": settings}
 
 
-def report(results, meta, out_dir, command):
+def report(results, meta, out_dir, command, every_run):
     by = {(r["variant"], r["dist"], r["clients"]): r for r in results}
     lines = ["# Benchmarks", "",
              f"Measured {meta['date']} on {meta['machine']['cores']} cores ({meta['machine']['cpu']}), "
              f"{meta['machine']['postgres'].split(',')[0]}, release build, library preloaded.",
              f"Settings: {', '.join(f'{k}={v}' for k, v in sorted(meta['machine']['settings'].items()))}; "
-             f"pgbench `-M prepared -T {meta['seconds']} --max-tries 10`, `-j min(clients, 2)`, cluster and pgbench on the same machine.",
+             f"pgbench `-M prepared -T {meta['seconds']} --max-tries 10`, `-j min(clients, 2)`, cluster and pgbench on the same machine; "
+             f"every variant run {meta['rounds']} times, interleaved (A B C, A B C, ...), the median run by ok/s reported.",
              "", f"Command: `{command}`", "",
              "**ok/s** = successful operations per second, counted from the database (stock consumed / units per "
              "operation), never from pgbench's TPS. p50/p99: per-transaction latency from pgbench's log. "
@@ -155,16 +168,18 @@ def report(results, meta, out_dir, command):
                 a, b = by.get((ours, d, c)), by.get((base, d, c))
                 cells.append(f"{a['ok_per_s'] / b['ok_per_s']:.2f}x" if a and b and b["ok_per_s"] else "-")
             lines.append(f"| {ours} | {base} | {d} | " + " | ".join(cells) + " |")
-    lines += ["", "## All runs", "", "| variant | dist | clients | ok/s | p50 ms | p99 ms | failed | retried |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += ["", "## All runs (median of the rounds; every round's ok/s in the last column)", "",
+              "| variant | dist | clients | ok/s | p50 ms | p99 ms | failed | retried | rounds ok/s |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         f = lambda v: "-" if v is None else f"{v:.2f}"
         lines.append(f"| {r['variant']} | {r['dist']} | {r['clients']} | {r['ok_per_s']:.0f} | {f(r['p50_ms'])} | "
-                     f"{f(r['p99_ms'])} | {r['failed']} | {r['retried']} |")
+                     f"{f(r['p99_ms'])} | {r['failed']} | {r['retried']} | "
+                     f"{', '.join(f'{x:.0f}' for x in r.get('rounds_ok_per_s', []))} |")
     with open(os.path.join(out_dir, "benchmarks-results.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     with open(os.path.join(out_dir, "benchmarks-results.json"), "w") as f:
-        json.dump({"meta": meta, "results": results}, f, indent=1)
+        json.dump({"meta": meta, "results": results, "every_run": every_run}, f, indent=1)
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -200,6 +215,8 @@ def main():
     ap.add_argument("--dists", default=",".join(DISTS))
     ap.add_argument("--out", default=os.path.join(HERE, "..", "..", "docs"))
     ap.add_argument("--command", default="bash pg_test/bench/run.sh")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="runs of each variant, interleaved; the median by ok/s is reported")
     a = ap.parse_args()
     clients = [int(x) for x in a.clients.split(",")]
     variants = a.variants.split(",")
@@ -207,24 +224,34 @@ def main():
     bindir = os.environ["AI_PG_BINDIR"]
     c = psycopg.connect("", autocommit=True)
     setup(c)
-    results = []
+    results, every_run = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        # variants compared with each other run back to back, so slow drift
-        # of the machine (disk, neighbours) hits them alike
+        # Variants compared with each other run back to back, and the whole
+        # sequence is repeated (A B C, A B C, ...), so slow drift of the
+        # machine (disk, neighbours) hits them alike; each variant's median
+        # run by ok/s is the one reported.
         for d in dists:
             for n in clients:
-                for v in variants:
-                    only = VARIANTS[v][4]
-                    if only and d not in only:
-                        continue
-                    r = run_one(c, v, d, n, a.seconds, bindir, tmp)
-                    results.append(r)
-                    print(f"bench: {v:17} {d:8} {n:3} clients: {r['ok_per_s']:9.1f} ok/s  p50 {r['p50_ms']} ms  "
-                          f"p99 {r['p99_ms']} ms  failed {r['failed']}", flush=True)
-    meta = {"date": time.strftime("%Y-%m-%d"), "seconds": a.seconds, "clients": clients, "variants": variants,
+                todo = [v for v in variants if not VARIANTS[v][4] or d in VARIANTS[v][4]]
+                runs = {v: [] for v in todo}
+                for rnd in range(a.rounds):
+                    for v in todo:
+                        r = run_one(c, v, d, n, a.seconds, bindir, tmp)
+                        r["round"] = rnd + 1
+                        runs[v].append(r)
+                        every_run.append(r)
+                        print(f"bench: round {rnd + 1} {v:23} {d:8} {n:3} clients: {r['ok_per_s']:9.1f} ok/s  "
+                              f"p50 {r['p50_ms']} ms  p99 {r['p99_ms']} ms  failed {r['failed']}", flush=True)
+                for v in todo:
+                    ordered = sorted(runs[v], key=lambda r: r["ok_per_s"])
+                    med = dict(ordered[len(ordered) // 2])
+                    med["rounds_ok_per_s"] = [r["ok_per_s"] for r in runs[v]]
+                    results.append(med)
+    meta = {"date": time.strftime("%Y-%m-%d"), "seconds": a.seconds, "rounds": a.rounds, "clients": clients,
+            "variants": variants,
             "dists": dists, "machine": machine(c)}
     os.makedirs(os.path.abspath(a.out), exist_ok=True)
-    report(results, meta, os.path.abspath(a.out), a.command)
+    report(results, meta, os.path.abspath(a.out), a.command, every_run)
     print(f"bench: wrote {os.path.abspath(a.out)}/benchmarks-results.md, .json and benchmarks.png")
 
 

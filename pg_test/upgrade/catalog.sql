@@ -9,6 +9,7 @@ SELECT line FROM (
       FROM pg_proc p, ns WHERE p.pronamespace = ns.oid
     UNION ALL
     SELECT 'relation ' || c.relname || ' kind=' || c.relkind::text || ' acl=' || coalesce(c.relacl::text, '-')
+           || ' options=' || coalesce(c.reloptions::text, '-')
            || ' comment=' || coalesce(obj_description(c.oid, 'pg_class'), '-')
            || coalesce(' view=' || pg_get_viewdef(c.oid), '')
       FROM pg_class c, ns WHERE c.relnamespace = ns.oid

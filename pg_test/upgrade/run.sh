@@ -24,12 +24,28 @@ for script in "$here"/atomic_inventory--*.sql; do
     psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "DROP DATABASE IF EXISTS ai_fresh" -c "CREATE DATABASE $db" -c "CREATE DATABASE ai_fresh"
     q "$db" "CREATE EXTENSION atomic_inventory VERSION '$from'"
     check "$from installed" "$(q "$db" "SELECT extversion FROM pg_extension WHERE extname = 'atomic_inventory'")" "$from"
-    item="$(q "$db" "SELECT atomic_inventory.create_item(p_quantity => 100, p_sku => 'up-1')->>'inventory_id'")"
-    q "$db" "SELECT atomic_inventory.decrement_inventory('$item', 7, p_idempotency_key => 'sale-1')" >/dev/null
-    q "$db" "SELECT atomic_inventory.decrement_inventory_many(jsonb_build_array(jsonb_build_object('inventory_id', '$item', 'quantity', 3)))" >/dev/null
-    res="$(q "$db" "SELECT atomic_inventory.reserve_inventory(jsonb_build_array(jsonb_build_object('inventory_id', '$item', 'quantity', 10)), p_ttl_seconds => 3600)->>'reservation_id'")"
-    batch="$(q "$db" "SELECT atomic_inventory.create_batch(p_zone => 'up')->>'batch_id'")"
-    q "$db" "SELECT atomic_inventory.claim_batch('$batch', 'driver-1')" >/dev/null
+    # The installed library is already the new one, which refuses to run on
+    # release A's tables (SCHEMA_OUTDATED, checked below). So the rows A's
+    # functions leave behind are written here in plain SQL: an item (its
+    # initial ledger row comes from A's trigger), an idempotent sale of 7 and
+    # a 3-unit order with their ledger rows, a live 10-unit reservation, a
+    # batch claimed by driver-1.
+    item="$(q "$db" "INSERT INTO atomic_inventory.items (sku, quantity) VALUES ('up-1', 100) RETURNING id")"
+    q "$db" "UPDATE atomic_inventory.items SET quantity = quantity - 7 WHERE id = '$item';
+             INSERT INTO atomic_inventory.ledger (inventory_id, delta, quantity_after, kind, idempotency_key)
+             VALUES ('$item', -7, 93, 'decrement', 'sale-1');
+             INSERT INTO atomic_inventory.idempotency_keys (tenant_scope, idempotency_key, function_name, request, response)
+             VALUES ('', 'sale-1', 'decrement_inventory',
+                     '{\"inventory_id\": \"$item\", \"quantity\": \"7\", \"reason\": null, \"reference\": null}',
+                     '{\"success\" : true, \"inventory_id\" : \"$item\", \"old_quantity\" : 100, \"new_quantity\" : 93, \"deducted\" : 7}');
+             UPDATE atomic_inventory.items SET quantity = quantity - 3 WHERE id = '$item';
+             INSERT INTO atomic_inventory.ledger (inventory_id, delta, quantity_after, kind) VALUES ('$item', -3, 90, 'decrement');"
+    res="$(q "$db" "INSERT INTO atomic_inventory.reservations (status, expires_at) VALUES ('active', now() + interval '1 hour') RETURNING id")"
+    q "$db" "INSERT INTO atomic_inventory.reservation_lines (reservation_id, inventory_id, quantity, tracked) VALUES ('$res', '$item', 10, true);
+             UPDATE atomic_inventory.items SET reserved = 10 WHERE id = '$item'"
+    batch="$(q "$db" "INSERT INTO atomic_inventory.batches (status, claimed_by, claimed_at, zone) VALUES ('claimed', 'driver-1', now(), 'up') RETURNING id")"
+    check "$from: the new library refuses release A's tables until the update" \
+        "$(psql -X -q -At -d "$db" -c "SELECT atomic_inventory.decrement_inventory('$item', 1)" 2>&1 | grep -o 'SCHEMA_OUTDATED' | head -1)" "SCHEMA_OUTDATED"
     state="SELECT i.quantity || '/' || i.reserved || '/' || (SELECT count(*) FROM atomic_inventory.ledger) || '/' || (SELECT status FROM atomic_inventory.reservations) || '/' || (SELECT status || ':' || claimed_by FROM atomic_inventory.batches) FROM atomic_inventory.items i"
     before="$(q "$db" "$state")"
     check "$from data written" "$before" "90/10/3/active/claimed:driver-1"
@@ -45,6 +61,10 @@ for script in "$here"/atomic_inventory--*.sql; do
     check "$from -> $current: pre-update reservation and batch finish after it" "$(q "$db" "$state")" "79/0/5/committed/completed:driver-1"
     check "$from -> $current: ledger reconciles" "$(q "$db" "SELECT count(*) FROM atomic_inventory.reconcile()")" "0"
     check "$from -> $current: stats view answers" "$(q "$db" "SELECT count(*) > 0 FROM atomic_inventory.stats")" "t"
+    q "$db" "SELECT atomic_inventory.stripe_item('$item', 4)" >/dev/null
+    q "$db" "SELECT atomic_inventory.decrement_inventory('$item', 2)" >/dev/null
+    check "$from -> $current: an upgraded item stripes, sells from a stripe and still reconciles" \
+        "$(q "$db" "SELECT (atomic_inventory.get_inventory('$item')->>'quantity') || '/' || (SELECT count(*) FROM atomic_inventory.reconcile())")" "77/0"
 
     q ai_fresh "CREATE EXTENSION atomic_inventory"
     q "$db" "$(cat "$here/catalog.sql")" >"/tmp/ai-upgrade-$from.upgraded"
