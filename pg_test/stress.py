@@ -132,6 +132,18 @@ def phase_seeds(dsn, admin, checks):
     except Failure as f:
         checks.check("seed002_no_oversell", f.sqlstate == "PT409" and f.code == "INSUFFICIENT_INVENTORY", f.code)
 
+    # flash sale on a striped item: 64 buyers of 1 unit, 50 units over 8
+    # stripes; exactly 50 sales, whatever stripe each one lands on
+    [item] = new_items(admin, 1, 50, "striped")
+    call(admin, "stripe_item", p_inventory_id=item, p_stripes=8)
+    res = race(dsn, 64, lambda c, k: call(c, "decrement_inventory", p_inventory_id=item, p_quantity=1))
+    ok = sum(1 for r in res if isinstance(r, dict))
+    refused = sum(1 for r in res if isinstance(r, Failure) and r.code == "INSUFFICIENT_INVENTORY")
+    total = call(admin, "get_inventory", p_inventory_id=item)["quantity"]
+    drift = admin.execute(f"SELECT count(*) FROM {S}.reconcile() WHERE inventory_id = %s", (item,)).fetchone()[0]
+    checks.check("striped_flash_sale_sells_exactly_the_stock", ok == 50 and refused == 14 and total == 0 and drift == 0,
+                 f"sold={ok} refused={refused} left={total} drift_rows={drift}")
+
     # seed 003 checkout: two buyers of 3 units when 5 exist
     [item] = new_items(admin, 1, 5, "seed003")
     res = race(dsn, 2, lambda c, k: call(c, "decrement_inventory", p_inventory_id=item, p_quantity=3))
@@ -374,10 +386,16 @@ def main():
     phase_packing(a.dsn, admin, checks)
 
     hot = new_items(admin, a.hot, 500, "hot")
+    # half the hot items in striped mode: their sales take stripes, every
+    # other operation gathers and respreads them
+    for item in hot[:a.hot // 2]:
+        call(admin, "stripe_item", p_inventory_id=item, p_stripes=8)
     cold = new_items(admin, a.cold, 50, "cold")
     items = hot + cold
-    initial = {i: float(q) for i, q in admin.execute(
-        f"SELECT id::text, quantity FROM {S}.items WHERE id = ANY(%s::uuid[])", (items,)).fetchall()}
+    # an item's quantity is its row's plus its stripes' (striped mode)
+    totals = (f"SELECT i.id::text, i.quantity + coalesce((SELECT sum(s.quantity) FROM {S}.item_stripes s "
+              f"WHERE s.item_id = i.id), 0), i.reserved FROM {S}.items i WHERE i.id = ANY(%s::uuid[])")
+    initial = {i: float(q) for i, q, _ in admin.execute(totals, (items,)).fetchall()}
     # a zone of this run's own: other rows in the database are not ours to count
     batch_ids = [call(admin, "create_batch", p_zone=f"stress-{RUN}")["batch_id"] for _ in range(a.batches)]
 
@@ -401,8 +419,10 @@ def main():
     for (op, code), n in sorted(w.outcomes.items()):
         print(f"    {op:8s} {code:24s} {n}")
 
-    rows = admin.execute(
-        f"SELECT id::text, quantity, reserved FROM {S}.items WHERE id = ANY(%s::uuid[])", (items,)).fetchall()
+    rows = admin.execute(totals, (items,)).fetchall()
+    negative = admin.execute(f"SELECT count(*) FROM {S}.item_stripes WHERE item_id = ANY(%s::uuid[]) AND quantity < 0",
+                             (items,)).fetchone()[0]
+    checks.check("no_stripe_below_zero", negative == 0, f"{negative} stripes below 0")
     for item, qty, reserved in rows:
         checks.check("quantity_non_negative", qty >= 0, f"{item} quantity {qty}")
         checks.check("reserved_within_quantity", 0 <= reserved <= qty, f"{item} reserved {reserved} of {qty}")

@@ -61,7 +61,8 @@ const RESTORE_LOCK_TIMEOUT: Stmt = Stmt {
 
 const INSTALLED_VERSION: Stmt = Stmt {
     name: "installed_version",
-    sql: "SELECT e.extversion FROM pg_catalog.pg_extension AS e WHERE e.extname = 'atomic_inventory'",
+    sql:
+        "SELECT e.extversion FROM pg_catalog.pg_extension AS e WHERE e.extname = 'atomic_inventory'",
     args: &[],
 };
 

@@ -38,24 +38,17 @@ const INT: Oid = pg_sys::INT4OID;
 /// Most stripes per item: beyond the connection counts where striping pays.
 pub const MAX_STRIPES: i32 = 256;
 
-/// Take one sale from one stripe. `$8` spreads backends over the stripes (each
-/// starts at its own one); the ledger row's quantity_after is NULL because the
-/// item's total is not locked as a whole. old_quantity is the item's total as
-/// this statement's snapshot sees it (concurrent sales may not be in it).
+/// Take one sale from one stripe: `s` picks and locks the stripe, the rest
+/// is the same for both statements below. The ledger row's quantity_after is
+/// NULL because the item's total is not locked as a whole; old_quantity is
+/// the item's total as this statement's snapshot sees it (concurrent sales
+/// may not be in it).
 macro_rules! take_sql {
-    ($lock:literal) => {
+    ($pick:literal) => {
         concat!(
-            "WITH s AS MATERIALIZED ( \
-               SELECT st.item_id, st.stripe, i.tenant_id \
-                 FROM atomic_inventory.item_stripes AS st \
-                 JOIN atomic_inventory.items AS i ON i.id = st.item_id \
-                WHERE st.item_id = $1 AND st.quantity >= $2 AND i.track_inventory \
-                  AND (i.tenant_id IS NULL OR $3 OR i.tenant_id = $4) \
-                ORDER BY (st.stripe + $8) % GREATEST(i.stripes, 1) \
-                LIMIT 1 \
-                  FOR UPDATE OF st ",
-            $lock,
-            " ), upd AS ( \
+            "WITH ",
+            $pick,
+            ", upd AS ( \
                UPDATE atomic_inventory.item_stripes AS st SET quantity = st.quantity - $2 \
                  FROM s WHERE st.item_id = s.item_id AND st.stripe = s.stripe \
                RETURNING st.item_id, st.stripe, s.tenant_id \
@@ -73,17 +66,47 @@ macro_rules! take_sql {
     };
 }
 
+/// Any unlocked stripe that covers the sale, starting at this backend's own
+/// one ($8) so that backends spread over the stripes.
 const TAKE_SKIP: Stmt = Stmt {
     name: "stripe_take_skip",
-    sql: take_sql!("SKIP LOCKED"),
+    sql: take_sql!(
+        "s AS MATERIALIZED ( \
+           SELECT st.item_id, st.stripe, i.tenant_id \
+             FROM atomic_inventory.item_stripes AS st \
+             JOIN atomic_inventory.items AS i ON i.id = st.item_id \
+            WHERE st.item_id = $1 AND st.quantity >= $2 AND i.track_inventory \
+              AND (i.tenant_id IS NULL OR $3 OR i.tenant_id = $4) \
+            ORDER BY (st.stripe + $8) % GREATEST(i.stripes, 1) \
+            LIMIT 1 \
+              FOR UPDATE OF st SKIP LOCKED)"
+    ),
     args: &[UUID, NUM, BOOL, TEXT, TEXT, TEXT, TEXT, INT, BOOL],
 };
 
-/// Same, but waits for a locked stripe (all were busy): after the holder
-/// commits, the stripe is checked again and skipped if it no longer covers.
+/// Every stripe was busy: wait for exactly one (the first that covered the
+/// sale in this statement's snapshot). Waiting for one row while holding no
+/// other stripe is what keeps this deadlock-free against a gatherer, who
+/// holds the item row and takes stripes in order; after the wait the stripe
+/// is checked again and the statement returns nothing if it no longer covers.
 const TAKE_WAIT: Stmt = Stmt {
     name: "stripe_take_wait",
-    sql: take_sql!(""),
+    sql: take_sql!(
+        "c AS MATERIALIZED ( \
+           SELECT st.stripe \
+             FROM atomic_inventory.item_stripes AS st \
+             JOIN atomic_inventory.items AS i ON i.id = st.item_id \
+            WHERE st.item_id = $1 AND st.quantity >= $2 AND i.track_inventory \
+              AND (i.tenant_id IS NULL OR $3 OR i.tenant_id = $4) \
+            ORDER BY (st.stripe + $8) % GREATEST(i.stripes, 1) \
+            LIMIT 1 \
+         ), s AS MATERIALIZED ( \
+           SELECT st.item_id, st.stripe, i.tenant_id \
+             FROM c, atomic_inventory.item_stripes AS st \
+             JOIN atomic_inventory.items AS i ON i.id = st.item_id \
+            WHERE st.item_id = $1 AND st.stripe = c.stripe AND st.quantity >= $2 \
+              FOR UPDATE OF st)"
+    ),
     args: &[UUID, NUM, BOOL, TEXT, TEXT, TEXT, TEXT, INT, BOOL],
 };
 
@@ -164,32 +187,70 @@ pub struct Sale<'a> {
     pub ledger: bool,
 }
 
+/// Run `f` in a subtransaction that is kept only if `f` returns `Ok(Some)`.
+///
+/// Why: a row that `FOR UPDATE` locked and then found no longer qualifying
+/// (changed by a concurrent sale) stays locked until the transaction ends;
+/// PostgreSQL does not unlock rows. A sale whose stripe attempts failed would
+/// then go on to wait for the item row while holding stripes, and a gatherer,
+/// who holds the item row and takes all stripes in order, would wait for it:
+/// a deadlock (the stress test found it). Rolling the attempt's subtransaction
+/// back releases those locks. An ERROR inside `f` unwinds past this to the
+/// entry point and aborts the whole transaction, subtransaction included.
+fn attempt<T>(f: impl FnOnce() -> Result<Option<T>>) -> Result<Option<T>> {
+    // SAFETY: the same sequence PL/pgSQL uses for an exception block; we are
+    // inside a transaction with SPI connected outside the subtransaction.
+    unsafe {
+        let cxt = pg_sys::CurrentMemoryContext;
+        let owner = pg_sys::CurrentResourceOwner;
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        pg_sys::MemoryContextSwitchTo(cxt);
+        let out = f();
+        if matches!(out, Ok(Some(_))) {
+            pg_sys::ReleaseCurrentSubTransaction();
+        } else {
+            pg_sys::RollbackAndReleaseCurrentSubTransaction();
+        }
+        pg_sys::MemoryContextSwitchTo(cxt);
+        pg_sys::CurrentResourceOwner = owner;
+        out
+    }
+}
+
 /// Take a sale from one stripe of a striped item: first any unlocked stripe
 /// that covers it, else wait for one. None: no single stripe covers it (or
-/// the item is not striped, or not visible); the caller then locks the item.
+/// the item is not striped, or not visible), and no stripe is left locked;
+/// the caller then locks the item row.
 pub fn take(client: &mut SpiClient<'_>, sale: &Sale<'_>) -> Result<Option<String>> {
     // SAFETY: MyProcPid is set once at backend start.
     let start = unsafe { pg_sys::MyProcPid }.rem_euclid(MAX_STRIPES);
     for stmt in [&TAKE_SKIP, &TAKE_WAIT] {
-        let done = run(
-            client,
-            stmt,
-            &[
-                sale.id.into(),
-                sale.qty.clone().into(),
-                sale.caller.admin.into(),
-                sale.caller.tenant.clone().into(),
-                sale.reason.clone().into(),
-                sale.reference.clone().into(),
-                sale.key.clone().into(),
-                start.into(),
-                sale.ledger.into(),
-            ],
-        )?;
-        if !done.is_empty() {
+        let taken = attempt(|| {
+            let done = run(
+                client,
+                stmt,
+                &[
+                    sale.id.into(),
+                    sale.qty.clone().into(),
+                    sale.caller.admin.into(),
+                    sale.caller.tenant.clone().into(),
+                    sale.reason.clone().into(),
+                    sale.reference.clone().into(),
+                    sale.key.clone().into(),
+                    start.into(),
+                    sale.ledger.into(),
+                ],
+            )?;
+            if done.is_empty() {
+                return Ok(None);
+            }
             let row = done.first();
-            let stripe = row.get::<i16>(1)?.unwrap_or_default();
-            let before = row.get::<String>(2)?.unwrap_or_default();
+            Ok(Some((
+                row.get::<i16>(1)?.unwrap_or_default(),
+                row.get::<String>(2)?.unwrap_or_default(),
+            )))
+        })?;
+        if let Some((stripe, before)) = taken {
             let old = AnyNumeric::try_from(before.as_str())
                 .map_err(|e| Error::Internal(format!("numeric: {e}")))?;
             let new = old.clone() - sale.qty.clone();

@@ -36,6 +36,9 @@ DISTS = {
 
 ITEMS = f"SELECT coalesce(sum(1e12 - quantity), 0) FROM {S}.items WHERE sku LIKE 'bench-%'"
 BASE = "SELECT coalesce(sum(1e12 - quantity), 0) FROM bench.inventory"
+# a striped item's quantity is its row's plus its stripes'
+STRIPED = (f"SELECT 1e12 - i.quantity - coalesce((SELECT sum(s.quantity) FROM {S}.item_stripes s "
+           f"WHERE s.item_id = i.id), 0) FROM {S}.items i WHERE i.sku = 'striped-bench'")
 # variant: (script, success counter query, units per operation, multi-line?, distributions)
 VARIANTS = {
     "raw_update": ("raw_update.sql", BASE, 1, False, None),
@@ -43,6 +46,7 @@ VARIANTS = {
     "raw_update_ledger": ("raw_update_ledger.sql", ITEMS, 1, False, None),
     "decrement": ("decrement.sql", ITEMS, 1, False, None),
     "decrement_noledger": ("decrement.sql", ITEMS, 1, False, None),
+    "decrement_striped": ("decrement_striped.sql", STRIPED, 1, False, ["hot"]),
     "seed004_per_item": ("seed004_per_item.sql", BASE, 5, True, None),
     "decrement_many": ("decrement_many.sql", ITEMS, 5, True, None),
     "decrement_many_noledger": ("decrement_many.sql", ITEMS, 5, True, None),
@@ -59,7 +63,8 @@ OPTIONS = {
 # ours vs the baseline it replaces
 RATIOS = [("decrement_noledger", "raw_update"), ("decrement_noledger", "seed002_function"),
           ("decrement", "raw_update_ledger"), ("decrement", "raw_update"), ("decrement", "seed002_function"),
-          ("decrement_many_noledger", "seed004_per_item"), ("decrement_many", "seed004_per_item")]
+          ("decrement_many_noledger", "seed004_per_item"), ("decrement_many", "seed004_per_item"),
+          ("decrement_striped", "decrement")]
 BASELINES = ("raw_update", "seed002_function", "raw_update_ledger", "seed004_per_item")
 
 
@@ -79,7 +84,7 @@ def reset(c, variant):
                   f"lease_expires_at = NULL WHERE zone = 'bench' AND status <> 'available'")
     # the same clean start for every variant: no dead tuples, no dirty buffers
     for t in ("bench.inventory", f"{S}.items", f"{S}.packing_progress", f"{S}.batches", f"{S}.reservations",
-              f"{S}.reservation_lines", f"{S}.ledger"):
+              f"{S}.reservation_lines", f"{S}.ledger", f"{S}.item_stripes"):
         c.execute(f"VACUUM {t}")
     c.execute("CHECKPOINT")
 

@@ -48,3 +48,9 @@ SELECT bench.id('a', k), bench.id('b', k), bench.id('c', k), bench.id('d', k), 2
 -- Batches for claim_next_batch: reset to available before each run.
 INSERT INTO atomic_inventory.batches (id, zone) SELECT bench.id('e', k), 'bench' FROM generate_series(1, 300000) k;
 VACUUM ANALYZE;
+
+-- Striped mode: one hot item whose stock is spread over 64 stripes
+-- (stripe_item), sold by the decrement_striped variant.
+INSERT INTO atomic_inventory.items (id, sku, quantity) VALUES (bench.id('f', 1), 'striped-bench', 1e12);
+SELECT atomic_inventory.stripe_item(bench.id('f', 1), 64);
+VACUUM ANALYZE atomic_inventory.item_stripes;
