@@ -107,6 +107,19 @@ CASES = [
     ("increment_packing_quantity('{line}', p_session_id => '{session}', p_quantity => 3)", "PT409", "ALREADY_FULLY_PACKED"),
     ("decrement_packing_quantity(NULL, '{session}')", "22023", "INVALID_INPUT"),
     ("decrement_packing_quantity('{line}', '{session}')", "PT409", "NOTHING_TO_UNPACK"),
+    # stripe_item, and striped items refusing (nothing gathered stays gathered)
+    ("stripe_item(NULL, 2)", "22023", "INVALID_INPUT"),
+    ("stripe_item('{item}', NULL)", "22023", "INVALID_INPUT"),
+    ("stripe_item('{item}', 1)", "22023", "INVALID_INPUT"),
+    ("stripe_item('{item}', -2)", "22023", "INVALID_INPUT"),
+    ("stripe_item('{item}', 257)", "22023", "INVALID_INPUT"),
+    ("stripe_item('{item}', 2, p_lock_timeout_ms => 0)", "22023", "INVALID_INPUT"),
+    ("stripe_item('%s', 2)" % MISSING, "PT404", "NOT_FOUND"),
+    ("decrement_inventory('{striped}', 11)", "PT409", "INSUFFICIENT_INVENTORY"),
+    ("decrement_inventory_many('[{{\"inventory_id\":\"{striped}\",\"quantity\":11}}]')", "PT409", "INSUFFICIENT_INVENTORY"),
+    ("reserve_inventory('[{{\"inventory_id\":\"{striped}\",\"quantity\":11}}]')", "PT409", "INSUFFICIENT_INVENTORY"),
+    ("adjust_inventory('{striped}', 5, p_expected_quantity => 1)", "PT409", "QUANTITY_MISMATCH"),
+    ("adjust_inventory('{striped}', 5, p_expected_quantity => -1)", "22023", "INVALID_QUANTITY"),
 ]
 
 
@@ -118,7 +131,9 @@ def state(conn):
                (SELECT count(*) FROM {S}.reservations WHERE status = 'active'),
                (SELECT count(*) FROM {S}.batches WHERE status <> 'available'),
                (SELECT sum(quantity_packed) FROM {S}.packing_progress),
-               (SELECT count(*) FROM {S}.idempotency_keys)""").fetchone()
+               (SELECT count(*) FROM {S}.idempotency_keys),
+               (SELECT string_agg(quantity::text, ',' ORDER BY item_id, stripe) FROM {S}.item_stripes),
+               (SELECT sum(stripes) FROM {S}.items)""").fetchone()
 
 
 def main():
@@ -126,6 +141,8 @@ def main():
     item = conn.execute(f"SELECT {S}.create_item(p_quantity => 10, p_sku => 'bad-' || gen_random_uuid())->>'inventory_id'").fetchone()[0]
     res = conn.execute(f"SELECT {S}.reserve_inventory(jsonb_build_array(jsonb_build_object('inventory_id', %s::text, 'quantity', 2)))->>'reservation_id'", (item,)).fetchone()[0]
     batch = conn.execute(f"SELECT {S}.create_batch()->>'batch_id'").fetchone()[0]
+    striped = conn.execute(f"SELECT {S}.create_item(p_quantity => 10, p_sku => 'bad-' || gen_random_uuid())->>'inventory_id'").fetchone()[0]
+    conn.execute(f"SELECT {S}.stripe_item(%s, 4)", (striped,))
     session, line, order = (str(uuid.uuid4()) for _ in range(3))
     conn.execute(f"INSERT INTO {S}.picking_sessions (id, status) VALUES (%s, 'packing')", (session,))
     conn.execute(f"INSERT INTO {S}.picking_session_items VALUES (%s, %s, 5)", (session, item))
@@ -136,7 +153,7 @@ def main():
     before = state(conn)
     passed = failed = 0
     for sql, want_state, want_code in CASES:
-        text = "SELECT " + S + "." + sql.format(item=item, res=res, batch=batch, session=session, line=line)
+        text = "SELECT " + S + "." + sql.format(item=item, res=res, batch=batch, session=session, line=line, striped=striped)
         try:
             conn.execute(text)
             got = ("none", None, "")

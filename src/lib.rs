@@ -3,7 +3,7 @@
 //! Layout: `stock` (decrement, increment, adjust), `packing` (seed 001's
 //! increment_packing_quantity and its undo), `batches` (claim, claim
 //! next, unclaim, start, complete), `reservations` (reserve, commit, release,
-//! extend, expire), `sweeper` (settings, expiry worker), `idempotency`, `context`
+//! extend, expire), `stripes` (striped hot items), `sweeper` (settings, expiry worker), `idempotency`, `context`
 //! (caller's tenant), `validate` (inputs), `errors` (the one error type and its
 //! SQLSTATEs), `stats` (per-function counters and latency), `fmgr` (raw entry points), `spi` (kept plans, lock timeouts).
 //! SQL declarations live in `sql/`: tables in bootstrap.sql, functions and
@@ -47,6 +47,8 @@ mod tests_packing;
 mod tests_reservations;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_stats;
+#[cfg(any(test, feature = "pg_test"))]
+mod tests_stripes;
 
 /// Required by `cargo pgrx test`.
 #[cfg(test)]

@@ -1,0 +1,281 @@
+//! `#[pg_test]`s of striped items (stripes.rs), the C CHECK of items
+//! (validate::ai_stock_valid) and the `atomic_inventory.ledger` setting.
+//! Concurrency of striped sales: pg_test/stress.py (flash sale, striped hot
+//! items in the random mix) and pg_test/isolation/specs/striped.spec.
+
+#[pgrx::pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    use crate::test_support::*;
+
+    /// The item's quantity as get_inventory reports it (row + stripes).
+    fn total(id: &str) -> String {
+        call(&format!("atomic_inventory.get_inventory('{id}')"))["quantity"].to_string()
+    }
+
+    fn stripes(id: &str) -> String {
+        scalar(&format!(
+            "SELECT string_agg(quantity::text, ',' ORDER BY stripe) FROM atomic_inventory.item_stripes \
+              WHERE item_id = '{id}'"
+        ))
+    }
+
+    fn reconciles() -> bool {
+        scalar("SELECT count(*)::text FROM atomic_inventory.reconcile()") == "0"
+    }
+
+    #[pg_test]
+    fn stripe_item_spreads_free_stock_and_changes_no_total() {
+        item(A, "103.5");
+        let r = call(&format!("atomic_inventory.stripe_item('{A}', 4)"));
+        assert_eq!(r["stripes"], 4);
+        assert_eq!(r["quantity"].to_string(), "103.5");
+        // 103.5 free: 25 each, stripe 0 takes the remainder with the fraction
+        assert_eq!(stripes(A), "28.5,25,25,25");
+        assert_eq!(quantity(A), "0");
+        assert_eq!(total(A), "103.5");
+        // moving stock between rows is not a movement: only the initial row
+        assert_eq!(ledger_rows(A), 1);
+        assert!(reconciles());
+    }
+
+    #[pg_test]
+    fn striped_sale_takes_one_stripe_and_ledgers_without_quantity_after() {
+        item(A, "40");
+        call(&format!("atomic_inventory.stripe_item('{A}', 4)"));
+        let r = call(&format!("atomic_inventory.decrement_inventory('{A}', 3)"));
+        assert_eq!(r["striped"], true);
+        assert_eq!(r["old_quantity"].to_string(), "40");
+        assert_eq!(r["new_quantity"].to_string(), "37");
+        assert_eq!(r["deducted"].to_string(), "3");
+        assert_eq!(total(A), "37");
+        // exactly one stripe lost 3
+        assert_eq!(
+            scalar(&format!(
+                "SELECT count(*)::text FROM atomic_inventory.item_stripes WHERE item_id = '{A}' AND quantity = 7"
+            )),
+            "1"
+        );
+        assert_eq!(
+            scalar(&format!(
+                "SELECT (quantity_after IS NULL)::text FROM atomic_inventory.ledger \
+                  WHERE inventory_id = '{A}' AND kind = 'decrement'"
+            )),
+            "true"
+        );
+        assert!(reconciles());
+    }
+
+    #[pg_test]
+    fn striped_sale_no_single_stripe_covers_gathers_sells_and_respreads() {
+        item(A, "40");
+        call(&format!("atomic_inventory.stripe_item('{A}', 4)"));
+        // 10 per stripe: 25 needs the whole item
+        let r = call(&format!("atomic_inventory.decrement_inventory('{A}', 25)"));
+        assert_eq!(r["old_quantity"].to_string(), "40");
+        assert_eq!(r["new_quantity"].to_string(), "15");
+        assert_eq!(stripes(A), "6,3,3,3");
+        assert_eq!(quantity(A), "0");
+        // the gathered sale knows the total after it
+        assert_eq!(
+            scalar(&format!(
+                "SELECT quantity_after::text FROM atomic_inventory.ledger \
+                  WHERE inventory_id = '{A}' AND kind = 'decrement'"
+            )),
+            "15"
+        );
+        assert!(reconciles());
+    }
+
+    #[pg_test]
+    fn striped_sale_beyond_the_total_is_refused_with_the_total_available() {
+        item(A, "10");
+        call(&format!("atomic_inventory.stripe_item('{A}', 2)"));
+        let (_, d) = assert_err(
+            &format!("SELECT atomic_inventory.decrement_inventory('{A}', 11)"),
+            "PT409",
+            "INSUFFICIENT_INVENTORY",
+        );
+        assert_eq!(d["lines"][0]["available"], "10");
+        assert_eq!(total(A), "10");
+        assert_eq!(stripes(A), "5,5");
+    }
+
+    #[pg_test]
+    fn striped_restock_adjust_and_multi_line_work_on_the_total() {
+        item(A, "20");
+        item(B, "20");
+        call(&format!("atomic_inventory.stripe_item('{A}', 4)"));
+        let r = call(&format!("atomic_inventory.increment_inventory('{A}', 8)"));
+        assert_eq!(r["old_quantity"].to_string(), "20");
+        assert_eq!(r["new_quantity"].to_string(), "28");
+        assert_eq!(stripes(A), "7,7,7,7");
+        let lines = format!(
+            "'[{{\"inventory_id\":\"{A}\",\"quantity\":9}},{{\"inventory_id\":\"{B}\",\"quantity\":1}}]'"
+        );
+        let r = call(&format!(
+            "atomic_inventory.decrement_inventory_many({lines})"
+        ));
+        assert_eq!(r["lines"][0]["new_quantity"].to_string(), "19");
+        assert_eq!(total(A), "19");
+        assert_eq!(quantity(B), "19");
+        // compare-and-set against the total, not the item row's part
+        assert_err(
+            &format!(
+                "SELECT atomic_inventory.adjust_inventory('{A}', 5, p_expected_quantity => 0)"
+            ),
+            "PT409",
+            "QUANTITY_MISMATCH",
+        );
+        let r = call(&format!(
+            "atomic_inventory.adjust_inventory('{A}', 5, p_expected_quantity => 19)"
+        ));
+        assert_eq!(r["delta"].to_string(), "-14");
+        assert_eq!(total(A), "5");
+        assert!(reconciles());
+    }
+
+    #[pg_test]
+    fn striped_reservations_keep_reserved_units_in_the_item_row() {
+        item(A, "20");
+        call(&format!("atomic_inventory.stripe_item('{A}', 2)"));
+        let lines = format!("'[{{\"inventory_id\":\"{A}\",\"quantity\":6}}]'");
+        let res = call(&format!("atomic_inventory.reserve_inventory({lines})"));
+        assert_eq!(quantity(A), "6");
+        assert_eq!(stripes(A), "7,7");
+        assert_eq!(
+            call(&format!("atomic_inventory.get_inventory('{A}')"))["available"].to_string(),
+            "14"
+        );
+        // the reservation can't be sold from under it: 15 > 14 available
+        assert_err(
+            &format!("SELECT atomic_inventory.decrement_inventory('{A}', 15)"),
+            "PT409",
+            "INSUFFICIENT_INVENTORY",
+        );
+        let rid = res["reservation_id"].as_str().unwrap().to_string();
+        call(&format!("atomic_inventory.commit_reservation('{rid}')"));
+        assert_eq!(total(A), "14");
+        assert!(reconciles());
+    }
+
+    #[pg_test]
+    fn unstripe_puts_everything_back_into_the_item_row() {
+        item(A, "30");
+        call(&format!("atomic_inventory.stripe_item('{A}', 3)"));
+        call(&format!("atomic_inventory.decrement_inventory('{A}', 2)"));
+        let r = call(&format!("atomic_inventory.stripe_item('{A}', 0)"));
+        assert_eq!(r["stripes"], 0);
+        assert_eq!(quantity(A), "28");
+        assert_eq!(stripes(A), "");
+        // and back to the single-row fast path
+        let r = call(&format!("atomic_inventory.decrement_inventory('{A}', 1)"));
+        assert!(r.get("striped").is_none());
+        assert!(reconciles());
+    }
+
+    #[pg_test]
+    fn stripe_item_validates_its_arguments() {
+        item(A, "10");
+        for bad in ["1", "-1", "257", "NULL"] {
+            assert_err(
+                &format!("SELECT atomic_inventory.stripe_item('{A}', {bad})"),
+                "22023",
+                "INVALID_INPUT",
+            );
+        }
+        assert_err(
+            &format!("SELECT atomic_inventory.stripe_item('{MISSING}', 4)"),
+            "PT404",
+            "NOT_FOUND",
+        );
+        Spi::run(&format!(
+            "INSERT INTO atomic_inventory.items (id, sku, quantity, track_inventory) VALUES ('{B}', 'svc', 0, false)"
+        ))
+        .unwrap();
+        assert_err(
+            &format!("SELECT atomic_inventory.stripe_item('{B}', 4)"),
+            "22023",
+            "INVALID_INPUT",
+        );
+    }
+
+    #[pg_test]
+    fn stock_check_refuses_what_the_two_old_checks_refused() {
+        item(A, "10");
+        for (set, why) in [
+            ("quantity = -1", "negative quantity"),
+            ("reserved = -1", "negative reserved"),
+            ("reserved = 11", "reserved above quantity"),
+            ("quantity = 'NaN'", "NaN quantity"),
+            ("quantity = 'Infinity', reserved = 0", "infinite quantity"),
+            ("quantity = '-Infinity'", "minus infinity"),
+            ("reserved = 'NaN'", "NaN reserved"),
+        ] {
+            let (state, _, _) = err(&format!(
+                "UPDATE atomic_inventory.items SET {set} WHERE id = '{A}'"
+            ));
+            assert_eq!(state, "23514", "{why} must violate items_stock_valid");
+        }
+        // the edges are fine
+        Spi::run(&format!(
+            "UPDATE atomic_inventory.items SET quantity = 0, reserved = 0 WHERE id = '{A}'"
+        ))
+        .unwrap();
+        Spi::run(&format!(
+            "UPDATE atomic_inventory.items SET quantity = 5.5, reserved = 5.5 WHERE id = '{A}'"
+        ))
+        .unwrap();
+        call(&format!("atomic_inventory.stripe_item('{A}', 2)"));
+        let (state, _, _) = err(&format!(
+            "UPDATE atomic_inventory.item_stripes SET quantity = -1 WHERE item_id = '{A}'"
+        ));
+        assert_eq!(state, "23514", "a stripe never goes below 0");
+    }
+
+    #[pg_test]
+    fn ledger_off_moves_stock_without_ledger_rows() {
+        item(A, "10");
+        item(B, "10");
+        let on = call(&format!("atomic_inventory.decrement_inventory('{A}', 1)"));
+        Spi::run("SET LOCAL atomic_inventory.ledger = off").unwrap();
+        let off = call(&format!("atomic_inventory.decrement_inventory('{A}', 1)"));
+        // the same answer, key for key
+        let keys = |v: &serde_json::Value| {
+            let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+            k.sort();
+            k
+        };
+        assert_eq!(keys(&on), keys(&off));
+        assert_eq!(off["new_quantity"].to_string(), "8");
+        let lines = format!("'[{{\"inventory_id\":\"{B}\",\"quantity\":2}}]'");
+        call(&format!(
+            "atomic_inventory.decrement_inventory_many({lines})"
+        ));
+        call(&format!("atomic_inventory.increment_inventory('{B}', 5)"));
+        assert_eq!(quantity(A), "8");
+        assert_eq!(quantity(B), "13");
+        // initial + the one sale made with the ledger on
+        assert_eq!(ledger_rows(A), 2);
+        assert_eq!(ledger_rows(B), 1);
+        // reconcile says so
+        assert_eq!(
+            scalar("SELECT count(*)::text FROM atomic_inventory.reconcile()"),
+            "2"
+        );
+        // created with the ledger off: no initial row either
+        item(MISSING, "3");
+        assert_eq!(ledger_rows(MISSING), 0);
+    }
+
+    #[pg_test]
+    fn ledger_setting_is_superuser_only() {
+        as_app_user();
+        let (state, _, _) = err("SET atomic_inventory.ledger = off");
+        assert_eq!(
+            state, "42501",
+            "a caller must not switch the audit trail off"
+        );
+    }
+}
