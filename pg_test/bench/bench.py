@@ -215,12 +215,12 @@ def report(results, meta, out_dir, command, every_run):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--clients", default="1,8,32,64")
-    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--dists", default=",".join(DISTS))
     ap.add_argument("--out", default=os.path.join(HERE, "..", "..", "docs"))
     ap.add_argument("--command", default="bash pg_test/bench/run.sh")
-    ap.add_argument("--rounds", type=int, default=3,
+    ap.add_argument("--rounds", type=int, default=2,
                     help="runs of each variant, interleaved; the median by ok/s is reported")
     a = ap.parse_args()
     clients = [int(x) for x in a.clients.split(",")]

@@ -5,7 +5,7 @@
 # distribution, one after another, with the same settings. Writes
 # docs/benchmarks-results.md, docs/benchmarks-results.json, docs/benchmarks.png.
 #
-#   bash pg_test/bench/run.sh                          # 1,8,32,64 clients, 10 s each (~15 min)
+#   bash pg_test/bench/run.sh                          # 1,8,32,64 clients, 8 s each, 2 rounds (~45 min)
 #   bash pg_test/bench/run.sh --clients 8,32 --seconds 5 --variants decrement,raw_update --dists hot
 set -euo pipefail
 cd "$(dirname "$0")/../.."
