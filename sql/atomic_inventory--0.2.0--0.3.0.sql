@@ -1,7 +1,8 @@
 -- atomic_inventory 0.2.0 -> 0.3.0: faster stock writes (a C CHECK instead of
 -- two expression CHECKs, fillfactor 90 on items, no CHECK on ledger.kind),
 -- the atomic_inventory.ledger setting, striped hot items (item_stripes,
--- stripe_item), ledger.quantity_after NULL for striped movements.
+-- stripe_item), ledger.quantity_after NULL for striped movements, adopted
+-- tables (bindings, bind_*_source, bound_*, ledger.source and item_key).
 -- Run by ALTER EXTENSION atomic_inventory UPDATE; the same objects a fresh
 -- 0.3.0 install creates (pg_test/upgrade/run.sh compares the two catalogs).
 \echo Use "ALTER EXTENSION atomic_inventory UPDATE" to load this file. \quit
@@ -148,3 +149,318 @@ AS 'MODULE_PATHNAME', 'ai_stripe_item';
 COMMENT ON FUNCTION atomic_inventory.stripe_item(uuid, integer, integer) IS
     'Striped mode for a hot item: spread its free stock over p_stripes sub-rows (2..256) so that many sales can lock at once; 0 puts everything back into the item row. Quantity, available and the ledger are unchanged. Returns {success, inventory_id, stripes, quantity, reserved, stripe_quantities}.';
 REVOKE ALL ON FUNCTION atomic_inventory.stripe_item(uuid, integer, integer) FROM PUBLIC;
+
+-- Adopted tables (issue 8, docs/adopting.md): bound sources write ledger
+-- rows keyed by (source, item_key) instead of inventory_id.
+ALTER TABLE atomic_inventory.ledger
+    ALTER COLUMN inventory_id DROP NOT NULL,
+    ADD COLUMN source text,
+    ADD COLUMN item_key text;
+-- reconcile_source sums a bound source's movements per row
+CREATE INDEX ledger_source_item_idx ON atomic_inventory.ledger (source, item_key) WHERE source IS NOT NULL;
+COMMENT ON COLUMN atomic_inventory.ledger.inventory_id IS 'The item moved; NULL for a row of a bound source (see source, item_key).';
+COMMENT ON COLUMN atomic_inventory.ledger.source IS 'The binding (bindings.name) whose table row moved; NULL for items of atomic_inventory.items.';
+COMMENT ON COLUMN atomic_inventory.ledger.item_key IS 'The bound row''s id as text (its id column cast to text); NULL for items.';
+
+-- Adopted tables (docs/adopting.md): an app keeps its own stock or batch
+-- table and binds it; the bound_* functions then run the same locked,
+-- checked, ledgered statements on it, built from this row.
+CREATE TABLE atomic_inventory.bindings (
+    name             text        PRIMARY KEY CHECK (name ~ '^[a-z][a-z0-9_]{0,62}$'),
+    kind             text        NOT NULL CHECK (kind IN ('stock', 'batch')),
+    -- regclass, not oid: pg_dump writes it as the table's name and a restore
+    -- looks the new oid up, so a binding follows its table through dumps.
+    relation         regclass    NOT NULL,
+    id_column        name        NOT NULL,
+    id_type          text        NOT NULL CHECK (id_type IN ('uuid', 'bigint', 'integer', 'text')),
+    quantity_column  name,
+    quantity_type    text        CHECK (quantity_type IN ('numeric', 'smallint', 'integer', 'bigint')),
+    reserved_column  name,
+    track_column     name,
+    tenant_column    name,
+    status_column    name,
+    available_value  text,
+    claimed_value    text,
+    assignee_column  name,
+    created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CONSTRAINT bindings_kind_columns CHECK (
+        CASE kind
+          WHEN 'stock' THEN quantity_column IS NOT NULL AND quantity_type IS NOT NULL
+                            AND status_column IS NULL AND assignee_column IS NULL
+          ELSE status_column IS NOT NULL AND assignee_column IS NOT NULL
+               AND available_value IS NOT NULL AND claimed_value IS NOT NULL
+               AND quantity_column IS NULL
+        END)
+);
+COMMENT ON TABLE atomic_inventory.bindings IS
+    'Tables adopted from the app (bind_stock_source, bind_batch_source): the bound_* functions operate on them by binding name. Change only through bind_*/unbind_source.';
+COMMENT ON COLUMN atomic_inventory.bindings.name IS 'Binding name, passed as p_source; lower case, digits, underscores.';
+COMMENT ON COLUMN atomic_inventory.bindings.kind IS 'stock (quantities: bound_decrement, ...) or batch (claims: bound_claim_batch, ...).';
+COMMENT ON COLUMN atomic_inventory.bindings.relation IS 'The app''s table.';
+COMMENT ON COLUMN atomic_inventory.bindings.id_column IS 'Column identifying a row (unique: primary key or a unique index on exactly it).';
+COMMENT ON COLUMN atomic_inventory.bindings.id_type IS 'How item ids passed as text are checked and cast: uuid, bigint, integer or text (text and varchar columns).';
+COMMENT ON COLUMN atomic_inventory.bindings.quantity_column IS 'Stock: units on hand (CHECK >= 0 required); NULL for batch sources.';
+COMMENT ON COLUMN atomic_inventory.bindings.quantity_type IS 'Stock: the quantity column''s type; integer types only take whole quantities.';
+COMMENT ON COLUMN atomic_inventory.bindings.reserved_column IS 'Stock, optional: units held elsewhere; available = quantity - reserved.';
+COMMENT ON COLUMN atomic_inventory.bindings.track_column IS 'Stock, optional boolean: false = sells without stock checks, quantity left alone.';
+COMMENT ON COLUMN atomic_inventory.bindings.tenant_column IS 'Optional: owning tenant (compared as text with the caller''s tenant; NULL = shared).';
+COMMENT ON COLUMN atomic_inventory.bindings.status_column IS 'Batch: the status column.';
+COMMENT ON COLUMN atomic_inventory.bindings.available_value IS 'Batch: status value of a claimable batch.';
+COMMENT ON COLUMN atomic_inventory.bindings.claimed_value IS 'Batch: status value set by a claim.';
+COMMENT ON COLUMN atomic_inventory.bindings.assignee_column IS 'Batch: column receiving the driver id.';
+COMMENT ON COLUMN atomic_inventory.bindings.created_at IS 'When the table was bound.';
+-- Bindings are configuration: pg_dump keeps their rows.
+SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.bindings', '');
+REVOKE ALL ON atomic_inventory.bindings FROM PUBLIC;
+
+-- Adopted tables (docs/adopting.md, src/bindings.rs, src/bound.rs). The
+-- bind/unbind functions are for the table's owner (admins): not in
+-- grant_usage. The bound_* operations are caller-facing like their managed
+-- counterparts.
+
+CREATE FUNCTION atomic_inventory.bind_stock_source(
+    p_name            text,
+    p_relation        regclass,
+    p_id_column       name,
+    p_quantity_column name,
+    p_reserved_column name    DEFAULT NULL,
+    p_track_column    name    DEFAULT NULL,
+    p_tenant_column   name    DEFAULT NULL,
+    p_add_check       boolean DEFAULT true
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_bind_stock_source';
+COMMENT ON FUNCTION atomic_inventory.bind_stock_source(text, regclass, name, name, name, name, name, boolean) IS
+    'Adopt an existing stock table under the name p_name: checks the columns, that the id is unique and that quantity has a CHECK (>= 0) (added, NOT VALID then validated, with p_add_check), and writes one initial ledger row per row. Caller must own the table. Returns {success, name, kind, relation, ...}.';
+
+CREATE FUNCTION atomic_inventory.bind_batch_source(
+    p_name            text,
+    p_relation        regclass,
+    p_id_column       name,
+    p_status_column   name,
+    p_assignee_column name,
+    p_available_value text DEFAULT 'available',
+    p_claimed_value   text DEFAULT 'claimed',
+    p_tenant_column   name DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_bind_batch_source';
+COMMENT ON FUNCTION atomic_inventory.bind_batch_source(text, regclass, name, name, name, text, text, name) IS
+    'Adopt an existing delivery batch table under the name p_name for bound_claim_batch and friends. Caller must own the table. Returns {success, name, kind, relation, ...}.';
+
+CREATE FUNCTION atomic_inventory.unbind_source(p_name text) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_unbind_source';
+COMMENT ON FUNCTION atomic_inventory.unbind_source(text) IS
+    'Forget a binding (NOT_FOUND, PT404, if there is none). The table, its rows, an added CHECK and the ledger rows stay. Returns {success, name, kind, relation}.';
+
+CREATE VIEW atomic_inventory.bound_sources AS
+SELECT b.name, b.kind, b.relation, b.id_column, b.id_type, b.quantity_column, b.quantity_type,
+       b.reserved_column, b.track_column, b.tenant_column, b.status_column, b.available_value,
+       b.claimed_value, b.assignee_column, b.created_at
+  FROM atomic_inventory.bindings AS b;
+COMMENT ON VIEW atomic_inventory.bound_sources IS
+    'The bindings: which app tables the bound_* functions operate on, and with which columns.';
+
+CREATE FUNCTION atomic_inventory.bound_decrement(
+    p_source          text,
+    p_item_id         text,
+    p_quantity        numeric,
+    p_reason          text    DEFAULT NULL,
+    p_reference       text    DEFAULT NULL,
+    p_idempotency_key text    DEFAULT NULL,
+    p_lock_timeout_ms integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_bound_decrement';
+COMMENT ON FUNCTION atomic_inventory.bound_decrement(text, text, numeric, text, text, text, integer) IS
+    'decrement_inventory on a bound table row: take p_quantity units, refusing (INSUFFICIENT_INVENTORY, PT409) to go below available. Returns {success, source, item_id, old_quantity, new_quantity, deducted}.';
+
+CREATE FUNCTION atomic_inventory.bound_decrement_many(
+    p_source          text,
+    p_lines           jsonb,
+    p_reason          text    DEFAULT NULL,
+    p_reference       text    DEFAULT NULL,
+    p_idempotency_key text    DEFAULT NULL,
+    p_lock_timeout_ms integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_bound_decrement_many';
+COMMENT ON FUNCTION atomic_inventory.bound_decrement_many(text, jsonb, text, text, text, integer) IS
+    'Several lines [{item_id, quantity}] of a bound table at once: all or nothing, rows locked in id order, duplicates merged. Returns {success, source, lines:[{item_id, old_quantity, new_quantity, deducted}]}.';
+
+CREATE FUNCTION atomic_inventory.bound_increment(
+    p_source          text,
+    p_item_id         text,
+    p_quantity        numeric,
+    p_reason          text    DEFAULT NULL,
+    p_reference       text    DEFAULT NULL,
+    p_idempotency_key text    DEFAULT NULL,
+    p_lock_timeout_ms integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_bound_increment';
+COMMENT ON FUNCTION atomic_inventory.bound_increment(text, text, numeric, text, text, text, integer) IS
+    'increment_inventory on a bound table row. Returns {success, source, item_id, old_quantity, new_quantity, added}.';
+
+CREATE FUNCTION atomic_inventory.bound_adjust(
+    p_source            text,
+    p_item_id           text,
+    p_new_quantity      numeric,
+    p_expected_quantity numeric DEFAULT NULL,
+    p_force             boolean DEFAULT false,
+    p_reason            text    DEFAULT NULL,
+    p_reference         text    DEFAULT NULL,
+    p_idempotency_key   text    DEFAULT NULL,
+    p_lock_timeout_ms   integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_bound_adjust';
+COMMENT ON FUNCTION atomic_inventory.bound_adjust(text, text, numeric, numeric, boolean, text, text, text, integer) IS
+    'adjust_inventory (compare-and-set) on a bound table row. Returns {success, source, item_id, old_quantity, new_quantity, delta}.';
+
+CREATE FUNCTION atomic_inventory.bound_get(p_source text, p_item_id text) RETURNS json
+LANGUAGE c STABLE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_bound_get';
+COMMENT ON FUNCTION atomic_inventory.bound_get(text, text) IS
+    'One bound row''s stock: {source, item_id, quantity, reserved, available, tracked, tenant_id} (NOT_FOUND, PT404, if not visible).';
+
+CREATE FUNCTION atomic_inventory.bound_claim_batch(
+    p_source    text,
+    p_batch_id  text,
+    p_driver_id text DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_bound_claim_batch';
+COMMENT ON FUNCTION atomic_inventory.bound_claim_batch(text, text, text) IS
+    'Claim a batch of a bound batch table for p_driver_id (default: the JWT sub): exactly one driver wins, the others get BATCH_UNAVAILABLE (PT409). Returns {success, source, batch_id, status, driver_id}.';
+
+CREATE FUNCTION atomic_inventory.bound_claim_next_batch(
+    p_source    text,
+    p_driver_id text DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_bound_claim_next_batch';
+COMMENT ON FUNCTION atomic_inventory.bound_claim_next_batch(text, text) IS
+    'Claim the available batch with the lowest id that no one else is claiming right now (SKIP LOCKED); NULL when none is left.';
+
+CREATE FUNCTION atomic_inventory.bound_unclaim_batch(
+    p_source    text,
+    p_batch_id  text,
+    p_driver_id text DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_bound_unclaim_batch';
+COMMENT ON FUNCTION atomic_inventory.bound_unclaim_batch(text, text, text) IS
+    'Give a claimed batch back (status available, assignee NULL); only its holder can (BATCH_NOT_HELD, PT403).';
+
+CREATE FUNCTION atomic_inventory.reconcile_source(p_source text)
+RETURNS TABLE (item_key text, quantity numeric, ledger_sum numeric, drift numeric)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+DECLARE
+    b atomic_inventory.bindings;
+    v_tenant text;
+BEGIN
+    SELECT * INTO b FROM atomic_inventory.bindings AS x WHERE x.name = p_source AND x.kind = 'stock';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'NOT_FOUND: stock source % does not exist or is not visible to this tenant', p_source
+            USING ERRCODE = 'PT404',
+                  DETAIL = pg_catalog.json_build_object('code', 'NOT_FOUND', 'entity', 'stock source', 'ids',
+                                                        pg_catalog.json_build_array(p_source))::text;
+    END IF;
+    -- identifiers quoted by format's %I, the relation by regclass output
+    -- (schema-qualified: the pinned search_path has no app schema); values
+    -- passed with USING.
+    v_tenant := CASE WHEN b.tenant_column IS NULL THEN 'NULL::text'
+                     ELSE pg_catalog.format('t.%I::text', b.tenant_column) END;
+    RETURN QUERY EXECUTE pg_catalog.format(
+        'SELECT r.k, r.q, COALESCE(l.total, 0), r.q - COALESCE(l.total, 0)
+           FROM (SELECT t.%I::text AS k, t.%I::numeric AS q, %s AS tenant FROM %s AS t) AS r
+           LEFT JOIN (SELECT g.item_key, pg_catalog.sum(g.delta) AS total
+                        FROM atomic_inventory.ledger AS g
+                       WHERE g.source = $1 GROUP BY g.item_key) AS l ON l.item_key = r.k
+          WHERE r.q IS DISTINCT FROM COALESCE(l.total, 0)
+            AND (r.tenant IS NULL OR r.tenant = $2 OR $3)
+          ORDER BY r.k',
+        b.id_column, b.quantity_column, v_tenant, b.relation)
+    USING p_source, atomic_inventory.caller_tenant(), atomic_inventory.caller_is_admin();
+END;
+$$;
+COMMENT ON FUNCTION atomic_inventory.reconcile_source(text) IS
+    'Rows of a bound stock table whose quantity differs from the sum of their ledger rows (a write outside the bound_* functions, or a row inserted after binding). Empty = everything accounted for.';
+
+REVOKE ALL ON FUNCTION atomic_inventory.bind_stock_source(text, regclass, name, name, name, name, name, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.bind_batch_source(text, regclass, name, name, name, text, text, name) FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.unbind_source(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.bound_decrement(text, text, numeric, text, text, text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.bound_decrement_many(text, jsonb, text, text, text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.bound_increment(text, text, numeric, text, text, text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.bound_adjust(text, text, numeric, numeric, boolean, text, text, text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.bound_get(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.bound_claim_batch(text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.bound_claim_next_batch(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.bound_unclaim_batch(text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.reconcile_source(text) FROM PUBLIC;
+REVOKE ALL ON atomic_inventory.bound_sources FROM PUBLIC;
+
+-- grant_usage opens the bound_* operations too.
+CREATE OR REPLACE FUNCTION atomic_inventory.grant_usage(p_role name) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+DECLARE
+    f regprocedure;
+BEGIN
+    EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA atomic_inventory TO %I', p_role);
+    FOREACH f IN ARRAY ARRAY[
+        'atomic_inventory.decrement_inventory(uuid, numeric, text, text, text, integer)',
+        'atomic_inventory.decrement_inventory_many(jsonb, text, text, text, integer)',
+        'atomic_inventory.increment_inventory(uuid, numeric, text, text, text, integer)',
+        'atomic_inventory.adjust_inventory(uuid, numeric, numeric, boolean, text, text, text, integer)',
+        'atomic_inventory.create_item(numeric, text, text, boolean, text, uuid)',
+        'atomic_inventory.get_inventory(uuid)',
+        'atomic_inventory.reconcile()',
+        'atomic_inventory.claim_batch(uuid, text, integer, integer, integer)',
+        'atomic_inventory.claim_next_batch(text, text, integer, integer, integer)',
+        'atomic_inventory.unclaim_batch(uuid, text, integer)',
+        'atomic_inventory.start_batch(uuid, text, integer)',
+        'atomic_inventory.complete_batch(uuid, text, integer)',
+        'atomic_inventory.reserve_inventory(jsonb, integer, text, text, integer)',
+        'atomic_inventory.commit_reservation(uuid, uuid[], text, text, integer)',
+        'atomic_inventory.release_reservation(uuid, uuid[], text, text, integer)',
+        'atomic_inventory.extend_reservation(uuid, integer, integer)',
+        'atomic_inventory.get_reservation(uuid)',
+        'atomic_inventory.increment_packing_quantity(uuid, integer, integer, uuid, uuid, integer, integer)',
+        'atomic_inventory.decrement_packing_quantity(uuid, uuid, integer, integer)',
+        'atomic_inventory.bound_decrement(text, text, numeric, text, text, text, integer)',
+        'atomic_inventory.bound_decrement_many(text, jsonb, text, text, text, integer)',
+        'atomic_inventory.bound_increment(text, text, numeric, text, text, text, integer)',
+        'atomic_inventory.bound_adjust(text, text, numeric, numeric, boolean, text, text, text, integer)',
+        'atomic_inventory.bound_get(text, text)',
+        'atomic_inventory.bound_claim_batch(text, text, text)',
+        'atomic_inventory.bound_claim_next_batch(text, text)',
+        'atomic_inventory.bound_unclaim_batch(text, text, text)',
+        'atomic_inventory.reconcile_source(text)',
+        'atomic_inventory.caller_tenant()',
+        'atomic_inventory.caller_is_admin()'
+    ]::regprocedure[] LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %I', f, p_role);
+    END LOOP;
+END;
+$$;
+REVOKE ALL ON FUNCTION atomic_inventory.grant_usage(name) FROM PUBLIC;
+COMMENT ON FUNCTION atomic_inventory.grant_usage(name) IS
+    'Let p_role call the caller-facing functions (USAGE on the schema, EXECUTE on each). Tables stay closed: all changes go through the functions.';

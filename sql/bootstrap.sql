@@ -64,7 +64,8 @@ COMMENT ON COLUMN atomic_inventory.item_stripes.quantity IS 'Free units in this 
 
 CREATE TABLE atomic_inventory.ledger (
     id              bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    inventory_id    uuid        NOT NULL,
+    -- NULL for movements of bound sources (source, item_key instead)
+    inventory_id    uuid,
     delta           numeric     NOT NULL,
     quantity_after  numeric,
     -- No CHECK on kind: only this extension's statements write the ledger,
@@ -74,16 +75,20 @@ CREATE TABLE atomic_inventory.ledger (
     reference       text,
     idempotency_key text,
     tenant_id       text,
-    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    source          text,
+    item_key        text
 );
 -- No foreign key to items on purpose: the ledger is an audit trail that
 -- outlives deleted items, and an FK check per movement would cost a lookup.
 CREATE INDEX ledger_inventory_id_idx ON atomic_inventory.ledger (inventory_id);
 CREATE INDEX ledger_reference_idx ON atomic_inventory.ledger (reference) WHERE reference IS NOT NULL;
+-- reconcile_source sums a bound source's movements per row
+CREATE INDEX ledger_source_item_idx ON atomic_inventory.ledger (source, item_key) WHERE source IS NOT NULL;
 COMMENT ON TABLE atomic_inventory.ledger IS
     'Append-only movement ledger: one row per change of an item''s quantity. For every item, quantity = sum(delta); reconcile() lists the items where it is not.';
 COMMENT ON COLUMN atomic_inventory.ledger.id IS 'Movement number, increasing in commit-independent insertion order.';
-COMMENT ON COLUMN atomic_inventory.ledger.inventory_id IS 'The item moved.';
+COMMENT ON COLUMN atomic_inventory.ledger.inventory_id IS 'The item moved; NULL for a row of a bound source (see source, item_key).';
 COMMENT ON COLUMN atomic_inventory.ledger.delta IS 'Signed change of quantity (negative for decrements).';
 COMMENT ON COLUMN atomic_inventory.ledger.quantity_after IS 'The item''s quantity right after this movement; NULL for movements of a striped item (its total is spread over stripes that are not locked together).';
 COMMENT ON COLUMN atomic_inventory.ledger.kind IS 'initial (item created), decrement, increment (restock), adjust (set by compare-and-set) or commit (a reservation turned into a sale; reference = reservation id).';
@@ -92,6 +97,8 @@ COMMENT ON COLUMN atomic_inventory.ledger.reference IS 'Caller-given reference s
 COMMENT ON COLUMN atomic_inventory.ledger.idempotency_key IS 'The idempotency key of the call that made this movement, if any.';
 COMMENT ON COLUMN atomic_inventory.ledger.tenant_id IS 'The item''s tenant at the time of the movement.';
 COMMENT ON COLUMN atomic_inventory.ledger.created_at IS 'Transaction time of the movement.';
+COMMENT ON COLUMN atomic_inventory.ledger.source IS 'The binding (bindings.name) whose table row moved; NULL for items of atomic_inventory.items.';
+COMMENT ON COLUMN atomic_inventory.ledger.item_key IS 'The bound row''s id as text (its id column cast to text); NULL for items.';
 
 CREATE TABLE atomic_inventory.idempotency_keys (
     tenant_scope    text        NOT NULL,
@@ -292,3 +299,53 @@ COMMENT ON COLUMN atomic_inventory.packing_progress.quantity_needed IS 'Units th
 COMMENT ON COLUMN atomic_inventory.packing_progress.quantity_packed IS 'Units packed so far; never above quantity_needed (CHECK).';
 COMMENT ON COLUMN atomic_inventory.packing_progress.created_at IS 'When the line was created.';
 COMMENT ON COLUMN atomic_inventory.packing_progress.updated_at IS 'When quantity_packed last changed.';
+
+-- Adopted tables (docs/adopting.md): an app keeps its own stock or batch
+-- table and binds it; the bound_* functions then run the same locked,
+-- checked, ledgered statements on it, built from this row.
+CREATE TABLE atomic_inventory.bindings (
+    name             text        PRIMARY KEY CHECK (name ~ '^[a-z][a-z0-9_]{0,62}$'),
+    kind             text        NOT NULL CHECK (kind IN ('stock', 'batch')),
+    -- regclass, not oid: pg_dump writes it as the table's name and a restore
+    -- looks the new oid up, so a binding follows its table through dumps.
+    relation         regclass    NOT NULL,
+    id_column        name        NOT NULL,
+    id_type          text        NOT NULL CHECK (id_type IN ('uuid', 'bigint', 'integer', 'text')),
+    quantity_column  name,
+    quantity_type    text        CHECK (quantity_type IN ('numeric', 'smallint', 'integer', 'bigint')),
+    reserved_column  name,
+    track_column     name,
+    tenant_column    name,
+    status_column    name,
+    available_value  text,
+    claimed_value    text,
+    assignee_column  name,
+    created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CONSTRAINT bindings_kind_columns CHECK (
+        CASE kind
+          WHEN 'stock' THEN quantity_column IS NOT NULL AND quantity_type IS NOT NULL
+                            AND status_column IS NULL AND assignee_column IS NULL
+          ELSE status_column IS NOT NULL AND assignee_column IS NOT NULL
+               AND available_value IS NOT NULL AND claimed_value IS NOT NULL
+               AND quantity_column IS NULL
+        END)
+);
+COMMENT ON TABLE atomic_inventory.bindings IS
+    'Tables adopted from the app (bind_stock_source, bind_batch_source): the bound_* functions operate on them by binding name. Change only through bind_*/unbind_source.';
+COMMENT ON COLUMN atomic_inventory.bindings.name IS 'Binding name, passed as p_source; lower case, digits, underscores.';
+COMMENT ON COLUMN atomic_inventory.bindings.kind IS 'stock (quantities: bound_decrement, ...) or batch (claims: bound_claim_batch, ...).';
+COMMENT ON COLUMN atomic_inventory.bindings.relation IS 'The app''s table.';
+COMMENT ON COLUMN atomic_inventory.bindings.id_column IS 'Column identifying a row (unique: primary key or a unique index on exactly it).';
+COMMENT ON COLUMN atomic_inventory.bindings.id_type IS 'How item ids passed as text are checked and cast: uuid, bigint, integer or text (text and varchar columns).';
+COMMENT ON COLUMN atomic_inventory.bindings.quantity_column IS 'Stock: units on hand (CHECK >= 0 required); NULL for batch sources.';
+COMMENT ON COLUMN atomic_inventory.bindings.quantity_type IS 'Stock: the quantity column''s type; integer types only take whole quantities.';
+COMMENT ON COLUMN atomic_inventory.bindings.reserved_column IS 'Stock, optional: units held elsewhere; available = quantity - reserved.';
+COMMENT ON COLUMN atomic_inventory.bindings.track_column IS 'Stock, optional boolean: false = sells without stock checks, quantity left alone.';
+COMMENT ON COLUMN atomic_inventory.bindings.tenant_column IS 'Optional: owning tenant (compared as text with the caller''s tenant; NULL = shared).';
+COMMENT ON COLUMN atomic_inventory.bindings.status_column IS 'Batch: the status column.';
+COMMENT ON COLUMN atomic_inventory.bindings.available_value IS 'Batch: status value of a claimable batch.';
+COMMENT ON COLUMN atomic_inventory.bindings.claimed_value IS 'Batch: status value set by a claim.';
+COMMENT ON COLUMN atomic_inventory.bindings.assignee_column IS 'Batch: column receiving the driver id.';
+COMMENT ON COLUMN atomic_inventory.bindings.created_at IS 'When the table was bound.';
+-- Bindings are configuration: pg_dump keeps their rows.
+SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.bindings', '');

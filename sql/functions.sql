@@ -395,6 +395,195 @@ AS 'MODULE_PATHNAME', 'ai_decrement_packing_quantity';
 COMMENT ON FUNCTION atomic_inventory.decrement_packing_quantity(uuid, uuid, integer, integer) IS
     'Un-pack units packed by mistake (same validations; NOTHING_TO_UNPACK below zero). Returns the updated progress row as JSON.';
 
+-- Adopted tables (docs/adopting.md, src/bindings.rs, src/bound.rs). The
+-- bind/unbind functions are for the table's owner (admins): not in
+-- grant_usage. The bound_* operations are caller-facing like their managed
+-- counterparts.
+
+CREATE FUNCTION atomic_inventory.bind_stock_source(
+    p_name            text,
+    p_relation        regclass,
+    p_id_column       name,
+    p_quantity_column name,
+    p_reserved_column name    DEFAULT NULL,
+    p_track_column    name    DEFAULT NULL,
+    p_tenant_column   name    DEFAULT NULL,
+    p_add_check       boolean DEFAULT true
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_bind_stock_source';
+COMMENT ON FUNCTION atomic_inventory.bind_stock_source(text, regclass, name, name, name, name, name, boolean) IS
+    'Adopt an existing stock table under the name p_name: checks the columns, that the id is unique and that quantity has a CHECK (>= 0) (added, NOT VALID then validated, with p_add_check), and writes one initial ledger row per row. Caller must own the table. Returns {success, name, kind, relation, ...}.';
+
+CREATE FUNCTION atomic_inventory.bind_batch_source(
+    p_name            text,
+    p_relation        regclass,
+    p_id_column       name,
+    p_status_column   name,
+    p_assignee_column name,
+    p_available_value text DEFAULT 'available',
+    p_claimed_value   text DEFAULT 'claimed',
+    p_tenant_column   name DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_bind_batch_source';
+COMMENT ON FUNCTION atomic_inventory.bind_batch_source(text, regclass, name, name, name, text, text, name) IS
+    'Adopt an existing delivery batch table under the name p_name for bound_claim_batch and friends. Caller must own the table. Returns {success, name, kind, relation, ...}.';
+
+CREATE FUNCTION atomic_inventory.unbind_source(p_name text) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_unbind_source';
+COMMENT ON FUNCTION atomic_inventory.unbind_source(text) IS
+    'Forget a binding (NOT_FOUND, PT404, if there is none). The table, its rows, an added CHECK and the ledger rows stay. Returns {success, name, kind, relation}.';
+
+CREATE VIEW atomic_inventory.bound_sources AS
+SELECT b.name, b.kind, b.relation, b.id_column, b.id_type, b.quantity_column, b.quantity_type,
+       b.reserved_column, b.track_column, b.tenant_column, b.status_column, b.available_value,
+       b.claimed_value, b.assignee_column, b.created_at
+  FROM atomic_inventory.bindings AS b;
+COMMENT ON VIEW atomic_inventory.bound_sources IS
+    'The bindings: which app tables the bound_* functions operate on, and with which columns.';
+
+CREATE FUNCTION atomic_inventory.bound_decrement(
+    p_source          text,
+    p_item_id         text,
+    p_quantity        numeric,
+    p_reason          text    DEFAULT NULL,
+    p_reference       text    DEFAULT NULL,
+    p_idempotency_key text    DEFAULT NULL,
+    p_lock_timeout_ms integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_bound_decrement';
+COMMENT ON FUNCTION atomic_inventory.bound_decrement(text, text, numeric, text, text, text, integer) IS
+    'decrement_inventory on a bound table row: take p_quantity units, refusing (INSUFFICIENT_INVENTORY, PT409) to go below available. Returns {success, source, item_id, old_quantity, new_quantity, deducted}.';
+
+CREATE FUNCTION atomic_inventory.bound_decrement_many(
+    p_source          text,
+    p_lines           jsonb,
+    p_reason          text    DEFAULT NULL,
+    p_reference       text    DEFAULT NULL,
+    p_idempotency_key text    DEFAULT NULL,
+    p_lock_timeout_ms integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_bound_decrement_many';
+COMMENT ON FUNCTION atomic_inventory.bound_decrement_many(text, jsonb, text, text, text, integer) IS
+    'Several lines [{item_id, quantity}] of a bound table at once: all or nothing, rows locked in id order, duplicates merged. Returns {success, source, lines:[{item_id, old_quantity, new_quantity, deducted}]}.';
+
+CREATE FUNCTION atomic_inventory.bound_increment(
+    p_source          text,
+    p_item_id         text,
+    p_quantity        numeric,
+    p_reason          text    DEFAULT NULL,
+    p_reference       text    DEFAULT NULL,
+    p_idempotency_key text    DEFAULT NULL,
+    p_lock_timeout_ms integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_bound_increment';
+COMMENT ON FUNCTION atomic_inventory.bound_increment(text, text, numeric, text, text, text, integer) IS
+    'increment_inventory on a bound table row. Returns {success, source, item_id, old_quantity, new_quantity, added}.';
+
+CREATE FUNCTION atomic_inventory.bound_adjust(
+    p_source            text,
+    p_item_id           text,
+    p_new_quantity      numeric,
+    p_expected_quantity numeric DEFAULT NULL,
+    p_force             boolean DEFAULT false,
+    p_reason            text    DEFAULT NULL,
+    p_reference         text    DEFAULT NULL,
+    p_idempotency_key   text    DEFAULT NULL,
+    p_lock_timeout_ms   integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_bound_adjust';
+COMMENT ON FUNCTION atomic_inventory.bound_adjust(text, text, numeric, numeric, boolean, text, text, text, integer) IS
+    'adjust_inventory (compare-and-set) on a bound table row. Returns {success, source, item_id, old_quantity, new_quantity, delta}.';
+
+CREATE FUNCTION atomic_inventory.bound_get(p_source text, p_item_id text) RETURNS json
+LANGUAGE c STABLE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_bound_get';
+COMMENT ON FUNCTION atomic_inventory.bound_get(text, text) IS
+    'One bound row''s stock: {source, item_id, quantity, reserved, available, tracked, tenant_id} (NOT_FOUND, PT404, if not visible).';
+
+CREATE FUNCTION atomic_inventory.bound_claim_batch(
+    p_source    text,
+    p_batch_id  text,
+    p_driver_id text DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_bound_claim_batch';
+COMMENT ON FUNCTION atomic_inventory.bound_claim_batch(text, text, text) IS
+    'Claim a batch of a bound batch table for p_driver_id (default: the JWT sub): exactly one driver wins, the others get BATCH_UNAVAILABLE (PT409). Returns {success, source, batch_id, status, driver_id}.';
+
+CREATE FUNCTION atomic_inventory.bound_claim_next_batch(
+    p_source    text,
+    p_driver_id text DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_bound_claim_next_batch';
+COMMENT ON FUNCTION atomic_inventory.bound_claim_next_batch(text, text) IS
+    'Claim the available batch with the lowest id that no one else is claiming right now (SKIP LOCKED); NULL when none is left.';
+
+CREATE FUNCTION atomic_inventory.bound_unclaim_batch(
+    p_source    text,
+    p_batch_id  text,
+    p_driver_id text DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_bound_unclaim_batch';
+COMMENT ON FUNCTION atomic_inventory.bound_unclaim_batch(text, text, text) IS
+    'Give a claimed batch back (status available, assignee NULL); only its holder can (BATCH_NOT_HELD, PT403).';
+
+CREATE FUNCTION atomic_inventory.reconcile_source(p_source text)
+RETURNS TABLE (item_key text, quantity numeric, ledger_sum numeric, drift numeric)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+DECLARE
+    b atomic_inventory.bindings;
+    v_tenant text;
+BEGIN
+    SELECT * INTO b FROM atomic_inventory.bindings AS x WHERE x.name = p_source AND x.kind = 'stock';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'NOT_FOUND: stock source % does not exist or is not visible to this tenant', p_source
+            USING ERRCODE = 'PT404',
+                  DETAIL = pg_catalog.json_build_object('code', 'NOT_FOUND', 'entity', 'stock source', 'ids',
+                                                        pg_catalog.json_build_array(p_source))::text;
+    END IF;
+    -- identifiers quoted by format's %I, the relation by regclass output
+    -- (schema-qualified: the pinned search_path has no app schema); values
+    -- passed with USING.
+    v_tenant := CASE WHEN b.tenant_column IS NULL THEN 'NULL::text'
+                     ELSE pg_catalog.format('t.%I::text', b.tenant_column) END;
+    RETURN QUERY EXECUTE pg_catalog.format(
+        'SELECT r.k, r.q, COALESCE(l.total, 0), r.q - COALESCE(l.total, 0)
+           FROM (SELECT t.%I::text AS k, t.%I::numeric AS q, %s AS tenant FROM %s AS t) AS r
+           LEFT JOIN (SELECT g.item_key, pg_catalog.sum(g.delta) AS total
+                        FROM atomic_inventory.ledger AS g
+                       WHERE g.source = $1 GROUP BY g.item_key) AS l ON l.item_key = r.k
+          WHERE r.q IS DISTINCT FROM COALESCE(l.total, 0)
+            AND (r.tenant IS NULL OR r.tenant = $2 OR $3)
+          ORDER BY r.k',
+        b.id_column, b.quantity_column, v_tenant, b.relation)
+    USING p_source, atomic_inventory.caller_tenant(), atomic_inventory.caller_is_admin();
+END;
+$$;
+COMMENT ON FUNCTION atomic_inventory.reconcile_source(text) IS
+    'Rows of a bound stock table whose quantity differs from the sum of their ledger rows (a write outside the bound_* functions, or a row inserted after binding). Empty = everything accounted for.';
+
 -- Statistics (src/stats.rs): per-function calls, outcomes and latency.
 -- Cluster-wide when the library is preloaded, else this backend's own.
 
@@ -457,6 +646,15 @@ BEGIN
         'atomic_inventory.get_reservation(uuid)',
         'atomic_inventory.increment_packing_quantity(uuid, integer, integer, uuid, uuid, integer, integer)',
         'atomic_inventory.decrement_packing_quantity(uuid, uuid, integer, integer)',
+        'atomic_inventory.bound_decrement(text, text, numeric, text, text, text, integer)',
+        'atomic_inventory.bound_decrement_many(text, jsonb, text, text, text, integer)',
+        'atomic_inventory.bound_increment(text, text, numeric, text, text, text, integer)',
+        'atomic_inventory.bound_adjust(text, text, numeric, numeric, boolean, text, text, text, integer)',
+        'atomic_inventory.bound_get(text, text)',
+        'atomic_inventory.bound_claim_batch(text, text, text)',
+        'atomic_inventory.bound_claim_next_batch(text, text)',
+        'atomic_inventory.bound_unclaim_batch(text, text, text)',
+        'atomic_inventory.reconcile_source(text)',
         'atomic_inventory.caller_tenant()',
         'atomic_inventory.caller_is_admin()'
     ]::regprocedure[] LOOP

@@ -149,7 +149,7 @@ const TRANSITION: Stmt = Stmt {
 
 /// The driver: `p_driver_id`, or the JWT `sub` when PostgREST set claims. A
 /// non-admin caller with a JWT can only act as themselves.
-fn driver_id(args: &Args, n: usize, caller: &Caller) -> Result<String> {
+pub(crate) fn driver_id(args: &Args, n: usize, caller: &Caller) -> Result<String> {
     let given = args.text(n, "p_driver_id")?;
     match (given, &caller.subject) {
         (Some(d), Some(sub)) if !caller.admin && d != *sub => Err(Error::invalid_input(

@@ -43,6 +43,25 @@ impl Args {
         self.get::<i32>(n)
     }
 
+    pub fn oid(&self, n: usize) -> Option<pg_sys::Oid> {
+        self.get::<pg_sys::Oid>(n)
+    }
+
+    /// A `name` argument (a fixed 64-byte NameData, not a text varlena).
+    pub fn name(&self, n: usize) -> Option<String> {
+        // SAFETY: the SQL declaration gives argument n the type name, whose
+        // datum points to a NUL-terminated NameData owned by the call.
+        unsafe {
+            let d = pgrx::fcinfo::pg_getarg_datum(self.0, n)?;
+            let p = d.cast_mut_ptr::<pg_sys::NameData>();
+            Some(
+                std::ffi::CStr::from_ptr((*p).data.as_ptr())
+                    .to_string_lossy()
+                    .into_owned(),
+            )
+        }
+    }
+
     pub fn bool_or(&self, n: usize, default: bool) -> bool {
         self.get::<bool>(n).unwrap_or(default)
     }

@@ -3,7 +3,7 @@
 //! Layout: `stock` (decrement, increment, adjust), `packing` (seed 001's
 //! increment_packing_quantity and its undo), `batches` (claim, claim
 //! next, unclaim, start, complete), `reservations` (reserve, commit, release,
-//! extend, expire), `stripes` (striped hot items), `sweeper` (settings, expiry worker), `idempotency`, `context`
+//! extend, expire), `stripes` (striped hot items), `bindings` (adopted app tables: bind, unbind, the per-backend binding cache), `bound` (operations on them), `sweeper` (settings, expiry worker), `idempotency`, `context`
 //! (caller's tenant), `validate` (inputs), `errors` (the one error type and its
 //! SQLSTATEs), `stats` (per-function counters and latency), `fmgr` (raw entry points), `spi` (kept plans, lock timeouts).
 //! SQL declarations live in `sql/`: tables in bootstrap.sql, functions and
@@ -12,6 +12,9 @@
 ::pgrx::pg_module_magic!(name, version);
 
 mod batches;
+mod bindings;
+mod bound;
+mod bound_batches;
 mod context;
 mod errors;
 mod fmgr;
@@ -30,6 +33,7 @@ mod validate;
 pub extern "C-unwind" fn _PG_init() {
     sweeper::init();
     stats::init();
+    bindings::init();
 }
 
 pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
@@ -41,6 +45,8 @@ mod test_support;
 mod tests;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_batches;
+#[cfg(any(test, feature = "pg_test"))]
+mod tests_bound;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_packing;
 #[cfg(any(test, feature = "pg_test"))]

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
 /// Counted functions, by SQL name; each C symbol is `ai_<name>`.
-pub const FUNCTIONS: [&str; 17] = [
+pub const FUNCTIONS: [&str; 28] = [
     "decrement_inventory",
     "decrement_inventory_many",
     "increment_inventory",
@@ -45,6 +45,17 @@ pub const FUNCTIONS: [&str; 17] = [
     "increment_packing_quantity",
     "decrement_packing_quantity",
     "stripe_item",
+    "bind_stock_source",
+    "bind_batch_source",
+    "unbind_source",
+    "bound_decrement",
+    "bound_decrement_many",
+    "bound_increment",
+    "bound_adjust",
+    "bound_get",
+    "bound_claim_batch",
+    "bound_claim_next_batch",
+    "bound_unclaim_batch",
 ];
 
 /// Every outcome but success: our codes (errors.rs), then PostgreSQL errors

@@ -82,7 +82,7 @@ pub fn parse_uuid(s: &str) -> Option<Uuid> {
 }
 
 /// Plain decimal syntax only: digits, one optional point, optional exponent.
-fn is_decimal(s: &str) -> bool {
+pub(crate) fn is_decimal(s: &str) -> bool {
     let s = s.trim();
     let s = s.strip_prefix(['+', '-']).unwrap_or(s);
     let (mantissa, exp) = match s.find(['e', 'E']) {

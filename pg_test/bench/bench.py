@@ -46,6 +46,8 @@ VARIANTS = {
     "raw_update_ledger": ("raw_update_ledger.sql", ITEMS, 1, False, None),
     "decrement": ("decrement.sql", ITEMS, 1, False, None),
     "decrement_noledger": ("decrement.sql", ITEMS, 1, False, None),
+    "decrement_bound": ("decrement_bound.sql", "SELECT coalesce(sum(1e12 - quantity), 0) FROM bench.items_bound",
+                        1, False, None),
     "decrement_striped": ("decrement_striped.sql", STRIPED, 1, False, ["hot"]),
     "seed004_per_item": ("seed004_per_item.sql", BASE, 5, True, None),
     "decrement_many": ("decrement_many.sql", ITEMS, 5, True, None),
@@ -64,7 +66,7 @@ OPTIONS = {
 RATIOS = [("decrement_noledger", "raw_update"), ("decrement_noledger", "seed002_function"),
           ("decrement", "raw_update_ledger"), ("decrement", "raw_update"), ("decrement", "seed002_function"),
           ("decrement_many_noledger", "seed004_per_item"), ("decrement_many", "seed004_per_item"),
-          ("decrement_striped", "decrement")]
+          ("decrement_striped", "decrement"), ("decrement_bound", "decrement")]
 BASELINES = ("raw_update", "seed002_function", "raw_update_ledger", "seed004_per_item")
 
 

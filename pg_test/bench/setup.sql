@@ -54,3 +54,18 @@ VACUUM ANALYZE;
 INSERT INTO atomic_inventory.items (id, sku, quantity) VALUES (bench.id('f', 1), 'striped-bench', 1e12);
 SELECT atomic_inventory.stripe_item(bench.id('f', 1), 64);
 VACUUM ANALYZE atomic_inventory.item_stripes;
+
+-- Adopted table (docs/adopting.md): the items' shape in an app schema, bound,
+-- sold by the decrement_bound variant. Its CHECK is the plain (quantity >= 0)
+-- an app table has, not items' C CHECK.
+CREATE TABLE bench.items_bound (
+    id              uuid    PRIMARY KEY,
+    quantity        numeric NOT NULL CHECK (quantity >= 0),
+    reserved        numeric NOT NULL DEFAULT 0,
+    track_inventory boolean NOT NULL DEFAULT true,
+    tenant_id       text
+) WITH (fillfactor = 90);
+INSERT INTO bench.items_bound (id, quantity) SELECT bench.id('', k), 1e12 FROM generate_series(1, 100000) k;
+SELECT atomic_inventory.bind_stock_source('bench_items', 'bench.items_bound', 'id', 'quantity',
+                                          'reserved', 'track_inventory', 'tenant_id');
+VACUUM ANALYZE bench.items_bound;

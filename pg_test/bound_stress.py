@@ -1,0 +1,265 @@
+#!/usr/bin/env python3
+"""Concurrency test of adopted tables (bound sources, docs/adopting.md).
+
+Binds the seeds' own table shapes (seed 002 inventory uuid/numeric, seed 003
+products with integer id and quantity plus its batches table, seed 004
+"Inventory" with reserved), replays the seeds' races with every caller
+released at once, then runs many connections of random bound_decrement,
+bound_decrement_many, bound_increment, idempotent retries and batch claims,
+and checks every invariant against the database and the client's own record
+of what was acknowledged. Prints `<check>: N passed, N failed` and a final
+`bound_stress: N passed, N failed`; exits 1 on any failure.
+
+Uses the PG* environment (pg_test/lib.sh's start_cluster sets it).
+"""
+import argparse
+import collections
+import json
+import random
+import sys
+import threading
+import time
+import uuid
+from decimal import Decimal
+
+import psycopg
+
+from stress import Checks, Failure, call, connect, race
+
+RUN = uuid.uuid4().hex[:8]
+SCHEMA = f"bs_{RUN}"
+EXPECTED = {"INSUFFICIENT_INVENTORY", "BATCH_UNAVAILABLE"}
+
+
+def setup(admin, hot, cold, batches):
+    """Create and bind the three stock shapes and the batches table; return
+    {source: {"ids": [...], "initial": {id: qty}, "whole": bool, "reserved": {id: n}}}."""
+    s = SCHEMA
+    admin.execute(f"CREATE SCHEMA {s}")
+    admin.execute(f"CREATE TABLE {s}.inventory (id uuid PRIMARY KEY, quantity numeric NOT NULL)")
+    admin.execute(f"""CREATE TABLE {s}.products (id integer PRIMARY KEY, name text,
+                      available_quantity integer NOT NULL,
+                      CONSTRAINT products_available_quantity_nonnegative CHECK (available_quantity >= 0))""")
+    admin.execute(f"""CREATE TABLE {s}."Inventory" ("id" text PRIMARY KEY, "quantity" integer NOT NULL,
+                      "reserved" integer NOT NULL DEFAULT 0)""")
+    admin.execute(f"CREATE TABLE {s}.batches (id uuid PRIMARY KEY, status text NOT NULL DEFAULT 'available', driver_id text)")
+    n = hot + cold
+    qty = lambda k: 60 if k < hot else 400  # hot items run out: refusals happen
+    src = {}
+    ids = [str(uuid.uuid4()) for _ in range(n)]
+    with admin.cursor() as cur:
+        cur.executemany(f"INSERT INTO {s}.inventory VALUES (%s, %s)", [(i, qty(k)) for k, i in enumerate(ids)])
+    src[f"{s}_inv"] = {"ids": ids, "initial": {i: Decimal(qty(k)) for k, i in enumerate(ids)}, "whole": False, "reserved": {}}
+    # sold out by phase_races (inserted before binding, so its ledger starts with it)
+    race_item = str(uuid.uuid4())
+    admin.execute(f"INSERT INTO {s}.inventory VALUES (%s, 40)", (race_item,))
+    src[f"{s}_inv"]["race_item"] = race_item
+    pids = [str(k + 1) for k in range(n)]
+    with admin.cursor() as cur:
+        cur.executemany(f"INSERT INTO {s}.products VALUES (%s, 'p', %s)", [(int(i), qty(k)) for k, i in enumerate(pids)])
+    src[f"{s}_prod"] = {"ids": pids, "initial": {i: Decimal(qty(k)) for k, i in enumerate(pids)}, "whole": True, "reserved": {}}
+    cids = [f"c{uuid.uuid4().hex[:20]}" for _ in range(n)]  # Prisma cuid-like text ids
+    with admin.cursor() as cur:
+        cur.executemany(f'INSERT INTO {s}."Inventory" VALUES (%s, %s, 5)', [(i, qty(k)) for k, i in enumerate(cids)])
+    src[f"{s}_inv4"] = {"ids": cids, "initial": {i: Decimal(qty(k)) for k, i in enumerate(cids)}, "whole": True,
+                        "reserved": {i: 5 for i in cids}}
+    call(admin, "bind_stock_source", p_name=f"{s}_inv", p_relation=f"{s}.inventory", p_id_column="id",
+         p_quantity_column="quantity")
+    call(admin, "bind_stock_source", p_name=f"{s}_prod", p_relation=f"{s}.products", p_id_column="id",
+         p_quantity_column="available_quantity", p_add_check=False)
+    call(admin, "bind_stock_source", p_name=f"{s}_inv4", p_relation=f'{s}."Inventory"', p_id_column="id",
+         p_quantity_column="quantity", p_reserved_column="reserved")
+    bids = [str(uuid.uuid4()) for _ in range(batches)]
+    with admin.cursor() as cur:
+        cur.executemany(f"INSERT INTO {s}.batches (id) VALUES (%s)", [(b,) for b in bids])
+    call(admin, "bind_batch_source", p_name=f"{s}_batches", p_relation=f"{s}.batches", p_id_column="id",
+         p_status_column="status", p_assignee_column="driver_id")
+    return src, bids
+
+
+def table_of(source):
+    s = SCHEMA
+    return {f"{s}_inv": (f"{s}.inventory", "id::text", "quantity"),
+            f"{s}_prod": (f"{s}.products", "id::text", "available_quantity"),
+            f"{s}_inv4": (f'{s}."Inventory"', "id", "quantity")}[source]
+
+
+def phase_races(dsn, admin, src, checks):
+    """Seed 002: 50 buyers of 1 unit when 40 exist; seed 003: 32 drivers, one batch."""
+    s = SCHEMA
+    item = src[f"{s}_inv"]["race_item"]
+    res = race(dsn, 50, lambda c, k: call(c, "bound_decrement", p_source=f"{s}_inv", p_item_id=item, p_quantity=1))
+    ok = sum(1 for r in res if isinstance(r, dict))
+    refused = sum(1 for r in res if isinstance(r, Failure) and r.sqlstate == "PT409" and r.code == "INSUFFICIENT_INVENTORY")
+    final = admin.execute(f"SELECT quantity FROM {s}.inventory WHERE id = %s", (item,)).fetchone()[0]
+    checks.check("race_seed002_sells_exactly_the_stock", ok == 40 and refused == 10 and final == 0,
+                 f"ok={ok} refused={refused} final={final}")
+    bid = str(uuid.uuid4())
+    admin.execute(f"INSERT INTO {s}.batches (id) VALUES (%s)", (bid,))
+    res = race(dsn, 32, lambda c, k: call(c, "bound_claim_batch", p_source=f"{s}_batches", p_batch_id=bid,
+                                          p_driver_id=f"race-driver-{k}"))
+    wins = [r for r in res if isinstance(r, dict)]
+    lost = [r for r in res if isinstance(r, Failure) and r.sqlstate == "PT409" and r.code == "BATCH_UNAVAILABLE"]
+    holder = admin.execute(f"SELECT driver_id FROM {s}.batches WHERE id = %s", (bid,)).fetchone()[0]
+    checks.check("race_seed003_one_driver_wins", len(wins) == 1 and len(lost) == 31
+                 and wins[0]["driver_id"] == holder, f"wins={len(wins)} lost={len(lost)}")
+
+
+class Record:
+    """What the clients were told: acknowledged deltas, ops and claims."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.delta = collections.defaultdict(Decimal)  # (source, id) -> sum
+        self.acked = {}  # reference -> expected ledger rows
+        self.refused = set()  # references of refused ops
+        self.keyed = {}  # key -> (fn, kwargs, first response)
+        self.replays = []  # (key, first, again)
+        self.claims = collections.defaultdict(set)  # batch -> drivers acknowledged
+        self.unexpected = []
+
+
+def qty_for(whole, rnd):
+    return Decimal(rnd.randint(1, 3)) if whole else Decimal(rnd.choice(["0.5", "1", "1.25", "2"]))
+
+
+def worker(dsn, k, src, bids, deadline, rec, seed):
+    rnd = random.Random(seed * 1000 + k)
+    conn = connect(dsn)
+    sources = list(src)
+    while time.time() < deadline:
+        op = rnd.random()
+        ref = None
+        try:
+            if op < 0.12:
+                b = rnd.choice(bids)
+                driver = f"driver-{k}"
+                r = call(conn, "bound_claim_batch", p_source=f"{SCHEMA}_batches", p_batch_id=b, p_driver_id=driver)
+                with rec.lock:
+                    rec.claims[r["batch_id"]].add(driver)
+                continue
+            if op < 0.16:
+                driver = f"driver-{k}"
+                r = call(conn, "bound_claim_next_batch", p_source=f"{SCHEMA}_batches", p_driver_id=driver)
+                if r is not None:
+                    with rec.lock:
+                        rec.claims[r["batch_id"]].add(driver)
+                continue
+            source = rnd.choice(sources)
+            info = src[source]
+            hot = info["ids"][: max(1, len(info["ids"]) // 6)]
+            pick = lambda: rnd.choice(hot if rnd.random() < 0.6 else info["ids"])
+            ref = f"op-{uuid.uuid4().hex}"
+            # a retry of an earlier keyed call, with its exact arguments
+            if op < 0.26 and rec.keyed:
+                with rec.lock:
+                    key = rnd.choice(list(rec.keyed))
+                    fn, kw, first = rec.keyed[key]
+                again = call(conn, fn, **kw)
+                with rec.lock:
+                    rec.replays.append((key, first, again))
+                continue
+            key = f"key-{uuid.uuid4().hex}" if rnd.random() < 0.3 else None
+            if op < 0.60:
+                item, q = pick(), qty_for(info["whole"], rnd)
+                fn, kw, changes, rows = "bound_decrement", dict(p_source=source, p_item_id=item, p_quantity=q), [(item, -q)], 1
+            elif op < 0.80:
+                lines = [(pick(), qty_for(info["whole"], rnd)) for _ in range(rnd.randint(2, 4))]
+                merged = collections.defaultdict(Decimal)
+                for i, q in lines:
+                    merged[i] += q
+                fn = "bound_decrement_many"
+                kw = dict(p_source=source, p_lines=json.dumps([{"item_id": i, "quantity": str(q)} for i, q in lines]))
+                changes, rows = [(i, -q) for i, q in merged.items()], len(merged)
+            else:
+                item, q = pick(), qty_for(info["whole"], rnd)
+                fn, kw, changes, rows = "bound_increment", dict(p_source=source, p_item_id=item, p_quantity=q), [(item, q)], 1
+            kw["p_reference"] = ref
+            if key:
+                kw["p_idempotency_key"] = key
+            r = call(conn, fn, **kw)
+            with rec.lock:
+                for i, d in changes:
+                    rec.delta[(source, i)] += d
+                rec.acked[ref] = rows
+                if key:
+                    rec.keyed[key] = (fn, kw, r)
+        except Failure as f:
+            if f.code in EXPECTED:
+                if ref is not None:
+                    with rec.lock:
+                        rec.refused.add(ref)
+            else:
+                with rec.lock:
+                    rec.unexpected.append(f"{f.sqlstate} {f.code}: {f}")
+        except psycopg.Error as e:
+            with rec.lock:
+                rec.unexpected.append(f"{e.sqlstate}: {e}")
+    conn.close()
+
+
+def verify(admin, src, bids, rec, checks):
+    checks.check("no_unexpected_errors", not rec.unexpected, "; ".join(rec.unexpected[:3]))
+    for source, info in src.items():
+        table, key, col = table_of(source)
+        rows = dict(admin.execute(f"SELECT {key}, {col} FROM {table}").fetchall())
+        for i in info["ids"]:
+            q = Decimal(rows[i])
+            checks.check("no_quantity_below_zero_or_reserved", q >= info["reserved"].get(i, 0), f"{source} {i}: {q}")
+            want = info["initial"][i] + rec.delta[(source, i)]
+            checks.check("quantity_is_initial_plus_acknowledged", q == want, f"{source} {i}: {q} != {want}")
+        drift = admin.execute("SELECT count(*) FROM atomic_inventory.reconcile_source(%s)", (source,)).fetchone()[0]
+        checks.check("reconcile_source_empty", drift == 0, f"{source}: {drift} rows")
+    counts = dict(admin.execute(
+        "SELECT reference, count(*) FROM atomic_inventory.ledger WHERE reference LIKE 'op-%%' AND source LIKE %s "
+        "GROUP BY reference", (f"{SCHEMA}_%",)).fetchall())
+    for ref, rows in rec.acked.items():
+        checks.check("acknowledged_op_in_ledger_exactly_once", counts.get(ref, 0) == rows,
+                     f"{ref}: {counts.get(ref, 0)} rows, want {rows}")
+    for ref in rec.refused:
+        checks.check("refused_op_not_in_ledger", counts.get(ref, 0) == 0, ref)
+    for key, first, again in rec.replays:
+        checks.check("idempotent_retry_returns_the_first_answer", first == again, f"{key}: {first} vs {again}")
+    held = dict(admin.execute(f"SELECT id::text, coalesce(driver_id, '') FROM {SCHEMA}.batches").fetchall())
+    for b in bids:
+        drivers = rec.claims.get(b, set())
+        ok = (len(drivers) == 1 and held[b] in drivers) or (not drivers and held[b] == "")
+        checks.check("batch_claimed_by_exactly_one_driver", ok, f"{b}: acked {drivers}, holder {held[b]!r}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dsn", default="")
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--seconds", type=float, default=15)
+    ap.add_argument("--hot", type=int, default=4)
+    ap.add_argument("--cold", type=int, default=20)
+    ap.add_argument("--batches", type=int, default=300)
+    ap.add_argument("--seed", type=int, default=int(time.time()))
+    a = ap.parse_args()
+    print(f"bound_stress: seed {a.seed}, {a.connections} connections, {a.seconds} s, schema {SCHEMA}")
+    admin = psycopg.connect(a.dsn, autocommit=True)
+    checks = Checks()
+    src, bids = setup(admin, a.hot, a.cold, a.batches)
+    phase_races(a.dsn, admin, src, checks)
+    rec = Record()
+    deadline = time.time() + a.seconds
+    threads = [threading.Thread(target=worker, args=(a.dsn, k, src, bids, deadline, rec, a.seed))
+               for k in range(a.connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print(f"bound_stress: {len(rec.acked)} acknowledged movements, {len(rec.refused)} refused, "
+          f"{len(rec.replays)} replays, {sum(len(d) for d in rec.claims.values())} claims")
+    checks.check("workload_ran", len(rec.acked) > 100 and rec.replays and rec.refused and rec.claims,
+                 f"acked={len(rec.acked)} replays={len(rec.replays)} refused={len(rec.refused)}")
+    verify(admin, src, bids, rec, checks)
+    ok = checks.report()
+    passed = sum(1 for _, o, _ in checks.results if o)
+    print(f"bound_stress: {passed} passed, {len(checks.results) - passed} failed")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,789 @@
+//! Stock and batch operations on bound app tables (bindings.rs): the
+//! statements of stock.rs and batches.rs, generated per binding with its
+//! quoted identifiers, prepared once per backend and kept.
+//!
+//! Same guarantees as the managed versions:
+//! - a decrement is one UPDATE whose WHERE carries the availability check
+//!   (quantity - reserved >= n), so a waiting caller re-checks the committed
+//!   row (EvalPlanQual); a refusal locks the row to say why;
+//! - multi-line decrements lock every row in id order in one statement and
+//!   apply in a second one (one statement oversold under concurrency: see
+//!   LOCK_LINES_FAST in stock.rs);
+//! - a claim is one UPDATE ... WHERE status = available: one driver wins.
+//!
+//! Item ids arrive as text; they are checked in Rust against the bound id
+//! type and passed as parameters cast in SQL (`$1::uuid`). The canonical text
+//! (what PostgreSQL's `id::text` gives) is the ledger's item_key.
+//! Reservations on bound sources are not supported yet (docs/adopting.md).
+
+use crate::bindings::{self, Binding, IdType};
+use crate::context::Caller;
+use crate::errors::{Error, Result, Shortfall};
+use crate::fmgr::{entry_point, Args};
+use crate::idempotency;
+use crate::spi::with_spi;
+use crate::stock::num_json;
+use crate::sweeper::ledger_on;
+use crate::validate;
+use pgrx::pg_sys::{self, Oid};
+use pgrx::spi::SpiClient;
+use pgrx::AnyNumeric;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+const TEXT: Oid = pg_sys::TEXTOID;
+const NUM: Oid = pg_sys::NUMERICOID;
+const BOOL: Oid = pg_sys::BOOLOID;
+
+// SQL fragments of a binding (alias t). Identifiers come quoted from the binding.
+
+fn tenant_pred(b: &Binding, admin: u8, tenant: u8) -> String {
+    match &b.tenant {
+        Some(c) => format!("(t.{c} IS NULL OR ${admin} OR t.{c}::text = ${tenant})"),
+        None => "true".into(),
+    }
+}
+
+fn tenant_val(b: &Binding) -> String {
+    match &b.tenant {
+        Some(c) => format!("t.{c}::text"),
+        None => "NULL::text".into(),
+    }
+}
+
+fn available(b: &Binding) -> String {
+    match &b.reserved {
+        Some(r) => format!("(t.{} - COALESCE(t.{r}, 0))", b.qty),
+        None => format!("t.{}", b.qty),
+    }
+}
+
+fn reserved(b: &Binding) -> String {
+    match &b.reserved {
+        Some(r) => format!("COALESCE(t.{r}, 0)"),
+        None => "0".into(),
+    }
+}
+
+/// A NULL track value counts as tracked.
+fn tracked(b: &Binding) -> String {
+    match &b.track {
+        Some(k) => format!("(t.{k} IS NOT FALSE)"),
+        None => "true".into(),
+    }
+}
+
+fn id_eq(b: &Binding, p: u8) -> String {
+    format!("t.{} = ${p}::{}", b.id, b.id_type.sql())
+}
+
+const LEDGER_COLS: &str =
+    "(source, item_key, delta, quantity_after, kind, reason, reference, idempotency_key, tenant_id)";
+
+/// $1 id, $2 qty, $3 admin, $4 tenant, $5 reason, $6 reference, $7 key,
+/// $8 source, $9 ledger on. Answers (old, new) as text.
+const MOVE_ARGS: &[Oid] = &[TEXT, NUM, BOOL, TEXT, TEXT, TEXT, TEXT, TEXT, BOOL];
+
+fn decrement_sql(b: &Binding) -> String {
+    format!(
+        "WITH upd AS ( \
+           UPDATE {rel} AS t SET {q} = t.{q} - $2 \
+            WHERE {id} AND {tracked} AND {tenant} AND {avail} >= $2 \
+           RETURNING t.{q}::numeric AS q, {tv} AS tenant \
+         ), led AS ( \
+           INSERT INTO atomic_inventory.ledger {LEDGER_COLS} \
+           SELECT $8, $1, -$2, u.q, 'decrement', $5, $6, $7, u.tenant FROM upd AS u WHERE $9 \
+         ) \
+         SELECT (u.q + $2)::text, u.q::text FROM upd AS u",
+        rel = b.rel,
+        q = b.qty,
+        id = id_eq(b, 1),
+        tracked = tracked(b),
+        tenant = tenant_pred(b, 3, 4),
+        avail = available(b),
+        tv = tenant_val(b),
+    )
+}
+
+fn increment_sql(b: &Binding) -> String {
+    format!(
+        "WITH upd AS ( \
+           UPDATE {rel} AS t SET {q} = t.{q} + $2 WHERE {id} AND {tenant} \
+           RETURNING t.{q}::numeric AS q, {tv} AS tenant \
+         ), led AS ( \
+           INSERT INTO atomic_inventory.ledger {LEDGER_COLS} \
+           SELECT $8, $1, $2, u.q, 'increment', $5, $6, $7, u.tenant FROM upd AS u WHERE $9 \
+         ) \
+         SELECT (u.q - $2)::text, u.q::text FROM upd AS u",
+        rel = b.rel,
+        q = b.qty,
+        id = id_eq(b, 1),
+        tenant = tenant_pred(b, 3, 4),
+        tv = tenant_val(b),
+    )
+}
+
+/// Lock one visible row: quantity, reserved, available, tracked, enough ($4).
+fn lock_sql(b: &Binding) -> String {
+    format!(
+        "SELECT t.{q}::text, {res}::text, {avail}::text, {tracked}, {avail} >= $4 \
+           FROM {rel} AS t WHERE {id} AND {tenant} FOR UPDATE OF t",
+        q = b.qty,
+        res = reserved(b),
+        avail = available(b),
+        tracked = tracked(b),
+        rel = b.rel,
+        id = id_eq(b, 1),
+        tenant = tenant_pred(b, 2, 3),
+    )
+}
+
+fn get_sql(b: &Binding) -> String {
+    format!(
+        "SELECT t.{q}::text, {res}::text, {avail}::text, {tracked}, {tv} \
+           FROM {rel} AS t WHERE {id} AND {tenant}",
+        q = b.qty,
+        res = reserved(b),
+        avail = available(b),
+        tracked = tracked(b),
+        tv = tenant_val(b),
+        rel = b.rel,
+        id = id_eq(b, 1),
+        tenant = tenant_pred(b, 2, 3),
+    )
+}
+
+/// Set the quantity of a row the caller holds locked. $7 = its old quantity.
+fn adjust_sql(b: &Binding) -> String {
+    format!(
+        "WITH upd AS ( \
+           UPDATE {rel} AS t SET {q} = $2 WHERE {id} \
+           RETURNING t.{q}::numeric AS q, {tv} AS tenant \
+         ), led AS ( \
+           INSERT INTO atomic_inventory.ledger {LEDGER_COLS} \
+           SELECT $6, $1, u.q - $7, u.q, 'adjust', $3, $4, $5, u.tenant FROM upd AS u WHERE $8 \
+         ) \
+         SELECT u.q::text FROM upd AS u",
+        rel = b.rel,
+        q = b.qty,
+        id = id_eq(b, 1),
+        tv = tenant_val(b),
+    )
+}
+
+/// Lock every line's row in id order: key, available, quantity, short, tracked.
+fn lock_lines_sql(b: &Binding) -> String {
+    format!(
+        "SELECT r.k, {avail}::text, t.{q}::numeric, ({tracked} AND {avail} < r.qty), {tracked} \
+           FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::numeric[])) AS r(k, qty) \
+           JOIN {rel} AS t ON t.{id} = r.k::{ty} \
+          WHERE {tenant} \
+          ORDER BY t.{id} \
+            FOR UPDATE OF t",
+        avail = available(b),
+        q = b.qty,
+        tracked = tracked(b),
+        rel = b.rel,
+        id = b.id,
+        ty = b.id_type.sql(),
+        tenant = tenant_pred(b, 3, 4),
+    )
+}
+
+/// Apply the tracked lines whose rows lock_lines holds and found covered.
+fn apply_lines_sql(b: &Binding) -> String {
+    format!(
+        "WITH upd AS ( \
+           UPDATE {rel} AS t SET {q} = t.{q} - r.qty \
+             FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::numeric[])) AS r(k, qty) \
+            WHERE t.{id} = r.k::{ty} \
+           RETURNING r.k, t.{q}::numeric AS q, r.qty, {tv} AS tenant \
+         ), led AS ( \
+           INSERT INTO atomic_inventory.ledger {LEDGER_COLS} \
+           SELECT $6, u.k, -u.qty, u.q, 'decrement', $3, $4, $5, u.tenant FROM upd AS u WHERE $7 \
+         ) \
+         SELECT u.k, (u.q + u.qty)::text, u.q::text FROM upd AS u",
+        rel = b.rel,
+        q = b.qty,
+        id = b.id,
+        ty = b.id_type.sql(),
+        tv = tenant_val(b),
+    )
+}
+
+/// An item id as text, checked against the bound type; returns the text
+/// PostgreSQL's `id::text` gives for it.
+pub(crate) fn item_key(ty: IdType, v: Option<String>, field: &str) -> Result<String> {
+    let v = v.ok_or_else(|| Error::invalid_input(field, "is required (got NULL)"))?;
+    let bad = |what: &str| Error::invalid_input(field, format!("is not a valid {what}"));
+    match ty {
+        IdType::Uuid => validate::parse_uuid(v.trim())
+            .map(|u| validate::uuid_text(&u))
+            .ok_or_else(|| bad("uuid")),
+        IdType::Bigint => v
+            .trim()
+            .parse::<i64>()
+            .map(|n| n.to_string())
+            .map_err(|_| bad("bigint")),
+        IdType::Integer => v
+            .trim()
+            .parse::<i32>()
+            .map(|n| n.to_string())
+            .map_err(|_| bad("integer")),
+        IdType::Text if v.is_empty() || v.chars().count() > 255 => {
+            Err(Error::invalid_input(field, "must be 1 to 255 characters"))
+        }
+        IdType::Text => Ok(v),
+    }
+}
+
+/// Integer quantity columns take whole quantities within the column's range
+/// (a fraction would be rounded by the assignment cast).
+fn fits(b: &Binding, n: &AnyNumeric, field: &str) -> Result<()> {
+    if let Some(max) = b.qty_max {
+        let text = n.normalize().to_string();
+        if text.contains('.') {
+            return Err(Error::invalid_quantity(
+                field,
+                "must be a whole number (the bound quantity column is an integer)",
+                Some(text),
+            ));
+        }
+        if *n > AnyNumeric::from(max) {
+            return Err(Error::invalid_quantity(
+                field,
+                &format!("exceeds the bound quantity column's maximum of {max}"),
+                Some(text),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn source(args: &Args) -> Result<String> {
+    args.text(0, "p_source")?
+        .ok_or_else(|| Error::invalid_input("p_source", "is required (got NULL)"))
+}
+
+fn not_found(key: &str) -> Error {
+    Error::NotFound {
+        entity: "item",
+        ids: vec![key.to_string()],
+    }
+}
+
+/// The arguments every movement shares (as stock.rs's Movement).
+struct Movement {
+    reason: Option<String>,
+    reference: Option<String>,
+    key: Option<String>,
+    lock_timeout_ms: Option<i32>,
+    ledger: bool,
+}
+
+impl Movement {
+    fn read(args: &Args, first: usize) -> Result<Movement> {
+        Ok(Movement {
+            reason: args.text(first, "p_reason")?,
+            reference: args.text(first + 1, "p_reference")?,
+            key: args.idempotency_key(first + 2)?,
+            lock_timeout_ms: args.lock_timeout_ms(first + 3)?,
+            ledger: ledger_on(),
+        })
+    }
+}
+
+struct Locked {
+    quantity: String,
+    reserved: String,
+    available: String,
+    tracked: bool,
+    enough: bool,
+}
+
+fn lock_row(
+    c: &mut SpiClient<'_>,
+    b: &Binding,
+    caller: &Caller,
+    key: &str,
+    qty: &AnyNumeric,
+) -> Result<Locked> {
+    let t = b.run(
+        c,
+        "lock",
+        lock_sql,
+        &[TEXT, BOOL, TEXT, NUM],
+        &[
+            key.to_string().into(),
+            caller.admin.into(),
+            caller.tenant.clone().into(),
+            qty.clone().into(),
+        ],
+    )?;
+    if t.is_empty() {
+        return Err(not_found(key));
+    }
+    let row = t.first();
+    Ok(Locked {
+        quantity: row.get::<String>(1)?.unwrap_or_default(),
+        reserved: row.get::<String>(2)?.unwrap_or_default(),
+        available: row.get::<String>(3)?.unwrap_or_default(),
+        tracked: row.get::<bool>(4)?.unwrap_or(true),
+        enough: row.get::<bool>(5)?.unwrap_or(false),
+    })
+}
+
+/// Run a decrement or increment statement; Some((old, new)) if a row changed.
+#[allow(clippy::too_many_arguments)]
+fn apply_move(
+    c: &mut SpiClient<'_>,
+    b: &Binding,
+    kind: &'static str,
+    sql: fn(&Binding) -> String,
+    caller: &Caller,
+    key: &str,
+    qty: &AnyNumeric,
+    mv: &Movement,
+) -> Result<Option<(String, String)>> {
+    let t = b.run(
+        c,
+        kind,
+        sql,
+        MOVE_ARGS,
+        &[
+            key.to_string().into(),
+            qty.clone().into(),
+            caller.admin.into(),
+            caller.tenant.clone().into(),
+            mv.reason.clone().into(),
+            mv.reference.clone().into(),
+            mv.key.clone().into(),
+            b.name.clone().into(),
+            mv.ledger.into(),
+        ],
+    )?;
+    if t.is_empty() {
+        return Ok(None);
+    }
+    let row = t.first();
+    Ok(Some((
+        row.get::<String>(1)?.unwrap_or_default(),
+        row.get::<String>(2)?.unwrap_or_default(),
+    )))
+}
+
+fn moved(b: &Binding, key: &str, old: &str, new: &str, qty: &AnyNumeric, verb: &str) -> String {
+    let mut m = serde_json::Map::new();
+    m.insert("success".into(), json!(true));
+    m.insert("source".into(), json!(b.name));
+    m.insert("item_id".into(), json!(key));
+    m.insert("old_quantity".into(), num_json(old));
+    m.insert("new_quantity".into(), num_json(new));
+    m.insert(verb.into(), num_json(qty.normalize()));
+    Value::Object(m).to_string()
+}
+
+/// decrement (`up` = false) or increment (`up` = true) of one row.
+fn one(args: &Args, up: bool) -> Result<String> {
+    let src = source(args)?;
+    let key_text = args.text(1, "p_item_id")?;
+    let qty = validate::positive_quantity(args.numeric(2), "p_quantity")?;
+    let mv = Movement::read(args, 3)?;
+    let caller = Caller::current()?;
+    let function = if up {
+        "bound_increment"
+    } else {
+        "bound_decrement"
+    };
+    with_spi(mv.lock_timeout_ms, |c| {
+        let b = bindings::get(c, &src, true)?;
+        let key = item_key(b.id_type, key_text.clone(), "p_item_id")?;
+        fits(&b, &qty, "p_quantity")?;
+        let request = || {
+            json!({"source": src, "item_id": key, "quantity": qty.normalize(),
+                   "reason": mv.reason, "reference": mv.reference})
+            .to_string()
+        };
+        idempotency::once(c, &caller, mv.key.as_deref(), function, request, |c| {
+            if up {
+                return match apply_move(
+                    c,
+                    &b,
+                    "increment",
+                    increment_sql,
+                    &caller,
+                    &key,
+                    &qty,
+                    &mv,
+                )? {
+                    Some((old, new)) => Ok(moved(&b, &key, &old, &new, &qty, "added")),
+                    None => Err(not_found(&key)),
+                };
+            }
+            if let Some((old, new)) =
+                apply_move(c, &b, "decrement", decrement_sql, &caller, &key, &qty, &mv)?
+            {
+                return Ok(moved(&b, &key, &old, &new, &qty, "deducted"));
+            }
+            // Refused: lock the row to learn why with a stable answer. If a
+            // restock landed in between, the row is ours now and a retry succeeds.
+            let row = lock_row(c, &b, &caller, &key, &qty)?;
+            if !row.tracked {
+                return Ok(json!({"success": true, "source": b.name, "item_id": key,
+                                 "old_quantity": num_json(&row.quantity),
+                                 "new_quantity": num_json(&row.quantity),
+                                 "deducted": 0, "tracked": false})
+                .to_string());
+            }
+            if row.enough {
+                if let Some((old, new)) =
+                    apply_move(c, &b, "decrement", decrement_sql, &caller, &key, &qty, &mv)?
+                {
+                    return Ok(moved(&b, &key, &old, &new, &qty, "deducted"));
+                }
+            }
+            Err(Error::Insufficient {
+                lines: vec![Shortfall {
+                    inventory_id: key.clone(),
+                    available: row.available,
+                    requested: qty.normalize().to_string(),
+                }],
+            })
+        })
+    })
+}
+
+fn decrement(args: &Args) -> Result<String> {
+    one(args, false)
+}
+
+fn increment(args: &Args) -> Result<String> {
+    one(args, true)
+}
+
+fn adjust(args: &Args) -> Result<String> {
+    let src = source(args)?;
+    let key_text = args.text(1, "p_item_id")?;
+    let new_qty = validate::non_negative_quantity(args.numeric(2), "p_new_quantity")?;
+    let expected = match args.numeric(3) {
+        Some(n) => Some(validate::non_negative_quantity(
+            Some(n),
+            "p_expected_quantity",
+        )?),
+        None => None,
+    };
+    let force = args.bool_or(4, false);
+    if expected.is_none() && !force {
+        return Err(Error::invalid_input(
+            "p_expected_quantity",
+            "is required: pass the quantity you read (compare-and-set), or p_force => true to overwrite unconditionally",
+        ));
+    }
+    let mv = Movement::read(args, 5)?;
+    let caller = Caller::current()?;
+    with_spi(mv.lock_timeout_ms, |c| {
+        let b = bindings::get(c, &src, true)?;
+        let key = item_key(b.id_type, key_text.clone(), "p_item_id")?;
+        fits(&b, &new_qty, "p_new_quantity")?;
+        let request = || {
+            json!({"source": src, "item_id": key, "new_quantity": new_qty.normalize(),
+                   "expected_quantity": expected.as_ref().map(|e| e.normalize().to_string()),
+                   "force": force, "reason": mv.reason, "reference": mv.reference})
+            .to_string()
+        };
+        idempotency::once(
+            c,
+            &caller,
+            mv.key.as_deref(),
+            "bound_adjust",
+            request,
+            |c| {
+                let row = lock_row(c, &b, &caller, &key, &AnyNumeric::from(0))?;
+                let numeric = |t: &str| {
+                    AnyNumeric::try_from(t).map_err(|e| Error::Internal(format!("numeric: {e}")))
+                };
+                let old = numeric(&row.quantity)?;
+                if let Some(exp) = &expected {
+                    if old != *exp {
+                        return Err(Error::QuantityMismatch {
+                            inventory_id: key.clone(),
+                            expected: exp.normalize().to_string(),
+                            actual: old.normalize().to_string(),
+                        });
+                    }
+                }
+                let held = numeric(&row.reserved)?;
+                if new_qty < held {
+                    return Err(Error::BelowReserved {
+                        inventory_id: key.clone(),
+                        requested: new_qty.normalize().to_string(),
+                        reserved: held.normalize().to_string(),
+                    });
+                }
+                let t = b.run(
+                    c,
+                    "adjust",
+                    adjust_sql,
+                    &[TEXT, NUM, TEXT, TEXT, TEXT, TEXT, NUM, BOOL],
+                    &[
+                        key.clone().into(),
+                        new_qty.clone().into(),
+                        mv.reason.clone().into(),
+                        mv.reference.clone().into(),
+                        mv.key.clone().into(),
+                        b.name.clone().into(),
+                        old.clone().into(),
+                        mv.ledger.into(),
+                    ],
+                )?;
+                let new = t.first().get::<String>(1)?.unwrap_or_default();
+                let delta = num_json((new_qty.clone() - old.clone()).normalize());
+                Ok(json!({"success": true, "source": b.name, "item_id": key,
+                      "old_quantity": num_json(&row.quantity), "new_quantity": num_json(&new),
+                      "delta": delta})
+                .to_string())
+            },
+        )
+    })
+}
+
+fn get(args: &Args) -> Result<String> {
+    let src = source(args)?;
+    let key_text = args.text(1, "p_item_id")?;
+    let caller = Caller::current()?;
+    with_spi(None, |c| {
+        let b = bindings::get(c, &src, true)?;
+        let key = item_key(b.id_type, key_text, "p_item_id")?;
+        let t = b.run(
+            c,
+            "get",
+            get_sql,
+            &[TEXT, BOOL, TEXT],
+            &[
+                key.clone().into(),
+                caller.admin.into(),
+                caller.tenant.clone().into(),
+            ],
+        )?;
+        if t.is_empty() {
+            return Err(not_found(&key));
+        }
+        let row = t.first();
+        let n = |v: Option<String>| v.map(|s| num_json(&s)).unwrap_or(Value::Null);
+        Ok(json!({"source": b.name, "item_id": key,
+                  "quantity": n(row.get::<String>(1)?), "reserved": n(row.get::<String>(2)?),
+                  "available": n(row.get::<String>(3)?), "tracked": row.get::<bool>(4)?.unwrap_or(true),
+                  "tenant_id": row.get::<String>(5)?})
+        .to_string())
+    })
+}
+
+/// Lines `[{"item_id": "...", "quantity": n}]`, checked against the bound id
+/// type and merged per item (quantities of repeated ids added).
+fn lines(b: &Binding, v: Option<Value>) -> Result<BTreeMap<String, AnyNumeric>> {
+    let field = "p_lines";
+    let v = v.ok_or_else(|| Error::invalid_input(field, "is required (got NULL)"))?;
+    let items = v.as_array().ok_or_else(|| {
+        Error::invalid_input(
+            field,
+            "must be a JSON array of {\"item_id\": text, \"quantity\": number} objects",
+        )
+    })?;
+    if items.is_empty() || items.len() > validate::MAX_LINES {
+        return Err(Error::invalid_input(
+            field,
+            format!(
+                "must have 1 to {} lines (got {})",
+                validate::MAX_LINES,
+                items.len()
+            ),
+        ));
+    }
+    let mut out: BTreeMap<String, AnyNumeric> = BTreeMap::new();
+    for (i, item) in items.iter().enumerate() {
+        let at = format!("{field}[{i}]");
+        let obj = item
+            .as_object()
+            .ok_or_else(|| Error::invalid_input(&at, "must be an object"))?;
+        let id = match obj.get("item_id") {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        let key = item_key(b.id_type, id, &format!("{at}.item_id"))?;
+        let qfield = format!("{at}.quantity");
+        let text = match obj.get("quantity") {
+            Some(Value::Number(n)) => n.to_string(),
+            Some(Value::String(s)) if validate::is_decimal(s) => s.trim().to_string(),
+            Some(Value::Null) | None => {
+                return Err(Error::invalid_quantity(&qfield, "is required", None))
+            }
+            Some(_) => {
+                return Err(Error::invalid_quantity(
+                    &qfield,
+                    "must be a finite decimal number",
+                    None,
+                ))
+            }
+        };
+        let n = AnyNumeric::try_from(text.as_str()).map_err(|_| {
+            Error::invalid_quantity(
+                &qfield,
+                "must be a finite decimal number",
+                Some(text.clone()),
+            )
+        })?;
+        let n = validate::positive_quantity(Some(n), &qfield)?;
+        let total = match out.remove(&key) {
+            Some(prev) => prev + n,
+            None => n,
+        };
+        fits(b, &total, &qfield)?;
+        out.insert(key, total);
+    }
+    Ok(out)
+}
+
+fn decrement_many(args: &Args) -> Result<String> {
+    let src = source(args)?;
+    let raw = args.jsonb(1);
+    let mv = Movement::read(args, 2)?;
+    let caller = Caller::current()?;
+    with_spi(mv.lock_timeout_ms, |c| {
+        let b = bindings::get(c, &src, true)?;
+        let merged = lines(&b, raw.clone())?;
+        let keys: Vec<String> = merged.keys().cloned().collect();
+        let qtys: Vec<AnyNumeric> = merged.values().cloned().collect();
+        let request = || {
+            let canon: Vec<(String, String)> = merged
+                .iter()
+                .map(|(k, q)| (k.clone(), q.normalize().to_string()))
+                .collect();
+            json!({"source": src, "lines": canon, "reason": mv.reason, "reference": mv.reference})
+                .to_string()
+        };
+        idempotency::once(
+            c,
+            &caller,
+            mv.key.as_deref(),
+            "bound_decrement_many",
+            request,
+            |c| {
+                // Statement 1: lock every row in id order (no deadlock between
+                // orders naming the same items) and report each.
+                let locked = b.run(
+                    c,
+                    "lock_lines",
+                    lock_lines_sql,
+                    &[pg_sys::TEXTARRAYOID, pg_sys::NUMERICARRAYOID, BOOL, TEXT],
+                    &[
+                        keys.clone().into(),
+                        qtys.clone().into(),
+                        caller.admin.into(),
+                        caller.tenant.clone().into(),
+                    ],
+                )?;
+                let mut found: BTreeMap<String, (String, bool)> = BTreeMap::new();
+                let mut short = Vec::new();
+                for row in locked {
+                    let k = row.get::<String>(1)?.unwrap_or_default();
+                    let avail = row.get::<String>(2)?.unwrap_or_default();
+                    let qty = row
+                        .get::<AnyNumeric>(3)?
+                        .map(|n| n.normalize().to_string())
+                        .unwrap_or_default();
+                    if row.get::<bool>(4)?.unwrap_or(true) {
+                        short.push(Shortfall {
+                            inventory_id: k.clone(),
+                            available: avail,
+                            requested: merged
+                                .get(&k)
+                                .map(|q| q.normalize().to_string())
+                                .unwrap_or_default(),
+                        });
+                    }
+                    found.insert(k, (qty, row.get::<bool>(5)?.unwrap_or(true)));
+                }
+                let missing: Vec<String> = keys
+                    .iter()
+                    .filter(|k| !found.contains_key(*k))
+                    .cloned()
+                    .collect();
+                if !missing.is_empty() {
+                    return Err(Error::NotFound {
+                        entity: "item",
+                        ids: missing,
+                    });
+                }
+                if !short.is_empty() {
+                    return Err(Error::Insufficient { lines: short });
+                }
+                // Statement 2, with a fresh snapshot taken after the locks: apply
+                // the tracked lines and write their ledger rows.
+                let (tk, tq): (Vec<String>, Vec<AnyNumeric>) = merged
+                    .iter()
+                    .filter(|(k, _)| found.get(*k).is_some_and(|f| f.1))
+                    .map(|(k, q)| (k.clone(), q.clone()))
+                    .unzip();
+                let mut applied: BTreeMap<String, (String, String)> = BTreeMap::new();
+                if !tk.is_empty() {
+                    let t = b.run(
+                        c,
+                        "apply_lines",
+                        apply_lines_sql,
+                        &[
+                            pg_sys::TEXTARRAYOID,
+                            pg_sys::NUMERICARRAYOID,
+                            TEXT,
+                            TEXT,
+                            TEXT,
+                            TEXT,
+                            BOOL,
+                        ],
+                        &[
+                            tk.into(),
+                            tq.into(),
+                            mv.reason.clone().into(),
+                            mv.reference.clone().into(),
+                            mv.key.clone().into(),
+                            b.name.clone().into(),
+                            mv.ledger.into(),
+                        ],
+                    )?;
+                    for row in t {
+                        applied.insert(
+                            row.get::<String>(1)?.unwrap_or_default(),
+                            (
+                                row.get::<String>(2)?.unwrap_or_default(),
+                                row.get::<String>(3)?.unwrap_or_default(),
+                            ),
+                        );
+                    }
+                }
+                let out: Vec<Value> = merged
+                .iter()
+                .map(|(k, q)| match applied.get(k) {
+                    Some((old, new)) => json!({"item_id": k, "old_quantity": num_json(old),
+                                               "new_quantity": num_json(new), "deducted": num_json(q.normalize())}),
+                    None => {
+                        let cur = found.get(k).map(|f| num_json(&f.0)).unwrap_or(Value::Null);
+                        json!({"item_id": k, "old_quantity": cur.clone(), "new_quantity": cur,
+                               "deducted": 0, "tracked": false})
+                    }
+                })
+                .collect();
+                Ok(json!({"success": true, "source": b.name, "lines": out}).to_string())
+            },
+        )
+    })
+}
+
+entry_point!(ai_bound_decrement, pg_finfo_ai_bound_decrement, decrement);
+entry_point!(ai_bound_increment, pg_finfo_ai_bound_increment, increment);
+entry_point!(ai_bound_adjust, pg_finfo_ai_bound_adjust, adjust);
+entry_point!(ai_bound_get, pg_finfo_ai_bound_get, get);
+entry_point!(
+    ai_bound_decrement_many,
+    pg_finfo_ai_bound_decrement_many,
+    decrement_many
+);

@@ -1,0 +1,663 @@
+//! `#[pg_test]`s for adopted tables (bindings.rs, bound.rs, bound_batches.rs)
+//! and the drop-in recipes of docs/adopting.md. The races are in
+//! pg_test/bound_stress.py.
+
+#[pgrx::pg_schema]
+mod tests {
+    use crate::test_support::*;
+    use pgrx::prelude::*;
+
+    const U1: &str = "10000000-0000-0000-0000-000000000001";
+    const U2: &str = "10000000-0000-0000-0000-000000000002";
+    const UX: &str = "10000000-0000-0000-0000-0000000000ff";
+
+    fn run(sql: &str) {
+        Spi::run(sql).unwrap();
+    }
+
+    /// Seed 002's table: inventory(id uuid, quantity numeric).
+    fn inventory() {
+        run("CREATE TABLE public.inventory (id uuid PRIMARY KEY, quantity numeric NOT NULL)");
+        run(&format!(
+            "INSERT INTO public.inventory VALUES ('{U1}', 10), ('{U2}', 5)"
+        ));
+    }
+
+    /// Seed 003's tables: products with an integer id and quantity, batches.
+    fn products_and_batches() {
+        run(
+            "CREATE TABLE public.products (id integer PRIMARY KEY, name text,
+               available_quantity integer NOT NULL,
+               CONSTRAINT products_available_quantity_nonnegative CHECK (available_quantity >= 0))",
+        );
+        run("INSERT INTO public.products VALUES (1, 'a', 10), (2, 'b', 3)");
+        run("CREATE TABLE public.batches (id uuid PRIMARY KEY,
+               status text NOT NULL DEFAULT 'available', driver_id uuid)");
+        run(&format!(
+            "INSERT INTO public.batches (id) VALUES ('{U1}'), ('{U2}')"
+        ));
+    }
+
+    /// Identifiers that need quoting, seed 004's shape plus track and tenant.
+    fn stock_items() {
+        run(
+            r#"CREATE TABLE public."Stock Items" ("Item Id" text PRIMARY KEY,
+               "On Hand" numeric NOT NULL, "Held" numeric NOT NULL DEFAULT 0,
+               "Sell Always" boolean, "Tenant" text)"#,
+        );
+        run(
+            r#"INSERT INTO public."Stock Items" VALUES ('sku-1', 10, 4, NULL, NULL),
+               ('svc', 0, 0, false, NULL), ('t1-item', 5, 0, true, 't1'), ('t2-item', 5, 0, true, 't2')"#,
+        );
+        call(
+            r#"atomic_inventory.bind_stock_source('items4', 'public."Stock Items"', 'Item Id', 'On Hand',
+                 p_reserved_column => 'Held', p_track_column => 'Sell Always', p_tenant_column => 'Tenant')"#,
+        );
+    }
+
+    fn bind_inventory() -> serde_json::Value {
+        call("atomic_inventory.bind_stock_source('inv', 'public.inventory', 'id', 'quantity')")
+    }
+
+    fn drift(src: &str) -> i64 {
+        Spi::get_one::<i64>(&format!(
+            "SELECT count(*) FROM atomic_inventory.reconcile_source('{src}')"
+        ))
+        .unwrap()
+        .unwrap()
+    }
+
+    fn bad_bind(sql: &str, field: &str) {
+        let (_, d) = assert_err(sql, "22023", "INVALID_INPUT");
+        assert_eq!(d["field"], field, "{sql}");
+    }
+
+    #[pg_test]
+    fn bind_validation_errors() {
+        inventory();
+        run("CREATE TABLE public.loose (id uuid, quantity numeric CHECK (quantity >= 0), label text,
+               flag boolean, n numeric(10,2) PRIMARY KEY)");
+        run("CREATE UNIQUE INDEX loose_partial ON public.loose (id) WHERE label IS NULL");
+        run("CREATE VIEW public.inv_view AS SELECT * FROM public.inventory");
+        let b = "SELECT atomic_inventory.bind_stock_source";
+        bad_bind(
+            &format!("{b}('Bad-Name', 'public.inventory', 'id', 'quantity')"),
+            "p_name",
+        );
+        bad_bind(
+            &format!("{b}(NULL, 'public.inventory', 'id', 'quantity')"),
+            "p_name",
+        );
+        bad_bind(
+            &format!("{b}('x', 'public.inv_view', 'id', 'quantity')"),
+            "p_relation",
+        );
+        bad_bind(
+            &format!("{b}('x', 'atomic_inventory.items', 'id', 'quantity')"),
+            "p_relation",
+        );
+        bad_bind(
+            &format!("{b}('x', 'pg_catalog.pg_class', 'oid', 'relpages')"),
+            "p_relation",
+        );
+        bad_bind(
+            &format!("{b}('x', 'public.inventory', 'nope', 'quantity')"),
+            "p_id_column",
+        );
+        bad_bind(
+            &format!("{b}('x', 'public.inventory', 'id', 'nope')"),
+            "p_quantity_column",
+        );
+        bad_bind(
+            &format!("{b}('x', 'public.loose', 'n', 'quantity')"),
+            "p_id_column",
+        );
+        // not unique: no index, or only a partial one
+        bad_bind(
+            &format!("{b}('x', 'public.loose', 'id', 'quantity')"),
+            "p_id_column",
+        );
+        bad_bind(
+            &format!("{b}('x', 'public.loose', 'label', 'quantity')"),
+            "p_id_column",
+        );
+        bad_bind(
+            &format!("{b}('x', 'public.inventory', 'id', 'id')"),
+            "p_quantity_column",
+        );
+        run("ALTER TABLE public.inventory ADD COLUMN note text, ADD COLUMN r2 numeric DEFAULT 0");
+        bad_bind(
+            &format!("{b}('x', 'public.inventory', 'id', 'note')"),
+            "p_quantity_column",
+        );
+        bad_bind(
+            &format!("{b}('x', 'public.inventory', 'id', 'quantity', 'note')"),
+            "p_reserved_column",
+        );
+        bad_bind(
+            &format!("{b}('x', 'public.inventory', 'id', 'quantity', p_track_column => 'note')"),
+            "p_track_column",
+        );
+        bad_bind(
+            &format!("{b}('x', 'public.inventory', 'id', 'quantity', p_tenant_column => 'nope')"),
+            "p_tenant_column",
+        );
+        bad_bind(
+            &format!("{b}('x', 'public.inventory', 'id', 'quantity', 'quantity')"),
+            "columns",
+        );
+        // no CHECK (quantity >= 0) and not allowed to add one
+        bad_bind(
+            &format!("{b}('x', 'public.inventory', 'id', 'quantity', p_add_check => false)"),
+            "p_quantity_column",
+        );
+        // negative rows: the added CHECK cannot be validated; nothing is left behind
+        run(&format!(
+            "INSERT INTO public.inventory (id, quantity) VALUES ('{UX}', -1)"
+        ));
+        let (msg, d) = assert_err(
+            &format!("{b}('x', 'public.inventory', 'id', 'quantity')"),
+            "22023",
+            "INVALID_INPUT",
+        );
+        assert_eq!(d["field"], "p_quantity_column");
+        assert!(msg.contains("1 rows"), "{msg}");
+        assert_eq!(scalar("SELECT count(*)::text FROM pg_constraint WHERE conrelid = 'public.inventory'::regclass AND contype = 'c'"), "0");
+        assert_eq!(
+            scalar("SELECT count(*)::text FROM atomic_inventory.bindings"),
+            "0"
+        );
+        run(&format!("DELETE FROM public.inventory WHERE id = '{UX}'"));
+        bind_inventory();
+        bad_bind(
+            &format!("{b}('inv', 'public.inventory', 'id', 'quantity')"),
+            "p_name",
+        );
+        // batch sources
+        run("CREATE TYPE public.bstatus AS ENUM ('open', 'taken')");
+        run("CREATE TABLE public.b2 (id bigint PRIMARY KEY, st public.bstatus NOT NULL DEFAULT 'open', n integer, who text)");
+        let bb = "SELECT atomic_inventory.bind_batch_source";
+        bad_bind(
+            &format!("{bb}('y', 'public.b2', 'id', 'n', 'who')"),
+            "p_status_column",
+        );
+        bad_bind(
+            &format!("{bb}('y', 'public.b2', 'id', 'st', 'n')"),
+            "p_assignee_column",
+        );
+        bad_bind(
+            &format!("{bb}('y', 'public.b2', 'id', 'st', 'who')"),
+            "p_available_value",
+        );
+        bad_bind(
+            &format!("{bb}('y', 'public.b2', 'id', 'st', 'who', 'open', 'open')"),
+            "p_claimed_value",
+        );
+        bad_bind(
+            &format!("{bb}('y', 'public.b2', 'id', 'st', 'who', 'open', 'nope')"),
+            "p_claimed_value",
+        );
+        let r = call("atomic_inventory.bind_batch_source('y', 'public.b2', 'id', 'st', 'who', 'open', 'taken')");
+        assert_eq!(r["id_type"], "bigint");
+        // unbind of an unknown name
+        assert_err(
+            "SELECT atomic_inventory.unbind_source('nope')",
+            "PT404",
+            "NOT_FOUND",
+        );
+        // only the table's owner may bind it
+        run("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ai_stranger') THEN CREATE ROLE ai_stranger; END IF; END $$");
+        run("GRANT USAGE ON SCHEMA atomic_inventory TO ai_stranger");
+        run("GRANT EXECUTE ON FUNCTION atomic_inventory.bind_stock_source(text, regclass, name, name, name, name, name, boolean) TO ai_stranger");
+        run("SET ROLE ai_stranger");
+        bad_bind(
+            &format!("{b}('z', 'public.inventory', 'id', 'quantity')"),
+            "p_relation",
+        );
+        run("RESET ROLE");
+    }
+
+    #[pg_test]
+    fn bind_adds_and_validates_the_check_and_writes_initial_ledger_rows() {
+        inventory();
+        let r = bind_inventory();
+        assert_eq!(r["check_added"], "inventory_ai_quantity_nonnegative");
+        assert_eq!(r["initial_ledger_rows"], 2);
+        assert_eq!(
+            scalar("SELECT convalidated::text FROM pg_constraint WHERE conname = 'inventory_ai_quantity_nonnegative'"),
+            "true"
+        );
+        assert_eq!(drift("inv"), 0);
+        // an existing CHECK is recognised, none added (seed 003's products)
+        products_and_batches();
+        let r = call("atomic_inventory.bind_stock_source('products', 'public.products', 'id', 'available_quantity', p_add_check => false)");
+        assert_eq!(r["check_added"], serde_json::Value::Null);
+        assert_eq!(
+            scalar("SELECT count(*)::text FROM atomic_inventory.bound_sources"),
+            "2"
+        );
+        // ledger off: no initial rows
+        run("SET LOCAL atomic_inventory.ledger = off");
+        let r = call("atomic_inventory.bind_stock_source('products2', 'public.products', 'id', 'available_quantity')");
+        assert_eq!(r["initial_ledger_rows"], 0);
+    }
+
+    #[pg_test]
+    fn uuid_source_operations() {
+        inventory();
+        bind_inventory();
+        let r = call(&format!(
+            "atomic_inventory.bound_decrement('inv', '{}', 3)",
+            U1.to_uppercase()
+        ));
+        assert_eq!(r["success"], true);
+        assert_eq!(r["item_id"], U1);
+        assert_eq!(r["old_quantity"], 10);
+        assert_eq!(r["new_quantity"], 7);
+        assert_eq!(r["deducted"], 3);
+        let (_, d) = assert_err(
+            &format!("SELECT atomic_inventory.bound_decrement('inv', '{U2}', 6)"),
+            "PT409",
+            "INSUFFICIENT_INVENTORY",
+        );
+        assert_eq!(d["lines"][0]["available"], "5");
+        assert_eq!(d["lines"][0]["requested"], "6");
+        assert_err(
+            &format!("SELECT atomic_inventory.bound_decrement('inv', '{UX}', 1)"),
+            "PT404",
+            "NOT_FOUND",
+        );
+        let (_, d) = assert_err(
+            "SELECT atomic_inventory.bound_decrement('inv', 'not-a-uuid', 1)",
+            "22023",
+            "INVALID_INPUT",
+        );
+        assert_eq!(d["field"], "p_item_id");
+        assert_err(
+            &format!("SELECT atomic_inventory.bound_decrement('inv', '{U1}', 0)"),
+            "22023",
+            "INVALID_QUANTITY",
+        );
+        assert_err(
+            &format!("SELECT atomic_inventory.bound_decrement('nope', '{U1}', 1)"),
+            "PT404",
+            "NOT_FOUND",
+        );
+        let r = call(&format!(
+            "atomic_inventory.bound_increment('inv', '{U1}', 2.5)"
+        ));
+        assert_eq!(r["new_quantity"], 9.5);
+        assert_eq!(r["added"], 2.5);
+        assert_err(
+            &format!("SELECT atomic_inventory.bound_increment('inv', '{UX}', 1)"),
+            "PT404",
+            "NOT_FOUND",
+        );
+        let (_, d) = assert_err(
+            &format!(
+                "SELECT atomic_inventory.bound_adjust('inv', '{U1}', 4, p_expected_quantity => 1)"
+            ),
+            "PT409",
+            "QUANTITY_MISMATCH",
+        );
+        assert_eq!(d["actual"], "9.5");
+        assert_err(
+            &format!("SELECT atomic_inventory.bound_adjust('inv', '{U1}', 4)"),
+            "22023",
+            "INVALID_INPUT",
+        );
+        let r = call(&format!(
+            "atomic_inventory.bound_adjust('inv', '{U1}', 4, p_expected_quantity => 9.5)"
+        ));
+        assert_eq!(r["delta"], -5.5);
+        let g = call(&format!("atomic_inventory.bound_get('inv', '{U1}')"));
+        assert_eq!(g["quantity"], 4);
+        assert_eq!(g["available"], 4);
+        assert_err(
+            &format!("SELECT atomic_inventory.bound_get('inv', '{UX}')"),
+            "PT404",
+            "NOT_FOUND",
+        );
+        assert_eq!(
+            scalar(&format!("SELECT string_agg(kind, ',' ORDER BY id) FROM atomic_inventory.ledger WHERE source = 'inv' AND item_key = '{U1}'")),
+            "initial,decrement,increment,adjust"
+        );
+        assert_eq!(drift("inv"), 0);
+        // a write outside the functions shows up as drift
+        run(&format!(
+            "UPDATE public.inventory SET quantity = quantity + 1 WHERE id = '{U2}'"
+        ));
+        assert_eq!(drift("inv"), 1);
+        // a batch function on a stock source
+        assert_err(
+            &format!("SELECT atomic_inventory.bound_claim_batch('inv', '{U1}', 'd')"),
+            "22023",
+            "INVALID_INPUT",
+        );
+    }
+
+    #[pg_test]
+    fn bigint_source_takes_whole_quantities() {
+        run("CREATE TABLE public.stock8 (id bigint PRIMARY KEY, qty integer NOT NULL CHECK (qty >= 0))");
+        run("INSERT INTO public.stock8 VALUES (9000000000, 5)");
+        call("atomic_inventory.bind_stock_source('s8', 'public.stock8', 'id', 'qty', p_add_check => false)");
+        let r = call("atomic_inventory.bound_decrement('s8', ' 9000000000', 2)");
+        assert_eq!(r["item_id"], "9000000000");
+        assert_eq!(r["new_quantity"], 3);
+        assert_err(
+            "SELECT atomic_inventory.bound_decrement('s8', '9000000000', 1.5)",
+            "22023",
+            "INVALID_QUANTITY",
+        );
+        assert_err(
+            "SELECT atomic_inventory.bound_increment('s8', '9000000000', 3000000000)",
+            "22023",
+            "INVALID_QUANTITY",
+        );
+        let (_, d) = assert_err(
+            "SELECT atomic_inventory.bound_decrement('s8', '12x', 1)",
+            "22023",
+            "INVALID_INPUT",
+        );
+        assert_eq!(d["field"], "p_item_id");
+        assert_err(
+            "SELECT atomic_inventory.bound_decrement('s8', '9000000000', 4)",
+            "PT409",
+            "INSUFFICIENT_INVENTORY",
+        );
+        assert_err(
+            "SELECT atomic_inventory.bound_decrement('s8', '1', 1)",
+            "PT404",
+            "NOT_FOUND",
+        );
+        assert_eq!(drift("s8"), 0);
+    }
+
+    #[pg_test]
+    fn quoted_identifiers_reserved_untracked_and_tenants() {
+        stock_items();
+        // available = "On Hand" - "Held" = 6
+        let (_, d) = assert_err(
+            "SELECT atomic_inventory.bound_decrement('items4', 'sku-1', 7)",
+            "PT409",
+            "INSUFFICIENT_INVENTORY",
+        );
+        assert_eq!(d["lines"][0]["available"], "6");
+        let r = call("atomic_inventory.bound_decrement('items4', 'sku-1', 6)");
+        assert_eq!(r["new_quantity"], 4);
+        let r = call("atomic_inventory.bound_decrement('items4', 'svc', 3)");
+        assert_eq!(r["tracked"], false);
+        assert_eq!(r["deducted"], 0);
+        let g = call("atomic_inventory.bound_get('items4', 'sku-1')");
+        assert_eq!(g["reserved"], 4);
+        assert_eq!(g["available"], 0);
+        // below what is held
+        assert_err(
+            "SELECT atomic_inventory.bound_adjust('items4', 'sku-1', 3, p_force => true)",
+            "PT409",
+            "BELOW_RESERVED",
+        );
+        // a non-admin caller of tenant t1 sees shared rows and t1's, not t2's
+        as_app_user();
+        run("SET atomic_inventory.tenant_id = 't1'");
+        call("atomic_inventory.bound_decrement('items4', 't1-item', 1)");
+        assert_err(
+            "SELECT atomic_inventory.bound_decrement('items4', 't2-item', 1)",
+            "PT404",
+            "NOT_FOUND",
+        );
+        assert_err(
+            "SELECT atomic_inventory.bound_get('items4', 't2-item')",
+            "PT404",
+            "NOT_FOUND",
+        );
+        let (_, d) = assert_err(
+            r#"SELECT atomic_inventory.bound_decrement_many('items4', '[{"item_id": "t1-item", "quantity": 1}, {"item_id": "t2-item", "quantity": 1}]')"#,
+            "PT404",
+            "NOT_FOUND",
+        );
+        assert_eq!(d["ids"], serde_json::json!(["t2-item"]));
+        assert_eq!(
+            scalar("SELECT count(*)::text FROM atomic_inventory.reconcile_source('items4')"),
+            "0"
+        );
+        // binding is for owners, not in grant_usage
+        let (state, _, _) = err("SELECT atomic_inventory.unbind_source('items4')");
+        assert_eq!(state, "42501");
+        run("RESET ROLE");
+        run("RESET atomic_inventory.tenant_id");
+        assert_eq!(
+            scalar(
+                r#"SELECT "On Hand"::text FROM public."Stock Items" WHERE "Item Id" = 't1-item'"#
+            ),
+            "4"
+        );
+        assert_eq!(drift("items4"), 0);
+    }
+
+    #[pg_test]
+    fn decrement_many_merges_locks_and_is_all_or_nothing() {
+        stock_items();
+        let r = call(
+            r#"atomic_inventory.bound_decrement_many('items4', '[{"item_id": "sku-1", "quantity": 2}, {"item_id": "svc", "quantity": 1}, {"item_id": "sku-1", "quantity": "1.5"}]')"#,
+        );
+        assert_eq!(r["lines"][0]["item_id"], "sku-1");
+        assert_eq!(r["lines"][0]["deducted"], 3.5);
+        assert_eq!(r["lines"][0]["new_quantity"], 6.5);
+        assert_eq!(r["lines"][1]["tracked"], false);
+        let (_, d) = assert_err(
+            r#"SELECT atomic_inventory.bound_decrement_many('items4', '[{"item_id": "t1-item", "quantity": 1}, {"item_id": "sku-1", "quantity": 3}]')"#,
+            "PT409",
+            "INSUFFICIENT_INVENTORY",
+        );
+        assert_eq!(d["lines"][0]["inventory_id"], "sku-1");
+        assert_eq!(
+            scalar(
+                r#"SELECT "On Hand"::text FROM public."Stock Items" WHERE "Item Id" = 't1-item'"#
+            ),
+            "5"
+        );
+        let (_, d) = assert_err(
+            r#"SELECT atomic_inventory.bound_decrement_many('items4', '[{"item_id": "nope", "quantity": 1}]')"#,
+            "PT404",
+            "NOT_FOUND",
+        );
+        assert_eq!(d["ids"], serde_json::json!(["nope"]));
+        for lines in [
+            r#"'[]'"#,
+            r#"'{}'"#,
+            r#"'[{"item_id": ""}]'"#,
+            r#"'[{"item_id": "x", "quantity": -1}]'"#,
+        ] {
+            err(&format!(
+                "SELECT atomic_inventory.bound_decrement_many('items4', {lines})"
+            ));
+        }
+        assert_eq!(drift("items4"), 0);
+    }
+
+    #[pg_test]
+    fn idempotent_replay_applies_once() {
+        inventory();
+        bind_inventory();
+        let call1 = format!(
+            "atomic_inventory.bound_decrement('inv', '{U1}', 2, p_idempotency_key => 'k1')"
+        );
+        let a = call(&call1);
+        let b = call(&call1);
+        assert_eq!(a, b);
+        assert_eq!(
+            scalar(&format!(
+                "SELECT quantity::text FROM public.inventory WHERE id = '{U1}'"
+            )),
+            "8"
+        );
+        assert_eq!(
+            scalar(
+                "SELECT count(*)::text FROM atomic_inventory.ledger WHERE idempotency_key = 'k1'"
+            ),
+            "1"
+        );
+        assert_err(
+            &format!("SELECT atomic_inventory.bound_decrement('inv', '{U1}', 3, p_idempotency_key => 'k1')"),
+            "PT422",
+            "IDEMPOTENCY_CONFLICT",
+        );
+        let m = format!(
+            r#"atomic_inventory.bound_decrement_many('inv', '[{{"item_id": "{U2}", "quantity": 1}}]', p_idempotency_key => 'k2')"#
+        );
+        assert_eq!(call(&m), call(&m));
+        assert_eq!(
+            scalar(&format!(
+                "SELECT quantity::text FROM public.inventory WHERE id = '{U2}'"
+            )),
+            "4"
+        );
+        assert_eq!(drift("inv"), 0);
+    }
+
+    #[pg_test]
+    fn rebinding_a_name_to_another_table_drops_the_kept_plans() {
+        inventory();
+        bind_inventory();
+        call(&format!(
+            "atomic_inventory.bound_decrement('inv', '{U1}', 1)"
+        ));
+        call("atomic_inventory.unbind_source('inv')");
+        assert_err(
+            &format!("SELECT atomic_inventory.bound_decrement('inv', '{U1}', 1)"),
+            "PT404",
+            "NOT_FOUND",
+        );
+        run("CREATE TABLE public.other (code text PRIMARY KEY, n bigint NOT NULL CHECK (n >= 0))");
+        run("INSERT INTO public.other VALUES ('c1', 50)");
+        call("atomic_inventory.bind_stock_source('inv', 'public.other', 'code', 'n')");
+        let r = call("atomic_inventory.bound_decrement('inv', 'c1', 5)");
+        assert_eq!(r["new_quantity"], 45);
+        assert_eq!(
+            scalar(&format!(
+                "SELECT quantity::text FROM public.inventory WHERE id = '{U1}'"
+            )),
+            "9"
+        );
+        assert_eq!(drift("inv"), 0);
+    }
+
+    #[pg_test]
+    fn batch_claims() {
+        products_and_batches();
+        call("atomic_inventory.bind_batch_source('batches', 'public.batches', 'id', 'status', 'driver_id')");
+        let d1 = "20000000-0000-0000-0000-000000000001";
+        let d2 = "20000000-0000-0000-0000-000000000002";
+        let r = call(&format!(
+            "atomic_inventory.bound_claim_batch('batches', '{U1}', '{d1}')"
+        ));
+        assert_eq!(r["status"], "claimed");
+        assert_eq!(r["driver_id"], d1);
+        let (_, d) = assert_err(
+            &format!("SELECT atomic_inventory.bound_claim_batch('batches', '{U1}', '{d2}')"),
+            "PT409",
+            "BATCH_UNAVAILABLE",
+        );
+        assert_eq!(d["status"], "claimed");
+        // the holder retrying is a success
+        call(&format!(
+            "atomic_inventory.bound_claim_batch('batches', '{U1}', '{d1}')"
+        ));
+        assert_err(
+            &format!("SELECT atomic_inventory.bound_claim_batch('batches', '{UX}', '{d1}')"),
+            "PT404",
+            "NOT_FOUND",
+        );
+        assert_err(
+            &format!("SELECT atomic_inventory.bound_claim_batch('batches', '{U1}', 'not-uuid')"),
+            "22023",
+            "INVALID_INPUT",
+        );
+        assert_err(
+            &format!("SELECT atomic_inventory.bound_unclaim_batch('batches', '{U1}', '{d2}')"),
+            "PT403",
+            "BATCH_NOT_HELD",
+        );
+        // next: the free one, then none
+        let n = call(&format!(
+            "atomic_inventory.bound_claim_next_batch('batches', '{d2}')"
+        ));
+        assert_eq!(n["batch_id"], U2);
+        assert_eq!(scalar("SELECT coalesce(atomic_inventory.bound_claim_next_batch('batches', 'ffffffff-0000-0000-0000-000000000000')::text, 'none')"), "none");
+        let r = call(&format!(
+            "atomic_inventory.bound_unclaim_batch('batches', '{U1}', '{d1}')"
+        ));
+        assert_eq!(r["status"], "available");
+        assert_eq!(scalar(&format!("SELECT status || ':' || coalesce(driver_id::text, '-') FROM public.batches WHERE id = '{U1}'")), "available:-");
+        // the driver defaults to the JWT sub
+        run(&format!(
+            r#"SET LOCAL request.jwt.claims = '{{"sub": "{d2}"}}'"#
+        ));
+        let r = call(&format!(
+            "atomic_inventory.bound_claim_batch('batches', '{U1}')"
+        ));
+        assert_eq!(r["driver_id"], d2);
+        assert_err(
+            &format!("SELECT atomic_inventory.bound_decrement('batches', '{U1}', 1)"),
+            "22023",
+            "INVALID_INPUT",
+        );
+    }
+
+    const SEED002: &str = include_str!("../docs/recipes/seed002_decrement_inventory.sql");
+    const SEED003: &str = include_str!("../docs/recipes/seed003_products_batches.sql");
+
+    #[pg_test]
+    fn recipe_seed002_keeps_decrement_inventory() {
+        inventory();
+        run(SEED002);
+        let r = call(&format!("public.decrement_inventory('{U1}', 4)"));
+        assert_eq!(
+            r,
+            serde_json::json!({"success": true, "inventory_id": U1, "old_quantity": 10,
+                               "new_quantity": 6, "deducted": 4})
+        );
+        assert_err(
+            &format!("SELECT public.decrement_inventory('{U2}', 6)"),
+            "PT409",
+            "INSUFFICIENT_INVENTORY",
+        );
+        assert_eq!(drift("inventory"), 0);
+    }
+
+    #[pg_test]
+    fn recipe_seed003_keeps_decrement_product_quantity_and_the_409_claim() {
+        products_and_batches();
+        run(SEED003);
+        let r = call("public.decrement_product_quantity(1, 4)");
+        assert_eq!(r["new_quantity"], 6);
+        assert_err(
+            "SELECT public.decrement_product_quantity(2, 4)",
+            "PT409",
+            "INSUFFICIENT_INVENTORY",
+        );
+        run(r#"SET LOCAL request.jwt.claims = '{"sub": "30000000-0000-0000-0000-00000000000a"}'"#);
+        call(&format!("public.claim_batch('{U1}')"));
+        run(r#"SET LOCAL request.jwt.claims = '{"sub": "30000000-0000-0000-0000-00000000000b"}'"#);
+        assert_err(
+            &format!("SELECT public.claim_batch('{U1}')"),
+            "PT409",
+            "BATCH_UNAVAILABLE",
+        );
+        assert_eq!(drift("products"), 0);
+    }
+
+    #[pg_test]
+    fn the_recipes_in_the_docs_are_the_tested_ones() {
+        let doc = include_str!("../docs/adopting.md");
+        assert!(
+            doc.contains(SEED002.trim()),
+            "docs/adopting.md lacks the seed 002 recipe"
+        );
+        assert!(
+            doc.contains(SEED003.trim()),
+            "docs/adopting.md lacks the seed 003 recipe"
+        );
+    }
+}
