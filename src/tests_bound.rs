@@ -236,6 +236,18 @@ mod tests {
             scalar("SELECT count(*)::text FROM atomic_inventory.bound_sources"),
             "2"
         );
+        // stock_valid(quantity, reserved) implies quantity >= 0: accepted;
+        // a CHECK on another column, or a weaker one, is not
+        run("CREATE TABLE public.sv (id uuid PRIMARY KEY, qty numeric NOT NULL, res numeric NOT NULL DEFAULT 0,
+                 CHECK (atomic_inventory.stock_valid(qty, res)))");
+        let r = call("atomic_inventory.bind_stock_source('sv', 'public.sv', 'id', 'qty', 'res', p_add_check => false)");
+        assert_eq!(r["check_added"], serde_json::Value::Null);
+        run("CREATE TABLE public.sv2 (id uuid PRIMARY KEY, qty numeric NOT NULL, res numeric NOT NULL DEFAULT 0,
+                 CHECK (atomic_inventory.stock_valid(res, 0)), CHECK (qty > -5))");
+        bad_bind(
+            "SELECT atomic_inventory.bind_stock_source('sv2', 'public.sv2', 'id', 'qty', 'res', p_add_check => false)",
+            "p_quantity_column",
+        );
         // ledger off: no initial rows
         run("SET LOCAL atomic_inventory.ledger = off");
         let r = call("atomic_inventory.bind_stock_source('products2', 'public.products', 'id', 'available_quantity')");

@@ -56,14 +56,16 @@ SELECT atomic_inventory.stripe_item(bench.id('f', 1), 64);
 VACUUM ANALYZE atomic_inventory.item_stripes;
 
 -- Adopted table (docs/adopting.md): the items' shape in an app schema, bound,
--- sold by the decrement_bound variant. Its CHECK is the plain (quantity >= 0)
--- an app table has, not items' C CHECK.
+-- sold by the decrement_bound variant. It has the same CHECK as items (the C
+-- stock_valid, which binding accepts as "quantity >= 0"), so that the
+-- comparison with decrement measures the binding's own cost, not the table's.
 CREATE TABLE bench.items_bound (
     id              uuid    PRIMARY KEY,
-    quantity        numeric NOT NULL CHECK (quantity >= 0),
+    quantity        numeric NOT NULL,
     reserved        numeric NOT NULL DEFAULT 0,
     track_inventory boolean NOT NULL DEFAULT true,
-    tenant_id       text
+    tenant_id       text,
+    CHECK (atomic_inventory.stock_valid(quantity, reserved))
 ) WITH (fillfactor = 90);
 INSERT INTO bench.items_bound (id, quantity) SELECT bench.id('', k), 1e12 FROM generate_series(1, 100000) k;
 SELECT atomic_inventory.bind_stock_source('bench_items', 'bench.items_bound', 'id', 'quantity',
