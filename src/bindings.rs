@@ -287,7 +287,7 @@ const ID_UNIQUE: Stmt = Stmt {
 const HAS_CHECK: Stmt = Stmt {
     name: "binding_has_check",
     sql: "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint AS c, \
-                 LATERAL (SELECT pg_catalog.regexp_replace(pg_catalog.quote_ident($3), '[()[:space:]]', '', 'g') AS q) AS k \
+                 LATERAL (SELECT pg_catalog.regexp_replace(pg_catalog.quote_ident($3), '[()[:space:]]', '', 'g') AS q) AS k, \
                  LATERAL (SELECT pg_catalog.regexp_replace(pg_catalog.pg_get_expr(c.conbin, c.conrelid), \
                                                            '[()[:space:]]', '', 'g') AS e) AS x \
            WHERE c.conrelid = $1 AND c.contype = 'c' AND c.convalidated \
