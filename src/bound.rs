@@ -464,21 +464,7 @@ fn increment(args: &Args) -> Result<String> {
 fn adjust(args: &Args) -> Result<String> {
     let src = source(args)?;
     let key_text = args.text(1, "p_item_id")?;
-    let new_qty = validate::non_negative_quantity(args.numeric(2), "p_new_quantity")?;
-    let expected = match args.numeric(3) {
-        Some(n) => Some(validate::non_negative_quantity(
-            Some(n),
-            "p_expected_quantity",
-        )?),
-        None => None,
-    };
-    let force = args.bool_or(4, false);
-    if expected.is_none() && !force {
-        return Err(Error::invalid_input(
-            "p_expected_quantity",
-            "is required: pass the quantity you read (compare-and-set), or p_force => true to overwrite unconditionally",
-        ));
-    }
+    let (new_qty, expected, force) = validate::compare_and_set(args, 2)?;
     let mv = Movement::read(args, 5)?;
     let caller = Caller::current()?;
     with_spi(mv.lock_timeout_ms, |c| {

@@ -66,6 +66,28 @@ fn finite(v: Option<AnyNumeric>, field: &str) -> Result<AnyNumeric> {
     Ok(n)
 }
 
+/// The compare-and-set arguments of adjust_inventory and bound_adjust, from
+/// position `first`: p_new_quantity, p_expected_quantity, p_force. Without
+/// an expected quantity the caller must say p_force => true.
+pub fn compare_and_set(
+    args: &crate::fmgr::Args,
+    first: usize,
+) -> Result<(AnyNumeric, Option<AnyNumeric>, bool)> {
+    let new_qty = non_negative_quantity(args.numeric(first), "p_new_quantity")?;
+    let expected = match args.numeric(first + 1) {
+        Some(n) => Some(non_negative_quantity(Some(n), "p_expected_quantity")?),
+        None => None,
+    };
+    let force = args.bool_or(first + 2, false);
+    if expected.is_none() && !force {
+        return Err(Error::invalid_input(
+            "p_expected_quantity",
+            "is required: pass the quantity you read (compare-and-set), or p_force => true to overwrite unconditionally",
+        ));
+    }
+    Ok((new_qty, expected, force))
+}
+
 /// Parse a textual uuid (any case, with or without hyphens, as Postgres does
 /// for the common forms).
 pub fn parse_uuid(s: &str) -> Option<Uuid> {
