@@ -482,15 +482,31 @@ fn decrement_many(args: &Args) -> Result<String> {
                 )?;
                 let mut tracked = Vec::with_capacity(merged_ids.len());
                 let mut current = Vec::with_capacity(merged_ids.len());
-                let mut fast = locked.len() == merged_ids.len();
+                let mut found = Vec::with_capacity(merged_ids.len());
+                let mut short = Vec::new();
+                let mut any_striped = false;
                 for row in locked {
-                    let short = row.get::<bool>(4)?.unwrap_or(true);
-                    let striped = row.get::<bool>(6)?.unwrap_or(true);
-                    fast &= !short && !striped;
+                    let id = row
+                        .get::<Uuid>(1)?
+                        .ok_or_else(|| Error::Internal("a locked item row without an id".into()))?;
+                    if row.get::<bool>(4)?.unwrap_or(true) {
+                        // merged_ids is sorted and so are the rows: find the line
+                        let at = merged_ids.binary_search_by(|m| m.as_bytes().cmp(id.as_bytes()));
+                        short.push(Shortfall {
+                            inventory_id: validate::uuid_text(&id),
+                            available: row.get::<String>(2)?.unwrap_or_default(),
+                            requested: at.map(|i| merged_qtys[i].to_string()).unwrap_or_default(),
+                        });
+                    }
+                    any_striped |= row.get::<bool>(6)?.unwrap_or(true);
                     current.push(row.get::<AnyNumeric>(3)?.unwrap_or_default());
                     tracked.push(row.get::<bool>(5)?.unwrap_or(true));
+                    found.push(id);
                 }
-                if fast {
+                if !any_striped {
+                    // Missing or short lines are answered from these rows;
+                    // nothing was written, the transaction is aborted by the error.
+                    refuse(&merged_ids, &found, short)?;
                     let applied = run(
                         c,
                         &APPLY_LINES_FAST,
@@ -507,9 +523,8 @@ fn decrement_many(args: &Args) -> Result<String> {
                     )?;
                     return Ok(applied.first().get::<String>(1)?.unwrap_or_default());
                 }
-                // Refused (a line not found, not covered, or striped): the
-                // general path, on rows already locked, says why, or gathers
-                // striped items' stripes and applies.
+                // A striped item's stock is partly in its stripes: the general
+                // path (rows already locked) gathers them, then judges and applies.
                 let striped = lock_and_check_lines(c, &caller, &ids, &qtys)?;
                 let applied = run(
                     c,
@@ -529,6 +544,28 @@ fn decrement_many(args: &Args) -> Result<String> {
             },
         )
     })
+}
+
+/// NOT_FOUND for the ids not among `found` (every missing one, sorted), else
+/// INSUFFICIENT_INVENTORY for the `short` lines; Ok when neither.
+fn refuse(ids: &[Uuid], found: &[Uuid], short: Vec<Shortfall>) -> Result<()> {
+    let mut missing: Vec<String> = ids
+        .iter()
+        .filter(|u| !found.contains(u))
+        .map(validate::uuid_text)
+        .collect();
+    missing.sort();
+    missing.dedup();
+    if !missing.is_empty() {
+        return Err(Error::NotFound {
+            entity: "inventory item",
+            ids: missing,
+        });
+    }
+    if !short.is_empty() {
+        return Err(Error::Insufficient { lines: short });
+    }
+    Ok(())
 }
 
 /// Lock every line's item in ascending id order and check that each exists
@@ -551,14 +588,13 @@ pub(crate) fn lock_and_check_lines(
         ]
     };
     // (id, available, requested, covered, striped) per locked row
-    type Row = (String, String, String, bool, bool);
+    type Row = (Uuid, String, String, bool, bool);
     let read = |c: &mut SpiClient<'_>| -> Result<Vec<Row>> {
         let mut rows = Vec::with_capacity(ids.len());
         for row in run(c, &LOCK_MANY, &args())? {
             rows.push((
                 row.get::<Uuid>(1)?
-                    .map(|u| validate::uuid_text(&u))
-                    .unwrap_or_default(),
+                    .ok_or_else(|| Error::Internal("a locked item row without an id".into()))?,
                 row.get::<String>(2)?.unwrap_or_default(),
                 row.get::<String>(3)?.unwrap_or_default(),
                 row.get::<bool>(4)?.unwrap_or(false),
@@ -568,47 +604,24 @@ pub(crate) fn lock_and_check_lines(
         Ok(rows)
     };
     let mut locked = read(c)?;
-    let striped_text: Vec<&String> = locked.iter().filter(|r| r.4).map(|r| &r.0).collect();
-    let mut striped: Vec<Uuid> = ids
-        .iter()
-        .filter(|u| !striped_text.is_empty() && striped_text.contains(&&validate::uuid_text(u)))
-        .copied()
-        .collect();
-    striped.sort_by_key(|u| *u.as_bytes());
-    striped.dedup();
+    // rows come in id order, one per item: so do these
+    let striped: Vec<Uuid> = locked.iter().filter(|r| r.4).map(|r| r.0).collect();
     if !striped.is_empty() {
         // The rows are ours now; bring the stripes in and read the totals again.
         stripes::gather(c, &striped)?;
         locked = read(c)?;
     }
-    let mut found = Vec::with_capacity(ids.len());
-    let mut short = Vec::new();
-    for (id, available, requested, covered, _) in locked {
-        if !covered {
-            short.push(Shortfall {
-                inventory_id: id.clone(),
-                available,
-                requested,
-            });
-        }
-        found.push(id);
-    }
-    let mut missing: Vec<String> = ids
-        .iter()
-        .map(validate::uuid_text)
-        .filter(|u| !found.contains(u))
+    let found: Vec<Uuid> = locked.iter().map(|r| r.0).collect();
+    let short = locked
+        .into_iter()
+        .filter(|r| !r.3)
+        .map(|(id, available, requested, _, _)| Shortfall {
+            inventory_id: validate::uuid_text(&id),
+            available,
+            requested,
+        })
         .collect();
-    missing.sort();
-    missing.dedup();
-    if !missing.is_empty() {
-        return Err(Error::NotFound {
-            entity: "inventory item",
-            ids: missing,
-        });
-    }
-    if !short.is_empty() {
-        return Err(Error::Insufficient { lines: short });
-    }
+    refuse(ids, &found, short)?;
     Ok(striped)
 }
 
