@@ -2,7 +2,8 @@
 -- two expression CHECKs, fillfactor 90 on items, no CHECK on ledger.kind),
 -- the atomic_inventory.ledger setting, striped hot items (item_stripes,
 -- stripe_item), ledger.quantity_after NULL for striped movements, adopted
--- tables (bindings, bind_*_source, bound_*, ledger.source and item_key).
+-- tables (bindings, bind_*_source, bound_*, ledger.source and item_key,
+-- reservations on bound sources: reservations.source, bound_reservation_lines).
 -- Run by ALTER EXTENSION atomic_inventory UPDATE; the same objects a fresh
 -- 0.3.0 install creates (pg_test/upgrade/run.sh compares the two catalogs).
 \echo Use "ALTER EXTENSION atomic_inventory UPDATE" to load this file. \quit
@@ -416,6 +417,123 @@ REVOKE ALL ON FUNCTION atomic_inventory.bound_unclaim_batch(text, text, text) FR
 REVOKE ALL ON FUNCTION atomic_inventory.reconcile_source(text) FROM PUBLIC;
 REVOKE ALL ON atomic_inventory.bound_sources FROM PUBLIC;
 
+-- Reservations on bound sources (issue 8): a reservation row with source
+-- set, its lines keyed by item key.
+ALTER TABLE atomic_inventory.reservations ADD COLUMN source text;
+COMMENT ON COLUMN atomic_inventory.reservations.source IS 'NULL: lines on managed items (reservation_lines); else the bound stock source whose rows it holds (bound_reservation_lines, bound_reserve).';
+CREATE INDEX reservations_source_active_idx ON atomic_inventory.reservations (source)
+    WHERE status = 'active' AND source IS NOT NULL;
+-- Lines of reservations on bound sources (bound_reserve): the held rows are
+-- the app's, named by item key; units held are in the binding's reserved
+-- column.
+CREATE TABLE atomic_inventory.bound_reservation_lines (
+    reservation_id  uuid        NOT NULL REFERENCES atomic_inventory.reservations (id) ON DELETE CASCADE,
+    item_key        text        NOT NULL,
+    quantity        numeric     NOT NULL CHECK (quantity > 0 AND quantity < 'Infinity'),
+    tracked         boolean     NOT NULL,
+    status          text        NOT NULL DEFAULT 'active'
+                    CHECK (status IN ('active', 'committed', 'released', 'expired')),
+    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (reservation_id, item_key)
+);
+COMMENT ON TABLE atomic_inventory.bound_reservation_lines IS
+    'One held row of a bound stock table per reservation (lines naming the same row are merged).';
+COMMENT ON COLUMN atomic_inventory.bound_reservation_lines.reservation_id IS 'The reservation (its source names the binding).';
+COMMENT ON COLUMN atomic_inventory.bound_reservation_lines.item_key IS 'The held row''s id as text (PostgreSQL''s id::text).';
+COMMENT ON COLUMN atomic_inventory.bound_reservation_lines.quantity IS 'Units held.';
+COMMENT ON COLUMN atomic_inventory.bound_reservation_lines.tracked IS 'Whether the row tracked inventory when reserved; untracked lines never touch the reserved column.';
+COMMENT ON COLUMN atomic_inventory.bound_reservation_lines.status IS 'active, committed, released or expired; lines can finish separately.';
+COMMENT ON COLUMN atomic_inventory.bound_reservation_lines.updated_at IS 'When the line''s status last changed.';
+REVOKE ALL ON atomic_inventory.bound_reservation_lines FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION atomic_inventory.get_reservation(p_reservation_id uuid) RETURNS json
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+DECLARE
+    v json;
+BEGIN
+    -- lines on managed items carry inventory_id; lines of a bound source
+    -- (source set) carry item_id, the row's key
+    SELECT pg_catalog.json_build_object('reservation_id', r.id, 'status', r.status,
+               'reference', r.reference, 'expires_at', r.expires_at, 'created_at', r.created_at,
+               'source', r.source,
+               'lines', CASE WHEN r.source IS NULL THEN
+                          (SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
+                                    'inventory_id', l.inventory_id, 'quantity', l.quantity, 'status', l.status)
+                                    ORDER BY l.inventory_id)
+                             FROM atomic_inventory.reservation_lines AS l
+                            WHERE l.reservation_id = r.id)
+                        ELSE
+                          (SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
+                                    'item_id', b.item_key, 'quantity', b.quantity, 'status', b.status)
+                                    ORDER BY b.item_key)
+                             FROM atomic_inventory.bound_reservation_lines AS b
+                            WHERE b.reservation_id = r.id)
+                        END)
+      INTO v
+      FROM atomic_inventory.reservations AS r
+     WHERE r.id = p_reservation_id
+       AND (r.tenant_id IS NULL OR r.tenant_id = atomic_inventory.caller_tenant()
+            OR atomic_inventory.caller_is_admin());
+    IF v IS NULL THEN
+        RAISE EXCEPTION 'NOT_FOUND: reservation % does not exist or is not visible to this tenant', p_reservation_id
+            USING ERRCODE = 'PT404',
+                  DETAIL = pg_catalog.json_build_object('code', 'NOT_FOUND', 'entity', 'reservation', 'ids',
+                                                        pg_catalog.json_build_array(p_reservation_id))::text;
+    END IF;
+    RETURN v;
+END;
+$$;
+COMMENT ON FUNCTION atomic_inventory.get_reservation(uuid) IS
+    'A reservation with its lines and their statuses (source and item_id for a reservation on a bound source).';
+
+-- Reservations on bound sources (src/bound_reservations.rs): commit,
+-- release, extend, get and expiry are the reservation functions above; these
+-- two name lines by item key.
+CREATE FUNCTION atomic_inventory.bound_reserve(
+    p_source          text,
+    p_lines           jsonb,
+    p_ttl_seconds     integer DEFAULT 900,
+    p_reference       text    DEFAULT NULL,
+    p_idempotency_key text    DEFAULT NULL,
+    p_lock_timeout_ms integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_bound_reserve';
+COMMENT ON FUNCTION atomic_inventory.bound_reserve(text, jsonb, integer, text, text, integer) IS
+    'reserve_inventory on a bound table (bound with p_reserved_column): lines [{item_id, quantity}], all or nothing, rows locked in id order, units added to the reserved column. Commit, release, extend and read it with the reservation functions. Returns {success, reservation_id, source, status, expires_at, lines}.';
+
+CREATE FUNCTION atomic_inventory.bound_commit_reservation(
+    p_reservation_id  uuid,
+    p_item_ids        text[]  DEFAULT NULL,
+    p_reason          text    DEFAULT NULL,
+    p_idempotency_key text    DEFAULT NULL,
+    p_lock_timeout_ms integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_bound_commit_reservation';
+COMMENT ON FUNCTION atomic_inventory.bound_commit_reservation(uuid, text[], text, text, integer) IS
+    'commit_reservation naming lines by item key (p_item_ids, NULL = all active lines): quantity and reserved both drop, ledger kind commit.';
+
+CREATE FUNCTION atomic_inventory.bound_release_reservation(
+    p_reservation_id  uuid,
+    p_item_ids        text[]  DEFAULT NULL,
+    p_reason          text    DEFAULT NULL,
+    p_idempotency_key text    DEFAULT NULL,
+    p_lock_timeout_ms integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_bound_release_reservation';
+COMMENT ON FUNCTION atomic_inventory.bound_release_reservation(uuid, text[], text, text, integer) IS
+    'release_reservation naming lines by item key (p_item_ids, NULL = all active lines).';
+REVOKE ALL ON FUNCTION atomic_inventory.bound_reserve(text, jsonb, integer, text, text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.bound_commit_reservation(uuid, text[], text, text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.bound_release_reservation(uuid, text[], text, text, integer) FROM PUBLIC;
+
 -- grant_usage opens the bound_* operations too.
 CREATE OR REPLACE FUNCTION atomic_inventory.grant_usage(p_role name) RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -453,6 +571,9 @@ BEGIN
         'atomic_inventory.bound_claim_batch(text, text, text)',
         'atomic_inventory.bound_claim_next_batch(text, text)',
         'atomic_inventory.bound_unclaim_batch(text, text, text)',
+        'atomic_inventory.bound_reserve(text, jsonb, integer, text, text, integer)',
+        'atomic_inventory.bound_commit_reservation(uuid, text[], text, text, integer)',
+        'atomic_inventory.bound_release_reservation(uuid, text[], text, text, integer)',
         'atomic_inventory.reconcile_source(text)',
         'atomic_inventory.caller_tenant()',
         'atomic_inventory.caller_is_admin()'

@@ -191,11 +191,17 @@ CREATE TABLE atomic_inventory.reservations (
     tenant_id       text,
     expires_at      timestamptz NOT NULL,
     created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
+    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- no foreign key to bindings: finished reservations outlive a binding;
+    -- unbind_source refuses while active ones exist (src/bindings.rs)
+    source          text
 );
 -- the sweep finds due reservations without scanning finished ones
 CREATE INDEX reservations_due_idx ON atomic_inventory.reservations (expires_at)
     WHERE status = 'active';
+-- unbind_source counts a source's active reservations
+CREATE INDEX reservations_source_active_idx ON atomic_inventory.reservations (source)
+    WHERE status = 'active' AND source IS NOT NULL;
 COMMENT ON TABLE atomic_inventory.reservations IS
     'Inventory holds (carts, pending orders): reserve_inventory creates them, commit_reservation turns them into sales, release_reservation and expiry give the units back.';
 COMMENT ON COLUMN atomic_inventory.reservations.id IS 'Reservation id, passed as p_reservation_id.';
@@ -205,6 +211,7 @@ COMMENT ON COLUMN atomic_inventory.reservations.tenant_id IS 'Tenant of the call
 COMMENT ON COLUMN atomic_inventory.reservations.expires_at IS 'After this the hold lapses: commit is refused and the sweep releases it.';
 COMMENT ON COLUMN atomic_inventory.reservations.created_at IS 'When it was reserved.';
 COMMENT ON COLUMN atomic_inventory.reservations.updated_at IS 'When its status or expiry last changed.';
+COMMENT ON COLUMN atomic_inventory.reservations.source IS 'NULL: lines on managed items (reservation_lines); else the bound stock source whose rows it holds (bound_reservation_lines, bound_reserve).';
 
 CREATE TABLE atomic_inventory.reservation_lines (
     reservation_id  uuid        NOT NULL REFERENCES atomic_inventory.reservations (id) ON DELETE CASCADE,
@@ -349,3 +356,25 @@ COMMENT ON COLUMN atomic_inventory.bindings.assignee_column IS 'Batch: column re
 COMMENT ON COLUMN atomic_inventory.bindings.created_at IS 'When the table was bound.';
 -- Bindings are configuration: pg_dump keeps their rows.
 SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.bindings', '');
+
+-- Lines of reservations on bound sources (bound_reserve): the held rows are
+-- the app's, named by item key; units held are in the binding's reserved
+-- column.
+CREATE TABLE atomic_inventory.bound_reservation_lines (
+    reservation_id  uuid        NOT NULL REFERENCES atomic_inventory.reservations (id) ON DELETE CASCADE,
+    item_key        text        NOT NULL,
+    quantity        numeric     NOT NULL CHECK (quantity > 0 AND quantity < 'Infinity'),
+    tracked         boolean     NOT NULL,
+    status          text        NOT NULL DEFAULT 'active'
+                    CHECK (status IN ('active', 'committed', 'released', 'expired')),
+    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (reservation_id, item_key)
+);
+COMMENT ON TABLE atomic_inventory.bound_reservation_lines IS
+    'One held row of a bound stock table per reservation (lines naming the same row are merged).';
+COMMENT ON COLUMN atomic_inventory.bound_reservation_lines.reservation_id IS 'The reservation (its source names the binding).';
+COMMENT ON COLUMN atomic_inventory.bound_reservation_lines.item_key IS 'The held row''s id as text (PostgreSQL''s id::text).';
+COMMENT ON COLUMN atomic_inventory.bound_reservation_lines.quantity IS 'Units held.';
+COMMENT ON COLUMN atomic_inventory.bound_reservation_lines.tracked IS 'Whether the row tracked inventory when reserved; untracked lines never touch the reserved column.';
+COMMENT ON COLUMN atomic_inventory.bound_reservation_lines.status IS 'active, committed, released or expired; lines can finish separately.';
+COMMENT ON COLUMN atomic_inventory.bound_reservation_lines.updated_at IS 'When the line''s status last changed.';

@@ -342,13 +342,24 @@ AS $$
 DECLARE
     v json;
 BEGIN
+    -- lines on managed items carry inventory_id; lines of a bound source
+    -- (source set) carry item_id, the row's key
     SELECT pg_catalog.json_build_object('reservation_id', r.id, 'status', r.status,
                'reference', r.reference, 'expires_at', r.expires_at, 'created_at', r.created_at,
-               'lines', (SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
-                            'inventory_id', l.inventory_id, 'quantity', l.quantity, 'status', l.status)
-                            ORDER BY l.inventory_id)
-                           FROM atomic_inventory.reservation_lines AS l
-                          WHERE l.reservation_id = r.id))
+               'source', r.source,
+               'lines', CASE WHEN r.source IS NULL THEN
+                          (SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
+                                    'inventory_id', l.inventory_id, 'quantity', l.quantity, 'status', l.status)
+                                    ORDER BY l.inventory_id)
+                             FROM atomic_inventory.reservation_lines AS l
+                            WHERE l.reservation_id = r.id)
+                        ELSE
+                          (SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
+                                    'item_id', b.item_key, 'quantity', b.quantity, 'status', b.status)
+                                    ORDER BY b.item_key)
+                             FROM atomic_inventory.bound_reservation_lines AS b
+                            WHERE b.reservation_id = r.id)
+                        END)
       INTO v
       FROM atomic_inventory.reservations AS r
      WHERE r.id = p_reservation_id
@@ -364,7 +375,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION atomic_inventory.get_reservation(uuid) IS
-    'A reservation with its lines and their statuses.';
+    'A reservation with its lines and their statuses (source and item_id for a reservation on a bound source).';
 
 -- Warehouse packing (seeds 000/001).
 
@@ -515,6 +526,49 @@ AS 'MODULE_PATHNAME', 'ai_bound_get';
 COMMENT ON FUNCTION atomic_inventory.bound_get(text, text) IS
     'One bound row''s stock: {source, item_id, quantity, reserved, available, tracked, tenant_id} (NOT_FOUND, PT404, if not visible).';
 
+-- Reservations on bound sources (src/bound_reservations.rs): commit,
+-- release, extend, get and expiry are the reservation functions above; these
+-- two name lines by item key.
+CREATE FUNCTION atomic_inventory.bound_reserve(
+    p_source          text,
+    p_lines           jsonb,
+    p_ttl_seconds     integer DEFAULT 900,
+    p_reference       text    DEFAULT NULL,
+    p_idempotency_key text    DEFAULT NULL,
+    p_lock_timeout_ms integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_bound_reserve';
+COMMENT ON FUNCTION atomic_inventory.bound_reserve(text, jsonb, integer, text, text, integer) IS
+    'reserve_inventory on a bound table (bound with p_reserved_column): lines [{item_id, quantity}], all or nothing, rows locked in id order, units added to the reserved column. Commit, release, extend and read it with the reservation functions. Returns {success, reservation_id, source, status, expires_at, lines}.';
+
+CREATE FUNCTION atomic_inventory.bound_commit_reservation(
+    p_reservation_id  uuid,
+    p_item_ids        text[]  DEFAULT NULL,
+    p_reason          text    DEFAULT NULL,
+    p_idempotency_key text    DEFAULT NULL,
+    p_lock_timeout_ms integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_bound_commit_reservation';
+COMMENT ON FUNCTION atomic_inventory.bound_commit_reservation(uuid, text[], text, text, integer) IS
+    'commit_reservation naming lines by item key (p_item_ids, NULL = all active lines): quantity and reserved both drop, ledger kind commit.';
+
+CREATE FUNCTION atomic_inventory.bound_release_reservation(
+    p_reservation_id  uuid,
+    p_item_ids        text[]  DEFAULT NULL,
+    p_reason          text    DEFAULT NULL,
+    p_idempotency_key text    DEFAULT NULL,
+    p_lock_timeout_ms integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS 'MODULE_PATHNAME', 'ai_bound_release_reservation';
+COMMENT ON FUNCTION atomic_inventory.bound_release_reservation(uuid, text[], text, text, integer) IS
+    'release_reservation naming lines by item key (p_item_ids, NULL = all active lines).';
+
 CREATE FUNCTION atomic_inventory.bound_claim_batch(
     p_source    text,
     p_batch_id  text,
@@ -654,6 +708,9 @@ BEGIN
         'atomic_inventory.bound_claim_batch(text, text, text)',
         'atomic_inventory.bound_claim_next_batch(text, text)',
         'atomic_inventory.bound_unclaim_batch(text, text, text)',
+        'atomic_inventory.bound_reserve(text, jsonb, integer, text, text, integer)',
+        'atomic_inventory.bound_commit_reservation(uuid, text[], text, text, integer)',
+        'atomic_inventory.bound_release_reservation(uuid, text[], text, text, integer)',
         'atomic_inventory.reconcile_source(text)',
         'atomic_inventory.caller_tenant()',
         'atomic_inventory.caller_is_admin()'

@@ -360,6 +360,30 @@ const DELETE: Stmt = Stmt {
     args: &[pg_sys::TEXTOID],
 };
 
+/// Active reservations holding units of a source (bound_reservations.rs).
+const ACTIVE_RESERVATIONS: Stmt = Stmt {
+    name: "binding_active_reservations",
+    sql: "SELECT pg_catalog.count(*) FROM atomic_inventory.reservations AS r \
+           WHERE r.source = $1 AND r.status = 'active'",
+    args: &[pg_sys::TEXTOID],
+};
+
+/// A dropped table's holds went with it: its active reservations end as
+/// released.
+const RELEASE_ORPHANS: Stmt = Stmt {
+    name: "binding_release_orphans",
+    sql: "WITH r AS ( \
+            UPDATE atomic_inventory.reservations AS r \
+               SET status = 'released', updated_at = pg_catalog.now() \
+             WHERE r.source = $1 AND r.status = 'active' \
+            RETURNING r.id \
+          ) \
+          UPDATE atomic_inventory.bound_reservation_lines AS l \
+             SET status = 'released', updated_at = pg_catalog.now() \
+            FROM r WHERE l.reservation_id = r.id AND l.status = 'active'",
+    args: &[pg_sys::TEXTOID],
+};
+
 /// One column named by the caller, looked up.
 struct Column {
     name: String,
@@ -915,6 +939,20 @@ fn unbind(args: &Args) -> Result<String> {
         };
         if exists {
             check_table(c, oid)?;
+            // The DELETE above waited for any bound_reserve holding this row
+            // KEY SHARE; this statement's snapshot sees what they recorded.
+            let active = run(c, &ACTIVE_RESERVATIONS, &[name.clone().into()])?
+                .first()
+                .get::<i64>(1)?
+                .unwrap_or(0);
+            if active > 0 {
+                return Err(Error::SourceInUse {
+                    name: name.clone(),
+                    active,
+                });
+            }
+        } else {
+            run(c, &RELEASE_ORPHANS, &[name.clone().into()])?;
         }
         invalidate(c)?;
         Ok(json!({"success": true, "name": name, "kind": kind, "relation": relation}).to_string())

@@ -14,7 +14,7 @@
 //! Item ids arrive as text; they are checked in Rust against the bound id
 //! type and passed as parameters cast in SQL (`$1::uuid`). The canonical text
 //! (what PostgreSQL's `id::text` gives) is the ledger's item_key.
-//! Reservations on bound sources are not supported yet (docs/adopting.md).
+//! Reservations on bound sources: bound_reservations.rs.
 
 use crate::bindings::{self, Binding, IdType};
 use crate::context::Caller;
@@ -44,7 +44,7 @@ fn tenant_pred(b: &Binding, admin: u8, tenant: u8) -> String {
     }
 }
 
-fn tenant_val(b: &Binding) -> String {
+pub(crate) fn tenant_val(b: &Binding) -> String {
     match &b.tenant {
         Some(c) => format!("t.{c}::text"),
         None => "NULL::text".into(),
@@ -77,7 +77,7 @@ fn id_eq(b: &Binding, p: u8) -> String {
     format!("t.{} = ${p}::{}", b.id, b.id_type.sql())
 }
 
-const LEDGER_COLS: &str =
+pub(crate) const LEDGER_COLS: &str =
     "(source, item_key, delta, quantity_after, kind, reason, reference, idempotency_key, tenant_id)";
 
 /// $1 id, $2 qty, $3 admin, $4 tenant, $5 reason, $6 reference, $7 key,
@@ -260,7 +260,7 @@ fn fits(b: &Binding, n: &AnyNumeric, field: &str) -> Result<()> {
     Ok(())
 }
 
-fn source(args: &Args) -> Result<String> {
+pub(crate) fn source(args: &Args) -> Result<String> {
     args.text(0, "p_source")?
         .ok_or_else(|| Error::invalid_input("p_source", "is required (got NULL)"))
 }
@@ -566,7 +566,7 @@ fn get(args: &Args) -> Result<String> {
 
 /// Lines `[{"item_id": "...", "quantity": n}]`, checked against the bound id
 /// type and merged per item (quantities of repeated ids added).
-fn lines(b: &Binding, v: Option<Value>) -> Result<BTreeMap<String, AnyNumeric>> {
+pub(crate) fn lines(b: &Binding, v: Option<Value>) -> Result<BTreeMap<String, AnyNumeric>> {
     let field = "p_lines";
     let v = v.ok_or_else(|| Error::invalid_input(field, "is required (got NULL)"))?;
     let items = v.as_array().ok_or_else(|| {
@@ -630,6 +630,68 @@ fn lines(b: &Binding, v: Option<Value>) -> Result<BTreeMap<String, AnyNumeric>> 
     Ok(out)
 }
 
+/// Lock the rows of merged lines in id order (no deadlock between calls
+/// naming the same items) and refuse with NOT_FOUND or INSUFFICIENT_INVENTORY
+/// if any is missing or short. Returns, per key, (quantity, tracked).
+/// Shared by bound_decrement_many and bound_reserve.
+pub(crate) fn lock_lines(
+    c: &mut SpiClient<'_>,
+    b: &Binding,
+    caller: &Caller,
+    merged: &BTreeMap<String, AnyNumeric>,
+) -> Result<BTreeMap<String, (String, bool)>> {
+    let keys: Vec<String> = merged.keys().cloned().collect();
+    let qtys: Vec<AnyNumeric> = merged.values().cloned().collect();
+    let locked = b.run(
+        c,
+        "lock_lines",
+        lock_lines_sql,
+        &[pg_sys::TEXTARRAYOID, pg_sys::NUMERICARRAYOID, BOOL, TEXT],
+        &[
+            keys.clone().into(),
+            qtys.into(),
+            caller.admin.into(),
+            caller.tenant.clone().into(),
+        ],
+    )?;
+    let mut found: BTreeMap<String, (String, bool)> = BTreeMap::new();
+    let mut short = Vec::new();
+    for row in locked {
+        let k = row.get::<String>(1)?.unwrap_or_default();
+        let avail = row.get::<String>(2)?.unwrap_or_default();
+        let qty = row
+            .get::<AnyNumeric>(3)?
+            .map(|n| n.normalize().to_string())
+            .unwrap_or_default();
+        if row.get::<bool>(4)?.unwrap_or(true) {
+            short.push(Shortfall {
+                inventory_id: k.clone(),
+                available: avail,
+                requested: merged
+                    .get(&k)
+                    .map(|q| q.normalize().to_string())
+                    .unwrap_or_default(),
+            });
+        }
+        found.insert(k, (qty, row.get::<bool>(5)?.unwrap_or(true)));
+    }
+    let missing: Vec<String> = keys
+        .iter()
+        .filter(|k| !found.contains_key(*k))
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::NotFound {
+            entity: "item",
+            ids: missing,
+        });
+    }
+    if !short.is_empty() {
+        return Err(Error::Insufficient { lines: short });
+    }
+    Ok(found)
+}
+
 fn decrement_many(args: &Args) -> Result<String> {
     let src = source(args)?;
     let raw = args.jsonb(1);
@@ -638,8 +700,6 @@ fn decrement_many(args: &Args) -> Result<String> {
     with_spi(mv.lock_timeout_ms, |c| {
         let b = bindings::get(c, &src, true)?;
         let merged = lines(&b, raw.clone())?;
-        let keys: Vec<String> = merged.keys().cloned().collect();
-        let qtys: Vec<AnyNumeric> = merged.values().cloned().collect();
         let request = || {
             let canon: Vec<(String, String)> = merged
                 .iter()
@@ -656,54 +716,8 @@ fn decrement_many(args: &Args) -> Result<String> {
             request,
             |c| {
                 // Statement 1: lock every row in id order (no deadlock between
-                // orders naming the same items) and report each.
-                let locked = b.run(
-                    c,
-                    "lock_lines",
-                    lock_lines_sql,
-                    &[pg_sys::TEXTARRAYOID, pg_sys::NUMERICARRAYOID, BOOL, TEXT],
-                    &[
-                        keys.clone().into(),
-                        qtys.clone().into(),
-                        caller.admin.into(),
-                        caller.tenant.clone().into(),
-                    ],
-                )?;
-                let mut found: BTreeMap<String, (String, bool)> = BTreeMap::new();
-                let mut short = Vec::new();
-                for row in locked {
-                    let k = row.get::<String>(1)?.unwrap_or_default();
-                    let avail = row.get::<String>(2)?.unwrap_or_default();
-                    let qty = row
-                        .get::<AnyNumeric>(3)?
-                        .map(|n| n.normalize().to_string())
-                        .unwrap_or_default();
-                    if row.get::<bool>(4)?.unwrap_or(true) {
-                        short.push(Shortfall {
-                            inventory_id: k.clone(),
-                            available: avail,
-                            requested: merged
-                                .get(&k)
-                                .map(|q| q.normalize().to_string())
-                                .unwrap_or_default(),
-                        });
-                    }
-                    found.insert(k, (qty, row.get::<bool>(5)?.unwrap_or(true)));
-                }
-                let missing: Vec<String> = keys
-                    .iter()
-                    .filter(|k| !found.contains_key(*k))
-                    .cloned()
-                    .collect();
-                if !missing.is_empty() {
-                    return Err(Error::NotFound {
-                        entity: "item",
-                        ids: missing,
-                    });
-                }
-                if !short.is_empty() {
-                    return Err(Error::Insufficient { lines: short });
-                }
+                // orders naming the same items), refuse if any is missing or short.
+                let found = lock_lines(c, &b, &caller, &merged)?;
                 // Statement 2, with a fresh snapshot taken after the locks: apply
                 // the tracked lines and write their ledger rows.
                 let (tk, tq): (Vec<String>, Vec<AnyNumeric>) = merged

@@ -83,6 +83,9 @@ pub enum Error {
         expires_at: String,
     },
 
+    #[error("SOURCE_IN_USE: source {name} has {active} active reservations")]
+    SourceInUse { name: String, active: i64 },
+
     #[error("SESSION_NOT_FOUND: picking session {session_id} not found")]
     SessionNotFound { session_id: String },
 
@@ -216,6 +219,7 @@ impl Error {
             Error::DriverLimit { .. } => "DRIVER_LIMIT_REACHED",
             Error::ReservationNotActive { .. } => "RESERVATION_NOT_ACTIVE",
             Error::ReservationExpired { .. } => "RESERVATION_EXPIRED",
+            Error::SourceInUse { .. } => "SOURCE_IN_USE",
             Error::SessionNotFound { .. } => "SESSION_NOT_FOUND",
             Error::SessionNotPacking { .. } => "SESSION_NOT_PACKING",
             Error::ProgressNotFound { .. } => "PROGRESS_NOT_FOUND",
@@ -253,7 +257,9 @@ impl Error {
             | Error::BelowReserved { .. }
             | Error::BatchUnavailable { .. }
             | Error::DriverLimit { .. }
-            | Error::ReservationNotActive { .. } => b"PT409",
+            | Error::ReservationNotActive { .. }
+            // unbinding would strand units held in the app's reserved column
+            | Error::SourceInUse { .. } => b"PT409",
             Error::ReservationExpired { .. } => b"PT410",
             Error::BatchNotHeld { .. } => b"PT403",
             Error::IdempotencyConflict { .. } => b"PT422",
@@ -409,6 +415,10 @@ impl Error {
                 m.insert("quantity_packed".into(), json!(packed));
                 m.insert("requested".into(), json!(requested));
             }
+            Error::SourceInUse { name, active } => {
+                m.insert("source".into(), json!(name));
+                m.insert("active_reservations".into(), json!(active));
+            }
             Error::LockTimeout { timeout_ms } => {
                 m.insert("lock_timeout_ms".into(), json!(timeout_ms));
             }
@@ -456,6 +466,9 @@ impl Error {
             }
             Error::ReservationExpired { .. } => {
                 "The hold lapsed and its units are (or will be) released. Reserve again, or extend before expiry."
+            }
+            Error::SourceInUse { .. } => {
+                "Nothing was changed. Commit or release its reservations (or let them expire), then unbind."
             }
             Error::SessionNotFound { .. } => "Check p_session_id.",
             Error::SessionNotPacking { .. } => {

@@ -39,6 +39,10 @@ impl Args {
         self.get::<Vec<Option<Uuid>>>(n)
     }
 
+    pub fn text_array(&self, n: usize) -> Option<Vec<Option<String>>> {
+        self.get::<Vec<Option<String>>>(n)
+    }
+
     pub fn int(&self, n: usize) -> Option<i32> {
         self.get::<i32>(n)
     }

@@ -15,6 +15,7 @@ mod batches;
 mod bindings;
 mod bound;
 mod bound_batches;
+mod bound_reservations;
 mod context;
 mod errors;
 mod fmgr;
@@ -47,6 +48,8 @@ mod tests;
 mod tests_batches;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_bound;
+#[cfg(any(test, feature = "pg_test"))]
+mod tests_bound_reservations;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_packing;
 #[cfg(any(test, feature = "pg_test"))]

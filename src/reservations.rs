@@ -6,6 +6,10 @@
 //! never twice), and `items.reserved` always equals the sum of active tracked
 //! lines (reconcile() checks it).
 //!
+//! Reservations on bound app tables (bound_reserve) are rows here too, with
+//! `source` set; commit, release, extend and expiry dispatch to
+//! bound_reservations.rs for their lines.
+//!
 //! Lock order, everywhere: the reservation row first, then item rows in
 //! ascending id. `reserve_inventory` locks items (sorted) and then *inserts* a
 //! reservation nobody else can see yet, so no path waits in the other order.
@@ -13,6 +17,7 @@
 //! reservation being committed or released, and re-checks `status = 'active'`
 //! after locking: a reservation can't be both committed and expired.
 
+use crate::bound_reservations;
 use crate::context::Caller;
 use crate::errors::{Error, Result};
 use crate::fmgr::{entry_point, Args};
@@ -26,6 +31,7 @@ use pgrx::pg_sys::{self, Oid};
 use pgrx::spi::SpiClient;
 use pgrx::{AnyNumeric, Uuid};
 use serde_json::json;
+use std::collections::BTreeMap;
 
 const UUID: Oid = pg_sys::UUIDOID;
 const UUIDS: Oid = pg_sys::UUIDARRAYOID;
@@ -69,7 +75,8 @@ const RESERVE_APPLY: Stmt = Stmt {
 /// Lock a visible reservation; is it past its expiry at this moment?
 const LOCK_RESERVATION: Stmt = Stmt {
     name: "reservation_lock",
-    sql: "SELECT r.status, (r.expires_at <= pg_catalog.clock_timestamp()), r.expires_at::text \
+    sql: "SELECT r.status, (r.expires_at <= pg_catalog.clock_timestamp()), r.expires_at::text, \
+                 r.source \
             FROM atomic_inventory.reservations AS r \
            WHERE r.id = $1 AND (r.tenant_id IS NULL OR $2 OR r.tenant_id = $3) \
              FOR UPDATE",
@@ -148,10 +155,11 @@ const EXTEND: Stmt = Stmt {
     args: &[UUID, INT],
 };
 
-/// The sweep, step 1: due active reservations nobody is working on.
+/// The sweep, step 1: due active reservations nobody is working on (and
+/// the bound source of each, NULL for managed items).
 const DUE: Stmt = Stmt {
     name: "reservation_due",
-    sql: "SELECT r.id FROM atomic_inventory.reservations AS r \
+    sql: "SELECT r.id, r.source FROM atomic_inventory.reservations AS r \
            WHERE r.status = 'active' AND r.expires_at < pg_catalog.now() \
            ORDER BY r.id LIMIT $1 \
              FOR UPDATE SKIP LOCKED",
@@ -199,7 +207,7 @@ const EXPIRE_APPLY: Stmt = Stmt {
     args: &[UUIDS],
 };
 
-fn ttl_seconds(args: &Args, n: usize) -> Result<i32> {
+pub(crate) fn ttl_seconds(args: &Args, n: usize) -> Result<i32> {
     match args.int(n) {
         None => Ok(DEFAULT_TTL_SECONDS),
         Some(s) if (1..=2_592_000).contains(&s) => Ok(s),
@@ -254,13 +262,13 @@ fn reserve(args: &Args) -> Result<String> {
 }
 
 /// Lock the reservation and check it can still change; `commit` also needs it
-/// unexpired.
+/// unexpired. Returns its bound source (None: managed items).
 fn lock_active(
     c: &mut SpiClient<'_>,
     caller: &Caller,
     id: Uuid,
     must_be_unexpired: bool,
-) -> Result<()> {
+) -> Result<Option<String>> {
     let state = run(
         c,
         &LOCK_RESERVATION,
@@ -287,40 +295,60 @@ fn lock_active(
             expires_at: row.get::<String>(3)?.unwrap_or_default(),
         });
     }
-    Ok(())
+    Ok(row.get::<String>(4)?)
 }
 
-/// Optional `p_inventory_ids`: which lines (NULL = all active lines).
-fn line_filter(args: &Args, n: usize) -> Result<Option<Vec<Uuid>>> {
-    match args.uuid_array(n) {
+/// The optional line filter, argument 1: `p_inventory_ids uuid[]` of the
+/// managed functions or `p_item_ids text[]` of the bound_* ones (`by_key`).
+/// Returns the argument's name and the ids as text (a uuid as its canonical
+/// text, which is also a uuid-keyed bound row's item key); NULL = all lines.
+fn line_filter(args: &Args, n: usize, by_key: bool) -> Result<(&'static str, Option<Vec<String>>)> {
+    let field = if by_key {
+        "p_item_ids"
+    } else {
+        "p_inventory_ids"
+    };
+    let ids: Option<Vec<Option<String>>> = if by_key {
+        args.text_array(n)
+    } else {
+        args.uuid_array(n).map(|v| {
+            v.into_iter()
+                .map(|u| u.map(|u| validate::uuid_text(&u)))
+                .collect()
+        })
+    };
+    match ids {
         Some(ids) if ids.is_empty() => Err(Error::invalid_input(
-            "p_inventory_ids",
+            field,
             "must name at least one line (pass NULL for all lines)",
         )),
-        Some(ids) if ids.iter().any(|i| i.is_none()) => Err(Error::invalid_input(
-            "p_inventory_ids",
-            "must not contain NULL",
-        )),
-        Some(ids) => Ok(Some(ids.into_iter().flatten().collect())),
-        None => Ok(None),
+        Some(ids) if ids.iter().any(|i| i.is_none()) => {
+            Err(Error::invalid_input(field, "must not contain NULL"))
+        }
+        Some(ids) => Ok((field, Some(ids.into_iter().flatten().collect()))),
+        None => Ok((field, None)),
     }
 }
 
-fn finish(args: &Args, to: &'static str) -> Result<String> {
+/// commit_reservation / release_reservation (`to`), and their bound_*
+/// twins that name lines by item key (`by_key`). Either takes a managed or a
+/// bound reservation: the locked reservation row says which.
+pub(crate) fn finish(args: &Args, to: &'static str, by_key: bool) -> Result<String> {
     let id = args.uuid(0, "p_reservation_id")?;
-    let only = line_filter(args, 1)?;
+    let (field, only) = line_filter(args, 1, by_key)?;
     let reason = args.text(2, "p_reason")?;
     let key = args.idempotency_key(3)?;
     let lock_ms = args.lock_timeout_ms(4)?;
     let caller = Caller::current()?;
-    let function = if to == "committed" {
-        "commit_reservation"
-    } else {
-        "release_reservation"
+    let function = match (to == "committed", by_key) {
+        (true, false) => "commit_reservation",
+        (false, false) => "release_reservation",
+        (true, true) => "bound_commit_reservation",
+        (false, true) => "bound_release_reservation",
     };
     let request = || {
         let only_sorted: Option<Vec<String>> = only.as_ref().map(|v| {
-            let mut ids: Vec<String> = v.iter().map(|u| u.to_string()).collect();
+            let mut ids = v.clone();
             ids.sort();
             ids.dedup();
             ids
@@ -331,25 +359,36 @@ fn finish(args: &Args, to: &'static str) -> Result<String> {
     };
     with_spi(lock_ms, |client| {
         idempotency::once(client, &caller, key.as_deref(), function, request, |c| {
-            lock_active(c, &caller, id, to == "committed")?;
-            let lines = run(c, &LOCK_LINES, &[id.into(), only.clone().into()])?;
+            if let Some(source) = lock_active(c, &caller, id, to == "committed")? {
+                let s = bound_reservations::Settle {
+                    reason: reason.clone(),
+                    reservation: id.to_string(),
+                    key: key.as_deref(),
+                };
+                return bound_reservations::finish(c, id, &source, only.clone(), field, to, &s);
+            }
+            // Managed items: ids that aren't uuids can't name a line.
+            let wanted: Option<Vec<Uuid>> = only
+                .as_ref()
+                .map(|v| v.iter().filter_map(|t| validate::parse_uuid(t)).collect());
+            let lines = run(c, &LOCK_LINES, &[id.into(), wanted.clone().into()])?;
             let mut active = Vec::new();
             for row in lines {
                 if let Some(u) = row.get::<Uuid>(1)? {
                     active.push(u);
                 }
             }
-            if let Some(wanted) = &only {
-                let mut absent: Vec<String> = wanted
+            if let Some(named) = &only {
+                let mut absent: Vec<String> = named
                     .iter()
-                    .filter(|w| !active.contains(w))
-                    .map(|u| u.to_string())
+                    .filter(|w| !validate::parse_uuid(w).is_some_and(|u| active.contains(&u)))
+                    .cloned()
                     .collect();
                 if !absent.is_empty() {
                     absent.sort();
                     absent.dedup();
                     return Err(Error::invalid_input(
-                        "p_inventory_ids",
+                        field,
                         format!(
                             "names items that are not active lines of this reservation: {}",
                             absent.join(", ")
@@ -375,11 +414,11 @@ fn finish(args: &Args, to: &'static str) -> Result<String> {
 }
 
 fn commit(args: &Args) -> Result<String> {
-    finish(args, "committed")
+    finish(args, "committed", false)
 }
 
 fn release(args: &Args) -> Result<String> {
-    finish(args, "released")
+    finish(args, "released", false)
 }
 
 fn extend(args: &Args) -> Result<String> {
@@ -395,23 +434,33 @@ fn extend(args: &Args) -> Result<String> {
 }
 
 /// Expire due reservations, at most `limit` per call; returns how many.
-/// Used by `expire_reservations()` and by the background worker.
+/// Used by `expire_reservations()` and by the background worker. Managed
+/// items first (ascending id), then each bound source's rows (sources in
+/// name order, rows in id order).
 pub fn sweep(c: &mut SpiClient<'_>, limit: i32) -> Result<i32> {
     let due = run(c, &DUE, &[limit.into()])?;
-    let mut ids = Vec::new();
+    let mut managed = Vec::new();
+    let mut bound: BTreeMap<String, Vec<Uuid>> = BTreeMap::new();
     for row in due {
-        if let Some(u) = row.get::<Uuid>(1)? {
-            ids.push(u);
+        let Some(u) = row.get::<Uuid>(1)? else {
+            continue;
+        };
+        match row.get::<String>(2)? {
+            Some(source) => bound.entry(source).or_default().push(u),
+            None => managed.push(u),
         }
     }
-    if ids.is_empty() {
-        return Ok(0);
+    let mut n = 0;
+    if !managed.is_empty() {
+        run(c, &DUE_ITEMS, &[managed.clone().into()])?;
+        n += run(c, &EXPIRE_APPLY, &[managed.into()])?
+            .first()
+            .get::<i32>(1)?
+            .unwrap_or(0);
     }
-    run(c, &DUE_ITEMS, &[ids.clone().into()])?;
-    let n = run(c, &EXPIRE_APPLY, &[ids.into()])?
-        .first()
-        .get::<i32>(1)?
-        .unwrap_or(0);
+    for (source, ids) in bound {
+        n += bound_reservations::expire(c, &source, ids)?;
+    }
     Ok(n)
 }
 

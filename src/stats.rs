@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
 /// Counted functions, by SQL name; each C symbol is `ai_<name>`.
-pub const FUNCTIONS: [&str; 28] = [
+pub const FUNCTIONS: [&str; 31] = [
     "decrement_inventory",
     "decrement_inventory_many",
     "increment_inventory",
@@ -56,11 +56,14 @@ pub const FUNCTIONS: [&str; 28] = [
     "bound_claim_batch",
     "bound_claim_next_batch",
     "bound_unclaim_batch",
+    "bound_reserve",
+    "bound_commit_reservation",
+    "bound_release_reservation",
 ];
 
 /// Every outcome but success: our codes (errors.rs), then PostgreSQL errors
 /// that escape a call, by the class a client acts on.
-pub const CODES: [&str; 29] = [
+pub const CODES: [&str; 30] = [
     "INVALID_QUANTITY",
     "INVALID_INPUT",
     "NOT_FOUND",
@@ -73,6 +76,7 @@ pub const CODES: [&str; 29] = [
     "DRIVER_LIMIT_REACHED",
     "RESERVATION_NOT_ACTIVE",
     "RESERVATION_EXPIRED",
+    "SOURCE_IN_USE",
     "SESSION_NOT_FOUND",
     "SESSION_NOT_PACKING",
     "PROGRESS_NOT_FOUND",

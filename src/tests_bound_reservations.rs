@@ -1,0 +1,394 @@
+//! `#[pg_test]`s for reservations on bound tables (bound_reservations.rs):
+//! seed 004's `"Inventory"(id, quantity, reserved)` adopted as it is. The
+//! races are in pg_test/bound_stress.py.
+
+#[pgrx::pg_schema]
+mod tests {
+    use crate::test_support::*;
+    use pgrx::prelude::*;
+    use serde_json::json;
+
+    const U1: &str = "20000000-0000-0000-0000-000000000001";
+    const U2: &str = "20000000-0000-0000-0000-000000000002";
+    const UX: &str = "20000000-0000-0000-0000-0000000000ff";
+
+    fn run(sql: &str) {
+        Spi::run(sql).unwrap();
+    }
+
+    /// Seed 004's table (Prisma's quoted name, integer columns), bound.
+    fn seed004() {
+        run(r#"CREATE TABLE public."Inventory" (id uuid PRIMARY KEY,
+                 quantity integer NOT NULL CHECK (quantity >= 0),
+                 reserved integer NOT NULL DEFAULT 0)"#);
+        run(&format!(
+            r#"INSERT INTO public."Inventory" VALUES ('{U1}', 10, 0), ('{U2}', 5, 0)"#
+        ));
+        call(
+            r#"atomic_inventory.bind_stock_source('inv4', 'public."Inventory"', 'id', 'quantity',
+                 p_reserved_column => 'reserved')"#,
+        );
+    }
+
+    fn row(id: &str) -> (String, String) {
+        let r = Spi::get_two::<String, String>(&format!(
+            r#"SELECT quantity::text, reserved::text FROM public."Inventory" WHERE id = '{id}'"#
+        ))
+        .unwrap();
+        (r.0.unwrap(), r.1.unwrap())
+    }
+
+    fn pair(q: &str, r: &str) -> (String, String) {
+        (q.to_string(), r.to_string())
+    }
+
+    fn drift(src: &str) -> i64 {
+        Spi::get_one::<i64>(&format!(
+            "SELECT count(*) FROM atomic_inventory.reconcile_source('{src}')"
+        ))
+        .unwrap()
+        .unwrap()
+    }
+
+    fn reserve(lines: &str) -> String {
+        let r = call(&format!(
+            "atomic_inventory.bound_reserve('inv4', '{lines}', p_reference => 'cart-1')"
+        ));
+        assert_eq!(r["success"], true);
+        assert_eq!(r["status"], "active");
+        r["reservation_id"].as_str().unwrap().to_string()
+    }
+
+    #[pg_test]
+    fn reserve_holds_in_the_apps_column_and_commit_and_release_settle_it() {
+        seed004();
+        let r = call(&format!(
+            r#"atomic_inventory.bound_reserve('inv4', '[{{"item_id": "{U1}", "quantity": 2}},
+                 {{"item_id": "{U2}", "quantity": 5}}, {{"item_id": "{U1}", "quantity": 1}}]')"#
+        ));
+        assert_eq!(r["source"], "inv4");
+        assert_eq!(
+            r["lines"],
+            json!([{"item_id": U1, "quantity": 3}, {"item_id": U2, "quantity": 5}])
+        );
+        let id = r["reservation_id"].as_str().unwrap().to_string();
+        assert_eq!(row(U1), pair("10", "3"));
+        assert_eq!(row(U2), pair("5", "5"));
+        // the hold is seen by sales and by further holds
+        let (_, d) = assert_err(
+            &format!("SELECT atomic_inventory.bound_decrement('inv4', '{U2}', 1)"),
+            "PT409",
+            "INSUFFICIENT_INVENTORY",
+        );
+        assert_eq!(d["lines"][0]["available"], "0");
+        assert_err(
+            &format!(
+                r#"SELECT atomic_inventory.bound_reserve('inv4', '[{{"item_id": "{U1}", "quantity": 8}}]')"#
+            ),
+            "PT409",
+            "INSUFFICIENT_INVENTORY",
+        );
+        let g = call(&format!("atomic_inventory.get_reservation('{id}')"));
+        assert_eq!(g["source"], "inv4");
+        assert_eq!(g["lines"][0]["item_id"], U1);
+        assert_eq!(g["lines"][1]["status"], "active");
+        // commit one line by key: quantity and reserved drop, a ledger row
+        let c = call(&format!(
+            "atomic_inventory.bound_commit_reservation('{id}', ARRAY['{U1}'], p_reason => 'paid')"
+        ));
+        assert_eq!(c["status"], "active");
+        assert_eq!(c["committed"], json!([{"item_id": U1, "quantity": 3}]));
+        assert_eq!(row(U1), pair("7", "0"));
+        assert_eq!(
+            scalar(&format!(
+                "SELECT kind || ' ' || delta || ' ' || quantity_after || ' ' || reference || ' ' || reason
+                   FROM atomic_inventory.ledger WHERE source = 'inv4' AND item_key = '{U1}' AND kind = 'commit'"
+            )),
+            format!("commit -3 7 {id} paid")
+        );
+        // the managed function takes a bound reservation too: release the rest
+        let rel = call(&format!("atomic_inventory.release_reservation('{id}')"));
+        assert_eq!(rel["status"], "committed");
+        assert_eq!(rel["released"], json!([{"item_id": U2, "quantity": 5}]));
+        assert_eq!(row(U2), pair("5", "0"));
+        assert_err(
+            &format!("SELECT atomic_inventory.commit_reservation('{id}')"),
+            "PT409",
+            "RESERVATION_NOT_ACTIVE",
+        );
+        assert_eq!(drift("inv4"), 0);
+        let g = call(&format!("atomic_inventory.get_reservation('{id}')"));
+        assert_eq!(g["status"], "committed");
+        assert_eq!(g["lines"][1]["status"], "released");
+    }
+
+    #[pg_test]
+    fn bound_reservation_errors() {
+        seed004();
+        run("CREATE TABLE public.inventory (id uuid PRIMARY KEY, quantity numeric NOT NULL CHECK (quantity >= 0))");
+        call("atomic_inventory.bind_stock_source('plain', 'public.inventory', 'id', 'quantity')");
+        let (_, d) = assert_err(
+            &format!(
+                r#"SELECT atomic_inventory.bound_reserve('plain', '[{{"item_id": "{U1}", "quantity": 1}}]')"#
+            ),
+            "22023",
+            "INVALID_INPUT",
+        );
+        assert_eq!(d["field"], "p_source");
+        let (_, d) = assert_err(
+            &format!(
+                r#"SELECT atomic_inventory.bound_reserve('inv4', '[{{"item_id": "{U1}", "quantity": 1}}, {{"item_id": "{UX}", "quantity": 1}}]')"#
+            ),
+            "PT404",
+            "NOT_FOUND",
+        );
+        assert_eq!(d["ids"], json!([UX]));
+        assert_eq!(row(U1), pair("10", "0"), "all or nothing");
+        for (sql, field) in [
+            (
+                r#"SELECT atomic_inventory.bound_reserve('inv4', '[{"item_id": "nope", "quantity": 1}]')"#.to_string(),
+                "p_lines[0].item_id",
+            ),
+            (
+                format!(r#"SELECT atomic_inventory.bound_reserve('inv4', '[{{"item_id": "{U1}", "quantity": 1}}]', p_ttl_seconds => 0)"#),
+                "p_ttl_seconds",
+            ),
+            (
+                "SELECT atomic_inventory.bound_reserve('inv4', '[]')".to_string(),
+                "p_lines",
+            ),
+        ] {
+            let (_, d) = assert_err(&sql, "22023", "INVALID_INPUT");
+            assert_eq!(d["field"], field, "{sql}");
+        }
+        // a fraction on an integer column
+        assert_err(
+            &format!(
+                r#"SELECT atomic_inventory.bound_reserve('inv4', '[{{"item_id": "{U1}", "quantity": 1.5}}]')"#
+            ),
+            "22023",
+            "INVALID_QUANTITY",
+        );
+        let id = reserve(&format!(r#"[{{"item_id": "{U1}", "quantity": 2}}]"#));
+        let (_, d) = assert_err(
+            &format!(
+                "SELECT atomic_inventory.bound_release_reservation('{id}', ARRAY['{U2}', 'x'])"
+            ),
+            "22023",
+            "INVALID_INPUT",
+        );
+        assert_eq!(d["field"], "p_item_ids");
+        let (_, d) = assert_err(
+            &format!("SELECT atomic_inventory.commit_reservation('{id}', ARRAY['{U2}']::uuid[])"),
+            "22023",
+            "INVALID_INPUT",
+        );
+        assert_eq!(d["field"], "p_inventory_ids");
+        assert_err(
+            &format!("SELECT atomic_inventory.bound_commit_reservation('{id}', ARRAY[]::text[])"),
+            "22023",
+            "INVALID_INPUT",
+        );
+        // expired: commit refused (PT410), nothing changed
+        run(&format!(
+            "UPDATE atomic_inventory.reservations SET expires_at = now() - interval '1 minute' WHERE id = '{id}'"
+        ));
+        assert_err(
+            &format!("SELECT atomic_inventory.bound_commit_reservation('{id}')"),
+            "PT410",
+            "RESERVATION_EXPIRED",
+        );
+        assert_eq!(row(U1), pair("10", "2"));
+        // a managed reservation named by key through bound_release_reservation
+        item(A, "4");
+        let m = call(&format!(
+            r#"atomic_inventory.reserve_inventory('[{{"inventory_id": "{A}", "quantity": 1}}]')"#
+        ));
+        let mid = m["reservation_id"].as_str().unwrap();
+        let (_, d) = assert_err(
+            &format!(
+                "SELECT atomic_inventory.bound_release_reservation('{mid}', ARRAY['not-a-uuid'])"
+            ),
+            "22023",
+            "INVALID_INPUT",
+        );
+        assert_eq!(d["field"], "p_item_ids");
+        let r = call(&format!(
+            "atomic_inventory.bound_release_reservation('{mid}', ARRAY['{A}'])"
+        ));
+        assert_eq!(r["status"], "released");
+    }
+
+    #[pg_test]
+    fn the_sweep_expires_bound_and_managed_reservations_together() {
+        seed004();
+        item(A, "4");
+        let bound = reserve(&format!(
+            r#"[{{"item_id": "{U1}", "quantity": 4}}, {{"item_id": "{U2}", "quantity": 1}}]"#
+        ));
+        let other = reserve(&format!(r#"[{{"item_id": "{U1}", "quantity": 1}}]"#));
+        let managed = call(&format!(
+            r#"atomic_inventory.reserve_inventory('[{{"inventory_id": "{A}", "quantity": 3}}]')"#
+        ))["reservation_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let keep = reserve(&format!(r#"[{{"item_id": "{U2}", "quantity": 2}}]"#));
+        assert_eq!(row(U1), pair("10", "5"));
+        run(&format!(
+            "UPDATE atomic_inventory.reservations SET expires_at = now() - interval '1 minute'
+              WHERE id IN ('{bound}', '{other}', '{managed}')"
+        ));
+        assert_eq!(call("atomic_inventory.expire_reservations()")["expired"], 3);
+        assert_eq!(row(U1), pair("10", "0"));
+        assert_eq!(row(U2), pair("5", "2"), "the unexpired hold stays");
+        assert_eq!(
+            scalar(&format!(
+                "SELECT reserved::text FROM atomic_inventory.items WHERE id = '{A}'"
+            )),
+            "0"
+        );
+        for id in [&bound, &other] {
+            let g = call(&format!("atomic_inventory.get_reservation('{id}')"));
+            assert_eq!(g["status"], "expired");
+            assert_eq!(g["lines"][0]["status"], "expired");
+        }
+        assert_eq!(call("atomic_inventory.expire_reservations()")["expired"], 0);
+        // a hold that was partly committed ends committed
+        let c = call(&format!("atomic_inventory.commit_reservation('{keep}')"));
+        assert_eq!(c["status"], "committed");
+        assert_eq!(row(U2), pair("3", "0"));
+        assert_eq!(drift("inv4"), 0);
+    }
+
+    #[pg_test]
+    fn unbinding_waits_for_active_holds_and_a_dropped_table_releases_them() {
+        seed004();
+        let id = reserve(&format!(r#"[{{"item_id": "{U1}", "quantity": 2}}]"#));
+        let (_, d) = assert_err(
+            "SELECT atomic_inventory.unbind_source('inv4')",
+            "PT409",
+            "SOURCE_IN_USE",
+        );
+        assert_eq!(d["active_reservations"], 1);
+        assert_eq!(
+            scalar("SELECT count(*)::text FROM atomic_inventory.bound_sources WHERE name = 'inv4'"),
+            "1"
+        );
+        call(&format!("atomic_inventory.release_reservation('{id}')"));
+        call("atomic_inventory.unbind_source('inv4')");
+        // bound again, a hold, then the app drops its table: nothing to give
+        // back; unbinding ends the hold
+        call(
+            r#"atomic_inventory.bind_stock_source('inv4', 'public."Inventory"', 'id', 'quantity',
+                 p_reserved_column => 'reserved')"#,
+        );
+        let id = reserve(&format!(r#"[{{"item_id": "{U2}", "quantity": 1}}]"#));
+        run(r#"DROP TABLE public."Inventory""#);
+        call("atomic_inventory.unbind_source('inv4')");
+        let g = call(&format!("atomic_inventory.get_reservation('{id}')"));
+        assert_eq!(g["status"], "released");
+        assert_eq!(g["lines"][0]["status"], "released");
+    }
+
+    #[pg_test]
+    fn what_the_app_wrote_meanwhile_is_never_made_worse() {
+        seed004();
+        let a = reserve(&format!(r#"[{{"item_id": "{U1}", "quantity": 4}}]"#));
+        let b = reserve(&format!(r#"[{{"item_id": "{U2}", "quantity": 3}}]"#));
+        // the app zeroes the reserved column: a release leaves 0, not -4
+        run(&format!(
+            r#"UPDATE public."Inventory" SET reserved = 0 WHERE id = '{U1}'"#
+        ));
+        call(&format!("atomic_inventory.release_reservation('{a}')"));
+        assert_eq!(row(U1), pair("10", "0"));
+        // the app sells under the hold: the commit is refused, the hold stays
+        run(&format!(
+            r#"UPDATE public."Inventory" SET quantity = 2 WHERE id = '{U2}'"#
+        ));
+        let (_, d) = assert_err(
+            &format!("SELECT atomic_inventory.commit_reservation('{b}')"),
+            "PT409",
+            "INSUFFICIENT_INVENTORY",
+        );
+        assert_eq!(d["lines"][0]["available"], "2");
+        let g = call(&format!("atomic_inventory.get_reservation('{b}')"));
+        assert_eq!(g["status"], "active");
+        // the app deletes the row: commit is NOT_FOUND, release still works
+        run(&format!(
+            r#"DELETE FROM public."Inventory" WHERE id = '{U2}'"#
+        ));
+        assert_err(
+            &format!("SELECT atomic_inventory.commit_reservation('{b}')"),
+            "PT404",
+            "NOT_FOUND",
+        );
+        let r = call(&format!("atomic_inventory.release_reservation('{b}')"));
+        assert_eq!(r["status"], "released");
+    }
+
+    #[pg_test]
+    fn integer_keys_untracked_rows_tenants_and_idempotent_replay() {
+        run("CREATE TABLE public.products (id integer PRIMARY KEY, stock integer NOT NULL CHECK (stock >= 0),
+               held integer, sell_always boolean, tenant text)");
+        run(
+            "INSERT INTO public.products VALUES (9, 5, NULL, NULL, NULL), (10, 5, 0, NULL, 't2'),
+               (11, 0, 0, false, NULL)",
+        );
+        call("atomic_inventory.bind_stock_source('prod', 'public.products', 'id', 'stock',
+                p_reserved_column => 'held', p_track_column => 'sell_always', p_tenant_column => 'tenant')");
+        let lines = r#"[{"item_id": 9, "quantity": 2}, {"item_id": "11", "quantity": 7}]"#;
+        let first = call(&format!(
+            "atomic_inventory.bound_reserve('prod', '{lines}', p_idempotency_key => 'k1')"
+        ));
+        let again = call(&format!(
+            "atomic_inventory.bound_reserve('prod', '{lines}', p_idempotency_key => 'k1')"
+        ));
+        assert_eq!(first, again);
+        assert_eq!(
+            scalar("SELECT held::text FROM public.products WHERE id = 9"),
+            "2",
+            "held once"
+        );
+        assert_eq!(
+            scalar("SELECT held::text FROM public.products WHERE id = 11"),
+            "0",
+            "untracked rows are not held"
+        );
+        let id = first["reservation_id"].as_str().unwrap().to_string();
+        let c = call(&format!(
+            "atomic_inventory.bound_commit_reservation('{id}', ARRAY['11', '9'])"
+        ));
+        assert_eq!(c["status"], "committed");
+        assert_eq!(
+            scalar("SELECT stock || '/' || held FROM public.products WHERE id = 9"),
+            "3/0"
+        );
+        assert_eq!(
+            scalar("SELECT stock || '/' || held FROM public.products WHERE id = 11"),
+            "0/0"
+        );
+        // another tenant's row is not found, for reserving as for selling
+        as_app_user();
+        run("SET atomic_inventory.tenant_id = 't1'");
+        assert_err(
+            r#"SELECT atomic_inventory.bound_reserve('prod', '[{"item_id": 10, "quantity": 1}]')"#,
+            "PT404",
+            "NOT_FOUND",
+        );
+        let mine =
+            call(r#"atomic_inventory.bound_reserve('prod', '[{"item_id": 9, "quantity": 1}]')"#);
+        let mid = mine["reservation_id"].as_str().unwrap().to_string();
+        run("RESET ROLE");
+        run("SET atomic_inventory.tenant_id = 't2'");
+        as_app_user();
+        assert_err(
+            &format!("SELECT atomic_inventory.release_reservation('{mid}')"),
+            "PT404",
+            "NOT_FOUND",
+        );
+        run("RESET ROLE");
+        run("RESET atomic_inventory.tenant_id");
+        assert_eq!(drift("prod"), 0);
+    }
+}
