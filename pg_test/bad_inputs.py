@@ -120,6 +120,29 @@ CASES = [
     ("reserve_inventory('[{{\"inventory_id\":\"{striped}\",\"quantity\":11}}]')", "PT409", "INSUFFICIENT_INVENTORY"),
     ("adjust_inventory('{striped}', 5, p_expected_quantity => 1)", "PT409", "QUANTITY_MISMATCH"),
     ("adjust_inventory('{striped}', 5, p_expected_quantity => -1)", "22023", "INVALID_QUANTITY"),
+    # reservations on a bound table ({src}: text ids, integer quantity and reserved)
+    ("bound_reserve(NULL, '[{{\"item_id\":\"k1\",\"quantity\":1}}]')", "22023", "INVALID_INPUT"),
+    ("bound_reserve('no_such_source', '[{{\"item_id\":\"k1\",\"quantity\":1}}]')", "PT404", "NOT_FOUND"),
+    ("bound_reserve('{plain}', '[{{\"item_id\":\"k1\",\"quantity\":1}}]')", "22023", "INVALID_INPUT"),
+    ("bound_reserve('{src}', NULL)", "22023", "INVALID_INPUT"),
+    ("bound_reserve('{src}', '[]')", "22023", "INVALID_INPUT"),
+    ("bound_reserve('{src}', '{{\"item_id\":\"k1\"}}')", "22023", "INVALID_INPUT"),
+    ("bound_reserve('{src}', '[{{\"item_id\":\"\",\"quantity\":1}}]')", "22023", "INVALID_INPUT"),
+    ("bound_reserve('{src}', '[{{\"item_id\":\"k1\",\"quantity\":1.5}}]')", "22023", "INVALID_QUANTITY"),
+    ("bound_reserve('{src}', '[{{\"item_id\":\"k1\",\"quantity\":3000000000}}]')", "22023", "INVALID_QUANTITY"),
+    ("bound_reserve('{src}', '[{{\"item_id\":\"k1\",\"quantity\":-1}}]')", "22023", "INVALID_QUANTITY"),
+    ("bound_reserve('{src}', '[{{\"item_id\":\"k1\",\"quantity\":1}}]', p_ttl_seconds => 0)", "22023", "INVALID_INPUT"),
+    ("bound_reserve('{src}', '[{{\"item_id\":\"k1\",\"quantity\":1}}]', p_lock_timeout_ms => 0)", "22023", "INVALID_INPUT"),
+    ("bound_reserve('{src}', '[{{\"item_id\":\"k1\",\"quantity\":1}},{{\"item_id\":\"k1\",\"quantity\":9}}]')", "PT409", "INSUFFICIENT_INVENTORY"),
+    ("bound_reserve('{src}', '[{{\"item_id\":\"k1\",\"quantity\":1}},{{\"item_id\":\"zz\",\"quantity\":1}}]')", "PT404", "NOT_FOUND"),
+    ("bound_commit_reservation(NULL)", "22023", "INVALID_INPUT"),
+    ("bound_commit_reservation('{bres}', ARRAY[]::text[])", "22023", "INVALID_INPUT"),
+    ("bound_commit_reservation('{bres}', ARRAY[NULL]::text[])", "22023", "INVALID_INPUT"),
+    ("bound_commit_reservation('{bres}', ARRAY['zz'])", "22023", "INVALID_INPUT"),
+    ("commit_reservation('{bres}', p_inventory_ids => ARRAY['%s']::uuid[])" % MISSING, "22023", "INVALID_INPUT"),
+    ("bound_release_reservation('%s')" % MISSING, "PT404", "NOT_FOUND"),
+    ("bound_release_reservation('{res}', ARRAY['not-a-line'])", "22023", "INVALID_INPUT"),
+    ("unbind_source('{src}')", "PT409", "SOURCE_IN_USE"),
 ]
 
 
@@ -133,7 +156,9 @@ def state(conn):
                (SELECT sum(quantity_packed) FROM {S}.packing_progress),
                (SELECT count(*) FROM {S}.idempotency_keys),
                (SELECT string_agg(quantity::text, ',' ORDER BY item_id, stripe) FROM {S}.item_stripes),
-               (SELECT sum(stripes) FROM {S}.items)""").fetchone()
+               (SELECT sum(stripes) FROM {S}.items),
+               (SELECT string_agg(id || ':' || qty || '/' || held, ',' ORDER BY id) FROM public.bad_inputs_inv),
+               (SELECT count(*) FROM {S}.bound_reservation_lines), (SELECT count(*) FROM {S}.bindings)""").fetchone()
 
 
 def main():
@@ -149,11 +174,22 @@ def main():
     conn.execute(f"INSERT INTO {S}.orders (id) VALUES (%s)", (order,))
     conn.execute(f"INSERT INTO {S}.packing_progress (id, picking_session_id, order_id, product_id, quantity_needed) "
                  "VALUES (%s, %s, %s, %s, 2)", (line, session, order, item))
+    conn.execute("DROP TABLE IF EXISTS public.bad_inputs_inv, public.bad_inputs_plain")
+    conn.execute("CREATE TABLE public.bad_inputs_inv (id text PRIMARY KEY, qty integer NOT NULL CHECK (qty >= 0), "
+                 "held integer NOT NULL DEFAULT 0)")
+    conn.execute("INSERT INTO public.bad_inputs_inv VALUES ('k1', 5, 0), ('k2', 5, 0)")
+    conn.execute("CREATE TABLE public.bad_inputs_plain (id text PRIMARY KEY, qty integer NOT NULL CHECK (qty >= 0))")
+    src, plain = (f"bad_{uuid.uuid4().hex[:8]}" for _ in range(2))
+    conn.execute(f"SELECT {S}.bind_stock_source(%s, 'public.bad_inputs_inv', 'id', 'qty', p_reserved_column => 'held')", (src,))
+    conn.execute(f"SELECT {S}.bind_stock_source(%s, 'public.bad_inputs_plain', 'id', 'qty')", (plain,))
+    bres = conn.execute(f"""SELECT {S}.bound_reserve(%s, '[{{"item_id": "k1", "quantity": 2}}]')->>'reservation_id'""",
+                        (src,)).fetchone()[0]
     pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
     before = state(conn)
     passed = failed = 0
     for sql, want_state, want_code in CASES:
-        text = "SELECT " + S + "." + sql.format(item=item, res=res, batch=batch, session=session, line=line, striped=striped)
+        text = "SELECT " + S + "." + sql.format(item=item, res=res, batch=batch, session=session, line=line, striped=striped,
+                                           src=src, plain=plain, bres=bres)
         try:
             conn.execute(text)
             got = ("none", None, "")

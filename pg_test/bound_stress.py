@@ -5,7 +5,9 @@ Binds the seeds' own table shapes (seed 002 inventory uuid/numeric, seed 003
 products with integer id and quantity plus its batches table, seed 004
 "Inventory" with reserved), replays the seeds' races with every caller
 released at once, then runs many connections of random bound_decrement,
-bound_decrement_many, bound_increment, idempotent retries and batch claims,
+bound_decrement_many, bound_increment, idempotent retries, batch claims and
+(on seed 004's table) bound_reserve / commit / release / expiry racing for the
+same reservations,
 and checks every invariant against the database and the client's own record
 of what was acknowledged. Prints `<check>: N passed, N failed` and a final
 `bound_stress: N passed, N failed`; exits 1 on any failure.
@@ -28,7 +30,10 @@ from stress import Checks, Failure, call, connect, race
 
 RUN = uuid.uuid4().hex[:8]
 SCHEMA = f"bs_{RUN}"
-EXPECTED = {"INSUFFICIENT_INVENTORY", "BATCH_UNAVAILABLE"}
+EXPECTED = {"INSUFFICIENT_INVENTORY", "BATCH_UNAVAILABLE",
+            # reservations: another connection committed, released or expired it first
+            "RESERVATION_NOT_ACTIVE", "RESERVATION_EXPIRED"}
+APP_HELD = 5  # seed 004's rows start with units the app itself holds
 
 
 def setup(admin, hot, cold, batches):
@@ -60,9 +65,14 @@ def setup(admin, hot, cold, batches):
     src[f"{s}_prod"] = {"ids": pids, "initial": {i: Decimal(qty(k)) for k, i in enumerate(pids)}, "whole": True, "reserved": {}}
     cids = [f"c{uuid.uuid4().hex[:20]}" for _ in range(n)]  # Prisma cuid-like text ids
     with admin.cursor() as cur:
-        cur.executemany(f'INSERT INTO {s}."Inventory" VALUES (%s, %s, 5)', [(i, qty(k)) for k, i in enumerate(cids)])
+        cur.executemany(f'INSERT INTO {s}."Inventory" VALUES (%s, %s, {APP_HELD})',
+                        [(i, qty(k)) for k, i in enumerate(cids)])
     src[f"{s}_inv4"] = {"ids": cids, "initial": {i: Decimal(qty(k)) for k, i in enumerate(cids)}, "whole": True,
-                        "reserved": {i: 5 for i in cids}}
+                        "reserved": {i: APP_HELD for i in cids}}
+    # sold out by the carts of phase_races
+    cart_item = f"c{uuid.uuid4().hex[:20]}"
+    admin.execute(f'INSERT INTO {s}."Inventory" VALUES (%s, 30, 0)', (cart_item,))
+    src[f"{s}_inv4"]["cart_item"] = cart_item
     call(admin, "bind_stock_source", p_name=f"{s}_inv", p_relation=f"{s}.inventory", p_id_column="id",
          p_quantity_column="quantity")
     call(admin, "bind_stock_source", p_name=f"{s}_prod", p_relation=f"{s}.products", p_id_column="id",
@@ -103,6 +113,26 @@ def phase_races(dsn, admin, src, checks):
     holder = admin.execute(f"SELECT driver_id FROM {s}.batches WHERE id = %s", (bid,)).fetchone()[0]
     checks.check("race_seed003_one_driver_wins", len(wins) == 1 and len(lost) == 31
                  and wins[0]["driver_id"] == holder, f"wins={len(wins)} lost={len(lost)}")
+    # Seed 004: 40 carts hold 1 of 30 units at once; then every winning hold
+    # is committed by one connection while another releases it.
+    inv4, cart = f"{s}_inv4", src[f"{s}_inv4"]["cart_item"]
+    res = race(dsn, 40, lambda c, k: call(c, "bound_reserve", p_source=inv4,
+                                          p_lines=json.dumps([{"item_id": cart, "quantity": 1}])))
+    held = [r["reservation_id"] for r in res if isinstance(r, dict)]
+    refused = sum(1 for r in res if isinstance(r, Failure) and r.code == "INSUFFICIENT_INVENTORY")
+    q, r = admin.execute(f'SELECT quantity, reserved FROM {s}."Inventory" WHERE id = %s', (cart,)).fetchone()
+    checks.check("race_seed004_holds_exactly_the_stock", len(held) == 30 and refused == 10 and (q, r) == (30, 30),
+                 f"held={len(held)} refused={refused} quantity={q} reserved={r}")
+    jobs = [(rid, fn) for rid in held for fn in ("commit_reservation", "release_reservation")]
+    res = race(dsn, len(jobs), lambda c, k: call(c, jobs[k][1], p_reservation_id=jobs[k][0]))
+    won = collections.Counter(jobs[k][1] for k, r in enumerate(res) if isinstance(r, dict))
+    lost = sum(1 for r in res if isinstance(r, Failure) and r.code == "RESERVATION_NOT_ACTIVE")
+    q, r = admin.execute(f'SELECT quantity, reserved FROM {s}."Inventory" WHERE id = %s', (cart,)).fetchone()
+    commits = admin.execute("SELECT count(*) FROM atomic_inventory.ledger WHERE source = %s AND item_key = %s "
+                            "AND kind = 'commit'", (inv4, cart)).fetchone()[0]
+    checks.check("race_commit_vs_release_one_wins", sum(won.values()) == 30 and lost == 30 and r == 0
+                 and q == 30 - won["commit_reservation"] and commits == won["commit_reservation"],
+                 f"won={dict(won)} lost={lost} quantity={q} reserved={r} commit rows={commits}")
 
 
 class Record:
@@ -117,10 +147,64 @@ class Record:
         self.replays = []  # (key, first, again)
         self.claims = collections.defaultdict(set)  # batch -> drivers acknowledged
         self.unexpected = []
+        self.open = []  # bound reservations a connection may try to finish
+        self.commit_rows = collections.defaultdict(int)  # reservation -> committed lines acked
+        self.holds = 0
 
 
 def qty_for(whole, rnd):
     return Decimal(rnd.randint(1, 3)) if whole else Decimal(rnd.choice(["0.5", "1", "1.25", "2"]))
+
+
+def reservation_op(conn, rnd, info, rec):
+    """Hold, commit (all or some lines), release or extend a reservation on
+    seed 004's table; several connections may pick the same one."""
+    inv4 = f"{SCHEMA}_inv4"
+    op = rnd.random()
+    with rec.lock:
+        rid = rnd.choice(rec.open) if rec.open and op >= 0.45 else None
+    if rid is None:
+        hot = info["ids"][: max(1, len(info["ids"]) // 6)]
+        lines = [{"item_id": rnd.choice(hot if rnd.random() < 0.6 else info["ids"]), "quantity": rnd.randint(1, 3)}
+                 for _ in range(rnd.randint(1, 3))]
+        kw = dict(p_source=inv4, p_lines=json.dumps(lines), p_ttl_seconds=rnd.choice([1, 2, 600]))
+        if rnd.random() < 0.3:
+            kw["p_idempotency_key"] = f"key-{uuid.uuid4().hex}"
+        r = call(conn, "bound_reserve", **kw)
+        with rec.lock:
+            rec.open.append(r["reservation_id"])
+            rec.holds += 1
+            if "p_idempotency_key" in kw:
+                rec.keyed[kw["p_idempotency_key"]] = ("bound_reserve", kw, r)
+        return
+    if op < 0.75:
+        if rnd.random() < 0.3:
+            g = call(conn, "get_reservation", p_reservation_id=rid)
+            keys = [l["item_id"] for l in g["lines"] if l["status"] == "active"][:1] or None
+            r = call(conn, "bound_commit_reservation", p_reservation_id=rid, p_item_ids=keys)
+        else:
+            r = call(conn, "commit_reservation", p_reservation_id=rid)
+        with rec.lock:
+            for line in r["committed"]:
+                rec.delta[(inv4, line["item_id"])] -= Decimal(str(line["quantity"]))
+            rec.commit_rows[rid] += len(r["committed"])
+    elif op < 0.93:
+        call(conn, "release_reservation" if rnd.random() < 0.5 else "bound_release_reservation", p_reservation_id=rid)
+    else:
+        call(conn, "extend_reservation", p_reservation_id=rid, p_ttl_seconds=600)
+
+
+def sweeper(dsn, deadline, rec):
+    """The expiry sweep, racing the connections that commit and release."""
+    conn = connect(dsn)
+    while time.time() < deadline:
+        try:
+            call(conn, "expire_reservations")
+        except (Failure, psycopg.Error) as e:
+            with rec.lock:
+                rec.unexpected.append(f"sweep: {e}")
+        time.sleep(0.2)
+    conn.close()
 
 
 def worker(dsn, k, src, bids, deadline, rec, seed):
@@ -145,13 +229,16 @@ def worker(dsn, k, src, bids, deadline, rec, seed):
                     with rec.lock:
                         rec.claims[r["batch_id"]].add(driver)
                 continue
+            if op < 0.30:
+                reservation_op(conn, rnd, src[f"{SCHEMA}_inv4"], rec)
+                continue
             source = rnd.choice(sources)
             info = src[source]
             hot = info["ids"][: max(1, len(info["ids"]) // 6)]
             pick = lambda: rnd.choice(hot if rnd.random() < 0.6 else info["ids"])
             ref = f"op-{uuid.uuid4().hex}"
             # a retry of an earlier keyed call, with its exact arguments
-            if op < 0.26 and rec.keyed:
+            if op < 0.34 and rec.keyed:
                 with rec.lock:
                     key = rnd.choice(list(rec.keyed))
                     fn, kw, first = rec.keyed[key]
@@ -200,6 +287,29 @@ def worker(dsn, k, src, bids, deadline, rec, seed):
 
 def verify(admin, src, bids, rec, checks):
     checks.check("no_unexpected_errors", not rec.unexpected, "; ".join(rec.unexpected[:3]))
+    inv4 = f"{SCHEMA}_inv4"
+    held = dict(admin.execute(
+        """SELECT l.item_key, sum(l.quantity) FROM atomic_inventory.bound_reservation_lines AS l
+             JOIN atomic_inventory.reservations AS r ON r.id = l.reservation_id
+            WHERE r.source = %s AND l.status = 'active' AND l.tracked GROUP BY l.item_key""", (inv4,)).fetchall())
+    reserved = dict(admin.execute(f'SELECT id, reserved FROM {SCHEMA}."Inventory"').fetchall())
+    for i in src[inv4]["ids"]:
+        want = APP_HELD + held.get(i, 0)
+        checks.check("reserved_column_is_app_held_plus_active_lines", reserved[i] == want,
+                     f"{i}: {reserved[i]} != {want}")
+    src[inv4]["reserved"] = reserved
+    bad = admin.execute(
+        """SELECT count(*) FROM atomic_inventory.reservations AS r
+            WHERE r.source = %s AND (r.status = 'active') IS DISTINCT FROM EXISTS (
+                  SELECT 1 FROM atomic_inventory.bound_reservation_lines AS l
+                   WHERE l.reservation_id = r.id AND l.status = 'active')""", (inv4,)).fetchone()[0]
+    checks.check("reservation_active_iff_a_line_is", bad == 0, f"{bad} reservations")
+    rows = dict(admin.execute(
+        "SELECT reference, count(*) FROM atomic_inventory.ledger WHERE source = %s AND kind = 'commit' "
+        "GROUP BY reference", (inv4,)).fetchall())
+    for rid, n in rec.commit_rows.items():
+        checks.check("acknowledged_commit_in_ledger_exactly_once", rows.get(rid, 0) == n,
+                     f"{rid}: {rows.get(rid, 0)} rows, want {n}")
     for source, info in src.items():
         table, key, col = table_of(source)
         rows = dict(admin.execute(f"SELECT {key}, {col} FROM {table}").fetchall())
@@ -246,14 +356,20 @@ def main():
     deadline = time.time() + a.seconds
     threads = [threading.Thread(target=worker, args=(a.dsn, k, src, bids, deadline, rec, a.seed))
                for k in range(a.connections)]
+    threads.append(threading.Thread(target=sweeper, args=(a.dsn, deadline, rec)))
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    expired = admin.execute("SELECT count(*) FROM atomic_inventory.reservations WHERE source = %s "
+                            "AND status = 'expired'", (f"{SCHEMA}_inv4",)).fetchone()[0]
     print(f"bound_stress: {len(rec.acked)} acknowledged movements, {len(rec.refused)} refused, "
-          f"{len(rec.replays)} replays, {sum(len(d) for d in rec.claims.values())} claims")
-    checks.check("workload_ran", len(rec.acked) > 100 and rec.replays and rec.refused and rec.claims,
-                 f"acked={len(rec.acked)} replays={len(rec.replays)} refused={len(rec.refused)}")
+          f"{len(rec.replays)} replays, {sum(len(d) for d in rec.claims.values())} claims, "
+          f"{rec.holds} holds ({len(rec.commit_rows)} committed, {expired} expired)")
+    checks.check("workload_ran", len(rec.acked) > 100 and rec.replays and rec.refused and rec.claims
+                 and rec.holds > 50 and rec.commit_rows and expired,
+                 f"acked={len(rec.acked)} replays={len(rec.replays)} refused={len(rec.refused)} "
+                 f"holds={rec.holds} commits={len(rec.commit_rows)} expired={expired}")
     verify(admin, src, bids, rec, checks)
     ok = checks.report()
     passed = sum(1 for _, o, _ in checks.results if o)
