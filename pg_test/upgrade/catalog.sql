@@ -34,6 +34,10 @@ SELECT line FROM (
     SELECT 'type ' || t.typname || ' ' || t.typtype::text
       FROM pg_type t, ns WHERE t.typnamespace = ns.oid
     UNION ALL
+    SELECT 'dumped ' || c::regclass::text || ' where=' || coalesce(nullif(w, ''), '-')
+      FROM pg_extension e, unnest(e.extconfig, e.extcondition) AS x(c, w)
+     WHERE e.extname = 'atomic_inventory'
+    UNION ALL
     SELECT 'member ' || pg_describe_object(classid, objid, objsubid)
       FROM pg_depend
      WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
