@@ -630,6 +630,21 @@ pub(crate) fn lines(b: &Binding, v: Option<Value>) -> Result<BTreeMap<String, An
     Ok(out)
 }
 
+/// NOT_FOUND naming every key of `keys` that `found` lacks.
+pub(crate) fn require_found<'a, V>(
+    keys: impl Iterator<Item = &'a String>,
+    found: &BTreeMap<String, V>,
+) -> Result<()> {
+    let missing: Vec<String> = keys.filter(|k| !found.contains_key(*k)).cloned().collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::NotFound {
+        entity: "item",
+        ids: missing,
+    })
+}
+
 /// Lock the rows of merged lines in id order (no deadlock between calls
 /// naming the same items) and refuse with NOT_FOUND or INSUFFICIENT_INVENTORY
 /// if any is missing or short. Returns, per key, (quantity, tracked).
@@ -675,17 +690,7 @@ pub(crate) fn lock_lines(
         }
         found.insert(k, (qty, row.get::<bool>(5)?.unwrap_or(true)));
     }
-    let missing: Vec<String> = keys
-        .iter()
-        .filter(|k| !found.contains_key(*k))
-        .cloned()
-        .collect();
-    if !missing.is_empty() {
-        return Err(Error::NotFound {
-            entity: "item",
-            ids: missing,
-        });
-    }
+    require_found(keys.iter(), &found)?;
     if !short.is_empty() {
         return Err(Error::Insufficient { lines: short });
     }

@@ -31,7 +31,7 @@ use crate::context::Caller;
 use crate::errors::{Error, Result, Shortfall};
 use crate::fmgr::{entry_point, Args};
 use crate::idempotency;
-use crate::reservations::ttl_seconds;
+use crate::reservations::{only_active_lines, ttl_seconds};
 use crate::spi::{run, with_spi, Stmt};
 use crate::sweeper::ledger_on;
 use pgrx::pg_sys::{self, Oid};
@@ -375,39 +375,14 @@ pub(crate) fn finish(
     reserved_col(&b)?;
     let lines = active_lines(c, &[id], only.as_ref())?;
     if let Some(wanted) = &only {
-        let mut absent: Vec<String> = wanted
-            .iter()
-            .filter(|w| !lines.iter().any(|l| &l.key == *w))
-            .cloned()
-            .collect();
-        if !absent.is_empty() {
-            absent.sort();
-            absent.dedup();
-            return Err(Error::invalid_input(
-                field,
-                format!(
-                    "names items that are not active lines of this reservation: {}",
-                    absent.join(", ")
-                ),
-            ));
-        }
+        only_active_lines(field, wanted, |w| lines.iter().any(|l| l.key == w))?;
     }
     let held = held_per_key(&lines);
     if !held.is_empty() {
         let rows = lock_rows(c, &b, &held)?;
         let commit = to == "committed";
         if commit {
-            let missing: Vec<String> = held
-                .keys()
-                .filter(|k| !rows.contains_key(*k))
-                .cloned()
-                .collect();
-            if !missing.is_empty() {
-                return Err(Error::NotFound {
-                    entity: "item",
-                    ids: missing,
-                });
-            }
+            bound::require_found(held.keys(), &rows)?;
             // the app may have lowered quantity under the hold
             let short: Vec<Shortfall> = held
                 .iter()

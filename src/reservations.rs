@@ -330,6 +330,28 @@ fn line_filter(args: &Args, n: usize, by_key: bool) -> Result<(&'static str, Opt
     }
 }
 
+/// INVALID_INPUT (`field`) naming every id of `wanted` that is not an
+/// active line of the reservation.
+pub(crate) fn only_active_lines(
+    field: &str,
+    wanted: &[String],
+    is_line: impl Fn(&str) -> bool,
+) -> Result<()> {
+    let mut absent: Vec<String> = wanted.iter().filter(|w| !is_line(w)).cloned().collect();
+    if absent.is_empty() {
+        return Ok(());
+    }
+    absent.sort();
+    absent.dedup();
+    Err(Error::invalid_input(
+        field,
+        format!(
+            "names items that are not active lines of this reservation: {}",
+            absent.join(", ")
+        ),
+    ))
+}
+
 /// commit_reservation / release_reservation (`to`), and their bound_*
 /// twins that name lines by item key (`by_key`). Either takes a managed or a
 /// bound reservation: the locked reservation row says which.
@@ -379,22 +401,9 @@ pub(crate) fn finish(args: &Args, to: &'static str, by_key: bool) -> Result<Stri
                 }
             }
             if let Some(named) = &only {
-                let mut absent: Vec<String> = named
-                    .iter()
-                    .filter(|w| !validate::parse_uuid(w).is_some_and(|u| active.contains(&u)))
-                    .cloned()
-                    .collect();
-                if !absent.is_empty() {
-                    absent.sort();
-                    absent.dedup();
-                    return Err(Error::invalid_input(
-                        field,
-                        format!(
-                            "names items that are not active lines of this reservation: {}",
-                            absent.join(", ")
-                        ),
-                    ));
-                }
+                only_active_lines(field, named, |w| {
+                    validate::parse_uuid(w).is_some_and(|u| active.contains(&u))
+                })?;
             }
             let done = run(
                 c,
