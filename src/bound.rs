@@ -22,8 +22,7 @@ use crate::errors::{Error, Result, Shortfall};
 use crate::fmgr::{entry_point, Args};
 use crate::idempotency;
 use crate::spi::with_spi;
-use crate::stock::num_json;
-use crate::sweeper::ledger_on;
+use crate::stock::{num_json, Movement};
 use crate::validate;
 use pgrx::pg_sys::{self, Oid};
 use pgrx::spi::SpiClient;
@@ -269,27 +268,6 @@ fn not_found(key: &str) -> Error {
     Error::NotFound {
         entity: "item",
         ids: vec![key.to_string()],
-    }
-}
-
-/// The arguments every movement shares (as stock.rs's Movement).
-struct Movement {
-    reason: Option<String>,
-    reference: Option<String>,
-    key: Option<String>,
-    lock_timeout_ms: Option<i32>,
-    ledger: bool,
-}
-
-impl Movement {
-    fn read(args: &Args, first: usize) -> Result<Movement> {
-        Ok(Movement {
-            reason: args.text(first, "p_reason")?,
-            reference: args.text(first + 1, "p_reference")?,
-            key: args.idempotency_key(first + 2)?,
-            lock_timeout_ms: args.lock_timeout_ms(first + 3)?,
-            ledger: ledger_on(),
-        })
     }
 }
 

@@ -236,18 +236,18 @@ const APPLY_ADJUST: Stmt = Stmt {
     args: &[UUID, NUM, TEXT, TEXT, TEXT, BOOL],
 };
 
-/// Arguments common to every movement.
-struct Movement {
-    reason: Option<String>,
-    reference: Option<String>,
-    key: Option<String>,
-    lock_timeout_ms: Option<i32>,
+/// Arguments common to every movement (managed and bound, bound.rs).
+pub(crate) struct Movement {
+    pub reason: Option<String>,
+    pub reference: Option<String>,
+    pub key: Option<String>,
+    pub lock_timeout_ms: Option<i32>,
     /// `atomic_inventory.ledger`, read once per call.
-    ledger: bool,
+    pub ledger: bool,
 }
 
 impl Movement {
-    fn read(args: &Args, first: usize) -> Result<Movement> {
+    pub(crate) fn read(args: &Args, first: usize) -> Result<Movement> {
         Ok(Movement {
             reason: args.text(first, "p_reason")?,
             reference: args.text(first + 1, "p_reference")?,
