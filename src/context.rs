@@ -31,8 +31,9 @@ fn setting(name: &CStr) -> Option<String> {
     if p.is_null() {
         return None;
     }
-    let s = unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned();
-    (!s.is_empty()).then_some(s)
+    let s = unsafe { CStr::from_ptr(p) };
+    // (most calls: unset or empty; no allocation for those)
+    (!s.is_empty()).then(|| s.to_string_lossy().into_owned())
 }
 
 /// Walk a dotted path (`app_metadata.tenant_id`) into the JWT claims.
@@ -57,9 +58,10 @@ impl Caller {
             None => None,
         };
         let tenant = setting(c"atomic_inventory.tenant_id").or_else(|| {
+            let claims = claims.as_ref()?;
             let path = setting(c"atomic_inventory.tenant_claim")
                 .unwrap_or_else(|| "tenant_id".to_string());
-            claims.as_ref().and_then(|c| claim(c, &path))
+            claim(claims, &path)
         });
         let subject = claims.as_ref().and_then(|c| claim(c, "sub"));
         // The outer user is the role the client runs as (after PostgREST's

@@ -11,16 +11,38 @@ pub const MAX_QUANTITY: i64 = 1_000_000_000_000;
 /// Lines per multi-line call: bounds lock count and statement size.
 pub const MAX_LINES: usize = 1000;
 
+thread_local! {
+    // 0, MAX_QUANTITY and -MAX_QUANTITY as numerics, made once per backend:
+    // every call validates a quantity, and building them each time was three
+    // int8 -> numeric conversions per quantity (seen in a profile of
+    // decrement_inventory, docs/benchmarks.md "Where the time goes").
+    static LIMITS: [AnyNumeric; 3] = [
+        AnyNumeric::from(0),
+        AnyNumeric::from(MAX_QUANTITY),
+        AnyNumeric::from(-MAX_QUANTITY),
+    ];
+}
+
+/// `n` compared with 0, MAX_QUANTITY, -MAX_QUANTITY (LIMITS).
+fn against_limit(n: &AnyNumeric, which: usize) -> std::cmp::Ordering {
+    LIMITS.with(|l| n.cmp(&l[which]))
+}
+
 fn shown(n: &AnyNumeric) -> String {
     n.normalize().to_string()
 }
 
 /// A quantity to move: finite, > 0, <= MAX_QUANTITY.
 pub fn positive_quantity(v: Option<AnyNumeric>, field: &str) -> Result<AnyNumeric> {
-    let n = finite(v, field)?;
-    if n <= AnyNumeric::from(0) {
+    positive_quantity_at(required(v, field)?, &|| field.to_string())
+}
+
+/// positive_quantity, with the field's name only spelled out for an error.
+fn positive_quantity_at(n: AnyNumeric, field: &dyn Fn() -> String) -> Result<AnyNumeric> {
+    finite(&n, field)?;
+    if against_limit(&n, 0).is_le() {
         return Err(Error::invalid_quantity(
-            field,
+            &field(),
             "must be greater than 0",
             Some(shown(&n)),
         ));
@@ -30,8 +52,9 @@ pub fn positive_quantity(v: Option<AnyNumeric>, field: &str) -> Result<AnyNumeri
 
 /// A quantity to set (adjust): finite, >= 0, <= MAX_QUANTITY.
 pub fn non_negative_quantity(v: Option<AnyNumeric>, field: &str) -> Result<AnyNumeric> {
-    let n = finite(v, field)?;
-    if n < AnyNumeric::from(0) {
+    let n = required(v, field)?;
+    finite(&n, &|| field.to_string())?;
+    if against_limit(&n, 0).is_lt() {
         return Err(Error::invalid_quantity(
             field,
             "must not be negative",
@@ -41,29 +64,36 @@ pub fn non_negative_quantity(v: Option<AnyNumeric>, field: &str) -> Result<AnyNu
     Ok(n)
 }
 
-fn finite(v: Option<AnyNumeric>, field: &str) -> Result<AnyNumeric> {
-    let n = v.ok_or_else(|| Error::invalid_quantity(field, "is required (got NULL)", None))?;
+fn required(v: Option<AnyNumeric>, field: &str) -> Result<AnyNumeric> {
+    v.ok_or_else(|| Error::invalid_quantity(field, "is required (got NULL)", None))
+}
+
+fn finite(n: &AnyNumeric, field: &dyn Fn() -> String) -> Result<()> {
     if n.is_nan() {
         return Err(Error::invalid_quantity(
-            field,
+            &field(),
             "must be a number (got NaN)",
             Some("NaN".into()),
         ));
     }
     // +-Infinity is outside the range too; the text (an allocation and a
     // numeric_out) is only made for the error.
-    if n > AnyNumeric::from(MAX_QUANTITY) || n < AnyNumeric::from(-MAX_QUANTITY) {
-        let text = shown(&n);
+    if against_limit(n, 1).is_gt() || against_limit(n, 2).is_lt() {
+        let text = shown(n);
         if text.ends_with("Infinity") {
-            return Err(Error::invalid_quantity(field, "must be finite", Some(text)));
+            return Err(Error::invalid_quantity(
+                &field(),
+                "must be finite",
+                Some(text),
+            ));
         }
         return Err(Error::invalid_quantity(
-            field,
+            &field(),
             "exceeds the maximum of 1000000000000",
             Some(text),
         ));
     }
-    Ok(n)
+    Ok(())
 }
 
 /// The compare-and-set arguments of adjust_inventory and bound_adjust, from
@@ -190,49 +220,50 @@ pub fn lines(v: Option<Value>, field: &str) -> Result<Vec<Line>> {
     }
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        let at = format!("{field}[{i}]");
+        // field names are only spelled out for an error
+        let at = || format!("{field}[{i}]");
         let obj = item
             .as_object()
-            .ok_or_else(|| Error::invalid_input(&at, "must be an object"))?;
+            .ok_or_else(|| Error::invalid_input(&at(), "must be an object"))?;
         let id = match obj.get("inventory_id") {
             Some(Value::String(s)) => parse_uuid(s).ok_or_else(|| {
-                Error::invalid_input(&format!("{at}.inventory_id"), "is not a valid uuid")
+                Error::invalid_input(&format!("{}.inventory_id", at()), "is not a valid uuid")
             })?,
             Some(Value::Null) | None => {
                 return Err(Error::invalid_input(
-                    &format!("{at}.inventory_id"),
+                    &format!("{}.inventory_id", at()),
                     "is required",
                 ))
             }
             Some(_) => {
                 return Err(Error::invalid_input(
-                    &format!("{at}.inventory_id"),
+                    &format!("{}.inventory_id", at()),
                     "must be a uuid string",
                 ))
             }
         };
-        let qfield = format!("{at}.quantity");
+        let qfield = || format!("{}.quantity", at());
         let text = match obj.get("quantity") {
             Some(Value::Number(n)) => n.to_string(),
             Some(Value::String(s)) if is_decimal(s) => s.trim().to_string(),
             Some(Value::String(s)) => {
                 return Err(Error::invalid_quantity(
-                    &qfield,
+                    &qfield(),
                     "must be a finite decimal number",
                     Some(s.chars().take(64).collect()),
                 ))
             }
             Some(Value::Null) | None => {
-                return Err(Error::invalid_quantity(&qfield, "is required", None))
+                return Err(Error::invalid_quantity(&qfield(), "is required", None))
             }
-            Some(_) => return Err(Error::invalid_quantity(&qfield, "must be a number", None)),
+            Some(_) => return Err(Error::invalid_quantity(&qfield(), "must be a number", None)),
         };
         let n = AnyNumeric::try_from(text.as_str()).map_err(|_| {
-            Error::invalid_quantity(&qfield, "must be a finite decimal number", Some(text))
+            Error::invalid_quantity(&qfield(), "must be a finite decimal number", Some(text))
         })?;
         out.push(Line {
             inventory_id: id,
-            quantity: positive_quantity(Some(n), &qfield)?,
+            quantity: positive_quantity_at(n, &qfield)?,
         });
     }
     Ok(out)
