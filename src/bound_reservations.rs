@@ -375,7 +375,9 @@ pub(crate) fn finish(
     reserved_col(&b)?;
     let lines = active_lines(c, &[id], only.as_ref())?;
     if let Some(wanted) = &only {
-        only_active_lines(field, wanted, |w| lines.iter().any(|l| l.key == w))?;
+        only_active_lines(c, id, true, field, wanted, |w| {
+            lines.iter().any(|l| l.key == w)
+        })?;
     }
     let held = held_per_key(&lines);
     if !held.is_empty() {

@@ -77,6 +77,18 @@ pub enum Error {
         status: String,
     },
 
+    /// Lines named by commit/release that are lines of the reservation but
+    /// already finished, typically by a concurrent request: a conflict (409),
+    /// not bad input (ids that were never lines stay INVALID_INPUT).
+    #[error("LINE_NOT_ACTIVE: lines of reservation {reservation_id} already finished: {}", .lines.iter().map(|(k, st)| format!("{k} ({st})")).collect::<Vec<_>>().join(", "))]
+    LineNotActive {
+        reservation_id: String,
+        /// "inventory_id" (managed items) or "item_id" (bound sources)
+        key_name: &'static str,
+        /// (line key, its status), sorted by key
+        lines: Vec<(String, String)>,
+    },
+
     #[error("RESERVATION_EXPIRED: reservation {reservation_id} expired at {expires_at}")]
     ReservationExpired {
         reservation_id: String,
@@ -218,6 +230,7 @@ impl Error {
             Error::BatchNotHeld { .. } => "BATCH_NOT_HELD",
             Error::DriverLimit { .. } => "DRIVER_LIMIT_REACHED",
             Error::ReservationNotActive { .. } => "RESERVATION_NOT_ACTIVE",
+            Error::LineNotActive { .. } => "LINE_NOT_ACTIVE",
             Error::ReservationExpired { .. } => "RESERVATION_EXPIRED",
             Error::SourceInUse { .. } => "SOURCE_IN_USE",
             Error::SessionNotFound { .. } => "SESSION_NOT_FOUND",
@@ -258,6 +271,7 @@ impl Error {
             | Error::BatchUnavailable { .. }
             | Error::DriverLimit { .. }
             | Error::ReservationNotActive { .. }
+            | Error::LineNotActive { .. }
             // unbinding would strand units held in the app's reserved column
             | Error::SourceInUse { .. } => b"PT409",
             Error::ReservationExpired { .. } => b"PT410",
@@ -415,6 +429,20 @@ impl Error {
                 m.insert("quantity_packed".into(), json!(packed));
                 m.insert("requested".into(), json!(requested));
             }
+            Error::LineNotActive {
+                reservation_id,
+                key_name,
+                lines,
+            } => {
+                m.insert("reservation_id".into(), json!(reservation_id));
+                m.insert(
+                    "lines".into(),
+                    json!(lines
+                        .iter()
+                        .map(|(k, st)| json!({ *key_name: k, "status": st }))
+                        .collect::<Vec<_>>()),
+                );
+            }
             Error::SourceInUse { name, active } => {
                 m.insert("source".into(), json!(name));
                 m.insert("active_reservations".into(), json!(active));
@@ -466,6 +494,9 @@ impl Error {
             }
             Error::ReservationExpired { .. } => {
                 "The hold lapsed and its units are (or will be) released. Reserve again, or extend before expiry."
+            }
+            Error::LineNotActive { .. } => {
+                "Another request committed, released or expired those lines first; nothing was changed. Read the reservation (get_reservation) and name only its active lines."
             }
             Error::SourceInUse { .. } => {
                 "Nothing was changed. Commit or release its reservations (or let them expire), then unbind."

@@ -330,9 +330,33 @@ fn line_filter(args: &Args, n: usize, by_key: bool) -> Result<(&'static str, Opt
     }
 }
 
-/// INVALID_INPUT (`field`) naming every id of `wanted` that is not an
-/// active line of the reservation.
+/// Lines of a reservation that are no longer active, among the given ids
+/// (the refusal path of a partial commit/release only).
+const FINISHED_LINES: Stmt = Stmt {
+    name: "finished_lines",
+    sql: "SELECT DISTINCT l.inventory_id::text, l.status \
+            FROM atomic_inventory.reservation_lines AS l \
+           WHERE l.reservation_id = $1 AND l.inventory_id = ANY ($2) AND l.status <> 'active'",
+    args: &[UUID, UUIDS],
+};
+const FINISHED_BOUND_LINES: Stmt = Stmt {
+    name: "finished_bound_lines",
+    sql: "SELECT DISTINCT l.item_key, l.status \
+            FROM atomic_inventory.bound_reservation_lines AS l \
+           WHERE l.reservation_id = $1 AND l.item_key = ANY ($2) AND l.status <> 'active'",
+    args: &[UUID, pg_sys::TEXTARRAYOID],
+};
+
+/// Which lines a partial commit/release (`field`) names that it can't
+/// finish, on reservation `id` (managed items, or a bound source if
+/// `bound`): ids that were never its lines are bad input (INVALID_INPUT,
+/// all of them named); lines it had but that are already committed,
+/// released or expired, typically by a concurrent request, are a conflict
+/// (LINE_NOT_ACTIVE, PT409) like a finished reservation is.
 pub(crate) fn only_active_lines(
+    c: &mut SpiClient<'_>,
+    id: Uuid,
+    bound: bool,
     field: &str,
     wanted: &[String],
     is_line: impl Fn(&str) -> bool,
@@ -343,13 +367,54 @@ pub(crate) fn only_active_lines(
     }
     absent.sort();
     absent.dedup();
-    Err(Error::invalid_input(
-        field,
-        format!(
-            "names items that are not active lines of this reservation: {}",
-            absent.join(", ")
-        ),
-    ))
+    // key as the caller wrote it -> the key as stored (uuid text for items)
+    let stored = |w: &String| -> Option<String> {
+        if bound {
+            Some(w.clone())
+        } else {
+            validate::parse_uuid(w).map(|u| u.to_string())
+        }
+    };
+    let finished = if bound {
+        run(
+            c,
+            &FINISHED_BOUND_LINES,
+            &[id.into(), absent.clone().into()],
+        )?
+    } else {
+        let ids: Vec<Uuid> = absent
+            .iter()
+            .filter_map(|w| validate::parse_uuid(w))
+            .collect();
+        run(c, &FINISHED_LINES, &[id.into(), ids.into()])?
+    };
+    let mut done: Vec<(String, String)> = Vec::new();
+    for row in finished {
+        done.push((
+            row.get::<String>(1)?.unwrap_or_default(),
+            row.get::<String>(2)?.unwrap_or_default(),
+        ));
+    }
+    let never: Vec<String> = absent
+        .iter()
+        .filter(|w| stored(w).is_none_or(|k| !done.iter().any(|(d, _)| *d == k)))
+        .cloned()
+        .collect();
+    if !never.is_empty() {
+        return Err(Error::invalid_input(
+            field,
+            format!(
+                "names items that are not lines of this reservation: {}",
+                never.join(", ")
+            ),
+        ));
+    }
+    done.sort();
+    Err(Error::LineNotActive {
+        reservation_id: id.to_string(),
+        key_name: if bound { "item_id" } else { "inventory_id" },
+        lines: done,
+    })
 }
 
 /// commit_reservation / release_reservation (`to`), and their bound_*
@@ -401,7 +466,7 @@ pub(crate) fn finish(args: &Args, to: &'static str, by_key: bool) -> Result<Stri
                 }
             }
             if let Some(named) = &only {
-                only_active_lines(field, named, |w| {
+                only_active_lines(c, id, false, field, named, |w| {
                     validate::parse_uuid(w).is_some_and(|u| active.contains(&u))
                 })?;
             }

@@ -63,7 +63,7 @@ pub const FUNCTIONS: [&str; 31] = [
 
 /// Every outcome but success: our codes (errors.rs), then PostgreSQL errors
 /// that escape a call, by the class a client acts on.
-pub const CODES: [&str; 30] = [
+pub const CODES: [&str; 31] = [
     "INVALID_QUANTITY",
     "INVALID_INPUT",
     "NOT_FOUND",
@@ -75,6 +75,7 @@ pub const CODES: [&str; 30] = [
     "BATCH_NOT_HELD",
     "DRIVER_LIMIT_REACHED",
     "RESERVATION_NOT_ACTIVE",
+    "LINE_NOT_ACTIVE",
     "RESERVATION_EXPIRED",
     "SOURCE_IN_USE",
     "SESSION_NOT_FOUND",

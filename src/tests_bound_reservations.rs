@@ -99,6 +99,24 @@ mod tests {
         assert_eq!(c["status"], "active");
         assert_eq!(c["committed"], json!([{"item_id": U1, "quantity": 3}]));
         assert_eq!(row(U1), pair("7", "0"));
+        // the same line again (a concurrent request's lost race): a conflict
+        // naming the line and its status, not bad input; nothing changes
+        let (_, d) = assert_err(
+            &format!("SELECT atomic_inventory.bound_commit_reservation('{id}', ARRAY['{U1}'])"),
+            "PT409",
+            "LINE_NOT_ACTIVE",
+        );
+        assert_eq!(d["lines"], json!([{"item_id": U1, "status": "committed"}]));
+        assert_eq!(row(U1), pair("7", "0"));
+        // a line never in it, named with a finished one: bad input wins
+        let (_, d) = assert_err(
+            &format!(
+                "SELECT atomic_inventory.bound_release_reservation('{id}', ARRAY['{U1}', 'nope'])"
+            ),
+            "22023",
+            "INVALID_INPUT",
+        );
+        assert_eq!(d["field"], "p_item_ids");
         assert_eq!(
             scalar(&format!(
                 "SELECT kind || ' ' || delta || ' ' || quantity_after || ' ' || reference || ' ' || reason

@@ -184,10 +184,25 @@ mod tests {
         assert_eq!(c["status"], "active", "one line still held");
         assert_eq!(quantity(A), "8");
         assert_eq!(reserved(B), "3");
-        // naming a line that is no longer active
+        // naming a line that is no longer active (e.g. a concurrent request
+        // committed it first): a conflict naming it, nothing changed
         let (_, d) = assert_err(
             &format!(
                 "SELECT atomic_inventory.release_reservation('{id}', p_inventory_ids => ARRAY['{A}']::uuid[])"
+            ),
+            "PT409",
+            "LINE_NOT_ACTIVE",
+        );
+        assert_eq!(d["reservation_id"], id);
+        assert_eq!(
+            d["lines"],
+            serde_json::json!([{"inventory_id": A, "status": "committed"}])
+        );
+        assert_eq!(reserved(B), "3");
+        // an id that never was a line, with it: bad input
+        let (_, d) = assert_err(
+            &format!(
+                "SELECT atomic_inventory.release_reservation('{id}', p_inventory_ids => ARRAY['{A}', '{B}', gen_random_uuid()])"
             ),
             "22023",
             "INVALID_INPUT",
