@@ -166,7 +166,7 @@ const APPLY_MANY: Stmt = Stmt {
 /// was checked.
 const LOCK_LINES_FAST: Stmt = Stmt {
     name: "lock_lines_fast",
-    sql: "SELECT i.id, (i.quantity - i.reserved)::text, i.quantity, \
+    sql: "SELECT i.id, (i.quantity - i.reserved)::text, i.quantity::text, \
                  (i.track_inventory AND i.quantity - i.reserved < r.qty), i.track_inventory, \
                  i.stripes > 0 \
             FROM ROWS FROM (pg_catalog.unnest($1::uuid[]), pg_catalog.unnest($2::numeric[])) AS r(id, qty) \
@@ -177,41 +177,45 @@ const LOCK_LINES_FAST: Stmt = Stmt {
     args: &[pg_sys::UUIDARRAYOID, pg_sys::NUMERICARRAYOID, BOOL, TEXT],
 };
 
-/// Apply lines whose rows LOCK_LINES_FAST holds and found covered. $1/$2 are
-/// all lines (merged, sorted), $3 which of them track inventory, $4 each
-/// line's current quantity (the answer for untracked lines).
+/// Apply lines whose rows LOCK_LINES_FAST holds and found covered: $1/$2
+/// are the tracked lines (merged, sorted), $3-$5 the ledger's reason,
+/// reference and key. Returns each updated row's new quantity; the answer's
+/// JSON is built in Rust from these and the locked rows (measured: the
+/// aggregate, join and json_build_object per line cost more than the rest of
+/// the statement; docs/benchmarks.md).
 const APPLY_LINES_FAST: Stmt = Stmt {
     name: "apply_lines_fast",
     sql: "WITH upd AS ( \
             UPDATE atomic_inventory.items AS i \
                SET quantity = i.quantity - r.qty, updated_at = pg_catalog.now() \
-              FROM ROWS FROM (pg_catalog.unnest($1::uuid[]), pg_catalog.unnest($2::numeric[]), \
-                              pg_catalog.unnest($3::boolean[])) AS r(id, qty, tracked) \
-             WHERE i.id = r.id AND r.tracked \
+              FROM ROWS FROM (pg_catalog.unnest($1::uuid[]), pg_catalog.unnest($2::numeric[])) AS r(id, qty) \
+             WHERE i.id = r.id \
             RETURNING i.id, i.quantity, r.qty, i.tenant_id \
           ), led AS ( \
             INSERT INTO atomic_inventory.ledger \
               (inventory_id, delta, quantity_after, kind, reason, reference, idempotency_key, tenant_id) \
-            SELECT u.id, -u.qty, u.quantity, 'decrement', $5, $6, $7, u.tenant_id FROM upd AS u WHERE $8 \
+            SELECT u.id, -u.qty, u.quantity, 'decrement', $3, $4, $5, u.tenant_id FROM upd AS u \
           ) \
-          SELECT pg_catalog.json_build_object('success', true, 'lines', \
-                   pg_catalog.json_agg(pg_catalog.json_build_object( \
-                     'inventory_id', r.id, \
-                     'old_quantity', COALESCE(u.quantity + u.qty, r.cur), \
-                     'new_quantity', COALESCE(u.quantity, r.cur), \
-                     'deducted', COALESCE(u.qty, 0)) ORDER BY r.id))::text \
-            FROM ROWS FROM (pg_catalog.unnest($1::uuid[]), pg_catalog.unnest($4::numeric[])) AS r(id, cur) \
-            LEFT JOIN upd AS u ON u.id = r.id",
+          SELECT u.id, u.quantity::text FROM upd AS u",
     args: &[
         pg_sys::UUIDARRAYOID,
         pg_sys::NUMERICARRAYOID,
-        pg_sys::BOOLARRAYOID,
-        pg_sys::NUMERICARRAYOID,
         TEXT,
         TEXT,
         TEXT,
-        BOOL,
     ],
+};
+
+/// APPLY_LINES_FAST with the ledger off: the bare UPDATE (no CTE, no ledger
+/// table opened with its indexes).
+const APPLY_LINES_BARE: Stmt = Stmt {
+    name: "apply_lines_bare",
+    sql: "UPDATE atomic_inventory.items AS i \
+             SET quantity = i.quantity - r.qty, updated_at = pg_catalog.now() \
+            FROM ROWS FROM (pg_catalog.unnest($1::uuid[]), pg_catalog.unnest($2::numeric[])) AS r(id, qty) \
+           WHERE i.id = r.id \
+          RETURNING i.id, i.quantity::text",
+    args: &[pg_sys::UUIDARRAYOID, pg_sys::NUMERICARRAYOID],
 };
 
 /// Set a quantity on a row LOCK_ONE holds.
@@ -480,8 +484,8 @@ fn decrement_many(args: &Args) -> Result<String> {
                         caller.tenant.clone().into(),
                     ],
                 )?;
-                let mut tracked = Vec::with_capacity(merged_ids.len());
-                let mut current = Vec::with_capacity(merged_ids.len());
+                // per locked row, in id order: (id, quantity as text, tracked)
+                let mut rows: Vec<(Uuid, String, bool)> = Vec::with_capacity(merged_ids.len());
                 let mut found = Vec::with_capacity(merged_ids.len());
                 let mut short = Vec::new();
                 let mut any_striped = false;
@@ -499,29 +503,19 @@ fn decrement_many(args: &Args) -> Result<String> {
                         });
                     }
                     any_striped |= row.get::<bool>(6)?.unwrap_or(true);
-                    current.push(row.get::<AnyNumeric>(3)?.unwrap_or_default());
-                    tracked.push(row.get::<bool>(5)?.unwrap_or(true));
+                    rows.push((
+                        id,
+                        row.get::<String>(3)?.unwrap_or_default(),
+                        row.get::<bool>(5)?.unwrap_or(true),
+                    ));
                     found.push(id);
                 }
                 if !any_striped {
                     // Missing or short lines are answered from these rows;
                     // nothing was written, the transaction is aborted by the error.
                     refuse(&merged_ids, &found, short)?;
-                    let applied = run(
-                        c,
-                        &APPLY_LINES_FAST,
-                        &[
-                            merged_ids.clone().into(),
-                            merged_qtys.clone().into(),
-                            tracked.into(),
-                            current.into(),
-                            mv.reason.clone().into(),
-                            mv.reference.clone().into(),
-                            mv.key.clone().into(),
-                            mv.ledger.into(),
-                        ],
-                    )?;
-                    return Ok(applied.first().get::<String>(1)?.unwrap_or_default());
+                    // every line found: rows[i] is merged_ids[i]'s row
+                    return apply_lines(c, &rows, &merged_qtys, &mv);
                 }
                 // A striped item's stock is partly in its stripes: the general
                 // path (rows already locked) gathers them, then judges and applies.
@@ -544,6 +538,88 @@ fn decrement_many(args: &Args) -> Result<String> {
             },
         )
     })
+}
+
+/// Decrement the tracked lines among `rows` (locked by LOCK_LINES_FAST, in id
+/// order, one per merged line: (id, quantity text, tracked)) by `qtys`, with
+/// a ledger row each if the ledger is on, and answer
+/// `{success, lines: [{inventory_id, old_quantity, new_quantity, deducted}]}`
+/// in id order. Untracked lines answer their quantity, unchanged, deducted 0.
+fn apply_lines(
+    c: &mut SpiClient<'_>,
+    rows: &[(Uuid, String, bool)],
+    qtys: &[AnyNumeric],
+    mv: &Movement,
+) -> Result<String> {
+    if rows.len() != qtys.len() {
+        return Err(Error::Internal(format!(
+            "{} locked rows for {} lines",
+            rows.len(),
+            qtys.len()
+        )));
+    }
+    let (ids, amounts): (Vec<Uuid>, Vec<AnyNumeric>) = rows
+        .iter()
+        .zip(qtys)
+        .filter(|((_, _, tracked), _)| *tracked)
+        .map(|((id, _, _), q)| (*id, q.clone()))
+        .unzip();
+    // id -> new quantity text, sorted by id for the lookups below
+    let mut after: Vec<(Uuid, String)> = Vec::with_capacity(ids.len());
+    if !ids.is_empty() {
+        let done = if mv.ledger {
+            run(
+                c,
+                &APPLY_LINES_FAST,
+                &[
+                    ids.into(),
+                    amounts.into(),
+                    mv.reason.clone().into(),
+                    mv.reference.clone().into(),
+                    mv.key.clone().into(),
+                ],
+            )?
+        } else {
+            run(c, &APPLY_LINES_BARE, &[ids.into(), amounts.into()])?
+        };
+        for row in done {
+            let id = row
+                .get::<Uuid>(1)?
+                .ok_or_else(|| Error::Internal("an updated item row without an id".into()))?;
+            after.push((id, row.get::<String>(2)?.unwrap_or_default()));
+        }
+        after.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    }
+    // The same text json_build_object gives: numbers as numeric_out writes them.
+    let mut out = String::with_capacity(32 + rows.len() * 140);
+    out.push_str("{\"success\" : true, \"lines\" : [");
+    for (i, ((id, old, tracked), qty)) in rows.iter().zip(qtys).enumerate() {
+        let new = if *tracked {
+            let at = after
+                .binary_search_by(|a| a.0.as_bytes().cmp(id.as_bytes()))
+                .map_err(|_| Error::Internal("a locked, covered line was not updated".into()))?;
+            Some(&after[at].1)
+        } else {
+            None
+        };
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str("{\"inventory_id\" : \"");
+        out.push_str(&validate::uuid_text(id));
+        out.push_str("\", \"old_quantity\" : ");
+        out.push_str(old);
+        out.push_str(", \"new_quantity\" : ");
+        out.push_str(new.unwrap_or(old));
+        out.push_str(", \"deducted\" : ");
+        match new {
+            Some(_) => out.push_str(&qty.to_string()),
+            None => out.push('0'),
+        }
+        out.push('}');
+    }
+    out.push_str("]}");
+    Ok(out)
 }
 
 /// NOT_FOUND for the ids not among `found` (every missing one, sorted), else
