@@ -47,16 +47,15 @@ const DECREMENT_ONE: Stmt = Stmt {
               (inventory_id, delta, quantity_after, kind, reason, reference, idempotency_key, tenant_id) \
             SELECT u.id, -$2, u.quantity, 'decrement', $5, $6, $7, u.tenant_id FROM upd AS u \
           ) \
-          SELECT pg_catalog.json_build_object('success', true, 'inventory_id', u.id, \
-                   'old_quantity', u.quantity + $2, 'new_quantity', u.quantity, \
-                   'deducted', $2)::text \
-            FROM upd AS u",
+          SELECT (u.quantity + $2)::text, u.quantity::text FROM upd AS u",
     args: &[UUID, NUM, BOOL, TEXT, TEXT, TEXT, TEXT],
 };
 
 /// DECREMENT_ONE with the ledger off (`atomic_inventory.ledger = off`): the
 /// bare UPDATE, no CTE (a data-modifying CTE costs ~5 us of materialising on
-/// its own); the JSON is built in Rust from the two numbers.
+/// its own). Both return the old and new quantity; the JSON is built in Rust
+/// (json_build_object looks up each argument's type and output function on
+/// every call).
 const DECREMENT_ONE_BARE: Stmt = Stmt {
     name: "decrement_one_bare",
     sql: "UPDATE atomic_inventory.items AS i \
@@ -345,8 +344,22 @@ fn decrement_row(
     qty: &AnyNumeric,
     mv: &Movement,
 ) -> Result<Option<String>> {
-    if !mv.ledger {
-        let done = run(
+    let done = if mv.ledger {
+        run(
+            client,
+            &DECREMENT_ONE,
+            &[
+                id.into(),
+                qty.clone().into(),
+                caller.admin.into(),
+                caller.tenant.clone().into(),
+                mv.reason.clone().into(),
+                mv.reference.clone().into(),
+                mv.key.clone().into(),
+            ],
+        )?
+    } else {
+        run(
             client,
             &DECREMENT_ONE_BARE,
             &[
@@ -355,44 +368,27 @@ fn decrement_row(
                 caller.admin.into(),
                 caller.tenant.clone().into(),
             ],
-        )?;
-        if done.is_empty() {
-            return Ok(None);
-        }
-        let row = done.first();
-        let old = row.get::<String>(1)?.unwrap_or_default();
-        let new = row.get::<String>(2)?.unwrap_or_default();
-        // The same text json_build_object gives: numbers as numeric_out writes them.
-        let deducted = qty.to_string();
-        let mut out = String::with_capacity(160);
-        out.push_str("{\"success\" : true, \"inventory_id\" : \"");
-        out.push_str(&validate::uuid_text(&id));
-        out.push_str("\", \"old_quantity\" : ");
-        out.push_str(&old);
-        out.push_str(", \"new_quantity\" : ");
-        out.push_str(&new);
-        out.push_str(", \"deducted\" : ");
-        out.push_str(&deducted);
-        out.push('}');
-        return Ok(Some(out));
-    }
-    let done = run(
-        client,
-        &DECREMENT_ONE,
-        &[
-            id.into(),
-            qty.clone().into(),
-            caller.admin.into(),
-            caller.tenant.clone().into(),
-            mv.reason.clone().into(),
-            mv.reference.clone().into(),
-            mv.key.clone().into(),
-        ],
-    )?;
+        )?
+    };
     if done.is_empty() {
         return Ok(None);
     }
-    Ok(Some(done.first().get::<String>(1)?.unwrap_or_default()))
+    let row = done.first();
+    let old = row.get::<String>(1)?.unwrap_or_default();
+    let new = row.get::<String>(2)?.unwrap_or_default();
+    // The same text json_build_object gives: numbers as numeric_out writes them.
+    let deducted = qty.to_string();
+    let mut out = String::with_capacity(160);
+    out.push_str("{\"success\" : true, \"inventory_id\" : \"");
+    out.push_str(&validate::uuid_text(&id));
+    out.push_str("\", \"old_quantity\" : ");
+    out.push_str(&old);
+    out.push_str(", \"new_quantity\" : ");
+    out.push_str(&new);
+    out.push_str(", \"deducted\" : ");
+    out.push_str(&deducted);
+    out.push('}');
+    Ok(Some(out))
 }
 
 fn decrement_one(

@@ -1,5 +1,6 @@
 -- Floor for a ledgered sale: our function's own statement (check, update and
--- ledger row), sent by the client: one round trip, no function call.
+-- ledger row, returning old and new quantity; the function builds its JSON
+-- answer from them), sent by the client: one round trip, no function call.
 \set k KEY
 WITH upd AS (
   UPDATE atomic_inventory.items AS i SET quantity = i.quantity - 1, updated_at = now()
@@ -9,5 +10,4 @@ WITH upd AS (
   INSERT INTO atomic_inventory.ledger (inventory_id, delta, quantity_after, kind, tenant_id)
   SELECT u.id, -1, u.quantity, 'decrement', u.tenant_id FROM upd AS u
 )
-SELECT json_build_object('success', true, 'inventory_id', u.id, 'old_quantity', u.quantity + 1,
-                         'new_quantity', u.quantity, 'deducted', 1)::text FROM upd AS u;
+SELECT (u.quantity + 1)::text, u.quantity::text FROM upd AS u;
