@@ -107,21 +107,29 @@ def latencies(prefix):
     return pick(0.50), pick(0.99), failed
 
 
-def run_one(c, variant, dist, clients, seconds, bindir, tmp):
-    script, counter, units, multi, _ = VARIANTS[variant]
+def script_for(variant, dist, tmp):
+    """The variant's pgbench script with its keys drawn from `dist`, written to
+    `tmp`; and the environment for pgbench (the variant's server settings)."""
+    script, _, _, multi, _ = VARIANTS[variant]
     with open(os.path.join(HERE, "scripts", script)) as f:
         text = f.read().replace("KEY", DISTS[dist][1 if multi else 0])
     path = os.path.join(tmp, f"{variant}-{dist}.sql")
     with open(path, "w") as f:
         f.write(text)
+    env = dict(os.environ)
+    if variant in OPTIONS:
+        env["PGOPTIONS"] = (env.get("PGOPTIONS", "") + " " + OPTIONS[variant]).strip()
+    return path, env
+
+
+def run_one(c, variant, dist, clients, seconds, bindir, tmp):
+    _, counter, units, _, _ = VARIANTS[variant]
+    path, env = script_for(variant, dist, tmp)
     reset(c, variant)
     before = c.execute(counter).fetchone()[0]
     prefix = os.path.join(tmp, f"log-{variant}-{dist}-{clients}")
     cmd = [os.path.join(bindir, "pgbench"), "-n", "-M", "prepared", "-c", str(clients), "-j", str(min(clients, 2)),
            "-T", str(seconds), "-f", path, "--max-tries", "10", "-l", "--log-prefix", prefix]
-    env = dict(os.environ)
-    if variant in OPTIONS:
-        env["PGOPTIONS"] = (env.get("PGOPTIONS", "") + " " + OPTIONS[variant]).strip()
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode not in (0, 2):  # 2: some transactions failed (counted below)
         sys.exit(f"pgbench failed for {variant}/{dist}/{clients}:\n{out.stderr}")

@@ -23,7 +23,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import DISTS, HERE, OPTIONS, VARIANTS, reset, setup  # noqa: E402
+from bench import VARIANTS, reset, script_for, setup  # noqa: E402
 
 import psycopg  # noqa: E402
 
@@ -78,17 +78,9 @@ def samples_by_pid(text):
 
 
 def profile(c, variant, dist, calls, freq, bindir, tmp):
-    script, _, _, multi, _ = VARIANTS[variant]
-    with open(os.path.join(HERE, "scripts", script)) as f:
-        text = f.read().replace("KEY", DISTS[dist][1 if multi else 0])
-    path = os.path.join(tmp, f"{variant}.sql")
-    with open(path, "w") as f:
-        f.write(text)
+    path, env = script_for(variant, dist, tmp)
     reset(c, variant)
     data = os.path.join(tmp, f"{variant}.perf")
-    env = dict(os.environ)
-    if variant in OPTIONS:
-        env["PGOPTIONS"] = (env.get("PGOPTIONS", "") + " " + OPTIONS[variant]).strip()
     run = subprocess.run(["perf", "record", "-q", "-F", str(freq), "-a", "--call-graph", "dwarf,16384", "-o", data,
                           "--", os.path.join(bindir, "pgbench"), "-n", "-M", "prepared", "-c", "1", "-t", str(calls),
                           "-f", path], capture_output=True, text=True, env=env)
