@@ -458,8 +458,6 @@ fn decrement_many(args: &Args) -> Result<String> {
                "reference": mv.reference})
         .to_string()
     };
-    let ids: Vec<Uuid> = lines.iter().map(|l| l.inventory_id).collect();
-    let qtys: Vec<AnyNumeric> = lines.iter().map(|l| l.quantity.clone()).collect();
     let (merged_ids, merged_qtys) = validate::merged_lines(&lines);
     with_spi(mv.lock_timeout_ms, |client| {
         idempotency::once(
@@ -515,6 +513,9 @@ fn decrement_many(args: &Args) -> Result<String> {
                 }
                 // A striped item's stock is partly in its stripes: the general
                 // path (rows already locked) gathers them, then judges and applies.
+                // (the lines as given, only needed here)
+                let ids: Vec<Uuid> = lines.iter().map(|l| l.inventory_id).collect();
+                let qtys: Vec<AnyNumeric> = lines.iter().map(|l| l.quantity.clone()).collect();
                 let striped = lock_and_check_lines(c, &caller, &ids, &qtys)?;
                 let applied = run(
                     c,
