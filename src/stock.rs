@@ -28,6 +28,7 @@ const UUID: Oid = pg_sys::UUIDOID;
 const NUM: Oid = pg_sys::NUMERICOID;
 const TEXT: Oid = pg_sys::TEXTOID;
 const BOOL: Oid = pg_sys::BOOLOID;
+const TIDARRAY: Oid = pg_sys::TIDARRAYOID;
 
 // The tenant predicate shared by every statement: $admin, $tenant.
 // (Spelled out in each statement so each stays one readable SQL string.)
@@ -167,7 +168,7 @@ const LOCK_LINES_FAST: Stmt = Stmt {
     name: "lock_lines_fast",
     sql: "SELECT i.id, (i.quantity - i.reserved)::text, i.quantity::text, \
                  (i.track_inventory AND i.quantity - i.reserved < r.qty), i.track_inventory, \
-                 i.stripes > 0 \
+                 i.stripes > 0, i.ctid \
             FROM ROWS FROM (pg_catalog.unnest($1::uuid[]), pg_catalog.unnest($2::numeric[])) AS r(id, qty) \
             JOIN atomic_inventory.items AS i ON i.id = r.id \
            WHERE (i.tenant_id IS NULL OR $3 OR i.tenant_id = $4) \
@@ -177,8 +178,15 @@ const LOCK_LINES_FAST: Stmt = Stmt {
 };
 
 /// Apply lines whose rows LOCK_LINES_FAST holds and found covered: $1/$2
-/// are the tracked lines (merged, sorted), $3-$5 the ledger's reason,
-/// reference and key. Returns each updated row's new quantity; the answer's
+/// are the tracked lines' row versions (ctid) and quantities, $3-$5 the
+/// ledger's reason, reference and key.
+///
+/// By ctid, not id: the rows are locked by this transaction since
+/// LOCK_LINES_FAST, so the version it returned is the newest and stays put
+/// until we update it; a TID scan fetches it without a second index descent
+/// (measured: docs/benchmarks.md). This statement's snapshot is taken after
+/// the locks were granted, so it sees those versions; if it ever did not,
+/// apply_lines refuses with INTERNAL (nothing written). Returns each updated row's new quantity; the answer's
 /// JSON is built in Rust from these and the locked rows (measured: the
 /// aggregate, join and json_build_object per line cost more than the rest of
 /// the statement; docs/benchmarks.md).
@@ -187,8 +195,8 @@ const APPLY_LINES_FAST: Stmt = Stmt {
     sql: "WITH upd AS ( \
             UPDATE atomic_inventory.items AS i \
                SET quantity = i.quantity - r.qty, updated_at = pg_catalog.now() \
-              FROM ROWS FROM (pg_catalog.unnest($1::uuid[]), pg_catalog.unnest($2::numeric[])) AS r(id, qty) \
-             WHERE i.id = r.id \
+              FROM ROWS FROM (pg_catalog.unnest($1::tid[]), pg_catalog.unnest($2::numeric[])) AS r(t, qty) \
+             WHERE i.ctid = r.t \
             RETURNING i.id, i.quantity, r.qty, i.tenant_id \
           ), led AS ( \
             INSERT INTO atomic_inventory.ledger \
@@ -196,13 +204,7 @@ const APPLY_LINES_FAST: Stmt = Stmt {
             SELECT u.id, -u.qty, u.quantity, 'decrement', $3, $4, $5, u.tenant_id FROM upd AS u \
           ) \
           SELECT u.id, u.quantity::text FROM upd AS u",
-    args: &[
-        pg_sys::UUIDARRAYOID,
-        pg_sys::NUMERICARRAYOID,
-        TEXT,
-        TEXT,
-        TEXT,
-    ],
+    args: &[TIDARRAY, pg_sys::NUMERICARRAYOID, TEXT, TEXT, TEXT],
 };
 
 /// APPLY_LINES_FAST with the ledger off: the bare UPDATE (no CTE, no ledger
@@ -211,10 +213,10 @@ const APPLY_LINES_BARE: Stmt = Stmt {
     name: "apply_lines_bare",
     sql: "UPDATE atomic_inventory.items AS i \
              SET quantity = i.quantity - r.qty, updated_at = pg_catalog.now() \
-            FROM ROWS FROM (pg_catalog.unnest($1::uuid[]), pg_catalog.unnest($2::numeric[])) AS r(id, qty) \
-           WHERE i.id = r.id \
+            FROM ROWS FROM (pg_catalog.unnest($1::tid[]), pg_catalog.unnest($2::numeric[])) AS r(t, qty) \
+           WHERE i.ctid = r.t \
           RETURNING i.id, i.quantity::text",
-    args: &[pg_sys::UUIDARRAYOID, pg_sys::NUMERICARRAYOID],
+    args: &[TIDARRAY, pg_sys::NUMERICARRAYOID],
 };
 
 /// Set a quantity on a row LOCK_ONE holds.
@@ -478,8 +480,8 @@ fn decrement_many(args: &Args) -> Result<String> {
                         caller.tenant.clone().into(),
                     ],
                 )?;
-                // per locked row, in id order: (id, quantity as text, tracked)
-                let mut rows: Vec<(Uuid, String, bool)> = Vec::with_capacity(merged_ids.len());
+                // per locked row, in id order
+                let mut rows: Vec<Locked> = Vec::with_capacity(merged_ids.len());
                 let mut found = Vec::with_capacity(merged_ids.len());
                 let mut short = Vec::new();
                 let mut any_striped = false;
@@ -497,11 +499,14 @@ fn decrement_many(args: &Args) -> Result<String> {
                         });
                     }
                     any_striped |= row.get::<bool>(6)?.unwrap_or(true);
-                    rows.push((
+                    rows.push(Locked {
                         id,
-                        row.get::<String>(3)?.unwrap_or_default(),
-                        row.get::<bool>(5)?.unwrap_or(true),
-                    ));
+                        quantity: row.get::<String>(3)?.unwrap_or_default(),
+                        tracked: row.get::<bool>(5)?.unwrap_or(true),
+                        tid: row.get::<pg_sys::ItemPointerData>(7)?.ok_or_else(|| {
+                            Error::Internal("a locked item row without a ctid".into())
+                        })?,
+                    });
                     found.push(id);
                 }
                 if !any_striped {
@@ -537,14 +542,23 @@ fn decrement_many(args: &Args) -> Result<String> {
     })
 }
 
+/// An item row LOCK_LINES_FAST locked: its id, quantity (as numeric_out
+/// writes it), whether it tracks stock, and the locked version's ctid.
+struct Locked {
+    id: Uuid,
+    quantity: String,
+    tracked: bool,
+    tid: pg_sys::ItemPointerData,
+}
+
 /// Decrement the tracked lines among `rows` (locked by LOCK_LINES_FAST, in id
-/// order, one per merged line: (id, quantity text, tracked)) by `qtys`, with
+/// order, one per merged line) by `qtys`, with
 /// a ledger row each if the ledger is on, and answer
 /// `{success, lines: [{inventory_id, old_quantity, new_quantity, deducted}]}`
 /// in id order. Untracked lines answer their quantity, unchanged, deducted 0.
 fn apply_lines(
     c: &mut SpiClient<'_>,
-    rows: &[(Uuid, String, bool)],
+    rows: &[Locked],
     qtys: &[AnyNumeric],
     mv: &Movement,
 ) -> Result<String> {
@@ -555,21 +569,21 @@ fn apply_lines(
             qtys.len()
         )));
     }
-    let (ids, amounts): (Vec<Uuid>, Vec<AnyNumeric>) = rows
+    let (tids, amounts): (Vec<pg_sys::ItemPointerData>, Vec<AnyNumeric>) = rows
         .iter()
         .zip(qtys)
-        .filter(|((_, _, tracked), _)| *tracked)
-        .map(|((id, _, _), q)| (*id, q.clone()))
+        .filter(|(r, _)| r.tracked)
+        .map(|(r, q)| (r.tid, q.clone()))
         .unzip();
     // id -> new quantity text, sorted by id for the lookups below
-    let mut after: Vec<(Uuid, String)> = Vec::with_capacity(ids.len());
-    if !ids.is_empty() {
+    let mut after: Vec<(Uuid, String)> = Vec::with_capacity(tids.len());
+    if !tids.is_empty() {
         let done = if mv.ledger {
             run(
                 c,
                 &APPLY_LINES_FAST,
                 &[
-                    ids.into(),
+                    tids.into(),
                     amounts.into(),
                     mv.reason.clone().into(),
                     mv.reference.clone().into(),
@@ -577,7 +591,7 @@ fn apply_lines(
                 ],
             )?
         } else {
-            run(c, &APPLY_LINES_BARE, &[ids.into(), amounts.into()])?
+            run(c, &APPLY_LINES_BARE, &[tids.into(), amounts.into()])?
         };
         for row in done {
             let id = row
@@ -590,7 +604,19 @@ fn apply_lines(
     // The same text json_build_object gives: numbers as numeric_out writes them.
     let mut out = String::with_capacity(32 + rows.len() * 140);
     out.push_str("{\"success\" : true, \"lines\" : [");
-    for (i, ((id, old, tracked), qty)) in rows.iter().zip(qtys).enumerate() {
+    for (
+        i,
+        (
+            Locked {
+                id,
+                quantity: old,
+                tracked,
+                ..
+            },
+            qty,
+        ),
+    ) in rows.iter().zip(qtys).enumerate()
+    {
         let new = if *tracked {
             let at = after
                 .binary_search_by(|a| a.0.as_bytes().cmp(id.as_bytes()))
