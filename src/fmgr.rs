@@ -70,6 +70,15 @@ impl Args {
         self.get::<bool>(n).unwrap_or(default)
     }
 
+    /// A jsonb argument read in place (jsonb.rs), None if NULL.
+    pub fn jsonb_container(&self, n: usize) -> Option<crate::jsonb::Container> {
+        // SAFETY: fcinfo comes from Postgres for this call and the SQL
+        // declaration makes argument n a jsonb; a datum is only read if not NULL
+        unsafe {
+            pgrx::fcinfo::pg_getarg_datum(self.0, n).map(|d| crate::jsonb::Container::of_datum(d))
+        }
+    }
+
     pub fn jsonb(&self, n: usize) -> Option<serde_json::Value> {
         self.get::<JsonB>(n).map(|j| j.0)
     }

@@ -20,6 +20,7 @@ mod context;
 mod errors;
 mod fmgr;
 mod idempotency;
+mod jsonb;
 mod packing;
 mod reservations;
 mod spi;

@@ -219,7 +219,7 @@ pub(crate) fn ttl_seconds(args: &Args, n: usize) -> Result<i32> {
 }
 
 fn reserve(args: &Args) -> Result<String> {
-    let lines = validate::lines(args.jsonb(0), "p_lines")?;
+    let lines = validate::lines(args.jsonb_container(0), "p_lines")?;
     let ttl = ttl_seconds(args, 1)?;
     let reference = args.text(2, "p_reference")?;
     let key = args.idempotency_key(3)?;

@@ -452,7 +452,7 @@ fn decrement_one(
 }
 
 fn decrement_many(args: &Args) -> Result<String> {
-    let lines = validate::lines(args.jsonb(0), "p_lines")?;
+    let lines = validate::lines(args.jsonb_container(0), "p_lines")?;
     let mv = Movement::read(args, 1)?;
     let caller = Caller::current()?;
     let request = || {

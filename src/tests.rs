@@ -338,6 +338,89 @@ mod tests {
         assert_eq!(quantity(A), "10");
     }
 
+    /// p_lines is read in place from the jsonb (jsonb.rs): each shape gets
+    /// the field path and reason a client would fix it by, and numbers keep
+    /// the exact value and scale they were written with.
+    #[pg_test]
+    fn many_lines_read_from_jsonb() {
+        item(A, "10");
+        item(B, "10");
+        let cases = [
+            ("'42'", "INVALID_INPUT", "p_lines must be a JSON array"),
+            (
+                r#"'{"a":1}'"#,
+                "INVALID_INPUT",
+                "p_lines must be a JSON array",
+            ),
+            (
+                "'[]'",
+                "INVALID_INPUT",
+                "p_lines must contain at least one line",
+            ),
+            ("'[[1]]'", "INVALID_INPUT", "p_lines[0] must be an object"),
+            ("'[null]'", "INVALID_INPUT", "p_lines[0] must be an object"),
+            (
+                r#"'[{"inventory_id":"AID","quantity":1}, "x"]'"#,
+                "INVALID_INPUT",
+                "p_lines[1] must be an object",
+            ),
+            (
+                r#"'[{"quantity":1}]'"#,
+                "INVALID_INPUT",
+                "p_lines[0].inventory_id is required",
+            ),
+            (
+                r#"'[{"inventory_id":{"id":"AID"},"quantity":1}]'"#,
+                "INVALID_INPUT",
+                "p_lines[0].inventory_id must be a uuid string",
+            ),
+            (
+                r#"'[{"inventory_id":"AID!","quantity":1}]'"#,
+                "INVALID_INPUT",
+                "p_lines[0].inventory_id is not a valid uuid",
+            ),
+            (
+                r#"'[{"inventory_id":"AID","quantity":{"n":1}}]'"#,
+                "INVALID_QUANTITY",
+                "p_lines[0].quantity must be a number",
+            ),
+            (
+                r#"'[{"inventory_id":"AID","quantity":null}]'"#,
+                "INVALID_QUANTITY",
+                "p_lines[0].quantity is required",
+            ),
+            (
+                r#"'[{"inventory_id":"AID","quantity":"1e"}]'"#,
+                "INVALID_QUANTITY",
+                "p_lines[0].quantity must be a finite decimal number",
+            ),
+        ];
+        for (lines, code, starts) in cases {
+            let sql = format!(
+                "SELECT atomic_inventory.decrement_inventory_many({})",
+                lines.replace("AID", A)
+            );
+            let (msg, d) = assert_err(&sql, "22023", code);
+            assert!(
+                msg.starts_with(&format!("{code}: {starts}")),
+                "{sql}: {msg}"
+            );
+            if code == "INVALID_INPUT" {
+                assert!(starts.contains(d["field"].as_str().unwrap()), "{sql}: {d}");
+            }
+        }
+        // extra keys are ignored; a quantity string with spaces is trimmed;
+        // numbers keep their scale (2.50) and every digit
+        let r = call(&format!(
+            r#"atomic_inventory.decrement_inventory_many('[{{"note":"gift","inventory_id":"{A}","quantity":2.50}},{{"inventory_id":"{B}","quantity":" 0.000000000001 "}}]')"#
+        ));
+        let lines = r["lines"].as_array().unwrap();
+        assert_eq!(lines[0]["deducted"].to_string(), "2.50");
+        assert_eq!(lines[1]["deducted"].to_string(), "0.000000000001");
+        assert_eq!(quantity(A), "7.50");
+        assert_eq!(quantity(B), "9.999999999999");
+    }
+
     #[pg_test]
     fn many_is_idempotent_regardless_of_line_order() {
         item(A, "10");

@@ -2,8 +2,8 @@
 //! statement runs, so bad input never reaches the tables half-way.
 
 use crate::errors::{Error, Result};
+use crate::jsonb::{Container, Item};
 use pgrx::{AnyNumeric, Uuid};
-use serde_json::Value;
 
 /// Largest quantity one call may move. Far above any real stock movement,
 /// far below numeric's limits; stops typos like 1e30 from reaching the row.
@@ -198,38 +198,42 @@ pub fn canonical_lines(lines: &[Line]) -> Vec<(String, String)> {
 /// `p_lines`: a non-empty JSON array of `{"inventory_id": uuid, "quantity": n}`.
 /// Quantities may be JSON numbers or numeric strings ("2.5"). Duplicated ids
 /// are allowed and merged by the statement (their quantities add up).
-pub fn lines(v: Option<Value>, field: &str) -> Result<Vec<Line>> {
+/// Read in place from the jsonb (jsonb.rs), not through a JSON text.
+pub fn lines(v: Option<Container>, field: &str) -> Result<Vec<Line>> {
     let v = v.ok_or_else(|| Error::invalid_input(field, "is required (got NULL)"))?;
-    let items = v.as_array().ok_or_else(|| {
+    let n = v.array_len().ok_or_else(|| {
         Error::invalid_input(
             field,
             "must be a JSON array of {\"inventory_id\": uuid, \"quantity\": number} objects",
         )
     })?;
-    if items.is_empty() {
+    if n == 0 {
         return Err(Error::invalid_input(
             field,
             "must contain at least one line",
         ));
     }
-    if items.len() > MAX_LINES {
+    if n > MAX_LINES {
         return Err(Error::invalid_input(
             field,
-            format!("has {} lines; at most {MAX_LINES} are allowed", items.len()),
+            format!("has {n} lines; at most {MAX_LINES} are allowed"),
         ));
     }
-    let mut out = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
         // field names are only spelled out for an error
         let at = || format!("{field}[{i}]");
-        let obj = item
-            .as_object()
-            .ok_or_else(|| Error::invalid_input(&at(), "must be an object"))?;
+        let Item::Object(obj) = v.element(i) else {
+            return Err(Error::invalid_input(&at(), "must be an object"));
+        };
         let id = match obj.get("inventory_id") {
-            Some(Value::String(s)) => parse_uuid(s).ok_or_else(|| {
-                Error::invalid_input(&format!("{}.inventory_id", at()), "is not a valid uuid")
-            })?,
-            Some(Value::Null) | None => {
+            Some(Item::String(s)) => std::str::from_utf8(s)
+                .ok()
+                .and_then(parse_uuid)
+                .ok_or_else(|| {
+                    Error::invalid_input(&format!("{}.inventory_id", at()), "is not a valid uuid")
+                })?,
+            Some(Item::Null) | None => {
                 return Err(Error::invalid_input(
                     &format!("{}.inventory_id", at()),
                     "is required",
@@ -243,24 +247,31 @@ pub fn lines(v: Option<Value>, field: &str) -> Result<Vec<Line>> {
             }
         };
         let qfield = || format!("{}.quantity", at());
-        let text = match obj.get("quantity") {
-            Some(Value::Number(n)) => n.to_string(),
-            Some(Value::String(s)) if is_decimal(s) => s.trim().to_string(),
-            Some(Value::String(s)) => {
-                return Err(Error::invalid_quantity(
-                    &qfield(),
-                    "must be a finite decimal number",
-                    Some(s.chars().take(64).collect()),
-                ))
+        let n = match obj.get("quantity") {
+            Some(Item::Number(n)) => n,
+            Some(Item::String(s)) => {
+                let s = String::from_utf8_lossy(s);
+                if !is_decimal(&s) {
+                    return Err(Error::invalid_quantity(
+                        &qfield(),
+                        "must be a finite decimal number",
+                        Some(s.chars().take(64).collect()),
+                    ));
+                }
+                let text = s.trim();
+                AnyNumeric::try_from(text).map_err(|_| {
+                    Error::invalid_quantity(
+                        &qfield(),
+                        "must be a finite decimal number",
+                        Some(text.to_string()),
+                    )
+                })?
             }
-            Some(Value::Null) | None => {
+            Some(Item::Null) | None => {
                 return Err(Error::invalid_quantity(&qfield(), "is required", None))
             }
             Some(_) => return Err(Error::invalid_quantity(&qfield(), "must be a number", None)),
         };
-        let n = AnyNumeric::try_from(text.as_str()).map_err(|_| {
-            Error::invalid_quantity(&qfield(), "must be a finite decimal number", Some(text))
-        })?;
         out.push(Line {
             inventory_id: id,
             quantity: positive_quantity_at(n, &qfield)?,
