@@ -51,6 +51,8 @@ PHASES = [
     ("other", lambda st: True),
 ]
 
+OURS = PHASES[1][0]
+
 FRAME = re.compile(r"^\s*[0-9a-f]+ (.*?)(?:\+0x[0-9a-f]+)? \((.*)\)$")
 HEAD = re.compile(r"^\s*(\S+)\s+(\d+)/(\d+)\s")
 
@@ -77,7 +79,33 @@ def samples_by_pid(text):
     return out
 
 
-def profile(c, variant, dist, calls, freq, bindir, tmp):
+def top_symbols(stacks, n):
+    """The n symbols with the most samples inside the function call (each
+    counted once per stack, frames leafward of fmgr_security_definer: what
+    the call itself spends, statements included)."""
+    inside = collections.Counter()
+    for st in stacks:
+        names = [s for s, _ in st]
+        if "fmgr_security_definer" not in names:
+            continue
+        inside.update(set(names[:names.index("fmgr_security_definer")]))
+    return inside.most_common(n)
+
+
+def top_leaves(stacks, phase, n):
+    """The n leaf symbols (self time) with the most samples among the stacks
+    sorted into `phase`."""
+    leaves = collections.Counter()
+    for st in stacks:
+        for name, t in PHASES:
+            if t(st):
+                if name == phase and st:
+                    leaves[st[0][0]] += 1
+                break
+    return leaves.most_common(n)
+
+
+def profile(c, variant, dist, calls, freq, bindir, tmp, top=0):
     path, env = script_for(variant, dist, tmp)
     reset(c, variant)
     data = os.path.join(tmp, f"{variant}.perf")
@@ -102,6 +130,12 @@ def profile(c, variant, dist, calls, freq, bindir, tmp):
                 counts[name] += 1
                 break
     per_sample_us = 1e6 / freq
+    for sym, k in top_symbols(stacks, top):
+        print(f"profile: {variant}: {k * per_sample_us / calls:7.1f} us  {sym}", flush=True)
+    if top:
+        print(f"profile: {variant}: self time in {OURS!r}:")
+    for sym, k in top_leaves(stacks, OURS, top):
+        print(f"profile: {variant}: {k * per_sample_us / calls:7.1f} us  {sym}", flush=True)
     return {name: counts[name] * per_sample_us / calls for name, _ in PHASES}, len(stacks)
 
 
@@ -112,6 +146,8 @@ def main():
     ap.add_argument("--calls", type=int, default=20000)
     ap.add_argument("--freq", type=int, default=1999, help="perf samples per second per CPU")
     ap.add_argument("--command", default="bash pg_test/bench/profile.sh")
+    ap.add_argument("--top", type=int, default=0,
+                    help="also print the N symbols costing the most inside the function call (inclusive)")
     a = ap.parse_args()
     variants = a.variants.split(",")
     for v in variants:
@@ -125,7 +161,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         os.chmod(tmp, 0o755)
         for v in variants:
-            rows[v], n = profile(c, v, a.dist, a.calls, a.freq, bindir, tmp)
+            rows[v], n = profile(c, v, a.dist, a.calls, a.freq, bindir, tmp, a.top)
             print(f"profile: {v}: {n} backend samples, {sum(rows[v].values()):.1f} us of backend CPU per operation",
                   flush=True)
     print()

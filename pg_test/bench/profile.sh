@@ -5,6 +5,7 @@
 #
 #   bash pg_test/bench/profile.sh                                    # the single-line sale variants
 #   bash pg_test/bench/profile.sh --variants seed004_per_item,decrement_many --calls 5000
+#   bash pg_test/bench/profile.sh --variants decrement_many_noledger --top 40   # + symbols inside the call
 #   AI_PG_MAJOR=18 bash pg_test/bench/profile.sh
 #
 # Needs perf (Debian package linux-perf, installed here if missing) and a
