@@ -166,9 +166,10 @@ const APPLY_MANY: Stmt = Stmt {
 /// was checked.
 const LOCK_LINES_FAST: Stmt = Stmt {
     name: "lock_lines_fast",
-    sql: "SELECT i.id, (i.quantity - i.reserved)::text, i.quantity::text, \
-                 (i.track_inventory AND i.quantity - i.reserved < r.qty), i.track_inventory, \
-                 i.stripes > 0, i.ctid \
+    sql: "SELECT i.id, \
+                 CASE WHEN i.track_inventory AND i.quantity - i.reserved < r.qty \
+                      THEN (i.quantity - i.reserved)::text END, \
+                 i.quantity::text, i.track_inventory, i.stripes > 0, i.ctid \
             FROM ROWS FROM (pg_catalog.unnest($1::uuid[]), pg_catalog.unnest($2::numeric[])) AS r(id, qty) \
             JOIN atomic_inventory.items AS i ON i.id = r.id \
            WHERE (i.tenant_id IS NULL OR $3 OR i.tenant_id = $4) \
@@ -489,21 +490,22 @@ fn decrement_many(args: &Args) -> Result<String> {
                     let id = row
                         .get::<Uuid>(1)?
                         .ok_or_else(|| Error::Internal("a locked item row without an id".into()))?;
-                    if row.get::<bool>(4)?.unwrap_or(true) {
+                    // the available stock is only spelled out for a short line
+                    if let Some(available) = row.get::<String>(2)? {
                         // merged_ids is sorted and so are the rows: find the line
                         let at = merged_ids.binary_search_by(|m| m.as_bytes().cmp(id.as_bytes()));
                         short.push(Shortfall {
                             inventory_id: validate::uuid_text(&id),
-                            available: row.get::<String>(2)?.unwrap_or_default(),
+                            available,
                             requested: at.map(|i| merged_qtys[i].to_string()).unwrap_or_default(),
                         });
                     }
-                    any_striped |= row.get::<bool>(6)?.unwrap_or(true);
+                    any_striped |= row.get::<bool>(5)?.unwrap_or(true);
                     rows.push(Locked {
                         id,
                         quantity: row.get::<String>(3)?.unwrap_or_default(),
-                        tracked: row.get::<bool>(5)?.unwrap_or(true),
-                        tid: row.get::<pg_sys::ItemPointerData>(7)?.ok_or_else(|| {
+                        tracked: row.get::<bool>(4)?.unwrap_or(true),
+                        tid: row.get::<pg_sys::ItemPointerData>(6)?.ok_or_else(|| {
                             Error::Internal("a locked item row without a ctid".into())
                         })?,
                     });
