@@ -43,6 +43,7 @@ STRIPED = (f"SELECT 1e12 - i.quantity - coalesce((SELECT sum(s.quantity) FROM {S
 VARIANTS = {
     "raw_update": ("raw_update.sql", BASE, 1, False, None),
     "seed002_function": ("seed002_function.sql", BASE, 1, False, None),
+    "raw_update_items": ("raw_update_items.sql", ITEMS, 1, False, None),
     "raw_update_ledger": ("raw_update_ledger.sql", ITEMS, 1, False, None),
     "decrement": ("decrement.sql", ITEMS, 1, False, None),
     "decrement_noledger": ("decrement.sql", ITEMS, 1, False, None),
@@ -63,11 +64,12 @@ OPTIONS = {
     "decrement_many_noledger": "-c atomic_inventory.ledger=off",
 }
 # ours vs the baseline it replaces
-RATIOS = [("decrement_noledger", "raw_update"), ("decrement_noledger", "seed002_function"),
+RATIOS = [("decrement_noledger", "raw_update"), ("decrement_noledger", "raw_update_items"),
+          ("decrement_noledger", "seed002_function"),
           ("decrement", "raw_update_ledger"), ("decrement", "raw_update"), ("decrement", "seed002_function"),
           ("decrement_many_noledger", "seed004_per_item"), ("decrement_many", "seed004_per_item"),
           ("decrement_striped", "decrement"), ("decrement_bound", "decrement")]
-BASELINES = ("raw_update", "seed002_function", "raw_update_ledger", "seed004_per_item")
+BASELINES = ("raw_update", "raw_update_items", "seed002_function", "raw_update_ledger", "seed004_per_item")
 
 
 def sh(cmd, **kw):
