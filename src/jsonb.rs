@@ -2,11 +2,12 @@
 //! accessors, for the hot `p_lines` of the multi-line calls.
 //!
 //! Why not pgrx's `JsonB`: it prints the value with jsonb_out and parses the
-//! text again into a serde_json tree, and each quantity then went back
-//! through numeric_in; for a 5-line order that was about 17 µs of the call's
-//! own code (docs/benchmarks.md, "Where the time goes"). Here each element is
-//! looked up in the binary container and a number arrives as the numeric
-//! jsonb stores (exactly as written, like serde_json's arbitrary_precision).
+//! text again into a serde_json tree (about 10 µs of a 5-line call in a
+//! profile, jsonb_out half of it), and each quantity then went back through
+//! numeric_in (docs/benchmarks.md, "Changes made because of a measurement").
+//! Here each element is looked up in the binary container and a number
+//! arrives as the numeric jsonb stores (exactly as written, as serde_json's
+//! arbitrary_precision kept it).
 
 use pgrx::datum::FromDatum;
 use pgrx::pg_sys;

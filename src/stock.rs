@@ -187,10 +187,12 @@ const LOCK_LINES_FAST: Stmt = Stmt {
 /// until we update it; a TID scan fetches it without a second index descent
 /// (measured: docs/benchmarks.md). This statement's snapshot is taken after
 /// the locks were granted, so it sees those versions; if it ever did not,
-/// apply_lines refuses with INTERNAL (nothing written). Returns each updated row's new quantity; the answer's
-/// JSON is built in Rust from these and the locked rows (measured: the
-/// aggregate, join and json_build_object per line cost more than the rest of
-/// the statement; docs/benchmarks.md).
+/// apply_lines refuses with INTERNAL (nothing written).
+///
+/// Returns each updated row's new quantity; the answer's JSON is built in
+/// Rust from these and the locked rows (measured: the aggregate, join and
+/// json_build_object per line cost more than the rest of the statement;
+/// docs/benchmarks.md).
 const APPLY_LINES_FAST: Stmt = Stmt {
     name: "apply_lines_fast",
     sql: "WITH upd AS ( \
