@@ -25,12 +25,23 @@ logfile = $dir/pgbouncer.log
 pidfile = $dir/pgbouncer.pid
 INI
 chown postgres "$dir/pgbouncer.ini"
-# PgBouncer refuses to run as root
-runuser -u postgres -- pgbouncer -d "$dir/pgbouncer.ini"
-trap 'kill "$(cat "$dir/pgbouncer.pid")" 2>/dev/null || true; rm -rf "$dir"' EXIT
-for _ in $(seq 1 50); do
-    psql -X -q -h 127.0.0.1 -p "$port" -c "SELECT 1" >/dev/null 2>&1 && break
-    sleep 0.1
+trap 'kill "$(cat "$dir/pgbouncer.pid" 2>/dev/null)" 2>/dev/null || true; rm -rf "$dir"' EXIT
+# Once in a full run PgBouncer was not there when the stress test connected
+# (its log went with the directory): start it up to twice, and if it still
+# does not answer, fail here with its log instead of with the test's
+# "connection refused".
+up=""
+for attempt in 1 2; do
+    # PgBouncer refuses to run as root
+    runuser -u postgres -- pgbouncer -d "$dir/pgbouncer.ini" || true
+    for _ in $(seq 1 100); do
+        if psql -X -q -h 127.0.0.1 -p "$port" -c "SELECT 1" >/dev/null 2>&1; then up=1; break; fi
+        sleep 0.1
+    done
+    [[ -n "$up" ]] && break
+    echo "pgbouncer: not answering on port $port after 10 s (attempt $attempt); its log:" >&2
+    tail -n 20 "$dir/pgbouncer.log" >&2 2>/dev/null || true
 done
+[[ -n "$up" ]] || { echo "pgbouncer: could not be started" >&2; exit 1; }
 echo "pgbouncer: transaction pooling on 127.0.0.1:$port, 16 server connections for 32+ clients"
 PGPORT=$port AI_NO_PREPARE=1 python3 "$here/stress.py" --connections 32 --seconds "${AI_PGBOUNCER_SECONDS:-10}" --batches 300
