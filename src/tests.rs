@@ -421,6 +421,37 @@ mod tests {
         assert_eq!(quantity(B), "9.999999999999");
     }
 
+    /// p_lines stored in a table arrives packed (short varlena header) when
+    /// small and compressed when large; both are detoasted before reading.
+    #[pg_test]
+    fn many_lines_from_stored_jsonb() {
+        item(A, "200");
+        item(B, "200");
+        Spi::run(&format!(
+            r#"CREATE TEMP TABLE orders (n int, lines jsonb);
+               INSERT INTO orders VALUES (1, '[{{"inventory_id":"{A}","quantity":1}}]');
+               INSERT INTO orders SELECT 2, jsonb_agg(jsonb_build_object(
+                   'inventory_id', CASE WHEN g % 2 = 0 THEN '{A}' ELSE '{B}' END,
+                   'quantity', 0.25, 'note', repeat('x', 20)))
+                 FROM generate_series(1, 800) g"#
+        ))
+        .unwrap();
+        // the big value is stored compressed (smaller than the same value in memory)
+        let compressed = scalar(
+            "SELECT (pg_column_size(lines) < pg_column_size(lines::text::jsonb))::text FROM orders WHERE n = 2",
+        );
+        assert_eq!(compressed, "true");
+        for n in [1, 2] {
+            let r = call(&format!(
+                "atomic_inventory.decrement_inventory_many((SELECT lines FROM orders WHERE n = {n}))"
+            ));
+            assert_eq!(r["success"], true, "order {n}: {r}");
+        }
+        // A: 200 - 1 - 400 x 0.25; B: 200 - 400 x 0.25
+        assert_eq!(quantity(A), "99.00");
+        assert_eq!(quantity(B), "100.00");
+    }
+
     #[pg_test]
     fn many_is_idempotent_regardless_of_line_order() {
         item(A, "10");
