@@ -323,19 +323,20 @@ fn apply_move(
     qty: &AnyNumeric,
     mv: &Movement,
 ) -> Result<Option<(String, String)>> {
+    let [a1, a2, a3, a4, a5, a6, a7] = mv.params(key.to_string().into(), qty, caller);
     let t = b.run(
         c,
         kind,
         sql,
         MOVE_ARGS,
         &[
-            key.to_string().into(),
-            qty.clone().into(),
-            caller.admin.into(),
-            caller.tenant.clone().into(),
-            mv.reason.clone().into(),
-            mv.reference.clone().into(),
-            mv.key.clone().into(),
+            a1,
+            a2,
+            a3,
+            a4,
+            a5,
+            a6,
+            a7,
             b.name.clone().into(),
             mv.ledger.into(),
         ],

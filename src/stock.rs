@@ -19,6 +19,7 @@ use crate::spi::{run, with_spi, Stmt};
 use crate::stripes;
 use crate::sweeper::ledger_on;
 use crate::validate;
+use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys::{self, Oid};
 use pgrx::spi::SpiClient;
 use pgrx::{AnyNumeric, Uuid};
@@ -264,6 +265,27 @@ impl Movement {
             ledger: ledger_on(),
         })
     }
+
+    /// The parameters every single-row movement statement starts with:
+    /// $1 the row (id or bound key), $2 the quantity, $3/$4 the caller's
+    /// admin flag and tenant, $5-$7 the ledger's reason, reference and key.
+    /// Statements without a ledger row take the first four.
+    pub(crate) fn params(
+        &self,
+        row: DatumWithOid<'static>,
+        qty: &AnyNumeric,
+        caller: &Caller,
+    ) -> [DatumWithOid<'static>; 7] {
+        [
+            row,
+            qty.clone().into(),
+            caller.admin.into(),
+            caller.tenant.clone().into(),
+            self.reason.clone().into(),
+            self.reference.clone().into(),
+            self.key.clone().into(),
+        ]
+    }
 }
 
 pub(crate) fn num_json(text: &str) -> serde_json::Value {
@@ -349,31 +371,11 @@ fn decrement_row(
     qty: &AnyNumeric,
     mv: &Movement,
 ) -> Result<Option<String>> {
+    let params = mv.params(id.into(), qty, caller);
     let done = if mv.ledger {
-        run(
-            client,
-            &DECREMENT_ONE,
-            &[
-                id.into(),
-                qty.clone().into(),
-                caller.admin.into(),
-                caller.tenant.clone().into(),
-                mv.reason.clone().into(),
-                mv.reference.clone().into(),
-                mv.key.clone().into(),
-            ],
-        )?
+        run(client, &DECREMENT_ONE, &params)?
     } else {
-        run(
-            client,
-            &DECREMENT_ONE_BARE,
-            &[
-                id.into(),
-                qty.clone().into(),
-                caller.admin.into(),
-                caller.tenant.clone().into(),
-            ],
-        )?
+        run(client, &DECREMENT_ONE_BARE, &params[..4])?
     };
     if done.is_empty() {
         return Ok(None);
@@ -747,20 +749,11 @@ fn increment(args: &Args) -> Result<String> {
             request,
             |c| {
                 let apply = |c: &mut SpiClient<'_>, striped: bool| -> Result<Option<String>> {
+                    let [a1, a2, a3, a4, a5, a6, a7] = mv.params(id.into(), &qty, &caller);
                     let t = run(
                         c,
                         &INCREMENT_ONE,
-                        &[
-                            id.into(),
-                            qty.clone().into(),
-                            caller.admin.into(),
-                            caller.tenant.clone().into(),
-                            mv.reason.clone().into(),
-                            mv.reference.clone().into(),
-                            mv.key.clone().into(),
-                            striped.into(),
-                            mv.ledger.into(),
-                        ],
+                        &[a1, a2, a3, a4, a5, a6, a7, striped.into(), mv.ledger.into()],
                     )?;
                     if t.is_empty() {
                         return Ok(None);
