@@ -7,7 +7,27 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 dir="$(mktemp -d /tmp/ai-pgbouncer.XXXXXX)"
 chown postgres "$dir"
-port=$((PGPORT + 1000))
+# A free port below the kernel's ephemeral range: a fixed port in that range
+# (PGPORT + 1000 once) was sometimes taken as the source port of an outgoing
+# connection, and PgBouncer failed with "bind(): Address already in use".
+free_port() {
+    python3 - "$PGPORT" <<'PY'
+import socket, sys
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+start = max(1024, low - 2000) + int(sys.argv[1]) % 1000
+for port in list(range(start, low)) + list(range(1024, start)):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(port)
+    break
+PY
+}
+write_ini() {
 cat > "$dir/pgbouncer.ini" <<INI
 [databases]
 $PGDATABASE = host=127.0.0.1 port=$PGPORT dbname=$PGDATABASE user=postgres
@@ -25,13 +45,15 @@ logfile = $dir/pgbouncer.log
 pidfile = $dir/pgbouncer.pid
 INI
 chown postgres "$dir/pgbouncer.ini"
+}
 trap 'kill "$(cat "$dir/pgbouncer.pid" 2>/dev/null)" 2>/dev/null || true; rm -rf "$dir"' EXIT
-# Once in a full run PgBouncer was not there when the stress test connected
-# (its log went with the directory): start it up to twice, and if it still
+# Start it up to twice (on a new free port the second time), and if it still
 # does not answer, fail here with its log instead of with the test's
 # "connection refused".
 up=""
 for attempt in 1 2; do
+    port="$(free_port)"
+    write_ini
     # PgBouncer refuses to run as root
     runuser -u postgres -- pgbouncer -d "$dir/pgbouncer.ini" || true
     for _ in $(seq 1 100); do
