@@ -131,3 +131,45 @@ pub fn with_spi<T>(
         })
         .execute()
 }
+
+/// Run `f` in an internal subtransaction (what a PL/pgSQL block with an
+/// EXCEPTION clause opens): its writes are kept if it answers `Some`, rolled
+/// back (row locks released with them) if it answers `None`. An error inside
+/// rolls the subtransaction back before it propagates, so whoever catches it
+/// (a caller's own EXCEPTION block) finds the transaction nesting it left.
+///
+/// Measured (PL/pgSQL, 5-line UPDATE, pgbench -c 8): the subtransaction costs
+/// about 1% of the call; docs/benchmarks.md.
+///
+/// `f` must not keep a tuple table of a statement it ran past its return
+/// (rolling back frees them; read what it needs into Rust values first).
+pub fn attempt<T>(f: impl FnOnce() -> Result<Option<T>>) -> Result<Option<T>> {
+    // SAFETY: the same sequence as PL/pgSQL's exec_stmt_block: remember the
+    // memory context and resource owner, open the subtransaction, stay in the
+    // caller's memory context (so what `f` allocates survives either ending),
+    // and restore both after releasing or rolling back.
+    let (cxt, owner) = unsafe { (pg_sys::CurrentMemoryContext, pg_sys::CurrentResourceOwner) };
+    let restore = move || unsafe {
+        pg_sys::MemoryContextSwitchTo(cxt);
+        pg_sys::CurrentResourceOwner = owner;
+    };
+    unsafe {
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+    }
+    restore();
+    let out = PgTryBuilder::new(AssertUnwindSafe(f))
+        .catch_others(move |e| {
+            unsafe { pg_sys::RollbackAndReleaseCurrentSubTransaction() };
+            restore();
+            e.rethrow()
+        })
+        .execute();
+    unsafe {
+        match out {
+            Ok(Some(_)) => pg_sys::ReleaseCurrentSubTransaction(),
+            _ => pg_sys::RollbackAndReleaseCurrentSubTransaction(),
+        }
+    }
+    restore();
+    out
+}

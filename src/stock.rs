@@ -15,7 +15,7 @@ use crate::context::Caller;
 use crate::errors::{Error, Result, Shortfall};
 use crate::fmgr::{entry_point, Args};
 use crate::idempotency;
-use crate::spi::{run, with_spi, Stmt};
+use crate::spi::{self, run, with_spi, Stmt};
 use crate::stripes;
 use crate::sweeper::ledger_on;
 use crate::validate;
@@ -153,18 +153,85 @@ const APPLY_MANY: Stmt = Stmt {
     ],
 };
 
-/// The common multi-line case in two lean statements. Lines arrive merged per
-/// item and sorted by id (validate::merged_lines), so neither statement
-/// groups. LOCK_LINES_FAST locks the rows in id order and reports each one;
-/// APPLY_LINES_FAST then updates the tracked ones and writes the ledger.
+/// The common multi-line case in one statement: every line's row checked and
+/// decremented by one UPDATE (ledger off), no row lock of its own before it.
+/// Lines arrive merged per item and sorted by id (validate::merged_lines).
 ///
-/// Why not one statement (lock in a CTE, update in the same statement): it
-/// was measured faster, but the stress test caught it oversell under
-/// concurrent reservations. Within one statement the UPDATE works from the
-/// statement's snapshot and may meet a row version newer than the one the
-/// locking CTE reported; pg_test/stress.py fails on it. A second statement
-/// takes a new snapshot after the locks are held, so what it reads is what
-/// was checked.
+/// Why this is safe:
+/// - The availability check is in the UPDATE's WHERE clause, so a row changed
+///   by a concurrent caller is re-checked on its newest version after they
+///   commit (EvalPlanQual, as for one line): no oversell.
+/// - Rows are locked as the UPDATE reaches them, in the order of its join.
+///   The function's SET clauses (sql/functions.sql: no hash, merge, bitmap or
+///   sequential scans) leave the planner the index nested loop driven by the
+///   sorted line array; sell_lines checks the order the rows came back in
+///   (RETURNING order is the order they were updated and locked) and takes
+///   the ordered two-statement path below if it was ever not ascending.
+/// - It runs in a subtransaction (spi::attempt): unless every line came back
+///   (a line missing, short, untracked or striped), it is rolled back and the
+///   two-statement path below locks, judges and answers as before.
+///
+/// Measured: one statement instead of lock + update runs a 5-line sale
+/// about 20% faster (docs/benchmarks.md), the lock's WAL record per row and
+/// one statement's executor start fewer.
+pub(crate) const SELL_LINES_BARE: Stmt = Stmt {
+    name: "sell_lines_bare",
+    sql: "UPDATE atomic_inventory.items AS i \
+             SET quantity = i.quantity - r.qty, updated_at = pg_catalog.now() \
+            FROM ROWS FROM (pg_catalog.unnest($1::uuid[]), pg_catalog.unnest($2::numeric[])) AS r(id, qty) \
+           WHERE i.id = r.id \
+             AND i.track_inventory AND i.stripes = 0 \
+             AND (i.tenant_id IS NULL OR $3 OR i.tenant_id = $4) \
+             AND i.quantity - i.reserved >= r.qty \
+          RETURNING i.id, (i.quantity + r.qty)::text, i.quantity::text",
+    args: &[pg_sys::UUIDARRAYOID, pg_sys::NUMERICARRAYOID, BOOL, TEXT],
+};
+
+/// SELL_LINES_BARE with a ledger row per line ($5-$7: reason, reference,
+/// key). The CTE's rows are read back in the order the UPDATE produced them.
+const SELL_LINES: Stmt = Stmt {
+    name: "sell_lines",
+    sql: "WITH upd AS ( \
+            UPDATE atomic_inventory.items AS i \
+               SET quantity = i.quantity - r.qty, updated_at = pg_catalog.now() \
+              FROM ROWS FROM (pg_catalog.unnest($1::uuid[]), pg_catalog.unnest($2::numeric[])) AS r(id, qty) \
+             WHERE i.id = r.id \
+               AND i.track_inventory AND i.stripes = 0 \
+               AND (i.tenant_id IS NULL OR $3 OR i.tenant_id = $4) \
+               AND i.quantity - i.reserved >= r.qty \
+            RETURNING i.id, i.quantity, r.qty, i.tenant_id \
+          ), led AS ( \
+            INSERT INTO atomic_inventory.ledger \
+              (inventory_id, delta, quantity_after, kind, reason, reference, idempotency_key, tenant_id) \
+            SELECT u.id, -u.qty, u.quantity, 'decrement', $5, $6, $7, u.tenant_id FROM upd AS u \
+          ) \
+          SELECT u.id, (u.quantity + u.qty)::text, u.quantity::text FROM upd AS u",
+    args: &[
+        pg_sys::UUIDARRAYOID,
+        pg_sys::NUMERICARRAYOID,
+        BOOL,
+        TEXT,
+        TEXT,
+        TEXT,
+        TEXT,
+    ],
+};
+
+/// The multi-line case in two lean statements, when SELL_LINES did not take
+/// every line: lines arrive merged per item and sorted by id
+/// (validate::merged_lines), so neither statement groups. LOCK_LINES_FAST
+/// locks the rows in id order and reports each one (found? short? tracked?
+/// striped?); APPLY_LINES_FAST then updates the tracked ones and writes the
+/// ledger.
+///
+/// Why the lock is not a CTE under the UPDATE: it was measured faster, but
+/// the stress test caught it oversell under concurrent reservations. Within
+/// one statement the UPDATE works from the statement's snapshot and may meet
+/// a row version newer than the one the locking CTE reported;
+/// pg_test/stress.py fails on it. A second statement takes a new snapshot
+/// after the locks are held, so what it reads is what was checked.
+/// (SELL_LINES has no separate check to go stale: its check is the UPDATE's
+/// own WHERE clause.)
 const LOCK_LINES_FAST: Stmt = Stmt {
     name: "lock_lines_fast",
     sql: "SELECT i.id, \
@@ -474,7 +541,13 @@ fn decrement_many(args: &Args) -> Result<String> {
             "decrement_inventory_many",
             request,
             |c| {
-                // The common case: every line found, covered, none striped.
+                // The common case: every line found, covered, tracked, none
+                // striped, in one statement.
+                if let Some(done) = sell_lines(c, &caller, &merged_ids, &merged_qtys, &mv)? {
+                    return Ok(done);
+                }
+                // Otherwise (nothing written): lock every row in id order and
+                // judge each line.
                 let locked = run(
                     c,
                     &LOCK_LINES_FAST,
@@ -546,6 +619,81 @@ fn decrement_many(args: &Args) -> Result<String> {
             },
         )
     })
+}
+
+/// SELL_LINES(_BARE) for the merged, sorted lines, in a subtransaction: the
+/// answer if it took every line, in id order; None, with nothing written and
+/// no row left locked, if it did not (a line missing, short, untracked or
+/// striped; or rows not updated in ascending id order, see SELL_LINES_BARE).
+fn sell_lines(
+    c: &mut SpiClient<'_>,
+    caller: &Caller,
+    ids: &[Uuid],
+    qtys: &[AnyNumeric],
+    mv: &Movement,
+) -> Result<Option<String>> {
+    spi::attempt(|| {
+        let mut params: Vec<DatumWithOid<'static>> = vec![
+            ids.to_vec().into(),
+            qtys.to_vec().into(),
+            caller.admin.into(),
+            caller.tenant.clone().into(),
+        ];
+        let stmt = if mv.ledger {
+            params.extend([
+                mv.reason.clone().into(),
+                mv.reference.clone().into(),
+                mv.key.clone().into(),
+            ]);
+            &SELL_LINES
+        } else {
+            &SELL_LINES_BARE
+        };
+        // (id, old quantity, new quantity) per updated row, in update order;
+        // read out here, the tuple table goes before a rollback frees it
+        let mut sold: Vec<(Uuid, String, String)> = Vec::with_capacity(ids.len());
+        for row in run(c, stmt, &params)? {
+            let id = row
+                .get::<Uuid>(1)?
+                .ok_or_else(|| Error::Internal("an updated item row without an id".into()))?;
+            let old = row.get::<String>(2)?.unwrap_or_default();
+            let new = row.get::<String>(3)?.unwrap_or_default();
+            sold.push((id, old, new));
+        }
+        if sold.len() != ids.len() {
+            return Ok(None);
+        }
+        if sold.iter().zip(ids).any(|(s, id)| s.0 != *id) {
+            // Every line taken, but not in id order: the plan is not the one
+            // the function's settings ask for. Undo and take the ordered path.
+            pgrx::debug1!("atomic_inventory: sell_lines updated rows out of id order");
+            return Ok(None);
+        }
+        let mut out = String::with_capacity(32 + sold.len() * 140);
+        out.push_str("{\"success\" : true, \"lines\" : [");
+        for (i, ((id, old, new), qty)) in sold.iter().zip(qtys).enumerate() {
+            push_line(&mut out, i, id, old, new, &qty.to_string());
+        }
+        out.push_str("]}");
+        Ok(Some(out))
+    })
+}
+
+/// One line of a multi-line answer, as json_build_object writes it (numbers
+/// as numeric_out writes them); `i` its position.
+fn push_line(out: &mut String, i: usize, id: &Uuid, old: &str, new: &str, deducted: &str) {
+    if i > 0 {
+        out.push_str(", ");
+    }
+    out.push_str("{\"inventory_id\" : \"");
+    out.push_str(&validate::uuid_text(id));
+    out.push_str("\", \"old_quantity\" : ");
+    out.push_str(old);
+    out.push_str(", \"new_quantity\" : ");
+    out.push_str(new);
+    out.push_str(", \"deducted\" : ");
+    out.push_str(deducted);
+    out.push('}');
 }
 
 /// An item row LOCK_LINES_FAST locked: its id, quantity (as numeric_out
@@ -631,21 +779,11 @@ fn apply_lines(
         } else {
             None
         };
-        if i > 0 {
-            out.push_str(", ");
-        }
-        out.push_str("{\"inventory_id\" : \"");
-        out.push_str(&validate::uuid_text(id));
-        out.push_str("\", \"old_quantity\" : ");
-        out.push_str(old);
-        out.push_str(", \"new_quantity\" : ");
-        out.push_str(new.unwrap_or(old));
-        out.push_str(", \"deducted\" : ");
-        match new {
-            Some(_) => out.push_str(&qty.to_string()),
-            None => out.push('0'),
-        }
-        out.push('}');
+        let deducted = match new {
+            Some(_) => qty.to_string(),
+            None => "0".to_string(),
+        };
+        push_line(&mut out, i, id, old, new.unwrap_or(old), &deducted);
     }
     out.push_str("]}");
     Ok(out)

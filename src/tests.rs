@@ -467,6 +467,110 @@ mod tests {
         assert_eq!(quantity(B), "8");
     }
 
+    /// The one-statement path locks rows in the order its join produces
+    /// them; under the function's own settings that must be the index nested
+    /// loop driven by the sorted line array even on a tiny table (where the
+    /// planner otherwise picks a hash join over a sequential scan).
+    #[pg_test]
+    fn many_one_statement_plan_follows_the_sorted_lines() {
+        item(A, "10");
+        item(B, "10");
+        Spi::run("ANALYZE atomic_inventory.items").unwrap();
+        // decrement_inventory_many's SET clauses, as the call runs with them
+        Spi::run(
+            "SELECT pg_catalog.set_config(split_part(c, '=', 1), split_part(c, '=', 2), true) \
+               FROM pg_catalog.pg_proc AS p, unnest(p.proconfig) AS c \
+              WHERE p.oid = 'atomic_inventory.decrement_inventory_many(jsonb, text, text, text, integer)'::regprocedure \
+                AND c NOT LIKE 'search_path=%'",
+        )
+        .unwrap();
+        assert_eq!(scalar("SELECT current_setting('enable_hashjoin')"), "off");
+        Spi::run(&format!(
+            "PREPARE sell(uuid[], numeric[], boolean, text) AS {}",
+            crate::stock::SELL_LINES_BARE.sql
+        ))
+        .unwrap();
+        let plan = Spi::connect(|c| {
+            c.select(
+                "EXPLAIN (COSTS OFF) EXECUTE sell('{}', '{}', true, NULL)",
+                None,
+                &[],
+            )
+            .unwrap()
+            .map(|row| row.get::<String>(1).unwrap().unwrap_or_default())
+            .collect::<Vec<_>>()
+        });
+        let at = |what: &str| plan.iter().position(|l| l.contains(what));
+        let (nl, outer, inner) = (
+            at("Nested Loop"),
+            at("Function Scan on r"),
+            at("Index Scan using items_pkey"),
+        );
+        assert!(
+            nl.is_some() && outer.is_some() && inner.is_some() && outer < inner,
+            "plan: {plan:#?}"
+        );
+    }
+
+    /// A line the one statement cannot take (here an untracked item) rolls
+    /// its work back; the locking path then takes each line exactly once.
+    #[pg_test]
+    fn many_with_an_untracked_line_takes_each_line_once() {
+        item(A, "10");
+        item(B, "4");
+        Spi::run(&format!(
+            "UPDATE atomic_inventory.items SET track_inventory = false WHERE id = '{B}'"
+        ))
+        .unwrap();
+        let r = call(&format!(
+            r#"atomic_inventory.decrement_inventory_many('[{{"inventory_id":"{A}","quantity":2}},{{"inventory_id":"{B}","quantity":3}}]')"#
+        ));
+        assert_eq!(r["lines"][0]["old_quantity"].to_string(), "10");
+        assert_eq!(r["lines"][0]["new_quantity"].to_string(), "8");
+        assert_eq!(r["lines"][1]["deducted"].to_string(), "0");
+        assert_eq!(quantity(A), "8");
+        assert_eq!(quantity(B), "4");
+        // initial row + one decrement; none for the untracked item's sale
+        assert_eq!(ledger_rows(A), 2);
+        assert_eq!(ledger_rows(B), 1);
+    }
+
+    /// An error inside the one statement (here a user's trigger on items)
+    /// rolls our subtransaction back before it propagates, so a caller's own
+    /// EXCEPTION block catches it with its own nesting intact and goes on.
+    #[pg_test]
+    fn many_error_inside_the_one_statement_leaves_callers_block_intact() {
+        item(A, "10");
+        item(B, "10");
+        Spi::run(&format!(
+            "CREATE FUNCTION pg_temp.refuse() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN IF NEW.id = '{B}' THEN RAISE EXCEPTION 'refused by trigger'; END IF; RETURN NEW; END $$; \
+             CREATE TRIGGER refuse BEFORE UPDATE ON atomic_inventory.items \
+               FOR EACH ROW EXECUTE FUNCTION pg_temp.refuse()"
+        ))
+        .unwrap();
+        Spi::run(&format!(
+            r#"CREATE FUNCTION pg_temp.try_sale() RETURNS text LANGUAGE plpgsql AS $$
+               BEGIN
+                 PERFORM atomic_inventory.decrement_inventory_many(
+                   '[{{"inventory_id":"{A}","quantity":1}},{{"inventory_id":"{B}","quantity":1}}]');
+                 RETURN 'sold';
+               EXCEPTION WHEN raise_exception THEN
+                 RETURN 'caught: ' || SQLERRM;
+               END $$"#
+        ))
+        .unwrap();
+        let caught = scalar("SELECT pg_temp.try_sale()");
+        assert_eq!(caught, "caught: refused by trigger");
+        // the caller's transaction goes on: A untouched, a later sale works
+        assert_eq!(quantity(A), "10");
+        call(&format!(
+            r#"atomic_inventory.decrement_inventory_many('[{{"inventory_id":"{A}","quantity":1}}]')"#
+        ));
+        assert_eq!(quantity(A), "9");
+        assert_eq!(ledger_rows(A), 2);
+    }
+
     // ---------- increment_inventory ----------
 
     #[pg_test]
