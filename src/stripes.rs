@@ -21,7 +21,7 @@
 use crate::context::Caller;
 use crate::errors::{Error, Result};
 use crate::fmgr::{entry_point, Args};
-use crate::spi::{run, with_spi, Stmt};
+use crate::spi::{self, run, with_spi, Stmt};
 use crate::stock::{lock_one, LockedItem};
 use pgrx::pg_sys::{self, Oid};
 use pgrx::spi::SpiClient;
@@ -187,35 +187,14 @@ pub struct Sale<'a> {
     pub ledger: bool,
 }
 
-/// Run `f` in a subtransaction that is kept only if `f` returns `Ok(Some)`.
-///
-/// Why: a row that `FOR UPDATE` locked and then found no longer qualifying
-/// (changed by a concurrent sale) stays locked until the transaction ends;
-/// PostgreSQL does not unlock rows. A sale whose stripe attempts failed would
-/// then go on to wait for the item row while holding stripes, and a gatherer,
-/// who holds the item row and takes all stripes in order, would wait for it:
-/// a deadlock (the stress test found it). Rolling the attempt's subtransaction
-/// back releases those locks. An ERROR inside `f` unwinds past this to the
-/// entry point and aborts the whole transaction, subtransaction included.
-fn attempt<T>(f: impl FnOnce() -> Result<Option<T>>) -> Result<Option<T>> {
-    // SAFETY: the same sequence PL/pgSQL uses for an exception block; we are
-    // inside a transaction with SPI connected outside the subtransaction.
-    unsafe {
-        let cxt = pg_sys::CurrentMemoryContext;
-        let owner = pg_sys::CurrentResourceOwner;
-        pg_sys::BeginInternalSubTransaction(std::ptr::null());
-        pg_sys::MemoryContextSwitchTo(cxt);
-        let out = f();
-        if matches!(out, Ok(Some(_))) {
-            pg_sys::ReleaseCurrentSubTransaction();
-        } else {
-            pg_sys::RollbackAndReleaseCurrentSubTransaction();
-        }
-        pg_sys::MemoryContextSwitchTo(cxt);
-        pg_sys::CurrentResourceOwner = owner;
-        out
-    }
-}
+// Stripe attempts run in a subtransaction (spi::attempt), kept only if the
+// attempt took a stripe. Why: a row that `FOR UPDATE` locked and then found
+// no longer qualifying (changed by a concurrent sale) stays locked until the
+// transaction ends; PostgreSQL does not unlock rows. A sale whose stripe
+// attempts failed would then go on to wait for the item row while holding
+// stripes, and a gatherer, who holds the item row and takes all stripes in
+// order, would wait for it: a deadlock (the stress test found it). Rolling
+// the attempt's subtransaction back releases those locks.
 
 /// Take a sale from one stripe of a striped item: first any unlocked stripe
 /// that covers it, else wait for one. None: no single stripe covers it (or
@@ -225,7 +204,7 @@ pub fn take(client: &mut SpiClient<'_>, sale: &Sale<'_>) -> Result<Option<String
     // SAFETY: MyProcPid is set once at backend start.
     let start = unsafe { pg_sys::MyProcPid }.rem_euclid(MAX_STRIPES);
     for stmt in [&TAKE_SKIP, &TAKE_WAIT] {
-        let taken = attempt(|| {
+        let taken = spi::attempt(|| {
             let done = run(
                 client,
                 stmt,

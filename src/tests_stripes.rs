@@ -67,6 +67,42 @@ mod tests {
         assert!(reconciles());
     }
 
+    /// An error inside a stripe attempt (here a user's trigger on the
+    /// stripes) rolls the attempt's subtransaction back before it propagates,
+    /// so a caller's own EXCEPTION block catches it with its own nesting
+    /// intact and its transaction goes on.
+    #[pg_test]
+    fn error_in_a_stripe_attempt_leaves_callers_block_intact() {
+        item(A, "40");
+        call(&format!("atomic_inventory.stripe_item('{A}', 4)"));
+        Spi::run(
+            "CREATE FUNCTION pg_temp.refuse() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN RAISE EXCEPTION 'refused by trigger'; END $$; \
+             CREATE TRIGGER refuse BEFORE UPDATE ON atomic_inventory.item_stripes \
+               FOR EACH ROW EXECUTE FUNCTION pg_temp.refuse()",
+        )
+        .unwrap();
+        Spi::run(&format!(
+            "CREATE FUNCTION pg_temp.try_sale() RETURNS text LANGUAGE plpgsql AS $$ \
+             BEGIN \
+               PERFORM atomic_inventory.decrement_inventory('{A}', 3); \
+               RETURN 'sold'; \
+             EXCEPTION WHEN raise_exception THEN \
+               RETURN 'caught: ' || SQLERRM; \
+             END $$"
+        ))
+        .unwrap();
+        assert_eq!(
+            scalar("SELECT pg_temp.try_sale()"),
+            "caught: refused by trigger"
+        );
+        Spi::run("DROP TRIGGER refuse ON atomic_inventory.item_stripes").unwrap();
+        assert_eq!(total(A), "40");
+        let r = call(&format!("atomic_inventory.decrement_inventory('{A}', 3)"));
+        assert_eq!(r["new_quantity"].to_string(), "37");
+        assert_eq!(total(A), "37");
+    }
+
     #[pg_test]
     fn striped_sale_no_single_stripe_covers_gathers_sells_and_respreads() {
         item(A, "40");
