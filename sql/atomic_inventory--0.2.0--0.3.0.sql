@@ -615,13 +615,7 @@ SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.bound_reservation_l
 SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.ledger_id_seq', '');
 
 -- decrement_inventory_many sells most orders with one UPDATE whose lock order
--- is its join's; these keep that join the index nested loop over the sorted
--- lines on tables of any size (see functions.sql).
-ALTER FUNCTION atomic_inventory.decrement_inventory_many(jsonb, text, text, text, integer)
-    SET enable_hashjoin = off;
-ALTER FUNCTION atomic_inventory.decrement_inventory_many(jsonb, text, text, text, integer)
-    SET enable_mergejoin = off;
+-- is its join's; this keeps that join driven by the sorted lines on tables of
+-- any size (see functions.sql).
 ALTER FUNCTION atomic_inventory.decrement_inventory_many(jsonb, text, text, text, integer)
     SET enable_seqscan = off;
-ALTER FUNCTION atomic_inventory.decrement_inventory_many(jsonb, text, text, text, integer)
-    SET enable_bitmapscan = off;

@@ -35,15 +35,12 @@ SET search_path = pg_catalog, atomic_inventory, pg_temp
 -- (docs/benchmarks.md). Not set on claim_next_batch: its generic plan is 3x slower.
 SET plan_cache_mode = force_generic_plan
 -- Its one-statement path (sell_lines_bare in src/stock.rs) locks rows in the
--- order its join produces them; for an order to lock in id order (no
--- deadlocks) that join must be the index nested loop driven by the sorted
--- line array. On a small items table the planner prefers a hash join over a
--- sequential scan (locking in physical order); these leave it the index
--- paths only. The code checks the order and falls back to the locking path.
-SET enable_hashjoin = off
-SET enable_mergejoin = off
+-- order its join produces them, which must be the index nested loop driven
+-- by the sorted line array (id order: no deadlocks). The join is written so
+-- that no hash or merge join can use it; on a small items table the planner
+-- would still drive it from a sequential scan (physical order). The code
+-- checks the order and falls back to the locking path.
 SET enable_seqscan = off
-SET enable_bitmapscan = off
 AS 'MODULE_PATHNAME', 'ai_decrement_inventory_many';
 COMMENT ON FUNCTION atomic_inventory.decrement_inventory_many(jsonb, text, text, text, integer) IS
     'Take several lines [{inventory_id, quantity}] at once: all or nothing, rows locked in id order (no deadlocks), duplicates merged. Returns {success, lines:[...]}.';

@@ -161,12 +161,16 @@ const APPLY_MANY: Stmt = Stmt {
 /// - The availability check is in the UPDATE's WHERE clause, so a row changed
 ///   by a concurrent caller is re-checked on its newest version after they
 ///   commit (EvalPlanQual, as for one line): no oversell.
-/// - Rows are locked as the UPDATE reaches them, in the order of its join.
-///   The function's SET clauses (sql/functions.sql: no hash, merge, bitmap or
-///   sequential scans) leave the planner the index nested loop driven by the
-///   sorted line array; sell_lines checks the order the rows came back in
-///   (RETURNING order is the order they were updated and locked) and takes
-///   the ordered two-statement path below if it was ever not ascending.
+/// - Rows are locked as the UPDATE reaches them, in the order of its join,
+///   which must be the index nested loop driven by the sorted line array.
+///   The join condition is written `i.id = ANY (ARRAY[r.id])`, which no hash
+///   or merge join can use, so only a nested loop is possible; the
+///   function's `SET enable_seqscan = off` (sql/functions.sql) keeps a
+///   sequential scan of a small items table from driving it (planner
+///   choices measured in the #[pg_test] many_one_statement_plan_...).
+///   sell_lines also checks the order the rows came back in (RETURNING order
+///   is the order they were updated and locked) and takes the ordered
+///   two-statement path below if it was ever not ascending.
 /// - It runs in a subtransaction (spi::attempt): unless every line came back
 ///   (a line missing, short, untracked or striped), it is rolled back and the
 ///   two-statement path below locks, judges and answers as before.
@@ -179,7 +183,7 @@ pub(crate) const SELL_LINES_BARE: Stmt = Stmt {
     sql: "UPDATE atomic_inventory.items AS i \
              SET quantity = i.quantity - r.qty, updated_at = pg_catalog.now() \
             FROM ROWS FROM (pg_catalog.unnest($1::uuid[]), pg_catalog.unnest($2::numeric[])) AS r(id, qty) \
-           WHERE i.id = r.id \
+           WHERE i.id = ANY (ARRAY[r.id]) \
              AND i.track_inventory AND i.stripes = 0 \
              AND (i.tenant_id IS NULL OR $3 OR i.tenant_id = $4) \
              AND i.quantity - i.reserved >= r.qty \
@@ -195,7 +199,7 @@ const SELL_LINES: Stmt = Stmt {
             UPDATE atomic_inventory.items AS i \
                SET quantity = i.quantity - r.qty, updated_at = pg_catalog.now() \
               FROM ROWS FROM (pg_catalog.unnest($1::uuid[]), pg_catalog.unnest($2::numeric[])) AS r(id, qty) \
-             WHERE i.id = r.id \
+             WHERE i.id = ANY (ARRAY[r.id]) \
                AND i.track_inventory AND i.stripes = 0 \
                AND (i.tenant_id IS NULL OR $3 OR i.tenant_id = $4) \
                AND i.quantity - i.reserved >= r.qty \
