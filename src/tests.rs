@@ -8,6 +8,13 @@ mod tests {
 
     use crate::test_support::*;
 
+    // ids of the tests that take a table lock (DDL, ANALYZE) and so must not
+    // share rows with concurrently running tests
+    const P1: &str = "00000000-0000-0000-0000-0000000000c1";
+    const P2: &str = "00000000-0000-0000-0000-0000000000c2";
+    const E1: &str = "00000000-0000-0000-0000-0000000000e1";
+    const E2: &str = "00000000-0000-0000-0000-0000000000e2";
+
     // ---------- decrement_inventory ----------
 
     #[pg_test]
@@ -473,8 +480,11 @@ mod tests {
     /// planner otherwise joins a sequential scan of items).
     #[pg_test]
     fn many_one_statement_plan_follows_the_sorted_lines() {
-        item(A, "10");
-        item(B, "10");
+        // Two rows with ids no other test uses: this test waits for
+        // ANALYZE's lock (another test may hold a conflicting one), and no
+        // test may then wait for a row of ours (tests run concurrently).
+        item(P1, "10");
+        item(P2, "10");
         Spi::run("ANALYZE atomic_inventory.items").unwrap();
         // decrement_inventory_many's SET clauses, as the call runs with them
         Spi::run(
@@ -543,20 +553,23 @@ mod tests {
     /// EXCEPTION block catches it with its own nesting intact and goes on.
     #[pg_test]
     fn many_error_inside_the_one_statement_leaves_callers_block_intact() {
-        item(A, "10");
-        item(B, "10");
+        // The trigger first, and ids no other test uses: tests run
+        // concurrently, and DDL taken while holding rows another test waits
+        // for deadlocked (seen once on PostgreSQL 18).
         Spi::run(&format!(
             "CREATE FUNCTION pg_temp.refuse() RETURNS trigger LANGUAGE plpgsql AS $$ \
-             BEGIN IF NEW.id = '{B}' THEN RAISE EXCEPTION 'refused by trigger'; END IF; RETURN NEW; END $$; \
+             BEGIN IF NEW.id = '{E2}' THEN RAISE EXCEPTION 'refused by trigger'; END IF; RETURN NEW; END $$; \
              CREATE TRIGGER refuse BEFORE UPDATE ON atomic_inventory.items \
                FOR EACH ROW EXECUTE FUNCTION pg_temp.refuse()"
         ))
         .unwrap();
+        item(E1, "10");
+        item(E2, "10");
         Spi::run(&format!(
             r#"CREATE FUNCTION pg_temp.try_sale() RETURNS text LANGUAGE plpgsql AS $$
                BEGIN
                  PERFORM atomic_inventory.decrement_inventory_many(
-                   '[{{"inventory_id":"{A}","quantity":1}},{{"inventory_id":"{B}","quantity":1}}]');
+                   '[{{"inventory_id":"{E1}","quantity":1}},{{"inventory_id":"{E2}","quantity":1}}]');
                  RETURN 'sold';
                EXCEPTION WHEN raise_exception THEN
                  RETURN 'caught: ' || SQLERRM;
@@ -566,12 +579,12 @@ mod tests {
         let caught = scalar("SELECT pg_temp.try_sale()");
         assert_eq!(caught, "caught: refused by trigger");
         // the caller's transaction goes on: A untouched, a later sale works
-        assert_eq!(quantity(A), "10");
+        assert_eq!(quantity(E1), "10");
         call(&format!(
-            r#"atomic_inventory.decrement_inventory_many('[{{"inventory_id":"{A}","quantity":1}}]')"#
+            r#"atomic_inventory.decrement_inventory_many('[{{"inventory_id":"{E1}","quantity":1}}]')"#
         ));
-        assert_eq!(quantity(A), "9");
-        assert_eq!(ledger_rows(A), 2);
+        assert_eq!(quantity(E1), "9");
+        assert_eq!(ledger_rows(E1), 2);
     }
 
     // ---------- increment_inventory ----------
