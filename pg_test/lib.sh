@@ -74,6 +74,30 @@ as_postgres() {
     if [[ "$(id -un)" == "postgres" ]]; then "$@"; else runuser -u postgres -- "$@"; fi
 }
 
+# A port to listen on, below the kernel's ephemeral port range and free now
+# (binding 127.0.0.1 to it succeeds): the first from that range's start
+# - 2000 + $1. A fixed port inside the range (55432 for the cluster, 56432
+# for PgBouncer) can be held as the source port of an outgoing connection,
+# and the listener then fails with "Address already in use" (PgBouncer did,
+# once, in a full test run); probing with a connection does not see that.
+free_port() {
+    python3 - "${1:-0}" <<'PY'
+import socket, sys
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+start = max(1024, low - 2000) + int(sys.argv[1])
+for port in list(range(start, low)) + list(range(1024, start)):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(port)
+    break
+PY
+}
+
 # Start a throwaway cluster (never as root: as user postgres) with the
 # extension created in database ai_test. Exports PGHOST/PGPORT/PGUSER/
 # PGDATABASE and AI_CLUSTER_DIR; stop_cluster (also run on exit) removes it.
@@ -83,8 +107,13 @@ start_cluster() {
     AI_CLUSTER_DIR="$(mktemp -d /tmp/ai-cluster.XXXXXX)"
     chown postgres "$AI_CLUSTER_DIR"
     chmod 700 "$AI_CLUSTER_DIR"
-    local port="${AI_PGPORT:-55432}"
-    while (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+    local port
+    if [[ -n "${AI_PGPORT:-}" ]]; then
+        port="$AI_PGPORT"
+        while (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+    else
+        port="$(free_port 0)"
+    fi
     as_postgres "$bindir/initdb" -A trust -U postgres -D "$AI_CLUSTER_DIR/data" >/dev/null
     # synchronous_commit stays on: the tests check acknowledged work survives.
     # RUST_BACKTRACE is dropped so error details stay what users would see.

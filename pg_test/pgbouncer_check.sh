@@ -5,28 +5,10 @@
 # Runs against the cluster lib.sh started (PGHOST/PGPORT).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=lib.sh
+source "$here/lib.sh"  # free_port
 dir="$(mktemp -d /tmp/ai-pgbouncer.XXXXXX)"
 chown postgres "$dir"
-# A free port below the kernel's ephemeral range: a fixed port in that range
-# (PGPORT + 1000 once) was sometimes taken as the source port of an outgoing
-# connection, and PgBouncer failed with "bind(): Address already in use".
-free_port() {
-    python3 - "$PGPORT" <<'PY'
-import socket, sys
-low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-start = max(1024, low - 2000) + int(sys.argv[1]) % 1000
-for port in list(range(start, low)) + list(range(1024, start)):
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-    except OSError:
-        continue
-    finally:
-        s.close()
-    print(port)
-    break
-PY
-}
 write_ini() {
 cat > "$dir/pgbouncer.ini" <<INI
 [databases]
@@ -47,12 +29,13 @@ INI
 chown postgres "$dir/pgbouncer.ini"
 }
 trap 'kill "$(cat "$dir/pgbouncer.pid" 2>/dev/null)" 2>/dev/null || true; rm -rf "$dir"' EXIT
-# Start it up to twice (on a new free port the second time), and if it still
+# Start it up to twice (on a port free at that moment, below the ephemeral
+# range: lib.sh's free_port), and if it still
 # does not answer, fail here with its log instead of with the test's
 # "connection refused".
 up=""
 for attempt in 1 2; do
-    port="$(free_port)"
+    port="$(free_port 500)"
     write_ini
     # PgBouncer refuses to run as root
     runuser -u postgres -- pgbouncer -d "$dir/pgbouncer.ini" || true
