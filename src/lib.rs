@@ -26,6 +26,7 @@ mod reservations;
 mod spi;
 mod stats;
 mod stock;
+mod stock_many;
 mod stripes;
 mod sweeper;
 mod validate;

@@ -497,7 +497,7 @@ mod tests {
         assert_eq!(scalar("SELECT current_setting('enable_seqscan')"), "off");
         Spi::run(&format!(
             "PREPARE sell(uuid[], numeric[], boolean, text) AS {}",
-            crate::stock::SELL_LINES_BARE.sql
+            crate::stock_many::SELL_LINES_BARE.sql
         ))
         .unwrap();
         let plan = Spi::connect(|c| {
