@@ -138,8 +138,11 @@ pub fn with_spi<T>(
 /// rolls the subtransaction back before it propagates, so whoever catches it
 /// (a caller's own EXCEPTION block) finds the transaction nesting it left.
 ///
-/// Measured (PL/pgSQL, 5-line UPDATE, pgbench -c 8): the subtransaction costs
-/// about 1% of the call; docs/benchmarks.md.
+/// Measured (PL/pgSQL, 5-line UPDATE, pgbench -c 8, uniform keys): about 1%
+/// of the call. On contended rows far more: its release wakes every caller
+/// queued on the rows it wrote, who queue again on our top-level transaction
+/// (15-25% of 5-line orders on hot rows, docs/benchmarks.md), which is why
+/// the multi-line sale does without one. Used by stripe attempts.
 ///
 /// `f` must not keep a tuple table of a statement it ran past its return
 /// (rolling back frees them; read what it needs into Rust values first).

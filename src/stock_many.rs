@@ -2,13 +2,24 @@
 //! nothing (checkout, POS basket). Lines are merged per item and sorted by
 //! id (validate::merged_lines) before anything is locked, so two orders
 //! naming the same items in opposite order queue up instead of deadlocking.
+//!
+//! One UPDATE (SELL_LINES) takes every line it can and locks, in id order,
+//! every row it names but an untracked or missing one. What it leaves is
+//! settled afterwards without ever waiting for a row out of that order
+//! (finish): an error for a missing or short line (the error rolls back the
+//! lines already taken, so nothing needs undoing by hand), the answer for an
+//! untracked one, the gathered stripes for a striped one (its row is already
+//! ours). No subtransaction: measured, one costs 15-25% of the throughput of
+//! 5-line orders on hot rows at 32-64 clients (docs/benchmarks.md), since
+//! its commit wakes every waiter on our rows, which then queue again on the
+//! top-level transaction.
 
 use crate::context::Caller;
 use crate::errors::{Error, Result, Shortfall};
 use crate::fmgr::{entry_point, Args};
 use crate::idempotency;
-use crate::spi::{self, run, with_spi, Stmt};
-use crate::stock::{lock_and_check_lines, refuse, Movement};
+use crate::spi::{run, with_spi, Stmt};
+use crate::stock::{refuse, Movement};
 use crate::stripes;
 use crate::validate;
 use pgrx::datum::DatumWithOid;
@@ -19,50 +30,23 @@ use serde_json::json;
 
 const TEXT: Oid = pg_sys::TEXTOID;
 const BOOL: Oid = pg_sys::BOOLOID;
+const UUIDS: Oid = pg_sys::UUIDARRAYOID;
+const NUMS: Oid = pg_sys::NUMERICARRAYOID;
 const TIDARRAY: Oid = pg_sys::TIDARRAYOID;
-/// Apply a multi-line decrement whose rows LOCK_MANY holds and has checked.
-const APPLY_MANY: Stmt = Stmt {
-    name: "apply_many",
-    sql: "WITH r AS ( \
-            SELECT l.id, pg_catalog.sum(l.qty) AS qty \
-              FROM ROWS FROM (pg_catalog.unnest($1::uuid[]), pg_catalog.unnest($2::numeric[])) AS l(id, qty) \
-             GROUP BY l.id \
-          ), upd AS ( \
-            UPDATE atomic_inventory.items AS i \
-               SET quantity = i.quantity - r.qty, updated_at = pg_catalog.now() \
-              FROM r WHERE i.id = r.id AND i.track_inventory \
-            RETURNING i.id, i.quantity, r.qty, i.tenant_id \
-          ), led AS ( \
-            INSERT INTO atomic_inventory.ledger \
-              (inventory_id, delta, quantity_after, kind, reason, reference, idempotency_key, tenant_id) \
-            SELECT u.id, -u.qty, u.quantity, 'decrement', $3, $4, $5, u.tenant_id FROM upd AS u WHERE $6 \
-          ) \
-          SELECT pg_catalog.json_build_object('success', true, 'lines', \
-                   pg_catalog.json_agg(pg_catalog.json_build_object( \
-                     'inventory_id', r.id, \
-                     'old_quantity', COALESCE(u.quantity + u.qty, i.quantity), \
-                     'new_quantity', COALESCE(u.quantity, i.quantity), \
-                     'deducted', COALESCE(u.qty, 0)) ORDER BY r.id))::text \
-            FROM r JOIN atomic_inventory.items AS i ON i.id = r.id \
-            LEFT JOIN upd AS u ON u.id = r.id",
-    args: &[
-        pg_sys::UUIDARRAYOID,
-        pg_sys::NUMERICARRAYOID,
-        TEXT,
-        TEXT,
-        TEXT,
-        BOOL,
-    ],
-};
 
-/// The common multi-line case in one statement: every line's row checked and
-/// decremented by one UPDATE (ledger off), no row lock of its own before it.
-/// Lines arrive merged per item and sorted by id (validate::merged_lines).
+/// Every line in one statement (ledger off): each named row that tracks
+/// stock is decremented if it covers its line, and locked either way if it
+/// is striped (written unchanged: its stock is settled after the statement,
+/// from its stripes). Short rows and untracked rows are left alone and
+/// unlocked. Lines arrive merged per item and sorted by id. Returns per row
+/// touched, in the order it was updated: id, whether the line was taken,
+/// old and new quantity (meaningful if taken).
 ///
 /// Why this is safe:
 /// - The availability check is in the UPDATE's WHERE clause, so a row changed
 ///   by a concurrent caller is re-checked on its newest version after they
-///   commit (EvalPlanQual, as for one line): no oversell.
+///   commit (EvalPlanQual re-evaluates WHERE and SET, the stripes test
+///   included): no oversell.
 /// - Rows are locked as the UPDATE reaches them, in the order of its join,
 ///   which must be the index nested loop driven by the sorted line array.
 ///   The join condition is written `i.id = ANY (ARRAY[r.id])`, which no hash
@@ -70,12 +54,8 @@ const APPLY_MANY: Stmt = Stmt {
 ///   function's `SET enable_seqscan = off` (sql/functions.sql) keeps a
 ///   sequential scan of a small items table from driving it (planner
 ///   choices measured in the #[pg_test] many_one_statement_plan_...).
-///   sell_lines also checks the order the rows came back in (RETURNING order
-///   is the order they were updated and locked) and takes the ordered
-///   two-statement path below if it was ever not ascending.
-/// - It runs in a subtransaction (spi::attempt): unless every line came back
-///   (a line missing, short, untracked or striped), it is rolled back and the
-///   two-statement path below locks, judges and answers as before.
+/// - Whatever it did not take is settled by `finish` without waiting for a
+///   row out of id order.
 ///
 /// Measured: one statement instead of lock + update runs a 5-line sale
 /// about 20% faster (docs/benchmarks.md), the lock's WAL record per row and
@@ -83,61 +63,78 @@ const APPLY_MANY: Stmt = Stmt {
 pub(crate) const SELL_LINES_BARE: Stmt = Stmt {
     name: "sell_lines_bare",
     sql: "UPDATE atomic_inventory.items AS i \
-             SET quantity = i.quantity - r.qty, updated_at = pg_catalog.now() \
+             SET quantity = CASE WHEN i.stripes = 0 THEN i.quantity - r.qty ELSE i.quantity END, \
+                 updated_at = CASE WHEN i.stripes = 0 THEN pg_catalog.now() ELSE i.updated_at END \
             FROM ROWS FROM (pg_catalog.unnest($1::uuid[]), pg_catalog.unnest($2::numeric[])) AS r(id, qty) \
            WHERE i.id = ANY (ARRAY[r.id]) \
-             AND i.track_inventory AND i.stripes = 0 \
+             AND i.track_inventory \
              AND (i.tenant_id IS NULL OR $3 OR i.tenant_id = $4) \
-             AND i.quantity - i.reserved >= r.qty \
-          RETURNING i.id, (i.quantity + r.qty)::text, i.quantity::text",
-    args: &[pg_sys::UUIDARRAYOID, pg_sys::NUMERICARRAYOID, BOOL, TEXT],
+             AND (i.stripes > 0 OR i.quantity - i.reserved >= r.qty) \
+          RETURNING i.id, i.stripes = 0, (i.quantity + r.qty)::text, i.quantity::text",
+    args: &[UUIDS, NUMS, BOOL, TEXT],
 };
 
-/// SELL_LINES_BARE with a ledger row per line ($5-$7: reason, reference,
-/// key). The CTE's rows are read back in the order the UPDATE produced them.
+/// SELL_LINES_BARE with a ledger row per line taken ($5-$7: reason,
+/// reference, key). The CTE's rows are read back in the order the UPDATE
+/// produced them.
 const SELL_LINES: Stmt = Stmt {
     name: "sell_lines",
     sql: "WITH upd AS ( \
             UPDATE atomic_inventory.items AS i \
-               SET quantity = i.quantity - r.qty, updated_at = pg_catalog.now() \
+               SET quantity = CASE WHEN i.stripes = 0 THEN i.quantity - r.qty ELSE i.quantity END, \
+                   updated_at = CASE WHEN i.stripes = 0 THEN pg_catalog.now() ELSE i.updated_at END \
               FROM ROWS FROM (pg_catalog.unnest($1::uuid[]), pg_catalog.unnest($2::numeric[])) AS r(id, qty) \
              WHERE i.id = ANY (ARRAY[r.id]) \
-               AND i.track_inventory AND i.stripes = 0 \
+               AND i.track_inventory \
                AND (i.tenant_id IS NULL OR $3 OR i.tenant_id = $4) \
-               AND i.quantity - i.reserved >= r.qty \
-            RETURNING i.id, i.quantity, r.qty, i.tenant_id \
+               AND (i.stripes > 0 OR i.quantity - i.reserved >= r.qty) \
+            RETURNING i.id, i.stripes = 0 AS taken, i.quantity, r.qty, i.tenant_id \
           ), led AS ( \
             INSERT INTO atomic_inventory.ledger \
               (inventory_id, delta, quantity_after, kind, reason, reference, idempotency_key, tenant_id) \
-            SELECT u.id, -u.qty, u.quantity, 'decrement', $5, $6, $7, u.tenant_id FROM upd AS u \
+            SELECT u.id, -u.qty, u.quantity, 'decrement', $5, $6, $7, u.tenant_id FROM upd AS u WHERE u.taken \
           ) \
-          SELECT u.id, (u.quantity + u.qty)::text, u.quantity::text FROM upd AS u",
-    args: &[
-        pg_sys::UUIDARRAYOID,
-        pg_sys::NUMERICARRAYOID,
-        BOOL,
-        TEXT,
-        TEXT,
-        TEXT,
-        TEXT,
-    ],
+          SELECT u.id, u.taken, (u.quantity + u.qty)::text, u.quantity::text FROM upd AS u",
+    args: &[UUIDS, NUMS, BOOL, TEXT, TEXT, TEXT, TEXT],
 };
 
-/// The multi-line case in two lean statements, when SELL_LINES did not take
-/// every line: lines arrive merged per item and sorted by id
-/// (validate::merged_lines), so neither statement groups. LOCK_LINES_FAST
-/// locks the rows in id order and reports each one (found? short? tracked?
-/// striped?); APPLY_LINES_FAST then updates the tracked ones and writes the
-/// ledger.
+/// The lines SELL_LINES did not touch, read without a lock (a lock here
+/// would be taken out of id order while we hold rows): found? tracked?
+/// striped? covered? available, quantity.
+const LEFT_LINES: Stmt = Stmt {
+    name: "left_lines",
+    sql: "SELECT i.id, i.track_inventory, i.stripes > 0, i.quantity - i.reserved >= r.qty, \
+                 (i.quantity - i.reserved)::text, i.quantity::text \
+            FROM ROWS FROM (pg_catalog.unnest($1::uuid[]), pg_catalog.unnest($2::numeric[])) AS r(id, qty) \
+            JOIN atomic_inventory.items AS i ON i.id = r.id \
+           WHERE (i.tenant_id IS NULL OR $3 OR i.tenant_id = $4)",
+    args: &[UUIDS, NUMS, BOOL, TEXT],
+};
+
+/// Lock the rows that are free right now, skip the others: never waits, so
+/// it may run while we hold rows of higher ids.
+const LOCK_IF_FREE: Stmt = Stmt {
+    name: "lock_if_free",
+    sql: "SELECT i.id FROM atomic_inventory.items AS i \
+           WHERE i.id = ANY ($1) AND (i.tenant_id IS NULL OR $2 OR i.tenant_id = $3) \
+           ORDER BY i.id \
+             FOR UPDATE SKIP LOCKED",
+    args: &[UUIDS, BOOL, TEXT],
+};
+
+/// Striped lines, whose item rows SELL_LINES locked and left unchanged,
+/// after their stripes were gathered into those rows: read each again (found?
+/// short? tracked? striped? ctid). The rows are ours already, so the lock
+/// never waits; APPLY_LINES_FAST then updates them and writes the ledger.
+/// Lines arrive merged per item and sorted by id, so neither statement
+/// groups.
 ///
-/// Why the lock is not a CTE under the UPDATE: it was measured faster, but
-/// the stress test caught it oversell under concurrent reservations. Within
-/// one statement the UPDATE works from the statement's snapshot and may meet
-/// a row version newer than the one the locking CTE reported;
-/// pg_test/stress.py fails on it. A second statement takes a new snapshot
-/// after the locks are held, so what it reads is what was checked.
-/// (SELL_LINES has no separate check to go stale: its check is the UPDATE's
-/// own WHERE clause.)
+/// A second statement, not a CTE under the UPDATE: within one statement the
+/// UPDATE works from the statement's snapshot and may meet a row version
+/// newer than the one a locking CTE reported (the stress test caught such a
+/// version overselling under concurrent reservations, 0.2.0). A second
+/// statement takes a new snapshot after the locks are held, so what it reads
+/// is what was checked.
 const LOCK_LINES_FAST: Stmt = Stmt {
     name: "lock_lines_fast",
     sql: "SELECT i.id, \
@@ -149,7 +146,7 @@ const LOCK_LINES_FAST: Stmt = Stmt {
            WHERE (i.tenant_id IS NULL OR $3 OR i.tenant_id = $4) \
            ORDER BY i.id \
              FOR UPDATE OF i",
-    args: &[pg_sys::UUIDARRAYOID, pg_sys::NUMERICARRAYOID, BOOL, TEXT],
+    args: &[UUIDS, NUMS, BOOL, TEXT],
 };
 
 /// Apply lines whose rows LOCK_LINES_FAST holds and found covered: $1/$2
@@ -196,6 +193,15 @@ const APPLY_LINES_BARE: Stmt = Stmt {
     args: &[TIDARRAY, pg_sys::NUMERICARRAYOID],
 };
 
+/// One line of the answer: the item, its old and new quantity (as
+/// numeric_out writes them) and the units deducted.
+struct Sold {
+    id: Uuid,
+    old: String,
+    new: String,
+    deducted: String,
+}
+
 fn decrement_many(args: &Args) -> Result<String> {
     let lines = validate::lines(args.jsonb_container(0), "p_lines")?;
     let mv = Movement::read(args, 1)?;
@@ -205,7 +211,7 @@ fn decrement_many(args: &Args) -> Result<String> {
                "reference": mv.reference})
         .to_string()
     };
-    let (merged_ids, merged_qtys) = validate::merged_lines(&lines);
+    let (ids, qtys) = validate::merged_lines(&lines);
     with_spi(mv.lock_timeout_ms, |client| {
         idempotency::once(
             client,
@@ -214,159 +220,252 @@ fn decrement_many(args: &Args) -> Result<String> {
             "decrement_inventory_many",
             request,
             |c| {
-                // The common case: every line found, covered, tracked, none
-                // striped, in one statement.
-                if let Some(done) = sell_lines(c, &caller, &merged_ids, &merged_qtys, &mv)? {
-                    return Ok(done);
+                let (mut sold, striped) = sell(c, &caller, &ids, &qtys, &mv)?;
+                if sold.len() < ids.len() {
+                    // Some line missing, short, untracked or striped.
+                    finish(c, &caller, &ids, &qtys, &mv, &mut sold, striped)?;
                 }
-                // Otherwise (nothing written): lock every row in id order and
-                // judge each line.
-                let locked = run(
-                    c,
-                    &LOCK_LINES_FAST,
-                    &[
-                        merged_ids.clone().into(),
-                        merged_qtys.clone().into(),
-                        caller.admin.into(),
-                        caller.tenant.clone().into(),
-                    ],
-                )?;
-                // per locked row, in id order
-                let mut rows: Vec<Locked> = Vec::with_capacity(merged_ids.len());
-                let mut found = Vec::with_capacity(merged_ids.len());
-                let mut short = Vec::new();
-                let mut any_striped = false;
-                for row in locked {
-                    let id = row
-                        .get::<Uuid>(1)?
-                        .ok_or_else(|| Error::Internal("a locked item row without an id".into()))?;
-                    // the available stock is only spelled out for a short line
-                    if let Some(available) = row.get::<String>(2)? {
-                        // merged_ids is sorted and so are the rows: find the line
-                        let at = merged_ids.binary_search_by(|m| m.as_bytes().cmp(id.as_bytes()));
-                        short.push(Shortfall {
-                            inventory_id: validate::uuid_text(&id),
-                            available,
-                            requested: at.map(|i| merged_qtys[i].to_string()).unwrap_or_default(),
-                        });
-                    }
-                    any_striped |= row.get::<bool>(5)?.unwrap_or(true);
-                    rows.push(Locked {
-                        id,
-                        quantity: row.get::<String>(3)?.unwrap_or_default(),
-                        tracked: row.get::<bool>(4)?.unwrap_or(true),
-                        tid: row.get::<pg_sys::ItemPointerData>(6)?.ok_or_else(|| {
-                            Error::Internal("a locked item row without a ctid".into())
-                        })?,
-                    });
-                    found.push(id);
-                }
-                if !any_striped {
-                    // Missing or short lines are answered from these rows;
-                    // nothing was written, the transaction is aborted by the error.
-                    refuse(&merged_ids, &found, short)?;
-                    // every line found: rows[i] is merged_ids[i]'s row
-                    return apply_lines(c, &rows, &merged_qtys, &mv);
-                }
-                // A striped item's stock is partly in its stripes: the general
-                // path (rows already locked) gathers them, then judges and applies.
-                // (the lines as given, only needed here)
-                let ids: Vec<Uuid> = lines.iter().map(|l| l.inventory_id).collect();
-                let qtys: Vec<AnyNumeric> = lines.iter().map(|l| l.quantity.clone()).collect();
-                let striped = lock_and_check_lines(c, &caller, &ids, &qtys)?;
-                let applied = run(
-                    c,
-                    &APPLY_MANY,
-                    &[
-                        ids.clone().into(),
-                        qtys.clone().into(),
-                        mv.reason.clone().into(),
-                        mv.reference.clone().into(),
-                        mv.key.clone().into(),
-                        mv.ledger.into(),
-                    ],
-                )?;
-                let out = applied.first().get::<String>(1)?.unwrap_or_default();
-                stripes::respread(c, &striped)?;
-                Ok(out)
+                Ok(answer(sold))
             },
         )
     })
 }
 
-/// SELL_LINES(_BARE) for the merged, sorted lines, in a subtransaction: the
-/// answer if it took every line, in id order; None, with nothing written and
-/// no row left locked, if it did not (a line missing, short, untracked or
-/// striped; or rows not updated in ascending id order, see SELL_LINES_BARE).
-fn sell_lines(
+/// The quantity of the line for `id` among merged, sorted lines.
+fn qty_of<'a>(ids: &[Uuid], qtys: &'a [AnyNumeric], id: &Uuid) -> Result<&'a AnyNumeric> {
+    ids.binary_search_by(|m| m.as_bytes().cmp(id.as_bytes()))
+        .map(|at| &qtys[at])
+        .map_err(|_| Error::Internal(format!("item {id} is not among the lines")))
+}
+
+/// SELL_LINES(_BARE) for merged, sorted lines: the lines it took, and the
+/// striped items whose rows it locked without taking their lines.
+fn sell(
     c: &mut SpiClient<'_>,
     caller: &Caller,
     ids: &[Uuid],
     qtys: &[AnyNumeric],
     mv: &Movement,
-) -> Result<Option<String>> {
-    spi::attempt(|| {
-        let mut params: Vec<DatumWithOid<'static>> = vec![
-            ids.to_vec().into(),
-            qtys.to_vec().into(),
+) -> Result<(Vec<Sold>, Vec<Uuid>)> {
+    let mut params: Vec<DatumWithOid<'static>> = vec![
+        ids.to_vec().into(),
+        qtys.to_vec().into(),
+        caller.admin.into(),
+        caller.tenant.clone().into(),
+    ];
+    let stmt = if mv.ledger {
+        params.extend([
+            mv.reason.clone().into(),
+            mv.reference.clone().into(),
+            mv.key.clone().into(),
+        ]);
+        &SELL_LINES
+    } else {
+        &SELL_LINES_BARE
+    };
+    let mut sold = Vec::with_capacity(ids.len());
+    let mut striped = Vec::new();
+    let mut last: Option<Uuid> = None;
+    for row in run(c, stmt, &params)? {
+        let id = row
+            .get::<Uuid>(1)?
+            .ok_or_else(|| Error::Internal("an updated item row without an id".into()))?;
+        if last.is_some_and(|l| l.as_bytes() >= id.as_bytes()) {
+            // RETURNING order is the order rows were updated and locked: not
+            // the plan the function's settings ask for (see SELL_LINES_BARE).
+            // The rows are right; only the lock order was not.
+            pgrx::debug1!("atomic_inventory: sell_lines updated rows out of id order");
+        }
+        last = Some(id);
+        if row.get::<bool>(2)?.unwrap_or(false) {
+            sold.push(Sold {
+                id,
+                old: row.get::<String>(3)?.unwrap_or_default(),
+                new: row.get::<String>(4)?.unwrap_or_default(),
+                deducted: qty_of(ids, qtys, &id)?.to_string(),
+            });
+        } else {
+            striped.push(id);
+        }
+    }
+    Ok((sold, striped))
+}
+
+/// Settle the lines SELL_LINES did not take, holding the rows it took and
+/// the striped rows it locked, without ever waiting for another row (that
+/// wait would be out of id order: a deadlock with an order holding it and
+/// waiting for one of ours). Missing items: NOT_FOUND, every one. Short
+/// lines: INSUFFICIENT_INVENTORY, every one (striped items judged on their
+/// gathered total). Either error rolls back what was taken. Untracked items:
+/// answered, unchanged. Striped items: gathered into their (locked) rows,
+/// sold from there, spread again.
+fn finish(
+    c: &mut SpiClient<'_>,
+    caller: &Caller,
+    ids: &[Uuid],
+    qtys: &[AnyNumeric],
+    mv: &Movement,
+    sold: &mut Vec<Sold>,
+    mut striped: Vec<Uuid>,
+) -> Result<()> {
+    let mut found: Vec<Uuid> = sold
+        .iter()
+        .map(|s| s.id)
+        .chain(striped.iter().copied())
+        .collect();
+    let (left_ids, left_qtys): (Vec<Uuid>, Vec<AnyNumeric>) = ids
+        .iter()
+        .zip(qtys)
+        .filter(|(id, _)| !found.contains(id))
+        .map(|(id, q)| (*id, q.clone()))
+        .unzip();
+    let mut short: Vec<Shortfall> = Vec::new();
+    // Lines the UPDATE left though they look sellable now: it read the row
+    // before a restock committed (its snapshot), or the item changed mode
+    // meanwhile. (id, available as read)
+    let mut changed: Vec<(Uuid, String)> = Vec::new();
+    if !left_ids.is_empty() {
+        let args = [
+            left_ids.clone().into(),
+            left_qtys.clone().into(),
             caller.admin.into(),
             caller.tenant.clone().into(),
         ];
-        let stmt = if mv.ledger {
-            params.extend([
-                mv.reason.clone().into(),
-                mv.reference.clone().into(),
-                mv.key.clone().into(),
-            ]);
-            &SELL_LINES
-        } else {
-            &SELL_LINES_BARE
-        };
-        // (id, old quantity, new quantity) per updated row, in update order;
-        // read out here, the tuple table goes before a rollback frees it
-        let mut sold: Vec<(Uuid, String, String)> = Vec::with_capacity(ids.len());
-        for row in run(c, stmt, &params)? {
+        for row in run(c, &LEFT_LINES, &args)? {
             let id = row
                 .get::<Uuid>(1)?
-                .ok_or_else(|| Error::Internal("an updated item row without an id".into()))?;
-            let old = row.get::<String>(2)?.unwrap_or_default();
-            let new = row.get::<String>(3)?.unwrap_or_default();
-            sold.push((id, old, new));
+                .ok_or_else(|| Error::Internal("an item row without an id".into()))?;
+            let tracked = row.get::<bool>(2)?.unwrap_or(true);
+            let is_striped = row.get::<bool>(3)?.unwrap_or(false);
+            let covered = row.get::<bool>(4)?.unwrap_or(false);
+            let available = row.get::<String>(5)?.unwrap_or_default();
+            let quantity = row.get::<String>(6)?.unwrap_or_default();
+            found.push(id);
+            if !tracked {
+                // Untracked items (services, made-to-order) sell without
+                // stock checks and their quantity is left alone.
+                sold.push(Sold {
+                    id,
+                    old: quantity.clone(),
+                    new: quantity,
+                    deducted: "0".into(),
+                });
+            } else if covered || is_striped {
+                changed.push((id, available));
+            } else {
+                short.push(Shortfall {
+                    inventory_id: validate::uuid_text(&id),
+                    available,
+                    requested: qty_of(ids, qtys, &id)?.to_string(),
+                });
+            }
         }
-        if sold.len() != ids.len() {
-            return Ok(None);
+    }
+    // every missing item, before anything else is done
+    refuse(ids, &found, Vec::new())?;
+    if !changed.is_empty() && short.is_empty() {
+        // Take those whose rows are free right now, by the same statement
+        // (its new snapshot sees them as locked). A row someone else holds
+        // cannot be waited for here: that line is refused with the stock as
+        // read above.
+        let cids: Vec<Uuid> = changed.iter().map(|(id, _)| *id).collect();
+        let mut free: Vec<Uuid> = Vec::with_capacity(cids.len());
+        let args = [
+            cids.into(),
+            caller.admin.into(),
+            caller.tenant.clone().into(),
+        ];
+        for row in run(c, &LOCK_IF_FREE, &args)? {
+            free.extend(row.get::<Uuid>(1)?);
         }
-        if sold.iter().zip(ids).any(|(s, id)| s.0 != *id) {
-            // Every line taken, but not in id order: the plan is not the one
-            // the function's settings ask for. Undo and take the ordered path.
-            pgrx::debug1!("atomic_inventory: sell_lines updated rows out of id order");
-            return Ok(None);
+        if !free.is_empty() {
+            let fqtys = free
+                .iter()
+                .map(|id| qty_of(ids, qtys, id).cloned())
+                .collect::<Result<Vec<_>>>()?;
+            let (more, more_striped) = sell(c, caller, &free, &fqtys, mv)?;
+            sold.extend(more);
+            striped.extend(more_striped);
         }
-        let mut out = String::with_capacity(32 + sold.len() * 140);
-        out.push_str("{\"success\" : true, \"lines\" : [");
-        for (i, ((id, old, new), qty)) in sold.iter().zip(qtys).enumerate() {
-            push_line(&mut out, i, id, old, new, &qty.to_string());
+        for (id, available) in changed {
+            if !sold.iter().any(|s| s.id == id) && !striped.contains(&id) {
+                short.push(Shortfall {
+                    inventory_id: validate::uuid_text(&id),
+                    available,
+                    requested: qty_of(ids, qtys, &id)?.to_string(),
+                });
+            }
         }
-        out.push_str("]}");
-        Ok(Some(out))
-    })
+    }
+    if striped.is_empty() {
+        short.sort_by(|a, b| a.inventory_id.cmp(&b.inventory_id));
+        return refuse(ids, &found, short);
+    }
+    // A striped item's free stock is mostly in its stripes. Its row is ours
+    // (locked by SELL_LINES in id order); its stripes come after it in the
+    // lock order (stripes.rs), so gathering them here keeps to it.
+    striped.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    stripes::gather(c, &striped)?;
+    let sqtys = striped
+        .iter()
+        .map(|id| qty_of(ids, qtys, id).cloned())
+        .collect::<Result<Vec<_>>>()?;
+    let args = [
+        striped.clone().into(),
+        sqtys.clone().into(),
+        caller.admin.into(),
+        caller.tenant.clone().into(),
+    ];
+    let mut rows: Vec<Locked> = Vec::with_capacity(striped.len());
+    for row in run(c, &LOCK_LINES_FAST, &args)? {
+        let id = row
+            .get::<Uuid>(1)?
+            .ok_or_else(|| Error::Internal("a locked item row without an id".into()))?;
+        // the available stock is only spelled out for a short line
+        if let Some(available) = row.get::<String>(2)? {
+            short.push(Shortfall {
+                inventory_id: validate::uuid_text(&id),
+                available,
+                requested: qty_of(ids, qtys, &id)?.to_string(),
+            });
+        }
+        rows.push(Locked {
+            id,
+            quantity: row.get::<String>(3)?.unwrap_or_default(),
+            tracked: row.get::<bool>(4)?.unwrap_or(true),
+            tid: row
+                .get::<pg_sys::ItemPointerData>(6)?
+                .ok_or_else(|| Error::Internal("a locked item row without a ctid".into()))?,
+        });
+    }
+    short.sort_by(|a, b| a.inventory_id.cmp(&b.inventory_id));
+    refuse(ids, &found, short)?;
+    sold.extend(apply_lines(c, &rows, &sqtys, mv)?);
+    stripes::respread(c, &striped)
 }
 
-/// One line of a multi-line answer, as json_build_object writes it (numbers
-/// as numeric_out writes them); `i` its position.
-fn push_line(out: &mut String, i: usize, id: &Uuid, old: &str, new: &str, deducted: &str) {
-    if i > 0 {
-        out.push_str(", ");
+/// `{success, lines: [{inventory_id, old_quantity, new_quantity, deducted}]}`
+/// in id order, as json_build_object writes it.
+fn answer(mut sold: Vec<Sold>) -> String {
+    sold.sort_by(|a, b| a.id.as_bytes().cmp(b.id.as_bytes()));
+    let mut out = String::with_capacity(32 + sold.len() * 140);
+    out.push_str("{\"success\" : true, \"lines\" : [");
+    for (i, s) in sold.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str("{\"inventory_id\" : \"");
+        out.push_str(&validate::uuid_text(&s.id));
+        out.push_str("\", \"old_quantity\" : ");
+        out.push_str(&s.old);
+        out.push_str(", \"new_quantity\" : ");
+        out.push_str(&s.new);
+        out.push_str(", \"deducted\" : ");
+        out.push_str(&s.deducted);
+        out.push('}');
     }
-    out.push_str("{\"inventory_id\" : \"");
-    out.push_str(&validate::uuid_text(id));
-    out.push_str("\", \"old_quantity\" : ");
-    out.push_str(old);
-    out.push_str(", \"new_quantity\" : ");
-    out.push_str(new);
-    out.push_str(", \"deducted\" : ");
-    out.push_str(deducted);
-    out.push('}');
+    out.push_str("]}");
+    out
 }
 
 /// An item row LOCK_LINES_FAST locked: its id, quantity (as numeric_out
@@ -379,16 +478,14 @@ struct Locked {
 }
 
 /// Decrement the tracked lines among `rows` (locked by LOCK_LINES_FAST, in id
-/// order, one per merged line) by `qtys`, with
-/// a ledger row each if the ledger is on, and answer
-/// `{success, lines: [{inventory_id, old_quantity, new_quantity, deducted}]}`
-/// in id order. Untracked lines answer their quantity, unchanged, deducted 0.
+/// order, one per line) by `qtys`, with a ledger row each if the ledger is
+/// on. Untracked lines keep their quantity, deducted 0.
 fn apply_lines(
     c: &mut SpiClient<'_>,
     rows: &[Locked],
     qtys: &[AnyNumeric],
     mv: &Movement,
-) -> Result<String> {
+) -> Result<Vec<Sold>> {
     if rows.len() != qtys.len() {
         return Err(Error::Internal(format!(
             "{} locked rows for {} lines",
@@ -402,7 +499,7 @@ fn apply_lines(
         .filter(|(r, _)| r.tracked)
         .map(|(r, q)| (r.tid, q.clone()))
         .unzip();
-    // id -> new quantity text, sorted by id for the lookups below
+    // id -> new quantity text
     let mut after: Vec<(Uuid, String)> = Vec::with_capacity(tids.len());
     if !tids.is_empty() {
         let done = if mv.ledger {
@@ -426,40 +523,31 @@ fn apply_lines(
                 .ok_or_else(|| Error::Internal("an updated item row without an id".into()))?;
             after.push((id, row.get::<String>(2)?.unwrap_or_default()));
         }
-        after.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     }
-    // The same text json_build_object gives: numbers as numeric_out writes them.
-    let mut out = String::with_capacity(32 + rows.len() * 140);
-    out.push_str("{\"success\" : true, \"lines\" : [");
-    for (
-        i,
-        (
-            Locked {
-                id,
-                quantity: old,
-                tracked,
-                ..
-            },
-            qty,
-        ),
-    ) in rows.iter().zip(qtys).enumerate()
-    {
-        let new = if *tracked {
-            let at = after
-                .binary_search_by(|a| a.0.as_bytes().cmp(id.as_bytes()))
-                .map_err(|_| Error::Internal("a locked, covered line was not updated".into()))?;
-            Some(&after[at].1)
-        } else {
-            None
-        };
-        let deducted = match new {
-            Some(_) => qty.to_string(),
-            None => "0".to_string(),
-        };
-        push_line(&mut out, i, id, old, new.unwrap_or(old), &deducted);
-    }
-    out.push_str("]}");
-    Ok(out)
+    rows.iter()
+        .zip(qtys)
+        .map(|(r, qty)| {
+            if !r.tracked {
+                return Ok(Sold {
+                    id: r.id,
+                    old: r.quantity.clone(),
+                    new: r.quantity.clone(),
+                    deducted: "0".into(),
+                });
+            }
+            let new = after
+                .iter()
+                .find(|a| a.0 == r.id)
+                .map(|a| a.1.clone())
+                .ok_or_else(|| Error::Internal("a locked, covered line was not updated".into()))?;
+            Ok(Sold {
+                id: r.id,
+                old: r.quantity.clone(),
+                new,
+                deducted: qty.to_string(),
+            })
+        })
+        .collect()
 }
 
 entry_point!(

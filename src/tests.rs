@@ -525,8 +525,8 @@ mod tests {
         );
     }
 
-    /// A line the one statement cannot take (here an untracked item) rolls
-    /// its work back; the locking path then takes each line exactly once.
+    /// A line the one statement leaves (here an untracked item) is answered
+    /// after it, unchanged; the other line is taken exactly once.
     #[pg_test]
     fn many_with_an_untracked_line_takes_each_line_once() {
         item(A, "10");
@@ -548,9 +548,11 @@ mod tests {
         assert_eq!(ledger_rows(B), 1);
     }
 
-    /// An error inside the one statement (here a user's trigger on items)
-    /// rolls our subtransaction back before it propagates, so a caller's own
-    /// EXCEPTION block catches it with its own nesting intact and goes on.
+    /// An error inside the one statement (here a user's trigger on items,
+    /// raised after the first line was taken) propagates to a caller's own
+    /// EXCEPTION block, which rolls back everything the call did and goes on
+    /// (with the subtransaction of 0.3.0's first one-statement version, this
+    /// checked that ours was rolled back before the error left it).
     #[pg_test]
     fn many_error_inside_the_one_statement_leaves_callers_block_intact() {
         // The trigger first, and ids no other test uses: tests run

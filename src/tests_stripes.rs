@@ -315,6 +315,83 @@ mod tests {
         assert_eq!(ledger_rows(MISSING), 0);
     }
 
+    /// One order naming a striped item, an untracked one and a plain one:
+    /// the one UPDATE takes the plain line and locks the striped row
+    /// unchanged; the striped line is then sold from its gathered stripes
+    /// and the untracked one answered. Each line once, a ledger row per
+    /// tracked line. Short lines, striped or not, are all reported, and the
+    /// error leaves every line as it was.
+    #[pg_test]
+    fn many_with_striped_untracked_and_plain_lines() {
+        item(A, "20");
+        item(B, "10");
+        item(MISSING, "4");
+        call(&format!("atomic_inventory.stripe_item('{A}', 4)"));
+        Spi::run(&format!(
+            "UPDATE atomic_inventory.items SET track_inventory = false WHERE id = '{MISSING}'"
+        ))
+        .unwrap();
+        let order = |a: u32, b: u32| {
+            format!(
+                "atomic_inventory.decrement_inventory_many('[{{\"inventory_id\":\"{MISSING}\",\"quantity\":3}},\
+                 {{\"inventory_id\":\"{A}\",\"quantity\":{a}}},{{\"inventory_id\":\"{B}\",\"quantity\":{b}}}]')"
+            )
+        };
+        let r = call(&order(9, 2));
+        let lines = r["lines"].as_array().unwrap();
+        let got: Vec<String> = lines
+            .iter()
+            .map(|l| {
+                format!(
+                    "{} {} {} {}",
+                    l["inventory_id"], l["old_quantity"], l["new_quantity"], l["deducted"]
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                format!("\"{A}\" 20 11 9"),
+                format!("\"{B}\" 10 8 2"),
+                format!("\"{MISSING}\" 4 4 0"),
+            ]
+        );
+        assert_eq!(total(A), "11");
+        assert_eq!(stripes(A).split(',').count(), 4, "spread again");
+        assert_eq!(quantity(B), "8");
+        assert_eq!(quantity(MISSING), "4");
+        // the creation rows plus one sale each for the tracked lines
+        assert_eq!(ledger_rows(A), 2);
+        assert_eq!(ledger_rows(B), 2);
+        // A short on its total (11) and B short (8): both reported, in id order
+        let (_, detail) = assert_err(
+            &format!("SELECT {}", order(12, 9)),
+            "PT409",
+            "INSUFFICIENT_INVENTORY",
+        );
+        let short: Vec<String> = detail["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                format!(
+                    "{} {} {}",
+                    l["inventory_id"], l["available"], l["requested"]
+                )
+            })
+            .collect();
+        assert_eq!(
+            short,
+            [
+                format!("\"{A}\" \"11\" \"12\""),
+                format!("\"{B}\" \"8\" \"9\"")
+            ]
+        );
+        assert_eq!(total(A), "11");
+        assert_eq!(quantity(B), "8");
+        assert_eq!(ledger_rows(A), 2);
+    }
+
     #[pg_test]
     fn ledger_setting_is_superuser_only() {
         as_app_user();
