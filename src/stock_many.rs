@@ -238,6 +238,15 @@ fn qty_of<'a>(ids: &[Uuid], qtys: &'a [AnyNumeric], id: &Uuid) -> Result<&'a Any
         .map_err(|_| Error::Internal(format!("item {id} is not among the lines")))
 }
 
+/// The line for `id` is short: `available` units for it.
+fn shortfall(ids: &[Uuid], qtys: &[AnyNumeric], id: &Uuid, available: String) -> Result<Shortfall> {
+    Ok(Shortfall {
+        inventory_id: validate::uuid_text(id),
+        available,
+        requested: qty_of(ids, qtys, id)?.to_string(),
+    })
+}
+
 /// SELL_LINES(_BARE) for merged, sorted lines: the lines it took, and the
 /// striped items whose rows it locked without taking their lines.
 fn sell(
@@ -353,11 +362,7 @@ fn finish(
             } else if covered || is_striped {
                 changed.push((id, available));
             } else {
-                short.push(Shortfall {
-                    inventory_id: validate::uuid_text(&id),
-                    available,
-                    requested: qty_of(ids, qtys, &id)?.to_string(),
-                });
+                short.push(shortfall(ids, qtys, &id, available)?);
             }
         }
     }
@@ -389,11 +394,7 @@ fn finish(
         }
         for (id, available) in changed {
             if !sold.iter().any(|s| s.id == id) && !striped.contains(&id) {
-                short.push(Shortfall {
-                    inventory_id: validate::uuid_text(&id),
-                    available,
-                    requested: qty_of(ids, qtys, &id)?.to_string(),
-                });
+                short.push(shortfall(ids, qtys, &id, available)?);
             }
         }
     }
@@ -423,11 +424,7 @@ fn finish(
             .ok_or_else(|| Error::Internal("a locked item row without an id".into()))?;
         // the available stock is only spelled out for a short line
         if let Some(available) = row.get::<String>(2)? {
-            short.push(Shortfall {
-                inventory_id: validate::uuid_text(&id),
-                available,
-                requested: qty_of(ids, qtys, &id)?.to_string(),
-            });
+            short.push(shortfall(ids, qtys, &id, available)?);
         }
         rows.push(Locked {
             id,
