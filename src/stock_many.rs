@@ -3,8 +3,8 @@
 //! id (validate::merged_lines) before anything is locked, so two orders
 //! naming the same items in opposite order queue up instead of deadlocking.
 //!
-//! One UPDATE (SELL_LINES) takes every line it can and locks, in id order,
-//! every row it names but an untracked or missing one. What it leaves is
+//! One UPDATE (SELL_LINES) takes every line it can, locking its rows in id
+//! order, and locks striped items' rows on the way. What it leaves is
 //! settled afterwards without ever waiting for a row out of that order
 //! (finish): an error for a missing or short line (the error rolls back the
 //! lines already taken, so nothing needs undoing by hand), the answer for an
