@@ -4,7 +4,8 @@
 -- stripe_item), ledger.quantity_after NULL for striped movements, adopted
 -- tables (bindings, bind_*_source, bound_*, ledger.source and item_key,
 -- reservations on bound sources: reservations.source, bound_reservation_lines),
--- every table's rows in pg_dump (pg_extension_config_dump).
+-- every table's rows in pg_dump (pg_extension_config_dump), claim_next_batch
+-- indexes that skip claimed batches.
 -- Run by ALTER EXTENSION atomic_inventory UPDATE; the same objects a fresh
 -- 0.3.0 install creates (pg_test/upgrade/run.sh compares the two catalogs).
 \echo Use "ALTER EXTENSION atomic_inventory UPDATE" to load this file. \quit
@@ -619,3 +620,13 @@ SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.ledger_id_seq', '')
 -- any size (see functions.sql).
 ALTER FUNCTION atomic_inventory.decrement_inventory_many(jsonb, text, text, text, integer)
     SET enable_seqscan = off;
+
+-- claim_next_batch: one index over available and claimed batches made every
+-- call walk past all claimed, unstarted batches to re-check their leases.
+-- Available batches and claims with a lease now have an index each
+-- (src/batches.rs, CLAIM_NEXT). Built on the whole table once.
+DROP INDEX atomic_inventory.batches_claimable_idx;
+CREATE INDEX batches_available_idx ON atomic_inventory.batches (priority DESC, created_at, id)
+    WHERE status = 'available';
+CREATE INDEX batches_lease_idx ON atomic_inventory.batches (lease_expires_at)
+    WHERE status = 'claimed';

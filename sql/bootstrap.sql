@@ -170,9 +170,12 @@ CREATE TABLE atomic_inventory.batches (
         (status IN ('claimed', 'in_progress')) = (claimed_by IS NOT NULL)
         OR status IN ('completed', 'cancelled'))
 );
--- claim_next_batch scans claimable batches in priority order
-CREATE INDEX batches_claimable_idx ON atomic_inventory.batches (priority DESC, created_at, id)
-    WHERE status IN ('available', 'claimed');
+-- claim_next_batch: available batches in priority order (a claimed row
+-- leaves it), and claims whose lease may lapse (src/batches.rs, CLAIM_NEXT)
+CREATE INDEX batches_available_idx ON atomic_inventory.batches (priority DESC, created_at, id)
+    WHERE status = 'available';
+CREATE INDEX batches_lease_idx ON atomic_inventory.batches (lease_expires_at)
+    WHERE status = 'claimed';
 CREATE INDEX batches_claimed_by_idx ON atomic_inventory.batches (claimed_by)
     WHERE status IN ('claimed', 'in_progress');
 COMMENT ON TABLE atomic_inventory.batches IS

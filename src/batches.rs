@@ -88,18 +88,43 @@ const CLAIM: Stmt = Stmt {
     args: &[UUID, TEXT, INT, BOOL, TEXT],
 };
 
+/// The next claimable batch, highest priority then oldest, taken with SKIP
+/// LOCKED so concurrent drivers never wait for each other.
+///
+/// Two candidates, each from an index of its own, then the better one by
+/// priority: the first free available batch (batches_available_idx, which
+/// claimed rows leave) and the first free claim whose lease lapsed, in the
+/// order the leases lapsed (batches_lease_idx read in its own order; asked
+/// for the highest priority among lapsed claims, the planner read every
+/// claimed batch through batches_claimed_by_idx whenever that index's
+/// statistics were stale). One index over both states made every call walk
+/// past all claimed, unstarted batches, re-checking each one's lease:
+/// throughput fell as claims piled up (docs/benchmarks.md). When both
+/// candidates exist, the one not taken stays locked until this transaction
+/// ends (other drivers skip it meanwhile); a lapsed claim is rare.
 const CLAIM_NEXT: Stmt = Stmt {
     name: "batch_claim_next",
     sql: concat!(
-        "WITH next AS ( \
-            SELECT c.id FROM atomic_inventory.batches AS c \
-             WHERE (c.tenant_id IS NULL OR $3 OR c.tenant_id = $4) \
+        "WITH avail AS ( \
+            SELECT c.id, c.priority, c.created_at FROM atomic_inventory.batches AS c \
+             WHERE c.status = 'available' \
+               AND (c.tenant_id IS NULL OR $3 OR c.tenant_id = $4) \
                AND ($5::text IS NULL OR c.zone = $5) \
-               AND (c.status = 'available' \
-                    OR (c.status = 'claimed' AND c.lease_expires_at < pg_catalog.now())) \
              ORDER BY c.priority DESC, c.created_at, c.id \
              LIMIT 1 \
                FOR UPDATE SKIP LOCKED \
+          ), lapsed AS ( \
+            SELECT c.id, c.priority, c.created_at FROM atomic_inventory.batches AS c \
+             WHERE c.status = 'claimed' AND c.lease_expires_at < pg_catalog.now() \
+               AND (c.tenant_id IS NULL OR $3 OR c.tenant_id = $4) \
+               AND ($5::text IS NULL OR c.zone = $5) \
+             ORDER BY c.lease_expires_at, c.priority DESC, c.created_at, c.id \
+             LIMIT 1 \
+               FOR UPDATE SKIP LOCKED \
+          ), next AS ( \
+            SELECT n.id FROM (SELECT * FROM avail UNION ALL SELECT * FROM lapsed) AS n \
+             ORDER BY n.priority DESC, n.created_at, n.id \
+             LIMIT 1 \
           ) \
           UPDATE atomic_inventory.batches AS b \
              SET status = 'claimed', claimed_by = $1, claimed_at = pg_catalog.now(), \

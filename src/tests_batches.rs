@@ -8,6 +8,8 @@ mod tests {
 
     const BATCH: &str = "00000000-0000-0000-0000-0000000000b1";
     const BATCH2: &str = "00000000-0000-0000-0000-0000000000b2";
+    const BATCH3: &str = "00000000-0000-0000-0000-0000000000b3";
+    const BATCH4: &str = "00000000-0000-0000-0000-0000000000b4";
 
     fn batch(id: &str) {
         call(&format!(
@@ -121,6 +123,41 @@ mod tests {
             "BATCH_NOT_HELD",
         );
         Spi::run("RESET ROLE").unwrap();
+    }
+
+    /// claim_next_batch finds lapsed claims through their own index and
+    /// weighs them against available batches by priority: a lapsed claim
+    /// of higher priority goes first, one of lower priority after the
+    /// available batches above it.
+    #[pg_test]
+    fn claim_next_weighs_lapsed_claims_by_priority() {
+        for (id, priority) in [(BATCH, 5), (BATCH2, 1), (BATCH3, 0), (BATCH4, 2)] {
+            call(&format!(
+                "atomic_inventory.create_batch(p_id => '{id}', p_zone => 'lapse', p_priority => {priority})"
+            ));
+        }
+        for id in [BATCH, BATCH3] {
+            call(&format!(
+                "atomic_inventory.claim_batch('{id}', 'driver-a', p_lease_seconds => 60)"
+            ));
+        }
+        Spi::run(&format!(
+            "UPDATE atomic_inventory.batches SET lease_expires_at = now() - interval '1 second' \
+              WHERE id IN ('{BATCH}', '{BATCH3}')"
+        ))
+        .unwrap();
+        let next = || {
+            scalar(
+                "SELECT coalesce(atomic_inventory.claim_next_batch(p_driver_id => 'driver-b', p_zone => 'lapse')->>'batch_id', 'none')",
+            )
+        };
+        // 5 (lapsed), 2, 1 (available), 0 (lapsed), then nothing
+        assert_eq!(
+            [next(), next(), next(), next(), next()],
+            [BATCH, BATCH4, BATCH2, BATCH3, "none"]
+        );
+        assert_eq!(status(BATCH), "claimed:driver-b");
+        assert_eq!(status(BATCH3), "claimed:driver-b");
     }
 
     #[pg_test]
