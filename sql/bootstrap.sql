@@ -176,8 +176,11 @@ CREATE INDEX batches_available_idx ON atomic_inventory.batches (priority DESC, c
     WHERE status = 'available';
 CREATE INDEX batches_lease_idx ON atomic_inventory.batches (lease_expires_at)
     WHERE status = 'claimed';
+-- a driver's active batches (p_max_active). `claimed_by IS NOT NULL` keeps
+-- the planner from reading every claimed batch through it to find lapsed
+-- claims (a query on status alone cannot use it)
 CREATE INDEX batches_claimed_by_idx ON atomic_inventory.batches (claimed_by)
-    WHERE status IN ('claimed', 'in_progress');
+    WHERE claimed_by IS NOT NULL AND status IN ('claimed', 'in_progress');
 COMMENT ON TABLE atomic_inventory.batches IS
     'Delivery batches handed to drivers: claim_batch / claim_next_batch give each batch to exactly one driver.';
 COMMENT ON COLUMN atomic_inventory.batches.id IS 'Batch id, passed as p_batch_id.';

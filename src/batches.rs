@@ -94,10 +94,11 @@ const CLAIM: Stmt = Stmt {
 /// Two candidates, each from an index of its own, then the better one by
 /// priority: the first free available batch (batches_available_idx, which
 /// claimed rows leave) and the first free claim whose lease lapsed, in the
-/// order the leases lapsed (batches_lease_idx read in its own order; asked
-/// for the highest priority among lapsed claims, the planner read every
-/// claimed batch through batches_claimed_by_idx whenever that index's
-/// statistics were stale). One index over both states made every call walk
+/// order the leases lapsed (batches_lease_idx read in its own order; with
+/// stale statistics the planner read every claimed batch through
+/// batches_claimed_by_idx instead, until that index's predicate was given
+/// `claimed_by IS NOT NULL`, which this query cannot imply). One index over
+/// both states made every call walk
 /// past all claimed, unstarted batches, re-checking each one's lease:
 /// throughput fell as claims piled up (docs/benchmarks.md). When both
 /// candidates exist, the one not taken stays locked until this transaction
