@@ -34,12 +34,12 @@ SET search_path = pg_catalog, atomic_inventory, pg_temp
 -- same index nested loop. Measured: 1,003 -> 1,478 calls/s, 1 client, 5 lines
 -- (docs/benchmarks.md). Not set on claim_next_batch: its generic plan is 3x slower.
 SET plan_cache_mode = force_generic_plan
--- Its one-statement path (sell_lines_bare in src/stock.rs) locks rows in the
+-- Its one UPDATE (SELL_LINES in src/stock_many.rs) locks rows in the
 -- order its join produces them, which must be the index nested loop driven
 -- by the sorted line array (id order: no deadlocks). The join is written so
 -- that no hash or merge join can use it; on a small items table the planner
--- would still drive it from a sequential scan (physical order). The code
--- checks the order and falls back to the locking path.
+-- would still drive it from a sequential scan (physical order). The
+-- #[pg_test] many_one_statement_plan_follows_the_sorted_lines pins the plan.
 SET enable_seqscan = off
 AS 'MODULE_PATHNAME', 'ai_decrement_inventory_many';
 COMMENT ON FUNCTION atomic_inventory.decrement_inventory_many(jsonb, text, text, text, integer) IS

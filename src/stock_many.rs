@@ -34,6 +34,26 @@ const UUIDS: Oid = pg_sys::UUIDARRAYOID;
 const NUMS: Oid = pg_sys::NUMERICARRAYOID;
 const TIDARRAY: Oid = pg_sys::TIDARRAYOID;
 
+/// The one UPDATE of SELL_LINES_BARE and SELL_LINES, with what it returns:
+/// one text for both, so the check that keeps a sale from overselling cannot
+/// drift between the ledgered and the bare statement.
+macro_rules! sell_update {
+    ($returning:literal) => {
+        concat!(
+            "UPDATE atomic_inventory.items AS i \
+                SET quantity = CASE WHEN i.stripes = 0 THEN i.quantity - r.qty ELSE i.quantity END, \
+                    updated_at = CASE WHEN i.stripes = 0 THEN pg_catalog.now() ELSE i.updated_at END \
+               FROM ROWS FROM (pg_catalog.unnest($1::uuid[]), pg_catalog.unnest($2::numeric[])) AS r(id, qty) \
+              WHERE i.id = ANY (ARRAY[r.id]) \
+                AND i.track_inventory \
+                AND (i.tenant_id IS NULL OR $3 OR i.tenant_id = $4) \
+                AND (i.stripes > 0 OR i.quantity - i.reserved >= r.qty) \
+             RETURNING ",
+            $returning
+        )
+    };
+}
+
 /// Every line in one statement (ledger off): each named row that tracks
 /// stock is decremented if it covers its line, and locked either way if it
 /// is striped (written unchanged: its stock is settled after the statement,
@@ -62,15 +82,7 @@ const TIDARRAY: Oid = pg_sys::TIDARRAYOID;
 /// one statement's executor start fewer.
 pub(crate) const SELL_LINES_BARE: Stmt = Stmt {
     name: "sell_lines_bare",
-    sql: "UPDATE atomic_inventory.items AS i \
-             SET quantity = CASE WHEN i.stripes = 0 THEN i.quantity - r.qty ELSE i.quantity END, \
-                 updated_at = CASE WHEN i.stripes = 0 THEN pg_catalog.now() ELSE i.updated_at END \
-            FROM ROWS FROM (pg_catalog.unnest($1::uuid[]), pg_catalog.unnest($2::numeric[])) AS r(id, qty) \
-           WHERE i.id = ANY (ARRAY[r.id]) \
-             AND i.track_inventory \
-             AND (i.tenant_id IS NULL OR $3 OR i.tenant_id = $4) \
-             AND (i.stripes > 0 OR i.quantity - i.reserved >= r.qty) \
-          RETURNING i.id, i.stripes = 0, (i.quantity + r.qty)::text, i.quantity::text",
+    sql: sell_update!("i.id, i.stripes = 0, (i.quantity + r.qty)::text, i.quantity::text"),
     args: &[UUIDS, NUMS, BOOL, TEXT],
 };
 
@@ -79,22 +91,16 @@ pub(crate) const SELL_LINES_BARE: Stmt = Stmt {
 /// produced them.
 const SELL_LINES: Stmt = Stmt {
     name: "sell_lines",
-    sql: "WITH upd AS ( \
-            UPDATE atomic_inventory.items AS i \
-               SET quantity = CASE WHEN i.stripes = 0 THEN i.quantity - r.qty ELSE i.quantity END, \
-                   updated_at = CASE WHEN i.stripes = 0 THEN pg_catalog.now() ELSE i.updated_at END \
-              FROM ROWS FROM (pg_catalog.unnest($1::uuid[]), pg_catalog.unnest($2::numeric[])) AS r(id, qty) \
-             WHERE i.id = ANY (ARRAY[r.id]) \
-               AND i.track_inventory \
-               AND (i.tenant_id IS NULL OR $3 OR i.tenant_id = $4) \
-               AND (i.stripes > 0 OR i.quantity - i.reserved >= r.qty) \
-            RETURNING i.id, i.stripes = 0 AS taken, i.quantity, r.qty, i.tenant_id \
-          ), led AS ( \
+    sql: concat!(
+        "WITH upd AS (",
+        sell_update!("i.id, i.stripes = 0 AS taken, i.quantity, r.qty, i.tenant_id"),
+        "), led AS ( \
             INSERT INTO atomic_inventory.ledger \
               (inventory_id, delta, quantity_after, kind, reason, reference, idempotency_key, tenant_id) \
             SELECT u.id, -u.qty, u.quantity, 'decrement', $5, $6, $7, u.tenant_id FROM upd AS u WHERE u.taken \
           ) \
-          SELECT u.id, u.taken, (u.quantity + u.qty)::text, u.quantity::text FROM upd AS u",
+          SELECT u.id, u.taken, (u.quantity + u.qty)::text, u.quantity::text FROM upd AS u"
+    ),
     args: &[UUIDS, NUMS, BOOL, TEXT, TEXT, TEXT, TEXT],
 };
 
