@@ -98,9 +98,9 @@ const CLAIM: Stmt = Stmt {
 /// stale statistics the planner read every claimed batch through
 /// batches_claimed_by_idx instead, until that index's predicate was given
 /// `claimed_by IS NOT NULL`, which this query cannot imply). One index over
-/// both states made every call walk
-/// past all claimed, unstarted batches, re-checking each one's lease:
-/// throughput fell as claims piled up (docs/benchmarks.md). When both
+/// both states made every call walk past all claimed, unstarted batches,
+/// re-checking each one's lease: throughput fell as claims piled up
+/// (docs/benchmarks.md). When both
 /// candidates exist, the one not taken stays locked until this transaction
 /// ends (other drivers skip it meanwhile); a lapsed claim is rare.
 const CLAIM_NEXT: Stmt = Stmt {
