@@ -28,11 +28,16 @@ failed=0
 failed_names=()
 majors=(${AI_PG_MAJORS:-15 18})
 suffix=""  # the major under test, appended to stage names
+# Each stage's output is kept, so that the end of the run can repeat what a
+# failed stage said: CI shows only the tail of a run, and a stage that fails
+# early has scrolled out of it by then.
+stage_logs="$(mktemp -d /tmp/ai-stage-logs.XXXXXX)"
 stage() {
     local name="$1$suffix"
     shift
     log "stage: $name"
-    if "$@"; then
+    "$@" 2>&1 | tee "$stage_logs/$name.log"
+    if ((PIPESTATUS[0] == 0)); then
         passed=$((passed + 1))
         echo "stage $name: ok"
     else
@@ -40,6 +45,19 @@ stage() {
         failed_names+=("$name")
         echo "stage $name: FAILED"
     fi
+}
+
+# digest NAME: what stage NAME said about its failure: every line reporting
+# failures with the indented details under it, errors and tracebacks, and
+# its last 15 lines.
+digest() {
+    local f="$stage_logs/$1.log"
+    echo "---- stage $1 failed; its failures, then its last lines:"
+    awk '/[1-9][0-9]* failed|FAIL|[Ee]rror|Traceback|panicked|not ok/ { print; more = 1; next }
+         more && /^ / { print; next }
+         { more = 0 }' "$f" | head -60
+    echo "---- ..."
+    tail -n 15 "$f"
 }
 
 pgrx_tests() {
@@ -96,6 +114,8 @@ for major in "${majors[@]}"; do
     live_suites
 done
 
+for name in "${failed_names[@]}"; do digest "$name"; done
+rm -rf "$stage_logs"
 if ((failed)); then echo "failed stages: ${failed_names[*]}"; fi
 echo "stages: $passed passed, $failed failed"
 ((failed == 0))
