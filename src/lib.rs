@@ -12,6 +12,7 @@
 ::pgrx::pg_module_magic!(name, version);
 
 mod batches;
+mod bind;
 mod bindings;
 mod bound;
 mod bound_batches;
