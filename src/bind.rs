@@ -7,7 +7,7 @@
 //! SQL here is catalog queries with SPI parameters; identifiers that end up
 //! in a bound operation's SQL are quoted by PostgreSQL (`quote_identifier`).
 
-use crate::bindings::{quote, IdType};
+use crate::bindings::{self, quote, IdType};
 use crate::errors::{Error, Result};
 use crate::fmgr::{entry_point, Args};
 use crate::spi::{run, with_spi, Stmt};
@@ -539,6 +539,16 @@ fn bind_stock(args: &Args) -> Result<String> {
                     "p_reserved_column",
                     r,
                     "numeric, smallint, integer or bigint",
+                ));
+            }
+            if bindings::narrower(r.typ, qty_type) {
+                return Err(wrong_type(
+                    "p_reserved_column",
+                    r,
+                    &format!(
+                        "as wide as the quantity column ({qty_type}) or wider, to hold \
+                         every reservation of its units"
+                    ),
                 ));
             }
         }

@@ -67,6 +67,10 @@ pub struct Binding {
     /// Largest whole quantity the column holds; None = numeric (fractions ok).
     pub qty_max: Option<i64>,
     pub reserved: Option<String>,
+    /// The reserved column's type cannot hold every quantity of the
+    /// quantity column's (a binding made before bind_stock_source refused
+    /// that, 0.3.0): reserving on it is refused (bound_reservations.rs).
+    pub reserved_narrow: bool,
     pub track: Option<String>,
     pub tenant: Option<String>,
     pub status: String,
@@ -100,6 +104,29 @@ pub fn init() {
     unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache), pg_sys::Datum::from(0)) };
 }
 
+/// Whether a reserved column of type `reserved` is narrower than a quantity
+/// column of type `quantity` (as bindings.quantity_type spells it). The
+/// reserved units of a row never exceed its quantity (a hold needs
+/// available = quantity - reserved), so a column as wide as the quantity
+/// column always holds them; a narrower one overflows (SQLSTATE 22003), and
+/// an integer one beside a numeric quantity silently rounds a fractional
+/// hold away.
+pub fn narrower(reserved: Oid, quantity: &str) -> bool {
+    let width = match reserved {
+        pg_sys::INT2OID => 1,
+        pg_sys::INT4OID => 2,
+        pg_sys::INT8OID => 3,
+        _ => 4, // numeric
+    };
+    let needed = match quantity {
+        "smallint" => 1,
+        "integer" => 2,
+        "bigint" => 3,
+        _ => 4,
+    };
+    width < needed
+}
+
 /// An identifier quoted by PostgreSQL's own rules.
 pub fn quote(ident: &str) -> String {
     let c = CString::new(ident.replace('\0', "")).unwrap_or_default();
@@ -120,7 +147,9 @@ const LOAD: Stmt = Stmt {
                    WHERE a.attrelid = b.relation AND a.attname = b.status_column AND NOT a.attisdropped), \
                  (SELECT pg_catalog.format_type(a.atttypid, NULL) FROM pg_catalog.pg_attribute AS a \
                    WHERE a.attrelid = b.relation AND a.attname = b.assignee_column AND NOT a.attisdropped), \
-                 'atomic_inventory.bindings'::pg_catalog.regclass::pg_catalog.oid \
+                 'atomic_inventory.bindings'::pg_catalog.regclass::pg_catalog.oid, \
+                 (SELECT a.atttypid FROM pg_catalog.pg_attribute AS a \
+                   WHERE a.attrelid = b.relation AND a.attname = b.reserved_column AND NOT a.attisdropped) \
             FROM atomic_inventory.bindings AS b \
             LEFT JOIN pg_catalog.pg_class AS c ON c.oid = b.relation \
             LEFT JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace \
@@ -193,6 +222,10 @@ fn load(client: &mut SpiClient<'_>, name: &str) -> Result<Binding> {
             _ => None,
         },
         reserved: q(8)?,
+        reserved_narrow: match (row.get::<Oid>(18)?, s(7)?.as_deref()) {
+            (Some(r), Some(qty)) => narrower(r, qty),
+            _ => false,
+        },
         track: q(9)?,
         tenant: q(10)?,
         status: q(11)?.unwrap_or_default(),

@@ -105,9 +105,17 @@ fn decrement_sql(b: &Binding) -> String {
 }
 
 fn increment_sql(b: &Binding) -> String {
+    // An integer column takes the sum only if it fits: otherwise the row is
+    // left alone (the caller reports why) instead of the assignment raising
+    // 22003 half-way through the call. The maximum is the column type's own
+    // constant, not a caller's value.
+    let fits = match b.qty_max {
+        Some(max) => format!("AND t.{q} <= {max} - $2", q = b.qty),
+        None => String::new(),
+    };
     format!(
         "WITH upd AS ( \
-           UPDATE {rel} AS t SET {q} = t.{q} + $2 WHERE {id} AND {tenant} \
+           UPDATE {rel} AS t SET {q} = t.{q} + $2 WHERE {id} AND {tenant} {fits} \
            RETURNING t.{q}::numeric AS q, {tv} AS tenant \
          ), led AS ( \
            INSERT INTO atomic_inventory.ledger {LEDGER_COLS} \
@@ -385,19 +393,28 @@ fn one(args: &Args, up: bool) -> Result<String> {
         };
         idempotency::once(c, &caller, mv.key.as_deref(), function, request, |c| {
             if up {
-                return match apply_move(
-                    c,
-                    &b,
-                    "increment",
-                    increment_sql,
-                    &caller,
-                    &key,
-                    &qty,
-                    &mv,
-                )? {
-                    Some((old, new)) => Ok(moved(&b, &key, &old, &new, &qty, "added")),
-                    None => Err(not_found(&key)),
+                let add = |c: &mut SpiClient<'_>| {
+                    apply_move(c, &b, "increment", increment_sql, &caller, &key, &qty, &mv)
                 };
+                if let Some((old, new)) = add(c)? {
+                    return Ok(moved(&b, &key, &old, &new, &qty, "added"));
+                }
+                // Missing (NOT_FOUND from the lock), or an integer column
+                // the sum does not fit. Locked, the row answers for good; a
+                // sale that made room meanwhile lets the second try succeed.
+                let row = lock_row(c, &b, &caller, &key, &qty)?;
+                if let Some((old, new)) = add(c)? {
+                    return Ok(moved(&b, &key, &old, &new, &qty, "added"));
+                }
+                return Err(Error::invalid_quantity(
+                    "p_quantity",
+                    &format!(
+                        "would take item {key} from {} past the bound quantity column's maximum of {}",
+                        row.quantity,
+                        b.qty_max.unwrap_or_default()
+                    ),
+                    Some(qty.normalize().to_string()),
+                ));
             }
             if let Some((old, new)) =
                 apply_move(c, &b, "decrement", decrement_sql, &caller, &key, &qty, &mv)?

@@ -121,6 +121,25 @@ const FINISH: Stmt = Stmt {
     args: &[UUIDS, TEXTS, TEXT, TEXT],
 };
 
+/// A bound table's reserved column, if new holds may go into it: refused
+/// when it is narrower than the quantity column (bindings::narrower), which
+/// bindings made before 0.3.0 may have.
+fn holds_fit(b: &Binding) -> Result<()> {
+    reserved_col(b)?;
+    if b.reserved_narrow {
+        return Err(Error::invalid_input(
+            "p_source",
+            format!(
+                "{}'s reserved column is narrower than its quantity column, so it cannot hold \
+                 every reservation; unbind_source and bind the table again with a reserved \
+                 column as wide as the quantity column",
+                b.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// A bound table's reserved column (bind_stock_source's p_reserved_column).
 fn reserved_col(b: &Binding) -> Result<&str> {
     b.reserved.as_deref().ok_or_else(|| {
@@ -198,7 +217,7 @@ fn reserve(args: &Args) -> Result<String> {
     let caller = Caller::current()?;
     with_spi(lock_ms, |c| {
         let b = bindings::get(c, &src, true)?;
-        reserved_col(&b)?;
+        holds_fit(&b)?;
         let merged = bound::lines(&b, raw.clone())?;
         let request = || {
             let canon: Vec<(String, String)> = merged

@@ -1,4 +1,4 @@
-//! `#[pg_test]`s for adopted tables (bindings.rs, bound.rs, bound_batches.rs)
+//! `#[pg_test]`s for adopted tables (bind.rs, bound.rs, bound_batches.rs)
 //! and the drop-in recipes of docs/adopting.md. The races are in
 //! pg_test/bound_stress.py.
 
@@ -366,6 +366,18 @@ mod tests {
             "22023",
             "INVALID_QUANTITY",
         );
+        // a restock that fits the column's type on its own but not on top of
+        // the stock: our error, not the cast's 22003, and the row unchanged
+        let (_, d) = assert_err(
+            "SELECT atomic_inventory.bound_increment('s8', '9000000000', 2147483645)",
+            "22023",
+            "INVALID_QUANTITY",
+        );
+        assert_eq!(d["field"], "p_quantity");
+        assert_eq!(d["value"], "2147483645");
+        let r = call("atomic_inventory.bound_increment('s8', '9000000000', 2147483644)");
+        assert_eq!(r["new_quantity"], 2147483647_i64);
+        call("atomic_inventory.bound_adjust('s8', '9000000000', 3, p_force => true)");
         let (_, d) = assert_err(
             "SELECT atomic_inventory.bound_decrement('s8', '12x', 1)",
             "22023",
