@@ -7,7 +7,7 @@
 //! SQL here is catalog queries with SPI parameters; identifiers that end up
 //! in a bound operation's SQL are quoted by PostgreSQL (`quote_identifier`).
 
-use crate::bindings::{self, quote, IdType};
+use crate::bindings::{quote, Capacity, IdType};
 use crate::errors::{Error, Result};
 use crate::fmgr::{entry_point, Args};
 use crate::spi::{run, with_spi, Stmt};
@@ -46,7 +46,7 @@ const REL_INFO: Stmt = Stmt {
 const COLUMN_INFO: Stmt = Stmt {
     name: "binding_column_info",
     sql: "SELECT a.attnum, a.atttypid, a.attgenerated::text, t.typtype::text, \
-                 pg_catalog.format_type(a.atttypid, a.atttypmod) \
+                 pg_catalog.format_type(a.atttypid, a.atttypmod), a.atttypmod \
             FROM pg_catalog.pg_attribute AS a JOIN pg_catalog.pg_type AS t ON t.oid = a.atttypid \
            WHERE a.attrelid = $1 AND a.attname = $2::name AND a.attnum > 0 AND NOT a.attisdropped",
     args: &[pg_sys::OIDOID, pg_sys::TEXTOID],
@@ -174,6 +174,7 @@ struct Column {
     generated: bool,
     is_enum: bool,
     type_name: String,
+    typmod: i32,
 }
 
 /// The table named by p_relation, checked.
@@ -270,6 +271,7 @@ fn column(
         generated: !row.get::<String>(3)?.unwrap_or_default().is_empty(),
         is_enum: row.get::<String>(4)?.as_deref() == Some("e"),
         type_name: row.get::<String>(5)?.unwrap_or_default(),
+        typmod: row.get::<i32>(6)?.unwrap_or(-1),
         name,
     }))
 }
@@ -541,13 +543,14 @@ fn bind_stock(args: &Args) -> Result<String> {
                     "numeric, smallint, integer or bigint",
                 ));
             }
-            if bindings::narrower(r.typ, qty_type) {
+            if Capacity::of(r.typ, r.typmod).narrower_than(&Capacity::of(q.typ, q.typmod)) {
                 return Err(wrong_type(
                     "p_reserved_column",
                     r,
                     &format!(
-                        "as wide as the quantity column ({qty_type}) or wider, to hold \
-                         every reservation of its units"
+                        "as wide as the quantity column ({}) or wider, in range and in \
+                         decimal places, to hold every reservation of its units",
+                        q.type_name
                     ),
                 ));
             }

@@ -21,6 +21,7 @@ use crate::spi::{run, Stmt};
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys::{self, Oid, PgOid};
 use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiTupleTable};
+use pgrx::AnyNumeric;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::{CStr, CString};
@@ -64,12 +65,12 @@ pub struct Binding {
     pub id: String,
     pub id_type: IdType,
     pub qty: String,
-    /// Largest whole quantity the column holds; None = numeric (fractions ok).
-    pub qty_max: Option<i64>,
+    /// What the quantity column holds exactly (its type and typmod).
+    pub qty_cap: Capacity,
     pub reserved: Option<String>,
-    /// The reserved column's type cannot hold every quantity of the
-    /// quantity column's (a binding made before bind_stock_source refused
-    /// that, 0.3.0): reserving on it is refused (bound_reservations.rs).
+    /// The reserved column cannot hold every quantity the quantity column
+    /// holds (a binding made before bind_stock_source refused that, 0.3.0):
+    /// reserving on it is refused (bound_reservations.rs).
     pub reserved_narrow: bool,
     pub track: Option<String>,
     pub tenant: Option<String>,
@@ -104,27 +105,105 @@ pub fn init() {
     unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache), pg_sys::Datum::from(0)) };
 }
 
-/// Whether a reserved column of type `reserved` is narrower than a quantity
-/// column of type `quantity` (as bindings.quantity_type spells it). The
-/// reserved units of a row never exceed its quantity (a hold needs
-/// available = quantity - reserved), so a column as wide as the quantity
-/// column always holds them; a narrower one overflows (SQLSTATE 22003), and
-/// an integer one beside a numeric quantity silently rounds a fractional
-/// hold away.
-pub fn narrower(reserved: Oid, quantity: &str) -> bool {
-    let width = match reserved {
-        pg_sys::INT2OID => 1,
-        pg_sys::INT4OID => 2,
-        pg_sys::INT8OID => 3,
-        _ => 4, // numeric
-    };
-    let needed = match quantity {
-        "smallint" => 1,
-        "integer" => 2,
-        "bigint" => 3,
-        _ => 4,
-    };
-    width < needed
+/// What a bound quantity or reserved column holds exactly: its largest
+/// value and the decimal places it keeps (None: no limit, as a plain
+/// numeric). PostgreSQL's assignment cast rounds a value to the column's
+/// scale without a word and raises 22003 past its maximum, so every quantity
+/// is checked against this first (bound.rs's fits), and a reserved column
+/// must hold whatever the quantity column holds: a row's reserved units never
+/// exceed its quantity (a hold needs available = quantity - reserved).
+pub struct Capacity {
+    pub max: Option<AnyNumeric>,
+    pub scale: Option<i32>,
+}
+
+impl Capacity {
+    /// From a column's type and typmod (pg_attribute).
+    pub fn of(typ: Oid, typmod: i32) -> Capacity {
+        let whole = |max: i64| Capacity {
+            max: Some(AnyNumeric::from(max)),
+            scale: Some(0),
+        };
+        let header = pg_sys::VARHDRSZ as i32;
+        match typ {
+            pg_sys::INT2OID => whole(i16::MAX.into()),
+            pg_sys::INT4OID => whole(i32::MAX.into()),
+            pg_sys::INT8OID => whole(i64::MAX),
+            // numeric(p, s): typmod = ((p << 16) | (s & 0x7ff)) + VARHDRSZ,
+            // s a signed 11-bit number (negative scales since PostgreSQL 15)
+            pg_sys::NUMERICOID if typmod >= header => {
+                let t = typmod - header;
+                let (p, s) = ((t >> 16) & 0xffff, ((t & 0x7ff) ^ 1024) - 1024);
+                Capacity {
+                    max: AnyNumeric::try_from(numeric_max(p, s).as_str()).ok(),
+                    scale: Some(s),
+                }
+            }
+            _ => Capacity {
+                max: None,
+                scale: None,
+            },
+        }
+    }
+
+    /// Some value of `other` would not fit here.
+    pub fn narrower_than(&self, other: &Capacity) -> bool {
+        let max = match (&self.max, &other.max) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(a), Some(b)) => a < b,
+        };
+        let scale = match (self.scale, other.scale) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(a), Some(b)) => a < b,
+        };
+        max || scale
+    }
+
+    /// Whether the quantity `n` (>= 0) is stored as it is; else why not.
+    pub fn holds(&self, n: &AnyNumeric) -> std::result::Result<(), String> {
+        if let Some(s) = self.scale {
+            let text = n.normalize();
+            let (int, frac) = text.split_once('.').unwrap_or((text, ""));
+            let tens = (-s).max(0) as usize;
+            let kept = frac.len() <= s.max(0) as usize
+                && (int == "0" || int.len() > tens && int.ends_with(&"0".repeat(tens)));
+            if !kept {
+                return Err(match s {
+                    0 => "must be a whole number (the bound quantity column holds whole numbers)"
+                        .to_string(),
+                    s if s > 0 => format!(
+                        "has more than {s} decimal places, which the bound quantity column would round away"
+                    ),
+                    s => format!(
+                        "must be a multiple of 1{} (the bound quantity column's scale is {s})",
+                        "0".repeat(tens)
+                    ),
+                });
+            }
+        }
+        match &self.max {
+            Some(max) if n > max => Err(format!(
+                "exceeds the bound quantity column's maximum of {max}"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The largest value of numeric(p, s): p nines, the point s places from the
+/// right (numeric(6,2): 9999.99; numeric(3,5): 0.00999; numeric(2,-1): 990).
+fn numeric_max(p: i32, s: i32) -> String {
+    let nines = "9".repeat(p.max(1) as usize);
+    if s <= 0 {
+        format!("{nines}{}", "0".repeat((-s) as usize))
+    } else if s >= p {
+        format!("0.{}{nines}", "0".repeat((s - p) as usize))
+    } else {
+        let (int, frac) = nines.split_at((p - s) as usize);
+        format!("{int}.{frac}")
+    }
 }
 
 /// An identifier quoted by PostgreSQL's own rules.
@@ -148,11 +227,14 @@ const LOAD: Stmt = Stmt {
                  (SELECT pg_catalog.format_type(a.atttypid, NULL) FROM pg_catalog.pg_attribute AS a \
                    WHERE a.attrelid = b.relation AND a.attname = b.assignee_column AND NOT a.attisdropped), \
                  'atomic_inventory.bindings'::pg_catalog.regclass::pg_catalog.oid, \
-                 (SELECT a.atttypid FROM pg_catalog.pg_attribute AS a \
-                   WHERE a.attrelid = b.relation AND a.attname = b.reserved_column AND NOT a.attisdropped) \
+                 aq.atttypid, aq.atttypmod, ar.atttypid, ar.atttypmod \
             FROM atomic_inventory.bindings AS b \
             LEFT JOIN pg_catalog.pg_class AS c ON c.oid = b.relation \
             LEFT JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace \
+            LEFT JOIN pg_catalog.pg_attribute AS aq \
+                   ON aq.attrelid = b.relation AND aq.attname = b.quantity_column AND NOT aq.attisdropped \
+            LEFT JOIN pg_catalog.pg_attribute AS ar \
+                   ON ar.attrelid = b.relation AND ar.attname = b.reserved_column AND NOT ar.attisdropped \
            WHERE b.name = $1",
     args: &[pg_sys::TEXTOID],
 };
@@ -208,6 +290,17 @@ fn load(client: &mut SpiClient<'_>, name: &str) -> Result<Binding> {
     };
     BINDINGS_OID.set(row.get::<Oid>(17)?.map(|o| o.to_u32()).unwrap_or(0));
     let q = |n: usize| -> Result<Option<String>> { Ok(s(n)?.map(|c| quote(&c))) };
+    let cap = |n: usize| -> Result<Option<Capacity>> {
+        Ok(row
+            .get::<Oid>(n)?
+            .map(|typ| Capacity::of(typ, row.get::<i32>(n + 1).ok().flatten().unwrap_or(-1))))
+    };
+    // A batch source has no quantity column: no limit.
+    let qty_cap = cap(18)?.unwrap_or(Capacity {
+        max: None,
+        scale: None,
+    });
+    let reserved_narrow = cap(20)?.is_some_and(|r| r.narrower_than(&qty_cap));
     Ok(Binding {
         name: name.to_string(),
         stock: s(1)?.as_deref() == Some("stock"),
@@ -215,17 +308,9 @@ fn load(client: &mut SpiClient<'_>, name: &str) -> Result<Binding> {
         id: q(4)?.unwrap_or_default(),
         id_type: IdType::parse(&s(5)?.unwrap_or_default()),
         qty: q(6)?.unwrap_or_default(),
-        qty_max: match s(7)?.as_deref() {
-            Some("smallint") => Some(i16::MAX as i64),
-            Some("integer") => Some(i32::MAX as i64),
-            Some("bigint") => Some(i64::MAX),
-            _ => None,
-        },
+        qty_cap,
         reserved: q(8)?,
-        reserved_narrow: match (row.get::<Oid>(18)?, s(7)?.as_deref()) {
-            (Some(r), Some(qty)) => narrower(r, qty),
-            _ => false,
-        },
+        reserved_narrow,
         track: q(9)?,
         tenant: q(10)?,
         status: q(11)?.unwrap_or_default(),

@@ -105,12 +105,12 @@ fn decrement_sql(b: &Binding) -> String {
 }
 
 fn increment_sql(b: &Binding) -> String {
-    // An integer column takes the sum only if it fits: otherwise the row is
-    // left alone (the caller reports why) instead of the assignment raising
-    // 22003 half-way through the call. The maximum is the column type's own
-    // constant, not a caller's value.
-    let fits = match b.qty_max {
-        Some(max) => format!("AND t.{q} <= {max} - $2", q = b.qty),
+    // A column with a maximum (integer types, numeric(p, s)) takes the sum
+    // only if it fits: otherwise the row is left alone (the caller reports
+    // why) instead of the assignment raising 22003 half-way through the
+    // call. The maximum comes from the column's type, not from a caller.
+    let fits = match &b.qty_cap.max {
+        Some(max) => format!("AND t.{q} <= '{max}'::numeric - $2", q = b.qty),
         None => String::new(),
     };
     format!(
@@ -244,27 +244,14 @@ pub(crate) fn item_key(ty: IdType, v: Option<String>, field: &str) -> Result<Str
     }
 }
 
-/// Integer quantity columns take whole quantities within the column's range
-/// (a fraction would be rounded by the assignment cast).
+/// A quantity the bound quantity column stores as it is: PostgreSQL's
+/// assignment cast would round away decimals beyond the column's scale
+/// (whole numbers for integer columns) without a word, and raise 22003 past
+/// its maximum (bindings::Capacity).
 fn fits(b: &Binding, n: &AnyNumeric, field: &str) -> Result<()> {
-    if let Some(max) = b.qty_max {
-        let text = n.normalize().to_string();
-        if text.contains('.') {
-            return Err(Error::invalid_quantity(
-                field,
-                "must be a whole number (the bound quantity column is an integer)",
-                Some(text),
-            ));
-        }
-        if *n > AnyNumeric::from(max) {
-            return Err(Error::invalid_quantity(
-                field,
-                &format!("exceeds the bound quantity column's maximum of {max}"),
-                Some(text),
-            ));
-        }
-    }
-    Ok(())
+    b.qty_cap
+        .holds(n)
+        .map_err(|reason| Error::invalid_quantity(field, &reason, Some(n.normalize().to_string())))
 }
 
 pub(crate) fn source(args: &Args) -> Result<String> {
@@ -411,7 +398,7 @@ fn one(args: &Args, up: bool) -> Result<String> {
                     &format!(
                         "would take item {key} from {} past the bound quantity column's maximum of {}",
                         row.quantity,
-                        b.qty_max.unwrap_or_default()
+                        b.qty_cap.max.as_ref().map(|m| m.to_string()).unwrap_or_default()
                     ),
                     Some(qty.normalize().to_string()),
                 ));

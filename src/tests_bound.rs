@@ -397,6 +397,71 @@ mod tests {
         assert_eq!(drift("s8"), 0);
     }
 
+    /// numeric(p, s) columns: PostgreSQL's assignment cast would round a
+    /// quantity to the scale without a word (a sale of 0.004 left 10.00 as it
+    /// was, answered new_quantity 10.00 and wrote a ledger row of -0.004) and
+    /// raise 22003 past the maximum. Both are refused before anything is
+    /// written; a reserved column must keep as many places and as large a
+    /// value as the quantity column.
+    #[pg_test]
+    fn numeric_columns_with_a_scale_take_what_they_store() {
+        run("CREATE TABLE public.weights (id bigint PRIMARY KEY, q numeric(6,2) NOT NULL CHECK (q >= 0),
+               r1 numeric(6,1) NOT NULL DEFAULT 0, r5 numeric(5,2) NOT NULL DEFAULT 0,
+               r8 numeric(8,3) NOT NULL DEFAULT 0)");
+        run("INSERT INTO public.weights VALUES (1, 10, 0, 0, 0)");
+        for column in ["r1", "r5"] {
+            let (_, d) = assert_err(
+                &format!(
+                    "SELECT atomic_inventory.bind_stock_source('w_{column}', 'public.weights', 'id', 'q', \
+                       p_reserved_column => '{column}')"
+                ),
+                "22023",
+                "INVALID_INPUT",
+            );
+            assert_eq!(d["field"], "p_reserved_column", "{column}");
+        }
+        call("atomic_inventory.bind_stock_source('weights', 'public.weights', 'id', 'q', p_reserved_column => 'r8')");
+        let refused = |sql: &str, value: &str| {
+            let (msg, d) = assert_err(
+                &format!("SELECT atomic_inventory.{sql}"),
+                "22023",
+                "INVALID_QUANTITY",
+            );
+            assert_eq!(d["value"], value, "{sql}: {msg}");
+        };
+        refused("bound_decrement('weights', '1', 0.004)", "0.004");
+        refused(
+            r#"bound_reserve('weights', '[{"item_id": "1", "quantity": 0.001}]')"#,
+            "0.001",
+        );
+        refused(
+            "bound_adjust('weights', '1', 10000, p_force => true)",
+            "10000",
+        );
+        let (msg, _) = assert_err(
+            "SELECT atomic_inventory.bound_increment('weights', '1', 9990)",
+            "22023",
+            "INVALID_QUANTITY",
+        );
+        assert!(msg.contains("9999.99"), "{msg}");
+        assert_eq!(
+            Spi::get_one::<String>("SELECT q::text FROM public.weights").unwrap(),
+            Some("10.00".into())
+        );
+        let r = call("atomic_inventory.bound_decrement('weights', '1', 0.01)");
+        assert_eq!(r["new_quantity"], serde_json::json!(9.99));
+        let r = call("atomic_inventory.bound_increment('weights', '1', 9990)");
+        assert_eq!(r["new_quantity"], serde_json::json!(9999.99));
+        call(
+            r#"atomic_inventory.bound_reserve('weights', '[{"item_id": "1", "quantity": 0.25}]')"#,
+        );
+        assert_eq!(
+            Spi::get_two::<String, String>("SELECT q::text, r8::text FROM public.weights").unwrap(),
+            (Some("9999.99".into()), Some("0.250".into()))
+        );
+        assert_eq!(drift("weights"), 0);
+    }
+
     #[pg_test]
     fn quoted_identifiers_reserved_untracked_and_tenants() {
         stock_items();
