@@ -12,7 +12,10 @@
 //! bindings table (`CacheInvalidateRelcacheByRelid`); the callback
 //! registered in `_PG_init` only bumps a generation number (no freeing or
 //! catalog access inside a callback), and the next lookup drops every cached
-//! binding and its plans when the generation moved. Other backends receive
+//! binding and its plans when the generation moved. A relcache invalidation
+//! of a bound table (ALTER TABLE; also VACUUM and ANALYZE, which rewrite its
+//! pg_class row) drops them the same way, so what was read from its columns
+//! (types, scale: Capacity) is read again. Other backends receive
 //! the message at their next transaction start, so the hot path costs one
 //! hash lookup and no catalog query.
 
@@ -23,7 +26,7 @@ use pgrx::pg_sys::{self, Oid, PgOid};
 use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiTupleTable};
 use pgrx::AnyNumeric;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, CString};
 use std::rc::Rc;
 
@@ -89,12 +92,20 @@ thread_local! {
     /// Oid of atomic_inventory.bindings once known (0: nothing cached yet).
     static BINDINGS_OID: Cell<u32> = const { Cell::new(0) };
     static CACHE: RefCell<(u64, HashMap<String, Rc<Binding>>)> = RefCell::new((0, HashMap::new()));
+    /// Oids of the tables behind the cached bindings: a change to one (ALTER
+    /// TABLE, say a quantity column given another type or scale) must reach
+    /// the Capacity read from its columns, not only the kept plans, which
+    /// PostgreSQL replans by itself.
+    static BOUND_RELS: RefCell<HashSet<u32>> = RefCell::new(HashSet::new());
 }
 
-/// Relcache callback: relid 0 means "all relations" (cache reset).
+/// Relcache callback: relid 0 means "all relations" (cache reset). Only
+/// reads and bumps counters: no allocation, no catalog access.
 unsafe extern "C-unwind" fn on_relcache(_arg: pg_sys::Datum, relid: Oid) {
     let watched = BINDINGS_OID.get();
-    if relid == pg_sys::InvalidOid || (watched != 0 && relid.to_u32() == watched) {
+    let relid = relid.to_u32();
+    let bound = BOUND_RELS.with(|r| r.try_borrow().map_or(true, |r| r.contains(&relid)));
+    if relid == 0 || (watched != 0 && relid == watched) || bound {
         GENERATION.set(GENERATION.get().wrapping_add(1));
     }
 }
@@ -227,7 +238,7 @@ const LOAD: Stmt = Stmt {
                  (SELECT pg_catalog.format_type(a.atttypid, NULL) FROM pg_catalog.pg_attribute AS a \
                    WHERE a.attrelid = b.relation AND a.attname = b.assignee_column AND NOT a.attisdropped), \
                  'atomic_inventory.bindings'::pg_catalog.regclass::pg_catalog.oid, \
-                 aq.atttypid, aq.atttypmod, ar.atttypid, ar.atttypmod \
+                 aq.atttypid, aq.atttypmod, ar.atttypid, ar.atttypmod, b.relation \
             FROM atomic_inventory.bindings AS b \
             LEFT JOIN pg_catalog.pg_class AS c ON c.oid = b.relation \
             LEFT JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace \
@@ -246,6 +257,7 @@ pub fn get(client: &mut SpiClient<'_>, name: &str, stock: bool) -> Result<Rc<Bin
     let hit = CACHE.with_borrow_mut(|(g, m)| {
         if *g != generation {
             m.clear();
+            BOUND_RELS.with_borrow_mut(|r| r.clear());
             *g = generation;
         }
         m.get(name).cloned()
@@ -289,6 +301,9 @@ fn load(client: &mut SpiClient<'_>, name: &str) -> Result<Binding> {
         ));
     };
     BINDINGS_OID.set(row.get::<Oid>(17)?.map(|o| o.to_u32()).unwrap_or(0));
+    if let Some(rel) = row.get::<Oid>(22)? {
+        BOUND_RELS.with_borrow_mut(|r| r.insert(rel.to_u32()));
+    }
     let q = |n: usize| -> Result<Option<String>> { Ok(s(n)?.map(|c| quote(&c))) };
     let cap = |n: usize| -> Result<Option<Capacity>> {
         Ok(row

@@ -460,6 +460,12 @@ mod tests {
             (Some("9999.99".into()), Some("0.250".into()))
         );
         assert_eq!(drift("weights"), 0);
+        // the column altered after binding (in this session, whose cached
+        // binding has read its scale): the new scale applies at once
+        run("ALTER TABLE public.weights ALTER COLUMN q TYPE numeric(7,3)");
+        let r = call("atomic_inventory.bound_decrement('weights', '1', 0.004)");
+        assert_eq!(r["new_quantity"], serde_json::json!(9999.986));
+        refused("bound_decrement('weights', '1', 0.0004)", "0.0004");
     }
 
     #[pg_test]
