@@ -7,7 +7,7 @@
 //! SQL here is catalog queries with SPI parameters; identifiers that end up
 //! in a bound operation's SQL are quoted by PostgreSQL (`quote_identifier`).
 
-use crate::bindings::{quote, Capacity, IdType};
+use crate::bindings::{self, quote, Capacity, IdType};
 use crate::errors::{Error, Result};
 use crate::fmgr::{entry_point, Args};
 use crate::spi::{run, with_spi, Stmt};
@@ -614,6 +614,18 @@ fn status_value(
     let v = v.ok_or_else(|| Error::invalid_input(field, "is required (got NULL)"))?;
     if v.is_empty() || v.chars().count() > 255 {
         return Err(Error::invalid_input(field, "must be 1 to 255 characters"));
+    }
+    if let Some(max) = bindings::max_chars(status.typ, status.typmod) {
+        // stored by the claim's UPDATE, which would fail with 22001
+        if v.chars().count() > max {
+            return Err(Error::invalid_input(
+                field,
+                format!(
+                    "{v:?} is longer than the status column ({}) holds",
+                    status.type_name
+                ),
+            ));
+        }
     }
     if status.is_enum {
         let ok = run(c, &ENUM_LABEL, &[status.typ.into(), v.clone().into()])?

@@ -82,6 +82,8 @@ pub struct Binding {
     pub status_type: String,
     pub assignee: String,
     pub assignee_type: String,
+    /// The most characters the assignee column holds (varchar(n)).
+    pub assignee_max_chars: Option<usize>,
     pub available: String,
     pub claimed: String,
     plans: RefCell<HashMap<&'static str, Rc<OwnedPreparedStatement>>>,
@@ -203,6 +205,12 @@ impl Capacity {
     }
 }
 
+/// The most characters a varchar(n) column holds (None: no limit).
+pub fn max_chars(typ: Oid, typmod: i32) -> Option<usize> {
+    let header = pg_sys::VARHDRSZ as i32;
+    (typ == pg_sys::VARCHAROID && typmod >= header).then(|| (typmod - header) as usize)
+}
+
 /// The largest value of numeric(p, s): p nines, the point s places from the
 /// right (numeric(6,2): 9999.99; numeric(3,5): 0.00999; numeric(2,-1): 990).
 fn numeric_max(p: i32, s: i32) -> String {
@@ -238,7 +246,8 @@ const LOAD: Stmt = Stmt {
                  (SELECT pg_catalog.format_type(a.atttypid, NULL) FROM pg_catalog.pg_attribute AS a \
                    WHERE a.attrelid = b.relation AND a.attname = b.assignee_column AND NOT a.attisdropped), \
                  'atomic_inventory.bindings'::pg_catalog.regclass::pg_catalog.oid, \
-                 aq.atttypid, aq.atttypmod, ar.atttypid, ar.atttypmod, b.relation \
+                 aq.atttypid, aq.atttypmod, ar.atttypid, ar.atttypmod, b.relation, \
+                 aa.atttypid, aa.atttypmod \
             FROM atomic_inventory.bindings AS b \
             LEFT JOIN pg_catalog.pg_class AS c ON c.oid = b.relation \
             LEFT JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace \
@@ -246,6 +255,8 @@ const LOAD: Stmt = Stmt {
                    ON aq.attrelid = b.relation AND aq.attname = b.quantity_column AND NOT aq.attisdropped \
             LEFT JOIN pg_catalog.pg_attribute AS ar \
                    ON ar.attrelid = b.relation AND ar.attname = b.reserved_column AND NOT ar.attisdropped \
+            LEFT JOIN pg_catalog.pg_attribute AS aa \
+                   ON aa.attrelid = b.relation AND aa.attname = b.assignee_column AND NOT aa.attisdropped \
            WHERE b.name = $1",
     args: &[pg_sys::TEXTOID],
 };
@@ -334,6 +345,10 @@ fn load(client: &mut SpiClient<'_>, name: &str) -> Result<Binding> {
         assignee: q(14)?.unwrap_or_default(),
         status_type: s(15)?.unwrap_or_else(|| "text".into()),
         assignee_type: s(16)?.unwrap_or_else(|| "text".into()),
+        assignee_max_chars: match (row.get::<Oid>(23)?, row.get::<i32>(24)?) {
+            (Some(typ), Some(typmod)) => max_chars(typ, typmod),
+            _ => None,
+        },
         plans: RefCell::new(HashMap::new()),
     })
 }

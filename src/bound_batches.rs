@@ -112,6 +112,15 @@ fn source(args: &Args) -> Result<String> {
 /// `assignee::text = driver` compares like with like).
 fn driver(args: &Args, n: usize, caller: &Caller, b: &Binding) -> Result<String> {
     let d = driver_id(args, n, caller)?;
+    if let Some(max) = b.assignee_max_chars {
+        // stored by the claim's UPDATE, which would fail with 22001
+        if d.chars().count() > max {
+            return Err(Error::invalid_input(
+                "p_driver_id",
+                format!("is longer than the bound assignee column holds ({max} characters)"),
+            ));
+        }
+    }
     if b.assignee_type == "uuid" {
         return validate::parse_uuid(d.trim())
             .map(|u| validate::uuid_text(&u))

@@ -638,6 +638,40 @@ mod tests {
         assert_eq!(drift("inv"), 0);
     }
 
+    /// varchar(n) status and assignee columns: a status value or a driver id
+    /// longer than the column holds is refused up front (the claim's UPDATE
+    /// would fail with 22001, value too long), nothing written.
+    #[pg_test]
+    fn varchar_status_and_assignee_lengths_are_checked() {
+        run("CREATE TABLE public.runs (id bigint PRIMARY KEY, st varchar(5) NOT NULL DEFAULT 'open',
+               who varchar(4))");
+        run("INSERT INTO public.runs VALUES (1, 'open', NULL)");
+        let (_, d) = assert_err(
+            "SELECT atomic_inventory.bind_batch_source('runs', 'public.runs', 'id', 'st', 'who', 'open', 'claimed')",
+            "22023",
+            "INVALID_INPUT",
+        );
+        assert_eq!(d["field"], "p_claimed_value");
+        call("atomic_inventory.bind_batch_source('runs', 'public.runs', 'id', 'st', 'who', 'open', 'taken')");
+        let (_, d) = assert_err(
+            "SELECT atomic_inventory.bound_claim_batch('runs', '1', 'driver-1')",
+            "22023",
+            "INVALID_INPUT",
+        );
+        assert_eq!(d["field"], "p_driver_id");
+        assert_err(
+            "SELECT atomic_inventory.bound_claim_next_batch('runs', 'driver-1')",
+            "22023",
+            "INVALID_INPUT",
+        );
+        assert_eq!(
+            Spi::get_one::<String>("SELECT st::text FROM public.runs").unwrap(),
+            Some("open".into())
+        );
+        let r = call("atomic_inventory.bound_claim_batch('runs', '1', 'd1')");
+        assert_eq!(r["status"], "taken");
+    }
+
     #[pg_test]
     fn batch_claims() {
         products_and_batches();
