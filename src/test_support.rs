@@ -79,6 +79,12 @@ pub fn assert_err(sql: &str, state: &str, code: &str) -> (String, Value) {
     (msg, detail)
 }
 
+/// A bind_* call refused with INVALID_INPUT on `field`.
+pub fn bad_bind(sql: &str, field: &str) {
+    let (_, d) = assert_err(sql, "22023", "INVALID_INPUT");
+    assert_eq!(d["field"], field, "{sql}");
+}
+
 pub fn ledger_rows(id: &str) -> i64 {
     Spi::get_one::<i64>(&format!(
         "SELECT count(*) FROM atomic_inventory.ledger WHERE inventory_id = '{id}'"
