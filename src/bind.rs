@@ -46,7 +46,7 @@ const REL_INFO: Stmt = Stmt {
 const COLUMN_INFO: Stmt = Stmt {
     name: "binding_column_info",
     sql: "SELECT a.attnum, a.atttypid, a.attgenerated::text, t.typtype::text, \
-                 pg_catalog.format_type(a.atttypid, a.atttypmod), a.atttypmod \
+                 pg_catalog.format_type(a.atttypid, a.atttypmod), a.atttypmod, a.attnotnull \
             FROM pg_catalog.pg_attribute AS a JOIN pg_catalog.pg_type AS t ON t.oid = a.atttypid \
            WHERE a.attrelid = $1 AND a.attname = $2::name AND a.attnum > 0 AND NOT a.attisdropped",
     args: &[pg_sys::OIDOID, pg_sys::TEXTOID],
@@ -175,6 +175,7 @@ struct Column {
     is_enum: bool,
     type_name: String,
     typmod: i32,
+    not_null: bool,
 }
 
 /// The table named by p_relation, checked.
@@ -272,6 +273,7 @@ fn column(
         is_enum: row.get::<String>(4)?.as_deref() == Some("e"),
         type_name: row.get::<String>(5)?.unwrap_or_default(),
         typmod: row.get::<i32>(6)?.unwrap_or(-1),
+        not_null: row.get::<bool>(7)?.unwrap_or(false),
         name,
     }))
 }
@@ -527,6 +529,20 @@ fn bind_stock(args: &Args) -> Result<String> {
             }
         };
         writable("p_quantity_column", &q)?;
+        if !q.not_null {
+            // NULL + n is NULL: a restock of such a row changed nothing while
+            // the ledger recorded it. A stock quantity must be known.
+            return Err(Error::invalid_input(
+                "p_quantity_column",
+                format!(
+                    "column {:?} allows NULL; a stock quantity must be known: \
+                     ALTER TABLE {} ALTER COLUMN {} SET NOT NULL",
+                    q.name,
+                    t.rel,
+                    bindings::quote(&q.name)
+                ),
+            ));
+        }
         let reserved = column(c, &t, "p_reserved_column", args.name(4))?;
         if let Some(r) = &reserved {
             if ![

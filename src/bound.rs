@@ -52,9 +52,17 @@ pub(crate) fn tenant_val(b: &Binding) -> String {
 
 fn available(b: &Binding) -> String {
     match &b.reserved {
-        Some(r) => format!("(t.{} - COALESCE(t.{r}, 0))", b.qty),
-        None => format!("t.{}", b.qty),
+        Some(r) => format!("({} - COALESCE(t.{r}, 0))", quantity(b)),
+        None => quantity(b),
     }
+}
+
+/// The row's quantity; NULL counts as 0, as a NULL reserved does. Tables
+/// bound before 0.3.0 may allow NULL (bind_stock_source now requires NOT
+/// NULL): there NULL + n stayed NULL while the ledger recorded n, and a
+/// NULL read back broke adjust (INTERNAL).
+fn quantity(b: &Binding) -> String {
+    format!("COALESCE(t.{}, 0)", b.qty)
 }
 
 fn reserved(b: &Binding) -> String {
@@ -110,12 +118,12 @@ fn increment_sql(b: &Binding) -> String {
     // why) instead of the assignment raising 22003 half-way through the
     // call. The maximum comes from the column's type, not from a caller.
     let fits = match &b.qty_cap.max {
-        Some(max) => format!("AND t.{q} <= '{max}'::numeric - $2", q = b.qty),
+        Some(max) => format!("AND {} <= '{max}'::numeric - $2", quantity(b)),
         None => String::new(),
     };
     format!(
         "WITH upd AS ( \
-           UPDATE {rel} AS t SET {q} = t.{q} + $2 WHERE {id} AND {tenant} {fits} \
+           UPDATE {rel} AS t SET {q} = {qv} + $2 WHERE {id} AND {tenant} {fits} \
            RETURNING t.{q}::numeric AS q, {tv} AS tenant \
          ), led AS ( \
            INSERT INTO atomic_inventory.ledger {LEDGER_COLS} \
@@ -124,6 +132,7 @@ fn increment_sql(b: &Binding) -> String {
          SELECT (u.q - $2)::text, u.q::text FROM upd AS u",
         rel = b.rel,
         q = b.qty,
+        qv = quantity(b),
         id = id_eq(b, 1),
         tenant = tenant_pred(b, 3, 4),
         tv = tenant_val(b),
@@ -133,9 +142,9 @@ fn increment_sql(b: &Binding) -> String {
 /// Lock one visible row: quantity, reserved, available, tracked, enough ($4).
 fn lock_sql(b: &Binding) -> String {
     format!(
-        "SELECT t.{q}::text, {res}::text, {avail}::text, {tracked}, {avail} >= $4 \
+        "SELECT {q}::text, {res}::text, {avail}::text, {tracked}, {avail} >= $4 \
            FROM {rel} AS t WHERE {id} AND {tenant} FOR UPDATE OF t",
-        q = b.qty,
+        q = quantity(b),
         res = reserved(b),
         avail = available(b),
         tracked = tracked(b),
@@ -147,9 +156,9 @@ fn lock_sql(b: &Binding) -> String {
 
 fn get_sql(b: &Binding) -> String {
     format!(
-        "SELECT t.{q}::text, {res}::text, {avail}::text, {tracked}, {tv} \
+        "SELECT {q}::text, {res}::text, {avail}::text, {tracked}, {tv} \
            FROM {rel} AS t WHERE {id} AND {tenant}",
-        q = b.qty,
+        q = quantity(b),
         res = reserved(b),
         avail = available(b),
         tracked = tracked(b),

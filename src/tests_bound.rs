@@ -631,6 +631,45 @@ mod tests {
         assert_eq!(drift("inv"), 0);
     }
 
+    /// A quantity column that allows NULL is refused at bind time (NULL + n
+    /// is NULL: a restock changed nothing while the ledger recorded it).
+    /// Where a NULL still gets in (the column altered after binding, or
+    /// bound by 0.2.0) it counts as 0, as a NULL reserved does.
+    #[pg_test]
+    fn null_quantities_are_refused_at_bind_and_count_as_zero() {
+        run("CREATE TABLE public.nullable (id bigint PRIMARY KEY, q numeric CHECK (q >= 0))");
+        run("INSERT INTO public.nullable VALUES (1, 0), (2, 5)");
+        bad_bind(
+            "SELECT atomic_inventory.bind_stock_source('nullable', 'public.nullable', 'id', 'q')",
+            "p_quantity_column",
+        );
+        run("ALTER TABLE public.nullable ALTER COLUMN q SET NOT NULL");
+        call("atomic_inventory.bind_stock_source('nullable', 'public.nullable', 'id', 'q')");
+        run("ALTER TABLE public.nullable ALTER COLUMN q DROP NOT NULL");
+        run("UPDATE public.nullable SET q = NULL WHERE id = 1");
+        let (_, d) = assert_err(
+            "SELECT atomic_inventory.bound_decrement('nullable', '1', 1)",
+            "PT409",
+            "INSUFFICIENT_INVENTORY",
+        );
+        assert_eq!(d["lines"][0]["available"], "0");
+        assert_eq!(
+            call("atomic_inventory.bound_get('nullable', '1')")["quantity"],
+            0
+        );
+        let r = call("atomic_inventory.bound_increment('nullable', '1', 3)");
+        assert_eq!(
+            (r["old_quantity"].clone(), r["new_quantity"].clone()),
+            (0.into(), 3.into())
+        );
+        run("UPDATE public.nullable SET q = NULL WHERE id = 2");
+        let r = call("atomic_inventory.bound_adjust('nullable', '2', 4, p_force => true)");
+        assert_eq!(r["new_quantity"], 4);
+        // row 1: NULL (= 0, as the ledger had it) + 3 = 3, accounted for;
+        // row 2: the out-of-band NULL took 5 units the ledger never saw
+        assert_eq!(drift("nullable"), 1);
+    }
+
     /// varchar(n) status and assignee columns: a status value or a driver id
     /// longer than the column holds is refused up front (the claim's UPDATE
     /// would fail with 22001, value too long), nothing written.
