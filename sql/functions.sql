@@ -268,20 +268,47 @@ AS $$
 DECLARE
     v_tenant text := COALESCE(p_tenant_id, atomic_inventory.caller_tenant());
     v_id     uuid;
+    v_status text;
 BEGIN
     IF v_tenant IS DISTINCT FROM atomic_inventory.caller_tenant()
        AND NOT atomic_inventory.caller_is_admin() THEN
         RAISE EXCEPTION 'INVALID_INPUT: p_tenant_id can only be your own tenant'
             USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_tenant_id"}';
     END IF;
+    -- the same limit as every other free-text argument
+    IF pg_catalog.length(p_zone) > 1024 THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_zone is longer than 1024 characters'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_zone"}';
+    END IF;
+    IF pg_catalog.length(p_reference) > 1024 THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_reference is longer than 1024 characters'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_reference"}';
+    END IF;
     INSERT INTO atomic_inventory.batches (id, zone, priority, reference, tenant_id)
     VALUES (COALESCE(p_id, pg_catalog.gen_random_uuid()), p_zone, COALESCE(p_priority, 0), p_reference, v_tenant)
+    ON CONFLICT (id) DO NOTHING
     RETURNING id INTO v_id;
+    IF v_id IS NULL THEN
+        -- p_id names a batch that exists: a retried create (same attributes)
+        -- is answered as the first was, with the batch's status now;
+        -- anything else is a conflict, not a raw unique violation (23505).
+        SELECT b.status INTO v_status FROM atomic_inventory.batches AS b
+         WHERE b.id = p_id AND b.zone IS NOT DISTINCT FROM p_zone
+           AND b.priority = COALESCE(p_priority, 0) AND b.reference IS NOT DISTINCT FROM p_reference
+           AND b.tenant_id IS NOT DISTINCT FROM v_tenant;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'BATCH_EXISTS: batch % exists with other attributes', p_id
+                USING ERRCODE = 'PT409',
+                      DETAIL = pg_catalog.json_build_object('code', 'BATCH_EXISTS', 'batch_id', p_id)::text,
+                      HINT = 'Pass another p_id, or none to have one generated.';
+        END IF;
+        RETURN pg_catalog.json_build_object('success', true, 'batch_id', p_id, 'status', v_status);
+    END IF;
     RETURN pg_catalog.json_build_object('success', true, 'batch_id', v_id, 'status', 'available');
 END;
 $$;
 COMMENT ON FUNCTION atomic_inventory.create_batch(text, integer, text, text, uuid) IS
-    'Create an available batch. Returns {success, batch_id, status}.';
+    'Create an available batch. Returns {success, batch_id, status}. A p_id that exists: the same call again is answered with the batch (its status now), other attributes are BATCH_EXISTS (PT409).';
 
 -- Reservations (seed 004).
 

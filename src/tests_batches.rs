@@ -23,6 +23,41 @@ mod tests {
         ))
     }
 
+    /// create_batch with a p_id that exists: the same call again (a client
+    /// retrying a create whose answer it lost) gets the batch back; other
+    /// attributes are BATCH_EXISTS (PT409), not a raw unique violation.
+    #[pg_test]
+    fn create_batch_again_with_the_same_id() {
+        const B: &str = "00000000-0000-0000-0000-0000000000b5";
+        let create = format!(
+            "atomic_inventory.create_batch(p_id => '{B}', p_zone => 'north', p_priority => 2)"
+        );
+        assert_eq!(call(&create)["status"], "available");
+        assert_eq!(call(&create)["batch_id"], B);
+        call(&format!(
+            "atomic_inventory.claim_batch(p_batch_id => '{B}', p_driver_id => 'driver-r')"
+        ));
+        assert_eq!(call(&create)["status"], "claimed");
+        let (_, d) = assert_err(
+            &format!("SELECT atomic_inventory.create_batch(p_id => '{B}', p_zone => 'south', p_priority => 2)"),
+            "PT409",
+            "BATCH_EXISTS",
+        );
+        assert_eq!(d["batch_id"], B);
+        let (_, d) = assert_err(
+            "SELECT atomic_inventory.create_batch(p_zone => repeat('z', 1025))",
+            "22023",
+            "INVALID_INPUT",
+        );
+        assert_eq!(d["field"], "p_zone");
+        assert_eq!(
+            scalar(&format!(
+                "SELECT count(*)::text FROM atomic_inventory.batches WHERE id = '{B}'"
+            )),
+            "1"
+        );
+    }
+
     #[pg_test]
     fn claim_then_other_driver_gets_409() {
         batch(BATCH);
