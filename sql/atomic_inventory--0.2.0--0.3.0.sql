@@ -5,7 +5,8 @@
 -- tables (bindings, bind_*_source, bound_*, ledger.source and item_key,
 -- reservations on bound sources: reservations.source, bound_reservation_lines),
 -- every table's rows in pg_dump (pg_extension_config_dump), claim_next_batch
--- indexes that skip claimed batches, create_batch's answer to an existing p_id.
+-- indexes that skip claimed batches, create_batch's and create_item's answer
+-- to an existing id, any number of items without a SKU.
 -- Run by ALTER EXTENSION atomic_inventory UPDATE; the same objects a fresh
 -- 0.3.0 install creates (pg_test/upgrade/run.sh compares the two catalogs).
 \echo Use "ALTER EXTENSION atomic_inventory UPDATE" to load this file. \quit
@@ -693,3 +694,69 @@ END;
 $$;
 COMMENT ON FUNCTION atomic_inventory.create_batch(text, integer, text, text, uuid) IS
     'Create an available batch. Returns {success, batch_id, status}. A p_id that exists: the same call again is answered with the batch (its status now), other attributes are BATCH_EXISTS (PT409).';
+
+-- items: a SKU stays unique per tenant, but items without one are no longer
+-- counted (0.2.0's constraint let each tenant have a single SKU-less item).
+ALTER TABLE atomic_inventory.items DROP CONSTRAINT items_sku_unique;
+CREATE UNIQUE INDEX items_sku_unique ON atomic_inventory.items (tenant_id, sku) NULLS NOT DISTINCT
+    WHERE sku IS NOT NULL;
+
+-- create_item: an id or SKU that exists answers a retried create as the
+-- first was and anything else with ITEM_EXISTS (PT409) instead of a raw
+-- unique violation.
+CREATE OR REPLACE FUNCTION atomic_inventory.create_item(
+    p_quantity        numeric DEFAULT 0,
+    p_sku             text    DEFAULT NULL,
+    p_name            text    DEFAULT NULL,
+    p_track_inventory boolean DEFAULT true,
+    p_tenant_id       text    DEFAULT NULL,
+    p_id              uuid    DEFAULT NULL
+) RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+DECLARE
+    v_tenant text := COALESCE(p_tenant_id, atomic_inventory.caller_tenant());
+    v_row    atomic_inventory.items;
+BEGIN
+    IF p_quantity IS NULL OR p_quantity = 'NaN' OR p_quantity < 0 OR p_quantity > 1000000000000 THEN
+        RAISE EXCEPTION 'INVALID_QUANTITY: p_quantity must be a finite number between 0 and 1000000000000'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_QUANTITY","field":"p_quantity"}';
+    END IF;
+    IF v_tenant IS DISTINCT FROM atomic_inventory.caller_tenant()
+       AND NOT atomic_inventory.caller_is_admin() THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_tenant_id can only be your own tenant'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_tenant_id"}';
+    END IF;
+    INSERT INTO atomic_inventory.items (id, sku, name, quantity, track_inventory, tenant_id)
+    VALUES (COALESCE(p_id, pg_catalog.gen_random_uuid()), p_sku, p_name, p_quantity,
+            COALESCE(p_track_inventory, true), v_tenant)
+    ON CONFLICT DO NOTHING
+    RETURNING * INTO v_row;
+    IF v_row.id IS NULL THEN
+        -- The id or the tenant's SKU is taken. The same call again (a retry
+        -- after a lost answer) is answered with the item, its quantity now;
+        -- anything else is a conflict, not a raw unique violation (23505).
+        SELECT * INTO v_row FROM atomic_inventory.items AS i
+         WHERE i.id = p_id AND i.sku IS NOT DISTINCT FROM p_sku AND i.name IS NOT DISTINCT FROM p_name
+           AND i.track_inventory = COALESCE(p_track_inventory, true)
+           AND i.tenant_id IS NOT DISTINCT FROM v_tenant;
+        IF NOT FOUND THEN
+            SELECT * INTO v_row FROM atomic_inventory.items AS i
+             WHERE i.id = p_id
+                OR (i.sku = p_sku AND i.tenant_id IS NOT DISTINCT FROM v_tenant)
+             LIMIT 1;
+            RAISE EXCEPTION 'ITEM_EXISTS: item % already has this %', v_row.id,
+                  CASE WHEN v_row.id = p_id THEN 'id' ELSE 'SKU' END
+                USING ERRCODE = 'PT409',
+                      DETAIL = pg_catalog.json_build_object('code', 'ITEM_EXISTS', 'inventory_id', v_row.id,
+                                                            'sku', p_sku)::text,
+                      HINT = 'Use the existing item, or pass another p_id / p_sku.';
+        END IF;
+    END IF;
+    RETURN pg_catalog.json_build_object('success', true, 'inventory_id', v_row.id,
+        'sku', v_row.sku, 'quantity', v_row.quantity, 'tenant_id', v_row.tenant_id);
+END;
+$$;
+COMMENT ON FUNCTION atomic_inventory.create_item(numeric, text, text, boolean, text, uuid) IS
+    'Create an item (ledger starts with an initial row). Returns {success, inventory_id, sku, quantity, tenant_id}. A p_id or SKU that exists: the same call again is answered with the item (its quantity now), anything else is ITEM_EXISTS (PT409).';

@@ -23,13 +23,17 @@ CREATE TABLE atomic_inventory.items (
     created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
     updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
     stripes         smallint    NOT NULL DEFAULT 0,
-    CONSTRAINT items_sku_unique UNIQUE NULLS NOT DISTINCT (tenant_id, sku),
     -- quantity finite, 0 <= reserved <= quantity (NaN and Infinity excluded)
     CONSTRAINT items_stock_valid CHECK (atomic_inventory.stock_valid(quantity, reserved))
 )
 -- Stock rows are updated all day: room on each page keeps the updates HOT
 -- (no index entries written; docs/benchmarks.md has the measurement).
 WITH (fillfactor = 90);
+-- A SKU names one item per tenant (shared items, tenant NULL, count as one
+-- tenant: NULLS NOT DISTINCT); items without a SKU are not counted (WHERE),
+-- so any number of them may exist.
+CREATE UNIQUE INDEX items_sku_unique ON atomic_inventory.items (tenant_id, sku) NULLS NOT DISTINCT
+    WHERE sku IS NOT NULL;
 COMMENT ON TABLE atomic_inventory.items IS
     'Stock items managed by atomic_inventory. Change quantities through the functions so every movement is locked, checked and written to the ledger.';
 COMMENT ON COLUMN atomic_inventory.items.id IS 'Item id, passed as p_inventory_id.';

@@ -102,13 +102,35 @@ BEGIN
     INSERT INTO atomic_inventory.items (id, sku, name, quantity, track_inventory, tenant_id)
     VALUES (COALESCE(p_id, pg_catalog.gen_random_uuid()), p_sku, p_name, p_quantity,
             COALESCE(p_track_inventory, true), v_tenant)
+    ON CONFLICT DO NOTHING
     RETURNING * INTO v_row;
+    IF v_row.id IS NULL THEN
+        -- The id or the tenant's SKU is taken. The same call again (a retry
+        -- after a lost answer) is answered with the item, its quantity now;
+        -- anything else is a conflict, not a raw unique violation (23505).
+        SELECT * INTO v_row FROM atomic_inventory.items AS i
+         WHERE i.id = p_id AND i.sku IS NOT DISTINCT FROM p_sku AND i.name IS NOT DISTINCT FROM p_name
+           AND i.track_inventory = COALESCE(p_track_inventory, true)
+           AND i.tenant_id IS NOT DISTINCT FROM v_tenant;
+        IF NOT FOUND THEN
+            SELECT * INTO v_row FROM atomic_inventory.items AS i
+             WHERE i.id = p_id
+                OR (i.sku = p_sku AND i.tenant_id IS NOT DISTINCT FROM v_tenant)
+             LIMIT 1;
+            RAISE EXCEPTION 'ITEM_EXISTS: item % already has this %', v_row.id,
+                  CASE WHEN v_row.id = p_id THEN 'id' ELSE 'SKU' END
+                USING ERRCODE = 'PT409',
+                      DETAIL = pg_catalog.json_build_object('code', 'ITEM_EXISTS', 'inventory_id', v_row.id,
+                                                            'sku', p_sku)::text,
+                      HINT = 'Use the existing item, or pass another p_id / p_sku.';
+        END IF;
+    END IF;
     RETURN pg_catalog.json_build_object('success', true, 'inventory_id', v_row.id,
         'sku', v_row.sku, 'quantity', v_row.quantity, 'tenant_id', v_row.tenant_id);
 END;
 $$;
 COMMENT ON FUNCTION atomic_inventory.create_item(numeric, text, text, boolean, text, uuid) IS
-    'Create an item (ledger starts with an initial row). Returns {success, inventory_id, sku, quantity, tenant_id}.';
+    'Create an item (ledger starts with an initial row). Returns {success, inventory_id, sku, quantity, tenant_id}. A p_id or SKU that exists: the same call again is answered with the item (its quantity now), anything else is ITEM_EXISTS (PT409).';
 
 CREATE FUNCTION atomic_inventory.get_inventory(p_inventory_id uuid) RETURNS json
 LANGUAGE plpgsql STABLE SECURITY DEFINER

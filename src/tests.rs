@@ -715,6 +715,48 @@ mod tests {
         );
     }
 
+    /// Items without a SKU: any number (0.2.0 allowed one per tenant). A
+    /// SKU or id that exists: the same call again is answered with the item
+    /// (a retry after a lost answer), anything else is ITEM_EXISTS (PT409),
+    /// not a raw unique violation.
+    #[pg_test]
+    fn create_item_twice() {
+        // an id no other test uses: tests run at once, and no test may wait
+        // for a row another one inserted
+        const R: &str = "00000000-0000-0000-0000-0000000000d7";
+        let a = call("atomic_inventory.create_item(p_quantity => 1)");
+        let b = call("atomic_inventory.create_item(p_quantity => 1)");
+        assert_ne!(a["inventory_id"], b["inventory_id"]);
+        let first = call("atomic_inventory.create_item(p_quantity => 1, p_sku => 'DUP')");
+        let (_, d) = assert_err(
+            "SELECT atomic_inventory.create_item(p_quantity => 2, p_sku => 'DUP')",
+            "PT409",
+            "ITEM_EXISTS",
+        );
+        assert_eq!(d["inventory_id"], first["inventory_id"]);
+        // another tenant's SKU namespace
+        call("atomic_inventory.create_item(p_quantity => 1, p_sku => 'DUP', p_tenant_id => 'shop-9')");
+        let retry =
+            format!("atomic_inventory.create_item(p_quantity => 3, p_sku => 'R1', p_id => '{R}')");
+        call(&retry);
+        call(&format!("atomic_inventory.decrement_inventory('{R}', 1)"));
+        let again = call(&retry);
+        assert_eq!(
+            (
+                again["inventory_id"].as_str(),
+                again["quantity"].to_string()
+            ),
+            (Some(R), "2".into())
+        );
+        assert_eq!(ledger_rows(R), 2);
+        let (_, d) = assert_err(
+            &format!("SELECT atomic_inventory.create_item(p_quantity => 3, p_sku => 'R2', p_id => '{R}')"),
+            "PT409",
+            "ITEM_EXISTS",
+        );
+        assert_eq!(d["inventory_id"], R);
+    }
+
     #[pg_test]
     fn reconcile_reports_out_of_band_writes() {
         item(A, "10");
