@@ -70,6 +70,10 @@ CASES = [
     ("adjust_inventory('%s', 1, 1)" % MISSING, "PT404", "NOT_FOUND"),
     ("create_item(p_quantity => -1)", "22023", "INVALID_QUANTITY"),
     ("create_item(p_quantity => 'NaN')", "22023", "INVALID_QUANTITY"),
+    # an id that exists, with other attributes (the same call again would be answered)
+    ("create_item(p_quantity => 1, p_id => '{item}')", "PT409", "ITEM_EXISTS"),
+    ("create_batch(p_id => '{batch}', p_zone => 'elsewhere')", "PT409", "BATCH_EXISTS"),
+    ("create_batch(p_zone => repeat('z', 1025))", "22023", "INVALID_INPUT"),
     ("get_inventory('%s')" % MISSING, "PT404", "NOT_FOUND"),
     # reservations
     ("reserve_inventory('[]')", "22023", "INVALID_INPUT"),
@@ -129,6 +133,8 @@ CASES = [
     ("bound_reserve('{src}', '{{\"item_id\":\"k1\"}}')", "22023", "INVALID_INPUT"),
     ("bound_reserve('{src}', '[{{\"item_id\":\"\",\"quantity\":1}}]')", "22023", "INVALID_INPUT"),
     ("bound_reserve('{src}', '[{{\"item_id\":\"k1\",\"quantity\":1.5}}]')", "22023", "INVALID_QUANTITY"),
+    # more than the integer column holds on top of its stock (was 22003)
+    ("bound_increment('{src}', 'k1', 2147483647)", "22023", "INVALID_QUANTITY"),
     ("bound_reserve('{src}', '[{{\"item_id\":\"k1\",\"quantity\":3000000000}}]')", "22023", "INVALID_QUANTITY"),
     ("bound_reserve('{src}', '[{{\"item_id\":\"k1\",\"quantity\":-1}}]')", "22023", "INVALID_QUANTITY"),
     ("bound_reserve('{src}', '[{{\"item_id\":\"k1\",\"quantity\":1}}]', p_ttl_seconds => 0)", "22023", "INVALID_INPUT"),
@@ -150,6 +156,7 @@ def state(conn):
     """Everything a bad call could have touched."""
     return conn.execute(f"""
         SELECT (SELECT count(*) FROM {S}.ledger), (SELECT sum(quantity) FROM {S}.items),
+               (SELECT count(*) FROM {S}.items), (SELECT count(*) FROM {S}.batches),
                (SELECT sum(reserved) FROM {S}.items), (SELECT count(*) FROM {S}.reservations),
                -- (not those that may expire during the run: the background
                -- sweeper finishes them, which is not a bad call's doing)
