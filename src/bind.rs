@@ -539,7 +539,7 @@ fn bind_stock(args: &Args) -> Result<String> {
                      ALTER TABLE {} ALTER COLUMN {} SET NOT NULL",
                     q.name,
                     t.rel,
-                    bindings::quote(&q.name)
+                    quote(&q.name)
                 ),
             ));
         }

@@ -316,10 +316,10 @@ fn load(client: &mut SpiClient<'_>, name: &str) -> Result<Binding> {
         BOUND_RELS.with_borrow_mut(|r| r.insert(rel.to_u32()));
     }
     let q = |n: usize| -> Result<Option<String>> { Ok(s(n)?.map(|c| quote(&c))) };
+    // column n: the type, n + 1: its typmod (-1: none)
     let cap = |n: usize| -> Result<Option<Capacity>> {
-        Ok(row
-            .get::<Oid>(n)?
-            .map(|typ| Capacity::of(typ, row.get::<i32>(n + 1).ok().flatten().unwrap_or(-1))))
+        let typmod = row.get::<i32>(n + 1)?.unwrap_or(-1);
+        Ok(row.get::<Oid>(n)?.map(|typ| Capacity::of(typ, typmod)))
     };
     // A batch source has no quantity column: no limit.
     let qty_cap = cap(18)?.unwrap_or(Capacity {
