@@ -511,6 +511,8 @@ CREATE FUNCTION atomic_inventory.bound_reserve(
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, atomic_inventory, pg_temp
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
 AS 'MODULE_PATHNAME', 'ai_bound_reserve';
 COMMENT ON FUNCTION atomic_inventory.bound_reserve(text, jsonb, integer, text, text, integer) IS
     'reserve_inventory on a bound table (bound with p_reserved_column): lines [{item_id, quantity}], all or nothing, rows locked in id order, units added to the reserved column. Commit, release, extend and read it with the reservation functions. Returns {success, reservation_id, source, status, expires_at, lines}.';
@@ -524,6 +526,8 @@ CREATE FUNCTION atomic_inventory.bound_commit_reservation(
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, atomic_inventory, pg_temp
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
 AS 'MODULE_PATHNAME', 'ai_bound_commit_reservation';
 COMMENT ON FUNCTION atomic_inventory.bound_commit_reservation(uuid, text[], text, text, integer) IS
     'commit_reservation naming lines by item key (p_item_ids, NULL = all active lines): quantity and reserved both drop, ledger kind commit.';
@@ -537,6 +541,8 @@ CREATE FUNCTION atomic_inventory.bound_release_reservation(
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, atomic_inventory, pg_temp
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
 AS 'MODULE_PATHNAME', 'ai_bound_release_reservation';
 COMMENT ON FUNCTION atomic_inventory.bound_release_reservation(uuid, text[], text, text, integer) IS
     'release_reservation naming lines by item key (p_item_ids, NULL = all active lines).';
@@ -760,3 +766,14 @@ END;
 $$;
 COMMENT ON FUNCTION atomic_inventory.create_item(numeric, text, text, boolean, text, uuid) IS
     'Create an item (ledger starts with an initial row). Returns {success, inventory_id, sku, quantity, tenant_id}. A p_id or SKU that exists: the same call again is answered with the item (its quantity now), anything else is ITEM_EXISTS (PT409).';
+
+-- The reservation functions run their statements with generic plans and
+-- without sequential scans (why: sql/functions.sql, "Reservations").
+-- bound_reserve and its commit / release twins are created above with the
+-- same settings.
+ALTER FUNCTION atomic_inventory.reserve_inventory(jsonb, integer, text, text, integer)
+    SET plan_cache_mode = force_generic_plan SET enable_seqscan = off;
+ALTER FUNCTION atomic_inventory.commit_reservation(uuid, uuid[], text, text, integer)
+    SET plan_cache_mode = force_generic_plan SET enable_seqscan = off;
+ALTER FUNCTION atomic_inventory.release_reservation(uuid, uuid[], text, text, integer)
+    SET plan_cache_mode = force_generic_plan SET enable_seqscan = off;

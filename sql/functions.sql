@@ -333,6 +333,21 @@ COMMENT ON FUNCTION atomic_inventory.create_batch(text, integer, text, text, uui
     'Create an available batch. Returns {success, batch_id, status}. A p_id that exists: the same call again is answered with the batch (its status now), other attributes are BATCH_EXISTS (PT409).';
 
 -- Reservations (seed 004).
+--
+-- The reservation functions (these three and bound_reserve /
+-- bound_commit_reservation / bound_release_reservation below) run their
+-- statements with generic plans and without sequential scans:
+-- * plan_cache_mode: left to choose, the plan cache kept making custom plans
+--   for most of their statements (the line arrays, the `$n IS NULL OR ...`
+--   filters), i.e. planned them on every call: 177 us of a 923 us
+--   reserve + commit pair on one client, and 2,011 -> 2,775 pairs/s at 8
+--   clients when forced generic (docs/benchmarks.md).
+-- * enable_seqscan: every statement finds its rows by key, but a generic plan
+--   made while statistics say the reservation tables are empty (a fresh
+--   install, just after ANALYZE) scans them sequentially, and keeps doing so
+--   as they grow, until the next ANALYZE: 912 pairs/s from such a start,
+--   2,778 with this set (docs/benchmarks.md). The #[pg_test]
+--   reservation_plans_use_keys pins both.
 
 CREATE FUNCTION atomic_inventory.reserve_inventory(
     p_lines           jsonb,
@@ -343,6 +358,8 @@ CREATE FUNCTION atomic_inventory.reserve_inventory(
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, atomic_inventory, pg_temp
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
 AS 'MODULE_PATHNAME', 'ai_reserve_inventory';
 COMMENT ON FUNCTION atomic_inventory.reserve_inventory(jsonb, integer, text, text, integer) IS
     'Hold stock for lines [{inventory_id, quantity}] for p_ttl_seconds (default 900): all or nothing, locks in id order. Returns {success, reservation_id, status, expires_at, lines}.';
@@ -356,6 +373,8 @@ CREATE FUNCTION atomic_inventory.commit_reservation(
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, atomic_inventory, pg_temp
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
 AS 'MODULE_PATHNAME', 'ai_commit_reservation';
 COMMENT ON FUNCTION atomic_inventory.commit_reservation(uuid, uuid[], text, text, integer) IS
     'Turn the hold into a sale (quantity and reserved both drop; ledger kind commit). All active lines, or only p_inventory_ids. Expired: RESERVATION_EXPIRED (PT410); finished: RESERVATION_NOT_ACTIVE (PT409).';
@@ -369,6 +388,8 @@ CREATE FUNCTION atomic_inventory.release_reservation(
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, atomic_inventory, pg_temp
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
 AS 'MODULE_PATHNAME', 'ai_release_reservation';
 COMMENT ON FUNCTION atomic_inventory.release_reservation(uuid, uuid[], text, text, integer) IS
     'Give held units back (all active lines, or only p_inventory_ids). Releasing a finished reservation is RESERVATION_NOT_ACTIVE (PT409), never a double release.';
@@ -595,6 +616,8 @@ CREATE FUNCTION atomic_inventory.bound_reserve(
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, atomic_inventory, pg_temp
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
 AS 'MODULE_PATHNAME', 'ai_bound_reserve';
 COMMENT ON FUNCTION atomic_inventory.bound_reserve(text, jsonb, integer, text, text, integer) IS
     'reserve_inventory on a bound table (bound with p_reserved_column): lines [{item_id, quantity}], all or nothing, rows locked in id order, units added to the reserved column. Commit, release, extend and read it with the reservation functions. Returns {success, reservation_id, source, status, expires_at, lines}.';
@@ -608,6 +631,8 @@ CREATE FUNCTION atomic_inventory.bound_commit_reservation(
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, atomic_inventory, pg_temp
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
 AS 'MODULE_PATHNAME', 'ai_bound_commit_reservation';
 COMMENT ON FUNCTION atomic_inventory.bound_commit_reservation(uuid, text[], text, text, integer) IS
     'commit_reservation naming lines by item key (p_item_ids, NULL = all active lines): quantity and reserved both drop, ledger kind commit.';
@@ -621,6 +646,8 @@ CREATE FUNCTION atomic_inventory.bound_release_reservation(
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, atomic_inventory, pg_temp
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
 AS 'MODULE_PATHNAME', 'ai_bound_release_reservation';
 COMMENT ON FUNCTION atomic_inventory.bound_release_reservation(uuid, text[], text, text, integer) IS
     'release_reservation naming lines by item key (p_item_ids, NULL = all active lines).';

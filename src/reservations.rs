@@ -42,7 +42,7 @@ const INT: Oid = pg_sys::INT4OID;
 /// Default hold: 15 minutes, like most checkout timers.
 pub const DEFAULT_TTL_SECONDS: i32 = 900;
 
-const RESERVE_APPLY: Stmt = Stmt {
+pub(crate) const RESERVE_APPLY: Stmt = Stmt {
     name: "reserve_apply",
     sql: "WITH r AS ( \
             SELECT l.id, pg_catalog.sum(l.qty) AS qty \
@@ -73,7 +73,7 @@ const RESERVE_APPLY: Stmt = Stmt {
 };
 
 /// Lock a visible reservation; is it past its expiry at this moment?
-const LOCK_RESERVATION: Stmt = Stmt {
+pub(crate) const LOCK_RESERVATION: Stmt = Stmt {
     name: "reservation_lock",
     sql: "SELECT r.status, (r.expires_at <= pg_catalog.clock_timestamp()), r.expires_at::text, \
                  r.source \
@@ -85,7 +85,7 @@ const LOCK_RESERVATION: Stmt = Stmt {
 
 /// Lock the items of the reservation's active lines (all, or those in $2),
 /// ascending id; returns the line ids.
-const LOCK_LINES: Stmt = Stmt {
+pub(crate) const LOCK_LINES: Stmt = Stmt {
     name: "reservation_lock_lines",
     sql: "SELECT l.inventory_id \
             FROM atomic_inventory.reservation_lines AS l \
@@ -101,7 +101,7 @@ const LOCK_LINES: Stmt = Stmt {
 /// Committing takes the units off quantity and reserved and writes ledger
 /// rows; releasing only lowers reserved. The reservation stays active while
 /// any line is.
-const FINISH: Stmt = Stmt {
+pub(crate) const FINISH: Stmt = Stmt {
     name: "reservation_finish",
     sql: "WITH fl AS ( \
             UPDATE atomic_inventory.reservation_lines AS l \

@@ -379,4 +379,99 @@ mod tests {
             "-5"
         );
     }
+
+    /// The plan of `stmt` as PREPARE / EXPLAIN EXECUTE make it under the
+    /// settings in force, with every parameter NULL.
+    fn plan_of(stmt: &crate::spi::Stmt) -> Vec<String> {
+        let types: Vec<String> = stmt
+            .args
+            .iter()
+            .map(|o| {
+                scalar(&format!(
+                    "SELECT pg_catalog.format_type({}, NULL)",
+                    o.to_u32()
+                ))
+            })
+            .collect();
+        Spi::run(&format!(
+            "PREPARE {}({}) AS {}",
+            stmt.name,
+            types.join(", "),
+            stmt.sql
+        ))
+        .unwrap();
+        let nulls = vec!["NULL"; types.len()].join(", ");
+        Spi::connect(|c| {
+            c.select(
+                &format!("EXPLAIN (COSTS OFF) EXECUTE {}({nulls})", stmt.name),
+                None,
+                &[],
+            )
+            .unwrap()
+            .map(|row| row.get::<String>(1).unwrap().unwrap_or_default())
+            .collect()
+        })
+    }
+
+    /// Under the reservation functions' own settings (sql/functions.sql,
+    /// "Reservations") reserve's and commit's statements get one generic
+    /// plan (not planned again on every call) that finds rows by key, even
+    /// when the statistics say the tables are tiny, as just after ANALYZE of
+    /// a fresh install (the planner would scan them, and keep that plan
+    /// while they grow).
+    #[pg_test]
+    fn reservation_plans_use_keys() {
+        // stats of small tables, as a fresh install has (ANALYZE waits for
+        // no row lock; other tests' rows may be in them)
+        Spi::run(
+            "ANALYZE atomic_inventory.items, atomic_inventory.reservations, \
+                     atomic_inventory.reservation_lines",
+        )
+        .unwrap();
+        let config = |f: &str| {
+            scalar(&format!(
+                "SELECT pg_catalog.array_to_string(p.proconfig, ' ') FROM pg_catalog.pg_proc AS p \
+                  WHERE p.oid = 'atomic_inventory.{f}'::regproc"
+            ))
+        };
+        let settings = config("reserve_inventory");
+        for f in [
+            "commit_reservation",
+            "release_reservation",
+            "bound_reserve",
+            "bound_commit_reservation",
+            "bound_release_reservation",
+        ] {
+            assert_eq!(config(f), settings, "{f} has other settings");
+        }
+        // the functions' SET clauses, as a call runs with them
+        Spi::run(
+            "SELECT pg_catalog.set_config(split_part(c, '=', 1), split_part(c, '=', 2), true) \
+               FROM pg_catalog.pg_proc AS p, unnest(p.proconfig) AS c \
+              WHERE p.oid = 'atomic_inventory.reserve_inventory'::regproc \
+                AND c NOT LIKE 'search_path=%'",
+        )
+        .unwrap();
+        for stmt in [
+            &crate::stock::LOCK_MANY,
+            &crate::reservations::RESERVE_APPLY,
+            &crate::reservations::LOCK_RESERVATION,
+            &crate::reservations::LOCK_LINES,
+            &crate::reservations::FINISH,
+        ] {
+            let plan = plan_of(stmt);
+            let text = plan.join("\n");
+            // a generic plan compares with the parameters themselves ($n)
+            assert!(
+                text.contains('$'),
+                "{}: not a generic plan:\n{text}",
+                stmt.name
+            );
+            assert!(
+                !text.contains("Seq Scan"),
+                "{}: scans a table:\n{text}",
+                stmt.name
+            );
+        }
+    }
 }
