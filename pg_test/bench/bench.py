@@ -78,7 +78,7 @@ def sh(cmd, **kw):
 
 def setup(c):
     if c.execute("SELECT to_regnamespace('bench')").fetchone()[0] is None:
-        print("bench: loading data (100 000 items twice, 1000 packing lines, 300 000 batches)", flush=True)
+        print("bench: loading data (100 000 items twice, 1000 packing lines, 100 000 finished reservations, 300 000 batches)", flush=True)
         sh(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", os.path.join(HERE, "setup.sql")])
 
 

@@ -45,6 +45,15 @@ INSERT INTO atomic_inventory.packing_progress (id, picking_session_id, order_id,
 SELECT bench.id('a', k), bench.id('b', k), bench.id('c', k), bench.id('d', k), 2000000000
   FROM generate_series(1, 1000) k;
 
+-- Reservation history: a shop that has taken orders for a while has
+-- finished reservations (100 000 committed, one line each), so reserve_commit
+-- runs against tables of a realistic size rather than growing from empty.
+INSERT INTO atomic_inventory.reservations (id, status, expires_at, created_at, updated_at)
+SELECT bench.id('9', k), 'committed', now() - interval '1 day', now() - interval '1 day', now() - interval '1 day'
+  FROM generate_series(1, 100000) k;
+INSERT INTO atomic_inventory.reservation_lines (reservation_id, inventory_id, quantity, tracked, status)
+SELECT bench.id('9', k), bench.id('', k), 1, true, 'committed' FROM generate_series(1, 100000) k;
+
 -- Batches for claim_next_batch: reset to available before each run.
 INSERT INTO atomic_inventory.batches (id, zone) SELECT bench.id('e', k), 'bench' FROM generate_series(1, 300000) k;
 VACUUM ANALYZE;
