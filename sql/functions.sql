@@ -560,6 +560,12 @@ CREATE FUNCTION atomic_inventory.bound_decrement_many(
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, atomic_inventory, pg_temp
+-- As decrement_inventory_many: its statements (line arrays) were planned on
+-- every call. 3,327-3,522 -> 4,957-5,104 5-line orders/s at 8 clients when
+-- forced generic (docs/benchmarks.md); no sequential scan, as for the
+-- reservation functions.
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
 AS 'MODULE_PATHNAME', 'ai_bound_decrement_many';
 COMMENT ON FUNCTION atomic_inventory.bound_decrement_many(text, jsonb, text, text, text, integer) IS
     'Several lines [{item_id, quantity}] of a bound table at once: all or nothing, rows locked in id order, duplicates merged. Returns {success, source, lines:[{item_id, old_quantity, new_quantity, deducted}]}.';

@@ -444,6 +444,10 @@ mod tests {
         ] {
             assert_eq!(config(f), settings, "{f} has other settings");
         }
+        // the multi-line sales run with the same two settings
+        for f in ["decrement_inventory_many", "bound_decrement_many"] {
+            assert_eq!(config(f), settings, "{f} has other settings");
+        }
         // the functions' SET clauses, as a call runs with them
         Spi::run(
             "SELECT pg_catalog.set_config(split_part(c, '=', 1), split_part(c, '=', 2), true) \
