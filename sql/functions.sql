@@ -345,8 +345,8 @@ COMMENT ON FUNCTION atomic_inventory.create_batch(text, integer, text, text, uui
 -- * enable_seqscan: every statement finds its rows by key, but a generic plan
 --   made while statistics say the reservation tables are empty (a fresh
 --   install, just after ANALYZE) scans them sequentially, and keeps doing so
---   as they grow, until the next ANALYZE: 912 pairs/s from such a start,
---   2,778 with this set (docs/benchmarks.md). The #[pg_test]
+--   as they grow, until the next ANALYZE: 913 pairs/s from such a start,
+--   2,779 with this set (docs/benchmarks.md). The #[pg_test]
 --   reservation_plans_use_keys pins both.
 
 CREATE FUNCTION atomic_inventory.reserve_inventory(

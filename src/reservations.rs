@@ -100,7 +100,10 @@ pub(crate) const LOCK_LINES: Stmt = Stmt {
 /// Finish lines $2 of reservation $1 as $3 ('committed' or 'released').
 /// Committing takes the units off quantity and reserved and writes ledger
 /// rows; releasing only lowers reserved. The reservation stays active while
-/// any line is.
+/// any line is. The status checks name `$1`, not `r.id`: uncorrelated, each
+/// runs once as a key lookup; correlated, PostgreSQL 18 hashed the second
+/// over every committed line of the table when its statistics said small
+/// (reservation_plans_use_keys).
 pub(crate) const FINISH: Stmt = Stmt {
     name: "reservation_finish",
     sql: "WITH fl AS ( \
@@ -125,11 +128,11 @@ pub(crate) const FINISH: Stmt = Stmt {
             UPDATE atomic_inventory.reservations AS r \
                SET status = CASE \
                      WHEN EXISTS (SELECT 1 FROM atomic_inventory.reservation_lines AS x \
-                                   WHERE x.reservation_id = r.id AND x.status = 'active' \
+                                   WHERE x.reservation_id = $1 AND x.status = 'active' \
                                      AND x.inventory_id <> ALL ($2)) THEN 'active' \
                      WHEN $3 = 'committed' OR EXISTS ( \
                             SELECT 1 FROM atomic_inventory.reservation_lines AS x \
-                             WHERE x.reservation_id = r.id AND x.status = 'committed') THEN 'committed' \
+                             WHERE x.reservation_id = $1 AND x.status = 'committed') THEN 'committed' \
                      ELSE $3 END, \
                    updated_at = pg_catalog.now() \
              WHERE r.id = $1 \
