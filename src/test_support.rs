@@ -105,3 +105,15 @@ pub fn as_app_user() {
     Spi::run("SELECT atomic_inventory.grant_usage('ai_app')").unwrap();
     Spi::run("SET ROLE ai_app").unwrap();
 }
+
+/// Take `function`'s SET clauses (all but search_path) for the rest of the
+/// transaction, as a call of it runs with them: to plan its statements the
+/// way it does.
+pub fn settings_of(function: &str) {
+    Spi::run(&format!(
+        "SELECT pg_catalog.set_config(split_part(c, '=', 1), split_part(c, '=', 2), true) \
+           FROM pg_catalog.pg_proc AS p, unnest(p.proconfig) AS c \
+          WHERE p.oid = '{function}'::regprocedure AND c NOT LIKE 'search_path=%'"
+    ))
+    .unwrap();
+}

@@ -487,13 +487,7 @@ mod tests {
         item(P2, "10");
         Spi::run("ANALYZE atomic_inventory.items").unwrap();
         // decrement_inventory_many's SET clauses, as the call runs with them
-        Spi::run(
-            "SELECT pg_catalog.set_config(split_part(c, '=', 1), split_part(c, '=', 2), true) \
-               FROM pg_catalog.pg_proc AS p, unnest(p.proconfig) AS c \
-              WHERE p.oid = 'atomic_inventory.decrement_inventory_many(jsonb, text, text, text, integer)'::regprocedure \
-                AND c NOT LIKE 'search_path=%'",
-        )
-        .unwrap();
+        settings_of("atomic_inventory.decrement_inventory_many(jsonb, text, text, text, integer)");
         assert_eq!(scalar("SELECT current_setting('enable_seqscan')"), "off");
         Spi::run(&format!(
             "PREPARE sell(uuid[], numeric[], boolean, text) AS {}",

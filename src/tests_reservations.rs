@@ -458,13 +458,7 @@ mod tests {
             assert_eq!(config(f), settings, "{f} has other settings");
         }
         // the functions' SET clauses, as a call runs with them
-        Spi::run(
-            "SELECT pg_catalog.set_config(split_part(c, '=', 1), split_part(c, '=', 2), true) \
-               FROM pg_catalog.pg_proc AS p, unnest(p.proconfig) AS c \
-              WHERE p.oid = 'atomic_inventory.reserve_inventory'::regproc \
-                AND c NOT LIKE 'search_path=%'",
-        )
-        .unwrap();
+        settings_of("atomic_inventory.reserve_inventory(jsonb, integer, text, text, integer)");
         for stmt in [
             &crate::stock::LOCK_MANY,
             &crate::reservations::RESERVE_APPLY,
