@@ -39,6 +39,7 @@ BASE = "SELECT coalesce(sum(1e12 - quantity), 0) FROM bench.inventory"
 # a striped item's quantity is its row's plus its stripes'
 STRIPED = (f"SELECT 1e12 - i.quantity - coalesce((SELECT sum(s.quantity) FROM {S}.item_stripes s "
            f"WHERE s.item_id = i.id), 0) FROM {S}.items i WHERE i.sku = 'striped-bench'")
+CLAIMED = f"SELECT count(*) FROM {S}.batches WHERE zone = 'bench' AND status = 'claimed'"
 # variant: (script, success counter query, units per operation, multi-line?, distributions)
 VARIANTS = {
     "raw_update": ("raw_update.sql", BASE, 1, False, None),
@@ -55,7 +56,9 @@ VARIANTS = {
     "decrement_many_noledger": ("decrement_many.sql", ITEMS, 5, True, None),
     "reserve_commit": ("reserve_commit.sql", ITEMS, 1, False, ["uniform"]),
     "packing": ("packing.sql", f"SELECT coalesce(sum(quantity_packed), 0) FROM {S}.packing_progress", 1, False, ["uniform"]),
-    "claim_next": ("claim_next.sql", f"SELECT count(*) FROM {S}.batches WHERE zone = 'bench' AND status = 'claimed'", 1, False, ["uniform"]),
+    "claim_next": ("claim_next.sql", CLAIMED, 1, False, ["uniform"]),
+    "seed004_reserve_commit": ("seed004_reserve_commit.sql", BASE, 1, False, ["uniform"]),
+    "seed003_claim": ("seed003_claim.sql", CLAIMED, 1, False, ["uniform"]),
 }
 # Server settings per variant (PGOPTIONS of pgbench's connections; the
 # benchmark connects as a superuser, who may set atomic_inventory.ledger).
@@ -68,8 +71,10 @@ RATIOS = [("decrement_noledger", "raw_update"), ("decrement_noledger", "raw_upda
           ("decrement_noledger", "seed002_function"),
           ("decrement", "raw_update_ledger"), ("decrement", "raw_update"), ("decrement", "seed002_function"),
           ("decrement_many_noledger", "seed004_per_item"), ("decrement_many", "seed004_per_item"),
-          ("decrement_striped", "decrement"), ("decrement_bound", "decrement")]
-BASELINES = ("raw_update", "raw_update_items", "seed002_function", "raw_update_ledger", "seed004_per_item")
+          ("decrement_striped", "decrement"), ("decrement_bound", "decrement"),
+          ("reserve_commit", "seed004_reserve_commit"), ("claim_next", "seed003_claim")]
+BASELINES = ("raw_update", "raw_update_items", "seed002_function", "raw_update_ledger", "seed004_per_item",
+             "seed004_reserve_commit", "seed003_claim")
 
 
 def sh(cmd, **kw):
@@ -83,7 +88,7 @@ def setup(c):
 
 
 def reset(c, variant):
-    if variant == "claim_next":
+    if variant in ("claim_next", "seed003_claim"):
         c.execute(f"UPDATE {S}.batches SET status = 'available', claimed_by = NULL, claimed_at = NULL, "
                   f"lease_expires_at = NULL WHERE zone = 'bench' AND status <> 'available'")
     # the same clean start for every variant: no dead tuples, no dirty buffers
