@@ -117,3 +117,45 @@ pub fn settings_of(function: &str) {
     ))
     .unwrap();
 }
+
+/// The plan of `stmt` as PREPARE / EXPLAIN EXECUTE make it under the
+/// settings in force, with every parameter NULL, and whether it was the
+/// statement's generic plan (PostgreSQL's own count of the plans it made).
+pub fn plan_of(stmt: &crate::spi::Stmt) -> (Vec<String>, bool) {
+    let types: Vec<String> = stmt
+        .args
+        .iter()
+        .map(|o| {
+            scalar(&format!(
+                "SELECT pg_catalog.format_type({}, NULL)",
+                o.to_u32()
+            ))
+        })
+        .collect();
+    Spi::run(&format!(
+        "PREPARE {}({}) AS {}",
+        stmt.name,
+        types.join(", "),
+        stmt.sql
+    ))
+    .unwrap();
+    let nulls = vec!["NULL"; types.len()].join(", ");
+    let plan = Spi::connect(|c| {
+        c.select(
+            &format!("EXPLAIN (COSTS OFF) EXECUTE {}({nulls})", stmt.name),
+            None,
+            &[],
+        )
+        .unwrap()
+        .map(|row| row.get::<String>(1).unwrap().unwrap_or_default())
+        .collect()
+    });
+    let generic = scalar(&format!(
+        "SELECT (generic_plans = 1 AND custom_plans = 0)::text \
+           FROM pg_catalog.pg_prepared_statements WHERE name = '{}'",
+        stmt.name
+    )) == "true";
+    // prepared statements outlive the test's transaction
+    Spi::run(&format!("DEALLOCATE {}", stmt.name)).unwrap();
+    (plan, generic)
+}

@@ -489,21 +489,7 @@ mod tests {
         // decrement_inventory_many's SET clauses, as the call runs with them
         settings_of("atomic_inventory.decrement_inventory_many(jsonb, text, text, text, integer)");
         assert_eq!(scalar("SELECT current_setting('enable_seqscan')"), "off");
-        Spi::run(&format!(
-            "PREPARE sell(uuid[], numeric[], boolean, text) AS {}",
-            crate::stock_many::SELL_LINES_BARE.sql
-        ))
-        .unwrap();
-        let plan = Spi::connect(|c| {
-            c.select(
-                "EXPLAIN (COSTS OFF) EXECUTE sell('{}', '{}', true, NULL)",
-                None,
-                &[],
-            )
-            .unwrap()
-            .map(|row| row.get::<String>(1).unwrap().unwrap_or_default())
-            .collect::<Vec<_>>()
-        });
+        let (plan, _) = plan_of(&crate::stock_many::SELL_LINES_BARE);
         // the nested loop's outer (first) child is the line array; its inner
         // is an index lookup per line (plain or bitmap), never a scan of items
         let nodes: Vec<&String> = plan.iter().filter(|l| l.contains("->")).collect();
