@@ -129,6 +129,20 @@ def script_for(variant, dist, tmp):
     return path, env
 
 
+def cpu_times():
+    """The machine's CPU time so far, in seconds, from /proc/stat's first
+    line: (busy, idle, iowait); busy = user + nice + system + irq + softirq
+    + steal. None where there is no /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    hz = os.sysconf("SC_CLK_TCK")
+    user, nice, system, idle, iowait, irq, softirq, steal = v
+    return (user + nice + system + irq + softirq + steal) / hz, idle / hz, iowait / hz
+
+
 def run_one(c, variant, dist, clients, seconds, bindir, tmp):
     _, counter, units, _, _ = VARIANTS[variant]
     path, env = script_for(variant, dist, tmp)
@@ -137,7 +151,9 @@ def run_one(c, variant, dist, clients, seconds, bindir, tmp):
     prefix = os.path.join(tmp, f"log-{variant}-{dist}-{clients}")
     cmd = [os.path.join(bindir, "pgbench"), "-n", "-M", "prepared", "-c", str(clients), "-j", str(min(clients, 2)),
            "-T", str(seconds), "-f", path, "--max-tries", "10", "-l", "--log-prefix", prefix]
+    cpu0 = cpu_times()
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    cpu1 = cpu_times()
     if out.returncode not in (0, 2):  # 2: some transactions failed (counted below)
         sys.exit(f"pgbench failed for {variant}/{dist}/{clients}:\n{out.stderr}")
     after = c.execute(counter).fetchone()[0]
@@ -146,11 +162,21 @@ def run_one(c, variant, dist, clients, seconds, bindir, tmp):
     fails = re.search(r"number of failed transactions: (\d+)", out.stdout)
     retried = re.search(r"number of transactions retried: (\d+)", out.stdout)
     p50, p99, _ = latencies(prefix)
+    # Where the whole machine's time went during the run (server, pgbench
+    # and kernel share it): CPU busy per successful operation, and the share
+    # of CPU time nobody used (idle, and idle waiting for I/O: with few
+    # clients, mostly every backend waiting for its commit's WAL flush).
+    cpu = {}
+    if cpu0 and cpu1:
+        busy, idle, iowait = (b - a for a, b in zip(cpu0, cpu1))
+        total = busy + idle + iowait
+        cpu = {"cpu_us_per_op": round(busy * 1e6 / ok, 1) if ok > 0 else None,
+               "idle_pct": round(100 * (idle + iowait) / total, 1) if total > 0 else None}
     return {
         "variant": variant, "dist": dist, "clients": clients, "seconds": seconds,
         "ok_per_s": round(ok / seconds, 1), "transactions": int(tx.group(1)) if tx else None,
         "failed": int(fails.group(1)) if fails else 0, "retried": int(retried.group(1)) if retried else 0,
-        "p50_ms": p50, "p99_ms": p99,
+        "p50_ms": p50, "p99_ms": p99, **cpu,
     }
 
 
@@ -180,7 +206,9 @@ def report(results, meta, out_dir, command, every_run):
              "", f"Command: `{command}`", "",
              "**ok/s** = successful operations per second, counted from the database (stock consumed / units per "
              "operation), never from pgbench's TPS. p50/p99: per-transaction latency from pgbench's log. "
-             "failed: transactions that failed after retries (deadlocks, serialization).", "",
+             "failed: transactions that failed after retries (deadlocks, serialization). "
+             "CPU µs/op: the whole machine's busy CPU time (server, pgbench, kernel; /proc/stat) per successful "
+             "operation; idle %: the share of CPU time nobody used during the run (idle and I/O wait).", "",
              "## Ratios (ours / baseline, ok/s, same run)", "",
              "| ours | baseline | dist | " + " | ".join(f"{c} clients" for c in meta["clients"]) + " |",
              "|---|---|---|" + "---|" * len(meta["clients"])]
@@ -192,12 +220,14 @@ def report(results, meta, out_dir, command, every_run):
                 cells.append(f"{a['ok_per_s'] / b['ok_per_s']:.2f}x" if a and b and b["ok_per_s"] else "-")
             lines.append(f"| {ours} | {base} | {d} | " + " | ".join(cells) + " |")
     lines += ["", "## All runs (upper median of the rounds; every round's ok/s in the last column)", "",
-              "| variant | dist | clients | ok/s | p50 ms | p99 ms | failed | retried | rounds ok/s |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "| variant | dist | clients | ok/s | p50 ms | p99 ms | failed | retried | CPU µs/op | idle % | rounds ok/s |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         f = lambda v: "-" if v is None else f"{v:.2f}"
+        g = lambda v: "-" if v is None else f"{v:.1f}"
         lines.append(f"| {r['variant']} | {r['dist']} | {r['clients']} | {r['ok_per_s']:.0f} | {f(r['p50_ms'])} | "
-                     f"{f(r['p99_ms'])} | {r['failed']} | {r['retried']} | "
+                     f"{f(r['p99_ms'])} | {r['failed']} | {r['retried']} | {g(r.get('cpu_us_per_op'))} | "
+                     f"{g(r.get('idle_pct'))} | "
                      f"{', '.join(f'{x:.0f}' for x in r.get('rounds_ok_per_s', []))} |")
     with open(os.path.join(out_dir, "benchmarks-results.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -284,7 +314,8 @@ def main():
                         runs[v].append(r)
                         every_run.append(r)
                         print(f"bench: round {rnd + 1} {v:23} {d:8} {n:3} clients: {r['ok_per_s']:9.1f} ok/s  "
-                              f"p50 {r['p50_ms']} ms  p99 {r['p99_ms']} ms  failed {r['failed']}", flush=True)
+                              f"p50 {r['p50_ms']} ms  p99 {r['p99_ms']} ms  failed {r['failed']}  "
+                              f"CPU {r.get('cpu_us_per_op')} us/op  idle {r.get('idle_pct')}%", flush=True)
                 for v in todo:
                     ordered = sorted(runs[v], key=lambda r: r["ok_per_s"])
                     med = dict(ordered[len(ordered) // 2])
