@@ -218,6 +218,8 @@ def report(results, meta, out_dir, command, every_run):
             for c in meta["clients"]:
                 a, b = by.get((ours, d, c)), by.get((base, d, c))
                 cells.append(f"{a['ok_per_s'] / b['ok_per_s']:.2f}x" if a and b and b["ok_per_s"] else "-")
+            if all(x == "-" for x in cells):
+                continue  # a pair this run did not measure (--variants, --dists)
             lines.append(f"| {ours} | {base} | {d} | " + " | ".join(cells) + " |")
     lines += ["", "## All runs (upper median of the rounds; every round's ok/s in the last column)", "",
               "| variant | dist | clients | ok/s | p50 ms | p99 ms | failed | retried | CPU µs/op | idle % | rounds ok/s |",
