@@ -160,6 +160,31 @@ def main():
     after = snapshot(admin, item)
     check("REPEATABLE READ caller without interference succeeds", after[0] == before[0] - 1, str(after))
 
+    # Calls that change nothing consume no transaction id (and so write no
+    # commit record): a driver polling an empty pool, a retried request
+    # answered from its idempotency key. A call that writes gets one, as ever.
+    def xid_after(call):
+        c = conn(autocommit=False)
+        try:
+            out = call(c)
+            xid = c.execute("SELECT pg_current_xact_id_if_assigned()::text").fetchone()[0]
+            return out, xid
+        finally:
+            c.rollback()
+
+    out, xid = xid_after(lambda c: c.execute(
+        f"SELECT {S}.claim_next_batch(p_driver_id => 'idle-driver', p_zone => %s)::text",
+        (f"no-such-zone-{RUN}",)).fetchone()[0])
+    check("claim_next_batch with none left: NULL, no transaction id", out is None and xid is None, f"{out} {xid}")
+    key = f"replay-{RUN}"
+    first = dec(admin, item, p_idempotency_key=key)
+    before = snapshot(admin, item)
+    out, xid = xid_after(lambda c: dec(c, item, p_idempotency_key=key))
+    check("idempotent replay: the first answer, no transaction id, nothing written",
+          out == first and xid is None and snapshot(admin, item) == before, f"{xid} {snapshot(admin, item)} vs {before}")
+    out, xid = xid_after(lambda c: dec(c, item))
+    check("a sale gets a transaction id (the check above can fail)", xid is not None, f"{out} {xid}")
+
     drift = admin.execute(f"SELECT count(*) FROM {S}.reconcile()").fetchone()[0]
     check("ledger reconciles after all faults", drift == 0, f"{drift} items drift")
     finish("faults")

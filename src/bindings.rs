@@ -20,7 +20,7 @@
 //! hash lookup and no catalog query.
 
 use crate::errors::{Error, Result};
-use crate::spi::{run, Stmt};
+use crate::spi::{execute_kept, run, Stmt};
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys::{self, Oid, PgOid};
 use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiTupleTable};
@@ -376,6 +376,6 @@ impl Binding {
                 p
             }
         };
-        Ok(client.update(&*plan, None, args)?)
+        execute_kept(client, &plan, args)
     }
 }
