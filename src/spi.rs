@@ -54,11 +54,11 @@ pub fn run<'conn>(
 /// transaction id before the statement runs. PostgreSQL assigns one itself
 /// on the first row a statement writes or locks, so a call that writes
 /// something is unchanged; a call that changes nothing (claim_next_batch
-/// with no batch left, an idempotent replay, a bound source's empty claim)
-/// now commits without consuming a transaction id or writing a commit
-/// record. Measured before this change: 1 xid and 1 WAL record per empty
-/// claim_next_batch poll, which drivers polling an empty pool turn into
-/// anti-wraparound vacuums (pg_test/faults.py checks the xid either way).
+/// with no batch left, an idempotent replay) commits without consuming a
+/// transaction id or writing a commit record. With `update` it was 1 xid and
+/// 1 WAL record per empty claim_next_batch poll, which drivers polling an
+/// empty pool turn into anti-wraparound vacuums (pg_test/faults.py checks
+/// both calls, and that a sale does get its xid).
 pub fn execute_kept<'conn>(
     client: &SpiClient<'conn>,
     plan: &OwnedPreparedStatement,
