@@ -467,9 +467,15 @@ fn increment(args: &Args) -> Result<String> {
                 // the gathered total (so the ledger row carries it) and spread.
                 let item = lock_one(c, &caller, id, None)?;
                 if item.stripes == 0 {
-                    return Err(Error::Internal(
-                        "increment matched no row of a visible unstriped item".into(),
-                    ));
+                    // Striped in our snapshot, unstriped by a `stripe_item(id, 0)`
+                    // that committed while lock_one waited for the row (the
+                    // UPDATE's condition failed on the version we saw, without
+                    // waiting). We hold the row now: apply to its new version.
+                    return apply(c, false)?.ok_or_else(|| {
+                        Error::Internal(
+                            "increment matched no row of a locked unstriped item".into(),
+                        )
+                    });
                 }
                 stripes::gather(c, &[id])?;
                 let done = apply(c, true)?.unwrap_or_default();
