@@ -17,3 +17,29 @@ done
 reserved=$(q "SELECT reserved FROM atomic_inventory.items WHERE id = '$item'")
 echo "worker_check: sweeper processes at start: $workers; reservation is $status; item reserved $reserved"
 [[ "$status" == expired && "$reserved" == 0 ]]
+
+# Between a new library and ALTER EXTENSION UPDATE (simulated: pg_extension
+# names another version; the tables stay current, so only the check stops
+# the sweep) the worker skips its rounds with one warning and keeps running;
+# it sweeps again once the versions agree. (It used to sweep regardless, and
+# on a real older schema fail every round, ending the worker each time.)
+version=$(q "SELECT extversion FROM pg_extension WHERE extname = 'atomic_inventory'")
+restore() { q "UPDATE pg_catalog.pg_extension SET extversion = '$version' WHERE extname = 'atomic_inventory'"; }
+trap restore EXIT
+res=$(q "SELECT atomic_inventory.reserve_inventory(jsonb_build_array(jsonb_build_object('inventory_id', '$item', 'quantity', 2)))->>'reservation_id'")
+pid=$(q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'atomic_inventory sweeper'")
+q "UPDATE pg_catalog.pg_extension SET extversion = '0.0.0-worker-check' WHERE extname = 'atomic_inventory'"
+q "UPDATE atomic_inventory.reservations SET expires_at = now() - interval '1 second' WHERE id = '$res'"
+sleep 4
+outdated_status=$(q "SELECT status FROM atomic_inventory.reservations WHERE id = '$res'")
+outdated_pid=$(q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'atomic_inventory sweeper'")
+warnings=$(grep -c "not sweeping until the update: SCHEMA_OUTDATED" "$AI_CLUSTER_DIR/server.log" || true)
+restore
+trap - EXIT
+for _ in $(seq 1 60); do
+    status=$(q "SELECT status FROM atomic_inventory.reservations WHERE id = '$res'")
+    [[ "$status" == expired ]] && break
+    sleep 0.5
+done
+echo "worker_check: outdated schema: reservation $outdated_status after 4 s, worker $pid -> $outdated_pid, $warnings warning(s); after the versions agree: $status"
+[[ "$outdated_status" == active && -n "$pid" && "$outdated_pid" == "$pid" && "$warnings" == 1 && "$status" == expired ]]

@@ -6,6 +6,7 @@
 //! `expire_reservations()` yourself (pg_cron); both can run at once, they
 //! skip each other's rows (SKIP LOCKED).
 
+use crate::errors::Error;
 use crate::reservations;
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
 use pgrx::prelude::*;
@@ -120,6 +121,8 @@ pub extern "C-unwind" fn ai_sweeper_main(_arg: pg_sys::Datum) {
         "atomic_inventory sweeper started on database {}",
         database()
     );
+    // Warned once per worker process about an outdated schema (below).
+    let mut warned_outdated = false;
     loop {
         let interval = SWEEP_INTERVAL.get();
         // Off (0): still wake now and then to notice a reload turning it on.
@@ -139,14 +142,28 @@ pub extern "C-unwind" fn ai_sweeper_main(_arg: pg_sys::Datum) {
             Spi::connect_mut(|c| {
                 let installed = c
                     .select(
-                        "SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'atomic_inventory'",
+                        "SELECT e.extversion FROM pg_catalog.pg_extension AS e \
+                          WHERE e.extname = 'atomic_inventory'",
                         None,
                         &[],
                     )
-                    .map(|t| !t.is_empty())
-                    .unwrap_or(false);
-                if !installed {
+                    .ok()
+                    .and_then(|t| t.first().get::<String>(1).ok().flatten());
+                let Some(installed) = installed else {
                     return Ok(0);
+                };
+                // The sweep's statements need this library's tables. Between
+                // installing a new library (and the restart preloading needs)
+                // and ALTER EXTENSION UPDATE they would fail on a missing
+                // column every round, each failure ending the worker. Checked
+                // every round (one catalog row per sweep), unlike the calls'
+                // once-per-backend check in spi.rs.
+                let library = env!("CARGO_PKG_VERSION");
+                if installed != library {
+                    return Err(Error::SchemaOutdated {
+                        installed,
+                        library: library.to_string(),
+                    });
                 }
                 reservations::sweep(c, limit)
             })
@@ -154,6 +171,12 @@ pub extern "C-unwind" fn ai_sweeper_main(_arg: pg_sys::Datum) {
         match outcome {
             Ok(0) => {}
             Ok(n) => log!("atomic_inventory sweeper expired {n} reservations"),
+            Err(e @ Error::SchemaOutdated { .. }) => {
+                if !warned_outdated {
+                    warning!("atomic_inventory sweeper: not sweeping until the update: {e}");
+                    warned_outdated = true;
+                }
+            }
             Err(e) => warning!("atomic_inventory sweeper: {e}"),
         }
     }
