@@ -391,12 +391,18 @@ DECLARE
     b atomic_inventory.bindings;
     v_tenant text;
 BEGIN
-    SELECT * INTO b FROM atomic_inventory.bindings AS x WHERE x.name = p_source AND x.kind = 'stock';
+    -- the same answers as the bound_* functions (bindings.rs): NOT_FOUND for
+    -- an unknown name, INVALID_INPUT for a batch source
+    SELECT * INTO b FROM atomic_inventory.bindings AS x WHERE x.name = p_source;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'NOT_FOUND: stock source % does not exist or is not visible to this tenant', p_source
+        RAISE EXCEPTION 'NOT_FOUND: source % does not exist or is not visible to this tenant', p_source
             USING ERRCODE = 'PT404',
-                  DETAIL = pg_catalog.json_build_object('code', 'NOT_FOUND', 'entity', 'stock source', 'ids',
+                  DETAIL = pg_catalog.json_build_object('code', 'NOT_FOUND', 'entity', 'source', 'ids',
                                                         pg_catalog.json_build_array(p_source))::text;
+    END IF;
+    IF b.kind <> 'stock' THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_source % is a % source; this function needs a stock source', p_source, b.kind
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_source"}';
     END IF;
     -- identifiers quoted by format's %I, the relation by regclass output
     -- (schema-qualified: the pinned search_path has no app schema); values
@@ -713,9 +719,9 @@ ALTER TABLE atomic_inventory.items DROP CONSTRAINT items_sku_unique;
 CREATE UNIQUE INDEX items_sku_unique ON atomic_inventory.items (tenant_id, sku) NULLS NOT DISTINCT
     WHERE sku IS NOT NULL;
 
--- create_item: an id or SKU that exists answers a retried create as the
--- first was and anything else with ITEM_EXISTS (PT409) instead of a raw
--- unique violation.
+-- create_item: a retried create with the same p_id is answered as the
+-- first was, any other taken id or SKU with ITEM_EXISTS (PT409) instead of
+-- a raw unique violation.
 CREATE OR REPLACE FUNCTION atomic_inventory.create_item(
     p_quantity        numeric DEFAULT 0,
     p_sku             text    DEFAULT NULL,
@@ -771,7 +777,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION atomic_inventory.create_item(numeric, text, text, boolean, text, uuid) IS
-    'Create an item (ledger starts with an initial row). Returns {success, inventory_id, sku, quantity, tenant_id}. A p_id or SKU that exists: the same call again is answered with the item (its quantity now), anything else is ITEM_EXISTS (PT409).';
+    'Create an item (ledger starts with an initial row). Returns {success, inventory_id, sku, quantity, tenant_id}. Retry-safe with p_id: the same call again (same p_id, SKU, name, tracking, tenant) is answered with the item, its quantity now. A taken id or SKU otherwise: ITEM_EXISTS (PT409), also for a repeated call without p_id.';
 
 -- The reservation functions run their statements with generic plans and
 -- without sequential scans (why: sql/functions.sql, "Reservations").
@@ -783,3 +789,27 @@ ALTER FUNCTION atomic_inventory.commit_reservation(uuid, uuid[], text, text, int
     SET plan_cache_mode = force_generic_plan SET enable_seqscan = off;
 ALTER FUNCTION atomic_inventory.release_reservation(uuid, uuid[], text, text, integer)
     SET plan_cache_mode = force_generic_plan SET enable_seqscan = off;
+
+-- purge_idempotency_keys refuses a negative or NULL age (a negative one
+-- deleted every key, so late retries applied again); now PL/pgSQL.
+CREATE OR REPLACE FUNCTION atomic_inventory.purge_idempotency_keys(p_older_than interval DEFAULT '24 hours')
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+DECLARE
+    v_n bigint;
+BEGIN
+    -- A deleted key lets a late retry of its call apply again. A negative
+    -- age (now - it = later than every key: all of them) or NULL is a
+    -- mistake and refused; 0 (every key up to now) stays possible, on purpose.
+    IF p_older_than IS NULL OR p_older_than < interval '0' THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_older_than must be an interval of 0 or more (got %)',
+                        COALESCE(p_older_than::text, 'NULL')
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_older_than"}';
+    END IF;
+    DELETE FROM atomic_inventory.idempotency_keys WHERE created_at < pg_catalog.now() - p_older_than;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    RETURN v_n;
+END;
+$$;

@@ -247,6 +247,22 @@ mod tests {
             scalar("SELECT atomic_inventory.purge_idempotency_keys()::text"),
             "1"
         );
+        // a negative age would delete every key (retries would apply again)
+        call(&format!(
+            "atomic_inventory.decrement_inventory('{A}', 1, p_idempotency_key => 'new')"
+        ));
+        for bad in ["interval '-1 day'", "NULL"] {
+            let (_, d) = assert_err(
+                &format!("SELECT atomic_inventory.purge_idempotency_keys({bad})"),
+                "22023",
+                "INVALID_INPUT",
+            );
+            assert_eq!(d["field"], "p_older_than");
+        }
+        assert_eq!(
+            scalar("SELECT count(*)::text FROM atomic_inventory.idempotency_keys WHERE idempotency_key = 'new'"),
+            "1"
+        );
     }
 
     // ---------- decrement_inventory_many ----------
@@ -695,10 +711,10 @@ mod tests {
         );
     }
 
-    /// Items without a SKU: any number (0.2.0 allowed one per tenant). A
-    /// SKU or id that exists: the same call again is answered with the item
-    /// (a retry after a lost answer), anything else is ITEM_EXISTS (PT409),
-    /// not a raw unique violation.
+    /// Items without a SKU: any number (0.2.0 allowed one per tenant). An id
+    /// that exists: the same call again is answered with the item (a retry
+    /// after a lost answer); anything else, a taken SKU without p_id
+    /// included, is ITEM_EXISTS (PT409), not a raw unique violation.
     #[pg_test]
     fn create_item_twice() {
         // an id no other test uses: tests run at once, and no test may wait
@@ -709,7 +725,7 @@ mod tests {
         assert_ne!(a["inventory_id"], b["inventory_id"]);
         let first = call("atomic_inventory.create_item(p_quantity => 1, p_sku => 'DUP')");
         let (_, d) = assert_err(
-            "SELECT atomic_inventory.create_item(p_quantity => 2, p_sku => 'DUP')",
+            "SELECT atomic_inventory.create_item(p_quantity => 1, p_sku => 'DUP')",
             "PT409",
             "ITEM_EXISTS",
         );
@@ -827,6 +843,19 @@ mod tests {
             "22023",
             "INVALID_INPUT",
         );
+        // The PL/pgSQL functions ask caller_tenant() / caller_is_admin(): the
+        // same refusal, not "no tenant" (create_item made a shared item here)
+        Spi::run("SET atomic_inventory.tenant_id = 't9'").unwrap();
+        for sql in [
+            "SELECT atomic_inventory.caller_tenant()",
+            "SELECT atomic_inventory.caller_is_admin()::text",
+            "SELECT atomic_inventory.create_item(p_quantity => 1)",
+        ] {
+            let (state, msg, _) = err(sql);
+            assert_eq!(state, "22023", "{sql}: {msg}");
+            assert!(msg.starts_with("INVALID_INPUT"), "{sql}: {msg}");
+        }
+        Spi::run("RESET atomic_inventory.tenant_id").unwrap();
         Spi::run("RESET ROLE").unwrap();
         assert_eq!(quantity(A), "9");
     }

@@ -200,6 +200,26 @@ mod tests {
             "PT404",
             "NOT_FOUND",
         );
+        // reconcile_source answers as the bound_* functions do: NOT_FOUND
+        // (entity "source") for an unknown name, INVALID_INPUT for a batch source
+        let (_, d) = assert_err(
+            "SELECT * FROM atomic_inventory.reconcile_source('nope')",
+            "PT404",
+            "NOT_FOUND",
+        );
+        assert_eq!(d["entity"], "source");
+        let (_, d) = assert_err(
+            "SELECT * FROM atomic_inventory.reconcile_source('y')",
+            "22023",
+            "INVALID_INPUT",
+        );
+        assert_eq!(d["field"], "p_source");
+        let (_, d) = assert_err(
+            "SELECT atomic_inventory.bound_decrement('y', '1', 1)",
+            "22023",
+            "INVALID_INPUT",
+        );
+        assert_eq!(d["field"], "p_source");
         // only the table's owner may bind it
         run("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ai_stranger') THEN CREATE ROLE ai_stranger; END IF; END $$");
         run("GRANT USAGE ON SCHEMA atomic_inventory TO ai_stranger");
