@@ -31,6 +31,19 @@ BEGIN
 END;
 $$;
 
+-- What-if declarations of decrement_inventory's own C function (bench.py's
+-- WHAT_IF variants, not shipped): without the pinned search_path, and
+-- without that and SECURITY DEFINER. Against decrement_noledger they give
+-- what the shipped declaration costs per call.
+CREATE FUNCTION bench.decrement_unpinned(p_inventory_id uuid, p_quantity numeric, p_reason text DEFAULT NULL,
+    p_reference text DEFAULT NULL, p_idempotency_key text DEFAULT NULL, p_lock_timeout_ms integer DEFAULT NULL)
+RETURNS json LANGUAGE c VOLATILE SECURITY DEFINER
+AS '$libdir/atomic_inventory', 'ai_decrement_inventory';
+CREATE FUNCTION bench.decrement_invoker(p_inventory_id uuid, p_quantity numeric, p_reason text DEFAULT NULL,
+    p_reference text DEFAULT NULL, p_idempotency_key text DEFAULT NULL, p_lock_timeout_ms integer DEFAULT NULL)
+RETURNS json LANGUAGE c VOLATILE
+AS '$libdir/atomic_inventory', 'ai_decrement_inventory';
+
 INSERT INTO atomic_inventory.items (id, sku, quantity)
 SELECT bench.id('', k), 'bench-' || k, 1e12 FROM generate_series(1, 100000) k;
 
