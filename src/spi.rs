@@ -100,10 +100,22 @@ fn check_schema(client: &mut SpiClient<'_>) -> Result<()> {
     if SCHEMA_CHECKED.get() {
         return Ok(());
     }
-    let installed = run(client, &INSTALLED_VERSION, &[])?
-        .first()
-        .get::<String>(1)?
-        .unwrap_or_default();
+    require_version(installed_version(client)?.unwrap_or_default())?;
+    SCHEMA_CHECKED.set(true);
+    Ok(())
+}
+
+/// The extension's SQL version in this database; None if not installed.
+pub(crate) fn installed_version(client: &mut SpiClient<'_>) -> Result<Option<String>> {
+    let t = run(client, &INSTALLED_VERSION, &[])?;
+    if t.is_empty() {
+        return Ok(None);
+    }
+    Ok(t.first().get::<String>(1)?)
+}
+
+/// SCHEMA_OUTDATED unless `installed` is this library's release.
+pub(crate) fn require_version(installed: String) -> Result<()> {
     let library = env!("CARGO_PKG_VERSION");
     if installed != library {
         return Err(Error::SchemaOutdated {
@@ -111,7 +123,6 @@ fn check_schema(client: &mut SpiClient<'_>) -> Result<()> {
             library: library.to_string(),
         });
     }
-    SCHEMA_CHECKED.set(true);
     Ok(())
 }
 

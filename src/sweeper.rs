@@ -8,6 +8,7 @@
 
 use crate::errors::Error;
 use crate::reservations;
+use crate::spi;
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
 use pgrx::prelude::*;
 use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
@@ -140,16 +141,7 @@ pub extern "C-unwind" fn ai_sweeper_main(_arg: pg_sys::Datum) {
         let limit = SWEEP_BATCH.get();
         let outcome = BackgroundWorker::transaction(move || {
             Spi::connect_mut(|c| {
-                let installed = c
-                    .select(
-                        "SELECT e.extversion FROM pg_catalog.pg_extension AS e \
-                          WHERE e.extname = 'atomic_inventory'",
-                        None,
-                        &[],
-                    )
-                    .ok()
-                    .and_then(|t| t.first().get::<String>(1).ok().flatten());
-                let Some(installed) = installed else {
+                let Some(installed) = spi::installed_version(c)? else {
                     return Ok(0);
                 };
                 // The sweep's statements need this library's tables. Between
@@ -158,13 +150,7 @@ pub extern "C-unwind" fn ai_sweeper_main(_arg: pg_sys::Datum) {
                 // column every round, each failure ending the worker. Checked
                 // every round (one catalog row per sweep), unlike the calls'
                 // once-per-backend check in spi.rs.
-                let library = env!("CARGO_PKG_VERSION");
-                if installed != library {
-                    return Err(Error::SchemaOutdated {
-                        installed,
-                        library: library.to_string(),
-                    });
-                }
+                spi::require_version(installed)?;
                 reservations::sweep(c, limit)
             })
         });
