@@ -62,14 +62,17 @@ const DRIVER_LOCK: Stmt = Stmt {
     args: &[TEXT],
 };
 
+/// The driver's active batches among those the caller may see: another
+/// tenant's batches are neither counted nor revealed by a refusal.
 const ACTIVE_COUNT: Stmt = Stmt {
     name: "batch_active_count",
     sql: "SELECT pg_catalog.count(*)::int4 FROM atomic_inventory.batches AS b \
            WHERE b.claimed_by = $1 AND b.id IS DISTINCT FROM $2 \
+             AND (b.tenant_id IS NULL OR $3 OR b.tenant_id = $4) \
              AND (b.status = 'in_progress' \
                   OR (b.status = 'claimed' \
                       AND (b.lease_expires_at IS NULL OR b.lease_expires_at >= pg_catalog.now())))",
-    args: &[TEXT, UUID],
+    args: &[TEXT, UUID, BOOL, TEXT],
 };
 
 const CLAIM: Stmt = Stmt {
@@ -144,7 +147,9 @@ const LOCK_BATCH: Stmt = Stmt {
     sql: concat!(
         "SELECT b.status, b.claimed_by, \
                 (b.status = 'available' \
-                 OR (b.status = 'claimed' AND b.lease_expires_at < pg_catalog.now())), ",
+                 OR (b.status = 'claimed' AND b.lease_expires_at < pg_catalog.now())), \
+                CASE WHEN b.status = 'claimed' AND b.lease_expires_at < pg_catalog.now() \
+                     THEN b.lease_expires_at::text END, ",
         batch_json!("b"),
         " FROM atomic_inventory.batches AS b \
           WHERE b.id = $1 AND (b.tenant_id IS NULL OR $2 OR b.tenant_id = $3) \
@@ -154,6 +159,10 @@ const LOCK_BATCH: Stmt = Stmt {
 };
 
 /// Holder-only transitions: $6 = allowed current statuses, $7 = new status.
+/// A claim whose lease lapsed is no longer held: it can be given back
+/// (unclaim), but starting or completing it needs a new claim, which checks
+/// the driver's limit again (the limit stopped counting it when it lapsed,
+/// so starting it as it was would let a driver exceed p_max_active).
 const TRANSITION: Stmt = Stmt {
     name: "batch_transition",
     sql: concat!(
@@ -167,6 +176,8 @@ const TRANSITION: Stmt = Stmt {
           WHERE b.id = $1 AND (b.tenant_id IS NULL OR $3 OR b.tenant_id = $4) \
             AND (b.claimed_by = $2 OR $5) \
             AND b.status = ANY ($6) \
+            AND ($7 = 'available' OR b.status <> 'claimed' \
+                 OR b.lease_expires_at IS NULL OR b.lease_expires_at >= pg_catalog.now()) \
           RETURNING ",
         batch_json!("b")
     ),
@@ -218,6 +229,7 @@ fn max_active(args: &Args, n: usize) -> Result<Option<i32>> {
 
 fn check_limit(
     client: &mut SpiClient<'_>,
+    caller: &Caller,
     driver: &str,
     except: Option<Uuid>,
     limit: Option<i32>,
@@ -227,7 +239,12 @@ fn check_limit(
         let active = run(
             client,
             &ACTIVE_COUNT,
-            &[driver.to_string().into(), except.into()],
+            &[
+                driver.to_string().into(),
+                except.into(),
+                caller.admin.into(),
+                caller.tenant.clone().into(),
+            ],
         )?
         .first()
         .get::<i32>(1)?
@@ -255,6 +272,8 @@ struct LockedBatch {
     holder: Option<String>,
     /// available, or claimed with a lapsed lease
     claimable: bool,
+    /// claimed with a lapsed lease: when it lapsed
+    lapsed_at: Option<String>,
     /// the batch as returned to callers
     json: String,
 }
@@ -275,7 +294,8 @@ fn lock_batch(c: &mut SpiClient<'_>, id: Uuid, caller: &Caller) -> Result<Locked
         status: row.get::<String>(1)?.unwrap_or_default(),
         holder: row.get::<String>(2)?,
         claimable: row.get::<bool>(3)?.unwrap_or(false),
-        json: row.get::<String>(4)?.unwrap_or_default(),
+        lapsed_at: row.get::<String>(4)?,
+        json: row.get::<String>(5)?.unwrap_or_default(),
     })
 }
 
@@ -297,7 +317,7 @@ fn claim_batch(args: &Args) -> Result<String> {
             ]
         };
         // Re-claiming a batch you hold is a success, so the limit ignores it.
-        check_limit(c, &driver, Some(id), limit)?;
+        check_limit(c, &caller, &driver, Some(id), limit)?;
         let done = run(c, &CLAIM, &claim_args())?;
         if !done.is_empty() {
             return Ok(done.first().get::<String>(1)?.unwrap_or_default());
@@ -331,7 +351,7 @@ fn claim_next_batch(args: &Args) -> Result<Option<String>> {
     let limit = max_active(args, 3)?;
     let lock_ms = args.lock_timeout_ms(4)?;
     with_spi(lock_ms, |c| {
-        check_limit(c, &driver, None, limit)?;
+        check_limit(c, &caller, &driver, None, limit)?;
         let done = run(
             c,
             &CLAIM_NEXT,
@@ -383,6 +403,7 @@ fn transition(args: &Args, from: &[&str], to: &str, done_already: Option<&str>) 
             batch_id: id.to_string(),
             driver_id: driver.clone(),
             status: b.status,
+            lease_lapsed_at: b.lapsed_at,
         })
     })
 }

@@ -270,6 +270,7 @@ fn unclaim(args: &Args) -> Result<String> {
             batch_id: id.clone(),
             driver_id: driver.clone(),
             status,
+            lease_lapsed_at: None, // bound batches have no leases
         })
     })
 }

@@ -18,6 +18,13 @@ use pgrx::pg_sys;
 use serde_json::{json, Map, Value};
 use std::ffi::{c_char, c_int, CString};
 
+/// The end of BATCH_NOT_HELD's message for a claim whose lease lapsed.
+fn lapse_note(at: &Option<String>) -> String {
+    at.as_ref()
+        .map(|t| format!(", but its lease lapsed at {t}"))
+        .unwrap_or_default()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("INVALID_QUANTITY: {field} {reason}")]
@@ -61,11 +68,16 @@ pub enum Error {
     #[error("BATCH_UNAVAILABLE: batch {batch_id} is {status} and cannot be claimed")]
     BatchUnavailable { batch_id: String, status: String },
 
-    #[error("BATCH_NOT_HELD: batch {batch_id} is not held by driver {driver_id} (it is {status})")]
+    #[error(
+        "BATCH_NOT_HELD: batch {batch_id} is not held by driver {driver_id} (it is {status}{})",
+        lapse_note(lease_lapsed_at)
+    )]
     BatchNotHeld {
         batch_id: String,
         driver_id: String,
         status: String,
+        /// a claim whose lease lapsed (no longer held): when it lapsed
+        lease_lapsed_at: Option<String>,
     },
 
     #[error("DRIVER_LIMIT_REACHED: driver {driver_id} already holds {limit} active batches")]
@@ -344,10 +356,14 @@ impl Error {
                 batch_id,
                 driver_id,
                 status,
+                lease_lapsed_at,
             } => {
                 m.insert("batch_id".into(), json!(batch_id));
                 m.insert("driver_id".into(), json!(driver_id));
                 m.insert("status".into(), json!(status));
+                if let Some(at) = lease_lapsed_at {
+                    m.insert("lease_expires_at".into(), json!(at));
+                }
             }
             Error::DriverLimit { driver_id, limit } => {
                 m.insert("driver_id".into(), json!(driver_id));
@@ -482,6 +498,12 @@ impl Error {
             }
             Error::BatchUnavailable { .. } => {
                 "Another driver holds this batch (or it is finished). Pick another one, e.g. with claim_next_batch."
+            }
+            Error::BatchNotHeld {
+                lease_lapsed_at: Some(_),
+                ..
+            } => {
+                "The claim's lease lapsed, so it is no longer held: claim it again (claim_batch), then start or complete it."
             }
             Error::BatchNotHeld { .. } => {
                 "Only the driver holding a batch (or an admin) can unclaim, start or complete it."

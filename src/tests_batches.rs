@@ -227,6 +227,86 @@ mod tests {
         ));
     }
 
+    /// A claim whose lease lapsed is no longer held by its driver: the
+    /// limit stops counting it, so starting it as it was let a driver hold
+    /// more than p_max_active (claimed B1 with a lease, it lapsed, claimed
+    /// B2 with a limit of 1, then started B1: 2 active). Starting or
+    /// completing it now needs a new claim; giving it back stays possible.
+    #[pg_test]
+    fn a_lapsed_claim_must_be_claimed_again_before_start() {
+        batch(BATCH);
+        batch(BATCH2);
+        call(&format!(
+            "atomic_inventory.claim_batch('{BATCH}', 'driver-a', p_lease_seconds => 60, p_max_active => 1)"
+        ));
+        Spi::run(&format!(
+            "UPDATE atomic_inventory.batches SET lease_expires_at = now() - interval '1 second' WHERE id = '{BATCH}'"
+        ))
+        .unwrap();
+        call(&format!(
+            "atomic_inventory.claim_batch('{BATCH2}', 'driver-a', p_max_active => 1)"
+        ));
+        for f in ["start_batch", "complete_batch"] {
+            let (msg, d) = assert_err(
+                &format!("SELECT atomic_inventory.{f}('{BATCH}', 'driver-a')"),
+                "PT403",
+                "BATCH_NOT_HELD",
+            );
+            assert!(msg.contains("lease lapsed"), "{msg}");
+            assert_eq!(d["status"], "claimed");
+            assert!(d["lease_expires_at"].is_string(), "{d}");
+        }
+        assert_eq!(status(BATCH), "claimed:driver-a");
+        // claiming it again checks the limit: B2 is held, so refused
+        assert_err(
+            &format!(
+                "SELECT atomic_inventory.claim_batch('{BATCH}', 'driver-a', p_max_active => 1)"
+            ),
+            "PT409",
+            "DRIVER_LIMIT_REACHED",
+        );
+        // giving a lapsed claim back is allowed
+        call(&format!(
+            "atomic_inventory.unclaim_batch('{BATCH}', 'driver-a')"
+        ));
+        assert_eq!(status(BATCH), "available:-");
+        // a claim without lease never lapses: start works as before
+        let r = call(&format!(
+            "atomic_inventory.start_batch('{BATCH2}', 'driver-a')"
+        ));
+        assert_eq!(r["status"], "in_progress");
+    }
+
+    /// p_max_active counts the driver's batches the caller may see: another
+    /// tenant's batches held under the same driver id neither count nor
+    /// show through a refusal.
+    #[pg_test]
+    fn driver_limit_counts_only_the_callers_tenant() {
+        batch(BATCH);
+        batch(BATCH2);
+        Spi::run(&format!(
+            "UPDATE atomic_inventory.batches SET tenant_id = 'fleet-1' WHERE id = '{BATCH}';
+             UPDATE atomic_inventory.batches SET tenant_id = 'fleet-2' WHERE id = '{BATCH2}'"
+        ))
+        .unwrap();
+        call(&format!("atomic_inventory.claim_batch('{BATCH}', 'd')"));
+        as_app_user();
+        Spi::run("SET atomic_inventory.tenant_id = 'fleet-2'").unwrap();
+        let r = call(&format!(
+            "atomic_inventory.claim_batch('{BATCH2}', 'd', p_max_active => 1)"
+        ));
+        assert_eq!(r["status"], "claimed");
+        Spi::run("RESET atomic_inventory.tenant_id").unwrap();
+        Spi::run("RESET ROLE").unwrap();
+        // an admin sees both: over the limit
+        call(&format!("atomic_inventory.unclaim_batch('{BATCH2}', 'd')"));
+        assert_err(
+            &format!("SELECT atomic_inventory.claim_batch('{BATCH2}', 'd', p_max_active => 1)"),
+            "PT409",
+            "DRIVER_LIMIT_REACHED",
+        );
+    }
+
     #[pg_test]
     fn claim_next_hands_out_by_priority_then_returns_null() {
         batch(BATCH);
