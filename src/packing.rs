@@ -39,14 +39,27 @@ const LOCK_SESSION: Stmt = Stmt {
     args: &[UUID, BOOL, TEXT],
 };
 
+/// The progress line, locked only if it is this session's: another
+/// session's line (perhaps another tenant's) is never locked by us.
 const LOCK_PROGRESS: Stmt = Stmt {
     name: "packing_lock_progress",
-    sql: "SELECT p.picking_session_id = $2, p.order_id, p.product_id, \
-                 p.quantity_needed, p.quantity_packed \
+    sql: "SELECT p.order_id, p.product_id, p.quantity_needed, p.quantity_packed \
             FROM atomic_inventory.packing_progress AS p \
-           WHERE p.id = $1 \
+           WHERE p.id = $1 AND p.picking_session_id = $2 \
              FOR UPDATE",
     args: &[UUID, UUID],
+};
+
+/// A line that is not this session's: does it exist in a session the
+/// caller may see (then it is seed 001's cross-session attempt,
+/// PROGRESS_SESSION_MISMATCH), or not at all for this caller (NOT_FOUND, as
+/// other tenants' rows always answer)? Read without a lock.
+const PROGRESS_ELSEWHERE: Stmt = Stmt {
+    name: "packing_progress_elsewhere",
+    sql: "SELECT 1 FROM atomic_inventory.packing_progress AS p \
+            JOIN atomic_inventory.picking_sessions AS s ON s.id = p.picking_session_id \
+           WHERE p.id = $1 AND (s.tenant_id IS NULL OR $2 OR s.tenant_id = $3)",
+    args: &[UUID, BOOL, TEXT],
 };
 
 /// The order (locked against status changes) and the basket totals. The
@@ -120,27 +133,40 @@ fn change(
         }
         // 2. progress line
         let p = run(c, &LOCK_PROGRESS, &[progress_id.into(), session_id.into()])?;
+        let mismatch = || Error::ProgressSessionMismatch {
+            progress_id: progress_id.to_string(),
+            session_id: session_id.to_string(),
+        };
         if p.is_empty() {
-            return Err(Error::ProgressNotFound {
-                progress_id: progress_id.to_string(),
+            let elsewhere = run(
+                c,
+                &PROGRESS_ELSEWHERE,
+                &[
+                    progress_id.into(),
+                    caller.admin.into(),
+                    caller.tenant.clone().into(),
+                ],
+            )?;
+            // another session's record (seed 001's cross-session attack)
+            return Err(if elsewhere.is_empty() {
+                Error::ProgressNotFound {
+                    progress_id: progress_id.to_string(),
+                }
+            } else {
+                mismatch()
             });
         }
         let row = p.first();
-        let ours = row.get::<bool>(1)?.unwrap_or(false);
-        let line_product = row.get::<Uuid>(3)?;
-        if !ours || (product_id.is_some() && product_id != line_product) {
-            // another session's record (seed 001's cross-session attack), or
+        let line_product = row.get::<Uuid>(2)?;
+        if product_id.is_some() && product_id != line_product {
             // a product that isn't this line's
-            return Err(Error::ProgressSessionMismatch {
-                progress_id: progress_id.to_string(),
-                session_id: session_id.to_string(),
-            });
+            return Err(mismatch());
         }
-        let order_id = row.get::<Uuid>(2)?;
+        let order_id = row.get::<Uuid>(1)?;
         let product =
             line_product.ok_or_else(|| Error::Internal("progress without product".into()))?;
-        let needed = row.get::<i32>(4)?.unwrap_or(0);
-        let packed = row.get::<i32>(5)?.unwrap_or(0);
+        let needed = row.get::<i32>(3)?.unwrap_or(0);
+        let packed = row.get::<i32>(4)?.unwrap_or(0);
         // 3. order and basket
         let o = run(
             c,

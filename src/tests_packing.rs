@@ -246,6 +246,28 @@ mod tests {
         assert_err(&pack(LINE1, ""), "PT404", "SESSION_NOT_FOUND");
         Spi::run("SET atomic_inventory.tenant_id = 'wh-1'").unwrap();
         call(&pack(LINE1, "").replace("SELECT ", ""));
+        // another tenant's line, named with our own session: not found, as
+        // other tenants' rows always answer (and never locked by us); it was
+        // PROGRESS_SESSION_MISMATCH, which told that it exists
+        Spi::run("RESET ROLE").unwrap();
+        Spi::run(&format!(
+            "UPDATE atomic_inventory.picking_sessions SET tenant_id = 'wh-2' WHERE id = '{OTHER_SESSION}'"
+        ))
+        .unwrap();
+        as_app_user();
+        assert_err(&pack(FOREIGN_LINE, ""), "PT404", "PROGRESS_NOT_FOUND");
+        // a shared session's line is visible: still the cross-session refusal
+        Spi::run("RESET ROLE").unwrap();
+        Spi::run(&format!(
+            "UPDATE atomic_inventory.picking_sessions SET tenant_id = NULL WHERE id = '{OTHER_SESSION}'"
+        ))
+        .unwrap();
+        as_app_user();
+        assert_err(
+            &pack(FOREIGN_LINE, ""),
+            "PT403",
+            "PROGRESS_SESSION_MISMATCH",
+        );
         Spi::run("RESET atomic_inventory.tenant_id").unwrap();
         Spi::run("RESET ROLE").unwrap();
         assert_eq!(packed(LINE1), "1");
