@@ -96,6 +96,7 @@ live_suites() {
     # a cluster of its own: this one is killed on purpose
     AI_PG_OPTIONS="" start_cluster || return 1
     stage dump_restore bash pg_test/dump_restore.sh || rc=1
+    stage stats_backend bash pg_test/stats_backend_check.sh || rc=1
     stage crash python3 pg_test/crash.py --rounds "$crash_rounds" || rc=1
     AI_EXPECT_CRASHES=1 stop_cluster
     return $rc

@@ -813,3 +813,8 @@ BEGIN
     RETURN v_n;
 END;
 $$;
+
+-- stats_snapshot() is PARALLEL RESTRICTED: without preloading the counters
+-- are in the backend's own memory, which a parallel worker does not see
+-- (under debug_parallel_query the view showed an empty worker's table).
+ALTER FUNCTION atomic_inventory.stats_snapshot() PARALLEL RESTRICTED;

@@ -748,8 +748,11 @@ COMMENT ON FUNCTION atomic_inventory.reconcile_source(text) IS
 -- Statistics (src/stats.rs): per-function calls, outcomes and latency.
 -- Cluster-wide when the library is preloaded, else this backend's own.
 
+-- PARALLEL RESTRICTED: without preloading the counters are in this
+-- backend's memory, which a parallel worker would not see (it would answer
+-- its own empty table).
 CREATE FUNCTION atomic_inventory.stats_snapshot() RETURNS json
-LANGUAGE c VOLATILE PARALLEL SAFE
+LANGUAGE c VOLATILE PARALLEL RESTRICTED
 SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS 'MODULE_PATHNAME', 'ai_stats_snapshot';
 COMMENT ON FUNCTION atomic_inventory.stats_snapshot() IS
