@@ -99,7 +99,9 @@ pub(crate) const LOCK_LINES: Stmt = Stmt {
 
 /// Finish lines $2 of reservation $1 as $3 ('committed' or 'released').
 /// Committing takes the units off quantity and reserved and writes ledger
-/// rows; releasing only lowers reserved. The reservation stays active while
+/// rows (`quantity_after` NULL for a striped item, as for its sales: its row
+/// holds the reserved units, its free stock is in stripes we don't lock
+/// here); releasing only lowers reserved. The reservation stays active while
 /// any line is. The status checks name `$1`, not `r.id`: uncorrelated, each
 /// runs once as a key lookup; correlated, PostgreSQL 18 hashed the second
 /// over every committed line of the table when its statistics said small
@@ -118,11 +120,12 @@ pub(crate) const FINISH: Stmt = Stmt {
                                    ELSE i.quantity END, \
                    updated_at = pg_catalog.now() \
               FROM fl WHERE i.id = fl.inventory_id AND fl.tracked \
-            RETURNING i.id, i.quantity, fl.quantity AS qty, i.tenant_id \
+            RETURNING i.id, i.quantity, i.stripes, fl.quantity AS qty, i.tenant_id \
           ), led AS ( \
             INSERT INTO atomic_inventory.ledger \
               (inventory_id, delta, quantity_after, kind, reason, reference, idempotency_key, tenant_id) \
-            SELECT u.id, -u.qty, u.quantity, 'commit', $4, $1::text, $5, u.tenant_id \
+            SELECT u.id, -u.qty, CASE WHEN u.stripes = 0 THEN u.quantity END, 'commit', $4, $1::text, $5, \
+                   u.tenant_id \
               FROM upd AS u WHERE $3 = 'committed' AND $6 \
           ), res AS ( \
             UPDATE atomic_inventory.reservations AS r \

@@ -203,6 +203,15 @@ mod tests {
         let rid = res["reservation_id"].as_str().unwrap().to_string();
         call(&format!("atomic_inventory.commit_reservation('{rid}')"));
         assert_eq!(total(A), "14");
+        // the item row held only the reserved units: its quantity (now 0)
+        // is not the item's; NULL like a stripe sale's (it was 0)
+        assert_eq!(
+            scalar(&format!(
+                "SELECT delta || ' ' || coalesce(quantity_after::text, 'null')
+                   FROM atomic_inventory.ledger WHERE inventory_id = '{A}' AND kind = 'commit'"
+            )),
+            "-6 null"
+        );
         assert!(reconciles());
     }
 
