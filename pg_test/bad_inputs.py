@@ -141,6 +141,9 @@ CASES = [
     ("bound_reserve('{src}', '[{{\"item_id\":\"k1\",\"quantity\":1}}]', p_lock_timeout_ms => 0)", "22023", "INVALID_INPUT"),
     ("bound_reserve('{src}', '[{{\"item_id\":\"k1\",\"quantity\":1}},{{\"item_id\":\"k1\",\"quantity\":9}}]')", "PT409", "INSUFFICIENT_INVENTORY"),
     ("bound_reserve('{src}', '[{{\"item_id\":\"k1\",\"quantity\":1}},{{\"item_id\":\"zz\",\"quantity\":1}}]')", "PT404", "NOT_FOUND"),
+    # nested deeper than serde_json's 128 levels (was a Rust panic, XX000)
+    ("bound_reserve('{src}', '[" + "[" * 200 + "]" * 200 + "]')", "22023", "INVALID_INPUT"),
+    ("bound_decrement_many('{src}', '[" + "[" * 200 + "]" * 200 + "]')", "22023", "INVALID_INPUT"),
     ("bound_commit_reservation(NULL)", "22023", "INVALID_INPUT"),
     ("bound_commit_reservation('{bres}', ARRAY[]::text[])", "22023", "INVALID_INPUT"),
     ("bound_commit_reservation('{bres}', ARRAY[NULL]::text[])", "22023", "INVALID_INPUT"),

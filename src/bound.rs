@@ -557,43 +557,63 @@ fn get(args: &Args) -> Result<String> {
 }
 
 /// Lines `[{"item_id": "...", "quantity": n}]`, checked against the bound id
-/// type and merged per item (quantities of repeated ids added).
-pub(crate) fn lines(b: &Binding, v: Option<Value>) -> Result<BTreeMap<String, AnyNumeric>> {
+/// type and merged per item (quantities of repeated ids added). Read in
+/// place from the jsonb (jsonb.rs), as validate::lines does: pgrx's `JsonB`
+/// parses the value's text with serde_json, which panics (INTERNAL) on
+/// nesting deeper than 128 levels, where jsonb allows far more.
+pub(crate) fn lines(
+    b: &Binding,
+    v: Option<crate::jsonb::Container>,
+) -> Result<BTreeMap<String, AnyNumeric>> {
+    use crate::jsonb::Item;
     let field = "p_lines";
     let v = v.ok_or_else(|| Error::invalid_input(field, "is required (got NULL)"))?;
-    let items = v.as_array().ok_or_else(|| {
+    let n = v.array_len().ok_or_else(|| {
         Error::invalid_input(
             field,
             "must be a JSON array of {\"item_id\": text, \"quantity\": number} objects",
         )
     })?;
-    if items.is_empty() || items.len() > validate::MAX_LINES {
+    if n == 0 || n > validate::MAX_LINES {
         return Err(Error::invalid_input(
             field,
-            format!(
-                "must have 1 to {} lines (got {})",
-                validate::MAX_LINES,
-                items.len()
-            ),
+            format!("must have 1 to {} lines (got {n})", validate::MAX_LINES),
         ));
     }
     let mut out: BTreeMap<String, AnyNumeric> = BTreeMap::new();
-    for (i, item) in items.iter().enumerate() {
+    for i in 0..n {
         let at = format!("{field}[{i}]");
-        let obj = item
-            .as_object()
-            .ok_or_else(|| Error::invalid_input(&at, "must be an object"))?;
+        let Item::Object(obj) = v.element(i) else {
+            return Err(Error::invalid_input(&at, "must be an object"));
+        };
         let id = match obj.get("item_id") {
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(Value::Number(n)) => Some(n.to_string()),
+            Some(Item::String(s)) => Some(String::from_utf8_lossy(s).into_owned()),
+            Some(Item::Number(n)) => Some(n.to_string()),
             _ => None,
         };
         let key = item_key(b.id_type, id, &format!("{at}.item_id"))?;
         let qfield = format!("{at}.quantity");
-        let text = match obj.get("quantity") {
-            Some(Value::Number(n)) => n.to_string(),
-            Some(Value::String(s)) if validate::is_decimal(s) => s.trim().to_string(),
-            Some(Value::Null) | None => {
+        let n = match obj.get("quantity") {
+            Some(Item::Number(n)) => n,
+            Some(Item::String(s)) => {
+                let s = String::from_utf8_lossy(s);
+                let text = s.trim();
+                if !validate::is_decimal(text) {
+                    return Err(Error::invalid_quantity(
+                        &qfield,
+                        "must be a finite decimal number",
+                        None,
+                    ));
+                }
+                AnyNumeric::try_from(text).map_err(|_| {
+                    Error::invalid_quantity(
+                        &qfield,
+                        "must be a finite decimal number",
+                        Some(text.to_string()),
+                    )
+                })?
+            }
+            Some(Item::Null) | None => {
                 return Err(Error::invalid_quantity(&qfield, "is required", None))
             }
             Some(_) => {
@@ -604,13 +624,6 @@ pub(crate) fn lines(b: &Binding, v: Option<Value>) -> Result<BTreeMap<String, An
                 ))
             }
         };
-        let n = AnyNumeric::try_from(text.as_str()).map_err(|_| {
-            Error::invalid_quantity(
-                &qfield,
-                "must be a finite decimal number",
-                Some(text.clone()),
-            )
-        })?;
         let n = validate::positive_quantity(Some(n), &qfield)?;
         let total = match out.remove(&key) {
             Some(prev) => prev + n,
@@ -691,12 +704,12 @@ pub(crate) fn lock_lines(
 
 fn decrement_many(args: &Args) -> Result<String> {
     let src = source(args)?;
-    let raw = args.jsonb(1);
+    let raw = args.jsonb_container(1);
     let mv = Movement::read(args, 2)?;
     let caller = Caller::current()?;
     with_spi(mv.lock_timeout_ms, |c| {
         let b = bindings::get(c, &src, true)?;
-        let merged = lines(&b, raw.clone())?;
+        let merged = lines(&b, raw)?;
         let request = || {
             let canon: Vec<(String, String)> = merged
                 .iter()

@@ -209,7 +209,7 @@ fn settle_sql(b: &Binding) -> String {
 
 fn reserve(args: &Args) -> Result<String> {
     let src = bound::source(args)?;
-    let raw = args.jsonb(1);
+    let raw = args.jsonb_container(1);
     let ttl = ttl_seconds(args, 2)?;
     let reference = args.text(3, "p_reference")?;
     let key = args.idempotency_key(4)?;
@@ -218,7 +218,7 @@ fn reserve(args: &Args) -> Result<String> {
     with_spi(lock_ms, |c| {
         let b = bindings::get(c, &src, true)?;
         holds_fit(&b)?;
-        let merged = bound::lines(&b, raw.clone())?;
+        let merged = bound::lines(&b, raw)?;
         let request = || {
             let canon: Vec<(String, String)> = merged
                 .iter()

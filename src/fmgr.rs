@@ -10,7 +10,7 @@
 use crate::errors::{Error, Result};
 use pgrx::datum::FromDatum;
 use pgrx::pg_sys;
-use pgrx::{AnyNumeric, JsonB, Uuid};
+use pgrx::{AnyNumeric, Uuid};
 
 /// Read access to the call's arguments, by position, with clear errors.
 pub struct Args(pub pg_sys::FunctionCallInfo);
@@ -77,10 +77,6 @@ impl Args {
         unsafe {
             pgrx::fcinfo::pg_getarg_datum(self.0, n).map(|d| crate::jsonb::Container::of_datum(d))
         }
-    }
-
-    pub fn jsonb(&self, n: usize) -> Option<serde_json::Value> {
-        self.get::<JsonB>(n).map(|j| j.0)
     }
 
     /// Optional free text (reason, reference): at most 1024 characters.

@@ -581,6 +581,20 @@ mod tests {
                 "SELECT atomic_inventory.bound_decrement_many('items4', {lines})"
             ));
         }
+        // Nesting deeper than serde_json's 128 levels: read in place, so a
+        // nested line is INVALID_INPUT like any non-object (it was a Rust
+        // panic, XX000), and an unread nested key is ignored as any other.
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let (_, d) = assert_err(
+            &format!("SELECT atomic_inventory.bound_decrement_many('items4', '[{deep}]')"),
+            "22023",
+            "INVALID_INPUT",
+        );
+        assert_eq!(d["field"], "p_lines[0]");
+        let r = call(&format!(
+            r#"atomic_inventory.bound_decrement_many('items4', '[{{"item_id": "sku-1", "quantity": 1, "x": {deep}}}]')"#
+        ));
+        assert_eq!(r["lines"][0]["new_quantity"], 5.5);
         assert_eq!(drift("items4"), 0);
     }
 

@@ -225,6 +225,15 @@ mod tests {
                 "SELECT atomic_inventory.bound_reserve('inv4', '[]')".to_string(),
                 "p_lines",
             ),
+            // deeper than serde_json's 128 levels: was a Rust panic (XX000)
+            (
+                format!(
+                    "SELECT atomic_inventory.bound_reserve('inv4', '[{}{}]')",
+                    "[".repeat(200),
+                    "]".repeat(200)
+                ),
+                "p_lines[0]",
+            ),
         ] {
             let (_, d) = assert_err(&sql, "22023", "INVALID_INPUT");
             assert_eq!(d["field"], field, "{sql}");
