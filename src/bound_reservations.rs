@@ -392,6 +392,15 @@ pub(crate) fn finish(
 ) -> Result<String> {
     let b = bindings::get(c, source, true)?;
     reserved_col(&b)?;
+    // The keys as bound_reserve stored them (bound::item_key: a uuid in
+    // lower case, an integer without padding), so the ids a client sent to
+    // bound_reserve name its lines; one that doesn't parse stays as written
+    // and is answered as not a line of this reservation.
+    let only: Option<Vec<String>> = only.map(|v| {
+        v.into_iter()
+            .map(|w| bound::item_key(b.id_type, Some(w.clone()), field).unwrap_or(w))
+            .collect()
+    });
     let lines = active_lines(c, &[id], only.as_ref())?;
     if let Some(wanted) = &only {
         only_active_lines(c, id, true, field, wanted, |w| {

@@ -294,6 +294,21 @@ mod tests {
             "atomic_inventory.bound_release_reservation('{mid}', ARRAY['{A}'])"
         ));
         assert_eq!(r["status"], "released");
+        // a bound line named as the client wrote it to bound_reserve (upper
+        // case, no hyphens): the key is normalized as bound_reserve stored it
+        let spelled = "2000000000000000000000000000000F";
+        run(&format!(
+            r#"INSERT INTO public."Inventory" VALUES ('{spelled}', 3, 0)"#
+        ));
+        let id = reserve(&format!(r#"[{{"item_id": "{spelled}", "quantity": 1}}]"#));
+        let r = call(&format!(
+            "atomic_inventory.bound_release_reservation('{id}', ARRAY['{spelled}'])"
+        ));
+        assert_eq!(
+            r["released"],
+            json!([{"item_id": "20000000-0000-0000-0000-00000000000f", "quantity": 1}])
+        );
+        assert_eq!(row("20000000-0000-0000-0000-00000000000f"), pair("3", "0"));
     }
 
     #[pg_test]
@@ -434,7 +449,7 @@ mod tests {
         );
         let id = first["reservation_id"].as_str().unwrap().to_string();
         let c = call(&format!(
-            "atomic_inventory.bound_commit_reservation('{id}', ARRAY['11', '9'])"
+            "atomic_inventory.bound_commit_reservation('{id}', ARRAY['11', '009'])"
         ));
         assert_eq!(c["status"], "committed");
         assert_eq!(
