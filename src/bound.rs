@@ -187,10 +187,11 @@ fn adjust_sql(b: &Binding) -> String {
     )
 }
 
-/// Lock every line's row in id order: key, available, quantity, short, tracked.
+/// Lock every line's row in id order: key, available, quantity, short,
+/// tracked, tenant.
 fn lock_lines_sql(b: &Binding) -> String {
     format!(
-        "SELECT r.k, {avail}::text, t.{q}::numeric, ({tracked} AND {avail} < r.qty), {tracked} \
+        "SELECT r.k, {avail}::text, t.{q}::numeric, ({tracked} AND {avail} < r.qty), {tracked}, {tv} \
            FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::numeric[])) AS r(k, qty) \
            JOIN {rel} AS t ON t.{id} = r.k::{ty} \
           WHERE {tenant} \
@@ -199,6 +200,7 @@ fn lock_lines_sql(b: &Binding) -> String {
         avail = available(b),
         q = b.qty,
         tracked = tracked(b),
+        tv = tenant_val(b),
         rel = b.rel,
         id = b.id,
         ty = b.id_type.sql(),
@@ -635,6 +637,14 @@ pub(crate) fn lines(
     Ok(out)
 }
 
+/// A row lock_lines holds: its quantity (text), whether it tracks stock,
+/// its tenant (None: shared, or no tenant column).
+pub(crate) struct LockedLine {
+    pub quantity: String,
+    pub tracked: bool,
+    pub tenant: Option<String>,
+}
+
 /// NOT_FOUND naming every key of `keys` that `found` lacks.
 pub(crate) fn require_found<'a, V>(
     keys: impl Iterator<Item = &'a String>,
@@ -659,7 +669,7 @@ pub(crate) fn lock_lines(
     b: &Binding,
     caller: &Caller,
     merged: &BTreeMap<String, AnyNumeric>,
-) -> Result<BTreeMap<String, (String, bool)>> {
+) -> Result<BTreeMap<String, LockedLine>> {
     let keys: Vec<String> = merged.keys().cloned().collect();
     let qtys: Vec<AnyNumeric> = merged.values().cloned().collect();
     let locked = b.run(
@@ -674,7 +684,7 @@ pub(crate) fn lock_lines(
             caller.tenant.clone().into(),
         ],
     )?;
-    let mut found: BTreeMap<String, (String, bool)> = BTreeMap::new();
+    let mut found: BTreeMap<String, LockedLine> = BTreeMap::new();
     let mut short = Vec::new();
     for row in locked {
         let k = row.get::<String>(1)?.unwrap_or_default();
@@ -693,7 +703,14 @@ pub(crate) fn lock_lines(
                     .unwrap_or_default(),
             });
         }
-        found.insert(k, (qty, row.get::<bool>(5)?.unwrap_or(true)));
+        found.insert(
+            k,
+            LockedLine {
+                quantity: qty,
+                tracked: row.get::<bool>(5)?.unwrap_or(true),
+                tenant: row.get::<String>(6)?,
+            },
+        );
     }
     require_found(keys.iter(), &found)?;
     if !short.is_empty() {
@@ -732,7 +749,7 @@ fn decrement_many(args: &Args) -> Result<String> {
                 // the tracked lines and write their ledger rows.
                 let (tk, tq): (Vec<String>, Vec<AnyNumeric>) = merged
                     .iter()
-                    .filter(|(k, _)| found.get(*k).is_some_and(|f| f.1))
+                    .filter(|(k, _)| found.get(*k).is_some_and(|f| f.tracked))
                     .map(|(k, q)| (k.clone(), q.clone()))
                     .unzip();
                 let mut applied: BTreeMap<String, (String, String)> = BTreeMap::new();
@@ -776,7 +793,7 @@ fn decrement_many(args: &Args) -> Result<String> {
                     Some((old, new)) => json!({"item_id": k, "old_quantity": num_json(old),
                                                "new_quantity": num_json(new), "deducted": num_json(q.normalize())}),
                     None => {
-                        let cur = found.get(k).map(|f| num_json(&f.0)).unwrap_or(Value::Null);
+                        let cur = found.get(k).map(|f| num_json(&f.quantity)).unwrap_or(Value::Null);
                         json!({"item_id": k, "old_quantity": cur.clone(), "new_quantity": cur,
                                "deducted": 0, "tracked": false})
                     }

@@ -233,7 +233,7 @@ fn reserve(args: &Args) -> Result<String> {
             let found = bound::lock_lines(c, &b, &caller, &merged)?;
             let (tk, tq): (Vec<String>, Vec<AnyNumeric>) = merged
                 .iter()
-                .filter(|(k, _)| found.get(*k).is_some_and(|f| f.1))
+                .filter(|(k, _)| found.get(*k).is_some_and(|f| f.tracked))
                 .map(|(k, q)| (k.clone(), q.clone()))
                 .unzip();
             if !tk.is_empty() {
@@ -249,8 +249,14 @@ fn reserve(args: &Args) -> Result<String> {
             let qtys: Vec<AnyNumeric> = merged.values().cloned().collect();
             let tracked: Vec<bool> = keys
                 .iter()
-                .map(|k| found.get(k).is_none_or(|f| f.1))
+                .map(|k| found.get(k).is_none_or(|f| f.tracked))
                 .collect();
+            // whose reservation it is (an admin's: the rows' tenant's)
+            let mut tenants: Vec<String> =
+                found.values().filter_map(|f| f.tenant.clone()).collect();
+            tenants.sort();
+            tenants.dedup();
+            let tenant = caller.record_tenant(&tenants, "p_lines")?;
             let t = run(
                 c,
                 &RECORD,
@@ -259,7 +265,7 @@ fn reserve(args: &Args) -> Result<String> {
                     qtys.into(),
                     ttl.into(),
                     reference.clone().into(),
-                    caller.tenant.clone().into(),
+                    tenant.into(),
                     b.name.clone().into(),
                     tracked.into(),
                 ],

@@ -80,9 +80,36 @@ impl Caller {
     }
 
     /// Scope of idempotency keys: one namespace per tenant, so one tenant can
-    /// never replay (read) another tenant's stored response.
+    /// never replay (read) another tenant's stored response. Admins without a
+    /// tenant share '' with the other callers without one (as in 0.1.0 and
+    /// 0.2.0: a scope of their own would let a retry spanning the update
+    /// apply again).
     pub fn key_scope(&self) -> String {
         self.tenant.clone().unwrap_or_default()
+    }
+
+    /// The tenant of a record this caller creates over rows whose tenants
+    /// (the distinct non-NULL ones) are `row_tenants`, e.g. a reservation:
+    /// a tenant caller's records are its own (its rows are its own or
+    /// shared). An admin acts for the rows' tenant, so that tenant's callers
+    /// see the record and no other tenant does; with shared rows only, for
+    /// its own tenant if set (else the record is shared, as the rows are).
+    /// Rows of several tenants can't share one record (`field` is refused).
+    pub fn record_tenant(&self, row_tenants: &[String], field: &str) -> Result<Option<String>> {
+        if !self.admin {
+            return Ok(self.tenant.clone());
+        }
+        match row_tenants {
+            [] => Ok(self.tenant.clone()),
+            [one] => Ok(Some(one.clone())),
+            several => Err(Error::invalid_input(
+                field,
+                format!(
+                    "names items of several tenants ({}); one reservation belongs to one tenant",
+                    several.join(", ")
+                ),
+            )),
+        }
     }
 }
 

@@ -246,7 +246,9 @@ fn reserve(args: &Args) -> Result<String> {
             "reserve_inventory",
             request,
             |c| {
-                let striped = lock_and_check_lines(c, &caller, &ids, &qtys)?;
+                let locked = lock_and_check_lines(c, &caller, &ids, &qtys)?;
+                // whose reservation it is (an admin's: the items' tenant's)
+                let tenant = caller.record_tenant(&locked.tenants, "p_lines")?;
                 let done = run(
                     c,
                     &RESERVE_APPLY,
@@ -255,12 +257,12 @@ fn reserve(args: &Args) -> Result<String> {
                         qtys.clone().into(),
                         ttl.into(),
                         reference.clone().into(),
-                        caller.tenant.clone().into(),
+                        tenant.into(),
                     ],
                 )?;
                 let out = done.first().get::<String>(1)?.unwrap_or_default();
                 // reserved units stay in the item row; the rest goes back out
-                stripes::respread(c, &striped)?;
+                stripes::respread(c, &locked.striped)?;
                 Ok(out)
             },
         )

@@ -107,7 +107,8 @@ const LOCK_ONE: Stmt = Stmt {
 pub(crate) const LOCK_MANY: Stmt = Stmt {
     name: "lock_many",
     sql: "SELECT i.id, (i.quantity - i.reserved)::text, r.qty::text, \
-                 (NOT i.track_inventory OR i.quantity - i.reserved >= r.qty), i.stripes > 0 \
+                 (NOT i.track_inventory OR i.quantity - i.reserved >= r.qty), i.stripes > 0, \
+                 i.tenant_id \
             FROM atomic_inventory.items AS i \
             JOIN (SELECT l.id, pg_catalog.sum(l.qty) AS qty \
                     FROM ROWS FROM (pg_catalog.unnest($1::uuid[]), pg_catalog.unnest($2::numeric[])) AS l(id, qty) \
@@ -373,17 +374,25 @@ pub(crate) fn refuse(ids: &[Uuid], found: &[Uuid], short: Vec<Shortfall>) -> Res
     Ok(())
 }
 
+/// The items lock_and_check_lines holds.
+pub(crate) struct LockedLines {
+    /// striped items, to respread once done
+    pub striped: Vec<Uuid>,
+    /// the distinct tenants of the items (shared ones have none), sorted
+    pub tenants: Vec<String>,
+}
+
 /// Lock every line's item in ascending id order and check that each exists
 /// (for this tenant) and that available stock covers it. Nothing is written
 /// but the gathering of striped items' stripes into their item rows; on
 /// success the caller holds all the row locks and must respread the returned
-/// striped items once done. Shared by multi-line decrements and reservations.
+/// striped items once done. Used by reserve_inventory.
 pub(crate) fn lock_and_check_lines(
     c: &mut SpiClient<'_>,
     caller: &Caller,
     ids: &[Uuid],
     qtys: &[AnyNumeric],
-) -> Result<Vec<Uuid>> {
+) -> Result<LockedLines> {
     let args = || {
         [
             ids.to_vec().into(),
@@ -392,8 +401,8 @@ pub(crate) fn lock_and_check_lines(
             caller.tenant.clone().into(),
         ]
     };
-    // (id, available, requested, covered, striped) per locked row
-    type Row = (Uuid, String, String, bool, bool);
+    // (id, available, requested, covered, striped, tenant) per locked row
+    type Row = (Uuid, String, String, bool, bool, Option<String>);
     let read = |c: &mut SpiClient<'_>| -> Result<Vec<Row>> {
         let mut rows = Vec::with_capacity(ids.len());
         for row in run(c, &LOCK_MANY, &args())? {
@@ -404,6 +413,7 @@ pub(crate) fn lock_and_check_lines(
                 row.get::<String>(3)?.unwrap_or_default(),
                 row.get::<bool>(4)?.unwrap_or(false),
                 row.get::<bool>(5)?.unwrap_or(false),
+                row.get::<String>(6)?,
             ));
         }
         Ok(rows)
@@ -417,17 +427,20 @@ pub(crate) fn lock_and_check_lines(
         locked = read(c)?;
     }
     let found: Vec<Uuid> = locked.iter().map(|r| r.0).collect();
+    let mut tenants: Vec<String> = locked.iter().filter_map(|r| r.5.clone()).collect();
+    tenants.sort();
+    tenants.dedup();
     let short = locked
         .into_iter()
         .filter(|r| !r.3)
-        .map(|(id, available, requested, _, _)| Shortfall {
+        .map(|(id, available, requested, _, _, _)| Shortfall {
             inventory_id: validate::uuid_text(&id),
             available,
             requested,
         })
         .collect();
     refuse(ids, &found, short)?;
-    Ok(striped)
+    Ok(LockedLines { striped, tenants })
 }
 
 fn increment(args: &Args) -> Result<String> {

@@ -460,6 +460,17 @@ mod tests {
             scalar("SELECT stock || '/' || held FROM public.products WHERE id = 11"),
             "0/0"
         );
+        // an admin's hold on t2's row is t2's reservation (it was stored
+        // with the admin's tenant, NULL: shared, so any tenant could settle it)
+        let t2 =
+            call(r#"atomic_inventory.bound_reserve('prod', '[{"item_id": 10, "quantity": 1}]')"#);
+        let t2 = t2["reservation_id"].as_str().unwrap().to_string();
+        assert_eq!(
+            scalar(&format!(
+                "SELECT tenant_id FROM atomic_inventory.reservations WHERE id = '{t2}'"
+            )),
+            "t2"
+        );
         // another tenant's row is not found, for reserving as for selling
         as_app_user();
         run("SET atomic_inventory.tenant_id = 't1'");
@@ -471,6 +482,11 @@ mod tests {
         let mine =
             call(r#"atomic_inventory.bound_reserve('prod', '[{"item_id": 9, "quantity": 1}]')"#);
         let mid = mine["reservation_id"].as_str().unwrap().to_string();
+        assert_err(
+            &format!("SELECT atomic_inventory.commit_reservation('{t2}')"),
+            "PT404",
+            "NOT_FOUND",
+        );
         run("RESET ROLE");
         run("SET atomic_inventory.tenant_id = 't2'");
         as_app_user();
@@ -479,6 +495,8 @@ mod tests {
             "PT404",
             "NOT_FOUND",
         );
+        let r = call(&format!("atomic_inventory.release_reservation('{t2}')"));
+        assert_eq!(r["status"], "released");
         run("RESET ROLE");
         run("RESET atomic_inventory.tenant_id");
         assert_eq!(drift("prod"), 0);

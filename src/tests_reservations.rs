@@ -8,6 +8,8 @@ mod tests {
     use pgrx::prelude::*;
     use serde_json::Value;
 
+    const C: &str = "00000000-0000-0000-0000-00000000000c";
+
     fn reserved(id: &str) -> String {
         scalar(&format!(
             "SELECT reserved::text FROM atomic_inventory.items WHERE id = '{id}'"
@@ -338,17 +340,59 @@ mod tests {
         healthy();
     }
 
+    /// A reservation belongs to the tenant of its items when an admin (here:
+    /// the superuser, no tenant set) makes it, as a service-role backend
+    /// would: it was stored with the admin's tenant, NULL, which made it
+    /// shared, so another tenant could read, commit or release it.
     #[pg_test]
     fn reservations_are_tenant_scoped() {
         item(A, "10");
-        let r = reserve(&[(A, "1")], "");
-        let id = r["reservation_id"].as_str().unwrap().to_string();
+        item(B, "10");
+        item(C, "10");
         Spi::run(&format!(
-            "UPDATE atomic_inventory.reservations SET tenant_id = 'shop-1' WHERE id = '{id}'"
+            "UPDATE atomic_inventory.items SET tenant_id = 'shop-1' WHERE id IN ('{A}', '{C}');
+             UPDATE atomic_inventory.items SET tenant_id = 'shop-2' WHERE id = '{B}'"
         ))
         .unwrap();
+        // an admin's hold on shop-1's items (and shared ones) is shop-1's
+        let r = reserve(&[(A, "1")], "");
+        let id = r["reservation_id"].as_str().unwrap().to_string();
+        assert_eq!(
+            scalar(&format!(
+                "SELECT tenant_id FROM atomic_inventory.reservations WHERE id = '{id}'"
+            )),
+            "shop-1"
+        );
+        // items of two tenants can't share one reservation
+        let (_, d) = assert_err(
+            &format!(
+                r#"SELECT atomic_inventory.reserve_inventory('[{{"inventory_id":"{A}","quantity":1}},{{"inventory_id":"{B}","quantity":1}}]')"#
+            ),
+            "22023",
+            "INVALID_INPUT",
+        );
+        assert_eq!(d["field"], "p_lines");
+        assert_eq!(reserved(B), "0");
+        // an admin acting with a tenant set still files it under the items'
+        Spi::run("SET atomic_inventory.tenant_id = 'ops'").unwrap();
+        let other = reserve(&[(C, "1")], "")["reservation_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        Spi::run("RESET atomic_inventory.tenant_id").unwrap();
+        assert_eq!(
+            scalar(&format!(
+                "SELECT tenant_id FROM atomic_inventory.reservations WHERE id = '{other}'"
+            )),
+            "shop-1"
+        );
         as_app_user();
         Spi::run("SET atomic_inventory.tenant_id = 'shop-2'").unwrap();
+        assert_err(
+            &format!("SELECT atomic_inventory.get_reservation('{id}')"),
+            "PT404",
+            "NOT_FOUND",
+        );
         assert_err(
             &format!("SELECT atomic_inventory.commit_reservation('{id}')"),
             "PT404",
@@ -356,9 +400,12 @@ mod tests {
         );
         Spi::run("SET atomic_inventory.tenant_id = 'shop-1'").unwrap();
         call(&format!("atomic_inventory.release_reservation('{id}')"));
+        call(&format!("atomic_inventory.release_reservation('{other}')"));
         Spi::run("RESET atomic_inventory.tenant_id").unwrap();
         Spi::run("RESET ROLE").unwrap();
         assert_eq!(reserved(A), "0");
+        assert_eq!(reserved(C), "0");
+        healthy();
     }
 
     #[pg_test]
