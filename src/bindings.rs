@@ -86,6 +86,9 @@ pub struct Binding {
     pub assignee_max_chars: Option<usize>,
     pub available: String,
     pub claimed: String,
+    /// The bound table's owner: its statements that write the table run as
+    /// this role (run_as_owner).
+    pub owner: Oid,
     plans: RefCell<HashMap<&'static str, Rc<OwnedPreparedStatement>>>,
 }
 
@@ -247,7 +250,7 @@ const LOAD: Stmt = Stmt {
                    WHERE a.attrelid = b.relation AND a.attname = b.assignee_column AND NOT a.attisdropped), \
                  'atomic_inventory.bindings'::pg_catalog.regclass::pg_catalog.oid, \
                  aq.atttypid, aq.atttypmod, ar.atttypid, ar.atttypmod, b.relation, \
-                 aa.atttypid, aa.atttypmod \
+                 aa.atttypid, aa.atttypmod, c.relowner \
             FROM atomic_inventory.bindings AS b \
             LEFT JOIN pg_catalog.pg_class AS c ON c.oid = b.relation \
             LEFT JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace \
@@ -349,6 +352,7 @@ fn load(client: &mut SpiClient<'_>, name: &str) -> Result<Binding> {
             (Some(typ), Some(typmod)) => max_chars(typ, typmod),
             _ => None,
         },
+        owner: row.get::<Oid>(25)?.unwrap_or(Oid::INVALID),
         plans: RefCell::new(HashMap::new()),
     })
 }
@@ -365,17 +369,81 @@ impl Binding {
         oids: &[Oid],
         args: &[DatumWithOid<'_>],
     ) -> Result<SpiTupleTable<'conn>> {
-        let cached = self.plans.borrow().get(kind).cloned();
-        let plan = match cached {
-            Some(p) => p,
-            None => {
-                let text = sql(self);
-                let oids: Vec<PgOid> = oids.iter().map(|o| PgOid::from_untagged(*o)).collect();
-                let p = Rc::new(client.prepare_mut(text.as_str(), &oids)?.keep());
-                self.plans.borrow_mut().insert(kind, p.clone());
-                p
-            }
-        };
+        let plan = self.plan(client, kind, sql, oids)?;
         execute_kept(client, &plan, args)
+    }
+
+    /// `run` for a statement that writes the bound table: it runs as the
+    /// table's owner, in a security-restricted operation, as PostgreSQL runs
+    /// REFRESH MATERIALIZED VIEW. Writing the table runs the code its owner
+    /// attached to it (triggers, rules, CHECK expressions, generated columns,
+    /// index expressions) as the current user; run as the extension owner
+    /// (a superuser, since our functions are SECURITY DEFINER), whoever owns
+    /// a bound table could make that code do anything. As its owner, it
+    /// can do no more than the owner could anyway. Such a statement must not
+    /// touch our own tables (the owner has no rights there): the ledger rows
+    /// are written after it, by `bound::write_ledger`.
+    pub fn run_as_owner<'conn>(
+        &self,
+        client: &mut SpiClient<'conn>,
+        kind: &'static str,
+        sql: impl FnOnce(&Binding) -> String,
+        oids: &[Oid],
+        args: &[DatumWithOid<'_>],
+    ) -> Result<SpiTupleTable<'conn>> {
+        let plan = self.plan(client, kind, sql, oids)?;
+        let _owner = AsOwner::enter(self.owner);
+        execute_kept(client, &plan, args)
+    }
+
+    fn plan(
+        &self,
+        client: &mut SpiClient<'_>,
+        kind: &'static str,
+        sql: impl FnOnce(&Binding) -> String,
+        oids: &[Oid],
+    ) -> Result<Rc<OwnedPreparedStatement>> {
+        if let Some(p) = self.plans.borrow().get(kind) {
+            return Ok(p.clone());
+        }
+        let text = sql(self);
+        let oids: Vec<PgOid> = oids.iter().map(|o| PgOid::from_untagged(*o)).collect();
+        let p = Rc::new(client.prepare_mut(text.as_str(), &oids)?.keep());
+        self.plans.borrow_mut().insert(kind, p.clone());
+        Ok(p)
+    }
+}
+
+/// The current user switched to a bound table's owner until dropped (also
+/// when an error unwinds through it; an error that ends the (sub)transaction
+/// has PostgreSQL restore the user as well).
+struct AsOwner {
+    user: Oid,
+    context: i32,
+}
+
+impl AsOwner {
+    fn enter(owner: Oid) -> AsOwner {
+        let mut user = Oid::INVALID;
+        let mut context = 0;
+        // SAFETY: plain reads and writes of the backend's current user and
+        // security context; `owner` is the table's pg_class.relowner
+        unsafe {
+            pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
+            pg_sys::SetUserIdAndSecContext(
+                owner,
+                context
+                    | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
+                    | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
+            );
+        }
+        AsOwner { user, context }
+    }
+}
+
+impl Drop for AsOwner {
+    fn drop(&mut self) {
+        // SAFETY: restores what enter() read
+        unsafe { pg_sys::SetUserIdAndSecContext(self.user, self.context) }
     }
 }

@@ -21,7 +21,7 @@ use crate::context::Caller;
 use crate::errors::{Error, Result, Shortfall};
 use crate::fmgr::{entry_point, Args};
 use crate::idempotency;
-use crate::spi::with_spi;
+use crate::spi::{run, with_spi, Stmt};
 use crate::stock::{num_json, Movement};
 use crate::validate;
 use pgrx::pg_sys::{self, Oid};
@@ -84,24 +84,96 @@ fn id_eq(b: &Binding, p: u8) -> String {
     format!("t.{} = ${p}::{}", b.id, b.id_type.sql())
 }
 
-pub(crate) const LEDGER_COLS: &str =
-    "(source, item_key, delta, quantity_after, kind, reason, reference, idempotency_key, tenant_id)";
+/// Ledger rows of movements on bound tables, in the order given: written
+/// as the extension owner, in a statement after the one that changed the
+/// app's table, which ran as the table's owner (Binding::run_as_owner).
+/// $1 source, $2 keys, $3 deltas, $4 quantities after, $5 kind, $6 reason,
+/// $7 reference, $8 idempotency key, $9 tenants.
+const LEDGER_ROWS: Stmt = Stmt {
+    name: "bound_ledger_rows",
+    sql: "INSERT INTO atomic_inventory.ledger \
+            (source, item_key, delta, quantity_after, kind, reason, reference, idempotency_key, tenant_id) \
+          SELECT $1, r.k, r.d, r.q, $5, $6, $7, $8, r.t \
+            FROM ROWS FROM (pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::numeric[]), \
+                            pg_catalog.unnest($4::numeric[]), pg_catalog.unnest($9::text[])) AS r(k, d, q, t)",
+    args: &[
+        TEXT,
+        pg_sys::TEXTARRAYOID,
+        pg_sys::NUMERICARRAYOID,
+        pg_sys::NUMERICARRAYOID,
+        TEXT,
+        TEXT,
+        TEXT,
+        TEXT,
+        pg_sys::TEXTARRAYOID,
+    ],
+};
 
-/// $1 id, $2 qty, $3 admin, $4 tenant, $5 reason, $6 reference, $7 key,
-/// $8 source, $9 ledger on. Answers (old, new) as text.
-const MOVE_ARGS: &[Oid] = &[TEXT, NUM, BOOL, TEXT, TEXT, TEXT, TEXT, TEXT, BOOL];
+/// One ledger row of a bound movement: item key, delta, quantity after,
+/// tenant.
+pub(crate) struct LedgerRow {
+    pub key: String,
+    pub delta: AnyNumeric,
+    pub after: AnyNumeric,
+    pub tenant: Option<String>,
+}
+
+/// What every ledger row of one call shares.
+pub(crate) struct LedgerNote<'a> {
+    pub kind: &'static str,
+    pub reason: Option<String>,
+    pub reference: Option<String>,
+    pub key: Option<&'a str>,
+}
+
+/// Write the ledger rows of a movement on bound table `b` (nothing if
+/// `rows` is empty).
+pub(crate) fn write_ledger(
+    c: &mut SpiClient<'_>,
+    b: &Binding,
+    note: &LedgerNote<'_>,
+    rows: Vec<LedgerRow>,
+) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut keys = Vec::with_capacity(rows.len());
+    let mut deltas = Vec::with_capacity(rows.len());
+    let mut afters = Vec::with_capacity(rows.len());
+    let mut tenants = Vec::with_capacity(rows.len());
+    for r in rows {
+        keys.push(r.key);
+        deltas.push(r.delta);
+        afters.push(r.after);
+        tenants.push(r.tenant);
+    }
+    run(
+        c,
+        &LEDGER_ROWS,
+        &[
+            b.name.clone().into(),
+            keys.into(),
+            deltas.into(),
+            afters.into(),
+            note.kind.to_string().into(),
+            note.reason.clone().into(),
+            note.reference.clone().into(),
+            note.key.map(str::to_string).into(),
+            tenants.into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// $1 id, $2 qty, $3 admin, $4 tenant. Answers old and new quantity as
+/// text, the new one as numeric, the row's tenant.
+const MOVE_ARGS: &[Oid] = &[TEXT, NUM, BOOL, TEXT];
 
 fn decrement_sql(b: &Binding) -> String {
     format!(
-        "WITH upd AS ( \
-           UPDATE {rel} AS t SET {q} = t.{q} - $2 \
-            WHERE {id} AND {tracked} AND {tenant} AND {avail} >= $2 \
-           RETURNING t.{q}::numeric AS q, {tv} AS tenant \
-         ), led AS ( \
-           INSERT INTO atomic_inventory.ledger {LEDGER_COLS} \
-           SELECT $8, $1, -$2, u.q, 'decrement', $5, $6, $7, u.tenant FROM upd AS u WHERE $9 \
-         ) \
-         SELECT (u.q + $2)::text, u.q::text FROM upd AS u",
+        "UPDATE {rel} AS t SET {q} = t.{q} - $2 \
+          WHERE {id} AND {tracked} AND {tenant} AND {avail} >= $2 \
+         RETURNING (t.{q} + $2)::text, t.{q}::text, t.{q}::numeric, {tv}",
         rel = b.rel,
         q = b.qty,
         id = id_eq(b, 1),
@@ -122,14 +194,8 @@ fn increment_sql(b: &Binding) -> String {
         None => String::new(),
     };
     format!(
-        "WITH upd AS ( \
-           UPDATE {rel} AS t SET {q} = {qv} + $2 WHERE {id} AND {tenant} {fits} \
-           RETURNING t.{q}::numeric AS q, {tv} AS tenant \
-         ), led AS ( \
-           INSERT INTO atomic_inventory.ledger {LEDGER_COLS} \
-           SELECT $8, $1, $2, u.q, 'increment', $5, $6, $7, u.tenant FROM upd AS u WHERE $9 \
-         ) \
-         SELECT (u.q - $2)::text, u.q::text FROM upd AS u",
+        "UPDATE {rel} AS t SET {q} = {qv} + $2 WHERE {id} AND {tenant} {fits} \
+         RETURNING (t.{q} - $2)::text, t.{q}::text, t.{q}::numeric, {tv}",
         rel = b.rel,
         q = b.qty,
         qv = quantity(b),
@@ -169,17 +235,12 @@ fn get_sql(b: &Binding) -> String {
     )
 }
 
-/// Set the quantity of a row the caller holds locked. $7 = its old quantity.
+/// Set the quantity of a row the caller holds locked: the new quantity as
+/// text and as numeric, the row's tenant.
 fn adjust_sql(b: &Binding) -> String {
     format!(
-        "WITH upd AS ( \
-           UPDATE {rel} AS t SET {q} = $2 WHERE {id} \
-           RETURNING t.{q}::numeric AS q, {tv} AS tenant \
-         ), led AS ( \
-           INSERT INTO atomic_inventory.ledger {LEDGER_COLS} \
-           SELECT $6, $1, u.q - $7, u.q, 'adjust', $3, $4, $5, u.tenant FROM upd AS u WHERE $8 \
-         ) \
-         SELECT u.q::text FROM upd AS u",
+        "UPDATE {rel} AS t SET {q} = $2 WHERE {id} \
+         RETURNING t.{q}::text, t.{q}::numeric, {tv}",
         rel = b.rel,
         q = b.qty,
         id = id_eq(b, 1),
@@ -208,19 +269,15 @@ fn lock_lines_sql(b: &Binding) -> String {
     )
 }
 
-/// Apply the tracked lines whose rows lock_lines holds and found covered.
+/// Apply the tracked lines whose rows lock_lines holds and found covered:
+/// per row updated, its key, old and new quantity as text, the new one as
+/// numeric, the units taken, its tenant.
 fn apply_lines_sql(b: &Binding) -> String {
     format!(
-        "WITH upd AS ( \
-           UPDATE {rel} AS t SET {q} = t.{q} - r.qty \
-             FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::numeric[])) AS r(k, qty) \
-            WHERE t.{id} = r.k::{ty} \
-           RETURNING r.k, t.{q}::numeric AS q, r.qty, {tv} AS tenant \
-         ), led AS ( \
-           INSERT INTO atomic_inventory.ledger {LEDGER_COLS} \
-           SELECT $6, u.k, -u.qty, u.q, 'decrement', $3, $4, $5, u.tenant FROM upd AS u WHERE $7 \
-         ) \
-         SELECT u.k, (u.q + u.qty)::text, u.q::text FROM upd AS u",
+        "UPDATE {rel} AS t SET {q} = t.{q} - r.qty \
+           FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::numeric[])) AS r(k, qty) \
+          WHERE t.{id} = r.k::{ty} \
+         RETURNING r.k, (t.{q} + r.qty)::text, t.{q}::text, t.{q}::numeric, r.qty, {tv}",
         rel = b.rel,
         q = b.qty,
         id = b.id,
@@ -329,32 +386,37 @@ fn apply_move(
     qty: &AnyNumeric,
     mv: &Movement,
 ) -> Result<Option<(String, String)>> {
-    let [a1, a2, a3, a4, a5, a6, a7] = mv.params(key.to_string().into(), qty, caller);
-    let t = b.run(
-        c,
-        kind,
-        sql,
-        MOVE_ARGS,
-        &[
-            a1,
-            a2,
-            a3,
-            a4,
-            a5,
-            a6,
-            a7,
-            b.name.clone().into(),
-            mv.ledger.into(),
-        ],
-    )?;
+    let [a1, a2, a3, a4, ..] = mv.params(key.to_string().into(), qty, caller);
+    let t = b.run_as_owner(c, kind, sql, MOVE_ARGS, &[a1, a2, a3, a4])?;
     if t.is_empty() {
         return Ok(None);
     }
     let row = t.first();
-    Ok(Some((
+    let moved = (
         row.get::<String>(1)?.unwrap_or_default(),
         row.get::<String>(2)?.unwrap_or_default(),
-    )))
+    );
+    if mv.ledger {
+        let delta = if kind == "decrement" {
+            AnyNumeric::from(0) - qty.clone()
+        } else {
+            qty.clone()
+        };
+        let after = row.get::<AnyNumeric>(3)?.unwrap_or_default();
+        let tenant = row.get::<String>(4)?;
+        write_ledger(
+            c,
+            b,
+            &mv.note(kind),
+            vec![LedgerRow {
+                key: key.to_string(),
+                delta,
+                after,
+                tenant,
+            }],
+        )?;
+    }
+    Ok(Some(moved))
 }
 
 fn moved(b: &Binding, key: &str, old: &str, new: &str, qty: &AnyNumeric, verb: &str) -> String {
@@ -500,23 +562,30 @@ fn adjust(args: &Args) -> Result<String> {
                         reserved: held.normalize().to_string(),
                     });
                 }
-                let t = b.run(
+                let t = b.run_as_owner(
                     c,
                     "adjust",
                     adjust_sql,
-                    &[TEXT, NUM, TEXT, TEXT, TEXT, TEXT, NUM, BOOL],
-                    &[
-                        key.clone().into(),
-                        new_qty.clone().into(),
-                        mv.reason.clone().into(),
-                        mv.reference.clone().into(),
-                        mv.key.clone().into(),
-                        b.name.clone().into(),
-                        old.clone().into(),
-                        mv.ledger.into(),
-                    ],
+                    &[TEXT, NUM],
+                    &[key.clone().into(), new_qty.clone().into()],
                 )?;
-                let new = t.first().get::<String>(1)?.unwrap_or_default();
+                let set = t.first();
+                let new = set.get::<String>(1)?.unwrap_or_default();
+                if mv.ledger {
+                    let after = set.get::<AnyNumeric>(2)?.unwrap_or_default();
+                    let tenant = set.get::<String>(3)?;
+                    write_ledger(
+                        c,
+                        &b,
+                        &mv.note("adjust"),
+                        vec![LedgerRow {
+                            key: key.clone(),
+                            delta: after.clone() - old.clone(),
+                            after,
+                            tenant,
+                        }],
+                    )?;
+                }
                 let delta = num_json((new_qty.clone() - old.clone()).normalize());
                 Ok(json!({"success": true, "source": b.name, "item_id": key,
                       "old_quantity": num_json(&row.quantity), "new_quantity": num_json(&new),
@@ -754,38 +823,34 @@ fn decrement_many(args: &Args) -> Result<String> {
                     .unzip();
                 let mut applied: BTreeMap<String, (String, String)> = BTreeMap::new();
                 if !tk.is_empty() {
-                    let t = b.run(
+                    let t = b.run_as_owner(
                         c,
                         "apply_lines",
                         apply_lines_sql,
-                        &[
-                            pg_sys::TEXTARRAYOID,
-                            pg_sys::NUMERICARRAYOID,
-                            TEXT,
-                            TEXT,
-                            TEXT,
-                            TEXT,
-                            BOOL,
-                        ],
-                        &[
-                            tk.into(),
-                            tq.into(),
-                            mv.reason.clone().into(),
-                            mv.reference.clone().into(),
-                            mv.key.clone().into(),
-                            b.name.clone().into(),
-                            mv.ledger.into(),
-                        ],
+                        &[pg_sys::TEXTARRAYOID, pg_sys::NUMERICARRAYOID],
+                        &[tk.into(), tq.into()],
                     )?;
+                    let mut ledger = Vec::new();
                     for row in t {
+                        let k = row.get::<String>(1)?.unwrap_or_default();
+                        if mv.ledger {
+                            ledger.push(LedgerRow {
+                                key: k.clone(),
+                                delta: AnyNumeric::from(0)
+                                    - row.get::<AnyNumeric>(5)?.unwrap_or_default(),
+                                after: row.get::<AnyNumeric>(4)?.unwrap_or_default(),
+                                tenant: row.get::<String>(6)?,
+                            });
+                        }
                         applied.insert(
-                            row.get::<String>(1)?.unwrap_or_default(),
+                            k,
                             (
                                 row.get::<String>(2)?.unwrap_or_default(),
                                 row.get::<String>(3)?.unwrap_or_default(),
                             ),
                         );
                     }
+                    write_ledger(c, &b, &mv.note("decrement"), ledger)?;
                 }
                 let out: Vec<Value> = merged
                 .iter()

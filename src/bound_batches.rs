@@ -178,7 +178,7 @@ fn claim(args: &Args) -> Result<String> {
         let id = item_key(b.id_type, raw_id.clone(), "p_batch_id")?;
         let driver = driver(args, 2, &caller, &b)?;
         let attempt = |c: &mut SpiClient<'_>| -> Result<bool> {
-            let t = b.run(
+            let t = b.run_as_owner(
                 c,
                 "batch_claim",
                 claim_sql,
@@ -219,7 +219,7 @@ fn claim_next(args: &Args) -> Result<Option<String>> {
     with_spi(None, |c| {
         let b = bindings::get(c, &src, false)?;
         let driver = driver(args, 1, &caller, &b)?;
-        let t = b.run(
+        let t = b.run_as_owner(
             c,
             "batch_claim_next",
             claim_next_sql,
@@ -248,7 +248,7 @@ fn unclaim(args: &Args) -> Result<String> {
         let b = bindings::get(c, &src, false)?;
         let id = item_key(b.id_type, raw_id.clone(), "p_batch_id")?;
         let driver = driver(args, 2, &caller, &b)?;
-        let t = b.run(
+        let t = b.run_as_owner(
             c,
             "batch_unclaim",
             unclaim_sql,

@@ -26,7 +26,7 @@
 //! and NOT_FOUND when the row is gone; the reservation then stays active.
 
 use crate::bindings::{self, Binding};
-use crate::bound::{self, tenant_val, LEDGER_COLS};
+use crate::bound::{self, tenant_val, LedgerNote, LedgerRow};
 use crate::context::Caller;
 use crate::errors::{Error, Result, Shortfall};
 use crate::fmgr::{entry_point, Args};
@@ -182,23 +182,19 @@ fn lock_rows_sql(b: &Binding) -> String {
 
 /// Give back (or, $3 = commit, sell) held units $2 of rows $1, which the
 /// caller holds locked. Reserved drops by what the reservation held, not
-/// below 0 (see the module comment); a commit also lowers quantity and writes
-/// ledger rows (kind commit, reference = the reservation) when $8.
+/// below 0 (see the module comment); a commit also lowers quantity. Returns
+/// per row its key, new quantity, the units and its tenant (for the ledger
+/// rows of a commit, written after it: kind commit, reference = the
+/// reservation).
 fn settle_sql(b: &Binding) -> String {
     let r = b.reserved.as_deref().unwrap_or_default();
     format!(
-        "WITH upd AS ( \
-           UPDATE {rel} AS t \
-              SET {r} = GREATEST(COALESCE(t.{r}, 0) - d.qty, 0), \
-                  {q} = CASE WHEN $3 THEN t.{q} - d.qty ELSE t.{q} END \
-             FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::numeric[])) AS d(k, qty) \
-            WHERE t.{id} = d.k::{ty} \
-           RETURNING d.k, t.{q}::numeric AS q, d.qty, {tv} AS tenant \
-         ), led AS ( \
-           INSERT INTO atomic_inventory.ledger {LEDGER_COLS} \
-           SELECT $4, u.k, -u.qty, u.q, 'commit', $5, $6, $7, u.tenant FROM upd AS u WHERE $3 AND $8 \
-         ) \
-         SELECT pg_catalog.count(*)::int4 FROM upd",
+        "UPDATE {rel} AS t \
+            SET {r} = GREATEST(COALESCE(t.{r}, 0) - d.qty, 0), \
+                {q} = CASE WHEN $3 THEN t.{q} - d.qty ELSE t.{q} END \
+           FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::numeric[])) AS d(k, qty) \
+          WHERE t.{id} = d.k::{ty} \
+         RETURNING d.k, t.{q}::numeric, d.qty, {tv}",
         rel = b.rel,
         q = b.qty,
         id = b.id,
@@ -237,7 +233,7 @@ fn reserve(args: &Args) -> Result<String> {
                 .map(|(k, q)| (k.clone(), q.clone()))
                 .unzip();
             if !tk.is_empty() {
-                b.run(
+                b.run_as_owner(
                     c,
                     "reserve_hold",
                     hold_sql,
@@ -365,22 +361,31 @@ fn settle(
         return Ok(());
     }
     let (keys, qtys): (Vec<String>, Vec<AnyNumeric>) = held.into_iter().unzip();
-    b.run(
+    let t = b.run_as_owner(
         c,
         "reservation_settle",
         settle_sql,
-        &[TEXTS, NUMS, BOOL, TEXT, TEXT, TEXT, TEXT, BOOL],
-        &[
-            keys.into(),
-            qtys.into(),
-            commit.into(),
-            b.name.clone().into(),
-            s.reason.clone().into(),
-            s.reservation.clone().into(),
-            s.key.map(str::to_string).into(),
-            ledger_on().into(),
-        ],
+        &[TEXTS, NUMS, BOOL],
+        &[keys.into(), qtys.into(), commit.into()],
     )?;
+    if commit && ledger_on() {
+        let mut rows = Vec::new();
+        for row in t {
+            rows.push(LedgerRow {
+                key: row.get::<String>(1)?.unwrap_or_default(),
+                after: row.get::<AnyNumeric>(2)?.unwrap_or_default(),
+                delta: AnyNumeric::from(0) - row.get::<AnyNumeric>(3)?.unwrap_or_default(),
+                tenant: row.get::<String>(4)?,
+            });
+        }
+        let note = LedgerNote {
+            kind: "commit",
+            reason: s.reason.clone(),
+            reference: Some(s.reservation.clone()),
+            key: s.key,
+        };
+        bound::write_ledger(c, b, &note, rows)?;
+    }
     Ok(())
 }
 

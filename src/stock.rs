@@ -162,6 +162,16 @@ impl Movement {
         })
     }
 
+    /// What a bound movement's ledger rows share (bound::write_ledger).
+    pub(crate) fn note(&self, kind: &'static str) -> crate::bound::LedgerNote<'_> {
+        crate::bound::LedgerNote {
+            kind,
+            reason: self.reason.clone(),
+            reference: self.reference.clone(),
+            key: self.key.as_deref(),
+        }
+    }
+
     /// The parameters every single-row movement statement starts with:
     /// $1 the row (id or bound key), $2 the quantity, $3/$4 the caller's
     /// admin flag and tenant, $5-$7 the ledger's reason, reference and key.

@@ -598,6 +598,82 @@ mod tests {
         assert_eq!(drift("items4"), 0);
     }
 
+    /// Code the table's owner attached to a bound table (a trigger here)
+    /// runs as that owner, in a security-restricted operation: it ran as
+    /// the extension owner, a superuser (our functions are SECURITY
+    /// DEFINER), so the owner of any bound table could act as superuser
+    /// through it. The ledger rows are still written, by the extension.
+    #[pg_test]
+    fn triggers_on_a_bound_table_run_as_its_owner() {
+        inventory();
+        run("ALTER TABLE public.inventory ADD COLUMN reserved numeric NOT NULL DEFAULT 0");
+        run("DO $$ BEGIN
+               IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ai_table_owner') THEN
+                 CREATE ROLE ai_table_owner NOLOGIN;
+               END IF;
+             END $$");
+        run("CREATE TABLE public.who_ran (usr text, super boolean, restricted boolean)");
+        // names qualified: the call's pinned search_path is in force
+        run("CREATE FUNCTION public.record_who() RETURNS trigger LANGUAGE plpgsql AS $f$
+             DECLARE v_restricted boolean := false;
+             BEGIN
+               BEGIN
+                 CREATE TEMP TABLE IF NOT EXISTS probe (x int);  -- refused in a restricted operation
+               EXCEPTION WHEN insufficient_privilege THEN v_restricted := true;
+               END;
+               INSERT INTO public.who_ran
+                 SELECT current_user, r.rolsuper, v_restricted FROM pg_catalog.pg_roles AS r
+                  WHERE r.rolname = current_user;
+               RETURN NEW;
+             END $f$");
+        run("CREATE TRIGGER record_who BEFORE UPDATE ON public.inventory
+               FOR EACH ROW EXECUTE FUNCTION public.record_who()");
+        run("ALTER TABLE public.inventory OWNER TO ai_table_owner");
+        run("ALTER TABLE public.who_ran OWNER TO ai_table_owner");
+        call(
+            "atomic_inventory.bind_stock_source('owned', 'public.inventory', 'id', 'quantity',
+               p_reserved_column => 'reserved')",
+        );
+        call(&format!(
+            "atomic_inventory.bound_decrement('owned', '{U1}', 1)"
+        ));
+        call(&format!(
+            "atomic_inventory.bound_increment('owned', '{U1}', 2)"
+        ));
+        call(&format!(
+            "atomic_inventory.bound_adjust('owned', '{U1}', 20, p_expected_quantity => 11)"
+        ));
+        call(&format!(
+            r#"atomic_inventory.bound_decrement_many('owned', '[{{"item_id": "{U1}", "quantity": 1}}, {{"item_id": "{U2}", "quantity": 1}}]')"#
+        ));
+        let r = call(&format!(
+            r#"atomic_inventory.bound_reserve('owned', '[{{"item_id": "{U2}", "quantity": 2}}]')"#
+        ));
+        let rid = r["reservation_id"].as_str().unwrap().to_string();
+        call(&format!("atomic_inventory.commit_reservation('{rid}')"));
+        // every write of the table ran as its owner, never as a superuser,
+        // and in a restricted operation
+        assert_eq!(
+            scalar(
+                "SELECT count(*) || ' ' || string_agg(DISTINCT usr || '/' || super || '/' || restricted, ',')
+                   FROM public.who_ran"
+            ),
+            "7 ai_table_owner/false/true"
+        );
+        // the current user is ours again after the call
+        assert_eq!(scalar("SELECT current_user::text"), "postgres");
+        // ledger rows as before, with their quantities after
+        assert_eq!(
+            scalar(&format!(
+                "SELECT string_agg(kind || ' ' || delta || ' ' || quantity_after, ', ' ORDER BY id)
+                   FROM atomic_inventory.ledger WHERE source = 'owned' AND item_key = '{U1}'
+                    AND kind <> 'initial'"
+            )),
+            "decrement -1 9, increment 2 11, adjust 9 20, decrement -1 19"
+        );
+        assert_eq!(drift("owned"), 0);
+    }
+
     #[pg_test]
     fn idempotent_replay_applies_once() {
         inventory();
