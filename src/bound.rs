@@ -109,6 +109,16 @@ const LEDGER_ROWS: Stmt = Stmt {
     ],
 };
 
+/// LEDGER_ROWS for one row (the single-row movements): no arrays to build
+/// and unnest.
+const LEDGER_ONE: Stmt = Stmt {
+    name: "bound_ledger_one",
+    sql: "INSERT INTO atomic_inventory.ledger \
+            (source, item_key, delta, quantity_after, kind, reason, reference, idempotency_key, tenant_id) \
+          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    args: &[TEXT, TEXT, NUM, NUM, TEXT, TEXT, TEXT, TEXT, TEXT],
+};
+
 /// One ledger row of a bound movement: item key, delta, quantity after,
 /// tenant.
 pub(crate) struct LedgerRow {
@@ -135,6 +145,25 @@ pub(crate) fn write_ledger(
     rows: Vec<LedgerRow>,
 ) -> Result<()> {
     if rows.is_empty() {
+        return Ok(());
+    }
+    if rows.len() == 1 {
+        let r = rows.into_iter().next().expect("one row");
+        run(
+            c,
+            &LEDGER_ONE,
+            &[
+                b.name.clone().into(),
+                r.key.into(),
+                r.delta.into(),
+                r.after.into(),
+                note.kind.to_string().into(),
+                note.reason.clone().into(),
+                note.reference.clone().into(),
+                note.key.map(str::to_string).into(),
+                r.tenant.into(),
+            ],
+        )?;
         return Ok(());
     }
     let mut keys = Vec::with_capacity(rows.len());
