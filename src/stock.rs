@@ -43,6 +43,7 @@ const DECREMENT_ONE: Stmt = Stmt {
                AND i.track_inventory \
                AND (i.tenant_id IS NULL OR $3 OR i.tenant_id = $4) \
                AND i.quantity - i.reserved >= $2 \
+               AND (i.stripes = 0 OR $8) \
             RETURNING i.id, i.quantity, i.tenant_id \
           ), led AS ( \
             INSERT INTO atomic_inventory.ledger \
@@ -50,7 +51,7 @@ const DECREMENT_ONE: Stmt = Stmt {
             SELECT u.id, -$2, u.quantity, 'decrement', $5, $6, $7, u.tenant_id FROM upd AS u \
           ) \
           SELECT (u.quantity + $2)::text, u.quantity::text FROM upd AS u",
-    args: &[UUID, NUM, BOOL, TEXT, TEXT, TEXT, TEXT],
+    args: &[UUID, NUM, BOOL, TEXT, TEXT, TEXT, TEXT, BOOL],
 };
 
 /// DECREMENT_ONE with the ledger off (`atomic_inventory.ledger = off`): the
@@ -66,8 +67,9 @@ const DECREMENT_ONE_BARE: Stmt = Stmt {
              AND i.track_inventory \
              AND (i.tenant_id IS NULL OR $3 OR i.tenant_id = $4) \
              AND i.quantity - i.reserved >= $2 \
+             AND (i.stripes = 0 OR $5) \
           RETURNING (i.quantity + $2)::text, i.quantity::text",
-    args: &[UUID, NUM, BOOL, TEXT],
+    args: &[UUID, NUM, BOOL, TEXT, BOOL],
 };
 
 const INCREMENT_ONE: Stmt = Stmt {
@@ -270,18 +272,32 @@ fn decrement(args: &Args) -> Result<String> {
 
 /// The item row's fast path: check, update (and ledger row) in one statement.
 /// None: the row was not changed (not enough, untracked, striped, missing).
+/// A striped item is sold from its row only once its stripes are `gathered`
+/// into it (and the row locked): otherwise the row holds just part of its
+/// stock (units a release or expiry freed stay there until the next
+/// gather), and the answer and ledger row would show that part as the
+/// item's quantity.
 fn decrement_row(
     client: &mut SpiClient<'_>,
     caller: &Caller,
     id: Uuid,
     qty: &AnyNumeric,
     mv: &Movement,
+    gathered: bool,
 ) -> Result<Option<String>> {
-    let params = mv.params(id.into(), qty, caller);
+    let [a1, a2, a3, a4, a5, a6, a7] = mv.params(id.into(), qty, caller);
     let done = if mv.ledger {
-        run(client, &DECREMENT_ONE, &params)?
+        run(
+            client,
+            &DECREMENT_ONE,
+            &[a1, a2, a3, a4, a5, a6, a7, gathered.into()],
+        )?
     } else {
-        run(client, &DECREMENT_ONE_BARE, &params[..4])?
+        run(
+            client,
+            &DECREMENT_ONE_BARE,
+            &[a1, a2, a3, a4, gathered.into()],
+        )?
     };
     if done.is_empty() {
         return Ok(None);
@@ -311,7 +327,7 @@ fn decrement_one(
     qty: &AnyNumeric,
     mv: &Movement,
 ) -> Result<String> {
-    if let Some(done) = decrement_row(client, caller, id, qty, mv)? {
+    if let Some(done) = decrement_row(client, caller, id, qty, mv, false)? {
         return Ok(done);
     }
     // A striped item keeps its free stock in stripes: take one that covers
@@ -346,7 +362,7 @@ fn decrement_one(
         item = lock_one(client, caller, id, Some(qty))?;
     }
     if item.enough {
-        if let Some(done) = decrement_row(client, caller, id, qty, mv)? {
+        if let Some(done) = decrement_row(client, caller, id, qty, mv, item.stripes > 0)? {
             if item.stripes > 0 {
                 stripes::respread(client, &[id])?;
             }

@@ -215,6 +215,48 @@ mod tests {
         assert!(reconciles());
     }
 
+    /// Units a release frees stay in the item row (until the next gather):
+    /// a sale must still answer the item's total and write quantity_after
+    /// NULL, as every sale of a striped item does. The fast path sold from
+    /// the row: old 6, new 1 (the total went 20 -> 15), quantity_after 1.
+    #[pg_test]
+    fn a_sale_after_a_release_answers_the_items_total() {
+        item(A, "20");
+        call(&format!("atomic_inventory.stripe_item('{A}', 2)"));
+        let res = call(&format!(
+            "atomic_inventory.reserve_inventory('[{{\"inventory_id\":\"{A}\",\"quantity\":6}}]')"
+        ));
+        let rid = res["reservation_id"].as_str().unwrap().to_string();
+        call(&format!("atomic_inventory.release_reservation('{rid}')"));
+        assert_eq!(quantity(A), "6", "the freed units are in the item row");
+        let r = call(&format!("atomic_inventory.decrement_inventory('{A}', 5)"));
+        assert_eq!(r["striped"], true, "{r}");
+        assert_eq!(r["old_quantity"].to_string(), "20", "{r}");
+        assert_eq!(r["new_quantity"].to_string(), "15", "{r}");
+        assert_eq!(total(A), "15");
+        assert_eq!(
+            scalar(&format!(
+                "SELECT coalesce(quantity_after::text, 'null') FROM atomic_inventory.ledger
+                  WHERE inventory_id = '{A}' AND kind = 'decrement'"
+            )),
+            "null"
+        );
+        assert!(reconciles());
+        // the same with the ledger off (the bare statement)
+        call(&format!("atomic_inventory.stripe_item('{A}', 2)"));
+        let res = call(&format!(
+            "atomic_inventory.reserve_inventory('[{{\"inventory_id\":\"{A}\",\"quantity\":4}}]')"
+        ));
+        let rid = res["reservation_id"].as_str().unwrap().to_string();
+        call(&format!("atomic_inventory.release_reservation('{rid}')"));
+        Spi::run("SET LOCAL atomic_inventory.ledger = off").unwrap();
+        let r = call(&format!("atomic_inventory.decrement_inventory('{A}', 3)"));
+        Spi::run("SET LOCAL atomic_inventory.ledger = on").unwrap();
+        assert_eq!(r["striped"], true, "{r}");
+        assert_eq!(r["new_quantity"].to_string(), "12", "{r}");
+        assert_eq!(total(A), "12");
+    }
+
     #[pg_test]
     fn unstripe_puts_everything_back_into_the_item_row() {
         item(A, "30");
