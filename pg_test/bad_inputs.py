@@ -141,6 +141,9 @@ CASES = [
     ("bound_reserve('{src}', '[{{\"item_id\":\"k1\",\"quantity\":1}}]', p_lock_timeout_ms => 0)", "22023", "INVALID_INPUT"),
     ("bound_reserve('{src}', '[{{\"item_id\":\"k1\",\"quantity\":1}},{{\"item_id\":\"k1\",\"quantity\":9}}]')", "PT409", "INSUFFICIENT_INVENTORY"),
     ("bound_reserve('{src}', '[{{\"item_id\":\"k1\",\"quantity\":1}},{{\"item_id\":\"zz\",\"quantity\":1}}]')", "PT404", "NOT_FOUND"),
+    # a NULL id is bad input, as in the C functions (was NOT_FOUND, PT404)
+    ("get_inventory(NULL)", "22023", "INVALID_INPUT"),
+    ("reconcile_source(NULL)", "22023", "INVALID_INPUT"),
     # nested deeper than serde_json's 128 levels (was a Rust panic, XX000)
     ("bound_reserve('{src}', '[" + "[" * 200 + "]" * 200 + "]')", "22023", "INVALID_INPUT"),
     ("bound_decrement_many('{src}', '[" + "[" * 200 + "]" * 200 + "]')", "22023", "INVALID_INPUT"),

@@ -139,6 +139,11 @@ AS $$
 DECLARE
     v json;
 BEGIN
+    -- a NULL id is bad input (400), as for the C functions, not NOT_FOUND
+    IF p_inventory_id IS NULL THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_inventory_id is required (got NULL)'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_inventory_id"}';
+    END IF;
     -- A striped item's quantity is its row's plus its stripes' (stripes.rs).
     SELECT pg_catalog.json_build_object('inventory_id', i.id, 'sku', i.sku, 'name', i.name,
                'quantity', i.quantity + s.total, 'reserved', i.reserved,
@@ -712,7 +717,11 @@ DECLARE
     v_tenant text;
 BEGIN
     -- the same answers as the bound_* functions (bindings.rs): NOT_FOUND for
-    -- an unknown name, INVALID_INPUT for a batch source
+    -- an unknown name, INVALID_INPUT for a batch source or none
+    IF p_source IS NULL THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_source is required (got NULL)'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_source"}';
+    END IF;
     SELECT * INTO b FROM atomic_inventory.bindings AS x WHERE x.name = p_source;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'NOT_FOUND: source % does not exist or is not visible to this tenant', p_source
