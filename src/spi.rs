@@ -3,6 +3,7 @@
 
 use crate::errors::{Error, Result};
 use pgrx::datum::DatumWithOid;
+use pgrx::pg_sys::panic::CaughtError;
 use pgrx::pg_sys::{self, PgOid};
 use pgrx::spi::{OwnedPreparedStatement, Spi, SpiClient, SpiTupleTable};
 use pgrx::PgSqlErrorCode;
@@ -161,6 +162,44 @@ pub fn with_spi<T>(
             })
         })
         .execute()
+}
+
+/// `attempt` for work whose failure must not end the rest of the caller's
+/// (the sweep of one bound source): `f` runs in a subtransaction, kept if it
+/// answers Ok, rolled back if it fails; a PostgreSQL error inside is not
+/// raised again but answered as Err with its SQLSTATE and message.
+pub fn isolated<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    // SAFETY: as in `attempt`
+    let (cxt, owner) = unsafe { (pg_sys::CurrentMemoryContext, pg_sys::CurrentResourceOwner) };
+    let restore = move || unsafe {
+        pg_sys::MemoryContextSwitchTo(cxt);
+        pg_sys::CurrentResourceOwner = owner;
+    };
+    unsafe {
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+    }
+    restore();
+    let out = PgTryBuilder::new(AssertUnwindSafe(f))
+        .catch_others(move |e| {
+            let report = match &e {
+                CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r,
+                CaughtError::RustPanic { ereport, .. } => ereport,
+            };
+            Err(Error::Internal(format!(
+                "{} ({:?})",
+                report.message(),
+                report.sql_error_code()
+            )))
+        })
+        .execute();
+    unsafe {
+        match out {
+            Ok(_) => pg_sys::ReleaseCurrentSubTransaction(),
+            Err(_) => pg_sys::RollbackAndReleaseCurrentSubTransaction(),
+        }
+    }
+    restore();
+    out
 }
 
 /// Run `f` in an internal subtransaction (what a PL/pgSQL block with an

@@ -353,6 +353,43 @@ mod tests {
         assert_eq!(drift("inv4"), 0);
     }
 
+    /// A bound source whose table broke under its binding (its reserved
+    /// column renamed) is skipped by the sweep with a warning: the managed
+    /// reservations and other sources still expire. The error ended the
+    /// whole sweep (and, in the background worker, the worker, every round).
+    #[pg_test]
+    fn a_broken_source_does_not_stop_the_sweep() {
+        seed004();
+        item(A, "4");
+        let bound = reserve(&format!(r#"[{{"item_id": "{U1}", "quantity": 2}}]"#));
+        let managed = call(&format!(
+            r#"atomic_inventory.reserve_inventory('[{{"inventory_id": "{A}", "quantity": 3}}]')"#
+        ))["reservation_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        run(&format!(
+            "UPDATE atomic_inventory.reservations SET expires_at = now() - interval '1 minute'
+              WHERE id IN ('{bound}', '{managed}')"
+        ));
+        run(r#"ALTER TABLE public."Inventory" RENAME COLUMN reserved TO held"#);
+        let r = call("atomic_inventory.expire_reservations()");
+        assert_eq!(r["expired"], 1, "{r}");
+        let status = |id: &str| {
+            scalar(&format!(
+                "SELECT status FROM atomic_inventory.reservations WHERE id = '{id}'"
+            ))
+        };
+        assert_eq!(status(&managed), "expired");
+        assert_eq!(status(&bound), "active", "its units stay held until fixed");
+        // fixed: the next sweep expires it and gives the units back
+        run(r#"ALTER TABLE public."Inventory" RENAME COLUMN held TO reserved"#);
+        let r = call("atomic_inventory.expire_reservations()");
+        assert_eq!(r["expired"], 1, "{r}");
+        assert_eq!(status(&bound), "expired");
+        assert_eq!(row(U1), pair("10", "0"));
+    }
+
     #[pg_test]
     fn unbinding_waits_for_active_holds_and_a_dropped_table_releases_them() {
         seed004();
