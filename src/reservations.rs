@@ -162,14 +162,16 @@ const EXTEND: Stmt = Stmt {
 };
 
 /// The sweep, step 1: due active reservations nobody is working on (and
-/// the bound source of each, NULL for managed items).
+/// the bound source of each, NULL for managed items), leaving out the
+/// sources ($2) whose expiry failed earlier in this sweep.
 const DUE: Stmt = Stmt {
     name: "reservation_due",
     sql: "SELECT r.id, r.source FROM atomic_inventory.reservations AS r \
            WHERE r.status = 'active' AND r.expires_at < pg_catalog.now() \
+             AND (r.source IS NULL OR r.source <> ALL ($2)) \
            ORDER BY r.id LIMIT $1 \
              FOR UPDATE SKIP LOCKED",
-    args: &[INT],
+    args: &[INT, pg_sys::TEXTARRAYOID],
 };
 
 /// Step 2: lock their items, ascending id.
@@ -519,8 +521,30 @@ fn extend(args: &Args) -> Result<String> {
 /// Used by `expire_reservations()` and by the background worker. Managed
 /// items first (ascending id), then each bound source's rows (sources in
 /// name order, rows in id order).
+///
+/// A source whose expiry fails is skipped for the rest of the sweep, and
+/// the sweep looks again for due rows without it: its rows stay due, and
+/// since `DUE` takes the lowest ids first, a broken source with `limit`
+/// due rows would otherwise fill every round and no other reservation
+/// would ever expire. Each failure leaves out one more source, so this
+/// loops at most once per bound source.
 pub fn sweep(c: &mut SpiClient<'_>, limit: i32) -> Result<i32> {
-    let due = run(c, &DUE, &[limit.into()])?;
+    let mut failed: Vec<String> = Vec::new();
+    let mut n = 0;
+    while n < limit {
+        let (due, failures) = sweep_once(c, limit - n, &failed)?;
+        n += due;
+        if failures.is_empty() {
+            break;
+        }
+        failed.extend(failures);
+    }
+    Ok(n)
+}
+
+/// One pass of the sweep: (how many expired, the sources that failed).
+fn sweep_once(c: &mut SpiClient<'_>, limit: i32, skip: &[String]) -> Result<(i32, Vec<String>)> {
+    let due = run(c, &DUE, &[limit.into(), skip.to_vec().into()])?;
     let mut managed = Vec::new();
     let mut bound: BTreeMap<String, Vec<Uuid>> = BTreeMap::new();
     for row in due {
@@ -544,15 +568,19 @@ pub fn sweep(c: &mut SpiClient<'_>, limit: i32) -> Result<i32> {
     // (the reserved column renamed, a trigger that fails) must not stop the
     // expiry of everything else, nor end the background worker every round.
     // Its reservations stay active (their units held) until it is fixed.
+    let mut failures = Vec::new();
     for (source, ids) in bound {
         match spi::isolated(|| bound_reservations::expire(c, &source, ids)) {
             Ok(k) => n += k,
-            Err(e) => pgrx::warning!(
-                "atomic_inventory: could not expire the reservations of source {source}, skipped: {e}"
-            ),
+            Err(e) => {
+                pgrx::warning!(
+                    "atomic_inventory: could not expire the reservations of source {source}, skipped: {e}"
+                );
+                failures.push(source);
+            }
         }
     }
-    Ok(n)
+    Ok((n, failures))
 }
 
 fn expire(args: &Args) -> Result<String> {

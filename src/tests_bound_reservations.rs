@@ -391,6 +391,50 @@ mod tests {
     }
 
     #[pg_test]
+    fn a_broken_source_does_not_starve_the_others() {
+        // The sweep takes the lowest ids first; a broken source's due rows
+        // stay due. With p_limit => 1 and the broken hold first in id order,
+        // the sweep used to spend every round on it and expire nothing else.
+        seed004();
+        item(A, "4");
+        let bound = reserve(&format!(r#"[{{"item_id": "{U1}", "quantity": 2}}]"#));
+        let managed = call(&format!(
+            r#"atomic_inventory.reserve_inventory('[{{"inventory_id": "{A}", "quantity": 3}}]')"#
+        ))["reservation_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let last = "ffffffff-ffff-ffff-ffff-ffffffffffff";
+        run(&format!(
+            "SET LOCAL session_replication_role = replica;
+             UPDATE atomic_inventory.reservations SET id = '{last}' WHERE id = '{managed}';
+             UPDATE atomic_inventory.reservation_lines SET reservation_id = '{last}'
+              WHERE reservation_id = '{managed}';
+             SET LOCAL session_replication_role = origin;
+             UPDATE atomic_inventory.reservations SET expires_at = now() - interval '1 minute'
+              WHERE id IN ('{bound}', '{last}')"
+        ));
+        run(r#"ALTER TABLE public."Inventory" RENAME COLUMN reserved TO held"#);
+        let status = |id: &str| {
+            scalar(&format!(
+                "SELECT status FROM atomic_inventory.reservations WHERE id = '{id}'"
+            ))
+        };
+        let r = call("atomic_inventory.expire_reservations(p_limit => 1)");
+        assert_eq!(r["expired"], 1, "{r}");
+        assert_eq!(status(last), "expired");
+        assert_eq!(status(&bound), "active");
+        assert_eq!(
+            scalar(&format!(
+                "SELECT reserved::text FROM atomic_inventory.items WHERE id = '{A}'"
+            )),
+            "0"
+        );
+        let r = call("atomic_inventory.expire_reservations(p_limit => 1)");
+        assert_eq!(r["expired"], 0, "{r}");
+    }
+
+    #[pg_test]
     fn unbinding_waits_for_active_holds_and_a_dropped_table_releases_them() {
         seed004();
         let id = reserve(&format!(r#"[{{"item_id": "{U1}", "quantity": 2}}]"#));
