@@ -43,3 +43,24 @@ for _ in $(seq 1 60); do
 done
 echo "worker_check: outdated schema: reservation $outdated_status after 4 s, worker $pid -> $outdated_pid, $warnings warning(s); after the versions agree: $status"
 [[ "$outdated_status" == active && -n "$pid" && "$outdated_pid" == "$pid" && "$warnings" == 1 && "$status" == expired ]]
+
+# In a database without the extension (simulated: pg_extension's row renamed
+# for a few seconds) the worker says so once, in a WARNING naming the
+# database, instead of sweeping nothing in silence (the default database is
+# `postgres`); it sweeps again once the extension is there.
+missing_before=$(grep -c 'the extension is not installed in database "ai_test"' "$AI_CLUSTER_DIR/server.log" || true)
+unrename() { q "UPDATE pg_catalog.pg_extension SET extname = 'atomic_inventory' WHERE extname = 'atomic_inventory_worker_check'"; }
+trap unrename EXIT
+q "UPDATE pg_catalog.pg_extension SET extname = 'atomic_inventory_worker_check' WHERE extname = 'atomic_inventory'"
+sleep 4
+missing_after=$(grep -c 'the extension is not installed in database "ai_test"' "$AI_CLUSTER_DIR/server.log" || true)
+unrename
+trap - EXIT
+res=$(q "SELECT atomic_inventory.reserve_inventory(jsonb_build_array(jsonb_build_object('inventory_id', '$item', 'quantity', 1)), p_ttl_seconds => 1)->>'reservation_id'")
+for _ in $(seq 1 60); do
+    status=$(q "SELECT status FROM atomic_inventory.reservations WHERE id = '$res'")
+    [[ "$status" == expired ]] && break
+    sleep 0.5
+done
+echo "worker_check: extension missing for 4 s: $((missing_after - missing_before)) warning(s); after it is back: $status"
+[[ $((missing_after - missing_before)) == 1 && "$status" == expired ]]

@@ -122,8 +122,10 @@ pub extern "C-unwind" fn ai_sweeper_main(_arg: pg_sys::Datum) {
         "atomic_inventory sweeper started on database {}",
         database()
     );
-    // Warned once per worker process about an outdated schema (below).
+    // Warned once per worker process about an outdated schema and about a
+    // database without the extension (below).
     let mut warned_outdated = false;
+    let mut warned_missing = false;
     loop {
         let interval = SWEEP_INTERVAL.get();
         // Off (0): still wake now and then to notice a reload turning it on.
@@ -142,7 +144,7 @@ pub extern "C-unwind" fn ai_sweeper_main(_arg: pg_sys::Datum) {
         let outcome = BackgroundWorker::transaction(move || {
             Spi::connect_mut(|c| {
                 let Some(installed) = spi::installed_version(c)? else {
-                    return Ok(0);
+                    return Ok(None);
                 };
                 // The sweep's statements need this library's tables. Between
                 // installing a new library (and the restart preloading needs)
@@ -151,12 +153,26 @@ pub extern "C-unwind" fn ai_sweeper_main(_arg: pg_sys::Datum) {
                 // every round (one catalog row per sweep), unlike the calls'
                 // once-per-backend check in spi.rs.
                 spi::require_version(installed)?;
-                reservations::sweep(c, limit)
+                reservations::sweep(c, limit).map(Some)
             })
         });
         match outcome {
-            Ok(0) => {}
-            Ok(n) => log!("atomic_inventory sweeper expired {n} reservations"),
+            // The default database is `postgres`; with the extension
+            // installed elsewhere the worker would sweep nothing, silently.
+            Ok(None) => {
+                if !warned_missing {
+                    warning!(
+                        "atomic_inventory sweeper: the extension is not installed in database \"{}\", nothing to sweep; set atomic_inventory.sweep_database to the database where it is (server restart), or sweep_interval = 0",
+                        database()
+                    );
+                    warned_missing = true;
+                }
+            }
+            Ok(Some(0)) => warned_missing = false,
+            Ok(Some(n)) => {
+                warned_missing = false;
+                log!("atomic_inventory sweeper expired {n} reservations")
+            }
             Err(e @ Error::SchemaOutdated { .. }) => {
                 if !warned_outdated {
                     warning!("atomic_inventory sweeper: not sweeping until the update: {e}");
