@@ -6,14 +6,18 @@ q() { psql -X -A -t -q -v ON_ERROR_STOP=1 -c "$1"; }
 workers=$(q "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'atomic_inventory sweeper'")
 item=$(q "SELECT atomic_inventory.create_item(p_quantity => 5, p_sku => 'worker-check-' || gen_random_uuid())->>'inventory_id'")
 res=$(q "SELECT atomic_inventory.reserve_inventory(jsonb_build_array(jsonb_build_object('inventory_id', '$item', 'quantity', 2)), p_ttl_seconds => 1)->>'reservation_id'")
+# wait_expired ID: up to 30 s for the worker to expire reservation ID; sets $status.
+wait_expired() {
+    for _ in $(seq 1 60); do
+        status=$(q "SELECT status FROM atomic_inventory.reservations WHERE id = '$1'")
+        [[ "$status" == expired ]] && return
+        sleep 0.5
+    done
+}
 status=""
 # The worker may still be (re)connecting: the database is created after the
 # server starts, and a failed start is retried after 10 s.
-for _ in $(seq 1 60); do
-    status=$(q "SELECT status FROM atomic_inventory.reservations WHERE id = '$res'")
-    [[ "$status" == expired ]] && break
-    sleep 0.5
-done
+wait_expired "$res"
 reserved=$(q "SELECT reserved FROM atomic_inventory.items WHERE id = '$item'")
 echo "worker_check: sweeper processes at start: $workers; reservation is $status; item reserved $reserved"
 [[ "$status" == expired && "$reserved" == 0 ]]
@@ -36,11 +40,7 @@ outdated_pid=$(q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'atomic_
 warnings=$(grep -c "not sweeping until the update: SCHEMA_OUTDATED" "$AI_CLUSTER_DIR/server.log" || true)
 restore
 trap - EXIT
-for _ in $(seq 1 60); do
-    status=$(q "SELECT status FROM atomic_inventory.reservations WHERE id = '$res'")
-    [[ "$status" == expired ]] && break
-    sleep 0.5
-done
+wait_expired "$res"
 echo "worker_check: outdated schema: reservation $outdated_status after 4 s, worker $pid -> $outdated_pid, $warnings warning(s); after the versions agree: $status"
 [[ "$outdated_status" == active && -n "$pid" && "$outdated_pid" == "$pid" && "$warnings" == 1 && "$status" == expired ]]
 
@@ -57,10 +57,6 @@ missing_after=$(grep -c 'the extension is not installed in database "ai_test"' "
 unrename
 trap - EXIT
 res=$(q "SELECT atomic_inventory.reserve_inventory(jsonb_build_array(jsonb_build_object('inventory_id', '$item', 'quantity', 1)), p_ttl_seconds => 1)->>'reservation_id'")
-for _ in $(seq 1 60); do
-    status=$(q "SELECT status FROM atomic_inventory.reservations WHERE id = '$res'")
-    [[ "$status" == expired ]] && break
-    sleep 0.5
-done
+wait_expired "$res"
 echo "worker_check: extension missing for 4 s: $((missing_after - missing_before)) warning(s); after it is back: $status"
 [[ $((missing_after - missing_before)) == 1 && "$status" == expired ]]

@@ -353,12 +353,9 @@ mod tests {
         assert_eq!(drift("inv4"), 0);
     }
 
-    /// A bound source whose table broke under its binding (its reserved
-    /// column renamed) is skipped by the sweep with a warning: the managed
-    /// reservations and other sources still expire. The error ended the
-    /// whole sweep (and, in the background worker, the worker, every round).
-    #[pg_test]
-    fn a_broken_source_does_not_stop_the_sweep() {
+    /// A hold of 2 on the bound `Inventory` and one of 3 on managed item A,
+    /// both past their expiry: (bound id, managed id).
+    fn due_bound_and_managed_holds() -> (String, String) {
         seed004();
         item(A, "4");
         let bound = reserve(&format!(r#"[{{"item_id": "{U1}", "quantity": 2}}]"#));
@@ -372,14 +369,25 @@ mod tests {
             "UPDATE atomic_inventory.reservations SET expires_at = now() - interval '1 minute'
               WHERE id IN ('{bound}', '{managed}')"
         ));
+        (bound, managed)
+    }
+
+    fn status(id: &str) -> String {
+        scalar(&format!(
+            "SELECT status FROM atomic_inventory.reservations WHERE id = '{id}'"
+        ))
+    }
+
+    /// A bound source whose table broke under its binding (its reserved
+    /// column renamed) is skipped by the sweep with a warning: the managed
+    /// reservations and other sources still expire. The error ended the
+    /// whole sweep (and, in the background worker, the worker, every round).
+    #[pg_test]
+    fn a_broken_source_does_not_stop_the_sweep() {
+        let (bound, managed) = due_bound_and_managed_holds();
         run(r#"ALTER TABLE public."Inventory" RENAME COLUMN reserved TO held"#);
         let r = call("atomic_inventory.expire_reservations()");
         assert_eq!(r["expired"], 1, "{r}");
-        let status = |id: &str| {
-            scalar(&format!(
-                "SELECT status FROM atomic_inventory.reservations WHERE id = '{id}'"
-            ))
-        };
         assert_eq!(status(&managed), "expired");
         assert_eq!(status(&bound), "active", "its units stay held until fixed");
         // fixed: the next sweep expires it and gives the units back
@@ -390,36 +398,22 @@ mod tests {
         assert_eq!(row(U1), pair("10", "0"));
     }
 
+    /// The sweep takes the lowest ids first and a broken source's due rows
+    /// stay due. With p_limit => 1 and the broken hold first in id order,
+    /// the sweep spent every round on it and expired nothing else.
     #[pg_test]
     fn a_broken_source_does_not_starve_the_others() {
-        // The sweep takes the lowest ids first; a broken source's due rows
-        // stay due. With p_limit => 1 and the broken hold first in id order,
-        // the sweep used to spend every round on it and expire nothing else.
-        seed004();
-        item(A, "4");
-        let bound = reserve(&format!(r#"[{{"item_id": "{U1}", "quantity": 2}}]"#));
-        let managed = call(&format!(
-            r#"atomic_inventory.reserve_inventory('[{{"inventory_id": "{A}", "quantity": 3}}]')"#
-        ))["reservation_id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let (bound, managed) = due_bound_and_managed_holds();
+        // the managed hold last in id order (foreign keys off for the swap)
         let last = "ffffffff-ffff-ffff-ffff-ffffffffffff";
         run(&format!(
             "SET LOCAL session_replication_role = replica;
              UPDATE atomic_inventory.reservations SET id = '{last}' WHERE id = '{managed}';
              UPDATE atomic_inventory.reservation_lines SET reservation_id = '{last}'
               WHERE reservation_id = '{managed}';
-             SET LOCAL session_replication_role = origin;
-             UPDATE atomic_inventory.reservations SET expires_at = now() - interval '1 minute'
-              WHERE id IN ('{bound}', '{last}')"
+             SET LOCAL session_replication_role = origin"
         ));
         run(r#"ALTER TABLE public."Inventory" RENAME COLUMN reserved TO held"#);
-        let status = |id: &str| {
-            scalar(&format!(
-                "SELECT status FROM atomic_inventory.reservations WHERE id = '{id}'"
-            ))
-        };
         let r = call("atomic_inventory.expire_reservations(p_limit => 1)");
         assert_eq!(r["expired"], 1, "{r}");
         assert_eq!(status(last), "expired");
