@@ -155,6 +155,8 @@ def main():
     check("BATCH_NOT_HELD -> 403", (status, body["code"]), (403, "PT403"))
     status, body = api.rpc("complete_batch", {"p_batch_id": batch, "p_driver_id": "driver-a"}, claims={"sub": "driver-b"})
     check("acting as another driver -> 400", (status, body["code"]), (400, "22023"))
+    status, body = api.rpc("unclaim_batch", {"p_batch_id": batch, "p_driver_id": "driver-a"})
+    check("naming a driver with a token without sub -> 400", (status, body["code"]), (400, "22023"))
     status, body = api.rpc("claim_next_batch", {"p_zone": f"none-{uuid.uuid4()}"}, claims={"sub": "driver-b"})
     check("claim_next_batch with nothing left -> 200 null", (status, body), (200, None))
 

@@ -23,6 +23,8 @@ pub struct Caller {
     pub tenant: Option<String>,
     /// The JWT `sub` (the end user, e.g. a driver), when PostgREST set claims.
     pub subject: Option<String>,
+    /// `request.jwt.claims` is set: the call came with a token (PostgREST).
+    pub jwt: bool,
     pub admin: bool,
 }
 
@@ -75,6 +77,7 @@ impl Caller {
         Ok(Caller {
             tenant,
             subject,
+            jwt: claims.is_some(),
             admin,
         })
     }

@@ -196,7 +196,8 @@ fn change(
             });
         }
         if delta > 0 {
-            if packed + delta > needed {
+            // i64: both are integer columns, and their sum may not fit i32
+            if i64::from(packed) + i64::from(delta) > i64::from(needed) {
                 return Err(Error::AlreadyFullyPacked {
                     progress_id: progress_id.to_string(),
                     needed,
@@ -212,7 +213,7 @@ fn change(
                     requested: delta,
                 });
             }
-        } else if packed + delta < 0 {
+        } else if i64::from(packed) + i64::from(delta) < 0 {
             return Err(Error::NothingToUnpack {
                 progress_id: progress_id.to_string(),
                 packed,

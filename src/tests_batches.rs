@@ -399,6 +399,47 @@ mod tests {
         assert_eq!(status(BATCH), "completed:driver-7");
     }
 
+    /// A token without `sub` (an anon key's) names no driver: it could
+    /// unclaim, start or complete anyone's batch.
+    #[pg_test]
+    fn a_jwt_without_sub_names_no_driver() {
+        batch(BATCH);
+        call(&format!(
+            "atomic_inventory.claim_batch('{BATCH}', 'driver-7')"
+        ));
+        as_app_user();
+        Spi::run(r#"SET request.jwt.claims = '{"role":"anon"}'"#).unwrap();
+        for call in [
+            format!("atomic_inventory.unclaim_batch('{BATCH}', 'driver-7')"),
+            format!("atomic_inventory.claim_batch('{BATCH}', 'driver-8')"),
+            format!("atomic_inventory.claim_batch('{BATCH}')"),
+        ] {
+            let (_, d) = assert_err(&format!("SELECT {call}"), "22023", "INVALID_INPUT");
+            assert_eq!(d["field"], "p_driver_id", "{call}");
+        }
+        Spi::run("RESET request.jwt.claims").unwrap();
+        Spi::run("RESET ROLE").unwrap();
+        assert_eq!(status(BATCH), "claimed:driver-7");
+    }
+
+    /// An admin's start or complete is retry-safe as the holder's is: the
+    /// second call answers the batch, not BATCH_NOT_HELD.
+    #[pg_test]
+    fn an_admins_retry_of_start_and_complete_succeeds() {
+        batch(BATCH);
+        call(&format!("atomic_inventory.claim_batch('{BATCH}', 'd1')"));
+        for (f, to) in [
+            ("start_batch", "in_progress"),
+            ("complete_batch", "completed"),
+        ] {
+            for _ in 0..2 {
+                let r = call(&format!("atomic_inventory.{f}('{BATCH}', 'ops-admin')"));
+                assert_eq!(r["status"], to, "{f}: {r}");
+            }
+        }
+        assert_eq!(status(BATCH), "completed:d1");
+    }
+
     #[pg_test]
     fn admin_may_unclaim_any_batch_and_tenants_are_isolated() {
         batch(BATCH);

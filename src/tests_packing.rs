@@ -184,6 +184,25 @@ mod tests {
         assert_eq!(packed(LINE1), "2");
     }
 
+    /// A line near the integer column's maximum: the check adds in 64 bits
+    /// (the i32 sum overflowed: a panic, INTERNAL, in a debug build).
+    #[pg_test]
+    fn e8_holds_at_the_integer_maximum() {
+        warehouse(i32::MAX, i32::MAX, 1);
+        Spi::run(&format!(
+            "UPDATE atomic_inventory.packing_progress SET quantity_packed = 2147483640 WHERE id = '{LINE1}'"
+        ))
+        .unwrap();
+        let (_, d) = assert_err(
+            &pack(LINE1, ", p_quantity => 10000"),
+            "PT409",
+            "ALREADY_FULLY_PACKED",
+        );
+        assert_eq!(d["quantity_packed"], 2147483640_i64, "{d}");
+        call(&pack(LINE1, ", p_quantity => 7").replace("SELECT ", ""));
+        assert_eq!(packed(LINE1), "2147483647");
+    }
+
     #[pg_test]
     fn e9_basket_limit_spans_orders() {
         // 3 picked, orders need 2 + 2: the fourth unit has nowhere to come from
