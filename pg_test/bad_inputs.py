@@ -144,6 +144,7 @@ CASES = [
     # a NULL id is bad input, as in the C functions (was NOT_FOUND, PT404)
     ("get_inventory(NULL)", "22023", "INVALID_INPUT"),
     ("reconcile_source(NULL)", "22023", "INVALID_INPUT"),
+    ("get_reservation(NULL)", "22023", "INVALID_INPUT"),
     # nested deeper than serde_json's 128 levels (was a Rust panic, XX000)
     ("bound_reserve('{src}', '[" + "[" * 200 + "]" * 200 + "]')", "22023", "INVALID_INPUT"),
     ("bound_decrement_many('{src}', '[" + "[" * 200 + "]" * 200 + "]')", "22023", "INVALID_INPUT"),

@@ -85,6 +85,11 @@ CREATE FUNCTION atomic_inventory.create_item(
 ) RETURNS json
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, atomic_inventory, pg_temp
+-- items_initial_ledger writes no 'initial' row while a dump is restored,
+-- which it recognizes by check_function_bodies = off and row_security =
+-- off; any caller can set both, so here the first is pinned: an item made
+-- by this function always starts its ledger.
+SET check_function_bodies = on
 AS $$
 DECLARE
     v_tenant text := COALESCE(p_tenant_id, atomic_inventory.caller_tenant());
@@ -436,6 +441,11 @@ AS $$
 DECLARE
     v json;
 BEGIN
+    -- a NULL id is bad input (400), as for the C functions, not NOT_FOUND
+    IF p_reservation_id IS NULL THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_reservation_id is required (got NULL)'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_reservation_id"}';
+    END IF;
     -- lines on managed items carry inventory_id; lines of a bound source
     -- (source set) carry item_id, the row's key
     SELECT pg_catalog.json_build_object('reservation_id', r.id, 'status', r.status,
