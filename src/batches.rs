@@ -14,7 +14,11 @@
 //!   can't both pass the count and nothing can deadlock.
 //! - A lease (`p_lease_seconds`) lets an abandoned claim lapse: a claimed batch
 //!   whose lease has passed is claimable again. Started batches (`in_progress`)
-//!   don't lapse.
+//!   don't lapse. Leases start and are judged at `statement_timestamp()`
+//!   (when the caller's statement began), not `now()` (when its transaction
+//!   began): a call in a transaction older than a lapse would still see the
+//!   claim held and start it, while calls in newer transactions, seeing it
+//!   lapsed, let the same driver claim another batch past `p_max_active`.
 
 use crate::context::Caller;
 use crate::errors::{Error, Result};
@@ -71,7 +75,7 @@ const ACTIVE_COUNT: Stmt = Stmt {
              AND (b.tenant_id IS NULL OR $3 OR b.tenant_id = $4) \
              AND (b.status = 'in_progress' \
                   OR (b.status = 'claimed' \
-                      AND (b.lease_expires_at IS NULL OR b.lease_expires_at >= pg_catalog.now())))",
+                      AND (b.lease_expires_at IS NULL OR b.lease_expires_at >= pg_catalog.statement_timestamp())))",
     args: &[TEXT, UUID, BOOL, TEXT],
 };
 
@@ -79,12 +83,12 @@ const CLAIM: Stmt = Stmt {
     name: "batch_claim",
     sql: concat!(
         "UPDATE atomic_inventory.batches AS b \
-            SET status = 'claimed', claimed_by = $2, claimed_at = pg_catalog.now(), \
-                lease_expires_at = pg_catalog.now() + pg_catalog.make_interval(secs => $3), \
+            SET status = 'claimed', claimed_by = $2, claimed_at = pg_catalog.statement_timestamp(), \
+                lease_expires_at = pg_catalog.statement_timestamp() + pg_catalog.make_interval(secs => $3), \
                 updated_at = pg_catalog.now() \
           WHERE b.id = $1 AND (b.tenant_id IS NULL OR $4 OR b.tenant_id = $5) \
             AND (b.status = 'available' \
-                 OR (b.status = 'claimed' AND b.lease_expires_at < pg_catalog.now())) \
+                 OR (b.status = 'claimed' AND b.lease_expires_at < pg_catalog.statement_timestamp())) \
           RETURNING ",
         batch_json!("b")
     ),
@@ -119,7 +123,7 @@ const CLAIM_NEXT: Stmt = Stmt {
                FOR UPDATE SKIP LOCKED \
           ), lapsed AS ( \
             SELECT c.id, c.priority, c.created_at FROM atomic_inventory.batches AS c \
-             WHERE c.status = 'claimed' AND c.lease_expires_at < pg_catalog.now() \
+             WHERE c.status = 'claimed' AND c.lease_expires_at < pg_catalog.statement_timestamp() \
                AND (c.tenant_id IS NULL OR $3 OR c.tenant_id = $4) \
                AND ($5::text IS NULL OR c.zone = $5) \
              ORDER BY c.lease_expires_at, c.priority DESC, c.created_at, c.id \
@@ -131,8 +135,8 @@ const CLAIM_NEXT: Stmt = Stmt {
              LIMIT 1 \
           ) \
           UPDATE atomic_inventory.batches AS b \
-             SET status = 'claimed', claimed_by = $1, claimed_at = pg_catalog.now(), \
-                 lease_expires_at = pg_catalog.now() + pg_catalog.make_interval(secs => $2), \
+             SET status = 'claimed', claimed_by = $1, claimed_at = pg_catalog.statement_timestamp(), \
+                 lease_expires_at = pg_catalog.statement_timestamp() + pg_catalog.make_interval(secs => $2), \
                  updated_at = pg_catalog.now() \
             FROM next WHERE b.id = next.id \
           RETURNING ",
@@ -147,8 +151,8 @@ const LOCK_BATCH: Stmt = Stmt {
     sql: concat!(
         "SELECT b.status, b.claimed_by, \
                 (b.status = 'available' \
-                 OR (b.status = 'claimed' AND b.lease_expires_at < pg_catalog.now())), \
-                CASE WHEN b.status = 'claimed' AND b.lease_expires_at < pg_catalog.now() \
+                 OR (b.status = 'claimed' AND b.lease_expires_at < pg_catalog.statement_timestamp())), \
+                CASE WHEN b.status = 'claimed' AND b.lease_expires_at < pg_catalog.statement_timestamp() \
                      THEN b.lease_expires_at::text END, ",
         batch_json!("b"),
         " FROM atomic_inventory.batches AS b \
@@ -177,7 +181,7 @@ const TRANSITION: Stmt = Stmt {
             AND (b.claimed_by = $2 OR $5) \
             AND b.status = ANY ($6) \
             AND ($7 = 'available' OR b.status <> 'claimed' \
-                 OR b.lease_expires_at IS NULL OR b.lease_expires_at >= pg_catalog.now()) \
+                 OR b.lease_expires_at IS NULL OR b.lease_expires_at >= pg_catalog.statement_timestamp()) \
           RETURNING ",
         batch_json!("b")
     ),
