@@ -54,6 +54,8 @@ CASES = [
     ("decrement_inventory_many('[{{\"inventory_id\":\"{item}\",\"quantity\":\"1; DROP TABLE x\"}}]')", "22023", "INVALID_QUANTITY"),
     ("decrement_inventory_many('[{{\"inventory_id\":\"nope\",\"quantity\":1}}]')", "22023", "INVALID_INPUT"),
     ("decrement_inventory_many('[{{\"inventory_id\":42,\"quantity\":1}}]')", "22023", "INVALID_INPUT"),
+    # read as PostgreSQL reads a uuid: a hyphen only after a group of four digits
+    ("decrement_inventory_many('[{{\"inventory_id\":\"----a0eebc999c0b4ef8bb6d6bb9bd380a11\",\"quantity\":1}}]')", "22023", "INVALID_INPUT"),
     ("decrement_inventory_many((SELECT jsonb_agg(jsonb_build_object('inventory_id', gen_random_uuid(), 'quantity', 1)) FROM generate_series(1, 1001)))", "22023", "INVALID_INPUT"),
     ("decrement_inventory_many('[{{\"inventory_id\":\"{item}\",\"quantity\":6}},{{\"inventory_id\":\"{item}\",\"quantity\":5}}]')", "PT409", "INSUFFICIENT_INVENTORY"),
     ("decrement_inventory_many('[{{\"inventory_id\":\"{item}\",\"quantity\":1}},{{\"inventory_id\":\"%s\",\"quantity\":1}}]')" % MISSING, "PT404", "NOT_FOUND"),
