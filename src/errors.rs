@@ -163,8 +163,15 @@ pub enum Error {
         requested: i32,
     },
 
-    #[error("LOCK_TIMEOUT: could not lock the inventory rows within {}", lock_wait_text(*.timeout_ms))]
-    LockTimeout { timeout_ms: Option<i32> },
+    /// A lock wait ran out, or (`busy` not empty) rows that could only be
+    /// taken without waiting were held by another call: nothing changed
+    /// either way, and a retry is safe. Not INSUFFICIENT_INVENTORY for the
+    /// busy rows: their stock covers the line.
+    #[error("LOCK_TIMEOUT: {}", lock_wait_text(*.timeout_ms, .busy))]
+    LockTimeout {
+        timeout_ms: Option<i32>,
+        busy: Vec<String>,
+    },
 
     #[error("SCHEMA_OUTDATED: the atomic_inventory library is {library} but the database has the extension's SQL at {installed}")]
     SchemaOutdated { installed: String, library: String },
@@ -205,11 +212,18 @@ fn insufficient_message(lines: &[Shortfall]) -> String {
     parts.join("; ")
 }
 
-fn lock_wait_text(ms: Option<i32>) -> String {
-    match ms {
+fn lock_wait_text(ms: Option<i32>, busy: &[String]) -> String {
+    if !busy.is_empty() {
+        return format!(
+            "item {} changed while this call ran and is locked by another call now (waiting for it here could deadlock)",
+            busy.join(", ")
+        );
+    }
+    let within = match ms {
         Some(ms) => format!("{ms} ms"),
         None => "the session's lock_timeout".to_string(),
-    }
+    };
+    format!("could not lock the inventory rows within {within}")
 }
 
 impl Error {
@@ -463,8 +477,11 @@ impl Error {
                 m.insert("source".into(), json!(name));
                 m.insert("active_reservations".into(), json!(active));
             }
-            Error::LockTimeout { timeout_ms } => {
+            Error::LockTimeout { timeout_ms, busy } => {
                 m.insert("lock_timeout_ms".into(), json!(timeout_ms));
+                if !busy.is_empty() {
+                    m.insert("inventory_ids".into(), json!(busy));
+                }
             }
             Error::SchemaOutdated { installed, library } => {
                 m.insert("installed".into(), json!(installed));

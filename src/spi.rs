@@ -159,6 +159,7 @@ pub fn with_spi<T>(
             // is aborted right after, so nothing runs in the failed state.
             Err(Error::LockTimeout {
                 timeout_ms: lock_timeout_ms,
+                busy: Vec::new(),
             })
         })
         .execute()

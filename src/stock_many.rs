@@ -337,8 +337,8 @@ fn finish(
     let mut short: Vec<Shortfall> = Vec::new();
     // Lines the UPDATE left though they look sellable now: it read the row
     // before a restock committed (its snapshot), or the item changed mode
-    // meanwhile. (id, available as read)
-    let mut changed: Vec<(Uuid, String)> = Vec::new();
+    // meanwhile.
+    let mut changed: Vec<Uuid> = Vec::new();
     if !left_ids.is_empty() {
         let args = [
             left_ids.clone().into(),
@@ -366,7 +366,7 @@ fn finish(
                     deducted: "0".into(),
                 });
             } else if covered || is_striped {
-                changed.push((id, available));
+                changed.push(id);
             } else {
                 short.push(shortfall(ids, qtys, &id, available)?);
             }
@@ -377,12 +377,12 @@ fn finish(
     if !changed.is_empty() && short.is_empty() {
         // Take those whose rows are free right now, by the same statement
         // (its new snapshot sees them as locked). A row someone else holds
-        // cannot be waited for here: that line is refused with the stock as
-        // read above.
-        let cids: Vec<Uuid> = changed.iter().map(|(id, _)| *id).collect();
-        let mut free: Vec<Uuid> = Vec::with_capacity(cids.len());
+        // cannot be waited for here (we may hold rows of higher ids): that
+        // line is refused as busy, LOCK_TIMEOUT (retry), not as short, since
+        // its stock covers it.
+        let mut free: Vec<Uuid> = Vec::with_capacity(changed.len());
         let args = [
-            cids.into(),
+            changed.clone().into(),
             caller.admin.into(),
             caller.tenant.clone().into(),
         ];
@@ -398,10 +398,16 @@ fn finish(
             sold.extend(more);
             striped.extend(more_striped);
         }
-        for (id, available) in changed {
-            if !sold.iter().any(|s| s.id == id) && !striped.contains(&id) {
-                short.push(shortfall(ids, qtys, &id, available)?);
-            }
+        let busy: Vec<String> = changed
+            .iter()
+            .filter(|id| !sold.iter().any(|s| s.id == **id) && !striped.contains(id))
+            .map(|id| id.to_string())
+            .collect();
+        if !busy.is_empty() {
+            return Err(Error::LockTimeout {
+                timeout_ms: None,
+                busy,
+            });
         }
     }
     if striped.is_empty() {
