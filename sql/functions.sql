@@ -743,6 +743,18 @@ BEGIN
         RAISE EXCEPTION 'INVALID_INPUT: p_source % is a % source; this function needs a stock source', p_source, b.kind
             USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_source"}';
     END IF;
+    -- The query below casts the app's columns as this function's owner (a
+    -- superuser): only while they are of built-in types, whose casts are
+    -- built in (the table's owner could give a column a type of their own,
+    -- with a cast of their own; bindings.rs refuses the same for bound_*).
+    IF (SELECT c.relkind FROM pg_catalog.pg_class AS c WHERE c.oid = b.relation) NOT IN ('r', 'p')
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_attribute AS a
+                   WHERE a.attrelid = b.relation AND NOT a.attisdropped
+                     AND a.attname IN (b.id_column, b.quantity_column, b.tenant_column)
+                     AND a.atttypid >= 16384) THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_source %: its table or a column changed type since it was bound; unbind_source it and bind it again', p_source
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_source"}';
+    END IF;
     -- identifiers quoted by format's %I, the relation by regclass output
     -- (schema-qualified: the pinned search_path has no app schema); values
     -- passed with USING.

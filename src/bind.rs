@@ -295,6 +295,23 @@ fn wrong_type(field: &str, col: &Column, want: &str) -> Error {
     )
 }
 
+/// The tenant column, of a built-in type: its values are cast to text by
+/// our statements, and a type of the owner's could come with a cast of the
+/// owner's (bindings.rs checks it again whenever the table changes).
+fn tenant_column(c: &mut SpiClient<'_>, t: &Table, name: Option<String>) -> Result<Option<Column>> {
+    let tenant = column(c, t, "p_tenant_column", name)?;
+    if let Some(col) = &tenant {
+        if col.typ.to_u32() >= pg_sys::FirstNormalObjectId {
+            return Err(wrong_type(
+                "p_tenant_column",
+                col,
+                "of a built-in type (text, uuid, an integer type…)",
+            ));
+        }
+    }
+    Ok(tenant)
+}
+
 fn writable(field: &str, col: &Column) -> Result<()> {
     if col.generated {
         return Err(Error::invalid_input(
@@ -577,7 +594,7 @@ fn bind_stock(args: &Args) -> Result<String> {
                 return Err(wrong_type("p_track_column", k, "boolean"));
             }
         }
-        let tenant = column(c, &t, "p_tenant_column", args.name(6))?;
+        let tenant = tenant_column(c, &t, args.name(6))?;
         let (id, q) = (Some(id), Some(q));
         distinct(&[&id, &q, &reserved, &track, &tenant])?;
         let (id, q) = (
@@ -701,7 +718,7 @@ fn bind_batch(args: &Args) -> Result<String> {
                 "must differ from p_available_value",
             ));
         }
-        let tenant = column(c, &t, "p_tenant_column", args.name(7))?;
+        let tenant = tenant_column(c, &t, args.name(7))?;
         let (id, status, assignee) = (Some(id), Some(status), Some(assignee));
         distinct(&[&id, &status, &assignee, &tenant])?;
         let name_of = |col: &Option<Column>| col.as_ref().map(|x| x.name.clone());

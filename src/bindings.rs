@@ -250,7 +250,33 @@ const LOAD: Stmt = Stmt {
                    WHERE a.attrelid = b.relation AND a.attname = b.assignee_column AND NOT a.attisdropped), \
                  'atomic_inventory.bindings'::pg_catalog.regclass::pg_catalog.oid, \
                  aq.atttypid, aq.atttypmod, ar.atttypid, ar.atttypmod, b.relation, \
-                 aa.atttypid, aa.atttypmod, c.relowner \
+                 aa.atttypid, aa.atttypmod, c.relowner, \
+                 CASE WHEN c.relkind NOT IN ('r', 'p') THEN 'is no longer an ordinary or partitioned table' \
+                 ELSE (SELECT pg_catalog.format('column %I %s', x.col, \
+                                CASE WHEN a.attname IS NULL THEN 'no longer exists' \
+                                     ELSE 'is now of type ' || pg_catalog.format_type(a.atttypid, NULL) END) \
+                         FROM (VALUES (b.id_column, 'id'), (b.quantity_column, 'qty'), \
+                                      (b.reserved_column, 'qty'), (b.track_column, 'track'), \
+                                      (b.tenant_column, 'tenant'), (b.status_column, 'status'), \
+                                      (b.assignee_column, 'assignee')) AS x(col, k) \
+                         LEFT JOIN pg_catalog.pg_attribute AS a \
+                                ON a.attrelid = b.relation AND a.attname = x.col AND NOT a.attisdropped \
+                         LEFT JOIN pg_catalog.pg_type AS ty ON ty.oid = a.atttypid \
+                        WHERE x.col IS NOT NULL \
+                          AND (a.attname IS NULL OR NOT CASE x.k \
+                                WHEN 'id' THEN a.atttypid::pg_catalog.regtype::text = ANY (CASE b.id_type \
+                                     WHEN 'uuid' THEN '{uuid}'::text[] WHEN 'bigint' THEN '{bigint}'::text[] \
+                                     WHEN 'integer' THEN '{integer}'::text[] \
+                                     ELSE '{text,\"character varying\"}'::text[] END) \
+                                WHEN 'qty' THEN a.atttypid::pg_catalog.regtype::text \
+                                     IN ('numeric', 'smallint', 'integer', 'bigint') \
+                                WHEN 'track' THEN a.atttypid::pg_catalog.regtype::text = 'boolean' \
+                                WHEN 'status' THEN ty.typtype = 'e' \
+                                     OR a.atttypid::pg_catalog.regtype::text IN ('text', 'character varying') \
+                                WHEN 'assignee' THEN a.atttypid::pg_catalog.regtype::text \
+                                     IN ('text', 'character varying', 'uuid') \
+                                ELSE a.atttypid < 16384 END) \
+                        LIMIT 1) END \
             FROM atomic_inventory.bindings AS b \
             LEFT JOIN pg_catalog.pg_class AS c ON c.oid = b.relation \
             LEFT JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace \
@@ -318,6 +344,22 @@ fn load(client: &mut SpiClient<'_>, name: &str) -> Result<Binding> {
     if let Some(rel) = row.get::<Oid>(22)? {
         BOUND_RELS.with_borrow_mut(|r| r.insert(rel.to_u32()));
     }
+    // What bind checked, checked again whenever the table changed (its
+    // relcache invalidation reloads the binding): a column that left the
+    // types bind accepts, or a table that became something else, is refused
+    // before any statement runs. Beyond clear errors for a table altered
+    // under its binding, this keeps the owner's own types, and the casts
+    // they can define for them, out of our statements (a tenant column of
+    // the owner's type, cast to text; docs/security.md).
+    if let Some(problem) = s(26)? {
+        return Err(Error::SourceChanged {
+            reason: format!(
+                "{name}: {}.{} {problem} since it was bound",
+                quote(&nsp),
+                quote(&rel)
+            ),
+        });
+    }
     let q = |n: usize| -> Result<Option<String>> { Ok(s(n)?.map(|c| quote(&c))) };
     // column n: the type, n + 1: its typmod (-1: none)
     let cap = |n: usize| -> Result<Option<Capacity>> {
@@ -358,31 +400,28 @@ fn load(client: &mut SpiClient<'_>, name: &str) -> Result<Binding> {
 }
 
 impl Binding {
-    /// Run the statement `kind` of this binding through its kept plan,
-    /// building its SQL with `sql` the first time (per backend and binding
-    /// generation).
-    pub fn run<'conn>(
-        &self,
-        client: &mut SpiClient<'conn>,
-        kind: &'static str,
-        sql: impl FnOnce(&Binding) -> String,
-        oids: &[Oid],
-        args: &[DatumWithOid<'_>],
-    ) -> Result<SpiTupleTable<'conn>> {
-        let plan = self.plan(client, kind, sql, oids)?;
-        execute_kept(client, &plan, args)
-    }
-
-    /// `run` for a statement that writes the bound table: it runs as the
-    /// table's owner, in a security-restricted operation, as PostgreSQL runs
-    /// REFRESH MATERIALIZED VIEW. Writing the table runs the code its owner
-    /// attached to it (triggers, rules, CHECK expressions, generated columns,
-    /// index expressions) as the current user; run as the extension owner
-    /// (a superuser, since our functions are SECURITY DEFINER), whoever owns
-    /// a bound table could make that code do anything. As its owner, it
-    /// can do no more than the owner could anyway. Such a statement must not
-    /// touch our own tables (the owner has no rights there): the ledger rows
-    /// are written after it, by `bound::write_ledger`.
+    /// Run the statement `kind` of this binding through its kept plan
+    /// (its SQL built with `sql` the first time, per backend and binding
+    /// generation) as the table's owner, in a security-restricted
+    /// operation, as PostgreSQL runs REFRESH MATERIALIZED VIEW. Every
+    /// statement on a bound table runs this way, reads included:
+    /// - writing the table runs the code its owner attached to it
+    ///   (triggers, rules, CHECK expressions, generated columns, index
+    ///   expressions) as the current user;
+    /// - reading it evaluates casts and comparisons of its columns, and the
+    ///   owner can give a column a type of their own with a cast of their own
+    ///   (a batch source's status can be the owner's enum; load() refuses
+    ///   other columns that left the built-in types);
+    /// - its row-level security policies apply to the owner when forced, and
+    ///   a read that saw rows the write then cannot would answer for rows
+    ///   it never changed.
+    ///
+    /// Run as the extension owner (a superuser, since our functions are
+    /// SECURITY DEFINER), whoever owns a bound table could make that code do
+    /// anything. As its owner, it can do no more than the owner could anyway.
+    /// Such a statement must not touch our own tables (the owner has no
+    /// rights there): the ledger rows are written after it, by
+    /// `bound::write_ledger`.
     pub fn run_as_owner<'conn>(
         &self,
         client: &mut SpiClient<'conn>,

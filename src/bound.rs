@@ -378,7 +378,7 @@ fn lock_row(
     key: &str,
     qty: &AnyNumeric,
 ) -> Result<Locked> {
-    let t = b.run(
+    let t = b.run_as_owner(
         c,
         "lock",
         lock_sql,
@@ -632,7 +632,7 @@ fn get(args: &Args) -> Result<String> {
     with_spi(None, |c| {
         let b = bindings::get(c, &src, true)?;
         let key = item_key(b.id_type, key_text, "p_item_id")?;
-        let t = b.run(
+        let t = b.run_as_owner(
             c,
             "get",
             get_sql,
@@ -770,7 +770,7 @@ pub(crate) fn lock_lines(
 ) -> Result<BTreeMap<String, LockedLine>> {
     let keys: Vec<String> = merged.keys().cloned().collect();
     let qtys: Vec<AnyNumeric> = merged.values().cloned().collect();
-    let locked = b.run(
+    let locked = b.run_as_owner(
         c,
         "lock_lines",
         lock_lines_sql,

@@ -145,7 +145,7 @@ fn lock_batch(
     caller: &Caller,
     id: &str,
 ) -> Result<(String, Option<String>)> {
-    let t = b.run(
+    let t = b.run_as_owner(
         c,
         "batch_lock",
         lock_sql,

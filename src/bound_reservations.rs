@@ -327,7 +327,7 @@ fn lock_rows(
     held: &BTreeMap<String, AnyNumeric>,
 ) -> Result<BTreeMap<String, AnyNumeric>> {
     let keys: Vec<String> = held.keys().cloned().collect();
-    let t = b.run(
+    let t = b.run_as_owner(
         c,
         "reservation_lock_rows",
         lock_rows_sql,

@@ -37,6 +37,13 @@ pub enum Error {
     #[error("INVALID_INPUT: {field} {reason}")]
     InvalidInput { field: String, reason: String },
 
+    /// A bound table changed under its binding (a column dropped or of
+    /// another type, the table made something else): INVALID_INPUT on
+    /// p_source for the caller, but the sweep must tell it from a table
+    /// that is gone (bound_reservations::expire): its holds are kept.
+    #[error("INVALID_INPUT: p_source {reason}")]
+    SourceChanged { reason: String },
+
     #[error("NOT_FOUND: {}", not_found_message(.entity, .ids))]
     NotFound {
         entity: &'static str,
@@ -246,7 +253,7 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::InvalidQuantity { .. } => "INVALID_QUANTITY",
-            Error::InvalidInput { .. } => "INVALID_INPUT",
+            Error::InvalidInput { .. } | Error::SourceChanged { .. } => "INVALID_INPUT",
             Error::NotFound { .. } => "NOT_FOUND",
             Error::Insufficient { .. } => "INSUFFICIENT_INVENTORY",
             Error::QuantityMismatch { .. } => "QUANTITY_MISMATCH",
@@ -278,7 +285,9 @@ impl Error {
     /// The SQLSTATE, five characters.
     pub fn sqlstate(&self) -> &'static [u8; 5] {
         match self {
-            Error::InvalidQuantity { .. } | Error::InvalidInput { .. } => b"22023",
+            Error::InvalidQuantity { .. }
+            | Error::InvalidInput { .. }
+            | Error::SourceChanged { .. } => b"22023",
             Error::NotFound { .. }
             | Error::SessionNotFound { .. }
             | Error::ProgressNotFound { .. }
@@ -323,6 +332,9 @@ impl Error {
             }
             Error::InvalidInput { field, .. } => {
                 m.insert("field".into(), json!(field));
+            }
+            Error::SourceChanged { .. } => {
+                m.insert("field".into(), json!("p_source"));
             }
             Error::NotFound { entity, ids } => {
                 m.insert("entity".into(), json!(entity));
@@ -498,6 +510,9 @@ impl Error {
                 "Quantities must be finite numbers greater than 0 and at most 1000000000000."
             }
             Error::InvalidInput { .. } => "Check the argument named in the detail.",
+            Error::SourceChanged { .. } => {
+                "Change the table back, or unbind_source it and bind it again (docs/adopting.md)."
+            }
             Error::NotFound { .. } => {
                 "Check the id; rows of another tenant are reported as not found."
             }

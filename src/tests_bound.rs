@@ -603,6 +603,101 @@ mod tests {
     /// the extension owner, a superuser (our functions are SECURITY
     /// DEFINER), so the owner of any bound table could act as superuser
     /// through it. The ledger rows are still written, by the extension.
+    /// A role that owns tables and may create types in public, and a table
+    /// of its own where code it writes records who ran it.
+    fn table_owner_with_a_log() {
+        run("DO $$ BEGIN
+               IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ai_table_owner') THEN
+                 CREATE ROLE ai_table_owner NOLOGIN;
+               END IF;
+             END $$");
+        run("GRANT CREATE ON SCHEMA public TO ai_table_owner");
+        run("CREATE TABLE public.cast_ran (usr text, super boolean)");
+        run("ALTER TABLE public.cast_ran OWNER TO ai_table_owner");
+    }
+
+    /// Who ran the owner's cast: (calls as a superuser, calls in all).
+    fn cast_runs() -> String {
+        scalar("SELECT count(*) FILTER (WHERE super) || '/' || count(*) FROM public.cast_ran")
+    }
+
+    /// The owner of a bound table gives its tenant column a type of their
+    /// own, with a cast to text of their own. Our statements cast that
+    /// column: the cast ran as the extension's owner, a superuser (its
+    /// function could make its author one). A column that left the types
+    /// bind accepts is now refused before any statement runs.
+    #[pg_test]
+    fn a_bound_column_of_the_owners_type_is_refused() {
+        inventory();
+        table_owner_with_a_log();
+        run("ALTER TABLE public.inventory ADD COLUMN tenant text");
+        run("ALTER TABLE public.inventory OWNER TO ai_table_owner");
+        call(
+            "atomic_inventory.bind_stock_source('owned', 'public.inventory', 'id', 'quantity',
+               p_tenant_column => 'tenant')",
+        );
+        run("SET ROLE ai_table_owner");
+        run("CREATE TYPE public.owner_t AS (v text)");
+        run(
+            "CREATE FUNCTION public.owner_cast(public.owner_t) RETURNS text LANGUAGE plpgsql AS $f$
+             BEGIN
+               INSERT INTO public.cast_ran SELECT current_user, r.rolsuper
+                 FROM pg_catalog.pg_roles AS r WHERE r.rolname = current_user;
+               RETURN NULL;
+             END $f$",
+        );
+        run("CREATE CAST (public.owner_t AS text) WITH FUNCTION public.owner_cast(public.owner_t)");
+        run("ALTER TABLE public.inventory ALTER COLUMN tenant TYPE public.owner_t USING NULL");
+        run("RESET ROLE");
+        for sql in [
+            format!("SELECT atomic_inventory.bound_get('owned', '{U1}')"),
+            format!("SELECT atomic_inventory.bound_decrement('owned', '{U1}', 1)"),
+            "SELECT count(*) FROM atomic_inventory.reconcile_source('owned')".to_string(),
+        ] {
+            let (_, d) = assert_err(&sql, "22023", "INVALID_INPUT");
+            assert_eq!(d["field"], "p_source", "{sql}");
+        }
+        assert_eq!(cast_runs(), "0/0");
+        // and bind refuses such a tenant column in the first place
+        run("CREATE TABLE public.inv2 (id uuid PRIMARY KEY, quantity numeric NOT NULL, tenant public.owner_t)");
+        let (_, d) = assert_err(
+            "SELECT atomic_inventory.bind_stock_source('inv2', 'public.inv2', 'id', 'quantity',
+               p_tenant_column => 'tenant')",
+            "22023",
+            "INVALID_INPUT",
+        );
+        assert_eq!(d["field"], "p_tenant_column");
+    }
+
+    /// A batch source's status may be the owner's enum, and its cast to
+    /// text the owner's function: our reads of the table run as its owner,
+    /// as the writes do (they ran as a superuser).
+    #[pg_test]
+    fn reads_of_a_bound_table_run_as_its_owner() {
+        table_owner_with_a_log();
+        run("SET ROLE ai_table_owner");
+        run("CREATE TYPE public.run_state AS ENUM ('open', 'taken')");
+        run("CREATE FUNCTION public.state_text(public.run_state) RETURNS text LANGUAGE plpgsql AS $f$
+             BEGIN
+               INSERT INTO public.cast_ran SELECT current_user, r.rolsuper
+                 FROM pg_catalog.pg_roles AS r WHERE r.rolname = current_user;
+               RETURN pg_catalog.format('%s', $1);
+             END $f$");
+        run("CREATE CAST (public.run_state AS text) WITH FUNCTION public.state_text(public.run_state)");
+        run("CREATE TABLE public.runs2 (id integer PRIMARY KEY,
+               st public.run_state NOT NULL DEFAULT 'open', who text)");
+        run("INSERT INTO public.runs2 (id) VALUES (1)");
+        run("RESET ROLE");
+        call("atomic_inventory.bind_batch_source('runs2', 'public.runs2', 'id', 'st', 'who', 'open', 'taken')");
+        call("atomic_inventory.bound_claim_batch('runs2', '1', 'd1')");
+        // the retry matches no available row: the row is locked and read to
+        // learn that d1 holds it (a refusal would roll back the cast's record)
+        let r = call("atomic_inventory.bound_claim_batch('runs2', '1', 'd1')");
+        assert_eq!(r["status"], "taken", "{r}");
+        let runs = cast_runs();
+        assert!(runs.starts_with("0/") && runs != "0/0", "{runs}");
+    }
+
     #[pg_test]
     fn triggers_on_a_bound_table_run_as_its_owner() {
         inventory();
