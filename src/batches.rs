@@ -23,10 +23,10 @@
 use crate::context::Caller;
 use crate::errors::{Error, Result};
 use crate::fmgr::{entry_point, Args};
-use crate::spi::{run, with_spi, Stmt};
+use crate::spi::{self, run, with_spi, Stmt};
 use pgrx::pg_sys::{self, Oid};
 use pgrx::spi::SpiClient;
-use pgrx::Uuid;
+use pgrx::{IntoDatum, Uuid};
 
 const UUID: Oid = pg_sys::UUIDOID;
 const TEXT: Oid = pg_sys::TEXTOID;
@@ -271,76 +271,24 @@ fn check_limit(
         // before, in a multi-statement transaction): a claim by the same
         // driver committed since then is invisible to it, and the limit
         // would not hold. Counted again against the latest snapshot: if that
-        // reaches the limit, the caller's snapshot is out of date, and the
-        // answer is PostgreSQL's own for a row changed since the snapshot,
-        // 40001 (retry the transaction). (SERIALIZABLE would catch it later,
-        // as a rw-conflict; REPEATABLE READ never would.)
-        // SAFETY: reading the backend's isolation level.
-        if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32
-            && active_now(driver, except, caller)? >= limit
-        {
-            pgrx::pg_sys::panic::ErrorReport::new(
-                pgrx::PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
-                "could not serialize access due to concurrent update",
-                "check_limit",
-            )
-            .set_detail(format!(
-                "driver {driver} claimed a batch after this transaction's snapshot; p_max_active = {limit} is reached"
-            ))
-            .set_hint("Retry the transaction.")
-            .report(pgrx::PgLogLevel::ERROR);
+        // reaches the limit, the caller's snapshot is out of date
+        // (spi::stale_snapshot: 40001, retry). SERIALIZABLE would catch it
+        // later, as a rw-conflict; REPEATABLE READ never would.
+        if spi::uses_xact_snapshot() {
+            let args = [
+                driver.to_string().into_datum(),
+                except.into_datum(),
+                caller.admin.into_datum(),
+                caller.tenant.clone().into_datum(),
+            ];
+            if spi::count_at_latest_snapshot(&ACTIVE_COUNT, &args)? >= i64::from(limit) {
+                spi::stale_snapshot(format!(
+                    "driver {driver} claimed a batch after this transaction's snapshot; p_max_active = {limit} is reached"
+                ));
+            }
         }
     }
     Ok(())
-}
-
-/// ACTIVE_COUNT against the latest committed state instead of the
-/// transaction's snapshot. Run read-only under a pushed snapshot: SPI then
-/// takes no snapshot of its own (the transaction's, at these levels).
-/// Planned each time; only callers at REPEATABLE READ or above with a
-/// limit come here.
-fn active_now(driver: &str, except: Option<Uuid>, caller: &Caller) -> Result<i32> {
-    use pgrx::IntoDatum;
-    let sql = std::ffi::CString::new(ACTIVE_COUNT.sql)
-        .map_err(|e| Error::Internal(format!("active count: {e}")))?;
-    let mut types = [TEXT, UUID, BOOL, TEXT];
-    let datums = [
-        driver.to_string().into_datum(),
-        except.into_datum(),
-        caller.admin.into_datum(),
-        caller.tenant.clone().into_datum(),
-    ];
-    let mut values: Vec<pg_sys::Datum> = datums
-        .iter()
-        .map(|d| d.unwrap_or(pg_sys::Datum::from(0)))
-        .collect();
-    let nulls: Vec<std::ffi::c_char> = datums
-        .iter()
-        .map(|d| if d.is_some() { b' ' } else { b'n' } as std::ffi::c_char)
-        .collect();
-    // SAFETY: inside the caller's SPI connection; the snapshot pushed here
-    // is popped before returning (on an error, abort cleans the stack up).
-    // The arrays outlive the call, and the one int4 is read at once.
-    unsafe {
-        pg_sys::PushActiveSnapshot(pg_sys::GetLatestSnapshot());
-        let rc = pg_sys::SPI_execute_with_args(
-            sql.as_ptr(),
-            4,
-            types.as_mut_ptr(),
-            values.as_mut_ptr(),
-            nulls.as_ptr(),
-            true,
-            1,
-        );
-        pg_sys::PopActiveSnapshot();
-        let table = pg_sys::SPI_tuptable;
-        if rc != pg_sys::SPI_OK_SELECT as i32 || table.is_null() || (*table).numvals < 1 {
-            return Err(Error::Internal(format!("active count: SPI returned {rc}")));
-        }
-        let mut isnull = false;
-        let d = pg_sys::SPI_getbinval(*(*table).vals, (*table).tupdesc, 1, &mut isnull);
-        Ok(if isnull { 0 } else { d.value() as i32 })
-    }
 }
 
 fn not_found(id: Uuid) -> Error {

@@ -791,6 +791,20 @@ fn unbind(args: &Args) -> Result<String> {
                     active,
                 });
             }
+            // At REPEATABLE READ the count saw the transaction's snapshot: a
+            // hold committed since (the DELETE waited for it) would be
+            // stranded, its units held in the app's table with no binding
+            // left to give them back.
+            if crate::spi::uses_xact_snapshot()
+                && crate::spi::count_at_latest_snapshot(
+                    &ACTIVE_RESERVATIONS,
+                    &[pgrx::IntoDatum::into_datum(name.clone())],
+                )? > 0
+            {
+                crate::spi::stale_snapshot(format!(
+                    "source {name} got a reservation after this transaction's snapshot"
+                ));
+            }
         } else {
             run(c, &RELEASE_ORPHANS, &[name.clone().into()])?;
         }

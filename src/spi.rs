@@ -247,3 +247,75 @@ pub fn attempt<T>(f: impl FnOnce() -> Result<Option<T>>) -> Result<Option<T>> {
     restore();
     out
 }
+
+/// The transaction reads one snapshot throughout (REPEATABLE READ or
+/// SERIALIZABLE): counts it takes miss what committed since it began.
+pub fn uses_xact_snapshot() -> bool {
+    // SAFETY: reading the backend's isolation level.
+    unsafe { pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32 }
+}
+
+/// The count `stmt` answers (one row, one integer column) against the
+/// latest committed state instead of the transaction's snapshot: run
+/// read-only under a pushed latest snapshot, so SPI takes none of its own.
+/// Planned each time: only callers at REPEATABLE READ or above come here,
+/// when a check must not miss a concurrent commit.
+pub fn count_at_latest_snapshot(stmt: &Stmt, args: &[Option<pg_sys::Datum>]) -> Result<i64> {
+    let sql = std::ffi::CString::new(format!("SELECT ({})::pg_catalog.int8", stmt.sql))
+        .map_err(|e| Error::Internal(format!("{}: {e}", stmt.name)))?;
+    let mut types: Vec<pg_sys::Oid> = stmt.args.to_vec();
+    let mut values: Vec<pg_sys::Datum> = args
+        .iter()
+        .map(|d| d.unwrap_or(pg_sys::Datum::from(0)))
+        .collect();
+    let nulls: Vec<std::ffi::c_char> = args
+        .iter()
+        .map(|d| if d.is_some() { b' ' } else { b'n' } as std::ffi::c_char)
+        .collect();
+    if types.len() != values.len() {
+        return Err(Error::Internal(format!(
+            "{}: wrong number of arguments",
+            stmt.name
+        )));
+    }
+    // SAFETY: inside the caller's SPI connection; the snapshot pushed here
+    // is popped before returning (on an error, abort cleans the stack up).
+    // The arrays outlive the call, and the one int8 is read at once.
+    unsafe {
+        pg_sys::PushActiveSnapshot(pg_sys::GetLatestSnapshot());
+        let rc = pg_sys::SPI_execute_with_args(
+            sql.as_ptr(),
+            types.len() as i32,
+            types.as_mut_ptr(),
+            values.as_mut_ptr(),
+            nulls.as_ptr(),
+            true,
+            1,
+        );
+        pg_sys::PopActiveSnapshot();
+        let table = pg_sys::SPI_tuptable;
+        if rc != pg_sys::SPI_OK_SELECT as i32 || table.is_null() || (*table).numvals < 1 {
+            return Err(Error::Internal(format!("{}: SPI returned {rc}", stmt.name)));
+        }
+        let mut isnull = false;
+        let d = pg_sys::SPI_getbinval(*(*table).vals, (*table).tupdesc, 1, &mut isnull);
+        Ok(if isnull { 0 } else { d.value() as i64 })
+    }
+}
+
+/// PostgreSQL's own answer to a transaction whose snapshot missed a
+/// concurrent change that decides the call: 40001, retry the transaction.
+/// Raised as PostgreSQL raises it (the statistics count it as
+/// SERIALIZATION_FAILURE); never returns.
+pub fn stale_snapshot(detail: String) -> ! {
+    pgrx::pg_sys::panic::ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
+        "could not serialize access due to concurrent update",
+        "stale_snapshot",
+    )
+    // a JSON detail with a code, as every error a call raises itself
+    .set_detail(serde_json::json!({"code": "SERIALIZATION_FAILURE", "reason": detail}).to_string())
+    .set_hint("Retry the transaction.")
+    .report(pgrx::PgLogLevel::ERROR);
+    unreachable!("ereport(ERROR) returned")
+}
