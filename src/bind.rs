@@ -52,6 +52,18 @@ const COLUMN_INFO: Stmt = Stmt {
     args: &[pg_sys::OIDOID, pg_sys::TEXTOID],
 };
 
+/// The id column compares by a deterministic collation (or none): under a
+/// nondeterministic one ('ABC' = 'abc') one row answers to keys we hold
+/// apart (holds, ledger rows, lines merged per key).
+const ID_DETERMINISTIC: Stmt = Stmt {
+    name: "binding_id_deterministic",
+    sql: "SELECT COALESCE((SELECT co.collisdeterministic \
+                             FROM pg_catalog.pg_attribute AS a \
+                             JOIN pg_catalog.pg_collation AS co ON co.oid = a.attcollation \
+                            WHERE a.attrelid = $1 AND a.attnum = $2), true)",
+    args: &[pg_sys::OIDOID, pg_sys::INT2OID],
+};
+
 /// A unique index on exactly the id column: valid, immediate (a deferred one
 /// allows duplicates until commit), not partial, no expressions.
 const ID_UNIQUE: Stmt = Stmt {
@@ -75,7 +87,8 @@ const HAS_CHECK: Stmt = Stmt {
            WHERE c.conrelid = $1 AND c.contype = 'c' AND c.convalidated \
              AND ((c.conkey = ARRAY[$2]::int2[] \
                    AND x.e IN (k.q || '>=0', k.q || '>=0::numeric', k.q || '>=0.0', k.q || '>=0::bigint', \
-                               k.q || '>=0::smallint', '0<=' || k.q, '0::numeric<=' || k.q)) \
+                               k.q || '>=0::smallint', '0<=' || k.q, '0::numeric<=' || k.q, \
+                               k.q || '>=0::numericAND' || k.q || '<''Infinity''::numeric')) \
                   /* stock_valid(quantity, reserved-or-0) implies quantity >= 0, and is the \
                      cheaper CHECK on PostgreSQL 15 (see validate.rs) */ \
                   OR ($2 = ANY (c.conkey) \
@@ -338,6 +351,19 @@ fn id_column(c: &mut SpiClient<'_>, t: &Table, name: Option<String>) -> Result<(
             ))
         }
     };
+    let deterministic = run(c, &ID_DETERMINISTIC, &[t.oid.into(), col.attnum.into()])?
+        .first()
+        .get::<bool>(1)?
+        .unwrap_or(true);
+    if !deterministic {
+        return Err(Error::invalid_input(
+            "p_id_column",
+            format!(
+                "column {:?} has a nondeterministic collation: ids that compare equal but differ in text would be one row and two keys",
+                col.name
+            ),
+        ));
+    }
     let unique = run(c, &ID_UNIQUE, &[t.oid.into(), col.attnum.into()])?
         .first()
         .get::<bool>(1)?
@@ -443,9 +469,17 @@ fn ensure_check(c: &mut SpiClient<'_>, t: &Table, q: &Column, add: bool) -> Resu
         ));
     }
     let qcol = quote(&q.name);
+    // A numeric column also holds NaN and Infinity, which pass `>= 0` (NaN
+    // sorts above every number) and would then cover any sale: the CHECK
+    // added to one keeps it finite too.
+    let valid = if q.typ == pg_sys::NUMERICOID {
+        format!("{qcol} >= 0 AND {qcol} < 'Infinity'::numeric")
+    } else {
+        format!("{qcol} >= 0")
+    };
     c.update(
         format!(
-            "ALTER TABLE {} ADD CONSTRAINT {} CHECK ({qcol} >= 0) NOT VALID",
+            "ALTER TABLE {} ADD CONSTRAINT {} CHECK ({valid}) NOT VALID",
             t.rel,
             quote(&name)
         )
@@ -457,7 +491,7 @@ fn ensure_check(c: &mut SpiClient<'_>, t: &Table, q: &Column, add: bool) -> Resu
     let negative = c
         .update(
             format!(
-                "SELECT pg_catalog.count(*) FROM {} AS t WHERE t.{qcol} < 0",
+                "SELECT pg_catalog.count(*) FROM {} AS t WHERE NOT ({valid})",
                 t.rel
             )
             .as_str(),
@@ -471,7 +505,7 @@ fn ensure_check(c: &mut SpiClient<'_>, t: &Table, q: &Column, add: bool) -> Resu
         return Err(Error::invalid_input(
             "p_quantity_column",
             format!(
-                "{negative} rows of {} have {qcol} below 0; fix them before binding",
+                "{negative} rows of {} have {qcol} below 0 (or not a finite number); fix them before binding",
                 t.rel
             ),
         ));

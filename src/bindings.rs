@@ -70,6 +70,8 @@ pub struct Binding {
     pub qty: String,
     /// What the quantity column holds exactly (its type and typmod).
     pub qty_cap: Capacity,
+    /// The quantity column is numeric, which can hold NaN and Infinity.
+    pub qty_numeric: bool,
     pub reserved: Option<String>,
     /// The reserved column cannot hold every quantity the quantity column
     /// holds (a binding made before bind_stock_source refused that, 0.3.0):
@@ -254,7 +256,9 @@ const LOAD: Stmt = Stmt {
                  CASE WHEN c.relkind NOT IN ('r', 'p') THEN 'is no longer an ordinary or partitioned table' \
                  ELSE (SELECT pg_catalog.format('column %I %s', x.col, \
                                 CASE WHEN a.attname IS NULL THEN 'no longer exists' \
-                                     ELSE 'is now of type ' || pg_catalog.format_type(a.atttypid, NULL) END) \
+                                     ELSE 'is now of type ' || pg_catalog.format_type(a.atttypid, NULL) \
+                                          || COALESCE(' COLLATE ' || (SELECT co.collname::text FROM pg_catalog.pg_collation AS co \
+                                                        WHERE co.oid = a.attcollation AND NOT co.collisdeterministic), '') END) \
                          FROM (VALUES (b.id_column, 'id'), (b.quantity_column, 'qty'), \
                                       (b.reserved_column, 'qty'), (b.track_column, 'track'), \
                                       (b.tenant_column, 'tenant'), (b.status_column, 'status'), \
@@ -268,6 +272,8 @@ const LOAD: Stmt = Stmt {
                                      WHEN 'uuid' THEN '{uuid}'::text[] WHEN 'bigint' THEN '{bigint}'::text[] \
                                      WHEN 'integer' THEN '{integer}'::text[] \
                                      ELSE '{text,\"character varying\"}'::text[] END) \
+                                     AND COALESCE((SELECT co.collisdeterministic FROM pg_catalog.pg_collation AS co \
+                                                    WHERE co.oid = a.attcollation), true) \
                                 WHEN 'qty' THEN a.atttypid::pg_catalog.regtype::text \
                                      IN ('numeric', 'smallint', 'integer', 'bigint') \
                                 WHEN 'track' THEN a.atttypid::pg_catalog.regtype::text = 'boolean' \
@@ -380,6 +386,7 @@ fn load(client: &mut SpiClient<'_>, name: &str) -> Result<Binding> {
         id_type: IdType::parse(&s(5)?.unwrap_or_default()),
         qty: q(6)?.unwrap_or_default(),
         qty_cap,
+        qty_numeric: row.get::<Oid>(18)? == Some(pg_sys::NUMERICOID),
         reserved: q(8)?,
         reserved_narrow,
         track: q(9)?,

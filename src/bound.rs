@@ -51,9 +51,20 @@ pub(crate) fn tenant_val(b: &Binding) -> String {
 }
 
 fn available(b: &Binding) -> String {
-    match &b.reserved {
+    let avail = match &b.reserved {
         Some(r) => format!("({} - COALESCE(t.{r}, 0))", quantity(b)),
         None => quantity(b),
+    };
+    // A numeric column can hold NaN and Infinity (a `>= 0` CHECK lets both
+    // through): such a row has nothing to sell or hold, instead of covering
+    // any quantity and staying as it was. (NaN sorts above Infinity.)
+    if b.qty_numeric {
+        format!(
+            "(CASE WHEN t.{} >= 'Infinity'::numeric THEN 0 ELSE {avail} END)",
+            b.qty
+        )
+    } else {
+        avail
     }
 }
 

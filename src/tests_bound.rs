@@ -603,6 +603,84 @@ mod tests {
     /// the extension owner, a superuser (our functions are SECURITY
     /// DEFINER), so the owner of any bound table could act as superuser
     /// through it. The ledger rows are still written, by the extension.
+    /// Under a nondeterministic collation 'ABC' and 'abc' are one row but
+    /// two of our keys (two holds on one row, lines not merged): such an id
+    /// column is refused at bind, and when it is given one after.
+    #[pg_test]
+    fn id_columns_compare_by_a_deterministic_collation() {
+        // Nondeterministic collations need ICU; a server built without it
+        // (the PostgreSQL 18 wheel) cannot have such a column at all.
+        if scalar("SELECT (count(*) > 0)::text FROM pg_collation WHERE collprovider = 'i'")
+            != "true"
+        {
+            return;
+        }
+        run("CREATE COLLATION IF NOT EXISTS public.ai_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false)");
+        run("CREATE TABLE public.ci (id text COLLATE public.ai_ci PRIMARY KEY, q integer NOT NULL CHECK (q >= 0))");
+        bad_bind(
+            "SELECT atomic_inventory.bind_stock_source('ci', 'public.ci', 'id', 'q')",
+            "p_id_column",
+        );
+        run("CREATE TABLE public.cs (id text PRIMARY KEY, q integer NOT NULL CHECK (q >= 0))");
+        run("INSERT INTO public.cs VALUES ('ABC', 5)");
+        call("atomic_inventory.bind_stock_source('cs', 'public.cs', 'id', 'q')");
+        call("atomic_inventory.bound_decrement('cs', 'ABC', 1)");
+        run("ALTER TABLE public.cs ALTER COLUMN id TYPE text COLLATE public.ai_ci");
+        let (msg, d) = assert_err(
+            "SELECT atomic_inventory.bound_decrement('cs', 'abc', 1)",
+            "22023",
+            "INVALID_INPUT",
+        );
+        assert_eq!(d["field"], "p_source");
+        assert!(msg.contains("COLLATE"), "{msg}");
+        assert_eq!(scalar("SELECT q::text FROM public.cs"), "4");
+    }
+
+    /// A numeric quantity column can hold NaN and Infinity, and a `>= 0`
+    /// CHECK lets both through: such a row covered any sale (1000000 sold
+    /// from Infinity, "success", nothing changed). Now it has nothing to
+    /// sell, and the CHECK bind adds to a numeric column keeps it finite.
+    #[pg_test]
+    fn nan_and_infinity_have_nothing_to_sell() {
+        run("CREATE TABLE public.inf (id bigint PRIMARY KEY, q numeric NOT NULL CHECK (q >= 0))");
+        run("INSERT INTO public.inf VALUES (1, 'Infinity'), (2, 'NaN'), (3, 5)");
+        call("atomic_inventory.bind_stock_source('inf', 'public.inf', 'id', 'q')");
+        for id in ["1", "2"] {
+            assert_err(
+                &format!("SELECT atomic_inventory.bound_decrement('inf', '{id}', 1000000)"),
+                "PT409",
+                "INSUFFICIENT_INVENTORY",
+            );
+            assert_err(
+                &format!(
+                    r#"SELECT atomic_inventory.bound_decrement_many('inf', '[{{"item_id": {id}, "quantity": 1}}]')"#
+                ),
+                "PT409",
+                "INSUFFICIENT_INVENTORY",
+            );
+        }
+        let r = call("atomic_inventory.bound_decrement('inf', '3', 1)");
+        assert_eq!(r["new_quantity"], 4, "{r}");
+        // without a CHECK, bind adds one that keeps the column finite
+        run("CREATE TABLE public.inf2 (id bigint PRIMARY KEY, q numeric NOT NULL)");
+        run("INSERT INTO public.inf2 VALUES (1, 'NaN')");
+        let (_, d) = assert_err(
+            "SELECT atomic_inventory.bind_stock_source('inf2', 'public.inf2', 'id', 'q')",
+            "22023",
+            "INVALID_INPUT",
+        );
+        assert_eq!(d["field"], "p_quantity_column");
+        run("UPDATE public.inf2 SET q = 4");
+        let r = call("atomic_inventory.bind_stock_source('inf2', 'public.inf2', 'id', 'q')");
+        assert_eq!(r["check_added"], "inf2_ai_quantity_nonnegative");
+        let (state, msg, _) = err("UPDATE public.inf2 SET q = 'Infinity'");
+        assert_eq!(state, "23514", "{msg}");
+        // bound again, the CHECK it added counts
+        call("atomic_inventory.unbind_source('inf2')");
+        let r = call("atomic_inventory.bind_stock_source('inf2', 'public.inf2', 'id', 'q')");
+        assert_eq!(r["check_added"], serde_json::Value::Null, "{r}");
+    }
+
     /// A role that owns tables and may create types in public, and a table
     /// of its own where code it writes records who ran it.
     fn table_owner_with_a_log() {
