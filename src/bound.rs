@@ -609,6 +609,17 @@ fn adjust(args: &Args) -> Result<String> {
                     &[TEXT, NUM],
                     &[key.clone().into(), new_qty.clone().into()],
                 )?;
+                if t.is_empty() {
+                    // The row is locked and visible, yet not written: the
+                    // table's own BEFORE trigger (or a rule) skipped it.
+                    return Err(Error::invalid_input(
+                        "p_source",
+                        format!(
+                            "{}: the table's own trigger or rule skipped the write of item {key}; nothing changed",
+                            b.name
+                        ),
+                    ));
+                }
                 let set = t.first();
                 let new = set.get::<String>(1)?.unwrap_or_default();
                 if mv.ledger {

@@ -683,6 +683,37 @@ mod tests {
         assert_eq!(r["check_added"], serde_json::Value::Null, "{r}");
     }
 
+    /// The app's BEFORE UPDATE trigger returning NULL skips the write of a
+    /// row bound_adjust holds locked: INVALID_INPUT naming the source, not
+    /// INTERNAL (it read the missing RETURNING row: XX000), and no ledger
+    /// row for a change that did not happen.
+    #[pg_test]
+    fn a_write_the_tables_trigger_skips_is_refused() {
+        inventory();
+        run(
+            "CREATE FUNCTION public.veto() RETURNS trigger LANGUAGE plpgsql AS $f$
+             BEGIN RETURN NULL; END $f$",
+        );
+        call("atomic_inventory.bind_stock_source('vetoed', 'public.inventory', 'id', 'quantity')");
+        run("CREATE TRIGGER veto BEFORE UPDATE ON public.inventory FOR EACH ROW EXECUTE FUNCTION public.veto()");
+        let (msg, d) = assert_err(
+            &format!("SELECT atomic_inventory.bound_adjust('vetoed', '{U1}', 3, p_force => true)"),
+            "22023",
+            "INVALID_INPUT",
+        );
+        assert_eq!(d["field"], "p_source", "{msg}");
+        assert_eq!(
+            scalar(&format!(
+                "SELECT quantity::text FROM public.inventory WHERE id = '{U1}'"
+            )),
+            "10"
+        );
+        assert_eq!(
+            scalar("SELECT count(*)::text FROM atomic_inventory.ledger WHERE source = 'vetoed' AND kind = 'adjust'"),
+            "0"
+        );
+    }
+
     /// A role that owns tables and may create types in public, and a table
     /// of its own where code it writes records who ran it.
     fn table_owner_with_a_log() {
