@@ -459,6 +459,21 @@ fn apply_move(
     Ok(Some(moved))
 }
 
+/// A write of rows we hold locked and found ready matched fewer rows than
+/// it should: the table's own BEFORE trigger (returning NULL) or a rule
+/// skipped them. Answered as such, never as a shortage, a success or
+/// INTERNAL; the error rolls back whatever the call wrote.
+pub(crate) fn skipped_write(b: &Binding, keys: &[&str]) -> Error {
+    Error::invalid_input(
+        "p_source",
+        format!(
+            "{}: the table's own trigger or rule skipped the write of item {}; nothing changed",
+            b.name,
+            keys.join(", ")
+        ),
+    )
+}
+
 fn moved(b: &Binding, key: &str, old: &str, new: &str, qty: &AnyNumeric, verb: &str) -> String {
     let mut m = serde_json::Map::new();
     m.insert("success".into(), json!(true));
@@ -506,6 +521,14 @@ fn one(args: &Args, up: bool) -> Result<String> {
                 if let Some((old, new)) = add(c)? {
                     return Ok(moved(&b, &key, &old, &new, &qty, "added"));
                 }
+                let fits = match &b.qty_cap.max {
+                    None => true,
+                    Some(max) => AnyNumeric::try_from(row.quantity.as_str())
+                        .is_ok_and(|q| q + qty.clone() <= max.clone()),
+                };
+                if fits {
+                    return Err(skipped_write(&b, &[key.as_str()]));
+                }
                 return Err(Error::invalid_quantity(
                     "p_quantity",
                     &format!(
@@ -537,6 +560,8 @@ fn one(args: &Args, up: bool) -> Result<String> {
                 {
                     return Ok(moved(&b, &key, &old, &new, &qty, "deducted"));
                 }
+                // ours, locked, enough, and still not written
+                return Err(skipped_write(&b, &[key.as_str()]));
             }
             Err(Error::Insufficient {
                 lines: vec![Shortfall {
@@ -610,15 +635,8 @@ fn adjust(args: &Args) -> Result<String> {
                     &[key.clone().into(), new_qty.clone().into()],
                 )?;
                 if t.is_empty() {
-                    // The row is locked and visible, yet not written: the
-                    // table's own BEFORE trigger (or a rule) skipped it.
-                    return Err(Error::invalid_input(
-                        "p_source",
-                        format!(
-                            "{}: the table's own trigger or rule skipped the write of item {key}; nothing changed",
-                            b.name
-                        ),
-                    ));
+                    // locked and visible, yet not written
+                    return Err(skipped_write(&b, &[key.as_str()]));
                 }
                 let set = t.first();
                 let new = set.get::<String>(1)?.unwrap_or_default();
@@ -902,6 +920,18 @@ fn decrement_many(args: &Args) -> Result<String> {
                         );
                     }
                     write_ledger(c, &b, &mv.note("decrement"), ledger)?;
+                }
+                // every tracked line's row was locked and covered: each must
+                // have been written
+                let skipped: Vec<&str> = merged
+                    .keys()
+                    .filter(|k| {
+                        found.get(*k).is_some_and(|f| f.tracked) && !applied.contains_key(*k)
+                    })
+                    .map(|k| k.as_str())
+                    .collect();
+                if !skipped.is_empty() {
+                    return Err(skipped_write(&b, &skipped));
                 }
                 let out: Vec<Value> = merged
                 .iter()

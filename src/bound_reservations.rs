@@ -159,7 +159,8 @@ fn hold_sql(b: &Binding) -> String {
     format!(
         "UPDATE {rel} AS t SET {r} = COALESCE(t.{r}, 0) + d.qty \
            FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::numeric[])) AS d(k, qty) \
-          WHERE t.{id} = d.k::{ty}",
+          WHERE t.{id} = d.k::{ty} \
+         RETURNING d.k",
         rel = b.rel,
         id = b.id,
         ty = b.id_type.sql(),
@@ -233,13 +234,27 @@ fn reserve(args: &Args) -> Result<String> {
                 .map(|(k, q)| (k.clone(), q.clone()))
                 .unzip();
             if !tk.is_empty() {
-                b.run_as_owner(
+                let held = b.run_as_owner(
                     c,
                     "reserve_hold",
                     hold_sql,
                     &[TEXTS, NUMS],
-                    &[tk.into(), tq.into()],
+                    &[tk.clone().into(), tq.into()],
                 )?;
+                // rows locked and covered by lock_lines: each must take its
+                // hold, or the reservation would hold units the column lacks
+                let mut done = std::collections::BTreeSet::new();
+                for row in held {
+                    done.extend(row.get::<String>(1)?);
+                }
+                let skipped: Vec<&str> = tk
+                    .iter()
+                    .filter(|k| !done.contains(*k))
+                    .map(|k| k.as_str())
+                    .collect();
+                if !skipped.is_empty() {
+                    return Err(bound::skipped_write(&b, &skipped));
+                }
             }
             let keys: Vec<String> = merged.keys().cloned().collect();
             let qtys: Vec<AnyNumeric> = merged.values().cloned().collect();

@@ -684,32 +684,54 @@ mod tests {
     }
 
     /// The app's BEFORE UPDATE trigger returning NULL skips the write of a
-    /// row bound_adjust holds locked: INVALID_INPUT naming the source, not
-    /// INTERNAL (it read the missing RETURNING row: XX000), and no ledger
-    /// row for a change that did not happen.
+    /// row a call holds locked and found ready: INVALID_INPUT naming the
+    /// source, nothing changed. Before: bound_adjust answered INTERNAL (it
+    /// read the missing RETURNING row), bound_decrement a shortage of a row
+    /// that had enough, bound_decrement_many a success with the line
+    /// "untracked", bound_reserve a hold the reserved column never got.
     #[pg_test]
     fn a_write_the_tables_trigger_skips_is_refused() {
         inventory();
+        run("ALTER TABLE public.inventory ADD COLUMN reserved numeric NOT NULL DEFAULT 0");
         run(
             "CREATE FUNCTION public.veto() RETURNS trigger LANGUAGE plpgsql AS $f$
              BEGIN RETURN NULL; END $f$",
         );
-        call("atomic_inventory.bind_stock_source('vetoed', 'public.inventory', 'id', 'quantity')");
-        run("CREATE TRIGGER veto BEFORE UPDATE ON public.inventory FOR EACH ROW EXECUTE FUNCTION public.veto()");
-        let (msg, d) = assert_err(
-            &format!("SELECT atomic_inventory.bound_adjust('vetoed', '{U1}', 3, p_force => true)"),
-            "22023",
-            "INVALID_INPUT",
+        call(
+            "atomic_inventory.bind_stock_source('vetoed', 'public.inventory', 'id', 'quantity',
+               p_reserved_column => 'reserved')",
         );
-        assert_eq!(d["field"], "p_source", "{msg}");
+        run("CREATE TRIGGER veto BEFORE UPDATE ON public.inventory FOR EACH ROW EXECUTE FUNCTION public.veto()");
+        for sql in [
+            format!("SELECT atomic_inventory.bound_adjust('vetoed', '{U1}', 3, p_force => true)"),
+            format!("SELECT atomic_inventory.bound_decrement('vetoed', '{U1}', 1)"),
+            format!("SELECT atomic_inventory.bound_increment('vetoed', '{U1}', 1)"),
+            format!(
+                r#"SELECT atomic_inventory.bound_decrement_many('vetoed', '[{{"item_id": "{U1}", "quantity": 1}}]')"#
+            ),
+            format!(
+                r#"SELECT atomic_inventory.bound_reserve('vetoed', '[{{"item_id": "{U1}", "quantity": 1}}]')"#
+            ),
+        ] {
+            let (msg, d) = assert_err(&sql, "22023", "INVALID_INPUT");
+            assert_eq!(d["field"], "p_source", "{sql}: {msg}");
+        }
         assert_eq!(
             scalar(&format!(
-                "SELECT quantity::text FROM public.inventory WHERE id = '{U1}'"
+                "SELECT quantity || '/' || reserved FROM public.inventory WHERE id = '{U1}'"
             )),
-            "10"
+            "10/0"
         );
         assert_eq!(
-            scalar("SELECT count(*)::text FROM atomic_inventory.ledger WHERE source = 'vetoed' AND kind = 'adjust'"),
+            scalar(
+                "SELECT count(*)::text FROM atomic_inventory.ledger WHERE source = 'vetoed' AND kind <> 'initial'"
+            ),
+            "0"
+        );
+        assert_eq!(
+            scalar(
+                "SELECT count(*)::text FROM atomic_inventory.reservations WHERE source = 'vetoed'"
+            ),
             "0"
         );
     }
