@@ -365,10 +365,15 @@ pub(crate) struct Settle<'a> {
     pub key: Option<&'a str>,
 }
 
+/// `present`: the rows lock_rows found (and holds locked). Each must be
+/// written; one the app deleted meanwhile has nothing to give back, but one
+/// present and not written was skipped by the table's own trigger or rule,
+/// and settling past it would leave its units held in the column.
 fn settle(
     c: &mut SpiClient<'_>,
     b: &Binding,
     held: BTreeMap<String, AnyNumeric>,
+    present: &BTreeMap<String, AnyNumeric>,
     commit: bool,
     s: &Settle<'_>,
 ) -> Result<()> {
@@ -381,18 +386,29 @@ fn settle(
         "reservation_settle",
         settle_sql,
         &[TEXTS, NUMS, BOOL],
-        &[keys.into(), qtys.into(), commit.into()],
+        &[keys.clone().into(), qtys.into(), commit.into()],
     )?;
+    let mut rows = Vec::new();
+    let mut written = std::collections::BTreeSet::new();
+    for row in t {
+        let key = row.get::<String>(1)?.unwrap_or_default();
+        written.insert(key.clone());
+        rows.push(LedgerRow {
+            key,
+            after: row.get::<AnyNumeric>(2)?.unwrap_or_default(),
+            delta: AnyNumeric::from(0) - row.get::<AnyNumeric>(3)?.unwrap_or_default(),
+            tenant: row.get::<String>(4)?,
+        });
+    }
+    let skipped: Vec<&str> = keys
+        .iter()
+        .filter(|k| present.contains_key(*k) && !written.contains(*k))
+        .map(|k| k.as_str())
+        .collect();
+    if !skipped.is_empty() {
+        return Err(bound::skipped_write(b, &skipped));
+    }
     if commit && ledger_on() {
-        let mut rows = Vec::new();
-        for row in t {
-            rows.push(LedgerRow {
-                key: row.get::<String>(1)?.unwrap_or_default(),
-                after: row.get::<AnyNumeric>(2)?.unwrap_or_default(),
-                delta: AnyNumeric::from(0) - row.get::<AnyNumeric>(3)?.unwrap_or_default(),
-                tenant: row.get::<String>(4)?,
-            });
-        }
         let note = LedgerNote {
             kind: "commit",
             reason: s.reason.clone(),
@@ -453,7 +469,7 @@ pub(crate) fn finish(
                 return Err(Error::Insufficient { lines: short });
             }
         }
-        settle(c, &b, held, commit, s)?;
+        settle(c, &b, held, &rows, commit, s)?;
     }
     let keys: Option<Vec<String>> = only.map(|_| lines.iter().map(|l| l.key.clone()).collect());
     let t = run(
@@ -478,13 +494,13 @@ pub(crate) fn expire(c: &mut SpiClient<'_>, source: &str, ids: Vec<Uuid>) -> Res
     match bindings::get(c, source, true) {
         Ok(b) if b.reserved.is_some() => {
             if !held.is_empty() {
-                lock_rows(c, &b, &held)?;
+                let present = lock_rows(c, &b, &held)?;
                 let s = Settle {
                     reason: None,
                     reservation: String::new(),
                     key: None,
                 };
-                settle(c, &b, held, false, &s)?;
+                settle(c, &b, held, &present, false, &s)?;
             }
         }
         Ok(_) | Err(Error::NotFound { .. }) | Err(Error::InvalidInput { .. }) => {}

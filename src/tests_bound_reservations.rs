@@ -428,6 +428,42 @@ mod tests {
         assert_eq!(r["expired"], 0, "{r}");
     }
 
+    /// The app's BEFORE UPDATE trigger returning NULL skips the write that
+    /// gives a hold back or sells it: commit and release are refused
+    /// (INVALID_INPUT on p_source) and the sweep skips the source, the
+    /// holds stay active. Before, each ended the hold with the units still
+    /// in the reserved column (and a commit sold nothing).
+    #[pg_test]
+    fn a_settle_the_tables_trigger_skips_keeps_the_hold() {
+        seed004();
+        let a = reserve(&format!(r#"[{{"item_id": "{U1}", "quantity": 2}}]"#));
+        let due = reserve(&format!(r#"[{{"item_id": "{U2}", "quantity": 1}}]"#));
+        run(
+            "CREATE FUNCTION public.veto() RETURNS trigger LANGUAGE plpgsql AS $f$
+             BEGIN RETURN NULL; END $f$",
+        );
+        run(r#"CREATE TRIGGER veto BEFORE UPDATE ON public."Inventory"
+               FOR EACH ROW EXECUTE FUNCTION public.veto()"#);
+        for f in ["commit_reservation", "release_reservation"] {
+            let (msg, d) = assert_err(
+                &format!("SELECT atomic_inventory.{f}('{a}')"),
+                "22023",
+                "INVALID_INPUT",
+            );
+            assert_eq!(d["field"], "p_source", "{f}: {msg}");
+        }
+        run(&format!(
+            "UPDATE atomic_inventory.reservations SET expires_at = now() - interval '1 minute'
+              WHERE id = '{due}'"
+        ));
+        let r = call("atomic_inventory.expire_reservations()");
+        assert_eq!(r["expired"], 0, "{r}");
+        assert_eq!(status(&a), "active");
+        assert_eq!(status(&due), "active");
+        assert_eq!(row(U1), pair("10", "2"));
+        assert_eq!(row(U2), pair("5", "1"));
+    }
+
     #[pg_test]
     fn unbinding_waits_for_active_holds_and_a_dropped_table_releases_them() {
         seed004();
