@@ -11,7 +11,7 @@
 
 use crate::batches::driver_id;
 use crate::bindings::{self, Binding};
-use crate::bound::item_key;
+use crate::bound::{self, item_key};
 use crate::context::Caller;
 use crate::errors::{Error, Result};
 use crate::fmgr::{entry_point, Args};
@@ -202,9 +202,13 @@ fn claim(args: &Args) -> Result<String> {
             // Idempotent: the driver already holds it (a retried request).
             return Ok(reply(&b, &id, &status, Some(&driver)));
         }
-        if status == b.available && attempt(c)? {
-            // Freed between our UPDATE and the lock: the row is ours now.
-            return Ok(reply(&b, &id, &b.claimed, Some(&driver)));
+        if status == b.available {
+            if attempt(c)? {
+                // Freed between our UPDATE and the lock: the row is ours now.
+                return Ok(reply(&b, &id, &b.claimed, Some(&driver)));
+            }
+            // available, locked by us, and still not claimed
+            return Err(bound::skipped_write(&b, &[id.as_str()]));
         }
         Err(Error::BatchUnavailable {
             batch_id: id.clone(),
@@ -265,7 +269,11 @@ fn unclaim(args: &Args) -> Result<String> {
         if !t.is_empty() {
             return Ok(reply(&b, &id, &b.available, None));
         }
-        let (status, _) = lock_batch(c, &b, &caller, &id)?;
+        let (status, holder) = lock_batch(c, &b, &caller, &id)?;
+        if status == b.claimed && holder.as_deref() == Some(driver.as_str()) {
+            // held by the caller, locked by us, and still not given back
+            return Err(bound::skipped_write(&b, &[id.as_str()]));
+        }
         Err(Error::BatchNotHeld {
             batch_id: id.clone(),
             driver_id: driver.clone(),

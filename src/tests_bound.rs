@@ -736,6 +736,34 @@ mod tests {
         );
     }
 
+    /// The same for a batch source: a claim of an available batch or the
+    /// holder's unclaim that the app's trigger skips is INVALID_INPUT on
+    /// p_source (it was BATCH_UNAVAILABLE with status "open", and
+    /// BATCH_NOT_HELD for the holder).
+    #[pg_test]
+    fn a_claim_the_tables_trigger_skips_is_refused() {
+        run("CREATE TABLE public.runs3 (id integer PRIMARY KEY, st text NOT NULL DEFAULT 'open', who text)");
+        run("INSERT INTO public.runs3 (id) VALUES (1), (2)");
+        call("atomic_inventory.bind_batch_source('runs3', 'public.runs3', 'id', 'st', 'who', 'open', 'taken')");
+        call("atomic_inventory.bound_claim_batch('runs3', '1', 'd1')");
+        run(
+            "CREATE FUNCTION public.veto() RETURNS trigger LANGUAGE plpgsql AS $f$
+             BEGIN RETURN NULL; END $f$",
+        );
+        run("CREATE TRIGGER veto BEFORE UPDATE ON public.runs3 FOR EACH ROW EXECUTE FUNCTION public.veto()");
+        for sql in [
+            "SELECT atomic_inventory.bound_unclaim_batch('runs3', '1', 'd1')",
+            "SELECT atomic_inventory.bound_claim_batch('runs3', '2', 'd2')",
+        ] {
+            let (msg, d) = assert_err(sql, "22023", "INVALID_INPUT");
+            assert_eq!(d["field"], "p_source", "{sql}: {msg}");
+        }
+        assert_eq!(
+            scalar("SELECT string_agg(id || ':' || st || ':' || coalesce(who, '-'), ',' ORDER BY id) FROM public.runs3"),
+            "1:taken:d1,2:open:-"
+        );
+    }
+
     /// A role that owns tables and may create types in public, and a table
     /// of its own where code it writes records who ran it.
     fn table_owner_with_a_log() {
