@@ -388,17 +388,21 @@ fn settle(
         &[TEXTS, NUMS, BOOL],
         &[keys.clone().into(), qtys.into(), commit.into()],
     )?;
+    // ledger rows only for a commit with the ledger on; the keys written always
+    let ledger = commit && ledger_on();
     let mut rows = Vec::new();
     let mut written = std::collections::BTreeSet::new();
     for row in t {
         let key = row.get::<String>(1)?.unwrap_or_default();
-        written.insert(key.clone());
-        rows.push(LedgerRow {
-            key,
-            after: row.get::<AnyNumeric>(2)?.unwrap_or_default(),
-            delta: AnyNumeric::from(0) - row.get::<AnyNumeric>(3)?.unwrap_or_default(),
-            tenant: row.get::<String>(4)?,
-        });
+        if ledger {
+            rows.push(LedgerRow {
+                key: key.clone(),
+                after: row.get::<AnyNumeric>(2)?.unwrap_or_default(),
+                delta: AnyNumeric::from(0) - row.get::<AnyNumeric>(3)?.unwrap_or_default(),
+                tenant: row.get::<String>(4)?,
+            });
+        }
+        written.insert(key);
     }
     let skipped: Vec<&str> = keys
         .iter()
@@ -408,7 +412,7 @@ fn settle(
     if !skipped.is_empty() {
         return Err(bound::skipped_write(b, &skipped));
     }
-    if commit && ledger_on() {
+    if ledger {
         let note = LedgerNote {
             kind: "commit",
             reason: s.reason.clone(),

@@ -165,12 +165,13 @@ pub fn with_spi<T>(
         .execute()
 }
 
-/// `attempt` for work whose failure must not end the rest of the caller's
-/// (the sweep of one bound source): `f` runs in a subtransaction, kept if it
-/// answers Ok, rolled back if it fails; a PostgreSQL error inside is not
-/// raised again but answered as Err with its SQLSTATE and message.
-pub fn isolated<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
-    // SAFETY: as in `attempt`
+/// Open an internal subtransaction as PL/pgSQL's exec_stmt_block does and
+/// stay in the caller's memory context and resource owner (so what the work
+/// allocates survives either ending). Returns what restores both; call it
+/// again after releasing or rolling the subtransaction back.
+fn begin_subtransaction() -> impl Fn() + Copy {
+    // SAFETY: reads two backend globals, opens a subtransaction of the
+    // current transaction, then sets the globals back to what they were.
     let (cxt, owner) = unsafe { (pg_sys::CurrentMemoryContext, pg_sys::CurrentResourceOwner) };
     let restore = move || unsafe {
         pg_sys::MemoryContextSwitchTo(cxt);
@@ -180,6 +181,15 @@ pub fn isolated<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
         pg_sys::BeginInternalSubTransaction(std::ptr::null());
     }
     restore();
+    restore
+}
+
+/// `attempt` for work whose failure must not end the rest of the caller's
+/// (the sweep of one bound source): `f` runs in a subtransaction, kept if it
+/// answers Ok, rolled back if it fails; a PostgreSQL error inside is not
+/// raised again but answered as Err with its SQLSTATE and message.
+pub fn isolated<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let restore = begin_subtransaction();
     let out = PgTryBuilder::new(AssertUnwindSafe(f))
         .catch_others(move |e| {
             let report = match &e {
@@ -218,19 +228,7 @@ pub fn isolated<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
 /// `f` must not keep a tuple table of a statement it ran past its return
 /// (rolling back frees them; read what it needs into Rust values first).
 pub fn attempt<T>(f: impl FnOnce() -> Result<Option<T>>) -> Result<Option<T>> {
-    // SAFETY: the same sequence as PL/pgSQL's exec_stmt_block: remember the
-    // memory context and resource owner, open the subtransaction, stay in the
-    // caller's memory context (so what `f` allocates survives either ending),
-    // and restore both after releasing or rolling back.
-    let (cxt, owner) = unsafe { (pg_sys::CurrentMemoryContext, pg_sys::CurrentResourceOwner) };
-    let restore = move || unsafe {
-        pg_sys::MemoryContextSwitchTo(cxt);
-        pg_sys::CurrentResourceOwner = owner;
-    };
-    unsafe {
-        pg_sys::BeginInternalSubTransaction(std::ptr::null());
-    }
-    restore();
+    let restore = begin_subtransaction();
     let out = PgTryBuilder::new(AssertUnwindSafe(f))
         .catch_others(move |e| {
             unsafe { pg_sys::RollbackAndReleaseCurrentSubTransaction() };

@@ -159,3 +159,17 @@ pub fn plan_of(stmt: &crate::spi::Stmt) -> (Vec<String>, bool) {
     Spi::run(&format!("DEALLOCATE {}", stmt.name)).unwrap();
     (plan, generic)
 }
+
+/// A BEFORE UPDATE trigger on `table` (a quoted, qualified name) that
+/// returns NULL: the app's own code skipping every update of its rows.
+pub fn veto_updates(table: &str) {
+    Spi::run(
+        "CREATE OR REPLACE FUNCTION public.veto() RETURNS trigger LANGUAGE plpgsql AS $f$
+         BEGIN RETURN NULL; END $f$",
+    )
+    .unwrap();
+    Spi::run(&format!(
+        "CREATE TRIGGER veto BEFORE UPDATE ON {table} FOR EACH ROW EXECUTE FUNCTION public.veto()"
+    ))
+    .unwrap();
+}

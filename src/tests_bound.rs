@@ -693,15 +693,11 @@ mod tests {
     fn a_write_the_tables_trigger_skips_is_refused() {
         inventory();
         run("ALTER TABLE public.inventory ADD COLUMN reserved numeric NOT NULL DEFAULT 0");
-        run(
-            "CREATE FUNCTION public.veto() RETURNS trigger LANGUAGE plpgsql AS $f$
-             BEGIN RETURN NULL; END $f$",
-        );
         call(
             "atomic_inventory.bind_stock_source('vetoed', 'public.inventory', 'id', 'quantity',
                p_reserved_column => 'reserved')",
         );
-        run("CREATE TRIGGER veto BEFORE UPDATE ON public.inventory FOR EACH ROW EXECUTE FUNCTION public.veto()");
+        veto_updates("public.inventory");
         for sql in [
             format!("SELECT atomic_inventory.bound_adjust('vetoed', '{U1}', 3, p_force => true)"),
             format!("SELECT atomic_inventory.bound_decrement('vetoed', '{U1}', 1)"),
@@ -746,11 +742,7 @@ mod tests {
         run("INSERT INTO public.runs3 (id) VALUES (1), (2)");
         call("atomic_inventory.bind_batch_source('runs3', 'public.runs3', 'id', 'st', 'who', 'open', 'taken')");
         call("atomic_inventory.bound_claim_batch('runs3', '1', 'd1')");
-        run(
-            "CREATE FUNCTION public.veto() RETURNS trigger LANGUAGE plpgsql AS $f$
-             BEGIN RETURN NULL; END $f$",
-        );
-        run("CREATE TRIGGER veto BEFORE UPDATE ON public.runs3 FOR EACH ROW EXECUTE FUNCTION public.veto()");
+        veto_updates("public.runs3");
         for sql in [
             "SELECT atomic_inventory.bound_unclaim_batch('runs3', '1', 'd1')",
             "SELECT atomic_inventory.bound_claim_batch('runs3', '2', 'd2')",

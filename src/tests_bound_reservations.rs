@@ -278,10 +278,7 @@ mod tests {
         assert_eq!(row(U1), pair("10", "2"));
         // a managed reservation named by key through bound_release_reservation
         item(A, "4");
-        let m = call(&format!(
-            r#"atomic_inventory.reserve_inventory('[{{"inventory_id": "{A}", "quantity": 1}}]')"#
-        ));
-        let mid = m["reservation_id"].as_str().unwrap();
+        let mid = &reserve_managed(1);
         let (_, d) = assert_err(
             &format!(
                 "SELECT atomic_inventory.bound_release_reservation('{mid}', ARRAY['not-a-uuid'])"
@@ -319,12 +316,7 @@ mod tests {
             r#"[{{"item_id": "{U1}", "quantity": 4}}, {{"item_id": "{U2}", "quantity": 1}}]"#
         ));
         let other = reserve(&format!(r#"[{{"item_id": "{U1}", "quantity": 1}}]"#));
-        let managed = call(&format!(
-            r#"atomic_inventory.reserve_inventory('[{{"inventory_id": "{A}", "quantity": 3}}]')"#
-        ))["reservation_id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let managed = reserve_managed(3);
         let keep = reserve(&format!(r#"[{{"item_id": "{U2}", "quantity": 2}}]"#));
         assert_eq!(row(U1), pair("10", "5"));
         run(&format!(
@@ -353,18 +345,23 @@ mod tests {
         assert_eq!(drift("inv4"), 0);
     }
 
+    /// A reservation of `qty` units of managed item A; its id.
+    fn reserve_managed(qty: u32) -> String {
+        call(&format!(
+            r#"atomic_inventory.reserve_inventory('[{{"inventory_id": "{A}", "quantity": {qty}}}]')"#
+        ))["reservation_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
     /// A hold of 2 on the bound `Inventory` and one of 3 on managed item A,
     /// both past their expiry: (bound id, managed id).
     fn due_bound_and_managed_holds() -> (String, String) {
         seed004();
         item(A, "4");
         let bound = reserve(&format!(r#"[{{"item_id": "{U1}", "quantity": 2}}]"#));
-        let managed = call(&format!(
-            r#"atomic_inventory.reserve_inventory('[{{"inventory_id": "{A}", "quantity": 3}}]')"#
-        ))["reservation_id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let managed = reserve_managed(3);
         run(&format!(
             "UPDATE atomic_inventory.reservations SET expires_at = now() - interval '1 minute'
               WHERE id IN ('{bound}', '{managed}')"
@@ -438,12 +435,7 @@ mod tests {
         seed004();
         let a = reserve(&format!(r#"[{{"item_id": "{U1}", "quantity": 2}}]"#));
         let due = reserve(&format!(r#"[{{"item_id": "{U2}", "quantity": 1}}]"#));
-        run(
-            "CREATE FUNCTION public.veto() RETURNS trigger LANGUAGE plpgsql AS $f$
-             BEGIN RETURN NULL; END $f$",
-        );
-        run(r#"CREATE TRIGGER veto BEFORE UPDATE ON public."Inventory"
-               FOR EACH ROW EXECUTE FUNCTION public.veto()"#);
+        veto_updates(r#"public."Inventory""#);
         for f in ["commit_reservation", "release_reservation"] {
             let (msg, d) = assert_err(
                 &format!("SELECT atomic_inventory.{f}('{a}')"),
