@@ -60,3 +60,33 @@ res=$(q "SELECT atomic_inventory.reserve_inventory(jsonb_build_array(jsonb_build
 wait_expired "$res"
 echo "worker_check: extension missing for 4 s: $((missing_after - missing_before)) warning(s); after it is back: $status"
 [[ $((missing_after - missing_before)) == 1 && "$status" == expired ]]
+
+# The worker's rounds resolve names through the extension's pinned search
+# path, not the database's. The worker runs as the bootstrap superuser; a
+# database owner could set search_path = public, pg_catalog for the database
+# and create in public a `<` for timestamptz that calls every time past.
+# Under that path the round's "expires_at < now()" picked it: every hold
+# expired at once, and the owner's function ran as superuser. The setting
+# applies to new connections: the server restarts to give the worker one.
+evil_off() {
+    q "ALTER DATABASE ai_test RESET search_path"
+    q "DROP OPERATOR IF EXISTS public.< (timestamptz, timestamptz)"
+    q "DROP FUNCTION IF EXISTS public.ai_worker_check_lt(timestamptz, timestamptz)"
+}
+trap evil_off EXIT
+q "CREATE FUNCTION public.ai_worker_check_lt(timestamptz, timestamptz) RETURNS boolean LANGUAGE sql AS 'SELECT true'"
+q "CREATE OPERATOR public.< (LEFTARG = timestamptz, RIGHTARG = timestamptz, FUNCTION = public.ai_worker_check_lt)"
+q "ALTER DATABASE ai_test SET search_path = public, pg_catalog"
+long=$(q "SELECT atomic_inventory.reserve_inventory(jsonb_build_array(jsonb_build_object('inventory_id', '$item', 'quantity', 1)), p_ttl_seconds => 3600)->>'reservation_id'")
+pid=$(q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'atomic_inventory sweeper'")
+runuser -u postgres -- env -u RUST_BACKTRACE "$AI_PG_BINDIR/pg_ctl" -D "$AI_CLUSTER_DIR/data" -l "$AI_CLUSTER_DIR/server.log" \
+    -w -o "$AI_PG_START_OPTS" restart >/dev/null
+path=$(q "SHOW search_path")
+res=$(q "SELECT atomic_inventory.reserve_inventory(jsonb_build_array(jsonb_build_object('inventory_id', '$item', 'quantity', 1)), p_ttl_seconds => 1)->>'reservation_id'")
+wait_expired "$res"
+long_status=$(q "SELECT status FROM atomic_inventory.reservations WHERE id = '$long'")
+new_pid=$(q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'atomic_inventory sweeper'")
+evil_off
+trap - EXIT
+echo "worker_check: database search_path '$path' with a hostile < in public, worker $pid -> $new_pid: a 1 s hold $status, a 1 h hold $long_status"
+[[ "$path" == "public, pg_catalog" && -n "$new_pid" && "$new_pid" != "$pid" && "$status" == expired && "$long_status" == active ]]

@@ -6,7 +6,8 @@
 -- reservations on bound sources: reservations.source, bound_reservation_lines),
 -- every table's rows in pg_dump (pg_extension_config_dump), claim_next_batch
 -- indexes that skip claimed batches, create_batch's and create_item's answer
--- to an existing id, any number of items without a SKU.
+-- to an existing id, any number of items without a SKU, the C functions'
+-- search path pinned in their code instead of by a SET clause.
 -- Run by ALTER EXTENSION atomic_inventory UPDATE; the same objects a fresh
 -- 0.3.0 install creates (pg_test/upgrade/run.sh compares the two catalogs).
 \echo Use "ALTER EXTENSION atomic_inventory UPDATE" to load this file. \quit
@@ -160,7 +161,6 @@ CREATE FUNCTION atomic_inventory.stripe_item(
     p_lock_timeout_ms integer DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS 'MODULE_PATHNAME', 'ai_stripe_item';
 COMMENT ON FUNCTION atomic_inventory.stripe_item(uuid, integer, integer) IS
     'Striped mode for a hot item: spread its free stock over p_stripes sub-rows (2..256) so that many sales can lock at once; 0 puts everything back into the item row. Quantity, available and the ledger are unchanged. Returns {success, inventory_id, stripes, quantity, reserved, stripe_quantities}.';
@@ -245,7 +245,6 @@ CREATE FUNCTION atomic_inventory.bind_stock_source(
     p_add_check       boolean DEFAULT true
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS 'MODULE_PATHNAME', 'ai_bind_stock_source';
 COMMENT ON FUNCTION atomic_inventory.bind_stock_source(text, regclass, name, name, name, name, name, boolean) IS
     'Adopt an existing stock table under the name p_name: checks the columns, that the id is unique and that quantity has a CHECK (>= 0) (added, NOT VALID then validated, with p_add_check), and writes one initial ledger row per row. Caller must own the table. Returns {success, name, kind, relation, ...}.';
@@ -261,14 +260,12 @@ CREATE FUNCTION atomic_inventory.bind_batch_source(
     p_tenant_column   name DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS 'MODULE_PATHNAME', 'ai_bind_batch_source';
 COMMENT ON FUNCTION atomic_inventory.bind_batch_source(text, regclass, name, name, name, text, text, name) IS
     'Adopt an existing delivery batch table under the name p_name for bound_claim_batch and friends. Caller must own the table. Returns {success, name, kind, relation, ...}.';
 
 CREATE FUNCTION atomic_inventory.unbind_source(p_name text) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS 'MODULE_PATHNAME', 'ai_unbind_source';
 COMMENT ON FUNCTION atomic_inventory.unbind_source(text) IS
     'Forget a binding (NOT_FOUND, PT404, if there is none). The table, its rows, an added CHECK and the ledger rows stay. Returns {success, name, kind, relation}.';
@@ -291,7 +288,6 @@ CREATE FUNCTION atomic_inventory.bound_decrement(
     p_lock_timeout_ms integer DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS 'MODULE_PATHNAME', 'ai_bound_decrement';
 COMMENT ON FUNCTION atomic_inventory.bound_decrement(text, text, numeric, text, text, text, integer) IS
     'decrement_inventory on a bound table row: take p_quantity units, refusing (INSUFFICIENT_INVENTORY, PT409) to go below available. Returns {success, source, item_id, old_quantity, new_quantity, deducted}.';
@@ -305,7 +301,6 @@ CREATE FUNCTION atomic_inventory.bound_decrement_many(
     p_lock_timeout_ms integer DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 -- As decrement_inventory_many: its statements (line arrays) were planned on
 -- every call. 3,327-3,522 -> 4,957-5,104 5-line orders/s at 8 clients when
 -- forced generic (docs/benchmarks.md); no sequential scan, as for the
@@ -326,7 +321,6 @@ CREATE FUNCTION atomic_inventory.bound_increment(
     p_lock_timeout_ms integer DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS 'MODULE_PATHNAME', 'ai_bound_increment';
 COMMENT ON FUNCTION atomic_inventory.bound_increment(text, text, numeric, text, text, text, integer) IS
     'increment_inventory on a bound table row. Returns {success, source, item_id, old_quantity, new_quantity, added}.';
@@ -343,14 +337,12 @@ CREATE FUNCTION atomic_inventory.bound_adjust(
     p_lock_timeout_ms   integer DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS 'MODULE_PATHNAME', 'ai_bound_adjust';
 COMMENT ON FUNCTION atomic_inventory.bound_adjust(text, text, numeric, numeric, boolean, text, text, text, integer) IS
     'adjust_inventory (compare-and-set) on a bound table row. Returns {success, source, item_id, old_quantity, new_quantity, delta}.';
 
 CREATE FUNCTION atomic_inventory.bound_get(p_source text, p_item_id text) RETURNS json
 LANGUAGE c STABLE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS 'MODULE_PATHNAME', 'ai_bound_get';
 COMMENT ON FUNCTION atomic_inventory.bound_get(text, text) IS
     'One bound row''s stock: {source, item_id, quantity, reserved, available, tracked, tenant_id} (NOT_FOUND, PT404, if not visible).';
@@ -361,7 +353,6 @@ CREATE FUNCTION atomic_inventory.bound_claim_batch(
     p_driver_id text DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS 'MODULE_PATHNAME', 'ai_bound_claim_batch';
 COMMENT ON FUNCTION atomic_inventory.bound_claim_batch(text, text, text) IS
     'Claim a batch of a bound batch table for p_driver_id (default: the JWT sub): exactly one driver wins, the others get BATCH_UNAVAILABLE (PT409). Returns {success, source, batch_id, status, driver_id}.';
@@ -371,7 +362,6 @@ CREATE FUNCTION atomic_inventory.bound_claim_next_batch(
     p_driver_id text DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS 'MODULE_PATHNAME', 'ai_bound_claim_next_batch';
 COMMENT ON FUNCTION atomic_inventory.bound_claim_next_batch(text, text) IS
     'Claim the available batch with the lowest id that no one else is claiming right now (SKIP LOCKED); NULL when none is left.';
@@ -382,7 +372,6 @@ CREATE FUNCTION atomic_inventory.bound_unclaim_batch(
     p_driver_id text DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS 'MODULE_PATHNAME', 'ai_bound_unclaim_batch';
 COMMENT ON FUNCTION atomic_inventory.bound_unclaim_batch(text, text, text) IS
     'Give a claimed batch back (status available, assignee NULL); only its holder can (BATCH_NOT_HELD, PT403).';
@@ -548,7 +537,6 @@ CREATE FUNCTION atomic_inventory.bound_reserve(
     p_lock_timeout_ms integer DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off
 AS 'MODULE_PATHNAME', 'ai_bound_reserve';
@@ -563,7 +551,6 @@ CREATE FUNCTION atomic_inventory.bound_commit_reservation(
     p_lock_timeout_ms integer DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off
 AS 'MODULE_PATHNAME', 'ai_bound_commit_reservation';
@@ -578,7 +565,6 @@ CREATE FUNCTION atomic_inventory.bound_release_reservation(
     p_lock_timeout_ms integer DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off
 AS 'MODULE_PATHNAME', 'ai_bound_release_reservation';
@@ -849,3 +835,29 @@ $$;
 -- are in the backend's own memory, which a parallel worker does not see
 -- (under debug_parallel_query the view showed an empty worker's table).
 ALTER FUNCTION atomic_inventory.stats_snapshot() PARALLEL RESTRICTED;
+
+-- The C functions pin their search path themselves, for the whole call
+-- (src/spi.rs, PinnedPath: pg_catalog, then atomic_inventory; nothing of
+-- the caller's), instead of by a SET clause: on PostgreSQL 15 fmgr's
+-- handling of the clause (parse, save, restore, the namespace path
+-- recomputed twice) cost about 3 us per call, 2-5% of a single-line sale's
+-- throughput (docs/benchmarks.md). The C functions created above have no
+-- such clause; the PL/pgSQL and SQL functions keep theirs.
+ALTER FUNCTION atomic_inventory.decrement_inventory(uuid, numeric, text, text, text, integer) RESET search_path;
+ALTER FUNCTION atomic_inventory.decrement_inventory_many(jsonb, text, text, text, integer) RESET search_path;
+ALTER FUNCTION atomic_inventory.increment_inventory(uuid, numeric, text, text, text, integer) RESET search_path;
+ALTER FUNCTION atomic_inventory.adjust_inventory(uuid, numeric, numeric, boolean, text, text, text, integer) RESET search_path;
+ALTER FUNCTION atomic_inventory.claim_batch(uuid, text, integer, integer, integer) RESET search_path;
+ALTER FUNCTION atomic_inventory.claim_next_batch(text, text, integer, integer, integer) RESET search_path;
+ALTER FUNCTION atomic_inventory.unclaim_batch(uuid, text, integer) RESET search_path;
+ALTER FUNCTION atomic_inventory.start_batch(uuid, text, integer) RESET search_path;
+ALTER FUNCTION atomic_inventory.complete_batch(uuid, text, integer) RESET search_path;
+ALTER FUNCTION atomic_inventory.reserve_inventory(jsonb, integer, text, text, integer) RESET search_path;
+ALTER FUNCTION atomic_inventory.commit_reservation(uuid, uuid[], text, text, integer) RESET search_path;
+ALTER FUNCTION atomic_inventory.release_reservation(uuid, uuid[], text, text, integer) RESET search_path;
+ALTER FUNCTION atomic_inventory.extend_reservation(uuid, integer, integer) RESET search_path;
+ALTER FUNCTION atomic_inventory.expire_reservations(integer) RESET search_path;
+ALTER FUNCTION atomic_inventory.increment_packing_quantity(uuid, integer, integer, uuid, uuid, integer, integer) RESET search_path;
+ALTER FUNCTION atomic_inventory.decrement_packing_quantity(uuid, uuid, integer, integer) RESET search_path;
+ALTER FUNCTION atomic_inventory.stats_snapshot() RESET search_path;
+ALTER FUNCTION atomic_inventory.stats_reset() RESET search_path;

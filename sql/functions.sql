@@ -1,10 +1,18 @@
 -- atomic_inventory: callable functions and grants. Runs last in CREATE EXTENSION.
 --
 -- Every function: named p_ arguments with defaults (PostgREST calls them with
--- a JSON body of named arguments), a pinned search_path (pg_catalog first,
--- pg_temp last, so no caller-created object can shadow what we call), and
--- SECURITY DEFINER: callers need EXECUTE only, never write access to the
--- tables, so stock cannot change outside the locked, ledgered paths.
+-- a JSON body of named arguments), a pinned search path (pg_catalog first,
+-- then atomic_inventory, nothing of the caller's, so no caller-created object
+-- can shadow what we call), and SECURITY DEFINER: callers need EXECUTE only,
+-- never write access to the tables, so stock cannot change outside the
+-- locked, ledgered paths.
+--
+-- The PL/pgSQL and SQL functions pin the search path with a SET clause. The
+-- C functions (LANGUAGE c, symbols ai_*) have none: they pin it in their
+-- code for the whole call (src/spi.rs, PinnedPath). On PostgreSQL 15 fmgr's
+-- handling of a SET clause (parse, save, restore, the namespace path
+-- recomputed twice) cost about 3 us of CPU per call (docs/benchmarks.md).
+-- The #[pg_test] every_function_pins_search_path checks both kinds.
 
 CREATE FUNCTION atomic_inventory.decrement_inventory(
     p_inventory_id    uuid,
@@ -15,7 +23,6 @@ CREATE FUNCTION atomic_inventory.decrement_inventory(
     p_lock_timeout_ms integer DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS 'MODULE_PATHNAME', 'ai_decrement_inventory';
 COMMENT ON FUNCTION atomic_inventory.decrement_inventory(uuid, numeric, text, text, text, integer) IS
     'Take p_quantity units of one item, atomically; refuses (INSUFFICIENT_INVENTORY, PT409) to go below available = quantity - reserved. Returns {success, inventory_id, old_quantity, new_quantity, deducted}.';
@@ -28,7 +35,6 @@ CREATE FUNCTION atomic_inventory.decrement_inventory_many(
     p_lock_timeout_ms integer DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 -- Its statements (unnest of the line arrays, grouped, joined to items) kept
 -- getting custom plans, i.e. planned on every call; the generic plan is the
 -- same index nested loop. Measured: 1,003 -> 1,478 calls/s, 1 client, 5 lines
@@ -54,7 +60,6 @@ CREATE FUNCTION atomic_inventory.increment_inventory(
     p_lock_timeout_ms integer DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS 'MODULE_PATHNAME', 'ai_increment_inventory';
 COMMENT ON FUNCTION atomic_inventory.increment_inventory(uuid, numeric, text, text, text, integer) IS
     'Add p_quantity units (restock, return). Returns {success, inventory_id, old_quantity, new_quantity, added}.';
@@ -70,7 +75,6 @@ CREATE FUNCTION atomic_inventory.adjust_inventory(
     p_lock_timeout_ms     integer DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS 'MODULE_PATHNAME', 'ai_adjust_inventory';
 COMMENT ON FUNCTION atomic_inventory.adjust_inventory(uuid, numeric, numeric, boolean, text, text, text, integer) IS
     'Compare-and-set: set quantity to p_new_quantity only if it still equals p_expected_quantity (else QUANTITY_MISMATCH, PT409); p_force => true skips the comparison. Returns {success, inventory_id, old_quantity, new_quantity, delta}.';
@@ -230,7 +234,6 @@ CREATE FUNCTION atomic_inventory.stripe_item(
     p_lock_timeout_ms integer DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS 'MODULE_PATHNAME', 'ai_stripe_item';
 COMMENT ON FUNCTION atomic_inventory.stripe_item(uuid, integer, integer) IS
     'Striped mode for a hot item: spread its free stock over p_stripes sub-rows (2..256) so that many sales can lock at once; 0 puts everything back into the item row. Quantity, available and the ledger are unchanged. Returns {success, inventory_id, stripes, quantity, reserved, stripe_quantities}.';
@@ -248,7 +251,6 @@ CREATE FUNCTION atomic_inventory.claim_batch(
     p_lock_timeout_ms integer DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS 'MODULE_PATHNAME', 'ai_claim_batch';
 COMMENT ON FUNCTION atomic_inventory.claim_batch(uuid, text, integer, integer, integer) IS
     'Claim one batch: exactly one concurrent driver wins, the others get BATCH_UNAVAILABLE (PT409 = HTTP 409). Re-claiming a batch you hold succeeds. p_driver_id defaults to the JWT sub.';
@@ -261,7 +263,6 @@ CREATE FUNCTION atomic_inventory.claim_next_batch(
     p_lock_timeout_ms integer DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS 'MODULE_PATHNAME', 'ai_claim_next_batch';
 COMMENT ON FUNCTION atomic_inventory.claim_next_batch(text, text, integer, integer, integer) IS
     'Claim the next claimable batch (highest priority, oldest first, optionally in p_zone) with SKIP LOCKED: concurrent drivers get different batches without waiting. NULL when none is left.';
@@ -272,7 +273,6 @@ CREATE FUNCTION atomic_inventory.unclaim_batch(
     p_lock_timeout_ms integer DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS 'MODULE_PATHNAME', 'ai_unclaim_batch';
 COMMENT ON FUNCTION atomic_inventory.unclaim_batch(uuid, text, integer) IS
     'Give a claimed or started batch back (available again). Holder or admin only, else BATCH_NOT_HELD (PT403).';
@@ -283,7 +283,6 @@ CREATE FUNCTION atomic_inventory.start_batch(
     p_lock_timeout_ms integer DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS 'MODULE_PATHNAME', 'ai_start_batch';
 COMMENT ON FUNCTION atomic_inventory.start_batch(uuid, text, integer) IS
     'claimed -> in_progress (the lease stops applying). Holder or admin only; repeating it succeeds.';
@@ -294,7 +293,6 @@ CREATE FUNCTION atomic_inventory.complete_batch(
     p_lock_timeout_ms integer DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS 'MODULE_PATHNAME', 'ai_complete_batch';
 COMMENT ON FUNCTION atomic_inventory.complete_batch(uuid, text, integer) IS
     'claimed or in_progress -> completed. Holder or admin only; repeating it succeeds.';
@@ -379,7 +377,6 @@ CREATE FUNCTION atomic_inventory.reserve_inventory(
     p_lock_timeout_ms integer DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off
 AS 'MODULE_PATHNAME', 'ai_reserve_inventory';
@@ -394,7 +391,6 @@ CREATE FUNCTION atomic_inventory.commit_reservation(
     p_lock_timeout_ms integer DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off
 AS 'MODULE_PATHNAME', 'ai_commit_reservation';
@@ -409,7 +405,6 @@ CREATE FUNCTION atomic_inventory.release_reservation(
     p_lock_timeout_ms integer DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off
 AS 'MODULE_PATHNAME', 'ai_release_reservation';
@@ -422,14 +417,12 @@ CREATE FUNCTION atomic_inventory.extend_reservation(
     p_lock_timeout_ms integer DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS 'MODULE_PATHNAME', 'ai_extend_reservation';
 COMMENT ON FUNCTION atomic_inventory.extend_reservation(uuid, integer, integer) IS
     'Move an active, unexpired reservation''s expiry to now() + p_ttl_seconds.';
 
 CREATE FUNCTION atomic_inventory.expire_reservations(p_limit integer DEFAULT 1000) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS 'MODULE_PATHNAME', 'ai_expire_reservations';
 COMMENT ON FUNCTION atomic_inventory.expire_reservations(integer) IS
     'The sweep: release up to p_limit due reservations (skipping any being committed or released right now). Returns {success, expired}. Schedule it with pg_cron, or let the background worker run it.';
@@ -493,7 +486,6 @@ CREATE FUNCTION atomic_inventory.increment_packing_quantity(
     p_lock_timeout_ms integer DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS 'MODULE_PATHNAME', 'ai_increment_packing_quantity';
 COMMENT ON FUNCTION atomic_inventory.increment_packing_quantity(uuid, integer, integer, uuid, uuid, integer, integer) IS
     'Pack p_quantity (default 1) units of a progress line, with every validation of seed 001 (session, ownership, order status, line and basket limits). p_quantity_needed and p_picked_quantity are accepted for compatibility; the tables decide. Returns the updated progress row as JSON.';
@@ -505,7 +497,6 @@ CREATE FUNCTION atomic_inventory.decrement_packing_quantity(
     p_lock_timeout_ms integer DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS 'MODULE_PATHNAME', 'ai_decrement_packing_quantity';
 COMMENT ON FUNCTION atomic_inventory.decrement_packing_quantity(uuid, uuid, integer, integer) IS
     'Un-pack units packed by mistake (same validations; NOTHING_TO_UNPACK below zero). Returns the updated progress row as JSON.';
@@ -526,7 +517,6 @@ CREATE FUNCTION atomic_inventory.bind_stock_source(
     p_add_check       boolean DEFAULT true
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS 'MODULE_PATHNAME', 'ai_bind_stock_source';
 COMMENT ON FUNCTION atomic_inventory.bind_stock_source(text, regclass, name, name, name, name, name, boolean) IS
     'Adopt an existing stock table under the name p_name: checks the columns, that the id is unique and that quantity has a CHECK (>= 0) (added, NOT VALID then validated, with p_add_check), and writes one initial ledger row per row. Caller must own the table. Returns {success, name, kind, relation, ...}.';
@@ -542,14 +532,12 @@ CREATE FUNCTION atomic_inventory.bind_batch_source(
     p_tenant_column   name DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS 'MODULE_PATHNAME', 'ai_bind_batch_source';
 COMMENT ON FUNCTION atomic_inventory.bind_batch_source(text, regclass, name, name, name, text, text, name) IS
     'Adopt an existing delivery batch table under the name p_name for bound_claim_batch and friends. Caller must own the table. Returns {success, name, kind, relation, ...}.';
 
 CREATE FUNCTION atomic_inventory.unbind_source(p_name text) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS 'MODULE_PATHNAME', 'ai_unbind_source';
 COMMENT ON FUNCTION atomic_inventory.unbind_source(text) IS
     'Forget a binding (NOT_FOUND, PT404, if there is none). The table, its rows, an added CHECK and the ledger rows stay. Returns {success, name, kind, relation}.';
@@ -572,7 +560,6 @@ CREATE FUNCTION atomic_inventory.bound_decrement(
     p_lock_timeout_ms integer DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS 'MODULE_PATHNAME', 'ai_bound_decrement';
 COMMENT ON FUNCTION atomic_inventory.bound_decrement(text, text, numeric, text, text, text, integer) IS
     'decrement_inventory on a bound table row: take p_quantity units, refusing (INSUFFICIENT_INVENTORY, PT409) to go below available. Returns {success, source, item_id, old_quantity, new_quantity, deducted}.';
@@ -586,7 +573,6 @@ CREATE FUNCTION atomic_inventory.bound_decrement_many(
     p_lock_timeout_ms integer DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 -- As decrement_inventory_many: its statements (line arrays) were planned on
 -- every call. 3,327-3,522 -> 4,957-5,104 5-line orders/s at 8 clients when
 -- forced generic (docs/benchmarks.md); no sequential scan, as for the
@@ -607,7 +593,6 @@ CREATE FUNCTION atomic_inventory.bound_increment(
     p_lock_timeout_ms integer DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS 'MODULE_PATHNAME', 'ai_bound_increment';
 COMMENT ON FUNCTION atomic_inventory.bound_increment(text, text, numeric, text, text, text, integer) IS
     'increment_inventory on a bound table row. Returns {success, source, item_id, old_quantity, new_quantity, added}.';
@@ -624,14 +609,12 @@ CREATE FUNCTION atomic_inventory.bound_adjust(
     p_lock_timeout_ms   integer DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS 'MODULE_PATHNAME', 'ai_bound_adjust';
 COMMENT ON FUNCTION atomic_inventory.bound_adjust(text, text, numeric, numeric, boolean, text, text, text, integer) IS
     'adjust_inventory (compare-and-set) on a bound table row. Returns {success, source, item_id, old_quantity, new_quantity, delta}.';
 
 CREATE FUNCTION atomic_inventory.bound_get(p_source text, p_item_id text) RETURNS json
 LANGUAGE c STABLE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS 'MODULE_PATHNAME', 'ai_bound_get';
 COMMENT ON FUNCTION atomic_inventory.bound_get(text, text) IS
     'One bound row''s stock: {source, item_id, quantity, reserved, available, tracked, tenant_id} (NOT_FOUND, PT404, if not visible).';
@@ -648,7 +631,6 @@ CREATE FUNCTION atomic_inventory.bound_reserve(
     p_lock_timeout_ms integer DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off
 AS 'MODULE_PATHNAME', 'ai_bound_reserve';
@@ -663,7 +645,6 @@ CREATE FUNCTION atomic_inventory.bound_commit_reservation(
     p_lock_timeout_ms integer DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off
 AS 'MODULE_PATHNAME', 'ai_bound_commit_reservation';
@@ -678,7 +659,6 @@ CREATE FUNCTION atomic_inventory.bound_release_reservation(
     p_lock_timeout_ms integer DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off
 AS 'MODULE_PATHNAME', 'ai_bound_release_reservation';
@@ -691,7 +671,6 @@ CREATE FUNCTION atomic_inventory.bound_claim_batch(
     p_driver_id text DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS 'MODULE_PATHNAME', 'ai_bound_claim_batch';
 COMMENT ON FUNCTION atomic_inventory.bound_claim_batch(text, text, text) IS
     'Claim a batch of a bound batch table for p_driver_id (default: the JWT sub): exactly one driver wins, the others get BATCH_UNAVAILABLE (PT409). Returns {success, source, batch_id, status, driver_id}.';
@@ -701,7 +680,6 @@ CREATE FUNCTION atomic_inventory.bound_claim_next_batch(
     p_driver_id text DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS 'MODULE_PATHNAME', 'ai_bound_claim_next_batch';
 COMMENT ON FUNCTION atomic_inventory.bound_claim_next_batch(text, text) IS
     'Claim the available batch with the lowest id that no one else is claiming right now (SKIP LOCKED); NULL when none is left.';
@@ -712,7 +690,6 @@ CREATE FUNCTION atomic_inventory.bound_unclaim_batch(
     p_driver_id text DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS 'MODULE_PATHNAME', 'ai_bound_unclaim_batch';
 COMMENT ON FUNCTION atomic_inventory.bound_unclaim_batch(text, text, text) IS
     'Give a claimed batch back (status available, assignee NULL); only its holder can (BATCH_NOT_HELD, PT403).';
@@ -784,14 +761,12 @@ COMMENT ON FUNCTION atomic_inventory.reconcile_source(text) IS
 -- its own empty table).
 CREATE FUNCTION atomic_inventory.stats_snapshot() RETURNS json
 LANGUAGE c VOLATILE PARALLEL RESTRICTED
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS 'MODULE_PATHNAME', 'ai_stats_snapshot';
 COMMENT ON FUNCTION atomic_inventory.stats_snapshot() IS
     'Counters of every function as a JSON array; read it through the stats view.';
 
 CREATE FUNCTION atomic_inventory.stats_reset() RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS 'MODULE_PATHNAME', 'ai_stats_reset';
 COMMENT ON FUNCTION atomic_inventory.stats_reset() IS
     'Zero the statistics (of the cluster when preloaded, else of this backend).';

@@ -1,8 +1,10 @@
 //! Raw V1 entry points for the SQL-callable functions.
 //!
 //! Every public function is declared by hand in `sql/functions.sql` (named `p_`
-//! arguments, defaults, SECURITY DEFINER, pinned search_path) and implemented by
-//! a Rust body `fn(&Args) -> Result<impl Reply>` that returns a JSON text (or SQL NULL).
+//! arguments, defaults, SECURITY DEFINER) and implemented by a Rust body
+//! `fn(&Args) -> Result<impl Reply>` that returns a JSON text (or SQL NULL).
+//! The body runs with the search path pinned (spi::PinnedPath), in place of
+//! a SET clause on the declaration.
 //! `entry_point!` wraps the body in pgrx's guard (Postgres errors raised inside
 //! keep their SQLSTATE, Rust panics become ERRORs) and raises our typed errors
 //! afterwards, outside the guard, so their custom SQLSTATEs survive (errors.rs).
@@ -165,7 +167,10 @@ macro_rules! entry_point {
                     // catch_unwind only to count errors PostgreSQL raised
                     // inside the call (deadlock, cancel, ...); they continue
                     // unchanged to pgrx's guard.
-                    let run = ::std::panic::AssertUnwindSafe(|| $body(&$crate::fmgr::Args(fcinfo)));
+                    // The search path pinned for the whole call (spi::PinnedPath).
+                    let run = ::std::panic::AssertUnwindSafe(|| {
+                        $crate::spi::pinned(|| $body(&$crate::fmgr::Args(fcinfo)))
+                    });
                     match ::std::panic::catch_unwind(run) {
                         Ok(Ok(reply)) => {
                             $crate::stats::record(SLOT, started, None);

@@ -141,19 +141,27 @@ pub extern "C-unwind" fn ai_sweeper_main(_arg: pg_sys::Datum) {
             continue;
         }
         let limit = SWEEP_BATCH.get();
+        // The round's statements resolve names through the pinned search
+        // path, as the calls' do (spi::PinnedPath): the worker runs as the
+        // bootstrap superuser, and the server's default search_path
+        // ("$user", public) would let whoever may create objects in public
+        // supply operators or functions its statements pick up. (Before
+        // 0.3.0 the rounds ran under that default.)
         let outcome = BackgroundWorker::transaction(move || {
-            Spi::connect_mut(|c| {
-                let Some(installed) = spi::installed_version(c)? else {
-                    return Ok(None);
-                };
-                // The sweep's statements need this library's tables. Between
-                // installing a new library (and the restart preloading needs)
-                // and ALTER EXTENSION UPDATE they would fail on a missing
-                // column every round, each failure ending the worker. Checked
-                // every round (one catalog row per sweep), unlike the calls'
-                // once-per-backend check in spi.rs.
-                spi::require_version(installed)?;
-                reservations::sweep(c, limit).map(Some)
+            spi::pinned(|| {
+                Spi::connect_mut(|c| {
+                    let Some(installed) = spi::installed_version(c)? else {
+                        return Ok(None);
+                    };
+                    // The sweep's statements need this library's tables. Between
+                    // installing a new library (and the restart preloading needs)
+                    // and ALTER EXTENSION UPDATE they would fail on a missing
+                    // column every round, each failure ending the worker. Checked
+                    // every round (one catalog row per sweep), unlike the calls'
+                    // once-per-backend check in spi.rs.
+                    spi::require_version(installed)?;
+                    reservations::sweep(c, limit).map(Some)
+                })
             })
         });
         match outcome {

@@ -888,19 +888,43 @@ mod tests {
 
     #[pg_test]
     fn every_function_pins_search_path() {
-        // One exception, on purpose: stock_valid, the C function of items'
+        // PL/pgSQL and SQL functions (and pgrx's two wrappers) pin it with a
+        // SET clause. The C entry points (fmgr.rs, symbols ai_*) pin it in
+        // code for the whole call (spi::PinnedPath), which
+        // shadowing_objects_in_caller_schemas_change_nothing checks by
+        // behaviour; a SET clause on them would add fmgr's GUC work back.
+        // One C function pins nothing: stock_valid, the C function of items'
         // CHECK. It runs no SQL and resolves no names, and a SET clause would
         // route every CHECK evaluation through fmgr_security_definer's GUC
         // save/restore. A CHECK runs as whoever writes the table, so PUBLIC
         // may execute it (it has no side effects).
-        let unpinned = scalar(
+        let entry_point =
+            "(p.prolang = (SELECT l.oid FROM pg_language AS l WHERE l.lanname = 'c') \
+                            AND p.prosrc LIKE 'ai\\_%')";
+        let unpinned = scalar(&format!(
             "SELECT coalesce(string_agg(p.proname, ','), '')
                FROM pg_proc p
               WHERE p.pronamespace = 'atomic_inventory'::regnamespace
-                AND p.proname <> 'stock_valid'
-                AND NOT coalesce(array_to_string(p.proconfig, ',') LIKE 'search_path=pg_catalog%pg_temp%', false)",
-        );
+                AND NOT {entry_point}
+                AND NOT coalesce(array_to_string(p.proconfig, ',') LIKE 'search_path=pg_catalog%pg_temp%', false)"
+        ));
         assert_eq!(unpinned, "");
+        let entry_points = scalar(&format!(
+            "SELECT count(*)::text FROM pg_proc p
+              WHERE p.pronamespace = 'atomic_inventory'::regnamespace AND {entry_point}
+                AND p.proname <> 'stock_valid'"
+        ));
+        assert_eq!(
+            entry_points, "33",
+            "the C entry points of sql/functions.sql"
+        );
+        let set_clause = scalar(&format!(
+            "SELECT coalesce(string_agg(p.proname, ','), '')
+               FROM pg_proc p
+              WHERE p.pronamespace = 'atomic_inventory'::regnamespace AND {entry_point}
+                AND array_to_string(p.proconfig, ',') LIKE '%search_path=%'"
+        ));
+        assert_eq!(set_clause, "");
         let public_exec = scalar(
             "SELECT coalesce(string_agg(p.proname, ','), '')
                FROM pg_proc p
@@ -919,25 +943,77 @@ mod tests {
         );
     }
 
+    /// Objects a caller creates in schemas of their own, put first in their
+    /// search_path (before pg_catalog), change nothing our calls do: a temp
+    /// table named like ours, and operators that would turn subtraction into
+    /// addition and the reverse, pass every stock check and make every uuid
+    /// equal, if our SQL resolved names through them. The C functions pin
+    /// their search path in code (spi::PinnedPath), so this covers that pin
+    /// through a sale, a restock, a refused sale, a reservation and its
+    /// commit, and a batch claim; the caller's search path is theirs again
+    /// after each call, one that failed included.
     #[pg_test]
     fn shadowing_objects_in_caller_schemas_change_nothing() {
         item(A, "10");
-        // A hostile temp table and a public operator that would turn
-        // subtraction into addition if our SQL resolved names through them.
+        item(B, "10");
+        Spi::run(&format!(
+            "INSERT INTO atomic_inventory.batches (id, zone) VALUES ('{A}', 'shadow'), ('{B}', 'shadow')"
+        ))
+        .unwrap();
         Spi::run("CREATE TEMP TABLE items (id uuid, quantity numeric)").unwrap();
         Spi::run(
             "CREATE FUNCTION public.evil_minus(numeric, numeric) RETURNS numeric
-             LANGUAGE sql AS 'SELECT $1 + $2'",
-        )
-        .unwrap();
-        Spi::run(
-            "CREATE OPERATOR public.- (LEFTARG = numeric, RIGHTARG = numeric, FUNCTION = public.evil_minus)",
+               LANGUAGE sql AS 'SELECT $1 + $2';
+             CREATE FUNCTION public.evil_plus(numeric, numeric) RETURNS numeric
+               LANGUAGE sql AS 'SELECT $1 OPERATOR(pg_catalog.-) $2';
+             CREATE FUNCTION public.evil_ge(numeric, numeric) RETURNS boolean
+               LANGUAGE sql AS 'SELECT true';
+             CREATE FUNCTION public.evil_eq(uuid, uuid) RETURNS boolean
+               LANGUAGE sql AS 'SELECT true';
+             CREATE OPERATOR public.- (LEFTARG = numeric, RIGHTARG = numeric, FUNCTION = public.evil_minus);
+             CREATE OPERATOR public.+ (LEFTARG = numeric, RIGHTARG = numeric, FUNCTION = public.evil_plus);
+             CREATE OPERATOR public.>= (LEFTARG = numeric, RIGHTARG = numeric, FUNCTION = public.evil_ge);
+             CREATE OPERATOR public.= (LEFTARG = uuid, RIGHTARG = uuid, FUNCTION = public.evil_eq);",
         )
         .unwrap();
         Spi::run("SET search_path = pg_temp, public, pg_catalog").unwrap();
+        let path = || scalar("SELECT pg_catalog.current_schemas(true)::text");
+        let before = path();
         call(&format!("atomic_inventory.decrement_inventory('{A}', 3)"));
+        assert_eq!(path(), before);
+        call(&format!("atomic_inventory.increment_inventory('{A}', 1)"));
+        let (state, _, _) = err(&format!(
+            "SELECT atomic_inventory.decrement_inventory('{A}', 100)"
+        ));
+        assert_eq!(state, "PT409", "a sale past the stock is refused");
+        assert_eq!(path(), before, "after a call that failed");
+        let r = call(&format!(
+            "atomic_inventory.reserve_inventory(pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(\
+               'inventory_id', '{A}', 'quantity', 2)))"
+        ));
+        let rid = r["reservation_id"].as_str().unwrap().to_string();
+        call(&format!("atomic_inventory.commit_reservation('{rid}')"));
+        let claim = call(&format!(
+            "atomic_inventory.claim_batch(p_batch_id => '{A}', p_driver_id => 'd1')"
+        ));
+        assert_eq!(path(), before);
         Spi::run("RESET search_path").unwrap();
-        assert_eq!(quantity(A), "7");
+        assert_eq!(claim["success"], true);
+        assert_eq!(quantity(A), "6", "10 - 3 + 1 - 2");
+        assert_eq!(quantity(B), "10", "only the named item changed");
+        assert_eq!(
+            scalar(&format!(
+                "SELECT reserved::text FROM atomic_inventory.items WHERE id = '{A}'"
+            )),
+            "0"
+        );
+        assert_eq!(
+            scalar(&format!(
+                "SELECT status FROM atomic_inventory.batches WHERE id = '{B}'"
+            )),
+            "available",
+            "only the named batch was claimed"
+        );
     }
 
     /// items_initial_ledger skips its row while a dump is restored, which it

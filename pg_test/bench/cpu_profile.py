@@ -53,6 +53,7 @@ PHASES = [
 
 OURS = PHASES[1][0]
 TOP = PHASES[4][0]
+PROTOCOL = PHASES[6][0]
 
 FRAME = re.compile(r"^\s*[0-9a-f]+ (.*?)(?:\+0x[0-9a-f]+)? \((.*)\)$")
 HEAD = re.compile(r"^\s*(\S+)\s+(\d+)/(\d+)\s")
@@ -133,7 +134,7 @@ def profile(c, variant, dist, calls, freq, bindir, tmp, top=0):
     per_sample_us = 1e6 / freq
     for sym, k in top_symbols(stacks, top):
         print(f"profile: {variant}: {k * per_sample_us / calls:7.1f} us  {sym}", flush=True)
-    for phase in (OURS, TOP) if top else ():
+    for phase in (OURS, TOP, PROTOCOL) if top else ():
         print(f"profile: {variant}: self time in {phase!r}:")
         for sym, k in top_leaves(stacks, phase, top):
             print(f"profile: {variant}: {k * per_sample_us / calls:7.1f} us  {sym}", flush=True)

@@ -32,12 +32,14 @@ END;
 $$;
 
 -- What-if declarations of decrement_inventory's own C function (bench.py's
--- WHAT_IF variants, not shipped): without the pinned search_path, and
--- without that and SECURITY DEFINER. Against decrement_noledger they give
--- what the shipped declaration costs per call.
-CREATE FUNCTION bench.decrement_unpinned(p_inventory_id uuid, p_quantity numeric, p_reason text DEFAULT NULL,
+-- WHAT_IF variants, not shipped): with the SET search_path clause the C
+-- functions had until they pinned the path in their code (0.3.0; that pin
+-- still runs inside the clause), and without SECURITY DEFINER. Against decrement_noledger
+-- they give what a SET clause, and the owner switch, cost per call.
+CREATE FUNCTION bench.decrement_set_clause(p_inventory_id uuid, p_quantity numeric, p_reason text DEFAULT NULL,
     p_reference text DEFAULT NULL, p_idempotency_key text DEFAULT NULL, p_lock_timeout_ms integer DEFAULT NULL)
 RETURNS json LANGUAGE c VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS '$libdir/atomic_inventory', 'ai_decrement_inventory';
 CREATE FUNCTION bench.decrement_invoker(p_inventory_id uuid, p_quantity numeric, p_reason text DEFAULT NULL,
     p_reference text DEFAULT NULL, p_idempotency_key text DEFAULT NULL, p_lock_timeout_ms integer DEFAULT NULL)

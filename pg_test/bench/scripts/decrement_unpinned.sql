@@ -1,3 +1,0 @@
--- What-if (not shipped): decrement_noledger's C code declared with SECURITY DEFINER without the pinned search_path (setup.sql).
-\set k KEY
-SELECT bench.decrement_unpinned(p_inventory_id => lpad(to_hex(:k::int), 32, '0')::uuid, p_quantity => 1);
