@@ -90,9 +90,12 @@ fn claim_next_sql(b: &Binding) -> String {
             ORDER BY t.{id} LIMIT 1 \
               FOR UPDATE SKIP LOCKED \
          ) \
-         UPDATE {rel} AS t SET {st} = $5::{sty}, {asg} = $1::{aty} \
-           FROM next WHERE t.{id} = next.id \
-         RETURNING t.{id}::text",
+         , upd AS ( \
+           UPDATE {rel} AS t SET {st} = $5::{sty}, {asg} = $1::{aty} \
+             FROM next WHERE t.{id} = next.id \
+           RETURNING t.{id} AS id \
+         ) \
+         SELECT next.id::text, upd.id IS NOT NULL FROM next LEFT JOIN upd ON true",
         id = b.id,
         rel = b.rel,
         st = b.status,
@@ -239,7 +242,13 @@ fn claim_next(args: &Args) -> Result<Option<String>> {
         if t.is_empty() {
             return Ok(None); // none left: SQL NULL, not an error
         }
-        let id = t.first().get::<String>(1)?.unwrap_or_default();
+        let row = t.first();
+        let id = row.get::<String>(1)?.unwrap_or_default();
+        // A batch was found and locked, but the app's own trigger (or a
+        // rule) skipped its write: not "none left" (NULL), as it answered.
+        if !row.get::<bool>(2)?.unwrap_or(false) {
+            return Err(bound::skipped_write(&b, &[id.as_str()]));
+        }
         Ok(Some(reply(&b, &id, &b.claimed, Some(&driver))))
     })
 }

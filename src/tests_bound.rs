@@ -732,10 +732,10 @@ mod tests {
         );
     }
 
-    /// The same for a batch source: a claim of an available batch or the
-    /// holder's unclaim that the app's trigger skips is INVALID_INPUT on
-    /// p_source (it was BATCH_UNAVAILABLE with status "open", and
-    /// BATCH_NOT_HELD for the holder).
+    /// The same for a batch source: a claim of an available batch, the next
+    /// one, or the holder's unclaim that the app's trigger skips is
+    /// INVALID_INPUT on p_source (it was BATCH_UNAVAILABLE with status
+    /// "open", NULL as if none were left, and BATCH_NOT_HELD for the holder).
     #[pg_test]
     fn a_claim_the_tables_trigger_skips_is_refused() {
         run("CREATE TABLE public.runs3 (id integer PRIMARY KEY, st text NOT NULL DEFAULT 'open', who text)");
@@ -746,6 +746,7 @@ mod tests {
         for sql in [
             "SELECT atomic_inventory.bound_unclaim_batch('runs3', '1', 'd1')",
             "SELECT atomic_inventory.bound_claim_batch('runs3', '2', 'd2')",
+            "SELECT atomic_inventory.bound_claim_next_batch('runs3', 'd2')",
         ] {
             let (msg, d) = assert_err(sql, "22023", "INVALID_INPUT");
             assert_eq!(d["field"], "p_source", "{sql}: {msg}");
