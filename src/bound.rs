@@ -233,8 +233,16 @@ fn increment_sql(b: &Binding) -> String {
         Some(max) => format!("AND {} <= '{max}'::numeric - $2", quantity(b)),
         None => String::new(),
     };
+    // NaN or Infinity in a numeric column stays what it is whatever is
+    // added, while the ledger would record the units: such a row is left
+    // alone, and the caller says why. (NaN sorts above Infinity.)
+    let finite = if b.qty_numeric {
+        format!("AND {} < 'Infinity'::numeric", quantity(b))
+    } else {
+        String::new()
+    };
     format!(
-        "UPDATE {rel} AS t SET {q} = {qv} + $2 WHERE {id} AND {tenant} {fits} \
+        "UPDATE {rel} AS t SET {q} = {qv} + $2 WHERE {id} AND {tenant} {fits} {finite} \
          RETURNING (t.{q} - $2)::text, t.{q}::text, t.{q}::numeric, {tv}",
         rel = b.rel,
         q = b.qty,
@@ -520,6 +528,15 @@ fn one(args: &Args, up: bool) -> Result<String> {
                 let row = lock_row(c, &b, &caller, &key, &qty)?;
                 if let Some((old, new)) = add(c)? {
                     return Ok(moved(&b, &key, &old, &new, &qty, "added"));
+                }
+                if b.qty_numeric && matches!(row.quantity.as_str(), "NaN" | "Infinity") {
+                    return Err(Error::invalid_input(
+                        "p_item_id",
+                        format!(
+                            "item {key} has a quantity of {} (not a finite number) that no restock changes; set it with bound_adjust first",
+                            row.quantity
+                        ),
+                    ));
                 }
                 let fits = match &b.qty_cap.max {
                     None => true,

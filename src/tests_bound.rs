@@ -641,12 +641,17 @@ mod tests {
     /// A numeric quantity column can hold NaN and Infinity, and a `>= 0`
     /// CHECK lets both through: such a row covered any sale (1000000 sold
     /// from Infinity, "success", nothing changed). Now it has nothing to
-    /// sell, and the CHECK bind adds to a numeric column keeps it finite.
+    /// sell, a restock of it is refused (it answered success, Infinity +
+    /// 5, with a ledger row of 5 units), and the CHECK bind adds to a
+    /// numeric column keeps it finite.
     #[pg_test]
     fn nan_and_infinity_have_nothing_to_sell() {
         run("CREATE TABLE public.inf (id bigint PRIMARY KEY, q numeric NOT NULL CHECK (q >= 0))");
         run("INSERT INTO public.inf VALUES (1, 'Infinity'), (2, 'NaN'), (3, 5)");
         call("atomic_inventory.bind_stock_source('inf', 'public.inf', 'id', 'q')");
+        let ledger =
+            || scalar("SELECT count(*)::text FROM atomic_inventory.ledger WHERE source = 'inf'");
+        let rows_at_bind = ledger();
         for id in ["1", "2"] {
             assert_err(
                 &format!("SELECT atomic_inventory.bound_decrement('inf', '{id}', 1000000)"),
@@ -660,8 +665,17 @@ mod tests {
                 "PT409",
                 "INSUFFICIENT_INVENTORY",
             );
+            let (_, d) = assert_err(
+                &format!("SELECT atomic_inventory.bound_increment('inf', '{id}', 5)"),
+                "22023",
+                "INVALID_INPUT",
+            );
+            assert_eq!(d["field"], "p_item_id");
         }
-        let r = call("atomic_inventory.bound_decrement('inf', '3', 1)");
+        assert_eq!(ledger(), rows_at_bind, "no movement recorded");
+        let r = call("atomic_inventory.bound_increment('inf', '3', 1)");
+        assert_eq!(r["new_quantity"], 6, "{r}");
+        let r = call("atomic_inventory.bound_decrement('inf', '3', 2)");
         assert_eq!(r["new_quantity"], 4, "{r}");
         // without a CHECK, bind adds one that keeps the column finite
         run("CREATE TABLE public.inf2 (id bigint PRIMARY KEY, q numeric NOT NULL)");
