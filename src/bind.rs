@@ -335,6 +335,21 @@ fn writable(field: &str, col: &Column) -> Result<()> {
     Ok(())
 }
 
+/// The one boolean `stmt` answers about column `col` of table `t` ($1 the
+/// table, $2 the column number); `default` if it answers NULL.
+fn column_flag(
+    c: &mut SpiClient<'_>,
+    stmt: &Stmt,
+    t: &Table,
+    col: &Column,
+    default: bool,
+) -> Result<bool> {
+    Ok(run(c, stmt, &[t.oid.into(), col.attnum.into()])?
+        .first()
+        .get::<bool>(1)?
+        .unwrap_or(default))
+}
+
 /// The id column: uuid, bigint, integer, text or varchar, unique on its own.
 fn id_column(c: &mut SpiClient<'_>, t: &Table, name: Option<String>) -> Result<(Column, IdType)> {
     let col = required(c, t, "p_id_column", name)?;
@@ -351,10 +366,7 @@ fn id_column(c: &mut SpiClient<'_>, t: &Table, name: Option<String>) -> Result<(
             ))
         }
     };
-    let deterministic = run(c, &ID_DETERMINISTIC, &[t.oid.into(), col.attnum.into()])?
-        .first()
-        .get::<bool>(1)?
-        .unwrap_or(true);
+    let deterministic = column_flag(c, &ID_DETERMINISTIC, t, &col, true)?;
     if !deterministic {
         return Err(Error::invalid_input(
             "p_id_column",
@@ -364,10 +376,7 @@ fn id_column(c: &mut SpiClient<'_>, t: &Table, name: Option<String>) -> Result<(
             ),
         ));
     }
-    let unique = run(c, &ID_UNIQUE, &[t.oid.into(), col.attnum.into()])?
-        .first()
-        .get::<bool>(1)?
-        .unwrap_or(false);
+    let unique = column_flag(c, &ID_UNIQUE, t, &col, false)?;
     if !unique {
         return Err(Error::invalid_input(
             "p_id_column",

@@ -59,13 +59,16 @@ fn available(b: &Binding) -> String {
     // through): such a row has nothing to sell or hold, instead of covering
     // any quantity and staying as it was. (NaN sorts above Infinity.)
     if b.qty_numeric {
-        format!(
-            "(CASE WHEN t.{} >= 'Infinity'::numeric THEN 0 ELSE {avail} END)",
-            b.qty
-        )
+        format!("(CASE WHEN {} THEN {avail} ELSE 0 END)", finite(b))
     } else {
         avail
     }
+}
+
+/// The row's numeric quantity is a number: not NaN or Infinity (NaN sorts
+/// above Infinity). Only for numeric columns (`Binding::qty_numeric`).
+fn finite(b: &Binding) -> String {
+    format!("{} < 'Infinity'::numeric", quantity(b))
 }
 
 /// The row's quantity; NULL counts as 0, as a NULL reserved does. Tables
@@ -237,7 +240,7 @@ fn increment_sql(b: &Binding) -> String {
     // added, while the ledger would record the units: such a row is left
     // alone, and the caller says why. (NaN sorts above Infinity.)
     let finite = if b.qty_numeric {
-        format!("AND {} < 'Infinity'::numeric", quantity(b))
+        format!("AND {}", finite(b))
     } else {
         String::new()
     };
