@@ -90,3 +90,72 @@ evil_off
 trap - EXIT
 echo "worker_check: database search_path '$path' with a hostile < in public, worker $pid -> $new_pid: a 1 s hold $status, a 1 h hold $long_status"
 [[ "$path" == "public, pg_catalog" && -n "$new_pid" && "$new_pid" != "$pid" && "$status" == expired && "$long_status" == active ]]
+
+# A transaction that keeps an item row locked (an open admin session, a stuck
+# job) must not let the sweep freeze other items' sales. The sweep locks the
+# due holds' items in ascending id order; it used to wait for the locked one
+# with no limit while holding the items before it, so their sales queued
+# behind it for as long as that transaction lived, and nothing expired.
+# Now each lock wait of a sweep is limited (atomic_inventory.sweep_lock_timeout,
+# default 1 s): expire_reservations() answers LOCK_TIMEOUT (nothing changed),
+# and the worker expires the other holds one by one, leaving the busy one
+# until its row is free. In both parts item a's id sorts before item b's, so
+# the sweep locks a first and then waits for b.
+# make_pair DB: items $a < $b and a due-soon hold $ra, $rb on each, in DB.
+make_pair() {
+    read -r a b <<<"$(psql -X -A -t -q -d "$1" -c "SELECT string_agg(x::text, ' ' ORDER BY x) FROM (SELECT gen_random_uuid() AS x FROM generate_series(1, 2)) AS s")"
+    for i in "$a" "$b"; do
+        psql -X -A -t -q -d "$1" -v ON_ERROR_STOP=1 -c "SELECT atomic_inventory.create_item(p_id => '$i', p_sku => 'worker-lock-$i', p_quantity => 10)" >/dev/null
+    done
+    ra=$(psql -X -A -t -q -d "$1" -c "SELECT atomic_inventory.reserve_inventory(jsonb_build_array(jsonb_build_object('inventory_id', '$a', 'quantity', 1)), p_ttl_seconds => 60)->>'reservation_id'")
+    rb=$(psql -X -A -t -q -d "$1" -c "SELECT atomic_inventory.reserve_inventory(jsonb_build_array(jsonb_build_object('inventory_id', '$b', 'quantity', 1)), p_ttl_seconds => 60)->>'reservation_id'")
+}
+# hold_b DB SECONDS: another transaction locks item $b's row for SECONDS.
+hold_b() {
+    psql -X -q -d "$1" -c "BEGIN" -c "SELECT 1 FROM atomic_inventory.items WHERE id = '$b' FOR UPDATE" \
+        -c "SELECT pg_sleep($2)" -c "COMMIT" >/dev/null &
+    holder=$!
+}
+# 1. expire_reservations(), in a database the worker does not sweep
+q "CREATE DATABASE ai_worker_lock"
+psql -X -q -d ai_worker_lock -v ON_ERROR_STOP=1 -c "CREATE EXTENSION atomic_inventory"
+make_pair ai_worker_lock
+psql -X -q -d ai_worker_lock -c "UPDATE atomic_inventory.reservations SET expires_at = now() - interval '1 second'"
+hold_b ai_worker_lock 6
+sleep 0.5
+started=$(date +%s%N)
+fn_out=$(psql -X -A -t -q -d ai_worker_lock -c "SET atomic_inventory.sweep_lock_timeout = 500" \
+    -c "SET statement_timeout = '5s'" -c "SELECT atomic_inventory.expire_reservations()" 2>&1 || true)
+fn_ms=$(( ($(date +%s%N) - started) / 1000000 ))
+fn_code=$(grep -oE 'LOCK_TIMEOUT|statement timeout' <<<"$fn_out" | head -1 || true)
+fn_limit=$(grep -oE '"lock_timeout_ms" *: *[0-9]+' <<<"$fn_out" | grep -oE '[0-9]+$' || true)
+wait "$holder"
+fn_after=$(psql -X -A -t -q -d ai_worker_lock -c "SELECT atomic_inventory.expire_reservations()->>'expired'")
+q "DROP DATABASE ai_worker_lock WITH (FORCE)"
+echo "worker_check: item b locked by another transaction: expire_reservations() ${fn_code:-answered '$fn_out'} (limit $fn_limit ms) after $fn_ms ms; once b was free it expired $fn_after"
+[[ "$fn_code" == LOCK_TIMEOUT && "$fn_limit" == 500 && "$fn_ms" -lt 4000 && "$fn_after" == 2 ]]
+# 2. the worker (sweep_interval = 1 s): both holds due at once, so one
+# round takes both; b is locked before they are due
+make_pair ai_test
+hold_b ai_test 14
+q "UPDATE atomic_inventory.reservations SET expires_at = now() + interval '2 seconds' WHERE id IN ('$ra', '$rb')"
+sleep 4.5
+started=$(date +%s%N)
+sale=$(psql -X -A -t -q -c "SET statement_timeout = '5s'" \
+    -c "SELECT atomic_inventory.decrement_inventory(p_inventory_id => '$a', p_quantity => 1)->>'success'" 2>&1 || true)
+sale_ms=$(( ($(date +%s%N) - started) / 1000000 ))
+a_status=""
+for _ in $(seq 1 10); do
+    a_status=$(q "SELECT status FROM atomic_inventory.reservations WHERE id = '$ra'")
+    [[ "$a_status" == expired ]] && break
+    sleep 0.5
+done
+b_status=$(q "SELECT status FROM atomic_inventory.reservations WHERE id = '$rb'")
+holding=$(q "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(14)' AND state = 'active'")
+busy_warnings=$(grep -c "stayed locked longer than sweep_lock_timeout" "$AI_CLUSTER_DIR/server.log" || true)
+wait "$holder"
+wait_expired "$rb"
+reserved=$(q "SELECT string_agg(reserved::text, ',' ORDER BY id) FROM atomic_inventory.items WHERE id IN ('$a', '$b')")
+echo "worker_check: item b locked by another transaction: a sale of a '$sale' in $sale_ms ms; a's due hold $a_status while b was still locked (holder running: $holding, $busy_warnings warning(s)), b's $status once free; reserved a,b $reserved"
+[[ "$sale" == true && "$sale_ms" -lt 3000 && "$a_status" == expired && "$b_status" == active \
+    && "$holding" == 1 && "$busy_warnings" -ge 1 && "$status" == expired && "$reserved" == "0,0" ]]

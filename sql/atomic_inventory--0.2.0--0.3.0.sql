@@ -861,3 +861,8 @@ ALTER FUNCTION atomic_inventory.increment_packing_quantity(uuid, integer, intege
 ALTER FUNCTION atomic_inventory.decrement_packing_quantity(uuid, uuid, integer, integer) RESET search_path;
 ALTER FUNCTION atomic_inventory.stats_snapshot() RESET search_path;
 ALTER FUNCTION atomic_inventory.stats_reset() RESET search_path;
+
+-- Each lock wait of the sweep is limited (atomic_inventory.sweep_lock_timeout,
+-- src/sweeper.rs): the function answers LOCK_TIMEOUT instead of waiting.
+COMMENT ON FUNCTION atomic_inventory.expire_reservations(integer) IS
+    'The sweep: release up to p_limit due reservations (skipping any being committed or released right now). Returns {success, expired}. Each wait for a row lock is limited by atomic_inventory.sweep_lock_timeout: LOCK_TIMEOUT (PT503) past it, nothing changed. Schedule it with pg_cron, or let the background worker run it.';

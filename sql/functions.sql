@@ -425,7 +425,7 @@ CREATE FUNCTION atomic_inventory.expire_reservations(p_limit integer DEFAULT 100
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 AS 'MODULE_PATHNAME', 'ai_expire_reservations';
 COMMENT ON FUNCTION atomic_inventory.expire_reservations(integer) IS
-    'The sweep: release up to p_limit due reservations (skipping any being committed or released right now). Returns {success, expired}. Schedule it with pg_cron, or let the background worker run it.';
+    'The sweep: release up to p_limit due reservations (skipping any being committed or released right now). Returns {success, expired}. Each wait for a row lock is limited by atomic_inventory.sweep_lock_timeout: LOCK_TIMEOUT (PT503) past it, nothing changed. Schedule it with pg_cron, or let the background worker run it.';
 
 CREATE FUNCTION atomic_inventory.get_reservation(p_reservation_id uuid) RETURNS json
 LANGUAGE plpgsql STABLE SECURITY DEFINER

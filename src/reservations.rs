@@ -163,15 +163,28 @@ const EXTEND: Stmt = Stmt {
 
 /// The sweep, step 1: due active reservations nobody is working on (and
 /// the bound source of each, NULL for managed items), leaving out the
-/// sources ($2) whose expiry failed earlier in this sweep.
+/// sources ($2) whose expiry failed earlier in this sweep and the
+/// reservations $3 (the worker's busy ones, see `Sweep`); only $4 if given.
 const DUE: Stmt = Stmt {
     name: "reservation_due",
     sql: "SELECT r.id, r.source FROM atomic_inventory.reservations AS r \
            WHERE r.status = 'active' AND r.expires_at < pg_catalog.now() \
              AND (r.source IS NULL OR r.source <> ALL ($2)) \
+             AND r.id <> ALL ($3) AND ($4::uuid IS NULL OR r.id = $4) \
            ORDER BY r.id LIMIT $1 \
              FOR UPDATE SKIP LOCKED",
-    args: &[INT, pg_sys::TEXTARRAYOID],
+    args: &[INT, pg_sys::TEXTARRAYOID, UUIDS, UUID],
+};
+
+/// The ids DUE would take, without locking them (the worker's one-by-one
+/// pass reads them in a transaction of their own).
+const DUE_IDS: Stmt = Stmt {
+    name: "reservation_due_ids",
+    sql: "SELECT r.id FROM atomic_inventory.reservations AS r \
+           WHERE r.status = 'active' AND r.expires_at < pg_catalog.now() \
+             AND r.id <> ALL ($2) \
+           ORDER BY r.id LIMIT $1",
+    args: &[INT, UUIDS],
 };
 
 /// Step 2: lock their items, ascending id.
@@ -528,11 +541,11 @@ fn extend(args: &Args) -> Result<String> {
 /// due rows would otherwise fill every round and no other reservation
 /// would ever expire. Each failure leaves out one more source, so this
 /// loops at most once per bound source.
-pub fn sweep(c: &mut SpiClient<'_>, limit: i32) -> Result<i32> {
+pub fn sweep(c: &mut SpiClient<'_>, limit: i32, which: &Sweep) -> Result<i32> {
     let mut failed: Vec<String> = Vec::new();
     let mut n = 0;
     while n < limit {
-        let (due, failures) = sweep_once(c, limit - n, &failed)?;
+        let (due, failures) = sweep_once(c, limit - n, &failed, which)?;
         n += due;
         if failures.is_empty() {
             break;
@@ -542,9 +555,41 @@ pub fn sweep(c: &mut SpiClient<'_>, limit: i32) -> Result<i32> {
     Ok(n)
 }
 
+/// Which due reservations a sweep takes: all but `except`, or just `only`.
+#[derive(Default)]
+pub struct Sweep {
+    pub except: Vec<Uuid>,
+    pub only: Option<Uuid>,
+}
+
+/// Up to `limit` due reservations' ids, lowest first, leaving out `except`.
+pub fn due_ids(c: &mut SpiClient<'_>, limit: i32, except: &[Uuid]) -> Result<Vec<Uuid>> {
+    let mut ids = Vec::new();
+    for row in run(c, &DUE_IDS, &[limit.into(), except.to_vec().into()])? {
+        if let Some(u) = row.get::<Uuid>(1)? {
+            ids.push(u);
+        }
+    }
+    Ok(ids)
+}
+
 /// One pass of the sweep: (how many expired, the sources that failed).
-fn sweep_once(c: &mut SpiClient<'_>, limit: i32, skip: &[String]) -> Result<(i32, Vec<String>)> {
-    let due = run(c, &DUE, &[limit.into(), skip.to_vec().into()])?;
+fn sweep_once(
+    c: &mut SpiClient<'_>,
+    limit: i32,
+    skip: &[String],
+    which: &Sweep,
+) -> Result<(i32, Vec<String>)> {
+    let due = run(
+        c,
+        &DUE,
+        &[
+            limit.into(),
+            skip.to_vec().into(),
+            which.except.clone().into(),
+            which.only.into(),
+        ],
+    )?;
     let mut managed = Vec::new();
     let mut bound: BTreeMap<String, Vec<Uuid>> = BTreeMap::new();
     for row in due {
@@ -594,7 +639,14 @@ fn expire(args: &Args) -> Result<String> {
             ))
         }
     };
-    let n = with_spi(None, |c| sweep(c, limit))?;
+    // Every lock wait of the sweep is limited (sweep_lock_timeout): it locks
+    // the due holds' items in ascending id order, and waiting without limit
+    // for one row another transaction keeps locked would hold every item
+    // before it, stalling their sales for as long as that transaction lives.
+    // Past the limit the call fails with LOCK_TIMEOUT, nothing changed.
+    let n = with_spi(crate::sweeper::sweep_lock_timeout(), |c| {
+        sweep(c, limit, &Sweep::default())
+    })?;
     Ok(json!({"success": true, "expired": n}).to_string())
 }
 

@@ -127,6 +127,13 @@ pub(crate) fn require_version(installed: String) -> Result<()> {
     Ok(())
 }
 
+/// Limit lock waits to `ms` until the end of the (sub)transaction (SET
+/// LOCAL); returns the setting it replaced.
+pub fn limit_lock_waits(client: &mut SpiClient<'_>, ms: i32) -> Result<String> {
+    let t = run(client, &SET_LOCK_TIMEOUT, &[format!("{ms}ms").into()])?;
+    Ok(t.first().get::<String>(1)?.unwrap_or_default())
+}
+
 /// Run `f` in one SPI connection. With `lock_timeout_ms`, row lock waits are
 /// limited for the duration of `f` only (the caller's setting is restored, so
 /// nothing leaks into the rest of their transaction). A lock wait that runs
@@ -140,10 +147,7 @@ pub fn with_spi<T>(
         Spi::connect_mut(|client| {
             check_schema(client)?;
             let previous = match lock_timeout_ms {
-                Some(ms) => {
-                    let t = run(client, &SET_LOCK_TIMEOUT, &[format!("{ms}ms").into()])?;
-                    Some(t.first().get::<String>(1)?.unwrap_or_default())
-                }
+                Some(ms) => Some(limit_lock_waits(client, ms)?),
                 None => None,
             };
             let out = f(client)?;
@@ -290,9 +294,11 @@ fn begin_subtransaction() -> impl Fn() + Copy {
 }
 
 /// `attempt` for work whose failure must not end the rest of the caller's
-/// (the sweep of one bound source): `f` runs in a subtransaction, kept if it
-/// answers Ok, rolled back if it fails; a PostgreSQL error inside is not
-/// raised again but answered as Err with its SQLSTATE and message.
+/// (the sweep of one bound source, a round of the sweeper): `f` runs in a
+/// subtransaction, kept if it answers Ok, rolled back if it fails; a
+/// PostgreSQL error inside is not raised again but answered as Err: a lock
+/// wait past lock_timeout as LOCK_TIMEOUT, any other with its SQLSTATE and
+/// message.
 pub fn isolated<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     let restore = begin_subtransaction();
     let out = PgTryBuilder::new(AssertUnwindSafe(f))
@@ -301,6 +307,12 @@ pub fn isolated<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
                 CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r,
                 CaughtError::RustPanic { ereport, .. } => ereport,
             };
+            if report.sql_error_code() == PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE {
+                return Err(Error::LockTimeout {
+                    timeout_ms: None,
+                    busy: Vec::new(),
+                });
+            }
             Err(Error::Internal(format!(
                 "{} ({:?})",
                 report.message(),

@@ -11,7 +11,7 @@ use crate::reservations;
 use crate::spi;
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
 use pgrx::prelude::*;
-use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting, Uuid};
 use std::ffi::CString;
 use std::time::Duration;
 
@@ -22,6 +22,10 @@ pub static SWEEP_DATABASE: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"postgres"));
 /// Reservations expired per sweep transaction (keeps each one short).
 pub static SWEEP_BATCH: GucSetting<i32> = GucSetting::<i32>::new(1000);
+/// Longest wait of a sweep for one row lock, in ms; 0: no limit of ours.
+pub static SWEEP_LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(1000);
+/// Most busy holds the worker tries again, one by one, in a round.
+const BUSY_RETRIES: usize = 3;
 /// JWT claim path holding the caller's tenant (see context.rs). Superuser-
 /// only, so a caller can't point it at a claim they control.
 pub static TENANT_CLAIM: GucSetting<Option<CString>> =
@@ -32,6 +36,19 @@ pub static TENANT_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>
 /// with `GRANT SET ON PARAMETER`): the ledger is an audit trail, so a caller
 /// must not be able to switch it off for their own calls.
 pub static LEDGER: GucSetting<bool> = GucSetting::<bool>::new(true);
+
+/// The lock wait limit for a sweep in this session: sweep_lock_timeout,
+/// unless the session's own lock_timeout is shorter (None: leave it).
+pub fn sweep_lock_timeout() -> Option<i32> {
+    let ms = SWEEP_LOCK_TIMEOUT.get();
+    // SAFETY: reading the backend's lock_timeout setting (an int, in ms).
+    let session = unsafe { pg_sys::LockTimeout };
+    if ms <= 0 || (session > 0 && session <= ms) {
+        None
+    } else {
+        Some(ms)
+    }
+}
 
 /// Is the movement ledger on for this call?
 pub fn ledger_on() -> bool {
@@ -58,6 +75,16 @@ pub fn init() {
         100_000,
         GucContext::Sighup,
         GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"atomic_inventory.sweep_lock_timeout",
+        c"Longest wait of a reservation sweep for one row lock; 0 = no limit of its own.",
+        c"The worker then expires the other due holds one by one and tries the busy one again later; expire_reservations() fails with LOCK_TIMEOUT.",
+        &SWEEP_LOCK_TIMEOUT,
+        0,
+        600_000,
+        GucContext::Suset,
+        GucFlags::UNIT_MS,
     );
     GucRegistry::define_string_guc(
         c"atomic_inventory.tenant_claim",
@@ -126,6 +153,7 @@ pub extern "C-unwind" fn ai_sweeper_main(_arg: pg_sys::Datum) {
     // database without the extension (below).
     let mut warned_outdated = false;
     let mut warned_missing = false;
+    let mut busy: Vec<Uuid> = Vec::new();
     loop {
         let interval = SWEEP_INTERVAL.get();
         // Off (0): still wake now and then to notice a reload turning it on.
@@ -141,33 +169,13 @@ pub extern "C-unwind" fn ai_sweeper_main(_arg: pg_sys::Datum) {
             continue;
         }
         let limit = SWEEP_BATCH.get();
-        // The round's statements resolve names through the pinned search
-        // path, as the calls' do (spi::PinnedPath): the worker runs as the
-        // bootstrap superuser, and the server's default search_path
-        // ("$user", public) would let whoever may create objects in public
-        // supply operators or functions its statements pick up. (Before
-        // 0.3.0 the rounds ran under that default.)
-        let outcome = BackgroundWorker::transaction(move || {
-            spi::pinned(|| {
-                Spi::connect_mut(|c| {
-                    let Some(installed) = spi::installed_version(c)? else {
-                        return Ok(None);
-                    };
-                    // The sweep's statements need this library's tables. Between
-                    // installing a new library (and the restart preloading needs)
-                    // and ALTER EXTENSION UPDATE they would fail on a missing
-                    // column every round, each failure ending the worker. Checked
-                    // every round (one catalog row per sweep), unlike the calls'
-                    // once-per-backend check in spi.rs.
-                    spi::require_version(installed)?;
-                    reservations::sweep(c, limit).map(Some)
-                })
-            })
-        });
+        // Holds whose item stayed locked past sweep_lock_timeout are left
+        // out of the batches and tried again one by one, a few per round.
+        let outcome = round(limit, &mut busy);
         match outcome {
             // The default database is `postgres`; with the extension
             // installed elsewhere the worker would sweep nothing, silently.
-            Ok(None) => {
+            Ok(Attempt::Missing) => {
                 if !warned_missing {
                     warning!(
                         "atomic_inventory sweeper: the extension is not installed in database \"{}\", nothing to sweep; set atomic_inventory.sweep_database to the database where it is (server restart), or sweep_interval = 0",
@@ -176,11 +184,12 @@ pub extern "C-unwind" fn ai_sweeper_main(_arg: pg_sys::Datum) {
                     warned_missing = true;
                 }
             }
-            Ok(Some(0)) => warned_missing = false,
-            Ok(Some(n)) => {
+            Ok(Attempt::Swept(0)) => warned_missing = false,
+            Ok(Attempt::Swept(n)) => {
                 warned_missing = false;
                 log!("atomic_inventory sweeper expired {n} reservations")
             }
+            Ok(Attempt::Busy) => {}
             Err(e @ Error::SchemaOutdated { .. }) => {
                 if !warned_outdated {
                     warning!("atomic_inventory sweeper: not sweeping until the update: {e}");
@@ -191,4 +200,138 @@ pub extern "C-unwind" fn ai_sweeper_main(_arg: pg_sys::Datum) {
         }
     }
     log!("atomic_inventory sweeper stopped");
+}
+
+/// What one sweep transaction of the worker came to.
+enum Attempt {
+    /// the extension is not installed in this database
+    Missing,
+    /// this many reservations expired
+    Swept(i32),
+    /// a row stayed locked past sweep_lock_timeout: nothing changed
+    Busy,
+}
+
+/// One transaction of the worker: the sweep of `which`, with the pinned
+/// search path and every lock wait limited to sweep_lock_timeout, in a
+/// subtransaction (a lock wait past it rolls back only that; so does any
+/// other error, answered as Err instead of ending the worker).
+///
+/// The round's statements resolve names through the pinned search path, as
+/// the calls' do (spi::PinnedPath): the worker runs as the bootstrap
+/// superuser, and the server's default search_path ("$user", public) would
+/// let whoever may create objects in public supply operators or functions
+/// its statements pick up. (Before 0.3.0 the rounds ran under that default.)
+fn attempt(limit: i32, which: &reservations::Sweep) -> Result<Attempt, Error> {
+    BackgroundWorker::transaction(|| {
+        spi::pinned(|| {
+            Spi::connect_mut(|c| {
+                let Some(installed) = spi::installed_version(c)? else {
+                    return Ok(Attempt::Missing);
+                };
+                // The sweep's statements need this library's tables. Between
+                // installing a new library (and the restart preloading needs)
+                // and ALTER EXTENSION UPDATE they would fail on a missing
+                // column every round. Checked every round (one catalog row
+                // per sweep), unlike the calls' once-per-backend check.
+                spi::require_version(installed)?;
+                let ms = SWEEP_LOCK_TIMEOUT.get();
+                let swept = spi::isolated(|| {
+                    if ms > 0 {
+                        spi::limit_lock_waits(c, ms)?;
+                    }
+                    reservations::sweep(c, limit, which)
+                });
+                match swept {
+                    Ok(n) => Ok(Attempt::Swept(n)),
+                    Err(Error::LockTimeout { .. }) => Ok(Attempt::Busy),
+                    Err(e) => Err(e),
+                }
+            })
+        })
+    })
+}
+
+/// One round of the worker. The batch (all due holds but the `busy` ones)
+/// locks its items in ascending id order; if one of them stays locked past
+/// sweep_lock_timeout (another transaction keeps it), the batch is rolled
+/// back, its locks released after at most that wait, and the round expires
+/// the due holds one per transaction instead, each waiting at most as
+/// long: the holds on the locked row are left, and join `busy` (after
+/// BUSY_RETRIES of them the round stops, the next one goes on). Then
+/// up to BUSY_RETRIES of `busy` are tried again, one by one; once a try
+/// finds its rows free (or it is no longer due), `busy` is emptied and the
+/// next batch takes them all again.
+///
+/// Why not wait: while the batch waits for one row it holds the rows
+/// before it, so every sale of those items would queue behind the sweep
+/// for as long as the other transaction lives (an open admin session), and
+/// nothing would expire meanwhile. One by one, each transaction holds only
+/// one hold's rows, locked in ascending order like every other call's, so
+/// it can't deadlock with them.
+fn round(limit: i32, busy: &mut Vec<Uuid>) -> Result<Attempt, Error> {
+    let batch = reservations::Sweep {
+        except: busy.clone(),
+        only: None,
+    };
+    let mut outcome = attempt(limit, &batch)?;
+    if let Attempt::Busy = outcome {
+        let due = BackgroundWorker::transaction(|| {
+            spi::pinned(|| Spi::connect_mut(|c| reservations::due_ids(c, limit, busy)))
+        })?;
+        let (mut n, mut waited) = (0, 0);
+        for id in due {
+            match attempt(1, &one(id))? {
+                Attempt::Swept(k) => n += k,
+                Attempt::Busy => {
+                    busy.push(id);
+                    waited += 1;
+                }
+                Attempt::Missing => {}
+            }
+            // each busy hold cost one full wait: leave the rest of the due
+            // list to the next round (its batch leaves these out)
+            if waited >= BUSY_RETRIES {
+                break;
+            }
+        }
+        warning!(
+            "atomic_inventory sweeper: a row stayed locked longer than sweep_lock_timeout ({} ms); expired {n} due reservations one by one, {} wait for their rows",
+            SWEEP_LOCK_TIMEOUT.get(),
+            busy.len()
+        );
+        outcome = Attempt::Swept(n);
+    }
+    let retry: Vec<Uuid> = busy.iter().take(BUSY_RETRIES).copied().collect();
+    for id in retry {
+        match attempt(1, &one(id))? {
+            // still locked: to the back of the queue
+            Attempt::Busy => {
+                busy.retain(|b| *b != id);
+                busy.push(id);
+            }
+            // its rows were free (or it is no longer due): most likely the
+            // transaction that held them ended, so the next batch takes all
+            // of them again (if one is still locked, it times out once more)
+            Attempt::Swept(k) => {
+                busy.clear();
+                if let Attempt::Swept(n) = &mut outcome {
+                    *n += k;
+                }
+                break;
+            }
+            Attempt::Missing => {
+                busy.clear();
+                break;
+            }
+        }
+    }
+    Ok(outcome)
+}
+
+fn one(id: Uuid) -> reservations::Sweep {
+    reservations::Sweep {
+        except: Vec::new(),
+        only: Some(id),
+    }
 }

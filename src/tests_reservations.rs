@@ -264,6 +264,81 @@ mod tests {
     }
 
     #[pg_test]
+    fn the_sweep_limits_its_lock_waits() {
+        // The limit in effect (a shorter session lock_timeout wins; 0 = none
+        // of ours). The waits themselves are checked across sessions in
+        // pg_test/worker_check.sh.
+        use crate::sweeper::sweep_lock_timeout;
+        assert_eq!(scalar("SHOW atomic_inventory.sweep_lock_timeout"), "1s");
+        Spi::run("SET lock_timeout = 0").unwrap();
+        assert_eq!(sweep_lock_timeout(), Some(1000));
+        Spi::run("SET lock_timeout = '200ms'").unwrap();
+        assert_eq!(sweep_lock_timeout(), None);
+        Spi::run("SET lock_timeout = '5s'").unwrap();
+        assert_eq!(sweep_lock_timeout(), Some(1000));
+        // the caller's setting is back after the call
+        item(A, "10");
+        call("atomic_inventory.expire_reservations()");
+        assert_eq!(scalar("SHOW lock_timeout"), "5s");
+        Spi::run("SET lock_timeout = 0").unwrap();
+        call("atomic_inventory.expire_reservations()");
+        assert_eq!(scalar("SHOW lock_timeout"), "0");
+        Spi::run("SET atomic_inventory.sweep_lock_timeout = 0").unwrap();
+        assert_eq!(sweep_lock_timeout(), None);
+        Spi::run("RESET atomic_inventory.sweep_lock_timeout").unwrap();
+    }
+
+    #[pg_test]
+    fn the_workers_sweep_takes_only_or_all_but_the_busy_holds() {
+        use crate::reservations::{due_ids, sweep, Sweep};
+        item(A, "10");
+        item(B, "10");
+        let ids: Vec<pgrx::Uuid> = [A, B, A]
+            .iter()
+            .map(|i| {
+                let r = reserve(&[(i, "1")], "");
+                let id = r["reservation_id"].as_str().unwrap();
+                Spi::get_one::<pgrx::Uuid>(&format!("SELECT '{id}'::uuid"))
+                    .unwrap()
+                    .unwrap()
+            })
+            .collect();
+        Spi::run(
+            "UPDATE atomic_inventory.reservations SET expires_at = now() - interval '1 minute'",
+        )
+        .unwrap();
+        let status = |u: &pgrx::Uuid| {
+            scalar(&format!(
+                "SELECT status FROM atomic_inventory.reservations WHERE id = '{u}'"
+            ))
+        };
+        Spi::connect_mut(|c| {
+            let mut due = due_ids(c, 10, &[ids[2]]).unwrap();
+            due.sort();
+            let mut want = vec![ids[0], ids[1]];
+            want.sort();
+            assert_eq!(due, want, "due_ids leaves out the busy ones");
+            let only = Sweep {
+                except: Vec::new(),
+                only: Some(ids[1]),
+            };
+            assert_eq!(sweep(c, 10, &only).unwrap(), 1);
+            let others = Sweep {
+                except: vec![ids[2]],
+                only: None,
+            };
+            assert_eq!(sweep(c, 10, &others).unwrap(), 1);
+        });
+        assert_eq!(status(&ids[0]), "expired");
+        assert_eq!(status(&ids[1]), "expired");
+        assert_eq!(status(&ids[2]), "active");
+        assert_eq!(reserved(A), "1");
+        assert_eq!(reserved(B), "0");
+        assert_eq!(call("atomic_inventory.expire_reservations()")["expired"], 1);
+        healthy();
+    }
+
+    #[pg_test]
     fn release_of_an_expired_but_unswept_reservation_is_allowed() {
         item(A, "10");
         let r = reserve(&[(A, "4")], "");
