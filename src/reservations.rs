@@ -176,13 +176,15 @@ const DUE: Stmt = Stmt {
     args: &[INT, pg_sys::TEXTARRAYOID, UUIDS, UUID],
 };
 
-/// The ids DUE would take, without locking them (the worker's one-by-one
-/// pass reads them in a transaction of their own).
+/// The managed-item ids DUE would take, without locking them (the worker's
+/// one-by-one pass reads them in a transaction of their own). Not bound
+/// sources' holds: a lock wait past the limit there fails only that
+/// source's part of the sweep (sweep_once), never the batch.
 const DUE_IDS: Stmt = Stmt {
     name: "reservation_due_ids",
     sql: "SELECT r.id FROM atomic_inventory.reservations AS r \
            WHERE r.status = 'active' AND r.expires_at < pg_catalog.now() \
-             AND r.id <> ALL ($2) \
+             AND r.source IS NULL AND r.id <> ALL ($2) \
            ORDER BY r.id LIMIT $1",
     args: &[INT, UUIDS],
 };
@@ -562,7 +564,8 @@ pub struct Sweep {
     pub only: Option<Uuid>,
 }
 
-/// Up to `limit` due reservations' ids, lowest first, leaving out `except`.
+/// Up to `limit` due reservations' ids on managed items, lowest first,
+/// leaving out `except`.
 pub fn due_ids(c: &mut SpiClient<'_>, limit: i32, except: &[Uuid]) -> Result<Vec<Uuid>> {
     let mut ids = Vec::new();
     for row in run(c, &DUE_IDS, &[limit.into(), except.to_vec().into()])? {

@@ -256,7 +256,9 @@ fn attempt(limit: i32, which: &reservations::Sweep) -> Result<Attempt, Error> {
 /// locks its items in ascending id order; if one of them stays locked past
 /// sweep_lock_timeout (another transaction keeps it), the batch is rolled
 /// back, its locks released after at most that wait, and the round expires
-/// the due holds one per transaction instead, each waiting at most as
+/// the due holds on managed items (a bound source's lock wait fails only
+/// that source's part, see reservations::sweep) one per transaction
+/// instead, each waiting at most as
 /// long: the holds on the locked row are left, and join `busy` (after
 /// BUSY_RETRIES of them the round stops, the next one goes on). Then
 /// up to BUSY_RETRIES of `busy` are tried again, one by one; once a try

@@ -323,6 +323,14 @@ mod tests {
             "UPDATE atomic_inventory.reservations SET expires_at = now() - interval '1 minute'
               WHERE id IN ('{bound}', '{other}', '{managed}')"
         ));
+        // the worker's one-by-one pass (after a lock wait past
+        // sweep_lock_timeout) lists only holds on managed items
+        let listed = Spi::connect_mut(|c| crate::reservations::due_ids(c, 10, &[]))
+            .unwrap()
+            .iter()
+            .map(|u| u.to_string())
+            .collect::<Vec<_>>();
+        assert_eq!(listed, vec![managed.clone()]);
         assert_eq!(call("atomic_inventory.expire_reservations()")["expired"], 3);
         assert_eq!(row(U1), pair("10", "0"));
         assert_eq!(row(U2), pair("5", "2"), "the unexpired hold stays");
