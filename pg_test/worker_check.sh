@@ -152,10 +152,16 @@ for _ in $(seq 1 10); do
 done
 b_status=$(q "SELECT status FROM atomic_inventory.reservations WHERE id = '$rb'")
 holding=$(q "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(14)' AND state = 'active'")
-busy_warnings=$(grep -c "stayed locked longer than sweep_lock_timeout" "$AI_CLUSTER_DIR/server.log" || true)
 wait "$holder"
+# logged once the round's one-by-one pass is over (after b's wait too)
+busy_warnings=$(grep -c "stayed locked longer than sweep_lock_timeout" "$AI_CLUSTER_DIR/server.log" || true)
 wait_expired "$rb"
 reserved=$(q "SELECT string_agg(reserved::text, ',' ORDER BY id) FROM atomic_inventory.items WHERE id IN ('$a', '$b')")
-echo "worker_check: item b locked by another transaction: a sale of a '$sale' in $sale_ms ms; a's due hold $a_status while b was still locked (holder running: $holding, $busy_warnings warning(s)), b's $status once free; reserved a,b $reserved"
+# A sweep rolled back after a lock wait releases what it held (buffer pins,
+# relation, plan and snapshot references) with its subtransaction; when they
+# were the outer transaction's, its commit logged each as a leak. (Counts the
+# whole server log: every stage before this one ran on this cluster.)
+leaks=$(grep -cE "(reference|refcount) leak" "$AI_CLUSTER_DIR/server.log" || true)
+echo "worker_check: item b locked by another transaction: a sale of a '$sale' in $sale_ms ms; a's due hold $a_status while b was still locked (holder running: $holding, $busy_warnings warning(s)), b's $status once free; reserved a,b $reserved; $leaks resource leak warning(s) in the server log"
 [[ "$sale" == true && "$sale_ms" -lt 3000 && "$a_status" == expired && "$b_status" == active \
-    && "$holding" == 1 && "$busy_warnings" -ge 1 && "$status" == expired && "$reserved" == "0,0" ]]
+    && "$holding" == 1 && "$busy_warnings" -ge 1 && "$status" == expired && "$reserved" == "0,0" && "$leaks" == 0 ]]

@@ -274,13 +274,19 @@ pub fn pinned<T>(f: impl FnOnce() -> T) -> T {
     out
 }
 
-/// Open an internal subtransaction as PL/pgSQL's exec_stmt_block does and
-/// stay in the caller's memory context and resource owner (so what the work
-/// allocates survives either ending). Returns what restores both; call it
-/// again after releasing or rolling the subtransaction back.
+/// Open an internal subtransaction as PL/pgSQL's exec_stmt_block does: the
+/// work runs in the caller's memory context (so what it allocates survives
+/// either ending) under the subtransaction's resource owner, so that rolling
+/// it back releases what the work held (buffer pins, relation references,
+/// snapshots, plan references) even when an error cut the work short; in
+/// the caller's owner they would stay held until the whole transaction
+/// ended, and a caller that went on to commit would log them as leaks.
+/// Returns what restores the caller's context and owner: call it after
+/// releasing or rolling the subtransaction back.
 fn begin_subtransaction() -> impl Fn() + Copy {
     // SAFETY: reads two backend globals, opens a subtransaction of the
-    // current transaction, then sets the globals back to what they were.
+    // current transaction, then switches back to the caller's memory
+    // context; the owner stays the subtransaction's until restore().
     let (cxt, owner) = unsafe { (pg_sys::CurrentMemoryContext, pg_sys::CurrentResourceOwner) };
     let restore = move || unsafe {
         pg_sys::MemoryContextSwitchTo(cxt);
@@ -288,8 +294,8 @@ fn begin_subtransaction() -> impl Fn() + Copy {
     };
     unsafe {
         pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        pg_sys::MemoryContextSwitchTo(cxt);
     }
-    restore();
     restore
 }
 

@@ -235,9 +235,8 @@ fn attempt(limit: i32, which: &reservations::Sweep) -> Result<Attempt, Error> {
                 // column every round. Checked every round (one catalog row
                 // per sweep), unlike the calls' once-per-backend check.
                 spi::require_version(installed)?;
-                let ms = SWEEP_LOCK_TIMEOUT.get();
                 let swept = spi::isolated(|| {
-                    if ms > 0 {
+                    if let Some(ms) = sweep_lock_timeout() {
                         spi::limit_lock_waits(c, ms)?;
                     }
                     reservations::sweep(c, limit, which)
