@@ -369,6 +369,52 @@ pub fn attempt<T>(f: impl FnOnce() -> Result<Option<T>>) -> Result<Option<T>> {
     out
 }
 
+/// Run `f`, whose statements must not wait for a row lock (SKIP LOCKED),
+/// in a subtransaction with lock waits limited to `WAIT_CAP_MS`: None if a
+/// wait ran past that (rolled back: the rows `f` locked are released, the
+/// caller's are kept), else `f`'s answer (kept, the caller's lock_timeout
+/// back). Any other error rolls back and propagates unchanged.
+///
+/// Why: SKIP LOCKED does not always keep PostgreSQL from waiting. Locking a
+/// row version whose updater commits right as it is checked, PostgreSQL
+/// follows the update chain and waits for whoever holds the newer version
+/// (heap_lock_updated_tuple takes no wait policy). A caller that holds rows
+/// of higher ids must not wait (a deadlock with a call that holds that
+/// newer version and waits for one of ours: the stress test met it, 40P01,
+/// with commit_reservation); WAIT_CAP_MS ends such a wait long before the
+/// deadlock check would (deadlock_timeout, 1 s by default).
+pub fn without_waiting<T>(
+    client: &mut SpiClient<'_>,
+    f: impl FnOnce(&mut SpiClient<'_>) -> Result<T>,
+) -> Result<Option<T>> {
+    const WAIT_CAP_MS: i32 = 10;
+    let restore = begin_subtransaction();
+    let out = PgTryBuilder::new(AssertUnwindSafe(|| {
+        let previous = limit_lock_waits(client, WAIT_CAP_MS)?;
+        let v = f(client)?;
+        run(client, &RESTORE_LOCK_TIMEOUT, &[previous.into()])?;
+        Ok(Some(v))
+    }))
+    .catch_when(PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE, |_| Ok(None))
+    .catch_others(move |e| {
+        unsafe { pg_sys::RollbackAndReleaseCurrentSubTransaction() };
+        restore();
+        e.rethrow()
+    })
+    .execute();
+    // SAFETY: ends the subtransaction begin_subtransaction opened (the
+    // rethrow above never gets here); restore() puts the caller's memory
+    // context and resource owner back.
+    unsafe {
+        match out {
+            Ok(Some(_)) => pg_sys::ReleaseCurrentSubTransaction(),
+            _ => pg_sys::RollbackAndReleaseCurrentSubTransaction(),
+        }
+    }
+    restore();
+    out
+}
+
 /// The transaction reads one snapshot throughout (REPEATABLE READ or
 /// SERIALIZABLE): counts it takes miss what committed since it began.
 pub fn uses_xact_snapshot() -> bool {

@@ -18,7 +18,7 @@ use crate::context::Caller;
 use crate::errors::{Error, Result, Shortfall};
 use crate::fmgr::{entry_point, Args};
 use crate::idempotency;
-use crate::spi::{run, with_spi, Stmt};
+use crate::spi::{self, run, with_spi, Stmt};
 use crate::stock::{refuse, Movement};
 use crate::stripes;
 use crate::validate;
@@ -117,8 +117,9 @@ const LEFT_LINES: Stmt = Stmt {
     args: &[UUIDS, NUMS, BOOL, TEXT],
 };
 
-/// Lock the rows that are free right now, skip the others: never waits, so
-/// it may run while we hold rows of higher ids.
+/// Lock the rows that are free right now, skip the others: meant never to
+/// wait, so it may run while we hold rows of higher ids (run through
+/// spi::without_waiting, since PostgreSQL may still wait in one case).
 const LOCK_IF_FREE: Stmt = Stmt {
     name: "lock_if_free",
     sql: "SELECT i.id FROM atomic_inventory.items AS i \
@@ -380,15 +381,21 @@ fn finish(
         // cannot be waited for here (we may hold rows of higher ids): that
         // line is refused as busy, LOCK_TIMEOUT (retry), not as short, since
         // its stock covers it.
-        let mut free: Vec<Uuid> = Vec::with_capacity(changed.len());
-        let args = [
-            changed.clone().into(),
-            caller.admin.into(),
-            caller.tenant.clone().into(),
-        ];
-        for row in run(c, &LOCK_IF_FREE, &args)? {
-            free.extend(row.get::<Uuid>(1)?);
-        }
+        // (spi::without_waiting: PostgreSQL can wait under SKIP LOCKED too;
+        // if it does, every such line counts as busy.)
+        let free: Vec<Uuid> = spi::without_waiting(c, |c| {
+            let args = [
+                changed.clone().into(),
+                caller.admin.into(),
+                caller.tenant.clone().into(),
+            ];
+            let mut free = Vec::with_capacity(changed.len());
+            for row in run(c, &LOCK_IF_FREE, &args)? {
+                free.extend(row.get::<Uuid>(1)?);
+            }
+            Ok(free)
+        })?
+        .unwrap_or_default();
         if !free.is_empty() {
             let fqtys = free
                 .iter()
