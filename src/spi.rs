@@ -351,22 +351,7 @@ pub fn isolated<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
 /// `f` must not keep a tuple table of a statement it ran past its return
 /// (rolling back frees them; read what it needs into Rust values first).
 pub fn attempt<T>(f: impl FnOnce() -> Result<Option<T>>) -> Result<Option<T>> {
-    let restore = begin_subtransaction();
-    let out = PgTryBuilder::new(AssertUnwindSafe(f))
-        .catch_others(move |e| {
-            unsafe { pg_sys::RollbackAndReleaseCurrentSubTransaction() };
-            restore();
-            e.rethrow()
-        })
-        .execute();
-    unsafe {
-        match out {
-            Ok(Some(_)) => pg_sys::ReleaseCurrentSubTransaction(),
-            _ => pg_sys::RollbackAndReleaseCurrentSubTransaction(),
-        }
-    }
-    restore();
-    out
+    in_subtransaction(false, f)
 }
 
 /// Run `f`, whose statements must not wait for a row lock (SKIP LOCKED),
@@ -388,23 +373,44 @@ pub fn without_waiting<T>(
     f: impl FnOnce(&mut SpiClient<'_>) -> Result<T>,
 ) -> Result<Option<T>> {
     const WAIT_CAP_MS: i32 = 10;
-    let restore = begin_subtransaction();
-    let out = PgTryBuilder::new(AssertUnwindSafe(|| {
+    in_subtransaction(true, || {
         let previous = limit_lock_waits(client, WAIT_CAP_MS)?;
         let v = f(client)?;
         run(client, &RESTORE_LOCK_TIMEOUT, &[previous.into()])?;
         Ok(Some(v))
-    }))
-    .catch_when(PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE, |_| Ok(None))
-    .catch_others(move |e| {
-        unsafe { pg_sys::RollbackAndReleaseCurrentSubTransaction() };
-        restore();
-        e.rethrow()
     })
-    .execute();
-    // SAFETY: ends the subtransaction begin_subtransaction opened (the
-    // rethrow above never gets here); restore() puts the caller's memory
-    // context and resource owner back.
+}
+
+/// `attempt`, and (`lock_wait_is_none`) `without_waiting`: `f` in a
+/// subtransaction, kept on `Some`, rolled back on `None` or an error; a
+/// PostgreSQL error propagates after the rollback, except a lock wait past
+/// lock_timeout when `lock_wait_is_none`, answered as None.
+fn in_subtransaction<T>(
+    lock_wait_is_none: bool,
+    f: impl FnOnce() -> Result<Option<T>>,
+) -> Result<Option<T>> {
+    let restore = begin_subtransaction();
+    let out = PgTryBuilder::new(AssertUnwindSafe(f))
+        .catch_others(move |e| {
+            let report = match &e {
+                CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => Some(r),
+                CaughtError::RustPanic { .. } => None,
+            };
+            if lock_wait_is_none
+                && report.is_some_and(|r| {
+                    r.sql_error_code() == PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE
+                })
+            {
+                return Ok(None);
+            }
+            unsafe { pg_sys::RollbackAndReleaseCurrentSubTransaction() };
+            restore();
+            e.rethrow()
+        })
+        .execute();
+    // SAFETY: ends the subtransaction begin_subtransaction opened (a rethrow
+    // above never gets here); restore() puts the caller's memory context and
+    // resource owner back.
     unsafe {
         match out {
             Ok(Some(_)) => pg_sys::ReleaseCurrentSubTransaction(),
