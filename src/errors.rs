@@ -574,7 +574,7 @@ impl Error {
             }
             Error::NothingToUnpack { .. } => "Nothing was changed.",
             Error::LockTimeout { .. } => {
-                "Nothing was changed. The item is busy; retry shortly (with the same idempotency key)."
+                "Nothing was changed. A row it needs is held by another transaction; retry shortly (with the same idempotency key, if the call took one)."
             }
             Error::SchemaOutdated { .. } => {
                 "Run ALTER EXTENSION atomic_inventory UPDATE (docs/operations.md); nothing was changed."
