@@ -131,9 +131,33 @@ fn_code=$(grep -oE 'LOCK_TIMEOUT|statement timeout' <<<"$fn_out" | head -1 || tr
 fn_limit=$(grep -oE '"lock_timeout_ms" *: *[0-9]+' <<<"$fn_out" | grep -oE '[0-9]+$' || true)
 wait "$holder"
 fn_after=$(psql -X -A -t -q -d ai_worker_lock -c "SELECT atomic_inventory.expire_reservations()->>'expired'")
-q "DROP DATABASE ai_worker_lock WITH (FORCE)"
 echo "worker_check: item b locked by another transaction: expire_reservations() ${fn_code:-answered '$fn_out'} (limit $fn_limit ms) after $fn_ms ms; once b was free it expired $fn_after"
 [[ "$fn_code" == LOCK_TIMEOUT && "$fn_limit" == 500 && "$fn_ms" -lt 4000 && "$fn_after" == 2 ]]
+# On a bound source, a row held past the limit fails that source's part of
+# the sweep only (a WARNING naming it); a managed hold due at the same time
+# expires, and the bound one once its row is free.
+fq() { psql -X -A -t -q -v ON_ERROR_STOP=1 -d ai_worker_lock -c "$1"; }
+fq "CREATE TABLE public.lock_stock (id integer PRIMARY KEY, quantity numeric NOT NULL CHECK (quantity >= 0), reserved numeric NOT NULL DEFAULT 0)"
+fq "INSERT INTO public.lock_stock VALUES (1, 10)"
+fq "SELECT atomic_inventory.bind_stock_source('lock_stock', 'public.lock_stock', 'id', 'quantity', 'reserved')" >/dev/null
+rbound=$(fq "SELECT atomic_inventory.bound_reserve('lock_stock', '[{\"item_id\": \"1\", \"quantity\": 2}]')->>'reservation_id'")
+rmanaged=$(fq "SELECT atomic_inventory.reserve_inventory(jsonb_build_array(jsonb_build_object('inventory_id', '$a', 'quantity', 1)))->>'reservation_id'")
+fq "UPDATE atomic_inventory.reservations SET expires_at = now() - interval '1 second' WHERE id IN ('$rbound', '$rmanaged')"
+psql -X -q -d ai_worker_lock -c "BEGIN" -c "SELECT 1 FROM public.lock_stock WHERE id = 1 FOR UPDATE" \
+    -c "SELECT pg_sleep(4)" -c "COMMIT" >/dev/null &
+holder=$!
+sleep 0.5
+bound_out=$(psql -X -A -t -q -d ai_worker_lock -c "SET atomic_inventory.sweep_lock_timeout = 500" \
+    -c "SET statement_timeout = '3s'" -c "SELECT atomic_inventory.expire_reservations()->>'expired'" 2>&1 || true)
+bound_warned=$(grep -c "could not expire the reservations of source lock_stock" <<<"$bound_out" || true)
+bound_expired=$(tail -1 <<<"$bound_out")
+bound_status=$(fq "SELECT string_agg(status, ',' ORDER BY id = '$rmanaged') FROM atomic_inventory.reservations WHERE id IN ('$rbound', '$rmanaged')")
+wait "$holder"
+bound_after=$(fq "SELECT atomic_inventory.expire_reservations()->>'expired'")
+bound_reserved=$(fq "SELECT reserved FROM public.lock_stock WHERE id = 1")
+q "DROP DATABASE ai_worker_lock WITH (FORCE)"
+echo "worker_check: a bound source's row locked by another transaction: expire_reservations() expired $bound_expired with $bound_warned warning(s) naming the source; bound,managed holds $bound_status; once free it expired $bound_after; reserved column $bound_reserved"
+[[ "$bound_expired" == 1 && "$bound_warned" == 1 && "$bound_status" == "active,expired" && "$bound_after" == 1 && "$bound_reserved" == 0 ]]
 # 2. the worker (sweep_interval = 1 s): both holds due at once, so one
 # round takes both; b is locked before they are due
 make_pair ai_test
