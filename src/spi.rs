@@ -134,6 +134,22 @@ pub fn limit_lock_waits(client: &mut SpiClient<'_>, ms: i32) -> Result<String> {
     Ok(t.first().get::<String>(1)?.unwrap_or_default())
 }
 
+/// Put back the lock_timeout `limit_lock_waits` replaced.
+fn restore_lock_waits(client: &mut SpiClient<'_>, previous: String) -> Result<()> {
+    run(client, &RESTORE_LOCK_TIMEOUT, &[previous.into()])?;
+    Ok(())
+}
+
+/// A lock wait past lock_timeout (55P03), as PgTryBuilder caught it.
+fn lock_wait_ran_out(e: &CaughtError) -> bool {
+    match e {
+        CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => {
+            r.sql_error_code() == PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE
+        }
+        CaughtError::RustPanic { .. } => false,
+    }
+}
+
 /// Run `f` in one SPI connection. With `lock_timeout_ms`, row lock waits are
 /// limited for the duration of `f` only (the caller's setting is restored, so
 /// nothing leaks into the rest of their transaction). A lock wait that runs
@@ -152,7 +168,7 @@ pub fn with_spi<T>(
             };
             let out = f(client)?;
             if let Some(prev) = previous {
-                run(client, &RESTORE_LOCK_TIMEOUT, &[prev.into()])?;
+                restore_lock_waits(client, prev)?;
             }
             Ok(out)
         })
@@ -309,16 +325,16 @@ pub fn isolated<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     let restore = begin_subtransaction();
     let out = PgTryBuilder::new(AssertUnwindSafe(f))
         .catch_others(move |e| {
-            let report = match &e {
-                CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r,
-                CaughtError::RustPanic { ereport, .. } => ereport,
-            };
-            if report.sql_error_code() == PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE {
+            if lock_wait_ran_out(&e) {
                 return Err(Error::LockTimeout {
                     timeout_ms: None,
                     busy: Vec::new(),
                 });
             }
+            let report = match &e {
+                CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r,
+                CaughtError::RustPanic { ereport, .. } => ereport,
+            };
             Err(Error::Internal(format!(
                 "{} ({:?})",
                 report.message(),
@@ -376,7 +392,7 @@ pub fn without_waiting<T>(
     in_subtransaction(true, || {
         let previous = limit_lock_waits(client, WAIT_CAP_MS)?;
         let v = f(client)?;
-        run(client, &RESTORE_LOCK_TIMEOUT, &[previous.into()])?;
+        restore_lock_waits(client, previous)?;
         Ok(Some(v))
     })
 }
@@ -392,15 +408,7 @@ fn in_subtransaction<T>(
     let restore = begin_subtransaction();
     let out = PgTryBuilder::new(AssertUnwindSafe(f))
         .catch_others(move |e| {
-            let report = match &e {
-                CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => Some(r),
-                CaughtError::RustPanic { .. } => None,
-            };
-            if lock_wait_is_none
-                && report.is_some_and(|r| {
-                    r.sql_error_code() == PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE
-                })
-            {
+            if lock_wait_is_none && lock_wait_ran_out(&e) {
                 return Ok(None);
             }
             unsafe { pg_sys::RollbackAndReleaseCurrentSubTransaction() };
