@@ -27,6 +27,7 @@ mod reservations;
 mod spi;
 mod stats;
 mod stock;
+mod stock_direct;
 mod stock_many;
 mod stripes;
 mod sweeper;
@@ -59,6 +60,8 @@ mod tests_packing;
 mod tests_reservations;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_stats;
+#[cfg(any(test, feature = "pg_test"))]
+mod tests_stock_direct;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_stripes;
 

@@ -17,6 +17,7 @@ use crate::errors::{Error, Result, Shortfall};
 use crate::fmgr::{entry_point, Args};
 use crate::idempotency;
 use crate::spi::{run, with_spi, Stmt};
+use crate::stock_direct::{self, Direct};
 use crate::stripes;
 use crate::sweeper::ledger_on;
 use crate::validate;
@@ -285,6 +286,37 @@ fn decrement_row(
     mv: &Movement,
     gathered: bool,
 ) -> Result<Option<String>> {
+    let answer = |old: &str, new: &str| {
+        // The same text json_build_object gives: numbers as numeric_out writes them.
+        let deducted = qty.to_string();
+        let mut out = String::with_capacity(160);
+        out.push_str("{\"success\" : true, \"inventory_id\" : \"");
+        out.push_str(&validate::uuid_text(&id));
+        out.push_str("\", \"old_quantity\" : ");
+        out.push_str(old);
+        out.push_str(", \"new_quantity\" : ");
+        out.push_str(new);
+        out.push_str(", \"deducted\" : ");
+        out.push_str(&deducted);
+        out.push('}');
+        out
+    };
+    if !mv.ledger {
+        // The row update without the executor (stock_direct.rs), when the
+        // table qualifies; else the statement below.
+        let sale = stock_direct::Sale {
+            id,
+            qty,
+            admin: caller.admin,
+            tenant: caller.tenant.as_deref(),
+            gathered,
+        };
+        match stock_direct::sell(&sale)? {
+            Direct::Done { old, new } => return Ok(Some(answer(&old, &new))),
+            Direct::Refused => return Ok(None),
+            Direct::Unavailable => {}
+        }
+    }
     let [a1, a2, a3, a4, a5, a6, a7] = mv.params(id.into(), qty, caller);
     let done = if mv.ledger {
         run(
@@ -305,19 +337,7 @@ fn decrement_row(
     let row = done.first();
     let old = row.get::<String>(1)?.unwrap_or_default();
     let new = row.get::<String>(2)?.unwrap_or_default();
-    // The same text json_build_object gives: numbers as numeric_out writes them.
-    let deducted = qty.to_string();
-    let mut out = String::with_capacity(160);
-    out.push_str("{\"success\" : true, \"inventory_id\" : \"");
-    out.push_str(&validate::uuid_text(&id));
-    out.push_str("\", \"old_quantity\" : ");
-    out.push_str(&old);
-    out.push_str(", \"new_quantity\" : ");
-    out.push_str(&new);
-    out.push_str(", \"deducted\" : ");
-    out.push_str(&deducted);
-    out.push('}');
-    Ok(Some(out))
+    Ok(Some(answer(&old, &new)))
 }
 
 fn decrement_one(

@@ -381,7 +381,7 @@ unsafe extern "C-unwind" {
     /// PostgreSQL's numeric_cmp itself (pg_sys's binding is a Rust wrapper,
     /// which DirectFunctionCall can't take).
     #[link_name = "numeric_cmp"]
-    fn pg_numeric_cmp(fcinfo: pgrx::pg_sys::FunctionCallInfo) -> pgrx::pg_sys::Datum;
+    pub(crate) fn pg_numeric_cmp(fcinfo: pgrx::pg_sys::FunctionCallInfo) -> pgrx::pg_sys::Datum;
 }
 
 #[pgrx::pg_guard]
