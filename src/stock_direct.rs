@@ -605,7 +605,9 @@ unsafe fn update_found(
             );
             match result {
                 pg_sys::TM_Result::TM_Ok => {
-                    insert_index_entries(rel, newslot, indexes);
+                    if let Some(summarizing) = entries_needed(indexes) {
+                        index_entries(rel, newslot, summarizing);
+                    }
                     let new = numeric_text(new_quantity);
                     // old as (new + qty), the text the statement returned
                     let old = numeric_text(numeric2(pg_numeric_add, new_quantity, qty));
@@ -665,34 +667,18 @@ fn self_modified(tmfd: &pg_sys::TM_FailureData, cid: pg_sys::CommandId) -> Direc
     Direct::Refused
 }
 
-/// The new version was not a HOT update: write its index entries.
+/// Which index entries the new version needs: None (a HOT update), or
+/// Some(only the summarizing indexes' ones).
 #[cfg(feature = "pg15")]
-unsafe fn insert_index_entries(
-    rel: pg_sys::Relation,
-    slot: *mut pg_sys::TupleTableSlot,
-    needed: bool,
-) {
-    if needed {
-        // SAFETY: see index_entries.
-        unsafe { index_entries(rel, slot, false) }
-    }
+fn entries_needed(indexes: bool) -> Option<bool> {
+    indexes.then_some(false)
 }
 
 #[cfg(not(feature = "pg15"))]
-unsafe fn insert_index_entries(
-    rel: pg_sys::Relation,
-    slot: *mut pg_sys::TupleTableSlot,
-    needed: pg_sys::TU_UpdateIndexes::Type,
-) {
-    if needed != pg_sys::TU_UpdateIndexes::TU_None {
-        // SAFETY: see index_entries.
-        unsafe {
-            index_entries(
-                rel,
-                slot,
-                needed == pg_sys::TU_UpdateIndexes::TU_Summarizing,
-            )
-        }
+fn entries_needed(indexes: pg_sys::TU_UpdateIndexes::Type) -> Option<bool> {
+    match indexes {
+        pg_sys::TU_UpdateIndexes::TU_None => None,
+        other => Some(other == pg_sys::TU_UpdateIndexes::TU_Summarizing),
     }
 }
 
