@@ -1,16 +1,17 @@
 #!/usr/bin/env python3
 """Concurrency test of adopted tables (bound sources, docs/adopting.md).
 
-Binds the seeds' own table shapes (seed 002 inventory uuid/numeric, seed 003
-products with integer id and quantity plus its batches table, seed 004
-"Inventory" with reserved), replays the seeds' races with every caller
-released at once, then runs many connections of random bound_decrement,
-bound_decrement_many, bound_increment, idempotent retries, batch claims and
-(on seed 004's table) bound_reserve / commit / release / expiry racing for the
-same reservations,
-and checks every invariant against the database and the client's own record
-of what was acknowledged. Prints `<check>: N passed, N failed` and a final
-`bound_stress: N passed, N failed`; exits 1 on any failure.
+Binds the table shapes of docs/background.md's apps (the POS sale's inventory
+uuid/numeric, the delivery app's products with integer id and quantity plus
+its batches table, the checkout reservation's "Inventory" with reserved),
+replays their races with every caller released at once, then runs many
+connections of random bound_decrement, bound_decrement_many,
+bound_increment, idempotent retries, batch claims and (on the checkout
+reservation's table) bound_reserve / commit / release / expiry racing for the
+same reservations, and checks every invariant against the database and the
+client's own record of what was acknowledged. Prints `<check>: N passed,
+N failed` and a final `bound_stress: N passed, N failed`; exits 1 on any
+failure.
 
 Uses the PG* environment (pg_test/lib.sh's start_cluster sets it).
 """
@@ -34,7 +35,7 @@ EXPECTED = {"INSUFFICIENT_INVENTORY", "BATCH_UNAVAILABLE",
             # reservations: another connection committed, released or expired it
             # (or, for a commit by key, the line) first
             "RESERVATION_NOT_ACTIVE", "RESERVATION_EXPIRED", "LINE_NOT_ACTIVE"}
-APP_HELD = 5  # seed 004's rows start with units the app itself holds
+APP_HELD = 5  # the checkout reservation's rows start with units the app itself holds
 
 
 def setup(admin, hot, cold, batches):
@@ -96,14 +97,14 @@ def table_of(source):
 
 
 def phase_races(dsn, admin, src, checks):
-    """Seed 002: 50 buyers of 1 unit when 40 exist; seed 003: 32 drivers, one batch."""
+    """The POS sale: 50 buyers of 1 unit when 40 exist; the claim route: 32 drivers, one batch."""
     s = SCHEMA
     item = src[f"{s}_inv"]["race_item"]
     res = race(dsn, 50, lambda c, k: call(c, "bound_decrement", p_source=f"{s}_inv", p_item_id=item, p_quantity=1))
     ok = sum(1 for r in res if isinstance(r, dict))
     refused = sum(1 for r in res if isinstance(r, Failure) and r.sqlstate == "PT409" and r.code == "INSUFFICIENT_INVENTORY")
     final = admin.execute(f"SELECT quantity FROM {s}.inventory WHERE id = %s", (item,)).fetchone()[0]
-    checks.check("race_seed002_sells_exactly_the_stock", ok == 40 and refused == 10 and final == 0,
+    checks.check("race_pos_sale_sells_exactly_the_stock", ok == 40 and refused == 10 and final == 0,
                  f"ok={ok} refused={refused} final={final}")
     bid = str(uuid.uuid4())
     admin.execute(f"INSERT INTO {s}.batches (id) VALUES (%s)", (bid,))
@@ -112,17 +113,18 @@ def phase_races(dsn, admin, src, checks):
     wins = [r for r in res if isinstance(r, dict)]
     lost = [r for r in res if isinstance(r, Failure) and r.sqlstate == "PT409" and r.code == "BATCH_UNAVAILABLE"]
     holder = admin.execute(f"SELECT driver_id FROM {s}.batches WHERE id = %s", (bid,)).fetchone()[0]
-    checks.check("race_seed003_one_driver_wins", len(wins) == 1 and len(lost) == 31
+    checks.check("race_claim_route_one_driver_wins", len(wins) == 1 and len(lost) == 31
                  and wins[0]["driver_id"] == holder, f"wins={len(wins)} lost={len(lost)}")
-    # Seed 004: 40 carts hold 1 of 30 units at once; then every winning hold
-    # is committed by one connection while another releases it.
+    # The checkout reservation: 40 carts hold 1 of 30 units at once; then
+    # every winning hold is committed by one connection while another
+    # releases it.
     inv4, cart = f"{s}_inv4", src[f"{s}_inv4"]["cart_item"]
     res = race(dsn, 40, lambda c, k: call(c, "bound_reserve", p_source=inv4,
                                           p_lines=json.dumps([{"item_id": cart, "quantity": 1}])))
     held = [r["reservation_id"] for r in res if isinstance(r, dict)]
     refused = sum(1 for r in res if isinstance(r, Failure) and r.code == "INSUFFICIENT_INVENTORY")
     q, r = admin.execute(f'SELECT quantity, reserved FROM {s}."Inventory" WHERE id = %s', (cart,)).fetchone()
-    checks.check("race_seed004_holds_exactly_the_stock", len(held) == 30 and refused == 10 and (q, r) == (30, 30),
+    checks.check("race_checkout_reservation_holds_exactly_the_stock", len(held) == 30 and refused == 10 and (q, r) == (30, 30),
                  f"held={len(held)} refused={refused} quantity={q} reserved={r}")
     jobs = [(rid, fn) for rid in held for fn in ("commit_reservation", "release_reservation")]
     res = race(dsn, len(jobs), lambda c, k: call(c, jobs[k][1], p_reservation_id=jobs[k][0]))
@@ -159,7 +161,7 @@ def qty_for(whole, rnd):
 
 def reservation_op(conn, rnd, info, rec):
     """Hold, commit (all or some lines), release or extend a reservation on
-    seed 004's table; several connections may pick the same one."""
+    the checkout reservation's table; several connections may pick the same one."""
     inv4 = f"{SCHEMA}_inv4"
     op = rnd.random()
     with rec.lock:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: install what is missing, build the extension (release),
 # install it into a throwaway cluster, and show 50 concurrent sales of one
-# item losing nothing, next to the seeds' read-then-write code losing most.
+# item losing nothing, next to the POS sale's read-then-write code
+# (docs/background.md) losing most.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source pg_test/lib.sh
@@ -32,7 +33,7 @@ def run_all(fn):
     return results.count(True), results.count(False)
 
 def naive_sale(c):
-    # seed 002's original code: read, compute, write back
+    # the POS sale's original code: read, compute, write back
     q = c.execute("SELECT quantity FROM naive_inventory WHERE id = 1").fetchone()[0]
     c.execute("UPDATE naive_inventory SET quantity = %s WHERE id = 1", (q - 1,))
 
@@ -53,7 +54,7 @@ except psycopg.Error as e:
 
 print()
 print("50 concurrent sales of 1 unit, starting stock 50")
-print(f"{'':34s}{'read-then-write (seed 002)':>28s}{'atomic_inventory':>20s}")
+print(f"{'':34s}{'read-then-write (POS sale)':>28s}{'atomic_inventory':>20s}")
 print(f"{'calls that reported success':34s}{n_ok:>28d}{a_ok:>20d}")
 print(f"{'stock before':34s}{50:>28d}{50:>20d}")
 print(f"{'stock after':34s}{str(naive_final):>28s}{str(atomic_final):>20s}")

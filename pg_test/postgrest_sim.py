@@ -105,7 +105,7 @@ def main():
     user = {"sub": "user-1"}
 
     status, body = api.rpc("decrement_inventory", {"p_inventory_id": item, "p_quantity": 3}, claims=user)
-    check("decrement_inventory 200 with seed 002's body", (status, body and body.get("new_quantity")), (200, 2))
+    check("decrement_inventory 200 with the POS sale's body", (status, body and body.get("new_quantity")), (200, 2))
     status, body = api.rpc("decrement_inventory", {"p_inventory_id": item, "p_quantity": 3}, claims=user)
     check("INSUFFICIENT_INVENTORY -> 409", (status, body["code"], body["message"].split(":")[0]), (409, "PT409", "INSUFFICIENT_INVENTORY"))
     check("error details are JSON with the code", json.loads(body["details"])["code"], "INSUFFICIENT_INVENTORY")
@@ -146,7 +146,7 @@ def main():
     status, body = api.rpc("commit_reservation", {"p_reservation_id": body["reservation_id"]}, claims=user)
     check("RESERVATION_EXPIRED -> 410", (status, body["code"]), (410, "PT410"))
 
-    # batches: the driver is the JWT sub; seed 003's 409 for the loser
+    # batches: the driver is the JWT sub; the claim route's 409 for the loser
     status, body = api.rpc("claim_batch", {"p_batch_id": batch}, claims={"sub": "driver-a"})
     check("claim_batch as the JWT's driver -> 200", (status, body["claimed_by"]), (200, "driver-a"))
     status, body = api.rpc("claim_batch", {"p_batch_id": batch}, claims={"sub": "driver-b"})
@@ -160,7 +160,7 @@ def main():
     status, body = api.rpc("claim_next_batch", {"p_zone": f"none-{uuid.uuid4()}"}, claims={"sub": "driver-b"})
     check("claim_next_batch with nothing left -> 200 null", (status, body), (200, None))
 
-    # seed 003 end to end: 32 drivers POST /rpc/claim_batch at once, one 200, 31 409
+    # the delivery-batch claim route end to end: 32 drivers POST /rpc/claim_batch at once, one 200, 31 409
     contested = admin.execute(f"SELECT {S}.create_batch()->>'batch_id'").fetchone()[0]
     servers = [PostgREST() for _ in range(32)]
     gate, statuses = threading.Barrier(32), []

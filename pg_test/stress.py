@@ -3,7 +3,7 @@
 invariant is checked, both in the database and against the client's own
 record of what was acknowledged.
 
-Phase 1 replays the seeds' races deterministically (all threads released by
+Phase 1 replays the races of docs/background.md deterministically (all threads released by
 one barrier). Phase 2 is a random mix of every operation over a few hot and
 many cold items for a fixed time. Prints `<invariant>: N passed, N failed`
 per check and a final `stress: N passed, N failed`; exits 1 on any violation.
@@ -118,19 +118,19 @@ def race(dsn, n, fn):
     return out
 
 
-def phase_seeds(dsn, admin, checks):
-    """The seeds' incidents, replayed with every caller released at once."""
-    # seed 002: 50 concurrent sales of 1 unit of an item with 50 units
-    [item] = new_items(admin, 1, 50, "seed002")
+def phase_races(dsn, admin, checks):
+    """The races of docs/background.md, replayed with every caller released at once."""
+    # the POS sale: 50 concurrent sales of 1 unit of an item with 50 units
+    [item] = new_items(admin, 1, 50, "pos-sale")
     res = race(dsn, 50, lambda c, k: call(c, "decrement_inventory", p_inventory_id=item, p_quantity=1))
     ok = sum(1 for r in res if isinstance(r, dict))
     final = admin.execute(f"SELECT quantity FROM {S}.items WHERE id = %s", (item,)).fetchone()[0]
-    checks.check("seed002_no_lost_update", ok == 50 and final == 0, f"succeeded={ok} final={final}")
+    checks.check("pos_sale_no_lost_update", ok == 50 and final == 0, f"succeeded={ok} final={final}")
     try:
         call(admin, "decrement_inventory", p_inventory_id=item, p_quantity=1)
-        checks.check("seed002_no_oversell", False, "51st sale succeeded")
+        checks.check("pos_sale_no_oversell", False, "51st sale succeeded")
     except Failure as f:
-        checks.check("seed002_no_oversell", f.sqlstate == "PT409" and f.code == "INSUFFICIENT_INVENTORY", f.code)
+        checks.check("pos_sale_no_oversell", f.sqlstate == "PT409" and f.code == "INSUFFICIENT_INVENTORY", f.code)
 
     # flash sale on a striped item: 64 buyers of 1 unit, 50 units over 8
     # stripes; exactly 50 sales, whatever stripe each one lands on
@@ -144,29 +144,29 @@ def phase_seeds(dsn, admin, checks):
     checks.check("striped_flash_sale_sells_exactly_the_stock", ok == 50 and refused == 14 and total == 0 and drift == 0,
                  f"sold={ok} refused={refused} left={total} drift_rows={drift}")
 
-    # seed 003 checkout: two buyers of 3 units when 5 exist
-    [item] = new_items(admin, 1, 5, "seed003")
+    # the delivery app's checkout: two buyers of 3 units when 5 exist
+    [item] = new_items(admin, 1, 5, "delivery-checkout")
     res = race(dsn, 2, lambda c, k: call(c, "decrement_inventory", p_inventory_id=item, p_quantity=3))
     wins = [r for r in res if isinstance(r, dict)]
     losses = [r for r in res if isinstance(r, Failure)]
-    checks.check("seed003_one_checkout_wins", len(wins) == 1 and len(losses) == 1
+    checks.check("delivery_checkout_one_buyer_wins", len(wins) == 1 and len(losses) == 1
                  and losses[0].sqlstate == "PT409", str(res))
 
-    # seed 003 batches: 32 drivers claim one batch, exactly one wins, the rest get 409
+    # the delivery-batch claim route: 32 drivers claim one batch, exactly one wins, the rest get 409
     bid = call(admin, "create_batch")["batch_id"]
-    res = race(dsn, 32, lambda c, k: call(c, "claim_batch", p_batch_id=bid, p_driver_id=f"seed-driver-{k}"))
+    res = race(dsn, 32, lambda c, k: call(c, "claim_batch", p_batch_id=bid, p_driver_id=f"race-driver-{k}"))
     wins = [r for r in res if isinstance(r, dict)]
     conflicts = [r for r in res if isinstance(r, Failure) and r.sqlstate == "PT409" and r.code == "BATCH_UNAVAILABLE"]
-    checks.check("seed003_one_driver_wins", len(wins) == 1 and len(conflicts) == 31,
+    checks.check("claim_route_one_driver_wins", len(wins) == 1 and len(conflicts) == 31,
                  f"wins={len(wins)} conflicts={len(conflicts)}")
 
-    # seed 004: 5 concurrent reservations of 3 units when 10 exist
-    [item] = new_items(admin, 1, 10, "seed004")
+    # the checkout reservation: 5 concurrent reservations of 3 units when 10 exist
+    [item] = new_items(admin, 1, 10, "checkout-reservation")
     lines = json.dumps([{"inventory_id": item, "quantity": 3}])
     res = race(dsn, 5, lambda c, k: call(c, "reserve_inventory", p_lines=lines))
     ok = sum(1 for r in res if isinstance(r, dict))
     reserved = admin.execute(f"SELECT reserved FROM {S}.items WHERE id = %s", (item,)).fetchone()[0]
-    checks.check("seed004_no_overbooking", ok == 3 and reserved == 9, f"reservations={ok} reserved={reserved}")
+    checks.check("checkout_reservation_no_overbooking", ok == 3 and reserved == 9, f"reservations={ok} reserved={reserved}")
 
 
 def packing_session(admin, picked, needs):
@@ -186,14 +186,14 @@ def packing_session(admin, picked, needs):
 
 
 def phase_packing(dsn, admin, checks):
-    """Seed 001: concurrent clicks on one line, and workers racing over a basket."""
+    """The packing RPC: concurrent clicks on one line, and workers racing over a basket."""
     # 50 packers click [+] on one line that needs 40: exactly 40 succeed
     session, [line] = packing_session(admin, 60, [40])
     res = race(dsn, 50, lambda c, k: call(c, "increment_packing_quantity", p_progress_id=line, p_session_id=session))
     ok = sum(1 for r in res if isinstance(r, dict))
     full = sum(1 for r in res if isinstance(r, Failure) and r.code == "ALREADY_FULLY_PACKED")
     final = admin.execute(f"SELECT quantity_packed FROM {S}.packing_progress WHERE id = %s", (line,)).fetchone()[0]
-    checks.check("seed001_line_ends_exactly_at_needed", ok == 40 and full == 10 and final == 40,
+    checks.check("packing_line_ends_exactly_at_needed", ok == 40 and full == 10 and final == 40,
                  f"ok={ok} fully_packed={full} final={final}")
 
     # 2 x 8 workers over 4 orders needing 10 each, basket of 30: never above 30
@@ -216,7 +216,7 @@ def phase_packing(dsn, admin, checks):
     rows = admin.execute(f"SELECT quantity_packed, quantity_needed FROM {S}.packing_progress "
                          "WHERE picking_session_id = %s", (session,)).fetchall()
     total = sum(p for p, _ in rows)
-    checks.check("seed001_basket_never_exceeded", total == 30 and acked == 30 and not errors
+    checks.check("packing_basket_never_exceeded", total == 30 and acked == 30 and not errors
                  and all(p <= n for p, n in rows), f"packed={total} acknowledged={acked} errors={errors[:2]}")
 
 
@@ -382,7 +382,7 @@ def main():
     checks = Checks()
     admin = connect(a.dsn)
 
-    phase_seeds(a.dsn, admin, checks)
+    phase_races(a.dsn, admin, checks)
     phase_packing(a.dsn, admin, checks)
 
     hot = new_items(admin, a.hot, 500, "hot")

@@ -43,7 +43,7 @@ CLAIMED = f"SELECT count(*) FROM {S}.batches WHERE zone = 'bench' AND status = '
 # variant: (script, success counter query, units per operation, multi-line?, distributions)
 VARIANTS = {
     "raw_update": ("raw_update.sql", BASE, 1, False, None),
-    "seed002_function": ("seed002_function.sql", BASE, 1, False, None),
+    "pos_function": ("pos_function.sql", BASE, 1, False, None),
     "raw_update_items": ("raw_update_items.sql", ITEMS, 1, False, None),
     "raw_update_ledger": ("raw_update_ledger.sql", ITEMS, 1, False, None),
     "decrement": ("decrement.sql", ITEMS, 1, False, None),
@@ -51,14 +51,14 @@ VARIANTS = {
     "decrement_bound": ("decrement_bound.sql", "SELECT coalesce(sum(1e12 - quantity), 0) FROM bench.items_bound",
                         1, False, None),
     "decrement_striped": ("decrement_striped.sql", STRIPED, 1, False, ["hot"]),
-    "seed004_per_item": ("seed004_per_item.sql", BASE, 5, True, None),
+    "checkout_per_item": ("checkout_per_item.sql", BASE, 5, True, None),
     "decrement_many": ("decrement_many.sql", ITEMS, 5, True, None),
     "decrement_many_noledger": ("decrement_many.sql", ITEMS, 5, True, None),
     "reserve_commit": ("reserve_commit.sql", ITEMS, 1, False, ["uniform"]),
     "packing": ("packing.sql", f"SELECT coalesce(sum(quantity_packed), 0) FROM {S}.packing_progress", 1, False, ["uniform"]),
     "claim_next": ("claim_next.sql", CLAIMED, 1, False, ["uniform"]),
-    "seed004_reserve_commit": ("seed004_reserve_commit.sql", BASE, 1, False, ["uniform"]),
-    "seed003_claim": ("seed003_claim.sql", CLAIMED, 1, False, ["uniform"]),
+    "checkout_reserve_commit": ("checkout_reserve_commit.sql", BASE, 1, False, ["uniform"]),
+    "claim_route": ("claim_route.sql", CLAIMED, 1, False, ["uniform"]),
     "decrement_set_clause": ("decrement_set_clause.sql", ITEMS, 1, False, None),
     "decrement_invoker": ("decrement_invoker.sql", ITEMS, 1, False, None),
 }
@@ -77,15 +77,15 @@ OPTIONS = {
 }
 # ours vs the baseline it replaces
 RATIOS = [("decrement_noledger", "raw_update"), ("decrement_noledger", "raw_update_items"),
-          ("decrement_noledger", "seed002_function"),
-          ("decrement", "raw_update_ledger"), ("decrement", "raw_update"), ("decrement", "seed002_function"),
-          ("decrement_many_noledger", "seed004_per_item"), ("decrement_many", "seed004_per_item"),
+          ("decrement_noledger", "pos_function"),
+          ("decrement", "raw_update_ledger"), ("decrement", "raw_update"), ("decrement", "pos_function"),
+          ("decrement_many_noledger", "checkout_per_item"), ("decrement_many", "checkout_per_item"),
           ("decrement_striped", "decrement"), ("decrement_bound", "decrement"),
-          ("reserve_commit", "seed004_reserve_commit"), ("claim_next", "seed003_claim"),
+          ("reserve_commit", "checkout_reserve_commit"), ("claim_next", "claim_route"),
           ("decrement_set_clause", "raw_update"), ("decrement_invoker", "raw_update"),
           ("decrement_noledger", "decrement_set_clause")]
-BASELINES = ("raw_update", "raw_update_items", "seed002_function", "raw_update_ledger", "seed004_per_item",
-             "seed004_reserve_commit", "seed003_claim")
+BASELINES = ("raw_update", "raw_update_items", "pos_function", "raw_update_ledger", "checkout_per_item",
+             "checkout_reserve_commit", "claim_route")
 
 
 def sh(cmd, **kw):
@@ -99,7 +99,7 @@ def setup(c):
 
 
 def reset(c, variant):
-    if variant in ("claim_next", "seed003_claim"):
+    if variant in ("claim_next", "claim_route"):
         c.execute(f"UPDATE {S}.batches SET status = 'available', claimed_by = NULL, claimed_at = NULL, "
                   f"lease_expires_at = NULL WHERE zone = 'bench' AND status <> 'available'")
     # the same clean start for every variant: no dead tuples, no dirty buffers

@@ -143,7 +143,7 @@ def profile(c, variant, dist, calls, freq, bindir, tmp, top=0):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--variants", default="raw_update,seed002_function,decrement_noledger,raw_update_ledger,decrement")
+    ap.add_argument("--variants", default="raw_update,pos_function,decrement_noledger,raw_update_ledger,decrement")
     ap.add_argument("--dist", default="uniform")
     ap.add_argument("--calls", type=int, default=20000)
     ap.add_argument("--freq", type=int, default=1999, help="perf samples per second per CPU")

@@ -4,7 +4,7 @@
 # one client. Prints a markdown table of backend CPU per operation by phase.
 #
 #   bash pg_test/bench/profile.sh                                    # the single-line sale variants
-#   bash pg_test/bench/profile.sh --variants seed004_per_item,decrement_many --calls 5000
+#   bash pg_test/bench/profile.sh --variants checkout_per_item,decrement_many --calls 5000
 #   bash pg_test/bench/profile.sh --variants decrement_many_noledger --top 40   # + symbols inside the call
 #   AI_PG_MAJOR=18 bash pg_test/bench/profile.sh
 #

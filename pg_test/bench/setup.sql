@@ -1,6 +1,7 @@
 -- Benchmark data: the same 100 000 item ids (k = 1..100000 as a uuid) in
--- the seeds' own table shape (bench.inventory) and in atomic_inventory.items,
--- with stock that never runs out, so every attempt can succeed.
+-- the apps' own table shape (bench.inventory, as in docs/background.md) and
+-- in atomic_inventory.items, with stock that never runs out, so every
+-- attempt can succeed.
 CREATE SCHEMA bench;
 CREATE FUNCTION bench.id(p_prefix text, p_k integer) RETURNS uuid
 LANGUAGE sql IMMUTABLE AS $$ SELECT (p_prefix || lpad(to_hex(p_k), 32 - length(p_prefix), '0'))::uuid $$;
@@ -12,8 +13,9 @@ CREATE TABLE bench.inventory (
 );
 INSERT INTO bench.inventory (id, quantity) SELECT bench.id('', k), 1e12 FROM generate_series(1, 100000) k;
 
--- Seed 002's fix, verbatim but for the table name: SELECT ... FOR UPDATE, then UPDATE.
-CREATE FUNCTION bench.seed_decrement_inventory(p_inventory_id uuid, p_quantity numeric)
+-- The POS sale's PL/pgSQL function (docs/background.md), verbatim but for the
+-- table name: SELECT ... FOR UPDATE, then UPDATE.
+CREATE FUNCTION bench.pos_decrement_inventory(p_inventory_id uuid, p_quantity numeric)
 RETURNS json LANGUAGE plpgsql SECURITY DEFINER AS $$
 DECLARE
   v_old_quantity NUMERIC;

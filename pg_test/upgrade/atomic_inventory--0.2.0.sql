@@ -195,8 +195,8 @@ COMMENT ON COLUMN atomic_inventory.reservation_lines.tracked IS 'Whether the ite
 COMMENT ON COLUMN atomic_inventory.reservation_lines.status IS 'active, committed, released or expired; lines can finish separately (partial commit/release).';
 COMMENT ON COLUMN atomic_inventory.reservation_lines.updated_at IS 'When the line''s status last changed.';
 
--- Warehouse packing (seeds 000/001): pickers fill a basket per session, packers
--- move units from the basket into orders.
+-- Warehouse packing (the packing RPC of docs/background.md): pickers fill a
+-- basket per session, packers move units from the basket into orders.
 
 CREATE TABLE atomic_inventory.picking_sessions (
     id               uuid        PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
@@ -460,7 +460,7 @@ $$;
 COMMENT ON FUNCTION atomic_inventory.purge_idempotency_keys(interval) IS
     'Delete idempotency keys older than p_older_than (retries after that apply again). Schedule it, e.g. with pg_cron.';
 
--- Delivery batches (seed 003).
+-- Delivery batches (the delivery-batch claim route of docs/background.md).
 
 CREATE FUNCTION atomic_inventory.claim_batch(
     p_batch_id        uuid,
@@ -549,7 +549,7 @@ $$;
 COMMENT ON FUNCTION atomic_inventory.create_batch(text, integer, text, text, uuid) IS
     'Create an available batch. Returns {success, batch_id, status}.';
 
--- Reservations (seed 004).
+-- Reservations (the checkout reservation of docs/background.md).
 
 CREATE FUNCTION atomic_inventory.reserve_inventory(
     p_lines           jsonb,
@@ -639,7 +639,7 @@ $$;
 COMMENT ON FUNCTION atomic_inventory.get_reservation(uuid) IS
     'A reservation with its lines and their statuses.';
 
--- Warehouse packing (seeds 000/001).
+-- Warehouse packing (the packing RPC of docs/background.md).
 
 CREATE FUNCTION atomic_inventory.increment_packing_quantity(
     p_progress_id     uuid,
@@ -654,7 +654,7 @@ LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS 'MODULE_PATHNAME', 'ai_increment_packing_quantity';
 COMMENT ON FUNCTION atomic_inventory.increment_packing_quantity(uuid, integer, integer, uuid, uuid, integer, integer) IS
-    'Pack p_quantity (default 1) units of a progress line, with every validation of seed 001 (session, ownership, order status, line and basket limits). p_quantity_needed and p_picked_quantity are accepted for compatibility; the tables decide. Returns the updated progress row as JSON.';
+    'Pack p_quantity (default 1) units of a progress line, with all nine packing validations (session, ownership, order status, line and basket limits). p_quantity_needed and p_picked_quantity are accepted for compatibility; the tables decide. Returns the updated progress row as JSON.';
 
 CREATE FUNCTION atomic_inventory.decrement_packing_quantity(
     p_progress_id     uuid,

@@ -1,8 +1,8 @@
--- Baseline: seed 003's fix for batch claiming (claim-route/index.ts): the
+-- Baseline: the delivery-batch claim route's fix (docs/background.md): the
 -- driver's app reads an available batch (here the next one in the order
 -- claim_next_batch uses), then claims it with one atomic UPDATE ... WHERE
 -- status = 'available'; a driver who loses the race changes nothing (the
--- seed answers BATCH_UNAVAILABLE, 409) and must pick again. Each statement
+-- route answers BATCH_UNAVAILABLE, 409) and must pick again. Each statement
 -- is its own transaction, as from the edge function. Same table and batches
 -- as claim_next.
 SELECT id AS bid FROM atomic_inventory.batches

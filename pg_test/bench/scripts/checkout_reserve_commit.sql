@@ -1,6 +1,6 @@
--- Baseline: seed 004's fix for reservations (Prisma, inventory.agent.ts
--- checkAndReserve() then commit()): each step is a Serializable transaction
--- that locks the row (SELECT ... FOR UPDATE), checks in the app and updates.
+-- Baseline: the checkout reservation's fix (docs/background.md; Prisma,
+-- reserve then commit): each step is a Serializable transaction that locks
+-- the row (SELECT ... FOR UPDATE), checks in the app and updates.
 -- The hold is only the `reserved` counter: no reservation record, no lines,
 -- no expiry, no ledger (what reserve_inventory / commit_reservation add).
 \set k KEY

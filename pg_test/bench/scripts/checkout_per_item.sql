@@ -1,5 +1,6 @@
--- Seed 004's pattern for a 5-line order: one client transaction, each line
--- read with a row lock and updated in its own statements, in the given order.
+-- Baseline: the checkout reservation's per-item pattern (docs/background.md)
+-- for a 5-line order: one client transaction, each line read with a row
+-- lock and updated in its own statements, in the given order.
 \set k1 KEY
 \set k2 KEY
 \set k3 KEY
