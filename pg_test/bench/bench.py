@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 
-import psycopg
+from plot import plot
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 S = "atomic_inventory"
@@ -246,44 +246,7 @@ def report(results, meta, out_dir, command, every_run):
         f.write("\n".join(lines) + "\n")
     with open(os.path.join(out_dir, "benchmarks-results.json"), "w") as f:
         json.dump({"meta": meta, "results": results, "every_run": every_run}, f, indent=1)
-    plot(results, meta, out_dir)
-
-
-def plot(results, meta, out_dir):
-    """benchmarks.png: throughput vs clients, a panel per key distribution.
-    Each variant keeps one colour in every panel and every run (its place in
-    VARIANTS, 20 colours: the default 10 repeated and made two variants
-    look alike), and one legend lists every variant shown in any panel."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("bench: matplotlib missing, no plot")
-        return
-    by = {(r["variant"], r["dist"], r["clients"]): r for r in results}
-    colours = plt.get_cmap("tab20").colors
-    dists = meta["dists"]
-    fig, axes = plt.subplots(1, len(dists), figsize=(6 * len(dists), 5), squeeze=False)
-    shown = {}
-    for ax, d in zip(axes[0], dists):
-        for v in meta["variants"]:
-            pts = [(c, by[(v, d, c)]["ok_per_s"]) for c in meta["clients"] if (v, d, c) in by]
-            if pts:
-                (line,) = ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=v,
-                                  color=colours[list(VARIANTS).index(v) % len(colours)],
-                                  linestyle="--" if v in BASELINES else "-")
-                shown.setdefault(v, line)
-        ax.set_title(f"{d} keys")
-        ax.set_xlabel("clients")
-        ax.set_ylabel("successful operations / s")
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(meta["clients"], [str(c) for c in meta["clients"]])
-        ax.grid(alpha=0.3)
-    fig.legend(list(shown.values()), list(shown), loc="lower center", ncol=min(7, len(shown)), fontsize=8)
-    fig.suptitle("atomic_inventory vs baselines (dashed), same run")
-    fig.tight_layout(rect=(0, 0.12, 1, 1))
-    fig.savefig(os.path.join(out_dir, "benchmarks.png"), dpi=100)
+    return plot(results, meta, os.path.join(out_dir, "benchmarks.png"), list(VARIANTS), BASELINES)
 
 
 def main():
@@ -296,18 +259,12 @@ def main():
     ap.add_argument("--command", default="bash pg_test/bench/run.sh")
     ap.add_argument("--rounds", type=int, default=2,
                     help="runs of each variant, interleaved; the upper median by ok/s is reported (the better of 2)")
-    ap.add_argument("--replot", metavar="JSON",
-                    help="only draw benchmarks.png (into --out) from a benchmarks-results.json")
     a = ap.parse_args()
-    if a.replot:
-        with open(a.replot) as f:
-            saved = json.load(f)
-        plot(saved["results"], saved["meta"], a.out)
-        return
     clients = [int(x) for x in a.clients.split(",")]
     variants = a.variants.split(",")
     dists = a.dists.split(",")
     bindir = os.environ["AI_PG_BINDIR"]
+    import psycopg  # here, so that plot.py and cpu_profile.py can import this module's tables without it
     c = psycopg.connect("", autocommit=True)
     setup(c)
     results, every_run = [], []
@@ -338,8 +295,9 @@ def main():
             "variants": variants,
             "dists": dists, "machine": machine(c)}
     os.makedirs(os.path.abspath(a.out), exist_ok=True)
-    report(results, meta, os.path.abspath(a.out), a.command, every_run)
-    print(f"bench: wrote {os.path.abspath(a.out)}/benchmarks-results.md, .json and benchmarks.png")
+    drawn = report(results, meta, os.path.abspath(a.out), a.command, every_run)
+    print(f"bench: wrote {os.path.abspath(a.out)}/benchmarks-results.md, .json"
+          + (" and benchmarks.png" if drawn else " (no plot)"))
 
 
 if __name__ == "__main__":
