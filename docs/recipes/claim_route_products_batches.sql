@@ -1,4 +1,4 @@
--- Seed 003: keep public.decrement_product_quantity and the claim route's
+-- The delivery app: keep public.decrement_product_quantity and the claim route's
 -- "one driver wins, the other gets 409 BATCH_UNAVAILABLE".
 -- products.available_quantity already has its CHECK
 -- (products_available_quantity_nonnegative), so binding adds none.

@@ -1,4 +1,4 @@
--- Seed 002: keep public.decrement_inventory(p_inventory_id uuid, p_quantity numeric)
+-- The POS sale: keep public.decrement_inventory(p_inventory_id uuid, p_quantity numeric)
 -- returning {success, inventory_id, old_quantity, new_quantity, deducted},
 -- now on atomic_inventory's locked, checked, ledgered path.
 SELECT atomic_inventory.bind_stock_source('inventory', 'public.inventory', 'id', 'quantity');
