@@ -158,7 +158,193 @@ CASES = [
     ("bound_release_reservation('%s')" % MISSING, "PT404", "NOT_FOUND"),
     ("bound_release_reservation('{res}', ARRAY['not-a-line'])", "22023", "INVALID_INPUT"),
     ("unbind_source('{src}')", "PT409", "SOURCE_IN_USE"),
+    # a binding whose table was dropped: bound_get's answer (was 42601 with
+    # the generated SQL in the error's context)
+    ("reconcile_source('{gone}')", "22023", "INVALID_INPUT"),
+    ("bound_get('{gone}', '1')", "22023", "INVALID_INPUT"),
+    # free text past its limit (was 54000 for a SKU past a btree entry, and a
+    # 10 MB name was stored)
+    ("create_item(p_sku => repeat('x', 3000))", "22023", "INVALID_INPUT"),
+    ("create_item(p_sku => repeat(md5('x'), 327680))", "22023", "INVALID_INPUT"),
+    ("create_item(p_name => repeat(md5('x'), 327680))", "22023", "INVALID_INPUT"),
 ]
+
+# Every free-text argument (text, varchar, text[]) of every function, with
+# its limit in characters and a call that reaches the check ({v}: the value).
+# text_limits() lists the arguments from pg_proc: one missing here fails, so
+# a new text argument cannot go without a limit. The limits are the ones
+# docs/functions.md ("Text limits") gives; the test reads that table too.
+TEXT_LIMITS = {
+    ("decrement_inventory", "p_reason"): (1024, "decrement_inventory('{item}', 1, p_reason => {v})"),
+    ("decrement_inventory", "p_reference"): (1024, "decrement_inventory('{item}', 1, p_reference => {v})"),
+    ("decrement_inventory", "p_idempotency_key"): (255, "decrement_inventory('{item}', 1, p_idempotency_key => {v})"),
+    ("decrement_inventory_many", "p_reason"): (1024, "decrement_inventory_many({lines}, p_reason => {v})"),
+    ("decrement_inventory_many", "p_reference"): (1024, "decrement_inventory_many({lines}, p_reference => {v})"),
+    ("decrement_inventory_many", "p_idempotency_key"): (255, "decrement_inventory_many({lines}, p_idempotency_key => {v})"),
+    ("increment_inventory", "p_reason"): (1024, "increment_inventory('{item}', 1, p_reason => {v})"),
+    ("increment_inventory", "p_reference"): (1024, "increment_inventory('{item}', 1, p_reference => {v})"),
+    ("increment_inventory", "p_idempotency_key"): (255, "increment_inventory('{item}', 1, p_idempotency_key => {v})"),
+    ("adjust_inventory", "p_reason"): (1024, "adjust_inventory('{item}', 10, p_force => true, p_reason => {v})"),
+    ("adjust_inventory", "p_reference"): (1024, "adjust_inventory('{item}', 10, p_force => true, p_reference => {v})"),
+    ("adjust_inventory", "p_idempotency_key"): (255, "adjust_inventory('{item}', 10, p_force => true, p_idempotency_key => {v})"),
+    ("create_item", "p_sku"): (255, "create_item(p_sku => {v})"),
+    ("create_item", "p_name"): (1024, "create_item(p_name => {v})"),
+    ("create_item", "p_tenant_id"): (255, "create_item(p_tenant_id => {v})"),
+    ("create_batch", "p_zone"): (1024, "create_batch(p_zone => {v})"),
+    ("create_batch", "p_reference"): (1024, "create_batch(p_reference => {v})"),
+    ("create_batch", "p_tenant_id"): (255, "create_batch(p_tenant_id => {v})"),
+    ("claim_batch", "p_driver_id"): (255, "claim_batch('{batch}', {v})"),
+    ("claim_next_batch", "p_driver_id"): (255, "claim_next_batch({v}, p_zone => 'no-such-zone')"),
+    ("claim_next_batch", "p_zone"): (1024, "claim_next_batch('d', p_zone => {v})"),
+    ("unclaim_batch", "p_driver_id"): (255, "unclaim_batch('{batch}', {v})"),
+    ("start_batch", "p_driver_id"): (255, "start_batch('{batch}', {v})"),
+    ("complete_batch", "p_driver_id"): (255, "complete_batch('{batch}', {v})"),
+    ("reserve_inventory", "p_reference"): (1024, "reserve_inventory({lines}, p_reference => {v})"),
+    ("reserve_inventory", "p_idempotency_key"): (255, "reserve_inventory({lines}, p_idempotency_key => {v})"),
+    ("commit_reservation", "p_reason"): (1024, "commit_reservation('{res}', p_reason => {v})"),
+    ("commit_reservation", "p_idempotency_key"): (255, "commit_reservation('{res}', p_idempotency_key => {v})"),
+    ("release_reservation", "p_reason"): (1024, "release_reservation('{res}', p_reason => {v})"),
+    ("release_reservation", "p_idempotency_key"): (255, "release_reservation('{res}', p_idempotency_key => {v})"),
+    ("bind_stock_source", "p_name"): (63, "bind_stock_source({v}, 'public.bad_inputs_plain', 'id', 'qty')"),
+    ("bind_batch_source", "p_name"): (63, "bind_batch_source({v}, 'public.bad_inputs_batches', 'id', 'status', 'driver')"),
+    ("bind_batch_source", "p_available_value"): (1024, "bind_batch_source('bad_b2', 'public.bad_inputs_batches', 'id', 'status', 'driver', p_available_value => {v})"),
+    ("bind_batch_source", "p_claimed_value"): (1024, "bind_batch_source('bad_b2', 'public.bad_inputs_batches', 'id', 'status', 'driver', p_claimed_value => {v})"),
+    ("unbind_source", "p_name"): (63, "unbind_source({v})"),
+    ("bound_decrement", "p_source"): (63, "bound_decrement({v}, 'k1', 1)"),
+    ("bound_decrement", "p_item_id"): (255, "bound_decrement('{src}', {v}, 1)"),
+    ("bound_decrement", "p_reason"): (1024, "bound_decrement('{src}', 'k1', 1, p_reason => {v})"),
+    ("bound_decrement", "p_reference"): (1024, "bound_decrement('{src}', 'k1', 1, p_reference => {v})"),
+    ("bound_decrement", "p_idempotency_key"): (255, "bound_decrement('{src}', 'k1', 1, p_idempotency_key => {v})"),
+    ("bound_decrement_many", "p_source"): (63, "bound_decrement_many({v}, {blines})"),
+    ("bound_decrement_many", "p_reason"): (1024, "bound_decrement_many('{src}', {blines}, p_reason => {v})"),
+    ("bound_decrement_many", "p_reference"): (1024, "bound_decrement_many('{src}', {blines}, p_reference => {v})"),
+    ("bound_decrement_many", "p_idempotency_key"): (255, "bound_decrement_many('{src}', {blines}, p_idempotency_key => {v})"),
+    ("bound_increment", "p_source"): (63, "bound_increment({v}, 'k1', 1)"),
+    ("bound_increment", "p_item_id"): (255, "bound_increment('{src}', {v}, 1)"),
+    ("bound_increment", "p_reason"): (1024, "bound_increment('{src}', 'k1', 1, p_reason => {v})"),
+    ("bound_increment", "p_reference"): (1024, "bound_increment('{src}', 'k1', 1, p_reference => {v})"),
+    ("bound_increment", "p_idempotency_key"): (255, "bound_increment('{src}', 'k1', 1, p_idempotency_key => {v})"),
+    ("bound_adjust", "p_source"): (63, "bound_adjust({v}, 'k1', 5, p_force => true)"),
+    ("bound_adjust", "p_item_id"): (255, "bound_adjust('{src}', {v}, 5, p_force => true)"),
+    ("bound_adjust", "p_reason"): (1024, "bound_adjust('{src}', 'k1', 5, p_force => true, p_reason => {v})"),
+    ("bound_adjust", "p_reference"): (1024, "bound_adjust('{src}', 'k1', 5, p_force => true, p_reference => {v})"),
+    ("bound_adjust", "p_idempotency_key"): (255, "bound_adjust('{src}', 'k1', 5, p_force => true, p_idempotency_key => {v})"),
+    ("bound_get", "p_source"): (63, "bound_get({v}, 'k1')"),
+    ("bound_get", "p_item_id"): (255, "bound_get('{src}', {v})"),
+    ("bound_reserve", "p_source"): (63, "bound_reserve({v}, {blines})"),
+    ("bound_reserve", "p_reference"): (1024, "bound_reserve('{src}', {blines}, p_reference => {v})"),
+    ("bound_reserve", "p_idempotency_key"): (255, "bound_reserve('{src}', {blines}, p_idempotency_key => {v})"),
+    ("bound_commit_reservation", "p_item_ids"): (255, "bound_commit_reservation('{bres}', ARRAY[{v}])"),
+    ("bound_commit_reservation", "p_reason"): (1024, "bound_commit_reservation('{bres}', p_reason => {v})"),
+    ("bound_commit_reservation", "p_idempotency_key"): (255, "bound_commit_reservation('{bres}', p_idempotency_key => {v})"),
+    ("bound_release_reservation", "p_item_ids"): (255, "bound_release_reservation('{bres}', ARRAY[{v}])"),
+    ("bound_release_reservation", "p_reason"): (1024, "bound_release_reservation('{bres}', p_reason => {v})"),
+    ("bound_release_reservation", "p_idempotency_key"): (255, "bound_release_reservation('{bres}', p_idempotency_key => {v})"),
+    ("bound_claim_batch", "p_source"): (63, "bound_claim_batch({v}, 'b1', 'd')"),
+    ("bound_claim_batch", "p_batch_id"): (255, "bound_claim_batch('{bsrc}', {v}, 'd')"),
+    ("bound_claim_batch", "p_driver_id"): (255, "bound_claim_batch('{bsrc}', 'b1', {v})"),
+    ("bound_claim_next_batch", "p_source"): (63, "bound_claim_next_batch({v}, 'd')"),
+    ("bound_claim_next_batch", "p_driver_id"): (255, "bound_claim_next_batch('{bsrc}', {v})"),
+    ("bound_unclaim_batch", "p_source"): (63, "bound_unclaim_batch({v}, 'b1', 'd')"),
+    ("bound_unclaim_batch", "p_batch_id"): (255, "bound_unclaim_batch('{bsrc}', {v}, 'd')"),
+    ("bound_unclaim_batch", "p_driver_id"): (255, "bound_unclaim_batch('{bsrc}', 'b1', {v})"),
+    ("reconcile_source", "p_source"): (63, "reconcile_source({v})"),
+}
+
+
+def text_arguments(conn):
+    """(function, argument) of every text, varchar or text[] argument of the extension's functions."""
+    rows = conn.execute(f"""
+        SELECT p.proname::text, a.name
+          FROM pg_proc AS p
+          JOIN pg_namespace AS n ON n.oid = p.pronamespace AND n.nspname = '{S}'
+         CROSS JOIN LATERAL unnest(p.proargnames, p.proargtypes::oid[]) AS a(name, typ)
+         WHERE a.typ IN ('text'::regtype, 'varchar'::regtype, 'text[]'::regtype, 'varchar[]'::regtype)
+         ORDER BY 1, 2""").fetchall()
+    return {(f, a) for f, a in rows}
+
+
+def documented_limits():
+    """The "Text limits" table of docs/functions.md: (function, argument) -> characters."""
+    import os
+    import re
+    doc = open(os.path.join(os.path.dirname(__file__), "..", "docs", "functions.md")).read()
+    section = doc.split("## Text limits", 1)[1].split("\n## ", 1)[0]
+    out = {}
+    for line in section.splitlines():
+        m = re.match(r"\|\s*`(\w+)`\s*\|\s*(\d+)\s*\|\s*(.+?)\s*\|", line)
+        if not m:
+            continue
+        arg, limit, functions = m.group(1), int(m.group(2)), m.group(3)
+        for f in re.findall(r"`(\w+)`", functions):
+            out[(f, arg)] = limit
+    return out
+
+
+def run_limit(conn, sql):
+    """(sqlstate, detail field, message) of one call, in a transaction rolled back."""
+    try:
+        with conn.transaction(force_rollback=True):
+            conn.execute(sql)
+        return ("none", None, "")
+    except psycopg.Error as e:
+        try:
+            field = json.loads(e.diag.message_detail or "{}").get("field")
+        except ValueError:
+            field = None
+        return (e.sqlstate, field, e.diag.message_primary or "")
+
+
+def text_limits(conn, fixtures):
+    """Every text argument has a limit here and in the docs; past it the call
+    is refused naming the argument (22023), and a value at the limit, of
+    4-byte characters, gets past that check and through every index."""
+    passed = failed = 0
+    listed = text_arguments(conn)
+    documented = documented_limits()
+    for key in sorted(listed - set(TEXT_LIMITS)):
+        failed += 1
+        print(f"FAIL text argument without a tested limit: {key[0]}({key[1]})")
+    for key in sorted(listed ^ set(documented)):
+        failed += 1
+        print(f"FAIL text argument {key[0]}({key[1]}) {'not in' if key in listed else 'documented but not in'} docs/functions.md's Text limits")
+    for key, (limit, call) in sorted(TEXT_LIMITS.items()):
+        if key not in listed:
+            failed += 1
+            print(f"FAIL {key[0]}({key[1]}) is in TEXT_LIMITS but no such text argument exists")
+            continue
+        if documented.get(key) not in (None, limit):
+            failed += 1
+            print(f"FAIL {key[0]}({key[1]}): docs say {documented.get(key)} characters, the test {limit}")
+        fn, arg = key
+        text = "SELECT " + S + "." + call.format(v="{v}", **fixtures)
+        over = run_limit(conn, text.replace("{v}", f"repeat('x', {limit + 1})"))
+        # 4-byte characters that don't repeat, so no compression shrinks
+        # what an index entry holds
+        at = run_limit(conn, text.replace("{v}", "(SELECT string_agg(chr(65536 + abs(hashint4(g)) % 60000), '') "
+                                                  f"FROM generate_series(1, {limit}) AS g)"))
+        refused_over = over[0] == "22023" and over[1] == arg and str(limit) in over[2]
+        refused_at = at[0] == "22023" and at[1] == arg and str(limit) in at[2]
+        broke_at = at[0] in ("54000", "XX000", "22001", "42601")
+        if refused_over and not refused_at and not broke_at:
+            passed += 1
+        else:
+            failed += 1
+            print(f"FAIL {fn}({arg}) limit {limit}: over the limit got {over[0]} {over[1]} ({over[2][:70]}); "
+                  f"at the limit got {at[0]} {at[1]} ({at[2][:70]})")
+    # the caller's tenant (a setting or a JWT claim) is a key too
+    for setting, value in (("atomic_inventory.tenant_id", "x" * 256),
+                           ("request.jwt.claims", json.dumps({"tenant_id": "x" * 256}))):
+        with conn.transaction(force_rollback=True):
+            conn.execute("SELECT set_config(%s, %s, true)", (setting, value))
+            got = run_limit(conn, f"SELECT {S}.decrement_inventory('{fixtures['item']}', 1)")
+        if got[0] == "22023" and got[1] == setting and "255" in got[2]:
+            passed += 1
+        else:
+            failed += 1
+            print(f"FAIL a 256-character tenant in {setting}: got {got}")
+    print(f"bad_inputs: {len(listed)} text arguments, each with a checked limit")
+    return passed, failed
 
 
 def state(conn):
@@ -198,9 +384,16 @@ def main():
                  "held integer NOT NULL DEFAULT 0)")
     conn.execute("INSERT INTO public.bad_inputs_inv VALUES ('k1', 5, 0), ('k2', 5, 0)")
     conn.execute("CREATE TABLE public.bad_inputs_plain (id text PRIMARY KEY, qty integer NOT NULL CHECK (qty >= 0))")
-    src, plain = (f"bad_{uuid.uuid4().hex[:8]}" for _ in range(2))
+    conn.execute("DROP TABLE IF EXISTS public.bad_inputs_batches, public.bad_inputs_gone")
+    conn.execute("CREATE TABLE public.bad_inputs_batches (id text PRIMARY KEY, status text NOT NULL, driver text)")
+    conn.execute("INSERT INTO public.bad_inputs_batches VALUES ('b1', 'available', NULL)")
+    conn.execute("CREATE TABLE public.bad_inputs_gone (id int PRIMARY KEY, qty int NOT NULL CHECK (qty >= 0))")
+    src, plain, bsrc, gone = (f"bad_{uuid.uuid4().hex[:8]}" for _ in range(4))
     conn.execute(f"SELECT {S}.bind_stock_source(%s, 'public.bad_inputs_inv', 'id', 'qty', p_reserved_column => 'held')", (src,))
     conn.execute(f"SELECT {S}.bind_stock_source(%s, 'public.bad_inputs_plain', 'id', 'qty')", (plain,))
+    conn.execute(f"SELECT {S}.bind_batch_source(%s, 'public.bad_inputs_batches', 'id', 'status', 'driver')", (bsrc,))
+    conn.execute(f"SELECT {S}.bind_stock_source(%s, 'public.bad_inputs_gone', 'id', 'qty')", (gone,))
+    conn.execute("DROP TABLE public.bad_inputs_gone")
     bres = conn.execute(f"""SELECT {S}.bound_reserve(%s, '[{{"item_id": "k1", "quantity": 2}}]')->>'reservation_id'""",
                         (src,)).fetchone()[0]
     pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
@@ -208,11 +401,14 @@ def main():
     # the bad calls run (the background sweeper would change the state).
     while int(conn.execute(f"SELECT {S}.expire_reservations()->>'expired'").fetchone()[0]):
         pass
+    fixtures = dict(item=item, res=res, batch=batch, session=session, line=line, striped=striped,
+                    src=src, plain=plain, bres=bres, bsrc=bsrc, gone=gone,
+                    lines=f"""'[{{"inventory_id": "{item}", "quantity": 1}}]'""",
+                    blines="""'[{"item_id": "k1", "quantity": 1}]'""")
     before = state(conn)
     passed = failed = 0
     for sql, want_state, want_code in CASES:
-        text = "SELECT " + S + "." + sql.format(item=item, res=res, batch=batch, session=session, line=line, striped=striped,
-                                           src=src, plain=plain, bres=bres)
+        text = "SELECT " + S + "." + sql.format(**fixtures)
         try:
             conn.execute(text)
             got = ("none", None, "")
@@ -229,6 +425,9 @@ def main():
         else:
             failed += 1
             print(f"FAIL {sql}: got {got[0]} {got[1]} ({got[2][:80]}), want {want_state} {want_code}, backend alive {alive}")
+    p, f = text_limits(conn, fixtures)
+    passed += p
+    failed += f
     after = state(conn)
     if before == after:
         passed += 1

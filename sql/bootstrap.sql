@@ -86,7 +86,9 @@ CREATE TABLE atomic_inventory.ledger (
 -- No foreign key to items on purpose: the ledger is an audit trail that
 -- outlives deleted items, and an FK check per movement would cost a lookup.
 CREATE INDEX ledger_inventory_id_idx ON atomic_inventory.ledger (inventory_id);
-CREATE INDEX ledger_reference_idx ON atomic_inventory.ledger (reference) WHERE reference IS NOT NULL;
+-- A hash index: a reference may have 1024 characters of up to 4 bytes, more
+-- than a btree entry holds (2704 bytes); lookups by reference are equality.
+CREATE INDEX ledger_reference_idx ON atomic_inventory.ledger USING hash (reference) WHERE reference IS NOT NULL;
 -- reconcile_source sums a bound source's movements per row
 CREATE INDEX ledger_source_item_idx ON atomic_inventory.ledger (source, item_key) WHERE source IS NOT NULL;
 COMMENT ON TABLE atomic_inventory.ledger IS
@@ -253,8 +255,8 @@ COMMENT ON COLUMN atomic_inventory.reservation_lines.tracked IS 'Whether the ite
 COMMENT ON COLUMN atomic_inventory.reservation_lines.status IS 'active, committed, released or expired; lines can finish separately (partial commit/release).';
 COMMENT ON COLUMN atomic_inventory.reservation_lines.updated_at IS 'When the line''s status last changed.';
 
--- Warehouse packing (seeds 000/001): pickers fill a basket per session, packers
--- move units from the basket into orders.
+-- Warehouse packing (the packing RPC of docs/background.md): pickers fill a
+-- basket per session, packers move units from the basket into orders.
 
 CREATE TABLE atomic_inventory.picking_sessions (
     id               uuid        PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),

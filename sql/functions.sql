@@ -103,6 +103,25 @@ BEGIN
         RAISE EXCEPTION 'INVALID_QUANTITY: p_quantity must be a finite number between 0 and 1000000000000'
             USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_QUANTITY","field":"p_quantity"}';
     END IF;
+    -- Free text has a limit, as in every function (docs/functions.md, "Text
+    -- limits"): a SKU and a tenant are keys (items_sku_unique indexes both,
+    -- and a btree entry holds at most 2704 bytes: 255 characters of up to 4
+    -- bytes each, twice, fit), a name is free text.
+    IF pg_catalog.length(p_sku) > 255 THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_sku is longer than 255 characters'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_sku"}',
+                  HINT = 'Check the argument named in the detail.';
+    END IF;
+    IF pg_catalog.length(p_name) > 1024 THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_name is longer than 1024 characters'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_name"}',
+                  HINT = 'Check the argument named in the detail.';
+    END IF;
+    IF pg_catalog.length(p_tenant_id) > 255 THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_tenant_id is longer than 255 characters'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_tenant_id"}',
+                  HINT = 'Check the argument named in the detail.';
+    END IF;
     IF v_tenant IS DISTINCT FROM atomic_inventory.caller_tenant()
        AND NOT atomic_inventory.caller_is_admin() THEN
         RAISE EXCEPTION 'INVALID_INPUT: p_tenant_id can only be your own tenant'
@@ -241,7 +260,7 @@ COMMENT ON FUNCTION atomic_inventory.stripe_item(uuid, integer, integer) IS
 COMMENT ON FUNCTION atomic_inventory.purge_idempotency_keys(interval) IS
     'Delete idempotency keys older than p_older_than (retries after that apply again). Schedule it, e.g. with pg_cron.';
 
--- Delivery batches (seed 003).
+-- Delivery batches (the delivery-batch claim route of docs/background.md).
 
 CREATE FUNCTION atomic_inventory.claim_batch(
     p_batch_id        uuid,
@@ -312,6 +331,11 @@ DECLARE
     v_id     uuid;
     v_status text;
 BEGIN
+    IF pg_catalog.length(p_tenant_id) > 255 THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_tenant_id is longer than 255 characters'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_tenant_id"}',
+                  HINT = 'Check the argument named in the detail.';
+    END IF;
     IF v_tenant IS DISTINCT FROM atomic_inventory.caller_tenant()
        AND NOT atomic_inventory.caller_is_admin() THEN
         RAISE EXCEPTION 'INVALID_INPUT: p_tenant_id can only be your own tenant'
@@ -352,7 +376,7 @@ $$;
 COMMENT ON FUNCTION atomic_inventory.create_batch(text, integer, text, text, uuid) IS
     'Create an available batch. Returns {success, batch_id, status}. A p_id that exists: the same call again is answered with the batch (its status now), other attributes are BATCH_EXISTS (PT409).';
 
--- Reservations (seed 004).
+-- Reservations (the checkout reservation of docs/background.md).
 --
 -- The reservation functions (these three and bound_reserve /
 -- bound_commit_reservation / bound_release_reservation below) run their
@@ -474,7 +498,7 @@ $$;
 COMMENT ON FUNCTION atomic_inventory.get_reservation(uuid) IS
     'A reservation with its lines and their statuses (source and item_id for a reservation on a bound source).';
 
--- Warehouse packing (seeds 000/001).
+-- Warehouse packing (the packing RPC of docs/background.md).
 
 CREATE FUNCTION atomic_inventory.increment_packing_quantity(
     p_progress_id     uuid,
@@ -488,7 +512,7 @@ CREATE FUNCTION atomic_inventory.increment_packing_quantity(
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 AS 'MODULE_PATHNAME', 'ai_increment_packing_quantity';
 COMMENT ON FUNCTION atomic_inventory.increment_packing_quantity(uuid, integer, integer, uuid, uuid, integer, integer) IS
-    'Pack p_quantity (default 1) units of a progress line, with every validation of seed 001 (session, ownership, order status, line and basket limits). p_quantity_needed and p_picked_quantity are accepted for compatibility; the tables decide. Returns the updated progress row as JSON.';
+    'Pack p_quantity (default 1) units of a progress line, with all nine packing validations (session, ownership, order status, line and basket limits). p_quantity_needed and p_picked_quantity are accepted for compatibility; the tables decide. Returns the updated progress row as JSON.';
 
 CREATE FUNCTION atomic_inventory.decrement_packing_quantity(
     p_progress_id     uuid,
@@ -709,6 +733,12 @@ BEGIN
         RAISE EXCEPTION 'INVALID_INPUT: p_source is required (got NULL)'
             USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_source"}';
     END IF;
+    -- a source's name has at most 63 characters (bind_stock_source's rule)
+    IF pg_catalog.length(p_source) > 63 THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_source is longer than 63 characters (a source name has at most 63)'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_source"}',
+                  HINT = 'Check the argument named in the detail.';
+    END IF;
     SELECT * INTO b FROM atomic_inventory.bindings AS x WHERE x.name = p_source;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'NOT_FOUND: source % does not exist or is not visible to this tenant', p_source
@@ -724,12 +754,24 @@ BEGIN
     -- superuser): only while they are of built-in types, whose casts are
     -- built in (the table's owner could give a column a type of their own,
     -- with a cast of their own; bindings.rs refuses the same for bound_*).
+    -- A table dropped after binding: the same answer as the bound_*
+    -- functions give (bindings.rs). (Its relkind is then NULL, which the
+    -- test below lets through.)
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class AS c WHERE c.oid = b.relation) THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_source % is bound to a table that no longer exists; unbind_source it', p_source
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_source"}',
+                  HINT = 'Check the argument named in the detail.';
+    END IF;
     IF (SELECT c.relkind FROM pg_catalog.pg_class AS c WHERE c.oid = b.relation) NOT IN ('r', 'p')
+       OR (SELECT pg_catalog.count(*) FROM pg_catalog.pg_attribute AS a
+            WHERE a.attrelid = b.relation AND NOT a.attisdropped
+              AND a.attname IN (b.id_column, b.quantity_column, b.tenant_column))
+          <> (CASE WHEN b.tenant_column IS NULL THEN 2 ELSE 3 END)
        OR EXISTS (SELECT 1 FROM pg_catalog.pg_attribute AS a
                    WHERE a.attrelid = b.relation AND NOT a.attisdropped
                      AND a.attname IN (b.id_column, b.quantity_column, b.tenant_column)
                      AND a.atttypid >= 16384) THEN
-        RAISE EXCEPTION 'INVALID_INPUT: p_source %: its table or a column changed type since it was bound; unbind_source it and bind it again', p_source
+        RAISE EXCEPTION 'INVALID_INPUT: p_source %: its table or a column changed (dropped, renamed or of another type) since it was bound; unbind_source it and bind it again', p_source
             USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_source"}';
     END IF;
     -- identifiers quoted by format's %I, the relation by regclass output

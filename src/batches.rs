@@ -1,11 +1,11 @@
-//! Delivery batches (seed 003): claim exactly once, hand out the next free
+//! Delivery batches (the delivery-batch claim route of docs/background.md): claim exactly once, hand out the next free
 //! batch without drivers waiting on each other, unclaim, start, complete.
 //!
 //! Concurrency:
 //! - A claim is one `UPDATE … WHERE status is claimable`: of N concurrent
 //!   drivers, the first takes the row lock and wins; the others wait, re-check
 //!   the committed row (EvalPlanQual), match nothing and get BATCH_UNAVAILABLE
-//!   (PT409 → HTTP 409, seed 003's contract).
+//!   (PT409 → HTTP 409, the claim route's contract).
 //! - `claim_next_batch` picks with `FOR UPDATE SKIP LOCKED`: concurrent
 //!   drivers each get a different batch and never queue behind each other.
 //! - Per-driver limits are checked under a transaction-scoped advisory lock on

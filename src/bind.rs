@@ -201,9 +201,14 @@ struct Table {
 
 fn check_name(name: Option<String>) -> Result<String> {
     let name = name.ok_or_else(|| Error::invalid_input("p_name", "is required (got NULL)"))?;
+    if name.chars().count() > 63 {
+        return Err(Error::invalid_input(
+            "p_name",
+            "is longer than 63 characters (a source name has at most 63)",
+        ));
+    }
     let b = name.as_bytes();
     let ok = !b.is_empty()
-        && b.len() <= 63
         && b[0].is_ascii_lowercase()
         && b.iter()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_');
@@ -799,6 +804,12 @@ fn unbind(args: &Args) -> Result<String> {
     let name = args
         .text(0, "p_name")?
         .ok_or_else(|| Error::invalid_input("p_name", "is required (got NULL)"))?;
+    if name.chars().count() > 63 {
+        return Err(Error::invalid_input(
+            "p_name",
+            "is longer than 63 characters (a source name has at most 63)",
+        ));
+    }
     with_spi(None, |c| {
         let gone = run(c, &DELETE, &[name.clone().into()])?;
         if gone.is_empty() {

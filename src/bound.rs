@@ -374,8 +374,7 @@ fn fits(b: &Binding, n: &AnyNumeric, field: &str) -> Result<()> {
 }
 
 pub(crate) fn source(args: &Args) -> Result<String> {
-    args.text(0, "p_source")?
-        .ok_or_else(|| Error::invalid_input("p_source", "is required (got NULL)"))
+    args.source(0)
 }
 
 fn not_found(key: &str) -> Error {

@@ -1,10 +1,10 @@
-//! Delivery batch claims on a bound app table (seed 003's batches): the
+//! Delivery batch claims on a bound app table (the delivery-batch claim route's batches): the
 //! statements of batches.rs, generated per binding.
 //!
 //! Concurrency as in batches.rs: a claim is one `UPDATE ... WHERE status =
 //! available`; of N drivers racing for one batch, the first takes the row
 //! lock and wins, the others wait, re-check the committed row
-//! (EvalPlanQual), match nothing and get BATCH_UNAVAILABLE (PT409, seed 003's
+//! (EvalPlanQual), match nothing and get BATCH_UNAVAILABLE (PT409, the claim route's
 //! 409). claim_next picks with `FOR UPDATE SKIP LOCKED` so drivers never
 //! queue behind each other. No leases, limits or in_progress/completed
 //! states here: a bound table has only the two statuses it was bound with.
@@ -107,8 +107,7 @@ fn claim_next_sql(b: &Binding) -> String {
 }
 
 fn source(args: &Args) -> Result<String> {
-    args.text(0, "p_source")?
-        .ok_or_else(|| Error::invalid_input("p_source", "is required (got NULL)"))
+    args.source(0)
 }
 
 /// The driver, checked against a uuid assignee column (canonical text, so

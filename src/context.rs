@@ -67,6 +67,19 @@ impl Caller {
                 .unwrap_or_else(|| "tenant_id".to_string());
             claim(claims, &path)
         });
+        // A tenant is a key (items_sku_unique, the idempotency keys' scope):
+        // at most 255 characters, as p_tenant_id of create_item.
+        if tenant.as_ref().is_some_and(|t| t.chars().count() > 255) {
+            let from = if setting(c"atomic_inventory.tenant_id").is_some() {
+                "atomic_inventory.tenant_id"
+            } else {
+                "request.jwt.claims"
+            };
+            return Err(Error::invalid_input(
+                from,
+                "names a tenant longer than 255 characters",
+            ));
+        }
         let subject = claims.as_ref().and_then(|c| claim(c, "sub"));
         // The outer user is the role the client runs as (after PostgREST's
         // SET ROLE), not the SECURITY DEFINER owner we execute as.

@@ -292,7 +292,7 @@ impl Error {
             | Error::SessionNotFound { .. }
             | Error::ProgressNotFound { .. }
             | Error::OrderNotFound { .. } => b"PT404",
-            // someone else's progress record: forbidden, like seed 001's "security violation"
+            // someone else's progress record: forbidden, like the packing RPC's "security violation"
             Error::ProgressSessionMismatch { .. } => b"PT403",
             Error::SessionNotPacking { .. }
             | Error::OrderCompleted { .. }

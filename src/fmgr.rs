@@ -91,6 +91,20 @@ impl Args {
         }
     }
 
+    /// A source's name (`p_source` of the bound_* functions): required, at
+    /// most 63 characters (what bind_stock_source accepts), so that a name
+    /// no binding can have is refused before it is looked up or echoed.
+    pub fn source(&self, n: usize) -> Result<String> {
+        match self.get::<String>(n) {
+            None => Err(Error::invalid_input("p_source", "is required (got NULL)")),
+            Some(s) if s.chars().count() > 63 => Err(Error::invalid_input(
+                "p_source",
+                "is longer than 63 characters (a source name has at most 63)",
+            )),
+            Some(s) => Ok(s),
+        }
+    }
+
     /// Optional idempotency key: non-empty, at most 255 characters.
     pub fn idempotency_key(&self, n: usize) -> Result<Option<String>> {
         match self.get::<String>(n) {

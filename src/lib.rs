@@ -1,7 +1,7 @@
 //! atomic_inventory: row-locked, atomic inventory operations for PostgreSQL.
 //!
 //! Layout: `stock` (decrement, increment, adjust; `stock_direct`: the
-//! ledger-off sale's row update through the table AM; `stock_many`: many lines), `packing` (seed 001's
+//! ledger-off sale's row update through the table AM; `stock_many`: many lines), `packing` (the packing RPC's
 //! increment_packing_quantity and its undo), `batches` (claim, claim
 //! next, unclaim, start, complete), `reservations` (reserve, commit, release,
 //! extend, expire), `stripes` (striped hot items), `bindings` (adopted app tables: bind, unbind, the per-backend binding cache), `bound` (operations on them), `sweeper` (settings, expiry worker), `idempotency`, `context`

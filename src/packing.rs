@@ -1,5 +1,5 @@
-//! Warehouse packing (seeds 000 and 001): move picked units from a session's
-//! basket into orders, one RPC per click, with every validation of seed 001.
+//! Warehouse packing (the packing RPC of docs/background.md): move picked units from a session's
+//! basket into orders, one RPC per click, with all nine of its validations.
 //!
 //! Concurrency: the basket limit spans rows (all progress lines of a product
 //! in a session), so row locks on the line alone can't protect it; two
@@ -15,7 +15,7 @@
 //! Every path takes them in this order, so packing calls can't deadlock with
 //! each other. Sessions don't block each other.
 //!
-//! `p_quantity_needed` and `p_picked_quantity` are accepted for seed 001's
+//! `p_quantity_needed` and `p_picked_quantity` are accepted for the packing RPC's
 //! signature, but the tables are the truth: a client's stale numbers can't
 //! let it over-pack.
 
@@ -51,7 +51,7 @@ const LOCK_PROGRESS: Stmt = Stmt {
 };
 
 /// A line that is not this session's: does it exist in a session the
-/// caller may see (then it is seed 001's cross-session attempt,
+/// caller may see (then it is the packing RPC's cross-session attempt,
 /// PROGRESS_SESSION_MISMATCH), or not at all for this caller (NOT_FOUND, as
 /// other tenants' rows always answer)? Read without a lock.
 const PROGRESS_ELSEWHERE: Stmt = Stmt {
@@ -147,7 +147,7 @@ fn change(
                     caller.tenant.clone().into(),
                 ],
             )?;
-            // another session's record (seed 001's cross-session attack)
+            // another session's record (the packing RPC's cross-session attack)
             return Err(if elsewhere.is_empty() {
                 Error::ProgressNotFound {
                     progress_id: progress_id.to_string(),

@@ -1,7 +1,7 @@
-//! Reservations (seed 004, done right): hold stock for a cart or a pending
+//! Reservations (the checkout reservation of docs/background.md, done right): hold stock for a cart or a pending
 //! order, then commit it into a sale or give it back, by hand or by expiry.
 //!
-//! Unlike seed 004's bare `reserved` counter, every hold is a row with lines,
+//! Unlike the checkout reservation's bare `reserved` counter, every hold is a row with lines,
 //! so a release returns exactly what that reservation held (never clamped,
 //! never twice), and `items.reserved` always equals the sum of active tracked
 //! lines (reconcile() checks it).
@@ -350,6 +350,16 @@ fn line_filter(args: &Args, n: usize, by_key: bool) -> Result<(&'static str, Opt
         Some(ids) if ids.iter().any(|i| i.is_none()) => {
             Err(Error::invalid_input(field, "must not contain NULL"))
         }
+        // as many lines as a reservation can have, each an item key (at
+        // most 255 characters): a longer one names no line, and would be
+        // echoed back in the error saying so
+        Some(ids) if ids.len() > validate::MAX_LINES => Err(Error::invalid_input(
+            field,
+            format!("names more than {} lines", validate::MAX_LINES),
+        )),
+        Some(ids) if ids.iter().flatten().any(|i| i.chars().count() > 255) => Err(
+            Error::invalid_input(field, "has an element longer than 255 characters"),
+        ),
         Some(ids) => Ok((field, Some(ids.into_iter().flatten().collect()))),
         None => Ok((field, None)),
     }

@@ -18,7 +18,7 @@ mod tests {
     // ---------- decrement_inventory ----------
 
     #[pg_test]
-    fn decrement_returns_seed_002_shape() {
+    fn decrement_returns_the_pos_sale_shape() {
         item(A, "11.52");
         let r = call(&format!(
             "atomic_inventory.decrement_inventory(p_inventory_id => '{A}', p_quantity => 5)"

@@ -15,7 +15,7 @@ mod tests {
         Spi::run(sql).unwrap();
     }
 
-    /// Seed 002's table: inventory(id uuid, quantity numeric).
+    /// The POS sale's table: inventory(id uuid, quantity numeric).
     fn inventory() {
         run("CREATE TABLE public.inventory (id uuid PRIMARY KEY, quantity numeric NOT NULL)");
         run(&format!(
@@ -23,7 +23,7 @@ mod tests {
         ));
     }
 
-    /// Seed 003's tables: products with an integer id and quantity, batches.
+    /// The delivery app's tables: products with an integer id and quantity, batches.
     fn products_and_batches() {
         run(
             "CREATE TABLE public.products (id integer PRIMARY KEY, name text,
@@ -38,7 +38,7 @@ mod tests {
         ));
     }
 
-    /// Identifiers that need quoting, seed 004's shape plus track and tenant.
+    /// Identifiers that need quoting, the checkout reservation's shape plus track and tenant.
     fn stock_items() {
         run(
             r#"CREATE TABLE public."Stock Items" ("Item Id" text PRIMARY KEY,
@@ -243,7 +243,7 @@ mod tests {
             "true"
         );
         assert_eq!(drift("inv"), 0);
-        // an existing CHECK is recognised, none added (seed 003's products)
+        // an existing CHECK is recognised, none added (the delivery app's products)
         products_and_batches();
         let r = call("atomic_inventory.bind_stock_source('products', 'public.products', 'id', 'available_quantity', p_add_check => false)");
         assert_eq!(r["check_added"], serde_json::Value::Null);
@@ -1139,13 +1139,14 @@ mod tests {
         );
     }
 
-    const SEED002: &str = include_str!("../docs/recipes/seed002_decrement_inventory.sql");
-    const SEED003: &str = include_str!("../docs/recipes/seed003_products_batches.sql");
+    const POS_RECIPE: &str = include_str!("../docs/recipes/pos_decrement_inventory.sql");
+    const CLAIM_ROUTE_RECIPE: &str =
+        include_str!("../docs/recipes/claim_route_products_batches.sql");
 
     #[pg_test]
-    fn recipe_seed002_keeps_decrement_inventory() {
+    fn recipe_pos_sale_keeps_decrement_inventory() {
         inventory();
-        run(SEED002);
+        run(POS_RECIPE);
         let r = call(&format!("public.decrement_inventory('{U1}', 4)"));
         assert_eq!(
             r,
@@ -1161,9 +1162,9 @@ mod tests {
     }
 
     #[pg_test]
-    fn recipe_seed003_keeps_decrement_product_quantity_and_the_409_claim() {
+    fn recipe_claim_route_keeps_decrement_product_quantity_and_the_409_claim() {
         products_and_batches();
-        run(SEED003);
+        run(CLAIM_ROUTE_RECIPE);
         let r = call("public.decrement_product_quantity(1, 4)");
         assert_eq!(r["new_quantity"], 6);
         assert_err(
@@ -1186,12 +1187,12 @@ mod tests {
     fn the_recipes_in_the_docs_are_the_tested_ones() {
         let doc = include_str!("../docs/adopting.md");
         assert!(
-            doc.contains(SEED002.trim()),
-            "docs/adopting.md lacks the seed 002 recipe"
+            doc.contains(POS_RECIPE.trim()),
+            "docs/adopting.md lacks the POS sale recipe"
         );
         assert!(
-            doc.contains(SEED003.trim()),
-            "docs/adopting.md lacks the seed 003 recipe"
+            doc.contains(CLAIM_ROUTE_RECIPE.trim()),
+            "docs/adopting.md lacks the claim route recipe"
         );
     }
 }

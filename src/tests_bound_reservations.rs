@@ -1,5 +1,5 @@
 //! `#[pg_test]`s for reservations on bound tables (bound_reservations.rs):
-//! seed 004's `"Inventory"(id, quantity, reserved)` adopted as it is. The
+//! the checkout reservation's `"Inventory"(id, quantity, reserved)` adopted as it is. The
 //! races are in pg_test/bound_stress.py.
 
 #[pgrx::pg_schema]
@@ -16,8 +16,8 @@ mod tests {
         Spi::run(sql).unwrap();
     }
 
-    /// Seed 004's table (Prisma's quoted name, integer columns), bound.
-    fn seed004() {
+    /// The checkout reservation's table (Prisma's quoted name, integer columns), bound.
+    fn checkout_inventory() {
         run(r#"CREATE TABLE public."Inventory" (id uuid PRIMARY KEY,
                  quantity integer NOT NULL CHECK (quantity >= 0),
                  reserved integer NOT NULL DEFAULT 0)"#);
@@ -111,7 +111,7 @@ mod tests {
 
     #[pg_test]
     fn reserve_holds_in_the_apps_column_and_commit_and_release_settle_it() {
-        seed004();
+        checkout_inventory();
         let r = call(&format!(
             r#"atomic_inventory.bound_reserve('inv4', '[{{"item_id": "{U1}", "quantity": 2}},
                  {{"item_id": "{U2}", "quantity": 5}}, {{"item_id": "{U1}", "quantity": 1}}]')"#
@@ -192,7 +192,7 @@ mod tests {
 
     #[pg_test]
     fn bound_reservation_errors() {
-        seed004();
+        checkout_inventory();
         run("CREATE TABLE public.inventory (id uuid PRIMARY KEY, quantity numeric NOT NULL CHECK (quantity >= 0))");
         call("atomic_inventory.bind_stock_source('plain', 'public.inventory', 'id', 'quantity')");
         let (_, d) = assert_err(
@@ -310,7 +310,7 @@ mod tests {
 
     #[pg_test]
     fn the_sweep_expires_bound_and_managed_reservations_together() {
-        seed004();
+        checkout_inventory();
         item(A, "4");
         let bound = reserve(&format!(
             r#"[{{"item_id": "{U1}", "quantity": 4}}, {{"item_id": "{U2}", "quantity": 1}}]"#
@@ -366,7 +366,7 @@ mod tests {
     /// A hold of 2 on the bound `Inventory` and one of 3 on managed item A,
     /// both past their expiry: (bound id, managed id).
     fn due_bound_and_managed_holds() -> (String, String) {
-        seed004();
+        checkout_inventory();
         item(A, "4");
         let bound = reserve(&format!(r#"[{{"item_id": "{U1}", "quantity": 2}}]"#));
         let managed = reserve_managed(3);
@@ -440,7 +440,7 @@ mod tests {
     /// in the reserved column (and a commit sold nothing).
     #[pg_test]
     fn a_settle_the_tables_trigger_skips_keeps_the_hold() {
-        seed004();
+        checkout_inventory();
         let a = reserve(&format!(r#"[{{"item_id": "{U1}", "quantity": 2}}]"#));
         let due = reserve(&format!(r#"[{{"item_id": "{U2}", "quantity": 1}}]"#));
         veto_updates(r#"public."Inventory""#);
@@ -466,7 +466,7 @@ mod tests {
 
     #[pg_test]
     fn unbinding_waits_for_active_holds_and_a_dropped_table_releases_them() {
-        seed004();
+        checkout_inventory();
         let id = reserve(&format!(r#"[{{"item_id": "{U1}", "quantity": 2}}]"#));
         let (_, d) = assert_err(
             "SELECT atomic_inventory.unbind_source('inv4')",
@@ -496,7 +496,7 @@ mod tests {
 
     #[pg_test]
     fn what_the_app_wrote_meanwhile_is_never_made_worse() {
-        seed004();
+        checkout_inventory();
         let a = reserve(&format!(r#"[{{"item_id": "{U1}", "quantity": 4}}]"#));
         let b = reserve(&format!(r#"[{{"item_id": "{U2}", "quantity": 3}}]"#));
         // the app zeroes the reserved column: a release leaves 0, not -4

@@ -1,4 +1,4 @@
-//! `#[pg_test]`s for warehouse packing: seed 001's nine validations, each with
+//! `#[pg_test]`s for warehouse packing: the packing RPC's nine validations, each with
 //! its own code, and the happy paths. The concurrent scenarios (basket
 //! exhaustion by two workers, 50 packers on one line) are in pg_test/.
 
