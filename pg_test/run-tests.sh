@@ -81,7 +81,7 @@ live_suites() {
     stage isolation bash pg_test/isolation/run.sh || rc=1
     stage stress python3 pg_test/stress.py \
         --connections "${AI_STRESS_CONNECTIONS:-32}" --seconds "$stress_seconds" || rc=1
-    stage direct_stress python3 pg_test/direct_stress.py \
+    stage ledger_off_stress python3 pg_test/ledger_off_stress.py \
         --connections "${AI_STRESS_CONNECTIONS:-24}" --seconds 8 || rc=1
     stage bound_stress python3 pg_test/bound_stress.py \
         --connections "${AI_STRESS_CONNECTIONS:-32}" --seconds 15 || rc=1

@@ -20,10 +20,10 @@
 //!   claim held and start it, while calls in newer transactions, seeing it
 //!   lapsed, let the same driver claim another batch past `p_max_active`.
 
-use crate::context::Caller;
-use crate::errors::{Error, Result};
-use crate::fmgr::{entry_point, Args};
-use crate::spi::{self, run, with_spi, Stmt};
+use crate::core::caller::Caller;
+use crate::error::{Error, Result};
+use crate::pg::fmgr::{entry_point, Args};
+use crate::pg::spi::{self, run, with_spi, Stmt};
 use pgrx::pg_sys::{self, Oid};
 use pgrx::spi::SpiClient;
 use pgrx::{IntoDatum, Uuid};

@@ -8,10 +8,10 @@
 //! in a bound operation's SQL are quoted by PostgreSQL (`quote_identifier`).
 
 use crate::bindings::{self, quote, Capacity, IdType};
-use crate::errors::{Error, Result};
-use crate::fmgr::{entry_point, Args};
-use crate::spi::{run, with_spi, Stmt};
-use crate::sweeper::ledger_on;
+use crate::error::{Error, Result};
+use crate::pg::fmgr::{entry_point, Args};
+use crate::pg::spi::{run, with_spi, Stmt};
+use crate::settings::ledger_on;
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys::{self, Oid};
 use pgrx::spi::SpiClient;
@@ -849,13 +849,13 @@ fn unbind(args: &Args) -> Result<String> {
             // hold committed since (the DELETE waited for it) would be
             // stranded, its units held in the app's table with no binding
             // left to give them back.
-            if crate::spi::uses_xact_snapshot()
-                && crate::spi::count_at_latest_snapshot(
+            if crate::pg::spi::uses_xact_snapshot()
+                && crate::pg::spi::count_at_latest_snapshot(
                     &ACTIVE_RESERVATIONS,
                     &[pgrx::IntoDatum::into_datum(name.clone())],
                 )? > 0
             {
-                crate::spi::stale_snapshot(format!(
+                crate::pg::spi::stale_snapshot(format!(
                     "source {name} got a reservation after this transaction's snapshot"
                 ));
             }

@@ -19,8 +19,8 @@
 //! the message at their next transaction start, so the hot path costs one
 //! hash lookup and no catalog query.
 
-use crate::errors::{Error, Result};
-use crate::spi::{execute_kept, run, Stmt};
+use crate::error::{Error, Result};
+use crate::pg::spi::{execute_kept, run, Stmt};
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys::{self, Oid, PgOid};
 use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiTupleTable};

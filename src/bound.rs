@@ -17,13 +17,13 @@
 //! Reservations on bound sources: bound_reservations.rs.
 
 use crate::bindings::{self, Binding, IdType};
-use crate::context::Caller;
-use crate::errors::{Error, Result, Shortfall};
-use crate::fmgr::{entry_point, Args};
-use crate::idempotency;
-use crate::spi::{run, with_spi, Stmt};
+use crate::core::caller::Caller;
+use crate::core::idempotency;
+use crate::core::validate;
+use crate::error::{Error, Result, Shortfall};
+use crate::pg::fmgr::{entry_point, Args};
+use crate::pg::spi::{run, with_spi, Stmt};
 use crate::stock::{num_json, Movement};
-use crate::validate;
 use pgrx::pg_sys::{self, Oid};
 use pgrx::spi::SpiClient;
 use pgrx::AnyNumeric;
@@ -722,9 +722,9 @@ fn get(args: &Args) -> Result<String> {
 /// nesting deeper than 128 levels, where jsonb allows far more.
 pub(crate) fn lines(
     b: &Binding,
-    v: Option<crate::jsonb::Container>,
+    v: Option<crate::pg::jsonb::Container>,
 ) -> Result<BTreeMap<String, AnyNumeric>> {
-    use crate::jsonb::Item;
+    use crate::pg::jsonb::Item;
     let field = "p_lines";
     let v = v.ok_or_else(|| Error::invalid_input(field, "is required (got NULL)"))?;
     let n = v.array_len().ok_or_else(|| {

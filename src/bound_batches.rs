@@ -12,11 +12,11 @@
 use crate::batches::driver_id;
 use crate::bindings::{self, Binding};
 use crate::bound::{self, item_key};
-use crate::context::Caller;
-use crate::errors::{Error, Result};
-use crate::fmgr::{entry_point, Args};
-use crate::spi::with_spi;
-use crate::validate;
+use crate::core::caller::Caller;
+use crate::core::validate;
+use crate::error::{Error, Result};
+use crate::pg::fmgr::{entry_point, Args};
+use crate::pg::spi::with_spi;
 use pgrx::pg_sys::{self, Oid};
 use pgrx::spi::SpiClient;
 use serde_json::json;

@@ -27,13 +27,13 @@
 
 use crate::bindings::{self, Binding};
 use crate::bound::{self, tenant_val, LedgerNote, LedgerRow};
-use crate::context::Caller;
-use crate::errors::{Error, Result, Shortfall};
-use crate::fmgr::{entry_point, Args};
-use crate::idempotency;
+use crate::core::caller::Caller;
+use crate::core::idempotency;
+use crate::error::{Error, Result, Shortfall};
+use crate::pg::fmgr::{entry_point, Args};
+use crate::pg::spi::{run, with_spi, Stmt};
 use crate::reservations::{only_active_lines, ttl_seconds};
-use crate::spi::{run, with_spi, Stmt};
-use crate::sweeper::ledger_on;
+use crate::settings::ledger_on;
 use pgrx::pg_sys::{self, Oid};
 use pgrx::spi::SpiClient;
 use pgrx::{AnyNumeric, Uuid};

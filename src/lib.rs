@@ -1,16 +1,30 @@
 //! atomic_inventory: row-locked, atomic inventory operations for PostgreSQL.
 //!
-//! Layout: `stock` (decrement, increment, adjust; `stock_direct`: the
-//! ledger-off sale's row update through the table AM; `stock_many`: many lines), `packing` (the packing RPC's
-//! increment_packing_quantity and its undo), `batches` (claim, claim
-//! next, unclaim, start, complete), `reservations` (reserve, commit, release,
-//! extend, expire), `stripes` (striped hot items), `bindings` (adopted app tables: bind, unbind, the per-backend binding cache), `bound` (operations on them), `sweeper` (settings, expiry worker), `idempotency`, `context`
-//! (caller's tenant), `validate` (inputs), `errors` (the one error type and its
-//! SQLSTATEs), `stats` (per-function counters and latency), `fmgr` (raw entry points), `spi` (kept plans, lock timeouts).
+//! Layers, each using only those above it in this list:
+//! - `settings` (every GUC), `error` (the one error type and its SQLSTATEs),
+//!   `stats` (per-function counters);
+//! - `pg`: PostgreSQL glue: entry points and their arguments, SPI and kept
+//!   plans, subtransactions and lock limits, the pinned search path, jsonb;
+//! - `core`: the caller and their tenant, input validation, idempotency
+//!   keys, movements and their ledger rows;
+//! - the operations and sources (being layered: `stock`, `stock_many`,
+//!   `stripes`, `reservations`, `batches`, `packing`, `bindings`, `bind`,
+//!   `bound*`);
+//! - `api`: SQL-callable functions that are not operations (stats, caller);
+//! - `worker`: the reservation sweeper.
+//!
 //! SQL declarations live in `sql/`: tables in bootstrap.sql, functions and
 //! grants in functions.sql.
 
 ::pgrx::pg_module_magic!(name, version);
+
+mod error;
+mod settings;
+mod stats;
+
+mod pg;
+
+mod core;
 
 mod batches;
 mod bind;
@@ -18,26 +32,20 @@ mod bindings;
 mod bound;
 mod bound_batches;
 mod bound_reservations;
-mod context;
-mod errors;
-mod fmgr;
-mod idempotency;
-mod jsonb;
 mod packing;
 mod reservations;
-mod spi;
-mod stats;
 mod stock;
-mod stock_direct;
 mod stock_many;
 mod stripes;
-mod sweeper;
-mod validate;
+
+mod api;
+mod worker;
 
 /// Registers the settings and, when preloaded, the reservation sweeper.
 #[pgrx::pg_guard]
 pub extern "C-unwind" fn _PG_init() {
-    sweeper::init();
+    settings::init();
+    worker::init();
     stats::init();
     bindings::init();
 }
@@ -46,25 +54,7 @@ pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap)
 pgrx::extension_sql_file!("../sql/functions.sql", name = "functions", finalize);
 
 #[cfg(any(test, feature = "pg_test"))]
-mod test_support;
-#[cfg(any(test, feature = "pg_test"))]
 mod tests;
-#[cfg(any(test, feature = "pg_test"))]
-mod tests_batches;
-#[cfg(any(test, feature = "pg_test"))]
-mod tests_bound;
-#[cfg(any(test, feature = "pg_test"))]
-mod tests_bound_reservations;
-#[cfg(any(test, feature = "pg_test"))]
-mod tests_packing;
-#[cfg(any(test, feature = "pg_test"))]
-mod tests_reservations;
-#[cfg(any(test, feature = "pg_test"))]
-mod tests_stats;
-#[cfg(any(test, feature = "pg_test"))]
-mod tests_stock_direct;
-#[cfg(any(test, feature = "pg_test"))]
-mod tests_stripes;
 
 /// Required by `cargo pgrx test`.
 #[cfg(test)]

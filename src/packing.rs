@@ -19,10 +19,10 @@
 //! signature, but the tables are the truth: a client's stale numbers can't
 //! let it over-pack.
 
-use crate::context::Caller;
-use crate::errors::{Error, Result};
-use crate::fmgr::{entry_point, Args};
-use crate::spi::{run, with_spi, Stmt};
+use crate::core::caller::Caller;
+use crate::error::{Error, Result};
+use crate::pg::fmgr::{entry_point, Args};
+use crate::pg::spi::{run, with_spi, Stmt};
 use pgrx::pg_sys::{self, Oid};
 use pgrx::Uuid;
 

@@ -18,15 +18,15 @@
 //! after locking: a reservation can't be both committed and expired.
 
 use crate::bound_reservations;
-use crate::context::Caller;
-use crate::errors::{Error, Result};
-use crate::fmgr::{entry_point, Args};
-use crate::idempotency;
-use crate::spi::{self, run, with_spi, Stmt};
+use crate::core::caller::Caller;
+use crate::core::idempotency;
+use crate::core::validate;
+use crate::error::{Error, Result};
+use crate::pg::fmgr::{entry_point, Args};
+use crate::pg::spi::{self, run, with_spi, Stmt};
+use crate::settings::ledger_on;
 use crate::stock::lock_and_check_lines;
 use crate::stripes;
-use crate::sweeper::ledger_on;
-use crate::validate;
 use pgrx::pg_sys::{self, Oid};
 use pgrx::spi::SpiClient;
 use pgrx::{AnyNumeric, Uuid};
@@ -657,7 +657,7 @@ fn expire(args: &Args) -> Result<String> {
     // for one row another transaction keeps locked would hold every item
     // before it, stalling their sales for as long as that transaction lives.
     // Past the limit the call fails with LOCK_TIMEOUT, nothing changed.
-    let n = with_spi(crate::sweeper::sweep_lock_timeout(), |c| {
+    let n = with_spi(crate::settings::sweep_lock_timeout(), |c| {
         sweep(c, limit, &Sweep::default())
     })?;
     Ok(json!({"success": true, "expired": n}).to_string())

@@ -16,8 +16,6 @@
 //! microseconds), so a percentile is reported as the upper bound of its bucket:
 //! at most 25% above the true value, never below it.
 
-use crate::errors::Result;
-use crate::fmgr::{entry_point, Args};
 use pgrx::pg_sys;
 use pgrx::pg_sys::submodules::panic::{CaughtError, ErrorReportWithLevel};
 use pgrx::{PGRXSharedMemory, PgAtomic, PgSqlErrorCode};
@@ -295,9 +293,8 @@ fn percentile(hist: &[u64; NB], n: u64, p: f64) -> Value {
     ms(bucket_upper(NB - 1))
 }
 
-/// `stats_snapshot()`: one JSON object per counted function, read by the
-/// `stats` view.
-fn snapshot(_args: &Args) -> Result<String> {
+/// One JSON object per counted function, as `stats_snapshot()` answers.
+pub fn snapshot() -> String {
     let (t, scope) = table();
     // SAFETY: timestamptz_to_str returns a palloc'd C string.
     let since = unsafe {
@@ -339,19 +336,16 @@ fn snapshot(_args: &Args) -> Result<String> {
             })
         })
         .collect();
-    Ok(Value::Array(rows).to_string())
+    Value::Array(rows).to_string()
 }
 
-/// `stats_reset()`: zero every counter (of the cluster, or of this backend
-/// when not preloaded).
-fn reset(_args: &Args) -> Result<String> {
+/// Zero every counter (of the cluster, or of this backend when not
+/// preloaded); answers the scope.
+pub fn reset() -> &'static str {
     let (t, scope) = table();
     t.reset();
-    Ok(json!({"reset": true, "scope": scope}).to_string())
+    scope
 }
-
-entry_point!(ai_stats_snapshot, pg_finfo_ai_stats_snapshot, snapshot);
-entry_point!(ai_stats_reset, pg_finfo_ai_stats_reset, reset);
 
 #[cfg(test)]
 mod unit {

@@ -12,15 +12,14 @@
 //! REPEATABLE READ/SERIALIZABLE a concurrent change raises 40001 as usual;
 //! we don't hide it.
 
-use crate::context::Caller;
-use crate::errors::{Error, Result, Shortfall};
-use crate::fmgr::{entry_point, Args};
-use crate::idempotency;
-use crate::spi::{run, with_spi, Stmt};
-use crate::stock_direct::{self, Direct};
+use crate::core::caller::Caller;
+use crate::core::idempotency;
+use crate::core::validate;
+use crate::error::{Error, Result, Shortfall};
+use crate::pg::fmgr::{entry_point, Args};
+use crate::pg::spi::{run, with_spi, Stmt};
+use crate::settings::ledger_on;
 use crate::stripes;
-use crate::sweeper::ledger_on;
-use crate::validate;
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys::{self, Oid};
 use pgrx::spi::SpiClient;
@@ -301,22 +300,6 @@ fn decrement_row(
         out.push('}');
         out
     };
-    if !mv.ledger {
-        // The row update without the executor (stock_direct.rs), when the
-        // table qualifies; else the statement below.
-        let sale = stock_direct::Sale {
-            id,
-            qty,
-            admin: caller.admin,
-            tenant: caller.tenant.as_deref(),
-            gathered,
-        };
-        match stock_direct::sell(&sale)? {
-            Direct::Done { old, new } => return Ok(Some(answer(&old, &new))),
-            Direct::Refused => return Ok(None),
-            Direct::Unavailable => {}
-        }
-    }
     let [a1, a2, a3, a4, a5, a6, a7] = mv.params(id.into(), qty, caller);
     let done = if mv.ledger {
         run(

@@ -14,14 +14,14 @@
 //! its commit wakes every waiter on our rows, which then queue again on the
 //! top-level transaction.
 
-use crate::context::Caller;
-use crate::errors::{Error, Result, Shortfall};
-use crate::fmgr::{entry_point, Args};
-use crate::idempotency;
-use crate::spi::{self, run, with_spi, Stmt};
+use crate::core::caller::Caller;
+use crate::core::idempotency;
+use crate::core::validate;
+use crate::error::{Error, Result, Shortfall};
+use crate::pg::fmgr::{entry_point, Args};
+use crate::pg::spi::{self, run, with_spi, Stmt};
 use crate::stock::{refuse, Movement};
 use crate::stripes;
-use crate::validate;
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys::{self, Oid};
 use pgrx::spi::SpiClient;

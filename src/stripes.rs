@@ -18,10 +18,10 @@
 //! item row first, then *gathers* all stripes into it, works on the item row
 //! as on an unstriped item, and *respreads* the free stock evenly at the end.
 
-use crate::context::Caller;
-use crate::errors::{Error, Result};
-use crate::fmgr::{entry_point, Args};
-use crate::spi::{self, run, with_spi, Stmt};
+use crate::core::caller::Caller;
+use crate::error::{Error, Result};
+use crate::pg::fmgr::{entry_point, Args};
+use crate::pg::spi::{self, run, with_spi, Stmt};
 use crate::stock::{lock_one, LockedItem};
 use pgrx::pg_sys::{self, Oid};
 use pgrx::spi::SpiClient;

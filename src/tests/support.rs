@@ -121,7 +121,7 @@ pub fn settings_of(function: &str) {
 /// The plan of `stmt` as PREPARE / EXPLAIN EXECUTE make it under the
 /// settings in force, with every parameter NULL, and whether it was the
 /// statement's generic plan (PostgreSQL's own count of the plans it made).
-pub fn plan_of(stmt: &crate::spi::Stmt) -> (Vec<String>, bool) {
+pub fn plan_of(stmt: &crate::pg::spi::Stmt) -> (Vec<String>, bool) {
     let types: Vec<String> = stmt
         .args
         .iter()

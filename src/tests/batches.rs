@@ -3,7 +3,7 @@
 
 #[pgrx::pg_schema]
 mod tests {
-    use crate::test_support::*;
+    use crate::tests::support::*;
     use pgrx::prelude::*;
 
     const BATCH: &str = "00000000-0000-0000-0000-0000000000b1";

@@ -9,7 +9,7 @@
 //! keep their SQLSTATE, Rust panics become ERRORs) and raises our typed errors
 //! afterwards, outside the guard, so their custom SQLSTATEs survive (errors.rs).
 
-use crate::errors::{Error, Result};
+use crate::error::{Error, Result};
 use pgrx::datum::FromDatum;
 use pgrx::pg_sys;
 use pgrx::{AnyNumeric, Uuid};
@@ -73,11 +73,12 @@ impl Args {
     }
 
     /// A jsonb argument read in place (jsonb.rs), None if NULL.
-    pub fn jsonb_container(&self, n: usize) -> Option<crate::jsonb::Container> {
+    pub fn jsonb_container(&self, n: usize) -> Option<crate::pg::jsonb::Container> {
         // SAFETY: fcinfo comes from Postgres for this call and the SQL
         // declaration makes argument n a jsonb; a datum is only read if not NULL
         unsafe {
-            pgrx::fcinfo::pg_getarg_datum(self.0, n).map(|d| crate::jsonb::Container::of_datum(d))
+            pgrx::fcinfo::pg_getarg_datum(self.0, n)
+                .map(|d| crate::pg::jsonb::Container::of_datum(d))
         }
     }
 
@@ -176,23 +177,23 @@ macro_rules! entry_point {
             // The function's slot in the statistics (stats.rs), fixed at build time.
             const SLOT: Option<usize> = $crate::stats::slot(stringify!($symbol));
             let started = ::std::time::Instant::now();
-            let outcome: ::std::result::Result<::pgrx::pg_sys::Datum, $crate::errors::Raise> = unsafe {
+            let outcome: ::std::result::Result<::pgrx::pg_sys::Datum, $crate::error::Raise> = unsafe {
                 ::pgrx::pg_sys::submodules::panic::pgrx_extern_c_guard(|| {
                     // catch_unwind only to count errors PostgreSQL raised
                     // inside the call (deadlock, cancel, ...); they continue
                     // unchanged to pgrx's guard.
                     // The search path pinned for the whole call (spi::PinnedPath).
                     let run = ::std::panic::AssertUnwindSafe(|| {
-                        $crate::spi::pinned(|| $body(&$crate::fmgr::Args(fcinfo)))
+                        $crate::pg::path::pinned(|| $body(&$crate::pg::fmgr::Args(fcinfo)))
                     });
                     match ::std::panic::catch_unwind(run) {
                         Ok(Ok(reply)) => {
                             $crate::stats::record(SLOT, started, None);
-                            Ok($crate::fmgr::Reply::into_datum(reply, fcinfo))
+                            Ok($crate::pg::fmgr::Reply::into_datum(reply, fcinfo))
                         }
                         Ok(Err(e)) => {
                             $crate::stats::record(SLOT, started, Some($crate::stats::code_index(e.code())));
-                            Err($crate::errors::Raise::from(e))
+                            Err($crate::error::Raise::from(e))
                         }
                         Err(payload) => {
                             $crate::stats::record(SLOT, started, Some($crate::stats::panic_index(&*payload)));

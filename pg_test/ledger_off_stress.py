@@ -1,7 +1,6 @@
 #!/usr/bin/env python3
-"""Concurrency test of the single-line sale's direct row update (ledger off,
-src/stock_direct.rs), which updates items through the table AM instead of
-an SQL statement: many connections sell the same few rows at once, in READ
+"""Concurrency test of the single-line sale with the ledger off (its bare
+UPDATE, no ledger row): many connections sell the same few rows at once, in READ
 COMMITTED, REPEATABLE READ and SERIALIZABLE, while others restock, sell with
 the ledger on (the SQL statement), reserve and commit or release (which
 write the same rows through SQL). Then:
@@ -16,7 +15,7 @@ write the same rows through SQL). Then:
   index entries.
 
 Prints `<invariant>: N passed, N failed` per check and a final
-`direct_stress: N passed, N failed`; exits 1 on any violation.
+`ledger_off_stress: N passed, N failed`; exits 1 on any violation.
 """
 import argparse
 import collections
@@ -148,12 +147,12 @@ class Checks:
             extra = f"  (first: {self.first[name]})" if name in self.first else ""
             print(f"{name}: {self.passed[name]} passed, {self.failed[name]} failed{extra}")
         p, f = sum(self.passed.values()), sum(self.failed.values())
-        print(f"direct_stress: {p} passed, {f} failed")
+        print(f"ledger_off_stress: {p} passed, {f} failed")
         return f == 0
 
 
 def phase(a, admin, checks, label, seed):
-    tag = f"direct-{label}-{uuid.uuid4().hex[:8]}"
+    tag = f"ledger-off-{label}-{uuid.uuid4().hex[:8]}"
     items = [admin.execute(
         f"INSERT INTO {S}.items (sku, quantity) VALUES (%s, %s) RETURNING id::text",
         (f"{tag}-{n}", 400 if n < a.hot else 60)).fetchone()[0] for n in range(a.hot + a.cold)]
@@ -167,7 +166,7 @@ def phase(a, admin, checks, label, seed):
     for t in threads:
         t.join()
     ok = sum(n for (op, code), n in run.outcomes.items() if code == "ok")
-    print(f"direct_stress [{label}]: {sum(run.outcomes.values())} operations, {ok} acknowledged; outcomes:")
+    print(f"ledger_off_stress [{label}]: {sum(run.outcomes.values())} operations, {ok} acknowledged; outcomes:")
     for (op, code), n in sorted(run.outcomes.items()):
         print(f"    {op:12s} {code:24s} {n}")
     # the reservations still held are released first: reserved back to 0
@@ -179,10 +178,10 @@ def phase(a, admin, checks, label, seed):
         expected = float(initial[item]) + run.delta[item]
         checks.check("quantity_matches_acknowledged_ops", abs(float(qty) - expected) < 1e-9,
                      f"{item} is {qty}, client expects {expected}")
-    direct = sum(n for (op, code), n in run.outcomes.items() if op == "sale" and code == "ok")
-    checks.check("direct_sales_ran", direct > 0, "no ledger-off sale succeeded")
+    sold = sum(n for (op, code), n in run.outcomes.items() if op == "sale" and code == "ok")
+    checks.check("ledger_off_sales_ran", sold > 0, "no ledger-off sale succeeded")
     conflicts = sum(n for (op, code), n in run.outcomes.items() if code == "40001")
-    print(f"direct_stress [{label}]: {direct} ledger-off sales in READ COMMITTED, "
+    print(f"ledger_off_stress [{label}]: {sold} ledger-off sales in READ COMMITTED, "
           f"{conflicts} serialization failures in REPEATABLE READ / SERIALIZABLE")
     checks.check("no_unexpected_errors", not run.unexpected, "; ".join(run.unexpected[:3]))
     # every index of items holds exactly the row versions it should
@@ -224,18 +223,18 @@ def main():
     ap.add_argument("--cold", type=int, default=60)
     ap.add_argument("--seed", type=int, default=int(time.time()))
     a = ap.parse_args()
-    print(f"direct_stress: {a.connections} connections, 2 x {a.seconds}s, seed {a.seed}")
+    print(f"ledger_off_stress: {a.connections} connections, 2 x {a.seconds}s, seed {a.seed}")
     admin = connect(a.dsn)
     admin.execute("CREATE EXTENSION IF NOT EXISTS amcheck")
     checks = Checks()
     phase(a, admin, checks, "hot-updates", a.seed)
     # an index on updated_at: every sale changes an indexed column, so none
     # is HOT and each writes its index entries (ExecInsertIndexTuples)
-    admin.execute(f"CREATE INDEX direct_stress_updated_at ON {S}.items (updated_at)")
+    admin.execute(f"CREATE INDEX ledger_off_stress_updated_at ON {S}.items (updated_at)")
     try:
         phase(a, admin, checks, "index-entries", a.seed + 1)
     finally:
-        admin.execute(f"DROP INDEX {S}.direct_stress_updated_at")
+        admin.execute(f"DROP INDEX {S}.ledger_off_stress_updated_at")
     sys.exit(0 if checks.report() else 1)
 
 

@@ -4,7 +4,7 @@
 
 #[pgrx::pg_schema]
 mod tests {
-    use crate::test_support::*;
+    use crate::tests::support::*;
     use pgrx::prelude::*;
     use serde_json::Value;
 
@@ -268,7 +268,7 @@ mod tests {
         // The limit in effect (a shorter session lock_timeout wins; 0 = none
         // of ours). The waits themselves are checked across sessions in
         // pg_test/worker_check.sh.
-        use crate::sweeper::sweep_lock_timeout;
+        use crate::settings::sweep_lock_timeout;
         assert_eq!(scalar("SHOW atomic_inventory.sweep_lock_timeout"), "1s");
         Spi::run("SET lock_timeout = 0").unwrap();
         assert_eq!(sweep_lock_timeout(), Some(1000));

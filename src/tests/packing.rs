@@ -4,7 +4,7 @@
 
 #[pgrx::pg_schema]
 mod tests {
-    use crate::test_support::*;
+    use crate::tests::support::*;
     use pgrx::prelude::*;
 
     const SESSION: &str = "00000000-0000-0000-0000-00000000a5e1";

@@ -7,7 +7,7 @@
 mod tests {
     use pgrx::prelude::*;
 
-    use crate::test_support::*;
+    use crate::tests::support::*;
 
     /// The item's quantity as get_inventory reports it (row + stripes).
     fn total(id: &str) -> String {

@@ -6,7 +6,7 @@
 mod tests {
     use pgrx::prelude::*;
 
-    use crate::test_support::*;
+    use crate::tests::support::*;
 
     // ids of the tests that take a table lock (DDL, ANALYZE) and so must not
     // share rows with concurrently running tests
@@ -1046,5 +1046,142 @@ mod tests {
             "INVALID_INPUT",
         );
         assert_eq!(d["field"], "p_reservation_id");
+    }
+
+    /// For tests that change items' definition: tests run concurrently, and
+    /// DDL taken while another test holds rows of items (and waits for a
+    /// lock this one holds) deadlocks. Taken first, the strongest lock makes
+    /// the others wait for this test's end instead.
+    fn items_to_ourselves() {
+        Spi::run("LOCK TABLE atomic_inventory.items IN ACCESS EXCLUSIVE MODE").unwrap();
+    }
+
+    /// Every sale, ledger on or off, is an UPDATE the executor runs: the
+    /// app's triggers and CHECKs hold, a table published without a replica
+    /// identity refuses it (logical replication could not carry it), a
+    /// read-only transaction refuses it; nothing changes either way.
+    #[pg_test]
+    fn every_sale_runs_as_a_statement_the_executor_checks() {
+        items_to_ourselves();
+        item(A, "100");
+        Spi::run(
+            "CREATE OR REPLACE FUNCTION public.veto() RETURNS trigger LANGUAGE plpgsql AS $f$
+             BEGIN RETURN NULL; END $f$",
+        )
+        .unwrap();
+        for ledger in ["on", "off"] {
+            Spi::run(&format!("SET LOCAL atomic_inventory.ledger = {ledger}")).unwrap();
+            let sale = format!("SELECT atomic_inventory.decrement_inventory('{A}', 1)");
+            let before = quantity(A);
+            // a trigger that skips the write: nothing sold, and said so
+            Spi::run(
+                "CREATE TRIGGER t BEFORE UPDATE ON atomic_inventory.items FOR EACH ROW \
+                 EXECUTE FUNCTION public.veto()",
+            )
+            .unwrap();
+            let (state, msg, _) = err(&sale);
+            assert_ne!(
+                state, "none",
+                "ledger {ledger}: the vetoed sale answered success"
+            );
+            assert_eq!(quantity(A), before, "ledger {ledger}: {msg}");
+            Spi::run("DROP TRIGGER t ON atomic_inventory.items").unwrap();
+            // the app's own CHECK holds
+            Spi::run(
+                "ALTER TABLE atomic_inventory.items ADD CONSTRAINT app_floor CHECK (quantity >= 90)",
+            )
+            .unwrap();
+            let (state, _, _) = err(&format!(
+                "SELECT atomic_inventory.decrement_inventory('{A}', 50)"
+            ));
+            assert_eq!(state, "23514", "ledger {ledger}: the app's CHECK holds");
+            Spi::run("ALTER TABLE atomic_inventory.items DROP CONSTRAINT app_floor").unwrap();
+            // published without a replica identity: refused, as UPDATE is
+            Spi::run("CREATE PUBLICATION ai_sale_pub FOR TABLE atomic_inventory.items").unwrap();
+            Spi::run("ALTER TABLE atomic_inventory.items REPLICA IDENTITY NOTHING").unwrap();
+            let (state, msg, _) = err(&sale);
+            assert_eq!(state, "55000", "ledger {ledger}: {msg}");
+            assert_eq!(quantity(A), before, "ledger {ledger}: nothing changed");
+            Spi::run("ALTER TABLE atomic_inventory.items REPLICA IDENTITY DEFAULT").unwrap();
+            Spi::run("DROP PUBLICATION ai_sale_pub").unwrap();
+            assert_eq!(
+                call(&format!("atomic_inventory.decrement_inventory('{A}', 1)"))["success"],
+                true
+            );
+        }
+        // a read-only transaction: refused, as UPDATE is
+        Spi::run("SET LOCAL transaction_read_only = on").unwrap();
+        let (state, _, _) = err(&format!(
+            "SELECT atomic_inventory.decrement_inventory('{A}', 1)"
+        ));
+        assert_eq!(state, "25006");
+    }
+
+    /// With the ledger off, a sale refuses as with it on, sees the sales
+    /// before it in the same statement and is undone with a subtransaction.
+    #[pg_test]
+    fn a_sale_without_the_ledger_refuses_and_rolls_back_as_one_with_it() {
+        Spi::run("SET LOCAL atomic_inventory.ledger = off").unwrap();
+        item(A, "5");
+        item(B, "5");
+        Spi::run(&format!(
+            "UPDATE atomic_inventory.items SET reserved = 3 WHERE id = '{A}'"
+        ))
+        .unwrap();
+        assert_err(
+            &format!("SELECT atomic_inventory.decrement_inventory('{A}', 3)"),
+            "PT409",
+            "INSUFFICIENT_INVENTORY",
+        );
+        assert_eq!(
+            call(&format!("atomic_inventory.decrement_inventory('{A}', 2)"))["new_quantity"],
+            3
+        );
+        assert_err(
+            &format!("SELECT atomic_inventory.decrement_inventory('{MISSING}', 1)"),
+            "PT404",
+            "NOT_FOUND",
+        );
+        Spi::run(&format!(
+            "UPDATE atomic_inventory.items SET track_inventory = false WHERE id = '{B}'"
+        ))
+        .unwrap();
+        assert_eq!(
+            call(&format!("atomic_inventory.decrement_inventory('{B}', 1)"))["tracked"],
+            false
+        );
+        assert_eq!(quantity(B), "5");
+        Spi::run(&format!(
+            "UPDATE atomic_inventory.items SET track_inventory = true, tenant_id = 'shop-1' WHERE id = '{B}'"
+        ))
+        .unwrap();
+        Spi::run("SET LOCAL atomic_inventory.tenant_id = 'shop-2'").unwrap();
+        as_app_user();
+        assert_err(
+            &format!("SELECT atomic_inventory.decrement_inventory('{B}', 1)"),
+            "PT404",
+            "NOT_FOUND",
+        );
+        Spi::run("SET LOCAL atomic_inventory.tenant_id = 'shop-1'").unwrap();
+        assert_eq!(
+            scalar(&format!(
+                "SELECT (atomic_inventory.decrement_inventory('{B}', 1)->>'new_quantity') || ',' || \
+                        (atomic_inventory.decrement_inventory('{B}', 2)->>'new_quantity')"
+            )),
+            "4,2"
+        );
+        Spi::run(&format!(
+            "DO $$ BEGIN
+               PERFORM atomic_inventory.decrement_inventory('{B}', 1);
+               RAISE EXCEPTION USING ERRCODE = 'P0004';
+             EXCEPTION WHEN assert_failure THEN NULL;
+             END $$"
+        ))
+        .unwrap();
+        // (the app user can't read items: the next sale shows it)
+        assert_eq!(
+            call(&format!("atomic_inventory.decrement_inventory('{B}', 1)"))["old_quantity"],
+            2
+        );
     }
 }

@@ -1,8 +1,8 @@
 //! Input validation: every quantity, id and line list is checked before any
 //! statement runs, so bad input never reaches the tables half-way.
 
-use crate::errors::{Error, Result};
-use crate::jsonb::{Container, Item};
+use crate::error::{Error, Result};
+use crate::pg::jsonb::{Container, Item};
 use pgrx::{AnyNumeric, Uuid};
 
 /// Largest quantity one call may move. Far above any real stock movement,
@@ -100,7 +100,7 @@ fn finite(n: &AnyNumeric, field: &dyn Fn() -> String) -> Result<()> {
 /// position `first`: p_new_quantity, p_expected_quantity, p_force. Without
 /// an expected quantity the caller must say p_force => true.
 pub fn compare_and_set(
-    args: &crate::fmgr::Args,
+    args: &crate::pg::fmgr::Args,
     first: usize,
 ) -> Result<(AnyNumeric, Option<AnyNumeric>, bool)> {
     let new_qty = non_negative_quantity(args.numeric(first), "p_new_quantity")?;

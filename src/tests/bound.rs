@@ -4,7 +4,7 @@
 
 #[pgrx::pg_schema]
 mod tests {
-    use crate::test_support::*;
+    use crate::tests::support::*;
     use pgrx::prelude::*;
 
     const U1: &str = "10000000-0000-0000-0000-000000000001";
@@ -1139,9 +1139,9 @@ mod tests {
         );
     }
 
-    const POS_RECIPE: &str = include_str!("../docs/recipes/pos_decrement_inventory.sql");
+    const POS_RECIPE: &str = include_str!("../../docs/recipes/pos_decrement_inventory.sql");
     const CLAIM_ROUTE_RECIPE: &str =
-        include_str!("../docs/recipes/claim_route_products_batches.sql");
+        include_str!("../../docs/recipes/claim_route_products_batches.sql");
 
     #[pg_test]
     fn recipe_pos_sale_keeps_decrement_inventory() {
@@ -1185,7 +1185,7 @@ mod tests {
 
     #[pg_test]
     fn the_recipes_in_the_docs_are_the_tested_ones() {
-        let doc = include_str!("../docs/adopting.md");
+        let doc = include_str!("../../docs/adopting.md");
         assert!(
             doc.contains(POS_RECIPE.trim()),
             "docs/adopting.md lacks the POS sale recipe"

@@ -1,4 +1,4 @@
-//! Settings and the background worker that expires stale reservations.
+//! The background worker that expires stale reservations.
 //!
 //! The worker exists only when the library is preloaded
 //! (`shared_preload_libraries = 'atomic_inventory'`): PostgreSQL can register
@@ -6,123 +6,22 @@
 //! `expire_reservations()` yourself (pg_cron); both can run at once, they
 //! skip each other's rows (SKIP LOCKED).
 
-use crate::errors::Error;
+use crate::error::Error;
+use crate::pg::{path, spi};
 use crate::reservations;
-use crate::spi;
+use crate::settings;
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
 use pgrx::prelude::*;
-use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting, Uuid};
-use std::ffi::CString;
+use pgrx::Uuid;
 use std::time::Duration;
 
-/// Seconds between sweeps; 0 turns the worker's sweeping off.
-pub static SWEEP_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(30);
-/// Database the worker sweeps (one worker, one database).
-pub static SWEEP_DATABASE: GucSetting<Option<CString>> =
-    GucSetting::<Option<CString>>::new(Some(c"postgres"));
-/// Reservations expired per sweep transaction (keeps each one short).
-pub static SWEEP_BATCH: GucSetting<i32> = GucSetting::<i32>::new(1000);
-/// Longest wait of a sweep for one row lock, in ms; 0: no limit of ours.
-pub static SWEEP_LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(1000);
 /// Most busy holds the worker tries again, one by one, in a round.
 const BUSY_RETRIES: usize = 3;
-/// JWT claim path holding the caller's tenant (see context.rs). Superuser-
-/// only, so a caller can't point it at a claim they control.
-pub static TENANT_CLAIM: GucSetting<Option<CString>> =
-    GucSetting::<Option<CString>>::new(Some(c"tenant_id"));
-/// The caller's tenant for app backends (`SET LOCAL atomic_inventory.tenant_id`).
-pub static TENANT_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-/// Whether stock movements write ledger rows. Superuser-only (or granted
-/// with `GRANT SET ON PARAMETER`): the ledger is an audit trail, so a caller
-/// must not be able to switch it off for their own calls.
-pub static LEDGER: GucSetting<bool> = GucSetting::<bool>::new(true);
 
-/// The lock wait limit for a sweep in this session: sweep_lock_timeout,
-/// unless the session's own lock_timeout is shorter (None: leave it).
-pub fn sweep_lock_timeout() -> Option<i32> {
-    let ms = SWEEP_LOCK_TIMEOUT.get();
-    // SAFETY: reading the backend's lock_timeout setting (an int, in ms).
-    let session = unsafe { pg_sys::LockTimeout };
-    if ms <= 0 || (session > 0 && session <= ms) {
-        None
-    } else {
-        Some(ms)
-    }
-}
-
-/// Is the movement ledger on for this call?
-pub fn ledger_on() -> bool {
-    LEDGER.get()
-}
-
+/// Registers the worker when the library is preloaded.
 pub fn init() {
-    GucRegistry::define_int_guc(
-        c"atomic_inventory.sweep_interval",
-        c"Seconds between reservation expiry sweeps by the background worker; 0 = off.",
-        c"Needs shared_preload_libraries = 'atomic_inventory'. Reload to apply.",
-        &SWEEP_INTERVAL,
-        0,
-        86_400,
-        GucContext::Sighup,
-        GucFlags::UNIT_S,
-    );
-    GucRegistry::define_int_guc(
-        c"atomic_inventory.sweep_batch",
-        c"Most reservations expired per sweep transaction.",
-        c"",
-        &SWEEP_BATCH,
-        1,
-        100_000,
-        GucContext::Sighup,
-        GucFlags::default(),
-    );
-    GucRegistry::define_int_guc(
-        c"atomic_inventory.sweep_lock_timeout",
-        c"Longest wait of a reservation sweep for one row lock; 0 = no limit of its own.",
-        c"The worker then expires the other due holds one by one and tries the busy one again later; expire_reservations() fails with LOCK_TIMEOUT.",
-        &SWEEP_LOCK_TIMEOUT,
-        0,
-        600_000,
-        GucContext::Suset,
-        GucFlags::UNIT_MS,
-    );
-    GucRegistry::define_string_guc(
-        c"atomic_inventory.tenant_claim",
-        c"JWT claim (dot path) in request.jwt.claims that names the caller's tenant.",
-        c"Default tenant_id; e.g. app_metadata.tenant_id.",
-        &TENANT_CLAIM,
-        GucContext::Suset,
-        GucFlags::default(),
-    );
-    GucRegistry::define_bool_guc(
-        c"atomic_inventory.ledger",
-        c"Write a ledger row for every stock movement (the audit trail).",
-        c"off: movements change stock only, as a bare UPDATE would; reconcile() then reports drift for items moved meanwhile.",
-        &LEDGER,
-        GucContext::Suset,
-        GucFlags::default(),
-    );
-    GucRegistry::define_string_guc(
-        c"atomic_inventory.tenant_id",
-        c"The caller's tenant, set by trusted app backends per transaction.",
-        c"Takes precedence over the JWT claim.",
-        &TENANT_ID,
-        GucContext::Userset,
-        GucFlags::default(),
-    );
-
     // SAFETY: reading a postmaster-set flag during _PG_init.
     if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
-        // A server-start setting can only be defined while preloading; it
-        // only matters to the worker, which exists only then.
-        GucRegistry::define_string_guc(
-            c"atomic_inventory.sweep_database",
-            c"Database whose reservations the background worker expires.",
-            c"Restart the server to change it.",
-            &SWEEP_DATABASE,
-            GucContext::Postmaster,
-            GucFlags::default(),
-        );
         BackgroundWorkerBuilder::new("atomic_inventory reservation sweeper")
             .set_type("atomic_inventory sweeper")
             .set_function("ai_sweeper_main")
@@ -133,21 +32,14 @@ pub fn init() {
     }
 }
 
-fn database() -> String {
-    SWEEP_DATABASE
-        .get()
-        .and_then(|c| c.into_string().ok())
-        .unwrap_or_else(|| "postgres".into())
-}
-
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub extern "C-unwind" fn ai_sweeper_main(_arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
-    BackgroundWorker::connect_worker_to_spi(Some(&database()), None);
+    BackgroundWorker::connect_worker_to_spi(Some(&settings::sweep_database()), None);
     log!(
         "atomic_inventory sweeper started on database {}",
-        database()
+        settings::sweep_database()
     );
     // Warned once per worker process about an outdated schema and about a
     // database without the extension (below).
@@ -155,7 +47,7 @@ pub extern "C-unwind" fn ai_sweeper_main(_arg: pg_sys::Datum) {
     let mut warned_missing = false;
     let mut busy: Vec<Uuid> = Vec::new();
     loop {
-        let interval = SWEEP_INTERVAL.get();
+        let interval = settings::sweep_interval();
         // Off (0): still wake now and then to notice a reload turning it on.
         let nap = Duration::from_secs(if interval == 0 { 60 } else { interval as u64 });
         if !BackgroundWorker::wait_latch(Some(nap)) {
@@ -165,10 +57,10 @@ pub extern "C-unwind" fn ai_sweeper_main(_arg: pg_sys::Datum) {
             // SAFETY: the documented way for a worker to re-read its settings.
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
         }
-        if SWEEP_INTERVAL.get() == 0 {
+        if settings::sweep_interval() == 0 {
             continue;
         }
-        let limit = SWEEP_BATCH.get();
+        let limit = settings::sweep_batch();
         // Holds whose item stayed locked past sweep_lock_timeout are left
         // out of the batches and tried again one by one, a few per round.
         let outcome = round(limit, &mut busy);
@@ -179,7 +71,7 @@ pub extern "C-unwind" fn ai_sweeper_main(_arg: pg_sys::Datum) {
                 if !warned_missing {
                     warning!(
                         "atomic_inventory sweeper: the extension is not installed in database \"{}\", nothing to sweep; set atomic_inventory.sweep_database to the database where it is (server restart), or sweep_interval = 0",
-                        database()
+                        settings::sweep_database()
                     );
                     warned_missing = true;
                 }
@@ -224,7 +116,7 @@ enum Attempt {
 /// its statements pick up. (Before 0.3.0 the rounds ran under that default.)
 fn attempt(limit: i32, which: &reservations::Sweep) -> Result<Attempt, Error> {
     BackgroundWorker::transaction(|| {
-        spi::pinned(|| {
+        path::pinned(|| {
             Spi::connect_mut(|c| {
                 let Some(installed) = spi::installed_version(c)? else {
                     return Ok(Attempt::Missing);
@@ -236,7 +128,7 @@ fn attempt(limit: i32, which: &reservations::Sweep) -> Result<Attempt, Error> {
                 // per sweep), unlike the calls' once-per-backend check.
                 spi::require_version(installed)?;
                 let swept = spi::isolated(|| {
-                    if let Some(ms) = sweep_lock_timeout() {
+                    if let Some(ms) = settings::sweep_lock_timeout() {
                         spi::limit_lock_waits(c, ms)?;
                     }
                     reservations::sweep(c, limit, which)
@@ -278,7 +170,7 @@ fn round(limit: i32, busy: &mut Vec<Uuid>) -> Result<Attempt, Error> {
     let mut outcome = attempt(limit, &batch)?;
     if let Attempt::Busy = outcome {
         let due = BackgroundWorker::transaction(|| {
-            spi::pinned(|| Spi::connect_mut(|c| reservations::due_ids(c, limit, busy)))
+            path::pinned(|| Spi::connect_mut(|c| reservations::due_ids(c, limit, busy)))
         })?;
         let (mut n, mut waited) = (0, 0);
         for id in due {
@@ -298,7 +190,7 @@ fn round(limit: i32, busy: &mut Vec<Uuid>) -> Result<Attempt, Error> {
         }
         warning!(
             "atomic_inventory sweeper: a row stayed locked longer than sweep_lock_timeout ({} ms); expired {n} due reservations one by one, {} wait for their rows",
-            SWEEP_LOCK_TIMEOUT.get(),
+            settings::sweep_lock_timeout_setting(),
             busy.len()
         );
         outcome = Attempt::Swept(n);

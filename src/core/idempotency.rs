@@ -10,9 +10,9 @@
 //! the transaction that did it. A call that fails stores nothing (its
 //! transaction aborts), so a later retry may still succeed.
 
-use crate::context::Caller;
-use crate::errors::{Error, Result};
-use crate::spi::{run, Stmt};
+use crate::core::caller::Caller;
+use crate::error::{Error, Result};
+use crate::pg::spi::{run, Stmt};
 use pgrx::pg_sys;
 use pgrx::spi::SpiClient;
 

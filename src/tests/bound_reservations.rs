@@ -4,7 +4,7 @@
 
 #[pgrx::pg_schema]
 mod tests {
-    use crate::test_support::*;
+    use crate::tests::support::*;
     use pgrx::prelude::*;
     use serde_json::json;
 

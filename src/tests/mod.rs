@@ -1,0 +1,12 @@
+//! `#[pg_test]` modules (they run inside the backend), by capability.
+
+pub mod support;
+
+mod batches;
+mod bound;
+mod bound_reservations;
+mod packing;
+mod reservations;
+mod stats;
+mod stock;
+mod stripes;
