@@ -207,8 +207,8 @@ TEXT_LIMITS = {
     ("release_reservation", "p_idempotency_key"): (255, "release_reservation('{res}', p_idempotency_key => {v})"),
     ("bind_stock_source", "p_name"): (63, "bind_stock_source({v}, 'public.bad_inputs_plain', 'id', 'qty')"),
     ("bind_batch_source", "p_name"): (63, "bind_batch_source({v}, 'public.bad_inputs_batches', 'id', 'status', 'driver')"),
-    ("bind_batch_source", "p_available_value"): (1024, "bind_batch_source('bad_b2', 'public.bad_inputs_batches', 'id', 'status', 'driver', p_available_value => {v})"),
-    ("bind_batch_source", "p_claimed_value"): (1024, "bind_batch_source('bad_b2', 'public.bad_inputs_batches', 'id', 'status', 'driver', p_claimed_value => {v})"),
+    ("bind_batch_source", "p_available_value"): (255, "bind_batch_source('bad_b2', 'public.bad_inputs_batches', 'id', 'status', 'driver', p_available_value => {v})"),
+    ("bind_batch_source", "p_claimed_value"): (255, "bind_batch_source('bad_b2', 'public.bad_inputs_batches', 'id', 'status', 'driver', p_claimed_value => {v})"),
     ("unbind_source", "p_name"): (63, "unbind_source({v})"),
     ("bound_decrement", "p_source"): (63, "bound_decrement({v}, 'k1', 1)"),
     ("bound_decrement", "p_item_id"): (255, "bound_decrement('{src}', {v}, 1)"),
@@ -324,7 +324,9 @@ def text_limits(conn, fixtures):
         at = run_limit(conn, text.replace("{v}", "(SELECT string_agg(chr(65536 + abs(hashint4(g)) % 60000), '') "
                                                   f"FROM generate_series(1, {limit}) AS g)"))
         refused_over = over[0] == "22023" and over[1] == arg and str(limit) in over[2]
-        refused_at = at[0] == "22023" and at[1] == arg and str(limit) in at[2]
+        # (at the limit a call may still be refused on that argument for
+        # another reason, e.g. a source name's spelling, but not its length)
+        refused_at = at[0] == "22023" and at[1] == arg and ("longer" in at[2] or "characters" in at[2])
         broke_at = at[0] in ("54000", "XX000", "22001", "42601")
         if refused_over and not refused_at and not broke_at:
             passed += 1
