@@ -1,7 +1,7 @@
 -- atomic_inventory: tables. Runs first in CREATE EXTENSION, inside the
 -- extension's own schema (control file: schema = atomic_inventory).
 
--- The CHECK of items and item_stripes, in C (src/validate.rs): PostgreSQL 15
+-- The CHECK of items and item_stripes, in C (src/pg/check.rs): PostgreSQL 15
 -- re-reads a table's CHECK expressions from their stored text on every
 -- statement that writes the table; the two plain CHECKs of 0.2.0 cost 7 us
 -- of a 15 us stock update (docs/benchmarks.md). A call with two column
@@ -177,7 +177,7 @@ CREATE TABLE atomic_inventory.batches (
         OR status IN ('completed', 'cancelled'))
 );
 -- claim_next_batch: available batches in priority order (a claimed row
--- leaves it), and claims whose lease may lapse (src/batches.rs, CLAIM_NEXT)
+-- leaves it), and claims whose lease may lapse (src/source/own/batches.rs, CLAIM_NEXT)
 CREATE INDEX batches_available_idx ON atomic_inventory.batches (priority DESC, created_at, id)
     WHERE status = 'available';
 CREATE INDEX batches_lease_idx ON atomic_inventory.batches (lease_expires_at)
@@ -212,7 +212,7 @@ CREATE TABLE atomic_inventory.reservations (
     created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
     updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
     -- no foreign key to bindings: finished reservations outlive a binding;
-    -- unbind_source refuses while active ones exist (src/bindings.rs)
+    -- unbind_source refuses while active ones exist (src/source/bound/bind.rs)
     source          text
 );
 -- the sweep finds due reservations without scanning finished ones

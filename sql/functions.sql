@@ -9,7 +9,7 @@
 --
 -- The PL/pgSQL and SQL functions pin the search path with a SET clause. The
 -- C functions (LANGUAGE c, symbols ai_*) have none: they pin it in their
--- code for the whole call (src/spi.rs, PinnedPath). On PostgreSQL 15 fmgr's
+-- code for the whole call (src/pg/path.rs, PinnedPath). On PostgreSQL 15 fmgr's
 -- handling of a SET clause (parse, save, restore, the namespace path
 -- recomputed twice) cost about 3 us of CPU per call (docs/benchmarks.md).
 -- The #[pg_test] every_function_pins_search_path checks both kinds.
@@ -40,7 +40,7 @@ LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 -- same index nested loop. Measured: 1,003 -> 1,478 calls/s, 1 client, 5 lines
 -- (docs/benchmarks.md). Not set on claim_next_batch: its generic plan is 3x slower.
 SET plan_cache_mode = force_generic_plan
--- Its one UPDATE (SELL_LINES in src/stock_many.rs) locks rows in the
+-- Its one UPDATE (SELL_LINES in src/source/own/lines.rs) locks rows in the
 -- order its join produces them, which must be the index nested loop driven
 -- by the sorted line array (id order: no deadlocks). The join is written so
 -- that no hash or merge join can use it; on a small items table the planner
@@ -525,7 +525,7 @@ AS 'MODULE_PATHNAME', 'ai_decrement_packing_quantity';
 COMMENT ON FUNCTION atomic_inventory.decrement_packing_quantity(uuid, uuid, integer, integer) IS
     'Un-pack units packed by mistake (same validations; NOTHING_TO_UNPACK below zero). Returns the updated progress row as JSON.';
 
--- Adopted tables (docs/adopting.md, src/bindings.rs, src/bound.rs). The
+-- Adopted tables (docs/adopting.md, src/source/bound/). The
 -- bind/unbind functions are for the table's owner (admins): not in
 -- grant_usage. The bound_* operations are caller-facing like their managed
 -- counterparts.
@@ -643,7 +643,7 @@ AS 'MODULE_PATHNAME', 'ai_bound_get';
 COMMENT ON FUNCTION atomic_inventory.bound_get(text, text) IS
     'One bound row''s stock: {source, item_id, quantity, reserved, available, tracked, tenant_id} (NOT_FOUND, PT404, if not visible).';
 
--- Reservations on bound sources (src/bound_reservations.rs): commit,
+-- Reservations on bound sources (src/source/bound/holds.rs): commit,
 -- release, extend, get and expiry are the reservation functions above; these
 -- two name lines by item key.
 CREATE FUNCTION atomic_inventory.bound_reserve(

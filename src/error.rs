@@ -4,7 +4,7 @@
 //! Why not `pgrx::ErrorReport`: pgrx's `PgSqlErrorCode` is a closed enum, and any
 //! SQLSTATE it does not know (such as PostgREST's `PTxyz` "respond with HTTP xyz"
 //! codes) becomes `XX000`. So typed errors travel as `Err(Error)` up to the raw
-//! entry point (see `fmgr.rs`), which raises them with `errcode()` itself *after*
+//! entry point (see `pg/fmgr.rs`), which raises them (pg/raise.rs) with `errcode()` itself *after*
 //! pgrx's guard has returned and every Rust value has been dropped.
 //!
 //! SQLSTATE choices (docs/errors.md has the table):
@@ -14,9 +14,7 @@
 //!   PT404 not found, PT409 conflicts with current stock, PT422 idempotency key
 //!   reused with other arguments, PT503 lock wait limit reached (retryable).
 
-use pgrx::pg_sys;
 use serde_json::{json, Map, Value};
-use std::ffi::{c_char, c_int, CString};
 
 /// The end of BATCH_NOT_HELD's message for a claim whose lease lapsed.
 fn lapse_note(at: &Option<String>) -> String {
@@ -40,9 +38,15 @@ pub enum Error {
     /// A bound table changed under its binding (a column dropped or of
     /// another type, the table made something else): INVALID_INPUT on
     /// p_source for the caller, but the sweep must tell it from a table
-    /// that is gone (bound_reservations::expire): its holds are kept.
+    /// that is gone (ops::reservations): its holds are kept.
     #[error("INVALID_INPUT: p_source {reason}")]
     SourceChanged { reason: String },
+
+    /// A source whose table was dropped after it was bound: INVALID_INPUT
+    /// on p_source for the caller; the sweep expires its holds' lines
+    /// (nothing can be given back).
+    #[error("INVALID_INPUT: p_source {name} is bound to a table that no longer exists; unbind_source it")]
+    SourceGone { name: String },
 
     #[error("NOT_FOUND: {}", not_found_message(.entity, .ids))]
     NotFound {
@@ -253,7 +257,9 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::InvalidQuantity { .. } => "INVALID_QUANTITY",
-            Error::InvalidInput { .. } | Error::SourceChanged { .. } => "INVALID_INPUT",
+            Error::InvalidInput { .. } | Error::SourceChanged { .. } | Error::SourceGone { .. } => {
+                "INVALID_INPUT"
+            }
             Error::NotFound { .. } => "NOT_FOUND",
             Error::Insufficient { .. } => "INSUFFICIENT_INVENTORY",
             Error::QuantityMismatch { .. } => "QUANTITY_MISMATCH",
@@ -287,7 +293,8 @@ impl Error {
         match self {
             Error::InvalidQuantity { .. }
             | Error::InvalidInput { .. }
-            | Error::SourceChanged { .. } => b"22023",
+            | Error::SourceChanged { .. }
+            | Error::SourceGone { .. } => b"22023",
             Error::NotFound { .. }
             | Error::SessionNotFound { .. }
             | Error::ProgressNotFound { .. }
@@ -333,7 +340,7 @@ impl Error {
             Error::InvalidInput { field, .. } => {
                 m.insert("field".into(), json!(field));
             }
-            Error::SourceChanged { .. } => {
+            Error::SourceChanged { .. } | Error::SourceGone { .. } => {
                 m.insert("field".into(), json!("p_source"));
             }
             Error::NotFound { entity, ids } => {
@@ -513,6 +520,7 @@ impl Error {
             Error::SourceChanged { .. } => {
                 "Change the table back, or unbind_source it and bind it again (docs/adopting.md)."
             }
+            Error::SourceGone { .. } => "Check the argument named in the detail.",
             Error::NotFound { .. } => {
                 "Check the id; rows of another tenant are reported as not found."
             }
@@ -590,82 +598,4 @@ impl From<pgrx::spi::SpiError> for Error {
     }
 }
 
-/// PostgreSQL's MAKE_SQLSTATE: six bits per character.
-fn make_sqlstate(s: &[u8; 5]) -> c_int {
-    let six = |c: u8| ((c.wrapping_sub(b'0')) & 0x3F) as c_int;
-    six(s[0]) | (six(s[1]) << 6) | (six(s[2]) << 12) | (six(s[3]) << 18) | (six(s[4]) << 24)
-}
-
-/// An error ready to raise: plain data in C strings, no destructors that matter
-/// once `raise` starts (see its safety note).
-pub struct Raise {
-    sqlstate: c_int,
-    message: CString,
-    detail: CString,
-    hint: CString,
-}
-
-impl From<Error> for Raise {
-    fn from(e: Error) -> Self {
-        let clean = |s: String| CString::new(s.replace('\0', "")).unwrap_or_default();
-        Raise {
-            sqlstate: make_sqlstate(e.sqlstate()),
-            message: clean(e.to_string()),
-            detail: clean(e.detail().to_string()),
-            hint: clean(e.hint().to_string()),
-        }
-    }
-}
-
-#[allow(improper_ctypes)]
-unsafe extern "C-unwind" {
-    fn errstart(elevel: c_int, domain: *const c_char) -> bool;
-    fn errcode(sqlerrcode: c_int) -> c_int;
-    fn errmsg(fmt: *const c_char, ...) -> c_int;
-    fn errdetail(fmt: *const c_char, ...) -> c_int;
-    fn errhint(fmt: *const c_char, ...) -> c_int;
-    fn errfinish(filename: *const c_char, lineno: c_int, funcname: *const c_char);
-}
-
-impl Raise {
-    /// Raise at ERROR level; never returns.
-    ///
-    /// # Safety
-    /// `errfinish` longjmps out. The caller must be the outermost Rust frame of a
-    /// V1 function (outside pgrx's guard) with nothing left to drop, exactly as
-    /// pgrx's own `do_ereport` does. We copy the strings into palloc'd memory
-    /// (freed by the error machinery) and free the Rust allocations first.
-    pub unsafe fn raise(self, funcname: &'static std::ffi::CStr) -> ! {
-        let copy = |s: &CString| unsafe { pg_sys::pstrdup(s.as_ptr()) };
-        let (msg, detail, hint) = (copy(&self.message), copy(&self.detail), copy(&self.hint));
-        let sqlstate = self.sqlstate;
-        drop(self);
-        unsafe {
-            if errstart(pgrx::PgLogLevel::ERROR as c_int, std::ptr::null()) {
-                errcode(sqlstate);
-                errmsg(c"%s".as_ptr(), msg);
-                errdetail(c"%s".as_ptr(), detail);
-                errhint(c"%s".as_ptr(), hint);
-                errfinish(c"atomic_inventory".as_ptr(), 0, funcname.as_ptr());
-            }
-        }
-        unreachable!("ereport(ERROR) returned")
-    }
-}
-
 pub type Result<T> = std::result::Result<T, Error>;
-
-#[cfg(test)]
-mod unit {
-    use super::*;
-
-    #[test]
-    fn sqlstate_packing_matches_postgres() {
-        // ERRCODE_UNIQUE_VIOLATION is MAKE_SQLSTATE('2','3','5','0','5') = 0x00505082... check
-        // against pgrx's own constant so the packing is known to be right.
-        assert_eq!(
-            make_sqlstate(b"23505"),
-            pgrx::PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION as c_int
-        );
-    }
-}

@@ -7,10 +7,12 @@
 //!   plans, subtransactions and lock limits, the pinned search path, jsonb;
 //! - `core`: the caller and their tenant, input validation, idempotency
 //!   keys, movements and their ledger rows;
-//! - the operations and sources (being layered: `stock`, `stock_many`,
-//!   `stripes`, `reservations`, `batches`, `packing`, `bindings`, `bind`,
-//!   `bound*`);
-//! - `api`: SQL-callable functions that are not operations (stats, caller);
+//! - `source`: where stock, holds and batches live, behind traits: the
+//!   extension's own tables (`own`, with striped items) and adopted app
+//!   tables (`bound`, with the binding cache and bind/unbind);
+//! - `ops`: each operation's protocol, written once over the sources;
+//! - `api`: the SQL-callable functions (read the arguments, pick the
+//!   source, run the operation);
 //! - `worker`: the reservation sweeper.
 //!
 //! SQL declarations live in `sql/`: tables in bootstrap.sql, functions and
@@ -26,17 +28,9 @@ mod pg;
 
 mod core;
 
-mod batches;
-mod bind;
-mod bindings;
-mod bound;
-mod bound_batches;
-mod bound_reservations;
-mod packing;
-mod reservations;
-mod stock;
-mod stock_many;
-mod stripes;
+mod source;
+
+mod ops;
 
 mod api;
 mod worker;
@@ -47,7 +41,7 @@ pub extern "C-unwind" fn _PG_init() {
     settings::init();
     worker::init();
     stats::init();
-    bindings::init();
+    pg::catalog::init();
 }
 
 pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);

@@ -59,7 +59,7 @@ pub const FUNCTIONS: [&str; 31] = [
     "bound_release_reservation",
 ];
 
-/// Every outcome but success: our codes (errors.rs), then PostgreSQL errors
+/// Every outcome but success: our codes (error.rs), then PostgreSQL errors
 /// that escape a call, by the class a client acts on.
 pub const CODES: [&str; 31] = [
     "INVALID_QUANTITY",

@@ -7,9 +7,10 @@
 //! skip each other's rows (SKIP LOCKED).
 
 use crate::error::Error;
+use crate::ops::reservations;
 use crate::pg::{path, spi};
-use crate::reservations;
 use crate::settings;
+use crate::source::holds::{self, Sweep};
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
 use pgrx::prelude::*;
 use pgrx::Uuid;
@@ -110,11 +111,11 @@ enum Attempt {
 /// other error, answered as Err instead of ending the worker).
 ///
 /// The round's statements resolve names through the pinned search path, as
-/// the calls' do (spi::PinnedPath): the worker runs as the bootstrap
+/// the calls' do (path::PinnedPath): the worker runs as the bootstrap
 /// superuser, and the server's default search_path ("$user", public) would
 /// let whoever may create objects in public supply operators or functions
 /// its statements pick up. (Before 0.3.0 the rounds ran under that default.)
-fn attempt(limit: i32, which: &reservations::Sweep) -> Result<Attempt, Error> {
+fn attempt(limit: i32, which: &Sweep) -> Result<Attempt, Error> {
     BackgroundWorker::transaction(|| {
         path::pinned(|| {
             Spi::connect_mut(|c| {
@@ -163,14 +164,14 @@ fn attempt(limit: i32, which: &reservations::Sweep) -> Result<Attempt, Error> {
 /// one hold's rows, locked in ascending order like every other call's, so
 /// it can't deadlock with them.
 fn round(limit: i32, busy: &mut Vec<Uuid>) -> Result<Attempt, Error> {
-    let batch = reservations::Sweep {
+    let batch = Sweep {
         except: busy.clone(),
         only: None,
     };
     let mut outcome = attempt(limit, &batch)?;
     if let Attempt::Busy = outcome {
         let due = BackgroundWorker::transaction(|| {
-            path::pinned(|| Spi::connect_mut(|c| reservations::due_ids(c, limit, busy)))
+            path::pinned(|| Spi::connect_mut(|c| holds::due_ids(c, limit, busy)))
         })?;
         let (mut n, mut waited) = (0, 0);
         for id in due {
@@ -222,8 +223,8 @@ fn round(limit: i32, busy: &mut Vec<Uuid>) -> Result<Attempt, Error> {
     Ok(outcome)
 }
 
-fn one(id: Uuid) -> reservations::Sweep {
-    reservations::Sweep {
+fn one(id: Uuid) -> Sweep {
+    Sweep {
         except: Vec::new(),
         only: Some(id),
     }

@@ -1,7 +1,7 @@
 //! `stats_snapshot()` and `stats_reset()`: the counters of stats.rs.
 
 use crate::error::Result;
-use crate::pg::fmgr::{entry_point, Args};
+use crate::pg::fmgr::{entry_points, Args};
 use crate::stats;
 use serde_json::json;
 
@@ -17,5 +17,7 @@ fn reset(_args: &Args) -> Result<String> {
     Ok(json!({"reset": true, "scope": stats::reset()}).to_string())
 }
 
-entry_point!(ai_stats_snapshot, pg_finfo_ai_stats_snapshot, snapshot);
-entry_point!(ai_stats_reset, pg_finfo_ai_stats_reset, reset);
+entry_points! {
+    ai_stats_snapshot / pg_finfo_ai_stats_snapshot () => snapshot;
+    ai_stats_reset / pg_finfo_ai_stats_reset () => reset;
+}

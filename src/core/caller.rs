@@ -13,8 +13,7 @@
 //! `request.jwt.claims`, which PostgREST sets from the verified token.
 
 use crate::error::{Error, Result};
-use pgrx::pg_sys;
-use std::ffi::CStr;
+use crate::pg::backend::{self, setting};
 
 pub struct Caller {
     pub tenant: Option<String>,
@@ -23,18 +22,6 @@ pub struct Caller {
     /// `request.jwt.claims` is set: the call came with a token (PostgREST).
     pub jwt: bool,
     pub admin: bool,
-}
-
-fn setting(name: &CStr) -> Option<String> {
-    // SAFETY: GetConfigOption with missing_ok returns NULL or a string owned by
-    // the GUC machinery, which we copy at once.
-    let p = unsafe { pg_sys::GetConfigOption(name.as_ptr(), true, false) };
-    if p.is_null() {
-        return None;
-    }
-    let s = unsafe { CStr::from_ptr(p) };
-    // (most calls: unset or empty; no allocation for those)
-    (!s.is_empty()).then(|| s.to_string_lossy().into_owned())
 }
 
 /// Walk a dotted path (`app_metadata.tenant_id`) into the JWT claims.
@@ -80,16 +67,41 @@ impl Caller {
         let subject = claims.as_ref().and_then(|c| claim(c, "sub"));
         // The outer user is the role the client runs as (after PostgREST's
         // SET ROLE), not the SECURITY DEFINER owner we execute as.
-        let admin = unsafe {
-            let outer = pg_sys::GetOuterUserId();
-            pg_sys::superuser_arg(outer) || pg_sys::has_bypassrls_privilege(outer)
-        };
+        let admin = backend::outer_user_is_admin();
         Ok(Caller {
             tenant,
             subject,
             jwt: claims.is_some(),
             admin,
         })
+    }
+
+    /// The driver: `p_driver_id`, or the JWT `sub` when PostgREST set claims. A
+    /// non-admin caller with a JWT can only act as themselves; one whose JWT
+    /// has no `sub` (an anon key's token) as no driver at all: without the
+    /// claims it could name any driver, since only trusted backends call
+    /// without claims.
+    pub fn driver(&self, given: Option<String>) -> Result<String> {
+        match (given, &self.subject) {
+            (Some(d), Some(sub)) if !self.admin && d != *sub => Err(Error::invalid_input(
+                "p_driver_id",
+                "must be your own id (the JWT sub) unless you are an admin",
+            )),
+            (_, None) if self.jwt && !self.admin => Err(Error::invalid_input(
+                "p_driver_id",
+                "can't be named with a JWT that has no sub (only an admin or a caller without a JWT names drivers)",
+            )),
+            (Some(d), _) if d.is_empty() || d.chars().count() > 255 => Err(Error::invalid_input(
+                "p_driver_id",
+                "must be 1 to 255 characters",
+            )),
+            (Some(d), _) => Ok(d),
+            (None, Some(sub)) => Ok(sub.clone()),
+            (None, None) => Err(Error::invalid_input(
+                "p_driver_id",
+                "is required (or call with a JWT whose sub is the driver)",
+            )),
+        }
     }
 
     /// Scope of idempotency keys: one namespace per tenant, so one tenant can

@@ -3,4 +3,5 @@
 
 pub mod caller;
 pub mod idempotency;
+pub mod movement;
 pub mod validate;

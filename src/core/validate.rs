@@ -304,6 +304,21 @@ pub fn lines(v: Option<Container>, field: &str) -> Result<Vec<Line>> {
     Ok(out)
 }
 
+/// A uuid in its canonical text form, without going through `fmt` (this is on
+/// the hot path of every single-line call).
+pub fn uuid_text(u: &Uuid) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(36);
+    for (i, b) in u.as_bytes().iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        out.push(HEX[(b >> 4) as usize] as char);
+        out.push(HEX[(b & 15) as usize] as char);
+    }
+    out
+}
+
 #[cfg(test)]
 mod unit {
     use super::*;
@@ -359,74 +374,4 @@ mod unit {
             assert!(!is_decimal(bad), "{bad}");
         }
     }
-}
-
-/// `atomic_inventory.stock_valid(quantity, reserved)`: the CHECK constraint of
-/// items and item_stripes. quantity is finite (not NaN, not +/-Infinity) and
-/// 0 <= reserved <= quantity, which makes quantity >= 0 too.
-///
-/// In C rather than as a plain CHECK expression because PostgreSQL 15 reads a
-/// table's CHECK expressions back from their stored text on every statement
-/// that writes the table: the two plain CHECKs of 0.2.0 (numeric constants,
-/// four comparisons) took about 7 us of a 15 us stock update, a call with two
-/// column references about 1.5 us (docs/benchmarks.md, "Changes made").
-#[unsafe(no_mangle)]
-#[doc(hidden)]
-pub extern "C" fn pg_finfo_ai_stock_valid() -> &'static pgrx::pg_sys::Pg_finfo_record {
-    const V1: pgrx::pg_sys::Pg_finfo_record = pgrx::pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
-}
-
-unsafe extern "C-unwind" {
-    /// PostgreSQL's numeric_cmp itself (pg_sys's binding is a Rust wrapper,
-    /// which DirectFunctionCall can't take).
-    #[link_name = "numeric_cmp"]
-    pub(crate) fn pg_numeric_cmp(fcinfo: pgrx::pg_sys::FunctionCallInfo) -> pgrx::pg_sys::Datum;
-}
-
-#[pgrx::pg_guard]
-#[unsafe(no_mangle)]
-#[doc(hidden)]
-/// # Safety
-/// Called by fmgr with two non-NULL numeric arguments (the function is STRICT).
-pub unsafe extern "C-unwind" fn ai_stock_valid(
-    fcinfo: pgrx::pg_sys::FunctionCallInfo,
-) -> pgrx::pg_sys::Datum {
-    use pgrx::pg_sys;
-    // SAFETY: fcinfo is fmgr's; STRICT guarantees both arguments are non-NULL
-    // numerics; detoasting returns a palloc'd or in-place plain varlena.
-    unsafe {
-        let q = pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0);
-        let r = pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 1);
-        let qn = pg_sys::pg_detoast_datum(q.cast_mut_ptr()) as pg_sys::Numeric;
-        let rn = pg_sys::pg_detoast_datum(r.cast_mut_ptr()) as pg_sys::Numeric;
-        if pg_sys::numeric_is_nan(qn) || pg_sys::numeric_is_inf(qn) || pg_sys::numeric_is_nan(rn) {
-            return pg_sys::Datum::from(false);
-        }
-        let cmp = |a: pg_sys::Datum, b: pg_sys::Datum| -> i32 {
-            pg_sys::DirectFunctionCall2Coll(Some(pg_numeric_cmp), pg_sys::InvalidOid, a, b).value()
-                as i32
-        };
-        let zero = pg_sys::Datum::from(pg_sys::int64_to_numeric(0));
-        let qd = pg_sys::Datum::from(qn);
-        let rd = pg_sys::Datum::from(rn);
-        // reserved >= 0 and reserved <= quantity (reserved = +Infinity fails the
-        // second, -Infinity the first)
-        pg_sys::Datum::from(cmp(rd, zero) >= 0 && cmp(rd, qd) <= 0)
-    }
-}
-
-/// A uuid in its canonical text form, without going through `fmt` (this is on
-/// the hot path of every single-line call).
-pub fn uuid_text(u: &Uuid) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(36);
-    for (i, b) in u.as_bytes().iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            out.push('-');
-        }
-        out.push(HEX[(b >> 4) as usize] as char);
-        out.push(HEX[(b & 15) as usize] as char);
-    }
-    out
 }

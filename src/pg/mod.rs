@@ -1,7 +1,11 @@
 //! PostgreSQL glue: the only place that calls into PostgreSQL's C API
 //! beyond pgrx's safe wrappers.
 
+pub mod backend;
+pub mod catalog;
+pub mod check;
 pub mod fmgr;
 pub mod jsonb;
 pub mod path;
+pub mod raise;
 pub mod spi;

@@ -8,7 +8,7 @@ use pgrx::pg_sys;
 /// pg_temp, their own schemas), so no object a caller creates can stand in
 /// for an operator, function or table our SQL names.
 ///
-/// Pinned here, for the whole call (the entry points of fmgr.rs and the
+/// Pinned here, for the whole call (the entry points of pg/fmgr.rs and the
 /// sweeper's rounds), rather than by `SET search_path` on each function's
 /// declaration: fmgr applies such a clause by parsing it and saving the
 /// setting on entry, restoring it on exit, and PostgreSQL 15 recomputes the

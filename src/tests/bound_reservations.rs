@@ -325,7 +325,7 @@ mod tests {
         ));
         // the worker's one-by-one pass (after a lock wait past
         // sweep_lock_timeout) lists only holds on managed items
-        let listed = Spi::connect_mut(|c| crate::reservations::due_ids(c, 10, &[]))
+        let listed = Spi::connect_mut(|c| crate::source::holds::due_ids(c, 10, &[]))
             .unwrap()
             .iter()
             .map(|u| u.to_string())

@@ -290,7 +290,8 @@ mod tests {
 
     #[pg_test]
     fn the_workers_sweep_takes_only_or_all_but_the_busy_holds() {
-        use crate::reservations::{due_ids, sweep, Sweep};
+        use crate::ops::reservations::sweep;
+        use crate::source::holds::{due_ids, Sweep};
         item(A, "10");
         item(B, "10");
         let ids: Vec<pgrx::Uuid> = [A, B, A]
@@ -540,11 +541,11 @@ mod tests {
         // the functions' SET clauses, as a call runs with them
         settings_of("atomic_inventory.reserve_inventory(jsonb, integer, text, text, integer)");
         for stmt in [
-            &crate::stock::LOCK_MANY,
-            &crate::reservations::RESERVE_APPLY,
-            &crate::reservations::LOCK_RESERVATION,
-            &crate::reservations::LOCK_LINES,
-            &crate::reservations::FINISH,
+            &crate::source::own::stock::LOCK_MANY,
+            &crate::source::own::holds::RESERVE_APPLY,
+            &crate::source::holds::LOCK_RESERVATION,
+            &crate::source::own::holds::LOCK_LINES,
+            &crate::source::own::holds::FINISH,
         ] {
             let (plan, generic) = plan_of(stmt);
             let text = plan.join("\n");

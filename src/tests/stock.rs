@@ -505,7 +505,7 @@ mod tests {
         // decrement_inventory_many's SET clauses, as the call runs with them
         settings_of("atomic_inventory.decrement_inventory_many(jsonb, text, text, text, integer)");
         assert_eq!(scalar("SELECT current_setting('enable_seqscan')"), "off");
-        let (plan, _) = plan_of(&crate::stock_many::SELL_LINES_BARE);
+        let (plan, _) = plan_of(&crate::source::own::lines::SELL_LINES_BARE);
         // the nested loop's outer (first) child is the line array; its inner
         // is an index lookup per line (plain or bitmap), never a scan of items
         let nodes: Vec<&String> = plan.iter().filter(|l| l.contains("->")).collect();
@@ -889,8 +889,8 @@ mod tests {
     #[pg_test]
     fn every_function_pins_search_path() {
         // PL/pgSQL and SQL functions (and pgrx's two wrappers) pin it with a
-        // SET clause. The C entry points (fmgr.rs, symbols ai_*) pin it in
-        // code for the whole call (spi::PinnedPath), which
+        // SET clause. The C entry points (pg/fmgr.rs, symbols ai_*) pin it in
+        // code for the whole call (path::PinnedPath), which
         // shadowing_objects_in_caller_schemas_change_nothing checks by
         // behaviour; a SET clause on them would add fmgr's GUC work back.
         // One C function pins nothing: stock_valid, the C function of items'
@@ -943,12 +943,65 @@ mod tests {
         );
     }
 
+    /// Every C function of sql/functions.sql reads its arguments as the
+    /// entry point declares them (entry_points!, pg::check), and every
+    /// declaration is a function of the catalog: a reordered or retyped
+    /// argument fails here instead of reading a datum as the wrong type.
+    #[pg_test]
+    fn the_entry_points_read_the_argument_types_the_catalog_declares() {
+        let rows = Spi::connect(|c| {
+            let mut out = Vec::new();
+            for row in c
+                .select(
+                    "SELECT p.prosrc, array_to_string(p.proargtypes::oid[], ',') FROM pg_proc AS p \
+                      WHERE p.pronamespace = 'atomic_inventory'::regnamespace \
+                        AND p.prolang = (SELECT l.oid FROM pg_language AS l WHERE l.lanname = 'c') \
+                        AND p.prosrc LIKE 'ai\\_%' ORDER BY 1",
+                    None,
+                    &[],
+                )
+                .unwrap()
+            {
+                out.push((
+                    row.get::<String>(1).unwrap().unwrap(),
+                    row.get::<String>(2).unwrap().unwrap(),
+                ));
+            }
+            out
+        });
+        let declared = crate::api::declared();
+        assert!(
+            rows.len() >= 34,
+            "only {} C functions in pg_proc",
+            rows.len()
+        );
+        for (symbol, types) in &rows {
+            let d = declared
+                .iter()
+                .find(|d| d.symbol == symbol)
+                .unwrap_or_else(|| panic!("{symbol} is in pg_proc but declares no argument types"));
+            let want: Vec<String> = d.args.iter().map(|o| o.to_u32().to_string()).collect();
+            assert_eq!(
+                *types,
+                want.join(","),
+                "{symbol}: pg_proc's argument types differ from the entry point's"
+            );
+        }
+        for d in &declared {
+            assert!(
+                rows.iter().any(|(s, _)| s == d.symbol),
+                "{} is declared in Rust but not in sql/functions.sql",
+                d.symbol
+            );
+        }
+    }
+
     /// Objects a caller creates in schemas of their own, put first in their
     /// search_path (before pg_catalog), change nothing our calls do: a temp
     /// table named like ours, and operators that would turn subtraction into
     /// addition and the reverse, pass every stock check and make every uuid
     /// equal, if our SQL resolved names through them. The C functions pin
-    /// their search path in code (spi::PinnedPath), so this covers that pin
+    /// their search path in code (path::PinnedPath), so this covers that pin
     /// through a sale, a restock, a refused sale, a reservation and its
     /// commit, and a batch claim; the caller's search path is theirs again
     /// after each call, one that failed included.

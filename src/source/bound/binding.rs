@@ -1,7 +1,6 @@
-//! Adopted tables (issue 8, docs/adopting.md): an app keeps its own stock or
-//! batch table and binds it under a name (bind.rs checks and records it);
-//! `bound.rs` then runs the managed operations' statements on it. This
-//! module keeps, per backend, each binding with its prepared statements.
+//! A binding as the operations use it, and, per backend, each binding with
+//! its prepared statements (docs/adopting.md: an app keeps its own stock or
+//! batch table and binds it under a name; bind.rs checks and records it).
 //!
 //! SQL built from a binding: identifiers are quoted by PostgreSQL
 //! (`quote_identifier`), the relation is always schema-qualified (the
@@ -9,7 +8,7 @@
 //! are always SPI parameters, never formatted into the text.
 //!
 //! Cache invalidation: bind/unbind send a relcache invalidation for the
-//! bindings table (`CacheInvalidateRelcacheByRelid`); the callback
+//! bindings table (pg::catalog::invalidate); the callback (pg/catalog.rs)
 //! registered in `_PG_init` only bumps a generation number (no freeing or
 //! catalog access inside a callback), and the next lookup drops every cached
 //! binding and its plans when the generation moved. A relcache invalidation
@@ -20,14 +19,14 @@
 //! hash lookup and no catalog query.
 
 use crate::error::{Error, Result};
+use crate::pg::catalog;
 use crate::pg::spi::{execute_kept, run, Stmt};
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys::{self, Oid, PgOid};
 use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiTupleTable};
 use pgrx::AnyNumeric;
-use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, HashSet};
-use std::ffi::{CStr, CString};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 
 /// How item ids, which arrive as text, are checked and cast in SQL.
@@ -75,7 +74,7 @@ pub struct Binding {
     pub reserved: Option<String>,
     /// The reserved column cannot hold every quantity the quantity column
     /// holds (a binding made before bind_stock_source refused that, 0.3.0):
-    /// reserving on it is refused (bound_reservations.rs).
+    /// reserving on it is refused (holds.rs).
     pub reserved_narrow: bool,
     pub track: Option<String>,
     pub tenant: Option<String>,
@@ -95,39 +94,16 @@ pub struct Binding {
 }
 
 thread_local! {
-    static GENERATION: Cell<u64> = const { Cell::new(0) };
-    /// Oid of atomic_inventory.bindings once known (0: nothing cached yet).
-    static BINDINGS_OID: Cell<u32> = const { Cell::new(0) };
+    /// The cached bindings, valid while catalog::generation() is the
+    /// first number.
     static CACHE: RefCell<(u64, HashMap<String, Rc<Binding>>)> = RefCell::new((0, HashMap::new()));
-    /// Oids of the tables behind the cached bindings: a change to one (ALTER
-    /// TABLE, say a quantity column given another type or scale) must reach
-    /// the Capacity read from its columns, not only the kept plans, which
-    /// PostgreSQL replans by itself.
-    static BOUND_RELS: RefCell<HashSet<u32>> = RefCell::new(HashSet::new());
-}
-
-/// Relcache callback: relid 0 means "all relations" (cache reset). Only
-/// reads and bumps counters: no allocation, no catalog access.
-unsafe extern "C-unwind" fn on_relcache(_arg: pg_sys::Datum, relid: Oid) {
-    let watched = BINDINGS_OID.get();
-    let relid = relid.to_u32();
-    let bound = BOUND_RELS.with(|r| r.try_borrow().map_or(true, |r| r.contains(&relid)));
-    if relid == 0 || (watched != 0 && relid == watched) || bound {
-        GENERATION.set(GENERATION.get().wrapping_add(1));
-    }
-}
-
-pub fn init() {
-    // SAFETY: registering a callback with a 'static function pointer, once per
-    // backend (from _PG_init).
-    unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache), pg_sys::Datum::from(0)) };
 }
 
 /// What a bound quantity or reserved column holds exactly: its largest
 /// value and the decimal places it keeps (None: no limit, as a plain
 /// numeric). PostgreSQL's assignment cast rounds a value to the column's
 /// scale without a word and raises 22003 past its maximum, so every quantity
-/// is checked against this first (bound.rs's fits), and a reserved column
+/// is checked against this first (stock.rs's fits), and a reserved column
 /// must hold whatever the quantity column holds: a row's reserved units never
 /// exceed its quantity (a hold needs available = quantity - reserved).
 pub struct Capacity {
@@ -230,29 +206,25 @@ fn numeric_max(p: i32, s: i32) -> String {
     }
 }
 
-/// An identifier quoted by PostgreSQL's own rules.
-pub fn quote(ident: &str) -> String {
-    let c = CString::new(ident.replace('\0', "")).unwrap_or_default();
-    // SAFETY: quote_identifier returns its argument or a palloc'd copy, both
-    // valid until we copy it here.
-    unsafe { CStr::from_ptr(pg_sys::quote_identifier(c.as_ptr())) }
-        .to_string_lossy()
-        .into_owned()
-}
+pub use crate::pg::catalog::quote;
 
 const LOAD: Stmt = Stmt {
     name: "binding_load",
-    sql: "SELECT b.kind, n.nspname::text, c.relname::text, b.id_column::text, b.id_type, \
-                 b.quantity_column::text, b.quantity_type, b.reserved_column::text, \
-                 b.track_column::text, b.tenant_column::text, b.status_column::text, \
-                 b.available_value, b.claimed_value, b.assignee_column::text, \
+    sql: "SELECT b.kind, n.nspname::text AS nsp, c.relname::text AS rel, b.id_column::text AS id, \
+                 b.id_type, b.quantity_column::text AS qty, b.reserved_column::text AS reserved, \
+                 b.track_column::text AS track, b.tenant_column::text AS tenant, \
+                 b.status_column::text AS status, b.available_value, b.claimed_value, \
+                 b.assignee_column::text AS assignee, \
                  (SELECT pg_catalog.format_type(a.atttypid, NULL) FROM pg_catalog.pg_attribute AS a \
-                   WHERE a.attrelid = b.relation AND a.attname = b.status_column AND NOT a.attisdropped), \
+                   WHERE a.attrelid = b.relation AND a.attname = b.status_column AND NOT a.attisdropped) \
+                   AS status_type, \
                  (SELECT pg_catalog.format_type(a.atttypid, NULL) FROM pg_catalog.pg_attribute AS a \
-                   WHERE a.attrelid = b.relation AND a.attname = b.assignee_column AND NOT a.attisdropped), \
-                 'atomic_inventory.bindings'::pg_catalog.regclass::pg_catalog.oid, \
-                 aq.atttypid, aq.atttypmod, ar.atttypid, ar.atttypmod, b.relation, \
-                 aa.atttypid, aa.atttypmod, c.relowner, \
+                   WHERE a.attrelid = b.relation AND a.attname = b.assignee_column AND NOT a.attisdropped) \
+                   AS assignee_type, \
+                 'atomic_inventory.bindings'::pg_catalog.regclass::pg_catalog.oid AS bindings_oid, \
+                 aq.atttypid AS qty_typ, aq.atttypmod AS qty_typmod, \
+                 ar.atttypid AS reserved_typ, ar.atttypmod AS reserved_typmod, b.relation::pg_catalog.oid AS relation, \
+                 aa.atttypid AS assignee_typ, aa.atttypmod AS assignee_typmod, c.relowner AS owner, \
                  CASE WHEN c.relkind NOT IN ('r', 'p') THEN 'is no longer an ordinary or partitioned table' \
                  ELSE (SELECT pg_catalog.format('column %I %s', x.col, \
                                 CASE WHEN a.attname IS NULL THEN 'no longer exists' \
@@ -282,7 +254,7 @@ const LOAD: Stmt = Stmt {
                                 WHEN 'assignee' THEN a.atttypid::pg_catalog.regtype::text \
                                      IN ('text', 'character varying', 'uuid') \
                                 ELSE a.atttypid < 16384 END) \
-                        LIMIT 1) END \
+                        LIMIT 1) END AS problem \
             FROM atomic_inventory.bindings AS b \
             LEFT JOIN pg_catalog.pg_class AS c ON c.oid = b.relation \
             LEFT JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace \
@@ -296,24 +268,32 @@ const LOAD: Stmt = Stmt {
     args: &[pg_sys::TEXTOID],
 };
 
-/// The binding named `name`, from this backend's cache or the table.
-/// `stock` says which kind the caller needs (the other kind is INVALID_INPUT).
+/// What a name is bound to now.
+enum Loaded {
+    Bound(Rc<Binding>),
+    /// no binding of that name
+    Unbound,
+    /// bound to a table that was dropped since
+    Gone,
+}
+
+/// The binding named `name`, from this backend's cache or the table:
+/// NOT_FOUND if there is none, SOURCE_GONE (INVALID_INPUT on p_source) if
+/// its table was dropped, INVALID_INPUT if `stock` asks for the other kind,
+/// SourceChanged if the table changed under it.
 pub fn get(client: &mut SpiClient<'_>, name: &str, stock: bool) -> Result<Rc<Binding>> {
-    let generation = GENERATION.get();
-    let hit = CACHE.with_borrow_mut(|(g, m)| {
-        if *g != generation {
-            m.clear();
-            BOUND_RELS.with_borrow_mut(|r| r.clear());
-            *g = generation;
+    let b = match find(client, name)? {
+        Loaded::Bound(b) => b,
+        Loaded::Unbound => {
+            return Err(Error::NotFound {
+                entity: "source",
+                ids: vec![name.to_string()],
+            })
         }
-        m.get(name).cloned()
-    });
-    let b = match hit {
-        Some(b) => b,
-        None => {
-            let b = Rc::new(load(client, name)?);
-            CACHE.with_borrow_mut(|(_, m)| m.insert(name.to_string(), b.clone()));
-            b
+        Loaded::Gone => {
+            return Err(Error::SourceGone {
+                name: name.to_string(),
+            })
         }
     };
     if b.stock != stock {
@@ -330,25 +310,56 @@ pub fn get(client: &mut SpiClient<'_>, name: &str, stock: bool) -> Result<Rc<Bin
     Ok(b)
 }
 
-fn load(client: &mut SpiClient<'_>, name: &str) -> Result<Binding> {
+/// The binding named `name` if it is bound to a table that exists (None:
+/// unbound, or its table dropped); SourceChanged if the table changed.
+pub fn lookup(client: &mut SpiClient<'_>, name: &str) -> Result<Option<Rc<Binding>>> {
+    Ok(match find(client, name)? {
+        Loaded::Bound(b) => Some(b),
+        Loaded::Unbound | Loaded::Gone => None,
+    })
+}
+
+fn find(client: &mut SpiClient<'_>, name: &str) -> Result<Loaded> {
+    let generation = catalog::generation();
+    let hit = CACHE.with_borrow_mut(|(g, m)| {
+        if *g != generation {
+            m.clear();
+            catalog::unwatch_all();
+            *g = generation;
+        }
+        m.get(name).cloned()
+    });
+    if let Some(b) = hit {
+        return Ok(Loaded::Bound(b));
+    }
+    let loaded = load(client, name)?;
+    if let Loaded::Bound(b) = &loaded {
+        CACHE.with_borrow_mut(|(_, m)| m.insert(name.to_string(), b.clone()));
+    }
+    Ok(loaded)
+}
+
+fn load(client: &mut SpiClient<'_>, name: &str) -> Result<Loaded> {
     let t = run(client, &LOAD, &[name.to_string().into()])?;
     if t.is_empty() {
-        return Err(Error::NotFound {
-            entity: "source",
-            ids: vec![name.to_string()],
-        });
+        return Ok(Loaded::Unbound);
     }
     let row = t.first();
-    let s = |n: usize| -> Result<Option<String>> { Ok(row.get::<String>(n)?) };
-    let (Some(nsp), Some(rel)) = (s(2)?, s(3)?) else {
-        return Err(Error::invalid_input(
-            "p_source",
-            format!("{name} is bound to a table that no longer exists; unbind_source it"),
-        ));
+    let s = |col: &str| -> Result<Option<String>> { Ok(row.get_by_name::<String, _>(col)?) };
+    let oid = |col: &str| -> Result<Option<Oid>> { Ok(row.get_by_name::<Oid, _>(col)?) };
+    let int = |col: &str| -> Result<Option<i32>> { Ok(row.get_by_name::<i32, _>(col)?) };
+    let (Some(nsp), Some(rel)) = (s("nsp")?, s("rel")?) else {
+        return Ok(Loaded::Gone);
     };
-    BINDINGS_OID.set(row.get::<Oid>(17)?.map(|o| o.to_u32()).unwrap_or(0));
-    if let Some(rel) = row.get::<Oid>(22)? {
-        BOUND_RELS.with_borrow_mut(|r| r.insert(rel.to_u32()));
+    // A change to the bindings table (bind, unbind) or to a bound table
+    // (ALTER TABLE, say a quantity column given another type or scale) must
+    // reach what was read from them, not only the kept plans, which
+    // PostgreSQL replans by itself.
+    if let Some(bindings) = oid("bindings_oid")? {
+        catalog::watch(bindings);
+    }
+    if let Some(rel) = oid("relation")? {
+        catalog::watch(rel);
     }
     // What bind checked, checked again whenever the table changed (its
     // relcache invalidation reloads the binding): a column that left the
@@ -357,7 +368,7 @@ fn load(client: &mut SpiClient<'_>, name: &str) -> Result<Binding> {
     // under its binding, this keeps the owner's own types, and the casts
     // they can define for them, out of our statements (a tenant column of
     // the owner's type, cast to text; docs/security.md).
-    if let Some(problem) = s(26)? {
+    if let Some(problem) = s("problem")? {
         return Err(Error::SourceChanged {
             reason: format!(
                 "{name}: {}.{} {problem} since it was bound",
@@ -366,44 +377,45 @@ fn load(client: &mut SpiClient<'_>, name: &str) -> Result<Binding> {
             ),
         });
     }
-    let q = |n: usize| -> Result<Option<String>> { Ok(s(n)?.map(|c| quote(&c))) };
-    // column n: the type, n + 1: its typmod (-1: none)
-    let cap = |n: usize| -> Result<Option<Capacity>> {
-        let typmod = row.get::<i32>(n + 1)?.unwrap_or(-1);
-        Ok(row.get::<Oid>(n)?.map(|typ| Capacity::of(typ, typmod)))
+    let q = |col: &str| -> Result<Option<String>> { Ok(s(col)?.map(|c| quote(&c))) };
+    // a column's type and typmod (-1: none)
+    let cap = |typ: &str, typmod: &str| -> Result<Option<Capacity>> {
+        let typmod = int(typmod)?.unwrap_or(-1);
+        Ok(oid(typ)?.map(|t| Capacity::of(t, typmod)))
     };
     // A batch source has no quantity column: no limit.
-    let qty_cap = cap(18)?.unwrap_or(Capacity {
+    let qty_cap = cap("qty_typ", "qty_typmod")?.unwrap_or(Capacity {
         max: None,
         scale: None,
     });
-    let reserved_narrow = cap(20)?.is_some_and(|r| r.narrower_than(&qty_cap));
-    Ok(Binding {
+    let reserved_narrow =
+        cap("reserved_typ", "reserved_typmod")?.is_some_and(|r| r.narrower_than(&qty_cap));
+    Ok(Loaded::Bound(Rc::new(Binding {
         name: name.to_string(),
-        stock: s(1)?.as_deref() == Some("stock"),
+        stock: s("kind")?.as_deref() == Some("stock"),
         rel: format!("{}.{}", quote(&nsp), quote(&rel)),
-        id: q(4)?.unwrap_or_default(),
-        id_type: IdType::parse(&s(5)?.unwrap_or_default()),
-        qty: q(6)?.unwrap_or_default(),
+        id: q("id")?.unwrap_or_default(),
+        id_type: IdType::parse(&s("id_type")?.unwrap_or_default()),
+        qty: q("qty")?.unwrap_or_default(),
         qty_cap,
-        qty_numeric: row.get::<Oid>(18)? == Some(pg_sys::NUMERICOID),
-        reserved: q(8)?,
+        qty_numeric: oid("qty_typ")? == Some(pg_sys::NUMERICOID),
+        reserved: q("reserved")?,
         reserved_narrow,
-        track: q(9)?,
-        tenant: q(10)?,
-        status: q(11)?.unwrap_or_default(),
-        available: s(12)?.unwrap_or_default(),
-        claimed: s(13)?.unwrap_or_default(),
-        assignee: q(14)?.unwrap_or_default(),
-        status_type: s(15)?.unwrap_or_else(|| "text".into()),
-        assignee_type: s(16)?.unwrap_or_else(|| "text".into()),
-        assignee_max_chars: match (row.get::<Oid>(23)?, row.get::<i32>(24)?) {
+        track: q("track")?,
+        tenant: q("tenant")?,
+        status: q("status")?.unwrap_or_default(),
+        available: s("available_value")?.unwrap_or_default(),
+        claimed: s("claimed_value")?.unwrap_or_default(),
+        assignee: q("assignee")?.unwrap_or_default(),
+        status_type: s("status_type")?.unwrap_or_else(|| "text".into()),
+        assignee_type: s("assignee_type")?.unwrap_or_else(|| "text".into()),
+        assignee_max_chars: match (oid("assignee_typ")?, int("assignee_typmod")?) {
             (Some(typ), Some(typmod)) => max_chars(typ, typmod),
             _ => None,
         },
-        owner: row.get::<Oid>(25)?.unwrap_or(Oid::INVALID),
+        owner: oid("owner")?.unwrap_or(Oid::INVALID),
         plans: RefCell::new(HashMap::new()),
-    })
+    })))
 }
 
 impl Binding {
@@ -438,7 +450,7 @@ impl Binding {
         args: &[DatumWithOid<'_>],
     ) -> Result<SpiTupleTable<'conn>> {
         let plan = self.plan(client, kind, sql, oids)?;
-        let _owner = AsOwner::enter(self.owner);
+        let _owner = catalog::AsOwner::enter(self.owner);
         execute_kept(client, &plan, args)
     }
 
@@ -457,39 +469,5 @@ impl Binding {
         let p = Rc::new(client.prepare_mut(text.as_str(), &oids)?.keep());
         self.plans.borrow_mut().insert(kind, p.clone());
         Ok(p)
-    }
-}
-
-/// The current user switched to a bound table's owner until dropped (also
-/// when an error unwinds through it; an error that ends the (sub)transaction
-/// has PostgreSQL restore the user as well).
-struct AsOwner {
-    user: Oid,
-    context: i32,
-}
-
-impl AsOwner {
-    fn enter(owner: Oid) -> AsOwner {
-        let mut user = Oid::INVALID;
-        let mut context = 0;
-        // SAFETY: plain reads and writes of the backend's current user and
-        // security context; `owner` is the table's pg_class.relowner
-        unsafe {
-            pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
-            pg_sys::SetUserIdAndSecContext(
-                owner,
-                context
-                    | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
-                    | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
-            );
-        }
-        AsOwner { user, context }
-    }
-}
-
-impl Drop for AsOwner {
-    fn drop(&mut self) {
-        // SAFETY: restores what enter() read
-        unsafe { pg_sys::SetUserIdAndSecContext(self.user, self.context) }
     }
 }

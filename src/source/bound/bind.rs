@@ -1,15 +1,15 @@
-//! Binding and unbinding adopted tables (issue 8, docs/adopting.md):
+//! Binding and unbinding adopted tables (docs/adopting.md):
 //! `bind_stock_source`, `bind_batch_source` and `unbind_source` check the
 //! table and its columns, record the binding in `atomic_inventory.bindings`
-//! and tell every backend to drop its cached bindings (bindings.rs keeps
+//! and tell every backend to drop its cached bindings (binding.rs keeps
 //! them, with their prepared statements, for the bound_* operations).
 //!
 //! SQL here is catalog queries with SPI parameters; identifiers that end up
 //! in a bound operation's SQL are quoted by PostgreSQL (`quote_identifier`).
 
-use crate::bindings::{self, quote, Capacity, IdType};
+use super::binding::{self, quote, Capacity, IdType};
 use crate::error::{Error, Result};
-use crate::pg::fmgr::{entry_point, Args};
+use crate::pg::fmgr::Args;
 use crate::pg::spi::{run, with_spi, Stmt};
 use crate::settings::ledger_on;
 use pgrx::datum::DatumWithOid;
@@ -23,8 +23,7 @@ fn invalidate(client: &mut SpiClient<'_>) -> Result<()> {
         .first()
         .get::<Oid>(1)?
         .unwrap_or(pg_sys::InvalidOid);
-    // SAFETY: the relation exists (we just looked it up in this transaction).
-    unsafe { pg_sys::CacheInvalidateRelcacheByRelid(oid) };
+    crate::pg::catalog::invalidate(oid);
     Ok(())
 }
 
@@ -90,7 +89,7 @@ const HAS_CHECK: Stmt = Stmt {
                                k.q || '>=0::smallint', '0<=' || k.q, '0::numeric<=' || k.q, \
                                k.q || '>=0::numericAND' || k.q || '<''Infinity''::numeric')) \
                   /* stock_valid(quantity, reserved-or-0) implies quantity >= 0, and is the \
-                     cheaper CHECK on PostgreSQL 15 (see validate.rs) */ \
+                     cheaper CHECK on PostgreSQL 15 (see pg/check.rs) */ \
                   OR ($2 = ANY (c.conkey) \
                       AND (x.e LIKE 'atomic_inventory.stock_valid' || k.q || ',%' \
                            OR x.e LIKE 'stock_valid' || k.q || ',%'))))",
@@ -155,7 +154,7 @@ const DELETE: Stmt = Stmt {
     args: &[pg_sys::TEXTOID],
 };
 
-/// Active reservations holding units of a source (bound_reservations.rs).
+/// Active reservations holding units of a source (holds.rs).
 const ACTIVE_RESERVATIONS: Stmt = Stmt {
     name: "binding_active_reservations",
     sql: "SELECT pg_catalog.count(*) FROM atomic_inventory.reservations AS r \
@@ -226,8 +225,7 @@ fn check_name(name: Option<String>) -> Result<String> {
 /// superusers pass).
 fn check_table(c: &mut SpiClient<'_>, oid: Option<Oid>) -> Result<Table> {
     let oid = oid.ok_or_else(|| Error::invalid_input("p_relation", "is required (got NULL)"))?;
-    // SAFETY: reads the session's outer user, set by SET ROLE / login.
-    let outer = unsafe { pg_sys::GetOuterUserId() };
+    let outer = crate::pg::backend::outer_user();
     let t = run(c, &REL_INFO, &[oid.into(), outer.into()])?;
     if t.is_empty() {
         return Err(Error::invalid_input("p_relation", "does not exist"));
@@ -315,7 +313,7 @@ fn wrong_type(field: &str, col: &Column, want: &str) -> Error {
 
 /// The tenant column, of a built-in type: its values are cast to text by
 /// our statements, and a type of the owner's could come with a cast of the
-/// owner's (bindings.rs checks it again whenever the table changes).
+/// owner's (binding.rs checks it again whenever the table changes).
 fn tenant_column(c: &mut SpiClient<'_>, t: &Table, name: Option<String>) -> Result<Option<Column>> {
     let tenant = column(c, t, "p_tenant_column", name)?;
     if let Some(col) = &tenant {
@@ -570,7 +568,9 @@ fn initial_rows(
     Ok(n)
 }
 
-fn bind_stock(args: &Args) -> Result<String> {
+/// bind_stock_source(p_name, p_relation, p_id_column, p_quantity_column,
+/// p_reserved_column, p_track_column, p_tenant_column, p_add_check)
+pub fn bind_stock(args: &Args) -> Result<String> {
     let name = check_name(args.text(0, "p_name")?)?;
     let add_check = args.bool_or(7, true);
     let ledger = ledger_on();
@@ -696,7 +696,7 @@ fn status_value(
     if v.is_empty() || v.chars().count() > 255 {
         return Err(Error::invalid_input(field, "must be 1 to 255 characters"));
     }
-    if let Some(max) = bindings::max_chars(status.typ, status.typmod) {
+    if let Some(max) = binding::max_chars(status.typ, status.typmod) {
         // stored by the claim's UPDATE, which would fail with 22001
         if v.chars().count() > max {
             return Err(Error::invalid_input(
@@ -723,7 +723,9 @@ fn status_value(
     Ok(v)
 }
 
-fn bind_batch(args: &Args) -> Result<String> {
+/// bind_batch_source(p_name, p_relation, p_id_column, p_status_column,
+/// p_assignee_column, p_available_value, p_claimed_value, p_tenant_column)
+pub fn bind_batch(args: &Args) -> Result<String> {
     let name = check_name(args.text(0, "p_name")?)?;
     with_spi(None, |c| {
         let t = check_table(c, args.oid(1))?;
@@ -800,7 +802,8 @@ fn bind_batch(args: &Args) -> Result<String> {
     })
 }
 
-fn unbind(args: &Args) -> Result<String> {
+/// unbind_source(p_name)
+pub fn unbind(args: &Args) -> Result<String> {
     let name = args
         .text(0, "p_name")?
         .ok_or_else(|| Error::invalid_input("p_name", "is required (got NULL)"))?;
@@ -866,15 +869,3 @@ fn unbind(args: &Args) -> Result<String> {
         Ok(json!({"success": true, "name": name, "kind": kind, "relation": relation}).to_string())
     })
 }
-
-entry_point!(
-    ai_bind_stock_source,
-    pg_finfo_ai_bind_stock_source,
-    bind_stock
-);
-entry_point!(
-    ai_bind_batch_source,
-    pg_finfo_ai_bind_batch_source,
-    bind_batch
-);
-entry_point!(ai_unbind_source, pg_finfo_ai_unbind_source, unbind);

@@ -1,5 +1,6 @@
-//! Delivery batches (the delivery-batch claim route of docs/background.md): claim exactly once, hand out the next free
-//! batch without drivers waiting on each other, unclaim, start, complete.
+//! The extension's own delivery batches (`atomic_inventory.batches`) as a
+//! batch source: claim exactly once, hand out the next free batch without
+//! drivers waiting on each other, unclaim, start, complete.
 //!
 //! Concurrency:
 //! - A claim is one `UPDATE … WHERE status is claimable`: of N concurrent
@@ -20,10 +21,11 @@
 //!   claim held and start it, while calls in newer transactions, seeing it
 //!   lapsed, let the same driver claim another batch past `p_max_active`.
 
+use super::Own;
 use crate::core::caller::Caller;
 use crate::error::{Error, Result};
-use crate::pg::fmgr::{entry_point, Args};
-use crate::pg::spi::{self, run, with_spi, Stmt};
+use crate::pg::spi::{self, run, Stmt};
+use crate::source::{BatchSource, BatchState, ClaimTerms, Transition};
 use pgrx::pg_sys::{self, Oid};
 use pgrx::spi::SpiClient;
 use pgrx::{IntoDatum, Uuid};
@@ -188,73 +190,69 @@ const TRANSITION: Stmt = Stmt {
     args: &[UUID, TEXT, BOOL, TEXT, BOOL, pg_sys::TEXTARRAYOID, TEXT],
 };
 
-/// The driver: `p_driver_id`, or the JWT `sub` when PostgREST set claims. A
-/// non-admin caller with a JWT can only act as themselves; one whose JWT
-/// has no `sub` (an anon key's token) as no driver at all: without the
-/// claims it could name any driver, since only trusted backends call
-/// without claims.
-pub(crate) fn driver_id(args: &Args, n: usize, caller: &Caller) -> Result<String> {
-    let given = args.text(n, "p_driver_id")?;
-    match (given, &caller.subject) {
-        (Some(d), Some(sub)) if !caller.admin && d != *sub => Err(Error::invalid_input(
-            "p_driver_id",
-            "must be your own id (the JWT sub) unless you are an admin",
-        )),
-        (_, None) if caller.jwt && !caller.admin => Err(Error::invalid_input(
-            "p_driver_id",
-            "can't be named with a JWT that has no sub (only an admin or a caller without a JWT names drivers)",
-        )),
-        (Some(d), _) if d.is_empty() || d.chars().count() > 255 => Err(Error::invalid_input(
-            "p_driver_id",
-            "must be 1 to 255 characters",
-        )),
-        (Some(d), _) => Ok(d),
-        (None, Some(sub)) => Ok(sub.clone()),
-        (None, None) => Err(Error::invalid_input(
-            "p_driver_id",
-            "is required (or call with a JWT whose sub is the driver)",
-        )),
+/// The statuses a transition starts from and the one it ends in.
+fn statuses(t: Transition) -> (&'static [&'static str], &'static str) {
+    match t {
+        Transition::Unclaim => (&["claimed", "in_progress"], "available"),
+        Transition::Start => (&["claimed"], "in_progress"),
+        Transition::Complete => (&["claimed", "in_progress"], "completed"),
     }
 }
 
-/// Lease in seconds: NULL = no lease (the claim never lapses), else 1..=7 days.
-fn lease_seconds(args: &Args, n: usize) -> Result<Option<i32>> {
-    match args.int(n) {
-        Some(s) if !(1..=604_800).contains(&s) => Err(Error::invalid_input(
-            "p_lease_seconds",
-            format!("must be between 1 and 604800 (got {s})"),
-        )),
-        other => Ok(other),
+/// The status that makes a retry of `t` a success.
+pub fn done_status(t: Transition) -> Option<&'static str> {
+    match t {
+        Transition::Unclaim => None,
+        Transition::Start => Some("in_progress"),
+        Transition::Complete => Some("completed"),
     }
 }
 
-fn max_active(args: &Args, n: usize) -> Result<Option<i32>> {
-    match args.int(n) {
-        Some(m) if !(1..=10_000).contains(&m) => Err(Error::invalid_input(
-            "p_max_active",
-            format!("must be between 1 and 10000 (got {m})"),
-        )),
-        other => Ok(other),
+/// The single row of a statement answering a batch's JSON, if any.
+fn answer(t: pgrx::spi::SpiTupleTable<'_>) -> Result<Option<String>> {
+    if t.is_empty() {
+        return Ok(None);
     }
+    Ok(t.first().get::<String>(1)?)
 }
 
-fn check_limit(
-    client: &mut SpiClient<'_>,
-    caller: &Caller,
-    driver: &str,
-    except: Option<Uuid>,
-    limit: Option<i32>,
-) -> Result<()> {
-    run(client, &DRIVER_LOCK, &[driver.to_string().into()])?;
-    if let Some(limit) = limit {
+impl BatchSource for Own {
+    type Key = Uuid;
+
+    fn key_text(&self, key: &Uuid) -> String {
+        key.to_string()
+    }
+
+    fn skipped(&self, key: &Uuid) -> Error {
+        Error::invalid_input(
+            "p_batch_id",
+            format!(
+                "a trigger or rule on atomic_inventory.batches skipped the write of batch {key}; nothing changed"
+            ),
+        )
+    }
+
+    fn check_limit(
+        &self,
+        c: &mut SpiClient<'_>,
+        who: &Caller,
+        driver: &str,
+        except: Option<&Uuid>,
+        terms: &ClaimTerms,
+    ) -> Result<()> {
+        run(c, &DRIVER_LOCK, &[driver.to_string().into()])?;
+        let Some(limit) = terms.max_active else {
+            return Ok(());
+        };
+        let except = except.copied();
         let active = run(
-            client,
+            c,
             &ACTIVE_COUNT,
             &[
                 driver.to_string().into(),
                 except.into(),
-                caller.admin.into(),
-                caller.tenant.clone().into(),
+                who.admin.into(),
+                who.tenant.clone().into(),
             ],
         )?
         .first()
@@ -278,8 +276,8 @@ fn check_limit(
             let args = [
                 driver.to_string().into_datum(),
                 except.into_datum(),
-                caller.admin.into_datum(),
-                caller.tenant.clone().into_datum(),
+                who.admin.into_datum(),
+                who.tenant.clone().into_datum(),
             ];
             if spi::count_at_latest_snapshot(&ACTIVE_COUNT, &args)? >= i64::from(limit) {
                 spi::stale_snapshot(format!(
@@ -287,190 +285,111 @@ fn check_limit(
                 ));
             }
         }
+        Ok(())
     }
-    Ok(())
-}
 
-fn not_found(id: Uuid) -> Error {
-    Error::NotFound {
-        entity: "batch",
-        ids: vec![id.to_string()],
+    fn claim(
+        &self,
+        c: &mut SpiClient<'_>,
+        who: &Caller,
+        key: &Uuid,
+        driver: &str,
+        terms: &ClaimTerms,
+    ) -> Result<Option<String>> {
+        answer(run(
+            c,
+            &CLAIM,
+            &[
+                (*key).into(),
+                driver.to_string().into(),
+                terms.lease_seconds.into(),
+                who.admin.into(),
+                who.tenant.clone().into(),
+            ],
+        )?)
     }
-}
 
-/// A batch row locked by `lock_batch`: why a fast-path UPDATE matched nothing.
-struct LockedBatch {
-    status: String,
-    holder: Option<String>,
-    /// available, or claimed with a lapsed lease
-    claimable: bool,
-    /// claimed with a lapsed lease: when it lapsed
-    lapsed_at: Option<String>,
-    /// the batch as returned to callers
-    json: String,
-}
-
-/// Lock the batch (as the caller may see it) to learn why an UPDATE refused,
-/// with a stable answer; NOT_FOUND for a missing or other tenant's batch.
-fn lock_batch(c: &mut SpiClient<'_>, id: Uuid, caller: &Caller) -> Result<LockedBatch> {
-    let state = run(
-        c,
-        &LOCK_BATCH,
-        &[id.into(), caller.admin.into(), caller.tenant.clone().into()],
-    )?;
-    if state.is_empty() {
-        return Err(not_found(id));
-    }
-    let row = state.first();
-    Ok(LockedBatch {
-        status: row.get::<String>(1)?.unwrap_or_default(),
-        holder: row.get::<String>(2)?,
-        claimable: row.get::<bool>(3)?.unwrap_or(false),
-        lapsed_at: row.get::<String>(4)?,
-        json: row.get::<String>(5)?.unwrap_or_default(),
-    })
-}
-
-fn claim_batch(args: &Args) -> Result<String> {
-    let id = args.uuid(0, "p_batch_id")?;
-    let caller = Caller::current()?;
-    let driver = driver_id(args, 1, &caller)?;
-    let lease = lease_seconds(args, 2)?;
-    let limit = max_active(args, 3)?;
-    let lock_ms = args.lock_timeout_ms(4)?;
-    with_spi(lock_ms, |c| {
-        let claim_args = || {
-            [
-                id.into(),
-                driver.clone().into(),
-                lease.into(),
-                caller.admin.into(),
-                caller.tenant.clone().into(),
-            ]
-        };
-        // Re-claiming a batch you hold is a success, so the limit ignores it.
-        check_limit(c, &caller, &driver, Some(id), limit)?;
-        let done = run(c, &CLAIM, &claim_args())?;
-        if !done.is_empty() {
-            return Ok(done.first().get::<String>(1)?.unwrap_or_default());
-        }
-        let b = lock_batch(c, id, &caller)?;
-        if b.holder.as_deref() == Some(driver.as_str())
-            && (b.status == "claimed" || b.status == "in_progress")
-        {
-            // Idempotent: the driver already holds it (a retried request).
-            return Ok(b.json);
-        }
-        if b.claimable {
-            // Freed between our UPDATE and the lock: we hold the row now.
-            let done = run(c, &CLAIM, &claim_args())?;
-            if !done.is_empty() {
-                return Ok(done.first().get::<String>(1)?.unwrap_or_default());
-            }
-        }
-        Err(Error::BatchUnavailable {
-            batch_id: id.to_string(),
-            status: b.status,
-        })
-    })
-}
-
-fn claim_next_batch(args: &Args) -> Result<Option<String>> {
-    let caller = Caller::current()?;
-    let driver = driver_id(args, 0, &caller)?;
-    let zone = args.text(1, "p_zone")?;
-    let lease = lease_seconds(args, 2)?;
-    let limit = max_active(args, 3)?;
-    let lock_ms = args.lock_timeout_ms(4)?;
-    with_spi(lock_ms, |c| {
-        check_limit(c, &caller, &driver, None, limit)?;
-        let done = run(
+    fn claim_next(
+        &self,
+        c: &mut SpiClient<'_>,
+        who: &Caller,
+        driver: &str,
+        zone: Option<&str>,
+        terms: &ClaimTerms,
+    ) -> Result<Option<String>> {
+        answer(run(
             c,
             &CLAIM_NEXT,
             &[
-                driver.clone().into(),
-                lease.into(),
-                caller.admin.into(),
-                caller.tenant.clone().into(),
-                zone.clone().into(),
+                driver.to_string().into(),
+                terms.lease_seconds.into(),
+                who.admin.into(),
+                who.tenant.clone().into(),
+                zone.map(str::to_string).into(),
             ],
-        )?;
-        if done.is_empty() {
-            return Ok(None); // none left: SQL NULL, not an error
-        }
-        Ok(done.first().get::<String>(1)?)
-    })
-}
+        )?)
+    }
 
-/// unclaim/start/complete: only from `from` statuses, only by the holder (or
-/// an admin). `done_already` is the status that makes a retry a no-op success.
-fn transition(args: &Args, from: &[&str], to: &str, done_already: Option<&str>) -> Result<String> {
-    let id = args.uuid(0, "p_batch_id")?;
-    let caller = Caller::current()?;
-    let driver = driver_id(args, 1, &caller)?;
-    let lock_ms = args.lock_timeout_ms(2)?;
-    let from: Vec<String> = from.iter().map(|s| s.to_string()).collect();
-    with_spi(lock_ms, |c| {
-        let done = run(
+    fn transition(
+        &self,
+        c: &mut SpiClient<'_>,
+        who: &Caller,
+        key: &Uuid,
+        driver: &str,
+        t: Transition,
+    ) -> Result<Option<String>> {
+        let (from, to) = statuses(t);
+        let from: Vec<String> = from.iter().map(|s| s.to_string()).collect();
+        answer(run(
             c,
             &TRANSITION,
             &[
-                id.into(),
-                driver.clone().into(),
-                caller.admin.into(),
-                caller.tenant.clone().into(),
-                caller.admin.into(),
-                from.clone().into(),
+                (*key).into(),
+                driver.to_string().into(),
+                who.admin.into(),
+                who.tenant.clone().into(),
+                who.admin.into(),
+                from.into(),
                 to.to_string().into(),
             ],
+        )?)
+    }
+
+    fn lock(&self, c: &mut SpiClient<'_>, who: &Caller, key: &Uuid) -> Result<Option<BatchState>> {
+        let state = run(
+            c,
+            &LOCK_BATCH,
+            &[(*key).into(), who.admin.into(), who.tenant.clone().into()],
         )?;
-        if !done.is_empty() {
-            return Ok(done.first().get::<String>(1)?.unwrap_or_default());
+        if state.is_empty() {
+            return Ok(None);
         }
-        let b = lock_batch(c, id, &caller)?;
-        // A retry is a success for whoever could make the change: the holder,
-        // or an admin (as TRANSITION's `OR $5`), who is not the holder.
-        if done_already == Some(b.status.as_str())
-            && (caller.admin || b.holder.as_deref() == Some(driver.as_str()))
-        {
-            return Ok(b.json);
-        }
-        Err(Error::BatchNotHeld {
-            batch_id: id.to_string(),
-            driver_id: driver.clone(),
-            status: b.status,
-            lease_lapsed_at: b.lapsed_at,
-        })
-    })
-}
+        let row = state.first();
+        Ok(Some(BatchState {
+            status: row.get::<String>(1)?.unwrap_or_default(),
+            holder: row.get::<String>(2)?,
+            claimable: row.get::<bool>(3)?.unwrap_or(false),
+            lapsed_at: row.get::<String>(4)?,
+            reply: row.get::<String>(5)?.unwrap_or_default(),
+        }))
+    }
 
-fn unclaim_batch(args: &Args) -> Result<String> {
-    transition(args, &["claimed", "in_progress"], "available", None)
-}
+    fn supports(&self, _t: Transition) -> bool {
+        true
+    }
 
-fn start_batch(args: &Args) -> Result<String> {
-    transition(args, &["claimed"], "in_progress", Some("in_progress"))
-}
+    fn holds(&self, b: &BatchState, driver: &str) -> bool {
+        b.holder.as_deref() == Some(driver) && (b.status == "claimed" || b.status == "in_progress")
+    }
 
-fn complete_batch(args: &Args) -> Result<String> {
-    transition(
-        args,
-        &["claimed", "in_progress"],
-        "completed",
-        Some("completed"),
-    )
-}
+    fn done_already(&self, b: &BatchState, t: Transition) -> bool {
+        done_status(t) == Some(b.status.as_str())
+    }
 
-entry_point!(ai_claim_batch, pg_finfo_ai_claim_batch, claim_batch);
-entry_point!(
-    ai_claim_next_batch,
-    pg_finfo_ai_claim_next_batch,
-    claim_next_batch
-);
-entry_point!(ai_unclaim_batch, pg_finfo_ai_unclaim_batch, unclaim_batch);
-entry_point!(ai_start_batch, pg_finfo_ai_start_batch, start_batch);
-entry_point!(
-    ai_complete_batch,
-    pg_finfo_ai_complete_batch,
-    complete_batch
-);
+    fn allows(&self, b: &BatchState, who: &Caller, driver: &str, t: Transition) -> bool {
+        let (from, to) = statuses(t);
+        (who.admin || b.holder.as_deref() == Some(driver))
+            && from.contains(&b.status.as_str())
+            && (to == "available" || b.status != "claimed" || b.lapsed_at.is_none())
+    }
+}

@@ -1,7 +1,7 @@
-//! `decrement_inventory_many`: a sale of many lines in one call, all or
-//! nothing (checkout, POS basket). Lines are merged per item and sorted by
-//! id (validate::merged_lines) before anything is locked, so two orders
-//! naming the same items in opposite order queue up instead of deadlocking.
+//! The own items' sale of many lines (`decrement_inventory_many`), all or
+//! nothing (checkout, POS basket). Lines arrive merged per item and sorted
+//! by id, so two orders naming the same items in opposite order queue up
+//! instead of deadlocking.
 //!
 //! One UPDATE (SELL_LINES) takes every line it can, locking its rows in id
 //! order, and locks striped items' rows on the way. What it leaves is
@@ -14,19 +14,18 @@
 //! its commit wakes every waiter on our rows, which then queue again on the
 //! top-level transaction.
 
+use super::{stripes, Own};
 use crate::core::caller::Caller;
-use crate::core::idempotency;
+use crate::core::movement::{Movement, Sold};
 use crate::core::validate;
 use crate::error::{Error, Result, Shortfall};
-use crate::pg::fmgr::{entry_point, Args};
-use crate::pg::spi::{self, run, with_spi, Stmt};
-use crate::stock::{refuse, Movement};
-use crate::stripes;
+use crate::ops::stock::require_found;
+use crate::pg::spi::{self, run, Stmt};
+use crate::source::Lines;
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys::{self, Oid};
 use pgrx::spi::SpiClient;
 use pgrx::{AnyNumeric, Uuid};
-use serde_json::json;
 
 const TEXT: Oid = pg_sys::TEXTOID;
 const BOOL: Oid = pg_sys::BOOLOID;
@@ -200,42 +199,30 @@ const APPLY_LINES_BARE: Stmt = Stmt {
     args: &[TIDARRAY, pg_sys::NUMERICARRAYOID],
 };
 
-/// One line of the answer: the item, its old and new quantity (as
-/// numeric_out writes them) and the units deducted.
-struct Sold {
-    id: Uuid,
-    old: String,
-    new: String,
-    deducted: String,
+/// NOT_FOUND for the ids not among `found` (every missing one, sorted),
+/// else INSUFFICIENT_INVENTORY for the `short` lines; Ok when neither.
+fn refuse(ids: &[Uuid], found: &[Uuid], short: Vec<Shortfall>) -> Result<()> {
+    require_found(&Own, ids, |k| found.contains(k))?;
+    if !short.is_empty() {
+        return Err(Error::Insufficient { lines: short });
+    }
+    Ok(())
 }
 
-fn decrement_many(args: &Args) -> Result<String> {
-    let lines = validate::lines(args.jsonb_container(0), "p_lines")?;
-    let mv = Movement::read(args, 1)?;
-    let caller = Caller::current()?;
-    let request = || {
-        json!({"lines": validate::canonical_lines(&lines), "reason": mv.reason,
-               "reference": mv.reference})
-        .to_string()
-    };
-    let (ids, qtys) = validate::merged_lines(&lines);
-    with_spi(mv.lock_timeout_ms, |client| {
-        idempotency::once(
-            client,
-            &caller,
-            mv.key.as_deref(),
-            "decrement_inventory_many",
-            request,
-            |c| {
-                let (mut sold, striped) = sell(c, &caller, &ids, &qtys, &mv)?;
-                if sold.len() < ids.len() {
-                    // Some line missing, short, untracked or striped.
-                    finish(c, &caller, &ids, &qtys, &mv, &mut sold, striped)?;
-                }
-                Ok(answer(sold))
-            },
-        )
-    })
+/// Sell every line or none: SELL_LINES, then what it left (`finish`).
+pub fn sell(
+    c: &mut SpiClient<'_>,
+    who: &Caller,
+    lines: &Lines<Uuid>,
+    mv: &Movement,
+) -> Result<Vec<Sold<Uuid>>> {
+    let (ids, qtys) = (&lines.keys, &lines.qtys);
+    let (mut sold, striped) = sell_once(c, who, ids, qtys, mv)?;
+    if sold.len() < ids.len() {
+        // Some line missing, short, untracked or striped.
+        finish(c, who, ids, qtys, mv, &mut sold, striped)?;
+    }
+    Ok(sold)
 }
 
 /// The quantity of the line for `id` among merged, sorted lines.
@@ -256,13 +243,13 @@ fn shortfall(ids: &[Uuid], qtys: &[AnyNumeric], id: &Uuid, available: String) ->
 
 /// SELL_LINES(_BARE) for merged, sorted lines: the lines it took, and the
 /// striped items whose rows it locked without taking their lines.
-fn sell(
+fn sell_once(
     c: &mut SpiClient<'_>,
     caller: &Caller,
     ids: &[Uuid],
     qtys: &[AnyNumeric],
     mv: &Movement,
-) -> Result<(Vec<Sold>, Vec<Uuid>)> {
+) -> Result<(Vec<Sold<Uuid>>, Vec<Uuid>)> {
     let mut params: Vec<DatumWithOid<'static>> = vec![
         ids.to_vec().into(),
         qtys.to_vec().into(),
@@ -295,10 +282,11 @@ fn sell(
         last = Some(id);
         if row.get::<bool>(2)?.unwrap_or(false) {
             sold.push(Sold {
-                id,
+                key: id,
                 old: row.get::<String>(3)?.unwrap_or_default(),
                 new: row.get::<String>(4)?.unwrap_or_default(),
                 deducted: qty_of(ids, qtys, &id)?.to_string(),
+                tracked: true,
             });
         } else {
             striped.push(id);
@@ -321,12 +309,12 @@ fn finish(
     ids: &[Uuid],
     qtys: &[AnyNumeric],
     mv: &Movement,
-    sold: &mut Vec<Sold>,
+    sold: &mut Vec<Sold<Uuid>>,
     mut striped: Vec<Uuid>,
 ) -> Result<()> {
     let mut found: Vec<Uuid> = sold
         .iter()
-        .map(|s| s.id)
+        .map(|s| s.key)
         .chain(striped.iter().copied())
         .collect();
     let (left_ids, left_qtys): (Vec<Uuid>, Vec<AnyNumeric>) = ids
@@ -361,10 +349,11 @@ fn finish(
                 // Untracked items (services, made-to-order) sell without
                 // stock checks and their quantity is left alone.
                 sold.push(Sold {
-                    id,
+                    key: id,
                     old: quantity.clone(),
                     new: quantity,
                     deducted: "0".into(),
+                    tracked: false,
                 });
             } else if covered || is_striped {
                 changed.push(id);
@@ -401,13 +390,13 @@ fn finish(
                 .iter()
                 .map(|id| qty_of(ids, qtys, id).cloned())
                 .collect::<Result<Vec<_>>>()?;
-            let (more, more_striped) = sell(c, caller, &free, &fqtys, mv)?;
+            let (more, more_striped) = sell_once(c, caller, &free, &fqtys, mv)?;
             sold.extend(more);
             striped.extend(more_striped);
         }
         let busy: Vec<String> = changed
             .iter()
-            .filter(|id| !sold.iter().any(|s| s.id == **id) && !striped.contains(id))
+            .filter(|id| !sold.iter().any(|s| s.key == **id) && !striped.contains(id))
             .map(|id| id.to_string())
             .collect();
         if !busy.is_empty() {
@@ -462,8 +451,8 @@ fn finish(
 
 /// `{success, lines: [{inventory_id, old_quantity, new_quantity, deducted}]}`
 /// in id order, as json_build_object writes it.
-fn answer(mut sold: Vec<Sold>) -> String {
-    sold.sort_by(|a, b| a.id.as_bytes().cmp(b.id.as_bytes()));
+pub fn answer(mut sold: Vec<Sold<Uuid>>) -> String {
+    sold.sort_by(|a, b| a.key.as_bytes().cmp(b.key.as_bytes()));
     let mut out = String::with_capacity(32 + sold.len() * 140);
     out.push_str("{\"success\" : true, \"lines\" : [");
     for (i, s) in sold.iter().enumerate() {
@@ -471,7 +460,7 @@ fn answer(mut sold: Vec<Sold>) -> String {
             out.push_str(", ");
         }
         out.push_str("{\"inventory_id\" : \"");
-        out.push_str(&validate::uuid_text(&s.id));
+        out.push_str(&validate::uuid_text(&s.key));
         out.push_str("\", \"old_quantity\" : ");
         out.push_str(&s.old);
         out.push_str(", \"new_quantity\" : ");
@@ -501,7 +490,7 @@ fn apply_lines(
     rows: &[Locked],
     qtys: &[AnyNumeric],
     mv: &Movement,
-) -> Result<Vec<Sold>> {
+) -> Result<Vec<Sold<Uuid>>> {
     if rows.len() != qtys.len() {
         return Err(Error::Internal(format!(
             "{} locked rows for {} lines",
@@ -545,10 +534,11 @@ fn apply_lines(
         .map(|(r, qty)| {
             if !r.tracked {
                 return Ok(Sold {
-                    id: r.id,
+                    key: r.id,
                     old: r.quantity.clone(),
                     new: r.quantity.clone(),
                     deducted: "0".into(),
+                    tracked: false,
                 });
             }
             let new = after
@@ -557,17 +547,12 @@ fn apply_lines(
                 .map(|a| a.1.clone())
                 .ok_or_else(|| Error::Internal("a locked, covered line was not updated".into()))?;
             Ok(Sold {
-                id: r.id,
+                key: r.id,
                 old: r.quantity.clone(),
                 new,
                 deducted: qty.to_string(),
+                tracked: true,
             })
         })
         .collect()
 }
-
-entry_point!(
-    ai_decrement_inventory_many,
-    pg_finfo_ai_decrement_inventory_many,
-    decrement_many
-);

@@ -1,12 +1,12 @@
-//! Reservations on bound stock tables (issue 8): `bound_reserve` holds units
+//! Reservations on bound stock tables: `bound_reserve` holds units
 //! in the binding's reserved column, so the app's own reads (available =
 //! quantity - reserved) and every bound_* sale see the hold at once.
 //!
 //! A bound reservation is a row of `reservations` with `source` set; its
 //! lines live in `bound_reservation_lines`, keyed by item key (the id's text).
 //! commit_reservation, release_reservation, extend_reservation,
-//! get_reservation and the expiry sweep take both kinds (reservations.rs
-//! dispatches on `source`); bound_commit_reservation and
+//! get_reservation and the expiry sweep take both kinds (ops/reservations.rs
+//! picks the source by the reservation's `source`); bound_commit_reservation and
 //! bound_release_reservation name lines by item key instead of uuid.
 //!
 //! Lock order, as for managed reservations: the reservation row first, then
@@ -25,24 +25,22 @@
 //! (INSUFFICIENT_INVENTORY) when the row's quantity no longer covers the line,
 //! and NOT_FOUND when the row is gone; the reservation then stays active.
 
-use crate::bindings::{self, Binding};
-use crate::bound::{self, tenant_val, LedgerNote, LedgerRow};
-use crate::core::caller::Caller;
-use crate::core::idempotency;
+use super::binding::Binding;
+use super::stock::{item_key, skipped_write, tenant_val, write_ledger};
+use crate::core::movement::{LedgerNote, LedgerRow};
 use crate::error::{Error, Result, Shortfall};
-use crate::pg::fmgr::{entry_point, Args};
-use crate::pg::spi::{run, with_spi, Stmt};
-use crate::reservations::{only_active_lines, ttl_seconds};
+use crate::pg::spi::{run, Stmt};
 use crate::settings::ledger_on;
+use crate::source::{Finish, HeldLine, HoldSource, Lines, LockedLines, NewHold};
 use pgrx::pg_sys::{self, Oid};
 use pgrx::spi::SpiClient;
 use pgrx::{AnyNumeric, Uuid};
-use serde_json::json;
 use std::collections::BTreeMap;
 
 const TEXT: Oid = pg_sys::TEXTOID;
 const TEXTS: Oid = pg_sys::TEXTARRAYOID;
 const NUMS: Oid = pg_sys::NUMERICARRAYOID;
+const UUID: Oid = pg_sys::UUIDOID;
 const UUIDS: Oid = pg_sys::UUIDARRAYOID;
 const BOOL: Oid = pg_sys::BOOLOID;
 
@@ -121,37 +119,13 @@ const FINISH: Stmt = Stmt {
     args: &[UUIDS, TEXTS, TEXT, TEXT],
 };
 
-/// A bound table's reserved column, if new holds may go into it: refused
-/// when it is narrower than the quantity column (bindings::narrower), which
-/// bindings made before 0.3.0 may have.
-fn holds_fit(b: &Binding) -> Result<()> {
-    reserved_col(b)?;
-    if b.reserved_narrow {
-        return Err(Error::invalid_input(
-            "p_source",
-            format!(
-                "{}'s reserved column is narrower than its quantity column, so it cannot hold \
-                 every reservation; unbind_source and bind the table again with a reserved \
-                 column as wide as the quantity column",
-                b.name
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// A bound table's reserved column (bind_stock_source's p_reserved_column).
-fn reserved_col(b: &Binding) -> Result<&str> {
-    b.reserved.as_deref().ok_or_else(|| {
-        Error::invalid_input(
-            "p_source",
-            format!(
-                "{} has no reserved column; bind the table with p_reserved_column to reserve on it",
-                b.name
-            ),
-        )
-    })
-}
+const FINISHED_BOUND_LINES: Stmt = Stmt {
+    name: "finished_bound_lines",
+    sql: "SELECT DISTINCT l.item_key, l.status \
+            FROM atomic_inventory.bound_reservation_lines AS l \
+           WHERE l.reservation_id = $1 AND l.item_key = ANY ($2) AND l.status <> 'active'",
+    args: &[UUID, pg_sys::TEXTARRAYOID],
+};
 
 /// Hold the tracked lines' units: reserved += qty (rows locked by lock_lines).
 fn hold_sql(b: &Binding) -> String {
@@ -204,116 +178,52 @@ fn settle_sql(b: &Binding) -> String {
     )
 }
 
-fn reserve(args: &Args) -> Result<String> {
-    let src = bound::source(args)?;
-    let raw = args.jsonb_container(1);
-    let ttl = ttl_seconds(args, 2)?;
-    let reference = args.text(3, "p_reference")?;
-    let key = args.idempotency_key(4)?;
-    let lock_ms = args.lock_timeout_ms(5)?;
-    let caller = Caller::current()?;
-    with_spi(lock_ms, |c| {
-        let b = bindings::get(c, &src, true)?;
-        holds_fit(&b)?;
-        let merged = bound::lines(&b, raw)?;
-        let request = || {
-            let canon: Vec<(String, String)> = merged
-                .iter()
-                .map(|(k, q)| (k.clone(), q.normalize().to_string()))
-                .collect();
-            json!({"source": src, "lines": canon, "ttl_seconds": ttl, "reference": reference})
-                .to_string()
-        };
-        idempotency::once(c, &caller, key.as_deref(), "bound_reserve", request, |c| {
-            // Lock every row in id order and refuse if any is missing or short
-            // (available = quantity - reserved, as for a sale).
-            let found = bound::lock_lines(c, &b, &caller, &merged)?;
-            let (tk, tq): (Vec<String>, Vec<AnyNumeric>) = merged
-                .iter()
-                .filter(|(k, _)| found.get(*k).is_some_and(|f| f.tracked))
-                .map(|(k, q)| (k.clone(), q.clone()))
-                .unzip();
-            if !tk.is_empty() {
-                let held = b.run_as_owner(
-                    c,
-                    "reserve_hold",
-                    hold_sql,
-                    &[TEXTS, NUMS],
-                    &[tk.clone().into(), tq.into()],
-                )?;
-                // rows locked and covered by lock_lines: each must take its
-                // hold, or the reservation would hold units the column lacks
-                let mut done = std::collections::BTreeSet::new();
-                for row in held {
-                    done.extend(row.get::<String>(1)?);
-                }
-                let skipped: Vec<&str> = tk
-                    .iter()
-                    .filter(|k| !done.contains(*k))
-                    .map(|k| k.as_str())
-                    .collect();
-                if !skipped.is_empty() {
-                    return Err(bound::skipped_write(&b, &skipped));
-                }
-            }
-            let keys: Vec<String> = merged.keys().cloned().collect();
-            let qtys: Vec<AnyNumeric> = merged.values().cloned().collect();
-            let tracked: Vec<bool> = keys
-                .iter()
-                .map(|k| found.get(k).is_none_or(|f| f.tracked))
-                .collect();
-            // whose reservation it is (an admin's: the rows' tenant's)
-            let mut tenants: Vec<String> =
-                found.values().filter_map(|f| f.tenant.clone()).collect();
-            tenants.sort();
-            tenants.dedup();
-            let tenant = caller.record_tenant(&tenants, "p_lines")?;
-            let t = run(
-                c,
-                &RECORD,
-                &[
-                    keys.into(),
-                    qtys.into(),
-                    ttl.into(),
-                    reference.clone().into(),
-                    tenant.into(),
-                    b.name.clone().into(),
-                    tracked.into(),
-                ],
-            )?;
-            if t.is_empty() {
-                // unbound between our lookup and the KEY SHARE lock: the
-                // error rolls the hold back
-                return Err(Error::NotFound {
-                    entity: "source",
-                    ids: vec![src.clone()],
-                });
-            }
-            Ok(t.first().get::<String>(1)?.unwrap_or_default())
-        })
+/// A bound table's reserved column, if new holds may go into it: refused
+/// when it is narrower than the quantity column (binding::Capacity), which
+/// bindings made before 0.3.0 may have.
+fn holds_fit(b: &Binding) -> Result<()> {
+    reserved_col(b)?;
+    if b.reserved_narrow {
+        return Err(Error::invalid_input(
+            "p_source",
+            format!(
+                "{}'s reserved column is narrower than its quantity column, so it cannot hold \
+                 every reservation; unbind_source and bind the table again with a reserved \
+                 column as wide as the quantity column",
+                b.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A bound table's reserved column (bind_stock_source's p_reserved_column).
+fn reserved_col(b: &Binding) -> Result<&str> {
+    b.reserved.as_deref().ok_or_else(|| {
+        Error::invalid_input(
+            "p_source",
+            format!(
+                "{} has no reserved column; bind the table with p_reserved_column to reserve on it",
+                b.name
+            ),
+        )
     })
 }
 
-/// An active line: key, units held, tracked.
-struct Line {
-    key: String,
-    qty: AnyNumeric,
-    tracked: bool,
-}
-
+/// Active lines of reservations `ids` (those keyed in `only`, if given).
 fn active_lines(
     c: &mut SpiClient<'_>,
     ids: &[Uuid],
-    only: Option<&Vec<String>>,
-) -> Result<Vec<Line>> {
+    only: Option<&[String]>,
+) -> Result<Vec<HeldLine>> {
     let t = run(
         c,
         &ACTIVE_LINES,
-        &[ids.to_vec().into(), only.cloned().into()],
+        &[ids.to_vec().into(), only.map(|o| o.to_vec()).into()],
     )?;
     let mut out = Vec::new();
     for row in t {
-        out.push(Line {
+        out.push(HeldLine {
             key: row.get::<String>(1)?.unwrap_or_default(),
             qty: row.get::<AnyNumeric>(2)?.unwrap_or_default(),
             tracked: row.get::<bool>(3)?.unwrap_or(true),
@@ -323,7 +233,7 @@ fn active_lines(
 }
 
 /// Tracked units per key (several expiring reservations may hold one row).
-fn held_per_key(lines: &[Line]) -> BTreeMap<String, AnyNumeric> {
+fn held_per_key(lines: &[HeldLine]) -> BTreeMap<String, AnyNumeric> {
     let mut m: BTreeMap<String, AnyNumeric> = BTreeMap::new();
     for l in lines.iter().filter(|l| l.tracked) {
         let total = match m.remove(&l.key) {
@@ -358,24 +268,18 @@ fn lock_rows(
     Ok(out)
 }
 
-/// What a commit's ledger rows carry.
-pub(crate) struct Settle<'a> {
-    pub reason: Option<String>,
-    pub reservation: String,
-    pub key: Option<&'a str>,
-}
-
-/// `present`: the rows lock_rows found (and holds locked). Each must be
-/// written; one the app deleted meanwhile has nothing to give back, but one
-/// present and not written was skipped by the table's own trigger or rule,
-/// and settling past it would leave its units held in the column.
-fn settle(
+/// Give back (or sell, `commit`) the `held` units of rows the caller holds
+/// locked; `present`: the rows lock_rows found. Each must be written; one
+/// the app deleted meanwhile has nothing to give back, but one present and
+/// not written was skipped by the table's own trigger or rule, and settling
+/// past it would leave its units held in the column. A commit's ledger rows
+/// (kind commit, reference = the reservation) are written after it.
+fn give_back(
     c: &mut SpiClient<'_>,
     b: &Binding,
     held: BTreeMap<String, AnyNumeric>,
     present: &BTreeMap<String, AnyNumeric>,
-    commit: bool,
-    s: &Settle<'_>,
+    commit: Option<&LedgerNote<'_>>,
 ) -> Result<()> {
     if held.is_empty() {
         return Ok(());
@@ -386,10 +290,10 @@ fn settle(
         "reservation_settle",
         settle_sql,
         &[TEXTS, NUMS, BOOL],
-        &[keys.clone().into(), qtys.into(), commit.into()],
+        &[keys.clone().into(), qtys.into(), commit.is_some().into()],
     )?;
     // ledger rows only for a commit with the ledger on; the keys written always
-    let ledger = commit && ledger_on();
+    let ledger = commit.is_some() && ledger_on();
     let mut rows = Vec::new();
     let mut written = std::collections::BTreeSet::new();
     for row in t {
@@ -410,136 +314,206 @@ fn settle(
         .map(|k| k.as_str())
         .collect();
     if !skipped.is_empty() {
-        return Err(bound::skipped_write(b, &skipped));
+        return Err(skipped_write(b, &skipped));
     }
-    if ledger {
-        let note = LedgerNote {
-            kind: "commit",
-            reason: s.reason.clone(),
-            reference: Some(s.reservation.clone()),
-            key: s.key,
-        };
-        bound::write_ledger(c, b, &note, rows)?;
+    if let (true, Some(note)) = (ledger, commit) {
+        write_ledger(c, b, note, rows)?;
     }
     Ok(())
 }
 
-/// Commit or release (`to`) the active lines of bound reservation `id` (all,
-/// or the keys in `only`); the caller holds the reservation row locked and
-/// checked it active. `field` names the filter argument for errors.
-pub(crate) fn finish(
+/// Finish the active lines of reservations `ids` (those keyed in `only`)
+/// as `status` and the reservations with them: one answer per reservation.
+/// For a source whose table is gone too (its expiry: nothing to give back).
+pub fn finish_lines(
     c: &mut SpiClient<'_>,
-    id: Uuid,
     source: &str,
+    ids: &[Uuid],
     only: Option<Vec<String>>,
-    field: &str,
-    to: &'static str,
-    s: &Settle<'_>,
-) -> Result<String> {
-    let b = bindings::get(c, source, true)?;
-    reserved_col(&b)?;
-    // The keys as bound_reserve stored them (bound::item_key: a uuid in
-    // lower case, an integer without padding), so the ids a client sent to
-    // bound_reserve name its lines; one that doesn't parse stays as written
-    // and is answered as not a line of this reservation.
-    let only: Option<Vec<String>> = only.map(|v| {
-        v.into_iter()
-            .map(|w| bound::item_key(b.id_type, Some(w.clone()), field).unwrap_or(w))
-            .collect()
-    });
-    let lines = active_lines(c, &[id], only.as_ref())?;
-    if let Some(wanted) = &only {
-        only_active_lines(c, id, true, field, wanted, |w| {
-            lines.iter().any(|l| l.key == w)
-        })?;
+    status: &str,
+) -> Result<Vec<String>> {
+    let t = run(
+        c,
+        &FINISH,
+        &[
+            ids.to_vec().into(),
+            only.into(),
+            status.to_string().into(),
+            source.to_string().into(),
+        ],
+    )?;
+    let mut out = Vec::with_capacity(ids.len());
+    for row in t {
+        out.push(row.get::<String>(1)?.unwrap_or_default());
     }
-    let held = held_per_key(&lines);
-    if !held.is_empty() {
-        let rows = lock_rows(c, &b, &held)?;
-        let commit = to == "committed";
-        if commit {
-            bound::require_found(held.keys(), &rows)?;
-            // the app may have lowered quantity under the hold
-            let short: Vec<Shortfall> = held
+    Ok(out)
+}
+
+impl HoldSource for Binding {
+    fn can_hold(&self) -> Result<()> {
+        holds_fit(self)
+    }
+
+    fn hold(
+        &self,
+        c: &mut SpiClient<'_>,
+        lines: &Lines<String>,
+        locked: &LockedLines<String>,
+        new: &NewHold,
+    ) -> Result<String> {
+        let tracked = |k: &String| locked.rows.get(k).is_none_or(|f| f.tracked);
+        let (tk, tq): (Vec<String>, Vec<AnyNumeric>) = lines
+            .keys
+            .iter()
+            .zip(&lines.qtys)
+            .filter(|(k, _)| tracked(k))
+            .map(|(k, q)| (k.clone(), q.clone()))
+            .unzip();
+        if !tk.is_empty() {
+            let held = self.run_as_owner(
+                c,
+                "reserve_hold",
+                hold_sql,
+                &[TEXTS, NUMS],
+                &[tk.clone().into(), tq.into()],
+            )?;
+            // rows locked and covered by lock_lines: each must take its
+            // hold, or the reservation would hold units the column lacks
+            let mut done = std::collections::BTreeSet::new();
+            for row in held {
+                done.extend(row.get::<String>(1)?);
+            }
+            let skipped: Vec<&str> = tk
                 .iter()
-                .filter(|(k, q)| rows.get(*k).is_some_and(|have| have < *q))
-                .map(|(k, q)| Shortfall {
-                    inventory_id: k.clone(),
-                    available: rows[k].normalize().to_string(),
-                    requested: q.normalize().to_string(),
-                })
+                .filter(|k| !done.contains(*k))
+                .map(|k| k.as_str())
                 .collect();
-            if !short.is_empty() {
-                return Err(Error::Insufficient { lines: short });
+            if !skipped.is_empty() {
+                return Err(skipped_write(self, &skipped));
             }
         }
-        settle(c, &b, held, &rows, commit, s)?;
+        let flags: Vec<bool> = lines.keys.iter().map(tracked).collect();
+        let t = run(
+            c,
+            &RECORD,
+            &[
+                lines.keys.clone().into(),
+                lines.qtys.clone().into(),
+                new.ttl_seconds.into(),
+                new.reference.clone().into(),
+                new.tenant.clone().into(),
+                self.name.clone().into(),
+                flags.into(),
+            ],
+        )?;
+        if t.is_empty() {
+            // unbound between our lookup and the KEY SHARE lock: the error
+            // rolls the hold back
+            return Err(Error::NotFound {
+                entity: "source",
+                ids: vec![self.name.clone()],
+            });
+        }
+        Ok(t.first().get::<String>(1)?.unwrap_or_default())
     }
-    let keys: Option<Vec<String>> = only.map(|_| lines.iter().map(|l| l.key.clone()).collect());
-    let t = run(
-        c,
-        &FINISH,
-        &[
-            vec![id].into(),
-            keys.into(),
-            to.to_string().into(),
-            source.to_string().into(),
-        ],
-    )?;
-    Ok(t.first().get::<String>(1)?.unwrap_or_default())
-}
 
-/// The sweep's part for one source: expire reservations `ids` (locked, due,
-/// active) and give their units back. A binding whose table is gone (or that
-/// was unbound with the table) has nothing to give back: the lines expire.
-pub(crate) fn expire(c: &mut SpiClient<'_>, source: &str, ids: Vec<Uuid>) -> Result<i32> {
-    let lines = active_lines(c, &ids, None)?;
-    let held = held_per_key(&lines);
-    match bindings::get(c, source, true) {
-        Ok(b) if b.reserved.is_some() => {
+    fn line_key_name(&self) -> &'static str {
+        "item_id"
+    }
+
+    fn stored_keys(&self, wanted: Vec<String>, field: &str) -> Vec<String> {
+        // The keys as bound_reserve stored them (item_key: a uuid in lower
+        // case, an integer without padding), so the ids a client sent to
+        // bound_reserve name its lines; one that doesn't parse stays as
+        // written and is answered as not a line of this reservation.
+        wanted
+            .into_iter()
+            .map(|w| item_key(self.id_type, Some(w.clone()), field).unwrap_or(w))
+            .collect()
+    }
+
+    fn held_lines(
+        &self,
+        c: &mut SpiClient<'_>,
+        id: Uuid,
+        only: Option<&[String]>,
+    ) -> Result<Vec<HeldLine>> {
+        reserved_col(self)?;
+        active_lines(c, &[id], only)
+    }
+
+    fn finished_lines(
+        &self,
+        c: &mut SpiClient<'_>,
+        id: Uuid,
+        keys: &[String],
+    ) -> Result<Vec<(String, String)>> {
+        let mut done = Vec::new();
+        for row in run(c, &FINISHED_BOUND_LINES, &[id.into(), keys.to_vec().into()])? {
+            done.push((
+                row.get::<String>(1)?.unwrap_or_default(),
+                row.get::<String>(2)?.unwrap_or_default(),
+            ));
+        }
+        done.sort();
+        Ok(done)
+    }
+
+    fn settle(
+        &self,
+        c: &mut SpiClient<'_>,
+        id: Uuid,
+        lines: &[HeldLine],
+        partial: bool,
+        how: Finish,
+        note: &LedgerNote<'_>,
+    ) -> Result<String> {
+        let held = held_per_key(lines);
+        if !held.is_empty() {
+            let rows = lock_rows(c, self, &held)?;
+            if how == Finish::Commit {
+                crate::ops::stock::require_found(
+                    self,
+                    &held.keys().cloned().collect::<Vec<_>>(),
+                    |k| rows.contains_key(k),
+                )?;
+                // the app may have lowered quantity under the hold
+                let short: Vec<Shortfall> = held
+                    .iter()
+                    .filter(|(k, q)| rows.get(*k).is_some_and(|have| have < *q))
+                    .map(|(k, q)| Shortfall {
+                        inventory_id: k.clone(),
+                        available: rows[k].normalize().to_string(),
+                        requested: q.normalize().to_string(),
+                    })
+                    .collect();
+                if !short.is_empty() {
+                    return Err(Error::Insufficient { lines: short });
+                }
+            }
+            give_back(
+                c,
+                self,
+                held,
+                &rows,
+                (how == Finish::Commit).then_some(note),
+            )?;
+        }
+        let keys = partial.then(|| lines.iter().map(|l| l.key.clone()).collect());
+        Ok(finish_lines(c, &self.name, &[id], keys, how.status())?
+            .into_iter()
+            .next()
+            .unwrap_or_default())
+    }
+
+    fn expire(&self, c: &mut SpiClient<'_>, ids: &[Uuid]) -> Result<i32> {
+        if self.reserved.is_some() {
+            let held = held_per_key(&active_lines(c, ids, None)?);
             if !held.is_empty() {
-                let present = lock_rows(c, &b, &held)?;
-                let s = Settle {
-                    reason: None,
-                    reservation: String::new(),
-                    key: None,
-                };
-                settle(c, &b, held, &present, false, &s)?;
+                let present = lock_rows(c, self, &held)?;
+                give_back(c, self, held, &present, None)?;
             }
         }
-        Ok(_) | Err(Error::NotFound { .. }) | Err(Error::InvalidInput { .. }) => {}
-        Err(e) => return Err(e),
+        Ok(finish_lines(c, &self.name, ids, None, "expired")?.len() as i32)
     }
-    let t = run(
-        c,
-        &FINISH,
-        &[
-            ids.into(),
-            None::<Vec<String>>.into(),
-            "expired".to_string().into(),
-            source.to_string().into(),
-        ],
-    )?;
-    Ok(t.len() as i32)
 }
-
-entry_point!(ai_bound_reserve, pg_finfo_ai_bound_reserve, reserve);
-
-fn commit(args: &Args) -> Result<String> {
-    crate::reservations::finish(args, "committed", true)
-}
-
-fn release(args: &Args) -> Result<String> {
-    crate::reservations::finish(args, "released", true)
-}
-
-entry_point!(
-    ai_bound_commit_reservation,
-    pg_finfo_ai_bound_commit_reservation,
-    commit
-);
-entry_point!(
-    ai_bound_release_reservation,
-    pg_finfo_ai_bound_release_reservation,
-    release
-);

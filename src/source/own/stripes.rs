@@ -18,11 +18,12 @@
 //! item row first, then *gathers* all stripes into it, works on the item row
 //! as on an unstriped item, and *respreads* the free stock evenly at the end.
 
+use super::Own;
 use crate::core::caller::Caller;
+use crate::core::movement::{num_json, numeric, Movement};
 use crate::error::{Error, Result};
-use crate::pg::fmgr::{entry_point, Args};
-use crate::pg::spi::{self, run, with_spi, Stmt};
-use crate::stock::{lock_one, LockedItem};
+use crate::pg::spi::{self, run, Stmt};
+use crate::source::StockSource;
 use pgrx::pg_sys::{self, Oid};
 use pgrx::spi::SpiClient;
 use pgrx::{AnyNumeric, Uuid};
@@ -176,17 +177,6 @@ const STATE: Stmt = Stmt {
     args: &[UUID],
 };
 
-/// The arguments of one sale, as decrement_inventory got them.
-pub struct Sale<'a> {
-    pub id: Uuid,
-    pub qty: &'a AnyNumeric,
-    pub caller: &'a Caller,
-    pub reason: Option<String>,
-    pub reference: Option<String>,
-    pub key: Option<String>,
-    pub ledger: bool,
-}
-
 // Stripe attempts run in a subtransaction (spi::attempt), kept only if the
 // attempt took a stripe. Why: a row that `FOR UPDATE` locked and then found
 // no longer qualifying (changed by a concurrent sale) stays locked until the
@@ -200,24 +190,29 @@ pub struct Sale<'a> {
 /// that covers it, else wait for one. None: no single stripe covers it (or
 /// the item is not striped, or not visible), and no stripe is left locked;
 /// the caller then locks the item row.
-pub fn take(client: &mut SpiClient<'_>, sale: &Sale<'_>) -> Result<Option<String>> {
-    // SAFETY: MyProcPid is set once at backend start.
-    let start = unsafe { pg_sys::MyProcPid }.rem_euclid(MAX_STRIPES);
+pub fn take(
+    client: &mut SpiClient<'_>,
+    who: &Caller,
+    id: Uuid,
+    qty: &AnyNumeric,
+    mv: &Movement,
+) -> Result<Option<String>> {
+    let start = crate::pg::backend::pid().rem_euclid(MAX_STRIPES);
     for stmt in [&TAKE_SKIP, &TAKE_WAIT] {
         let taken = spi::attempt(|| {
             let done = run(
                 client,
                 stmt,
                 &[
-                    sale.id.into(),
-                    sale.qty.clone().into(),
-                    sale.caller.admin.into(),
-                    sale.caller.tenant.clone().into(),
-                    sale.reason.clone().into(),
-                    sale.reference.clone().into(),
-                    sale.key.clone().into(),
+                    id.into(),
+                    qty.clone().into(),
+                    who.admin.into(),
+                    who.tenant.clone().into(),
+                    mv.reason.clone().into(),
+                    mv.reference.clone().into(),
+                    mv.key.clone().into(),
                     start.into(),
-                    sale.ledger.into(),
+                    mv.ledger.into(),
                 ],
             )?;
             if done.is_empty() {
@@ -230,14 +225,13 @@ pub fn take(client: &mut SpiClient<'_>, sale: &Sale<'_>) -> Result<Option<String
             )))
         })?;
         if let Some((stripe, before)) = taken {
-            let old = AnyNumeric::try_from(before.as_str())
-                .map_err(|e| Error::Internal(format!("numeric: {e}")))?;
-            let new = old.clone() - sale.qty.clone();
+            let old = numeric(&before)?;
+            let new = old.clone() - qty.clone();
             return Ok(Some(
-                json!({"success": true, "inventory_id": sale.id.to_string(),
-                       "old_quantity": crate::stock::num_json(&old.to_string()),
-                       "new_quantity": crate::stock::num_json(&new.to_string()),
-                       "deducted": crate::stock::num_json(&sale.qty.to_string()),
+                json!({"success": true, "inventory_id": id.to_string(),
+                       "old_quantity": num_json(&old.to_string()),
+                       "new_quantity": num_json(&new.to_string()),
+                       "deducted": num_json(&qty.to_string()),
                        "striped": true, "stripe": stripe})
                 .to_string(),
             ));
@@ -263,47 +257,34 @@ pub fn respread(client: &mut SpiClient<'_>, ids: &[Uuid]) -> Result<()> {
     Ok(())
 }
 
-fn stripe_item(args: &Args) -> Result<String> {
-    let id = args.uuid(0, "p_inventory_id")?;
-    let n = match args.int(1) {
-        Some(n) if (0..=MAX_STRIPES).contains(&n) && n != 1 => n,
-        Some(n) => {
-            return Err(Error::invalid_input(
-                "p_stripes",
-                format!("must be 0 (unstripe) or between 2 and {MAX_STRIPES} (got {n})"),
-            ))
-        }
-        None => return Err(Error::invalid_input("p_stripes", "is required (got NULL)")),
-    };
-    let lock_ms = args.lock_timeout_ms(2)?;
-    let caller = Caller::current()?;
-    with_spi(lock_ms, |c| {
-        let item: LockedItem = lock_one(c, &caller, id, None)?;
-        if !item.tracked {
-            return Err(Error::invalid_input(
-                "p_inventory_id",
-                "names an item that does not track inventory; there is no stock to stripe",
-            ));
-        }
-        gather(c, &[id])?;
-        run(c, &RESHAPE, &[id.into(), n.into()])?;
-        respread(c, &[id])?;
-        let state = run(c, &STATE, &[id.into()])?;
-        let row = state.first();
-        let quantity = row.get::<String>(1)?.unwrap_or_default();
-        let reserved = row.get::<String>(2)?.unwrap_or_default();
-        let stripes: serde_json::Value = row
-            .get::<String>(3)?
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_else(|| json!([]));
-        Ok(
-            json!({"success": true, "inventory_id": id.to_string(), "stripes": n,
-                  "quantity": crate::stock::num_json(&quantity),
-                  "reserved": crate::stock::num_json(&reserved),
-                  "stripe_quantities": stripes})
-            .to_string(),
-        )
-    })
+/// `stripe_item`: spread item `id`'s free stock over `n` stripes (0: back
+/// to one row), as whole the item row locked.
+pub fn stripe(c: &mut SpiClient<'_>, who: &Caller, id: Uuid, n: i32) -> Result<String> {
+    let item = Own
+        .lock(c, who, &id, &AnyNumeric::from(0))?
+        .ok_or_else(|| Own.not_found(vec![id.to_string()]))?;
+    if !item.tracked {
+        return Err(Error::invalid_input(
+            "p_inventory_id",
+            "names an item that does not track inventory; there is no stock to stripe",
+        ));
+    }
+    gather(c, &[id])?;
+    run(c, &RESHAPE, &[id.into(), n.into()])?;
+    respread(c, &[id])?;
+    let state = run(c, &STATE, &[id.into()])?;
+    let row = state.first();
+    let quantity = row.get::<String>(1)?.unwrap_or_default();
+    let reserved = row.get::<String>(2)?.unwrap_or_default();
+    let stripes: serde_json::Value = row
+        .get::<String>(3)?
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_else(|| json!([]));
+    Ok(
+        json!({"success": true, "inventory_id": id.to_string(), "stripes": n,
+              "quantity": num_json(&quantity),
+              "reserved": num_json(&reserved),
+              "stripe_quantities": stripes})
+        .to_string(),
+    )
 }
-
-entry_point!(ai_stripe_item, pg_finfo_ai_stripe_item, stripe_item);

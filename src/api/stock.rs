@@ -1,0 +1,255 @@
+//! The stock functions: decrement_inventory, decrement_inventory_many,
+//! increment_inventory, adjust_inventory on the extension's items, and
+//! their bound_* twins on an adopted table. Each reads its arguments,
+//! validates them, takes an idempotency key, picks the source and runs the
+//! operation (ops/stock.rs).
+
+use crate::core::caller::Caller;
+use crate::core::idempotency;
+use crate::core::movement::Movement;
+use crate::core::validate;
+use crate::error::Result;
+use crate::ops::stock;
+use crate::pg::fmgr::{entry_points, Args};
+use crate::pg::spi::with_spi;
+use crate::source::bound::binding;
+use crate::source::bound::stock::{describe, item_key, lines as bound_lines};
+use crate::source::own::Own;
+use crate::source::{Lines, StockSource};
+use serde_json::json;
+
+/// decrement_inventory(p_inventory_id, p_quantity, p_reason, p_reference,
+/// p_idempotency_key, p_lock_timeout_ms)
+fn decrement(args: &Args) -> Result<String> {
+    let id = args.uuid(0, "p_inventory_id")?;
+    let qty = validate::positive_quantity(args.numeric(1), "p_quantity")?;
+    let mv = Movement::read(args, 2)?;
+    let who = Caller::current()?;
+    let request = || {
+        json!({"inventory_id": id.to_string(), "quantity": qty.normalize(),
+               "reason": mv.reason, "reference": mv.reference})
+        .to_string()
+    };
+    with_spi(mv.lock_timeout_ms, |c| {
+        idempotency::once(
+            c,
+            &who,
+            mv.key.as_deref(),
+            "decrement_inventory",
+            request,
+            |c| stock::decrement(&Own, c, &who, &id, &qty, &mv),
+        )
+    })
+}
+
+/// increment_inventory(p_inventory_id, p_quantity, p_reason, p_reference,
+/// p_idempotency_key, p_lock_timeout_ms)
+fn increment(args: &Args) -> Result<String> {
+    let id = args.uuid(0, "p_inventory_id")?;
+    let qty = validate::positive_quantity(args.numeric(1), "p_quantity")?;
+    let mv = Movement::read(args, 2)?;
+    let who = Caller::current()?;
+    let request = || {
+        json!({"inventory_id": id.to_string(), "quantity": qty.normalize(),
+               "reason": mv.reason, "reference": mv.reference})
+        .to_string()
+    };
+    with_spi(mv.lock_timeout_ms, |c| {
+        idempotency::once(
+            c,
+            &who,
+            mv.key.as_deref(),
+            "increment_inventory",
+            request,
+            |c| stock::increment(&Own, c, &who, &id, &qty, &mv),
+        )
+    })
+}
+
+/// adjust_inventory(p_inventory_id, p_new_quantity, p_expected_quantity,
+/// p_force, p_reason, p_reference, p_idempotency_key, p_lock_timeout_ms)
+fn adjust(args: &Args) -> Result<String> {
+    let id = args.uuid(0, "p_inventory_id")?;
+    let (new_qty, expected, force) = validate::compare_and_set(args, 1)?;
+    let mv = Movement::read(args, 4)?;
+    let who = Caller::current()?;
+    let request = || {
+        json!({"inventory_id": id.to_string(), "new_quantity": new_qty.normalize(),
+               "expected_quantity": expected.as_ref().map(|e| e.normalize().to_string()),
+               "force": force, "reason": mv.reason, "reference": mv.reference})
+        .to_string()
+    };
+    with_spi(mv.lock_timeout_ms, |c| {
+        idempotency::once(
+            c,
+            &who,
+            mv.key.as_deref(),
+            "adjust_inventory",
+            request,
+            |c| stock::adjust(&Own, c, &who, &id, &new_qty, expected.as_ref(), &mv),
+        )
+    })
+}
+
+/// decrement_inventory_many(p_lines, p_reason, p_reference,
+/// p_idempotency_key, p_lock_timeout_ms)
+fn decrement_many(args: &Args) -> Result<String> {
+    let lines = validate::lines(args.jsonb_container(0), "p_lines")?;
+    let mv = Movement::read(args, 1)?;
+    let who = Caller::current()?;
+    let request = || {
+        json!({"lines": validate::canonical_lines(&lines), "reason": mv.reason,
+               "reference": mv.reference})
+        .to_string()
+    };
+    let (keys, qtys) = validate::merged_lines(&lines);
+    let merged = Lines { keys, qtys };
+    with_spi(mv.lock_timeout_ms, |c| {
+        idempotency::once(
+            c,
+            &who,
+            mv.key.as_deref(),
+            "decrement_inventory_many",
+            request,
+            |c| stock::decrement_many(&Own, c, &who, &merged, &mv),
+        )
+    })
+}
+
+/// Which one-row movement a bound_* function makes.
+#[derive(Clone, Copy)]
+enum OneRow {
+    Decrement,
+    Increment,
+}
+
+/// bound_decrement / bound_increment(p_source, p_item_id, p_quantity,
+/// p_reason, p_reference, p_idempotency_key, p_lock_timeout_ms)
+fn bound_one(args: &Args, how: OneRow) -> Result<String> {
+    let src = args.source(0)?;
+    let key_text = args.text(1, "p_item_id")?;
+    let qty = validate::positive_quantity(args.numeric(2), "p_quantity")?;
+    let mv = Movement::read(args, 3)?;
+    let who = Caller::current()?;
+    let function = match how {
+        OneRow::Decrement => "bound_decrement",
+        OneRow::Increment => "bound_increment",
+    };
+    with_spi(mv.lock_timeout_ms, |c| {
+        let b = binding::get(c, &src, true)?;
+        let key = item_key(b.id_type, key_text.clone(), "p_item_id")?;
+        b.fits(&qty, "p_quantity")?;
+        let request = || {
+            json!({"source": src, "item_id": key, "quantity": qty.normalize(),
+                   "reason": mv.reason, "reference": mv.reference})
+            .to_string()
+        };
+        idempotency::once(
+            c,
+            &who,
+            mv.key.as_deref(),
+            function,
+            request,
+            |c| match how {
+                OneRow::Decrement => stock::decrement(&*b, c, &who, &key, &qty, &mv),
+                OneRow::Increment => stock::increment(&*b, c, &who, &key, &qty, &mv),
+            },
+        )
+    })
+}
+
+fn bound_decrement(args: &Args) -> Result<String> {
+    bound_one(args, OneRow::Decrement)
+}
+
+fn bound_increment(args: &Args) -> Result<String> {
+    bound_one(args, OneRow::Increment)
+}
+
+/// bound_adjust(p_source, p_item_id, p_new_quantity, p_expected_quantity,
+/// p_force, p_reason, p_reference, p_idempotency_key, p_lock_timeout_ms)
+fn bound_adjust(args: &Args) -> Result<String> {
+    let src = args.source(0)?;
+    let key_text = args.text(1, "p_item_id")?;
+    let (new_qty, expected, force) = validate::compare_and_set(args, 2)?;
+    let mv = Movement::read(args, 5)?;
+    let who = Caller::current()?;
+    with_spi(mv.lock_timeout_ms, |c| {
+        let b = binding::get(c, &src, true)?;
+        let key = item_key(b.id_type, key_text.clone(), "p_item_id")?;
+        b.fits(&new_qty, "p_new_quantity")?;
+        let request = || {
+            json!({"source": src, "item_id": key, "new_quantity": new_qty.normalize(),
+                   "expected_quantity": expected.as_ref().map(|e| e.normalize().to_string()),
+                   "force": force, "reason": mv.reason, "reference": mv.reference})
+            .to_string()
+        };
+        idempotency::once(c, &who, mv.key.as_deref(), "bound_adjust", request, |c| {
+            stock::adjust(&*b, c, &who, &key, &new_qty, expected.as_ref(), &mv)
+        })
+    })
+}
+
+/// bound_decrement_many(p_source, p_lines, p_reason, p_reference,
+/// p_idempotency_key, p_lock_timeout_ms)
+fn bound_decrement_many(args: &Args) -> Result<String> {
+    let src = args.source(0)?;
+    let raw = args.jsonb_container(1);
+    let mv = Movement::read(args, 2)?;
+    let who = Caller::current()?;
+    with_spi(mv.lock_timeout_ms, |c| {
+        let b = binding::get(c, &src, true)?;
+        let merged = bound_lines(&b, raw)?;
+        let request = || {
+            let canon: Vec<(String, String)> = merged
+                .keys
+                .iter()
+                .zip(&merged.qtys)
+                .map(|(k, q)| (k.clone(), q.normalize().to_string()))
+                .collect();
+            json!({"source": src, "lines": canon, "reason": mv.reason, "reference": mv.reference})
+                .to_string()
+        };
+        idempotency::once(
+            c,
+            &who,
+            mv.key.as_deref(),
+            "bound_decrement_many",
+            request,
+            |c| stock::decrement_many(&*b, c, &who, &merged, &mv),
+        )
+    })
+}
+
+/// bound_get(p_source, p_item_id)
+fn bound_get(args: &Args) -> Result<String> {
+    let src = args.source(0)?;
+    let key_text = args.text(1, "p_item_id")?;
+    let who = Caller::current()?;
+    with_spi(None, |c| {
+        let b = binding::get(c, &src, true)?;
+        let key = item_key(b.id_type, key_text, "p_item_id")?;
+        describe(&b, c, &who, &key)
+    })
+}
+
+entry_points! {
+    ai_decrement_inventory / pg_finfo_ai_decrement_inventory
+        (UUIDOID, NUMERICOID, TEXTOID, TEXTOID, TEXTOID, INT4OID) => decrement;
+    ai_increment_inventory / pg_finfo_ai_increment_inventory
+        (UUIDOID, NUMERICOID, TEXTOID, TEXTOID, TEXTOID, INT4OID) => increment;
+    ai_adjust_inventory / pg_finfo_ai_adjust_inventory
+        (UUIDOID, NUMERICOID, NUMERICOID, BOOLOID, TEXTOID, TEXTOID, TEXTOID, INT4OID) => adjust;
+    ai_decrement_inventory_many / pg_finfo_ai_decrement_inventory_many
+        (JSONBOID, TEXTOID, TEXTOID, TEXTOID, INT4OID) => decrement_many;
+    ai_bound_decrement / pg_finfo_ai_bound_decrement
+        (TEXTOID, TEXTOID, NUMERICOID, TEXTOID, TEXTOID, TEXTOID, INT4OID) => bound_decrement;
+    ai_bound_increment / pg_finfo_ai_bound_increment
+        (TEXTOID, TEXTOID, NUMERICOID, TEXTOID, TEXTOID, TEXTOID, INT4OID) => bound_increment;
+    ai_bound_adjust / pg_finfo_ai_bound_adjust
+        (TEXTOID, TEXTOID, NUMERICOID, NUMERICOID, BOOLOID, TEXTOID, TEXTOID, TEXTOID, INT4OID)
+        => bound_adjust;
+    ai_bound_decrement_many / pg_finfo_ai_bound_decrement_many
+        (TEXTOID, JSONBOID, TEXTOID, TEXTOID, TEXTOID, INT4OID) => bound_decrement_many;
+    ai_bound_get / pg_finfo_ai_bound_get (TEXTOID, TEXTOID) => bound_get;
+}

@@ -1,0 +1,7 @@
+//! The operations, each protocol written once over the sources' primitives
+//! (source/mod.rs): stock movements, reservations, batch claims, packing.
+
+pub mod batches;
+pub mod packing;
+pub mod reservations;
+pub mod stock;

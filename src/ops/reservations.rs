@@ -1,0 +1,207 @@
+//! Reservations, written once over any source that holds units: hold stock
+//! for a cart or a pending order, then commit it into a sale or give it
+//! back, by hand or by expiry.
+//!
+//! Unlike the checkout reservation's bare `reserved` counter (docs/
+//! background.md), every hold is a row with lines, so a release returns
+//! exactly what that reservation held (never clamped, never twice), and a
+//! row's reserved units always equal the sum of its active tracked lines.
+//!
+//! Lock order, everywhere: the reservation row first, then the stock rows
+//! in ascending key order. `reserve` locks the rows (sorted) and then
+//! inserts a reservation nobody else can see yet, so no path waits in the
+//! other order. The sweep takes due reservations with SKIP LOCKED, so it
+//! never waits on one being committed or released, and re-checks that a
+//! reservation is active after locking it: a reservation can't be both
+//! committed and expired.
+
+use crate::core::caller::Caller;
+use crate::core::movement::{LedgerKind, LedgerNote};
+use crate::error::{Error, Result};
+use crate::pg::spi;
+use crate::source::bound::{self, binding};
+use crate::source::holds::{self, Holder, Sweep};
+use crate::source::own::Own;
+use crate::source::{Finish, HoldSource, Lines, NewHold};
+use pgrx::spi::SpiClient;
+use pgrx::Uuid;
+
+/// Hold the lines' units and record the reservation: the answer.
+pub fn reserve<S: HoldSource>(
+    s: &S,
+    c: &mut SpiClient<'_>,
+    who: &Caller,
+    lines: &Lines<S::Key>,
+    ttl_seconds: i32,
+    reference: Option<String>,
+) -> Result<String> {
+    s.can_hold()?;
+    // Lock every row in key order and refuse if any is missing or short
+    // (available = quantity - reserved, as for a sale).
+    let locked = s.lock_lines(c, who, lines)?;
+    // whose reservation it is (an admin's: the rows' tenant's)
+    let tenant = who.record_tenant(&locked.tenants(), "p_lines")?;
+    let new = NewHold {
+        ttl_seconds,
+        reference,
+        tenant,
+    };
+    let out = s.hold(c, lines, &locked, &new)?;
+    // reserved units stay in the item row; the rest goes back out
+    s.respread(c, &locked.striped)?;
+    Ok(out)
+}
+
+/// A commit or release of a reservation's active lines (all, or those
+/// `only` names, as the caller wrote them; `field` is that argument's name).
+pub struct Settlement<'a> {
+    pub how: Finish,
+    pub only: Option<Vec<String>>,
+    pub field: &'a str,
+    pub reason: Option<String>,
+    pub key: Option<&'a str>,
+}
+
+/// Commit or release reservation `id`, whichever source holds its units.
+pub fn finish(c: &mut SpiClient<'_>, who: &Caller, id: Uuid, st: Settlement<'_>) -> Result<String> {
+    match holds::lock_active(c, who, id, st.how == Finish::Commit)? {
+        Holder::Own => finish_on(&Own, c, id, st),
+        Holder::Bound(source) => {
+            let b = binding::get(c, &source, true)?;
+            finish_on(&*b, c, id, st)
+        }
+    }
+}
+
+fn finish_on<S: HoldSource>(
+    s: &S,
+    c: &mut SpiClient<'_>,
+    id: Uuid,
+    st: Settlement<'_>,
+) -> Result<String> {
+    let only = st.only.map(|v| s.stored_keys(v, st.field));
+    let lines = s.held_lines(c, id, only.as_deref())?;
+    if let Some(named) = &only {
+        only_active_lines(s, c, id, st.field, named, |w| {
+            lines.iter().any(|l| l.key == w)
+        })?;
+    }
+    let reference = id.to_string();
+    let note = LedgerNote {
+        kind: LedgerKind::Commit,
+        reason: st.reason,
+        reference: Some(reference),
+        key: st.key,
+    };
+    s.settle(c, id, &lines, only.is_some(), st.how, &note)
+}
+
+/// Which lines a partial commit/release (`field`) names that it can't
+/// finish: ids that were never lines of the reservation are bad input
+/// (INVALID_INPUT, all of them named); lines it had that are already
+/// committed, released or expired, typically by a concurrent request, are a
+/// conflict (LINE_NOT_ACTIVE, PT409) as a finished reservation is.
+fn only_active_lines<S: HoldSource>(
+    s: &S,
+    c: &mut SpiClient<'_>,
+    id: Uuid,
+    field: &str,
+    wanted: &[String],
+    is_line: impl Fn(&str) -> bool,
+) -> Result<()> {
+    let mut absent: Vec<String> = wanted.iter().filter(|w| !is_line(w)).cloned().collect();
+    if absent.is_empty() {
+        return Ok(());
+    }
+    absent.sort();
+    absent.dedup();
+    let done = s.finished_lines(c, id, &absent)?;
+    let never: Vec<String> = absent
+        .iter()
+        .filter(|w| !done.iter().any(|(d, _)| d == *w))
+        .cloned()
+        .collect();
+    if !never.is_empty() {
+        return Err(Error::invalid_input(
+            field,
+            format!(
+                "names items that are not lines of this reservation: {}",
+                never.join(", ")
+            ),
+        ));
+    }
+    Err(Error::LineNotActive {
+        reservation_id: id.to_string(),
+        key_name: s.line_key_name(),
+        lines: done,
+    })
+}
+
+/// Move the expiry of an active, unexpired reservation.
+pub fn extend(c: &mut SpiClient<'_>, who: &Caller, id: Uuid, ttl_seconds: i32) -> Result<String> {
+    holds::lock_active(c, who, id, true)?;
+    holds::extend(c, id, ttl_seconds)
+}
+
+/// Expire due reservations, at most `limit`; returns how many. Used by
+/// `expire_reservations()` and by the background worker. Own items first
+/// (ascending id), then each bound source's holds (sources in name order,
+/// holds in id order).
+///
+/// A source whose expiry fails is skipped for the rest of the sweep, and
+/// the sweep looks again for due holds without it: its holds stay due, and
+/// since the sweep takes the lowest ids first, a broken source with `limit`
+/// due holds would otherwise fill every round and no other reservation
+/// would ever expire. Each failure leaves out one more source, so this
+/// loops at most once per bound source.
+pub fn sweep(c: &mut SpiClient<'_>, limit: i32, which: &Sweep) -> Result<i32> {
+    let mut failed: Vec<String> = Vec::new();
+    let mut n = 0;
+    while n < limit {
+        let (due, failures) = sweep_once(c, limit - n, &failed, which)?;
+        n += due;
+        if failures.is_empty() {
+            break;
+        }
+        failed.extend(failures);
+    }
+    Ok(n)
+}
+
+/// One pass of the sweep: (how many expired, the sources that failed).
+fn sweep_once(
+    c: &mut SpiClient<'_>,
+    limit: i32,
+    skip: &[String],
+    which: &Sweep,
+) -> Result<(i32, Vec<String>)> {
+    let (own, bound) = holds::due(c, limit, skip, which)?;
+    let mut n = Own.expire(c, &own)?;
+    // Each bound source on its own: one whose table broke under its binding
+    // (the reserved column renamed, a trigger that fails) must not stop the
+    // expiry of everything else, nor end the background worker every round.
+    // Its reservations stay active (their units held) until it is fixed.
+    let mut failures = Vec::new();
+    for (source, ids) in bound {
+        match spi::isolated(|| expire_bound(c, &source, &ids)) {
+            Ok(k) => n += k,
+            Err(e) => {
+                pgrx::warning!(
+                    "atomic_inventory: could not expire the reservations of source {source}, skipped: {e}"
+                );
+                failures.push(source);
+            }
+        }
+    }
+    Ok((n, failures))
+}
+
+/// The sweep's part for one bound source: its due holds `ids` (locked)
+/// expire and give their units back. A source that is no longer bound, or
+/// whose table is gone, has nothing to give back: the lines just expire.
+fn expire_bound(c: &mut SpiClient<'_>, source: &str, ids: &[Uuid]) -> Result<i32> {
+    match binding::lookup(c, source)? {
+        Some(b) if b.stock => b.expire(c, ids),
+        _ => Ok(bound::holds::finish_lines(c, source, ids, None, "expired")?.len() as i32),
+    }
+}

@@ -1,0 +1,13 @@
+//! The extension's own tables as a source: items (with stripes and the
+//! one-statement sale of many lines), reservation lines, batches and the
+//! packing tables.
+
+pub mod batches;
+pub mod holds;
+pub mod lines;
+pub mod packing;
+pub mod stock;
+pub mod stripes;
+
+/// The extension's own tables.
+pub struct Own;

@@ -1,0 +1,438 @@
+//! The extension's own items as a stock source: one row per item in
+//! `atomic_inventory.items`, its ledger row written in the same statement
+//! as the change (a data-modifying CTE), striped items (stripes.rs) and the
+//! one-statement sale of many lines (lines.rs).
+
+use super::{stripes, Own};
+use crate::core::caller::Caller;
+use crate::core::movement::{num_json, Moved, Movement, Sold};
+use crate::core::validate;
+use crate::error::{Error, Result, Shortfall};
+use crate::pg::spi::{run, Stmt};
+use crate::source::{Lines, LockedLine, LockedLines, RowState, StockSource};
+use pgrx::pg_sys::{self, Oid};
+use pgrx::spi::SpiClient;
+use pgrx::{AnyNumeric, Uuid};
+use serde_json::json;
+use std::collections::BTreeMap;
+
+const UUID: Oid = pg_sys::UUIDOID;
+const NUM: Oid = pg_sys::NUMERICOID;
+const TEXT: Oid = pg_sys::TEXTOID;
+const BOOL: Oid = pg_sys::BOOLOID;
+
+// The tenant predicate shared by every statement: $admin, $tenant.
+// (Spelled out in each statement so each stays one readable SQL string.)
+
+const DECREMENT_ONE: Stmt = Stmt {
+    name: "decrement_one",
+    sql: "WITH upd AS ( \
+            UPDATE atomic_inventory.items AS i \
+               SET quantity = i.quantity - $2, updated_at = pg_catalog.now() \
+             WHERE i.id = $1 \
+               AND i.track_inventory \
+               AND (i.tenant_id IS NULL OR $3 OR i.tenant_id = $4) \
+               AND i.quantity - i.reserved >= $2 \
+               AND (i.stripes = 0 OR $8) \
+            RETURNING i.id, i.quantity, i.tenant_id \
+          ), led AS ( \
+            INSERT INTO atomic_inventory.ledger \
+              (inventory_id, delta, quantity_after, kind, reason, reference, idempotency_key, tenant_id) \
+            SELECT u.id, -$2, u.quantity, 'decrement', $5, $6, $7, u.tenant_id FROM upd AS u \
+          ) \
+          SELECT (u.quantity + $2)::text, u.quantity::text FROM upd AS u",
+    args: &[UUID, NUM, BOOL, TEXT, TEXT, TEXT, TEXT, BOOL],
+};
+
+/// DECREMENT_ONE with the ledger off (`atomic_inventory.ledger = off`): the
+/// bare UPDATE, no CTE (a data-modifying CTE costs ~5 us of materialising on
+/// its own). Both return the old and new quantity; the JSON is built in Rust
+/// (json_build_object looks up each argument's type and output function on
+/// every call).
+const DECREMENT_ONE_BARE: Stmt = Stmt {
+    name: "decrement_one_bare",
+    sql: "UPDATE atomic_inventory.items AS i \
+             SET quantity = i.quantity - $2, updated_at = pg_catalog.now() \
+           WHERE i.id = $1 \
+             AND i.track_inventory \
+             AND (i.tenant_id IS NULL OR $3 OR i.tenant_id = $4) \
+             AND i.quantity - i.reserved >= $2 \
+             AND (i.stripes = 0 OR $5) \
+          RETURNING (i.quantity + $2)::text, i.quantity::text",
+    args: &[UUID, NUM, BOOL, TEXT, BOOL],
+};
+
+/// A restock, with its ledger row if $9 (the ledger is on): the old and
+/// new quantity. ($8: the item's stripes are gathered into its row.)
+const INCREMENT_ONE: Stmt = Stmt {
+    name: "increment_one",
+    sql: "WITH upd AS ( \
+            UPDATE atomic_inventory.items AS i \
+               SET quantity = i.quantity + $2, updated_at = pg_catalog.now() \
+             WHERE i.id = $1 \
+               AND (i.tenant_id IS NULL OR $3 OR i.tenant_id = $4) \
+               AND (i.stripes = 0 OR $8) \
+            RETURNING i.id, i.quantity, i.tenant_id \
+          ), led AS ( \
+            INSERT INTO atomic_inventory.ledger \
+              (inventory_id, delta, quantity_after, kind, reason, reference, idempotency_key, tenant_id) \
+            SELECT u.id, $2, u.quantity, 'increment', $5, $6, $7, u.tenant_id FROM upd AS u WHERE $9 \
+          ) \
+          SELECT (u.quantity - $2)::text, u.quantity::text FROM upd AS u",
+    args: &[UUID, NUM, BOOL, TEXT, TEXT, TEXT, TEXT, BOOL, BOOL],
+};
+
+/// Lock one visible row and report its state (the slow path of a refused
+/// decrement, and the first step of adjust).
+const LOCK_ONE: Stmt = Stmt {
+    name: "lock_one",
+    sql: "SELECT i.quantity::text, i.reserved::text, (i.quantity - i.reserved)::text, \
+                 i.track_inventory, (i.quantity - i.reserved >= $4), i.stripes \
+            FROM atomic_inventory.items AS i \
+           WHERE i.id = $1 AND (i.tenant_id IS NULL OR $2 OR i.tenant_id = $3) \
+             FOR UPDATE",
+    args: &[UUID, BOOL, TEXT, NUM],
+};
+
+/// Lock every line's row in ascending id order; duplicates merged: id,
+/// available, requested, covered, striped, tenant, quantity, tracked.
+pub(crate) const LOCK_MANY: Stmt = Stmt {
+    name: "lock_many",
+    sql: "SELECT i.id, (i.quantity - i.reserved)::text, r.qty::text, \
+                 (NOT i.track_inventory OR i.quantity - i.reserved >= r.qty), i.stripes > 0, \
+                 i.tenant_id, i.quantity::text, i.track_inventory \
+            FROM atomic_inventory.items AS i \
+            JOIN (SELECT l.id, pg_catalog.sum(l.qty) AS qty \
+                    FROM ROWS FROM (pg_catalog.unnest($1::uuid[]), pg_catalog.unnest($2::numeric[])) AS l(id, qty) \
+                   GROUP BY l.id) AS r ON r.id = i.id \
+           WHERE (i.tenant_id IS NULL OR $3 OR i.tenant_id = $4) \
+           ORDER BY i.id \
+             FOR UPDATE OF i",
+    args: &[pg_sys::UUIDARRAYOID, pg_sys::NUMERICARRAYOID, BOOL, TEXT],
+};
+
+/// Set a quantity on a row LOCK_ONE holds, with its ledger row if $6 (the
+/// ledger is on): the old and new quantity.
+const APPLY_ADJUST: Stmt = Stmt {
+    name: "apply_adjust",
+    sql: "WITH old AS (SELECT o.quantity FROM atomic_inventory.items AS o WHERE o.id = $1), \
+          upd AS ( \
+            UPDATE atomic_inventory.items AS i \
+               SET quantity = $2, updated_at = pg_catalog.now() \
+             WHERE i.id = $1 \
+            RETURNING i.id, i.quantity, i.tenant_id \
+          ), led AS ( \
+            INSERT INTO atomic_inventory.ledger \
+              (inventory_id, delta, quantity_after, kind, reason, reference, idempotency_key, tenant_id) \
+            SELECT u.id, u.quantity - old.quantity, u.quantity, 'adjust', $3, $4, $5, u.tenant_id \
+              FROM upd AS u, old WHERE $6 \
+          ) \
+          SELECT old.quantity::text, u.quantity::text FROM upd AS u, old",
+    args: &[UUID, NUM, TEXT, TEXT, TEXT, BOOL],
+};
+
+/// A sale's or restock's answer as json_build_object writes it (the text
+/// of the statements these answers were built by before): numbers as
+/// numeric_out writes them.
+fn moved(id: &Uuid, old: &str, new: &str, verb: &str, qty: &AnyNumeric) -> String {
+    let qty = qty.to_string();
+    let mut out = String::with_capacity(160);
+    out.push_str("{\"success\" : true, \"inventory_id\" : \"");
+    out.push_str(&validate::uuid_text(id));
+    out.push_str("\", \"old_quantity\" : ");
+    out.push_str(old);
+    out.push_str(", \"new_quantity\" : ");
+    out.push_str(new);
+    out.push_str(", \"");
+    out.push_str(verb);
+    out.push_str("\" : ");
+    out.push_str(&qty);
+    out.push('}');
+    out
+}
+
+impl StockSource for Own {
+    type Key = Uuid;
+
+    fn key_text(&self, key: &Uuid) -> String {
+        validate::uuid_text(key)
+    }
+
+    fn not_found(&self, ids: Vec<String>) -> Error {
+        Error::NotFound {
+            entity: "inventory item",
+            ids,
+        }
+    }
+
+    fn skipped(&self, keys: &[&Uuid]) -> Error {
+        let ids: Vec<String> = keys.iter().map(|k| validate::uuid_text(k)).collect();
+        Error::invalid_input(
+            "p_inventory_id",
+            format!(
+                "a trigger or rule on atomic_inventory.items skipped the write of item {}; nothing changed",
+                ids.join(", ")
+            ),
+        )
+    }
+
+    fn take(
+        &self,
+        c: &mut SpiClient<'_>,
+        who: &Caller,
+        key: &Uuid,
+        qty: &AnyNumeric,
+        mv: &Movement,
+        gathered: bool,
+    ) -> Result<Option<Moved>> {
+        let head = [
+            (*key).into(),
+            qty.clone().into(),
+            who.admin.into(),
+            who.tenant.clone().into(),
+        ];
+        let done = if mv.ledger {
+            let [a1, a2, a3, a4] = head;
+            let [r, f, k] = mv.ledger_params();
+            run(
+                c,
+                &DECREMENT_ONE,
+                &[a1, a2, a3, a4, r, f, k, gathered.into()],
+            )?
+        } else {
+            let [a1, a2, a3, a4] = head;
+            run(c, &DECREMENT_ONE_BARE, &[a1, a2, a3, a4, gathered.into()])?
+        };
+        moved_row(done)
+    }
+
+    fn add(
+        &self,
+        c: &mut SpiClient<'_>,
+        who: &Caller,
+        key: &Uuid,
+        qty: &AnyNumeric,
+        mv: &Movement,
+        gathered: bool,
+    ) -> Result<Option<Moved>> {
+        let [r, f, k] = mv.ledger_params();
+        let done = run(
+            c,
+            &INCREMENT_ONE,
+            &[
+                (*key).into(),
+                qty.clone().into(),
+                who.admin.into(),
+                who.tenant.clone().into(),
+                r,
+                f,
+                k,
+                gathered.into(),
+                mv.ledger.into(),
+            ],
+        )?;
+        moved_row(done)
+    }
+
+    fn set(
+        &self,
+        c: &mut SpiClient<'_>,
+        key: &Uuid,
+        qty: &AnyNumeric,
+        _old: &AnyNumeric,
+        mv: &Movement,
+    ) -> Result<Option<Moved>> {
+        let [r, f, k] = mv.ledger_params();
+        let done = run(
+            c,
+            &APPLY_ADJUST,
+            &[(*key).into(), qty.clone().into(), r, f, k, mv.ledger.into()],
+        )?;
+        moved_row(done)
+    }
+
+    fn lock(
+        &self,
+        c: &mut SpiClient<'_>,
+        who: &Caller,
+        key: &Uuid,
+        need: &AnyNumeric,
+    ) -> Result<Option<RowState>> {
+        let state = run(
+            c,
+            &LOCK_ONE,
+            &[
+                (*key).into(),
+                who.admin.into(),
+                who.tenant.clone().into(),
+                need.clone().into(),
+            ],
+        )?;
+        if state.is_empty() {
+            return Ok(None);
+        }
+        let row = state.first();
+        Ok(Some(RowState {
+            quantity: row.get::<String>(1)?.unwrap_or_default(),
+            reserved: row.get::<String>(2)?.unwrap_or_default(),
+            available: row.get::<String>(3)?.unwrap_or_default(),
+            tracked: row.get::<bool>(4)?.unwrap_or(true),
+            enough: row.get::<bool>(5)?.unwrap_or(false),
+            striped: row.get::<i16>(6)?.unwrap_or(0) > 0,
+        }))
+    }
+
+    fn take_striped(
+        &self,
+        c: &mut SpiClient<'_>,
+        who: &Caller,
+        key: &Uuid,
+        qty: &AnyNumeric,
+        mv: &Movement,
+    ) -> Result<Option<String>> {
+        stripes::take(c, who, *key, qty, mv)
+    }
+
+    fn gather(&self, c: &mut SpiClient<'_>, keys: &[Uuid]) -> Result<()> {
+        stripes::gather(c, keys)
+    }
+
+    fn respread(&self, c: &mut SpiClient<'_>, keys: &[Uuid]) -> Result<()> {
+        stripes::respread(c, keys)
+    }
+
+    fn sell_lines(
+        &self,
+        c: &mut SpiClient<'_>,
+        who: &Caller,
+        lines: &Lines<Uuid>,
+        mv: &Movement,
+    ) -> Result<Vec<Sold<Uuid>>> {
+        super::lines::sell(c, who, lines, mv)
+    }
+
+    fn lock_lines(
+        &self,
+        c: &mut SpiClient<'_>,
+        who: &Caller,
+        lines: &Lines<Uuid>,
+    ) -> Result<LockedLines<Uuid>> {
+        lock_lines(self, c, who, lines)
+    }
+
+    fn sold(&self, key: &Uuid, m: &Moved, qty: &AnyNumeric) -> String {
+        moved(key, &m.old, &m.new, "deducted", qty)
+    }
+
+    fn untracked(&self, key: &Uuid, row: &RowState) -> String {
+        json!({"success": true, "inventory_id": validate::uuid_text(key),
+               "old_quantity": num_json(&row.quantity), "new_quantity": num_json(&row.quantity),
+               "deducted": 0, "tracked": false})
+        .to_string()
+    }
+
+    fn added(&self, key: &Uuid, m: &Moved, qty: &AnyNumeric) -> String {
+        moved(key, &m.old, &m.new, "added", qty)
+    }
+
+    fn adjusted(&self, key: &Uuid, m: &Moved, delta: &AnyNumeric) -> String {
+        let mut out = String::with_capacity(160);
+        out.push_str("{\"success\" : true, \"inventory_id\" : \"");
+        out.push_str(&validate::uuid_text(key));
+        out.push_str("\", \"old_quantity\" : ");
+        out.push_str(&m.old);
+        out.push_str(", \"new_quantity\" : ");
+        out.push_str(&m.new);
+        out.push_str(", \"delta\" : ");
+        out.push_str(&delta.to_string());
+        out.push('}');
+        out
+    }
+
+    fn lines_sold(&self, sold: Vec<Sold<Uuid>>) -> String {
+        super::lines::answer(sold)
+    }
+}
+
+/// The old and new quantity a movement statement returned; None if it
+/// changed no row.
+fn moved_row(done: pgrx::spi::SpiTupleTable<'_>) -> Result<Option<Moved>> {
+    if done.is_empty() {
+        return Ok(None);
+    }
+    let row = done.first();
+    Ok(Some(Moved {
+        old: row.get::<String>(1)?.unwrap_or_default(),
+        new: row.get::<String>(2)?.unwrap_or_default(),
+    }))
+}
+
+/// Lock every line's item in ascending id order and check that each exists
+/// (for this tenant) and that available stock covers it. Nothing is written
+/// but the gathering of striped items' stripes into their item rows; on
+/// success the caller holds all the row locks and must respread the
+/// striped items once done.
+fn lock_lines(
+    s: &Own,
+    c: &mut SpiClient<'_>,
+    who: &Caller,
+    lines: &Lines<Uuid>,
+) -> Result<LockedLines<Uuid>> {
+    struct Row {
+        id: Uuid,
+        available: String,
+        requested: String,
+        covered: bool,
+        striped: bool,
+        line: LockedLine,
+    }
+    let read = |c: &mut SpiClient<'_>| -> Result<Vec<Row>> {
+        let args = [
+            lines.keys.clone().into(),
+            lines.qtys.clone().into(),
+            who.admin.into(),
+            who.tenant.clone().into(),
+        ];
+        let mut rows = Vec::with_capacity(lines.keys.len());
+        for row in run(c, &LOCK_MANY, &args)? {
+            rows.push(Row {
+                id: row
+                    .get::<Uuid>(1)?
+                    .ok_or_else(|| Error::Internal("a locked item row without an id".into()))?,
+                available: row.get::<String>(2)?.unwrap_or_default(),
+                requested: row.get::<String>(3)?.unwrap_or_default(),
+                covered: row.get::<bool>(4)?.unwrap_or(false),
+                striped: row.get::<bool>(5)?.unwrap_or(false),
+                line: LockedLine {
+                    tenant: row.get::<String>(6)?,
+                    quantity: row.get::<String>(7)?.unwrap_or_default(),
+                    tracked: row.get::<bool>(8)?.unwrap_or(true),
+                },
+            });
+        }
+        Ok(rows)
+    };
+    let mut locked = read(c)?;
+    // rows come in id order, one per item: so do these
+    let striped: Vec<Uuid> = locked.iter().filter(|r| r.striped).map(|r| r.id).collect();
+    if !striped.is_empty() {
+        // The rows are ours now; bring the stripes in and read the totals again.
+        stripes::gather(c, &striped)?;
+        locked = read(c)?;
+    }
+    crate::ops::stock::require_found(s, &lines.keys, |k| locked.iter().any(|r| r.id == *k))?;
+    let short: Vec<Shortfall> = locked
+        .iter()
+        .filter(|r| !r.covered)
+        .map(|r| Shortfall {
+            inventory_id: validate::uuid_text(&r.id),
+            available: r.available.clone(),
+            requested: r.requested.clone(),
+        })
+        .collect();
+    if !short.is_empty() {
+        return Err(Error::Insufficient { lines: short });
+    }
+    let rows: BTreeMap<Uuid, LockedLine> = locked.into_iter().map(|r| (r.id, r.line)).collect();
+    Ok(LockedLines { rows, striped })
+}
