@@ -6,12 +6,10 @@ Prints one line per case that fails, then `bad_inputs: N passed, N failed`.
 Uses the PG* environment (pg_test/lib.sh's start_cluster).
 """
 import json
-import sys
 import uuid
 
-import psycopg
+from checks import S, Checks, attempt, connect
 
-S = "atomic_inventory"
 MISSING = "00000000-0000-0000-0000-0000000000ff"
 
 # (sql, sqlstate, code): code None = PostgreSQL's own error (e.g. 22P02 when
@@ -282,40 +280,30 @@ def documented_limits():
 
 
 def run_limit(conn, sql):
-    """(sqlstate, detail field, message) of one call, in a transaction rolled back."""
-    try:
+    """The error of one call (checks.OK if none), in a transaction rolled back."""
+    def run():
         with conn.transaction(force_rollback=True):
             conn.execute(sql)
-        return ("none", None, "")
-    except psycopg.Error as e:
-        try:
-            field = json.loads(e.diag.message_detail or "{}").get("field")
-        except ValueError:
-            field = None
-        return (e.sqlstate, field, e.diag.message_primary or "")
+    return attempt(run)
 
 
-def text_limits(conn, fixtures):
+def text_limits(conn, fixtures, checks):
     """Every text argument has a limit here and in the docs; past it the call
     is refused naming the argument (22023), and a value at the limit, of
     4-byte characters, gets past that check and through every index."""
-    passed = failed = 0
     listed = text_arguments(conn)
     documented = documented_limits()
     for key in sorted(listed - set(TEXT_LIMITS)):
-        failed += 1
-        print(f"FAIL text argument without a tested limit: {key[0]}({key[1]})")
+        checks.check("text argument without a tested limit", False, f"{key[0]}({key[1]})")
     for key in sorted(listed ^ set(documented)):
-        failed += 1
-        print(f"FAIL text argument {key[0]}({key[1]}) {'not in' if key in listed else 'documented but not in'} docs/functions.md's Text limits")
+        checks.check(f"text argument {key[0]}({key[1]}) {'not in' if key in listed else 'documented but not in'} "
+                     "docs/functions.md's Text limits", False)
     for key, (limit, call) in sorted(TEXT_LIMITS.items()):
         if key not in listed:
-            failed += 1
-            print(f"FAIL {key[0]}({key[1]}) is in TEXT_LIMITS but no such text argument exists")
+            checks.check(f"{key[0]}({key[1]}) is in TEXT_LIMITS but no such text argument exists", False)
             continue
         if documented.get(key) not in (None, limit):
-            failed += 1
-            print(f"FAIL {key[0]}({key[1]}): docs say {documented.get(key)} characters, the test {limit}")
+            checks.check(f"{key[0]}({key[1]})", False, f"docs say {documented.get(key)} characters, the test {limit}")
         fn, arg = key
         text = "SELECT " + S + "." + call.format(v="{v}", **fixtures)
         over = run_limit(conn, text.replace("{v}", f"repeat('x', {limit + 1})"))
@@ -323,30 +311,23 @@ def text_limits(conn, fixtures):
         # what an index entry holds
         at = run_limit(conn, text.replace("{v}", "(SELECT string_agg(chr(65536 + abs(hashint4(g)) % 60000), '') "
                                                   f"FROM generate_series(1, {limit}) AS g)"))
-        refused_over = over[0] == "22023" and over[1] == arg and str(limit) in over[2]
+        refused_over = over.sqlstate == "22023" and over.field == arg and str(limit) in over.message
         # (at the limit a call may still be refused on that argument for
         # another reason, e.g. a source name's spelling, but not its length)
-        refused_at = at[0] == "22023" and at[1] == arg and ("longer" in at[2] or "characters" in at[2])
-        broke_at = at[0] in ("54000", "XX000", "22001", "42601")
-        if refused_over and not refused_at and not broke_at:
-            passed += 1
-        else:
-            failed += 1
-            print(f"FAIL {fn}({arg}) limit {limit}: over the limit got {over[0]} {over[1]} ({over[2][:70]}); "
-                  f"at the limit got {at[0]} {at[1]} ({at[2][:70]})")
+        refused_at = at.sqlstate == "22023" and at.field == arg and ("longer" in at.message or "characters" in at.message)
+        broke_at = at.sqlstate in ("54000", "XX000", "22001", "42601")
+        checks.check(f"{fn}({arg}) limit {limit}", refused_over and not refused_at and not broke_at,
+                     f"over the limit got {over.sqlstate} {over.field} ({over.message[:70]}); "
+                     f"at the limit got {at.sqlstate} {at.field} ({at.message[:70]})")
     # the caller's tenant (a setting or a JWT claim) is a key too
     for setting, value in (("atomic_inventory.tenant_id", "x" * 256),
                            ("request.jwt.claims", json.dumps({"tenant_id": "x" * 256}))):
         with conn.transaction(force_rollback=True):
             conn.execute("SELECT set_config(%s, %s, true)", (setting, value))
             got = run_limit(conn, f"SELECT {S}.decrement_inventory('{fixtures['item']}', 1)")
-        if got[0] == "22023" and got[1] == setting and "255" in got[2]:
-            passed += 1
-        else:
-            failed += 1
-            print(f"FAIL a 256-character tenant in {setting}: got {got}")
+        checks.check(f"a 256-character tenant in {setting}",
+                     got.sqlstate == "22023" and got.field == setting and "255" in got.message, f"got {tuple(got)}")
     print(f"bad_inputs: {len(listed)} text arguments, each with a checked limit")
-    return passed, failed
 
 
 def state(conn):
@@ -369,7 +350,7 @@ def state(conn):
 
 
 def main():
-    conn = psycopg.connect("", autocommit=True)
+    conn = connect()
     item = conn.execute(f"SELECT {S}.create_item(p_quantity => 10, p_sku => 'bad-' || gen_random_uuid())->>'inventory_id'").fetchone()[0]
     res = conn.execute(f"SELECT {S}.reserve_inventory(jsonb_build_array(jsonb_build_object('inventory_id', %s::text, 'quantity', 2)))->>'reservation_id'", (item,)).fetchone()[0]
     batch = conn.execute(f"SELECT {S}.create_batch()->>'batch_id'").fetchone()[0]
@@ -407,38 +388,20 @@ def main():
                     src=src, plain=plain, bres=bres, bsrc=bsrc, gone=gone,
                     lines=f"""'[{{"inventory_id": "{item}", "quantity": 1}}]'""",
                     blines="""'[{"item_id": "k1", "quantity": 1}]'""")
+    checks = Checks("bad_inputs", show="failures")
     before = state(conn)
-    passed = failed = 0
     for sql, want_state, want_code in CASES:
         text = "SELECT " + S + "." + sql.format(**fixtures)
-        try:
-            conn.execute(text)
-            got = ("none", None, "")
-        except psycopg.Error as e:
-            try:
-                code = json.loads(e.diag.message_detail or "{}").get("code")
-            except ValueError:
-                code = None
-            got = (e.sqlstate, code, e.diag.message_primary or "")
-        ok = got[0] == want_state and (want_code is None or (got[1] == want_code and got[2].startswith(want_code)))
+        got = attempt(conn.execute, text)
+        ok = got.sqlstate == want_state and (want_code is None or (got.code == want_code and got.message.startswith(want_code)))
         alive = conn.execute("SELECT pg_backend_pid()").fetchone()[0] == pid
-        if ok and alive:
-            passed += 1
-        else:
-            failed += 1
-            print(f"FAIL {sql}: got {got[0]} {got[1]} ({got[2][:80]}), want {want_state} {want_code}, backend alive {alive}")
-    p, f = text_limits(conn, fixtures)
-    passed += p
-    failed += f
+        checks.check(sql, ok and alive, f"got {got.sqlstate} {got.code} ({got.message[:80]}), "
+                                        f"want {want_state} {want_code}, backend alive {alive}")
+    text_limits(conn, fixtures, checks)
     after = state(conn)
-    if before == after:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL partial write: state before {before}, after {after}")
+    checks.check("partial write", before == after, f"state before {before}, after {after}")
     print(f"bad_inputs: {len(CASES)} distinct bad inputs tried, state unchanged: {before == after}")
-    print(f"bad_inputs: {passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    checks.finish()
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ import argparse
 import collections
 import json
 import random
-import sys
 import threading
 import time
 import uuid
@@ -27,7 +26,7 @@ from decimal import Decimal
 
 import psycopg
 
-from stress import Checks, Failure, call, connect, race
+from checks import Checks, Failure, call, connect, race
 
 RUN = uuid.uuid4().hex[:8]
 SCHEMA = f"bs_{RUN}"
@@ -281,7 +280,7 @@ def worker(dsn, k, src, bids, deadline, rec, seed):
                         rec.refused.add(ref)
             else:
                 with rec.lock:
-                    rec.unexpected.append(f"{f.sqlstate} {f.code}: {f}")
+                    rec.unexpected.append(f"{f.sqlstate} {f.code or '?'}: {f}")
         except psycopg.Error as e:
             with rec.lock:
                 rec.unexpected.append(f"{e.sqlstate}: {e}")
@@ -351,8 +350,8 @@ def main():
     ap.add_argument("--seed", type=int, default=int(time.time()))
     a = ap.parse_args()
     print(f"bound_stress: seed {a.seed}, {a.connections} connections, {a.seconds} s, schema {SCHEMA}")
-    admin = psycopg.connect(a.dsn, autocommit=True)
-    checks = Checks()
+    admin = connect(a.dsn)
+    checks = Checks("bound_stress", show="grouped")
     src, bids = setup(admin, a.hot, a.cold, a.batches)
     phase_races(a.dsn, admin, src, checks)
     rec = Record()
@@ -374,10 +373,7 @@ def main():
                  f"acked={len(rec.acked)} replays={len(rec.replays)} refused={len(rec.refused)} "
                  f"holds={rec.holds} commits={len(rec.commit_rows)} expired={expired}")
     verify(admin, src, bids, rec, checks)
-    ok = checks.report()
-    passed = sum(1 for _, o, _ in checks.results if o)
-    print(f"bound_stress: {passed} passed, {len(checks.results) - passed} failed")
-    sys.exit(0 if ok else 1)
+    checks.finish()
 
 
 if __name__ == "__main__":

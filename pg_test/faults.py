@@ -11,17 +11,15 @@ import threading
 import time
 import uuid
 
-import psycopg
+from checks import S, Checks, attempt, call, connect
 
-from checks import check, conn, finish
-
-S = "atomic_inventory"
 RUN = uuid.uuid4().hex[:8]  # idempotency keys unique per run
+checks = Checks("faults")
+check = checks.check
 
 
 def new_item(c, qty=10):
-    return c.execute(f"SELECT {S}.create_item(p_quantity => %s, p_sku => 'fault-' || gen_random_uuid())->>'inventory_id'",
-                     (qty,)).fetchone()[0]
+    return call(c, "create_item", p_quantity=qty, p_sku=f"fault-{uuid.uuid4()}")["inventory_id"]
 
 
 def snapshot(c, item):
@@ -30,37 +28,29 @@ def snapshot(c, item):
 
 
 def sqlstate_of(fn):
-    try:
-        fn()
-        return "none", None
-    except psycopg.Error as e:
-        try:
-            code = json.loads(e.diag.message_detail or "{}").get("code")
-        except ValueError:
-            code = None
-        return e.sqlstate, code
+    """(sqlstate, code) of fn's error, ("none", None) if it had none."""
+    return attempt(fn)[:2]
 
 
 def dec(c, item, qty=1, **kw):
-    args = "".join(f", {k} => %({k})s" for k in kw)
-    return c.execute(f"SELECT {S}.decrement_inventory(%(i)s, %(q)s{args})::text", dict(i=item, q=qty, **kw)).fetchone()[0]
+    return call(c, "decrement_inventory", p_inventory_id=item, p_quantity=qty, **kw)
 
 
 def holder(item):
     """A transaction holding the item's row lock (it decremented 1)."""
-    h = conn(autocommit=False)
+    h = connect(autocommit=False)
     dec(h, item)
     return h
 
 
 def main():
-    admin = conn()
+    admin = connect()
 
     # statement_timeout fires while the call waits for a row lock
     item = new_item(admin)
     before = snapshot(admin, item)
     h = holder(item)
-    c = conn()
+    c = connect()
     c.execute("SET statement_timeout = '200ms'")
     st = sqlstate_of(lambda: dec(c, item))
     h.rollback()
@@ -68,7 +58,7 @@ def main():
 
     # the session's own lock_timeout, and p_lock_timeout_ms: LOCK_TIMEOUT (PT503)
     h = holder(item)
-    c = conn()
+    c = connect()
     c.execute("SET lock_timeout = '150ms'")
     st1 = sqlstate_of(lambda: dec(c, item))
     st2 = sqlstate_of(lambda: dec(c, item, p_lock_timeout_ms=100))
@@ -83,17 +73,17 @@ def main():
     other = new_item(admin)
     before_other = snapshot(admin, other)
     h = holder(item)
-    c = conn()
+    c = connect()
     c.execute("SET statement_timeout = '200ms'")
     lines = json.dumps([{"inventory_id": other, "quantity": 1}, {"inventory_id": item, "quantity": 1}])
-    st = sqlstate_of(lambda: c.execute(f"SELECT {S}.decrement_inventory_many(%s)", (lines,)))
+    st = sqlstate_of(lambda: call(c, "decrement_inventory_many", p_lines=lines))
     h.rollback()
     check("multi-line call timed out after locking some rows writes nothing",
           st[0] == "57014" and snapshot(admin, other) == before_other and snapshot(admin, item) == before, str(st))
 
     # pg_cancel_backend while waiting
     h = holder(item)
-    c = conn()
+    c = connect()
     pid = c.execute("SELECT pg_backend_pid()").fetchone()[0]
     out = {}
     t = threading.Thread(target=lambda: out.update(st=sqlstate_of(lambda: dec(c, item))))
@@ -111,12 +101,12 @@ def main():
     before = after
 
     # the caller rolls back after a successful call: nothing stays, the key is free
-    c = conn(autocommit=False)
-    first = json.loads(dec(c, item, p_idempotency_key=f"fault-rollback-{RUN}"))
+    c = connect(autocommit=False)
+    first = dec(c, item, p_idempotency_key=f"fault-rollback-{RUN}")
     c.rollback()
     unchanged = snapshot(admin, item) == before
-    c2 = conn()
-    again = json.loads(dec(c2, item, p_idempotency_key=f"fault-rollback-{RUN}"))
+    c2 = connect()
+    again = dec(c2, item, p_idempotency_key=f"fault-rollback-{RUN}")
     after = snapshot(admin, item)
     check("caller rollback undoes the call, ledger row and idempotency key",
           unchanged and first["new_quantity"] == again["new_quantity"] and after[0] == before[0] - 1 and after[2] == before[2] + 1,
@@ -124,7 +114,7 @@ def main():
     before = after
 
     # savepoints: a refused call rolled back to a savepoint, then a good one
-    c = conn(autocommit=False)
+    c = connect(autocommit=False)
     c.execute("SAVEPOINT s1")
     st = sqlstate_of(lambda: dec(c, item, 999))
     c.execute("ROLLBACK TO SAVEPOINT s1")
@@ -141,7 +131,7 @@ def main():
 
     # REPEATABLE READ and SERIALIZABLE callers: a concurrent change surfaces 40001
     for level in ("REPEATABLE READ", "SERIALIZABLE"):
-        c = conn(autocommit=False)
+        c = connect(autocommit=False)
         c.execute(f"SET TRANSACTION ISOLATION LEVEL {level}")
         c.execute("SELECT 1")  # take the snapshot
         dec(admin, item)        # someone else sells in between
@@ -153,7 +143,7 @@ def main():
         before = after
 
     # REPEATABLE READ without interference works normally
-    c = conn(autocommit=False)
+    c = connect(autocommit=False)
     c.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
     dec(c, item)
     c.commit()
@@ -163,18 +153,16 @@ def main():
     # Calls that change nothing consume no transaction id (and so write no
     # commit record): a driver polling an empty pool, a retried request
     # answered from its idempotency key. A call that writes gets one, as ever.
-    def xid_after(call):
-        c = conn(autocommit=False)
+    def xid_after(fn):
+        c = connect(autocommit=False)
         try:
-            out = call(c)
+            out = fn(c)
             xid = c.execute("SELECT pg_current_xact_id_if_assigned()::text").fetchone()[0]
             return out, xid
         finally:
             c.rollback()
 
-    out, xid = xid_after(lambda c: c.execute(
-        f"SELECT {S}.claim_next_batch(p_driver_id => 'idle-driver', p_zone => %s)::text",
-        (f"no-such-zone-{RUN}",)).fetchone()[0])
+    out, xid = xid_after(lambda c: call(c, "claim_next_batch", p_driver_id="idle-driver", p_zone=f"no-such-zone-{RUN}"))
     check("claim_next_batch with none left: NULL, no transaction id", out is None and xid is None, f"{out} {xid}")
     key = f"replay-{RUN}"
     first = dec(admin, item, p_idempotency_key=key)
@@ -187,7 +175,7 @@ def main():
 
     drift = admin.execute(f"SELECT count(*) FROM {S}.reconcile()").fetchone()[0]
     check("ledger reconciles after all faults", drift == 0, f"{drift} items drift")
-    finish("faults")
+    checks.finish()
 
 
 if __name__ == "__main__":

@@ -21,26 +21,15 @@ import argparse
 import collections
 import json
 import random
-import sys
 import threading
 import time
 import uuid
 
 import psycopg
 
-S = "atomic_inventory"
+from checks import S, Checks, Failure, call, connect, decode
+
 EXPECTED = {"INSUFFICIENT_INVENTORY", "LOCK_TIMEOUT"}
-
-
-def connect(dsn):
-    return psycopg.connect(dsn, autocommit=True)
-
-
-def code_of(e):
-    try:
-        return json.loads(e.diag.message_detail or "").get("code", "?")
-    except ValueError:
-        return "?"
 
 
 class Run:
@@ -74,13 +63,14 @@ class Run:
             try:
                 self.one(bare, full, op, item, qty, rng)
                 self.note(op, "ok")
-            except psycopg.Error as e:
-                code = "40001" if e.sqlstate == "40001" else code_of(e)
+            except (Failure, psycopg.Error) as e:
+                err = decode(e)
+                code = "40001" if err.sqlstate == "40001" else err.code or "?"
                 self.note(op, code)
                 allowed = code in EXPECTED or (code == "40001" and op in ("sale_rr", "sale_ser"))
                 if not allowed:
                     with self.lock:
-                        self.unexpected.append(f"{op}: {e.sqlstate} {e}")
+                        self.unexpected.append(f"{op}: {err.sqlstate} {e}")
                 for c in (bare, full):
                     if c.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                         c.execute("ROLLBACK")
@@ -95,9 +85,10 @@ class Run:
         full.close()
 
     def one(self, bare, full, op, item, qty, rng):
-        sale = f"SELECT {S}.decrement_inventory(p_inventory_id => %s, p_quantity => %s)::text"
+        def sale(conn):
+            return call(conn, "decrement_inventory", p_inventory_id=item, p_quantity=qty)
         if op == "sale":
-            r = json.loads(bare.execute(sale, (item, qty)).fetchone()[0])
+            r = sale(bare)
             self.ack(item, -float(r["deducted"]))
         elif op in ("sale_rr", "sale_ser"):
             level = "REPEATABLE READ" if op == "sale_rr" else "SERIALIZABLE"
@@ -106,49 +97,25 @@ class Run:
             # session before ours runs is a concurrent update (40001)
             bare.execute(f"SELECT quantity FROM {S}.items WHERE id = %s", (item,)).fetchone()
             time.sleep(rng.random() * 0.002)
-            r = json.loads(bare.execute(sale, (item, qty)).fetchone()[0])
+            r = sale(bare)
             bare.execute("COMMIT")
             self.ack(item, -float(r["deducted"]))
         elif op == "sale_ledger":
-            r = json.loads(full.execute(sale, (item, qty)).fetchone()[0])
+            r = sale(full)
             self.ack(item, -float(r["deducted"]))
         elif op == "restock":
-            r = json.loads(full.execute(
-                f"SELECT {S}.increment_inventory(p_inventory_id => %s, p_quantity => %s)::text",
-                (item, qty * 4)).fetchone()[0])
+            r = call(full, "increment_inventory", p_inventory_id=item, p_quantity=qty * 4)
             self.ack(item, float(r["added"]))
         elif op == "reserve":
             lines = json.dumps([{"inventory_id": item, "quantity": qty}])
-            r = json.loads(full.execute(
-                f"SELECT {S}.reserve_inventory(p_lines => %s, p_ttl_seconds => 60)::text",
-                (lines,)).fetchone()[0])
+            r = call(full, "reserve_inventory", p_lines=lines, p_ttl_seconds=60)
             rid = r["reservation_id"]
             if rng.random() < 0.5:
-                c = json.loads(full.execute(
-                    f"SELECT {S}.commit_reservation(p_reservation_id => %s)::text", (rid,)).fetchone()[0])
+                c = call(full, "commit_reservation", p_reservation_id=rid)
                 for line in c["committed"]:
                     self.ack(line["inventory_id"], -float(line["quantity"]))
             else:
-                full.execute(f"SELECT {S}.release_reservation(p_reservation_id => %s)", (rid,))
-
-
-class Checks:
-    def __init__(self):
-        self.passed, self.failed = collections.Counter(), collections.Counter()
-        self.first = {}
-
-    def check(self, name, ok, info=""):
-        (self.passed if ok else self.failed)[name] += 1
-        if not ok and name not in self.first:
-            self.first[name] = info
-
-    def report(self):
-        for name in sorted(set(self.passed) | set(self.failed)):
-            extra = f"  (first: {self.first[name]})" if name in self.first else ""
-            print(f"{name}: {self.passed[name]} passed, {self.failed[name]} failed{extra}")
-        p, f = sum(self.passed.values()), sum(self.failed.values())
-        print(f"ledger_off_stress: {p} passed, {f} failed")
-        return f == 0
+                call(full, "release_reservation", p_reservation_id=rid)
 
 
 def phase(a, admin, checks, label, seed):
@@ -226,7 +193,7 @@ def main():
     print(f"ledger_off_stress: {a.connections} connections, 2 x {a.seconds}s, seed {a.seed}")
     admin = connect(a.dsn)
     admin.execute("CREATE EXTENSION IF NOT EXISTS amcheck")
-    checks = Checks()
+    checks = Checks("ledger_off_stress", show="grouped")
     phase(a, admin, checks, "hot-updates", a.seed)
     # an index on updated_at: every sale changes an indexed column, so none
     # is HOT and each writes its index entries (ExecInsertIndexTuples)
@@ -235,7 +202,7 @@ def main():
         phase(a, admin, checks, "index-entries", a.seed + 1)
     finally:
         admin.execute(f"DROP INDEX {S}.ledger_off_stress_updated_at")
-    sys.exit(0 if checks.report() else 1)
+    checks.finish()
 
 
 if __name__ == "__main__":

@@ -10,14 +10,13 @@ json_to_record, typed from the function's declaration. No PostgREST binary is
 needed to reproduce that. Prints `postgrest: N passed, N failed`.
 """
 import json
-import sys
 import threading
 import uuid
 
 import psycopg
 from psycopg import sql
 
-S = "atomic_inventory"
+from checks import S, Checks, connect
 
 
 def http_status(sqlstate, anonymous):
@@ -38,7 +37,7 @@ class PostgREST:
     """One `authenticator` connection per simulated server worker."""
 
     def __init__(self, dsn=""):
-        self.conn = psycopg.connect(dsn, user="authenticator", autocommit=True)
+        self.conn = connect(dsn, user="authenticator")
         self.arg_types = {}
 
     def types(self, fn):
@@ -89,14 +88,10 @@ def setup(admin):
 
 
 def main():
-    admin = psycopg.connect("", autocommit=True)
+    admin = connect()
     setup(admin)
-    results = []
-
-    def check(name, got, want):
-        ok = got == want
-        results.append(ok)
-        print(f"{'ok  ' if ok else 'FAIL'} {name}: {got}{'' if ok else f' (want {want})'}")
+    checks = Checks("postgrest")
+    check = checks.expect  # a line per check: `ok  name: got`, or FAIL with what was wanted
 
     item = admin.execute(f"SELECT {S}.create_item(p_quantity => 5, p_sku => 'rest-' || gen_random_uuid())->>'inventory_id'").fetchone()[0]
     store_item = admin.execute(f"SELECT {S}.create_item(p_quantity => 5, p_sku => 'rest-' || gen_random_uuid(), p_tenant_id => 'store-a')->>'inventory_id'").fetchone()[0]
@@ -178,9 +173,7 @@ def main():
     role, claims = api.conn.execute("SELECT current_user, current_setting('request.jwt.claims', true)").fetchone()
     check("no session state left behind", (role, claims or ""), ("authenticator", ""))
 
-    passed = sum(results)
-    print(f"postgrest: {passed} passed, {len(results) - passed} failed")
-    sys.exit(0 if passed == len(results) else 1)
+    checks.finish()
 
 
 if __name__ == "__main__":

@@ -11,29 +11,21 @@ columns, ordered percentiles and a max latency covering the slowest call.
 Prints `stats: N passed, N failed`. Uses the PG* environment.
 """
 import collections
-import json
 import random
 import threading
 import time
 import uuid
 
-import psycopg
+from checks import OK, S, Checks, attempt, call, connect
 
-from checks import check, conn, finish
-
-S = "atomic_inventory"
+checks = Checks("stats")
+check = checks.check
 
 
 def outcome(c, sql, args):
     """'ok' or the machine code (our errors) / SQLSTATE (PostgreSQL's)."""
-    try:
-        c.execute(sql, args).fetchone()
-        return "ok"
-    except psycopg.Error as e:
-        try:
-            return json.loads(e.diag.message_detail or "{}")["code"]
-        except (ValueError, KeyError):
-            return e.sqlstate
+    err = attempt(lambda: c.execute(sql, args).fetchone())
+    return "ok" if err == OK else err.code or err.sqlstate
 
 
 def stats(c):
@@ -44,23 +36,21 @@ def stats(c):
 
 
 def main():
-    admin = conn()
+    admin = connect()
     admin.execute(f"SELECT {S}.stats_reset()")
     after_reset = stats(admin)
     check("reset zeroes every function", all(r["calls"] == 0 for r in after_reset.values()), after_reset)
     check("scope is cluster when preloaded", {r["scope"] for r in after_reset.values()} == {"cluster"},
           {r["scope"] for r in after_reset.values()})
 
-    items = [admin.execute(f"SELECT {S}.create_item(p_quantity => 30, p_sku => 'stats-' || gen_random_uuid())->>'inventory_id'")
-             .fetchone()[0] for _ in range(3)]
-    batches = [admin.execute(f"SELECT {S}.create_batch(p_zone => 'stats-{uuid.uuid4().hex[:6]}')->>'batch_id'").fetchone()[0]
-               for _ in range(10)]
+    items = [call(admin, "create_item", p_quantity=30, p_sku=f"stats-{uuid.uuid4()}")["inventory_id"] for _ in range(3)]
+    batches = [call(admin, "create_batch", p_zone=f"stats-{uuid.uuid4().hex[:6]}")["batch_id"] for _ in range(10)]
     seen = collections.defaultdict(collections.Counter)  # function -> outcome -> n
     lock = threading.Lock()
 
     def worker(k):
         rng = random.Random(k)
-        c = conn()
+        c = connect()
         local = collections.defaultdict(collections.Counter)
         for _ in range(60):
             op = rng.choice(["dec", "dec", "zero", "unknown", "inc", "claim"])
@@ -89,17 +79,17 @@ def main():
     item = items[0]
     admin.execute(f"SELECT {S}.increment_inventory(%s, 10)", (item,))
     seen["increment_inventory"]["ok"] += 1
-    holder = conn(autocommit=False)
+    holder = connect(autocommit=False)
     holder.execute(f"SELECT {S}.decrement_inventory(%s, 1)", (item,))
     seen["decrement_inventory"]["ok"] += 1
-    c = conn()
+    c = connect()
     seen["decrement_inventory"][outcome(c, f"SELECT {S}.decrement_inventory(%s, 1, p_lock_timeout_ms => 150)", (item,))] += 1
     c.execute("SET statement_timeout = '300ms'")
     t0 = time.monotonic()
     seen["decrement_inventory"][outcome(c, f"SELECT {S}.decrement_inventory(%s, 1)", (item,))] += 1
     slowest_ms = (time.monotonic() - t0) * 1000
     holder.rollback()
-    rr = conn(autocommit=False)
+    rr = connect(autocommit=False)
     rr.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
     rr.execute("SELECT 1")
     admin.execute(f"SELECT {S}.decrement_inventory(%s, 1)", (item,))
@@ -142,7 +132,7 @@ def main():
     admin.execute(f"REVOKE USAGE ON SCHEMA {S} FROM ai_stats_nobody")
     admin.execute("DROP ROLE ai_stats_nobody")
 
-    finish("stats")
+    checks.finish()
 
 
 if __name__ == "__main__":

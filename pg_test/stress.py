@@ -14,9 +14,7 @@ Needs the extension in the database that PG* environment variables name
 import argparse
 import collections
 import json
-import os
 import random
-import sys
 import threading
 import time
 import uuid
@@ -24,62 +22,13 @@ from decimal import Decimal
 
 import psycopg
 
-S = "atomic_inventory"
+from checks import S, Checks, Failure, call, connect, race
+
 EXPECTED_CODES = {
     "ALREADY_FULLY_PACKED", "BASKET_EXHAUSTED", "NOTHING_TO_UNPACK",
     "INSUFFICIENT_INVENTORY", "QUANTITY_MISMATCH", "LOCK_TIMEOUT", "BATCH_UNAVAILABLE",
     "RESERVATION_NOT_ACTIVE", "RESERVATION_EXPIRED", "DRIVER_LIMIT_REACHED", "BELOW_RESERVED",
 }
-
-
-class Failure(Exception):
-    def __init__(self, sqlstate, code, message):
-        super().__init__(message)
-        self.sqlstate, self.code = sqlstate, code
-
-
-def connect(dsn):
-    # Behind PgBouncer in transaction mode (AI_NO_PREPARE=1) a server-side
-    # prepared statement may not exist on the next transaction's server.
-    no_prepare = bool(os.environ.get("AI_NO_PREPARE"))
-    return psycopg.connect(dsn, autocommit=True, prepare_threshold=None if no_prepare else 5)
-
-
-def call(conn, fn, **kw):
-    """Call atomic_inventory.<fn> with named arguments; return parsed JSON."""
-    args = ", ".join(f"{k} => %({k})s" for k in kw)
-    try:
-        row = conn.execute(f"SELECT {S}.{fn}({args})::text", kw).fetchone()
-    except psycopg.Error as e:
-        detail = e.diag.message_detail or ""
-        try:
-            code = json.loads(detail).get("code", "?")
-        except ValueError:
-            code = "?"
-        raise Failure(e.sqlstate, code, str(e)) from None
-    return None if row[0] is None else json.loads(row[0])
-
-
-class Checks:
-    def __init__(self):
-        self.results = []
-
-    def check(self, name, ok, info=""):
-        self.results.append((name, bool(ok), info))
-
-    def report(self):
-        by = collections.OrderedDict()
-        for name, ok, info in self.results:
-            p, f, infos = by.get(name, (0, 0, []))
-            by[name] = (p + ok, f + (not ok), infos + ([info] if not ok and info else []))
-        for name, (p, f, infos) in by.items():
-            print(f"{name}: {p} passed, {f} failed")
-            for i in infos[:5]:
-                print(f"    {i}")
-        passed = sum(1 for _, ok, _ in self.results if ok)
-        failed = len(self.results) - passed
-        print(f"stress: {passed} passed, {failed} failed")
-        return failed == 0
 
 
 RUN = uuid.uuid4().hex[:8]  # keeps SKUs unique when re-run against one database
@@ -93,29 +42,6 @@ def new_items(conn, n, qty, tag):
             [(i, f"{tag}-{RUN}-{k}", qty) for k, i in enumerate(ids)],
         )
     return ids
-
-
-def race(dsn, n, fn):
-    """Run fn(conn, k) in n threads released together; return results/Failures."""
-    conns = [connect(dsn) for _ in range(n)]
-    barrier = threading.Barrier(n)
-    out = [None] * n
-
-    def run(k):
-        barrier.wait()
-        try:
-            out[k] = fn(conns[k], k)
-        except Failure as f:
-            out[k] = f
-
-    threads = [threading.Thread(target=run, args=(k,)) for k in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for c in conns:
-        c.close()
-    return out
 
 
 def phase_races(dsn, admin, checks):
@@ -267,7 +193,7 @@ class Workload:
                 self.one(conn, rng, op, ref, held, driver)
                 self.record(op, "ok")
             except Failure as f:
-                self.record(op, f.code)
+                self.record(op, f.code or "?")
                 if f.code not in EXPECTED_CODES or f.sqlstate == "40P01":
                     with self.lock:
                         self.unexpected.append(f"{op}: {f.sqlstate} {f}")
@@ -379,7 +305,7 @@ def main():
     ap.add_argument("--seed", type=int, default=int(time.time()))
     a = ap.parse_args()
     print(f"stress: {a.connections} connections, {a.seconds}s, seed {a.seed}")
-    checks = Checks()
+    checks = Checks("stress", show="grouped")
     admin = connect(a.dsn)
 
     phase_races(a.dsn, admin, checks)
@@ -460,7 +386,7 @@ def main():
         checks.check("packed_never_above_needed_or_picked", packed <= picked and over == 0,
                      f"session {session}: packed {packed} of {picked} picked, {over} lines over")
     admin.close()
-    sys.exit(0 if checks.report() else 1)
+    checks.finish()
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ mod bound;
 mod bound_reservations;
 mod packing;
 mod reservations;
+mod sources;
 mod stats;
 mod stock;
 mod stripes;

@@ -13,7 +13,7 @@ use crate::core::validate;
 use crate::error::{Error, Result};
 use crate::pg::spi::{run, Stmt};
 use crate::settings::ledger_on;
-use crate::source::{Finish, HeldLine, HoldSource, Lines, LockedLines, NewHold};
+use crate::source::{Finish, HeldLine, HoldSource, Lines, LockedLines, NewHold, StockSource};
 use pgrx::pg_sys::{self, Oid};
 use pgrx::spi::SpiClient;
 use pgrx::{AnyNumeric, Uuid};
@@ -24,6 +24,9 @@ const TEXT: Oid = pg_sys::TEXTOID;
 const BOOL: Oid = pg_sys::BOOLOID;
 const INT: Oid = pg_sys::INT4OID;
 
+/// Record a reservation of lines $1/$2 (merged, sorted) whose item rows
+/// the caller holds locked, and raise their reserved units: the answer,
+/// and how many item rows took their hold (each tracked line's must).
 pub(crate) const RESERVE_APPLY: Stmt = Stmt {
     name: "reserve_apply",
     sql: "WITH r AS ( \
@@ -49,7 +52,8 @@ pub(crate) const RESERVE_APPLY: Stmt = Stmt {
                    'status', 'active', 'expires_at', res.expires_at, \
                    'lines', (SELECT pg_catalog.json_agg(pg_catalog.json_build_object( \
                                'inventory_id', l.inventory_id, 'quantity', l.quantity) \
-                               ORDER BY l.inventory_id) FROM lines AS l))::text \
+                               ORDER BY l.inventory_id) FROM lines AS l))::text, \
+                 (SELECT pg_catalog.count(*) FROM upd)::int4 \
             FROM res",
     args: &[UUIDS, pg_sys::NUMERICARRAYOID, INT, TEXT, TEXT],
 };
@@ -116,7 +120,8 @@ pub(crate) const FINISH: Stmt = Stmt {
                    'status', res.status, 'expires_at', res.expires_at, \
                    $3, (SELECT pg_catalog.json_agg(pg_catalog.json_build_object( \
                           'inventory_id', fl.inventory_id, 'quantity', fl.quantity) \
-                          ORDER BY fl.inventory_id) FROM fl))::text \
+                          ORDER BY fl.inventory_id) FROM fl))::text, \
+                 (SELECT pg_catalog.count(*) FROM upd)::int4 \
             FROM res",
     args: &[UUID, UUIDS, TEXT, TEXT, TEXT, BOOL],
 };
@@ -168,7 +173,10 @@ const EXPIRE_APPLY: Stmt = Stmt {
              WHERE r.id = ANY ($1) \
             RETURNING r.id \
           ) \
-          SELECT pg_catalog.count(*)::int4 FROM res",
+          SELECT pg_catalog.count(*)::int4, \
+                 (SELECT pg_catalog.count(*) FROM upd)::int4, \
+                 (SELECT pg_catalog.count(*) FROM per_item)::int4 \
+            FROM res",
     args: &[UUIDS],
 };
 
@@ -177,7 +185,7 @@ impl HoldSource for Own {
         &self,
         c: &mut SpiClient<'_>,
         lines: &Lines<Uuid>,
-        _locked: &LockedLines<Uuid>,
+        locked: &LockedLines<Uuid>,
         new: &NewHold,
     ) -> Result<String> {
         let done = run(
@@ -191,7 +199,19 @@ impl HoldSource for Own {
                 new.tenant.clone().into(),
             ],
         )?;
-        Ok(done.first().get::<String>(1)?.unwrap_or_default())
+        let row = done.first();
+        // every tracked line's row (locked, covering it) must take its hold,
+        // or the reservation would hold units reserved lacks
+        let tracked: Vec<&Uuid> = locked
+            .rows
+            .iter()
+            .filter(|(_, l)| l.tracked)
+            .map(|(k, _)| k)
+            .collect();
+        if row.get::<i32>(2)?.unwrap_or(0) as usize != tracked.len() {
+            return Err(self.skipped(&tracked));
+        }
+        Ok(row.get::<String>(1)?.unwrap_or_default())
     }
 
     fn line_key_name(&self) -> &'static str {
@@ -269,14 +289,26 @@ impl HoldSource for Own {
             &FINISH,
             &[
                 id.into(),
-                active.into(),
+                active.clone().into(),
                 how.status().to_string().into(),
                 note.reason.clone().into(),
                 note.key.map(str::to_string).into(),
                 ledger_on().into(),
             ],
         )?;
-        Ok(done.first().get::<String>(1)?.unwrap_or_default())
+        let row = done.first();
+        // each tracked line's item (locked by held_lines) must give its
+        // units back, or reserved would keep units no line holds
+        let tracked: Vec<Uuid> = lines
+            .iter()
+            .zip(&active)
+            .filter(|(l, _)| l.tracked)
+            .map(|(_, id)| *id)
+            .collect();
+        if row.get::<i32>(2)?.unwrap_or(0) as usize != tracked.len() {
+            return Err(self.skipped(&tracked.iter().collect::<Vec<_>>()));
+        }
+        Ok(row.get::<String>(1)?.unwrap_or_default())
     }
 
     fn expire(&self, c: &mut SpiClient<'_>, ids: &[Uuid]) -> Result<i32> {
@@ -284,9 +316,16 @@ impl HoldSource for Own {
             return Ok(0);
         }
         run(c, &DUE_ITEMS, &[ids.to_vec().into()])?;
-        Ok(run(c, &EXPIRE_APPLY, &[ids.to_vec().into()])?
-            .first()
-            .get::<i32>(1)?
-            .unwrap_or(0))
+        let done = run(c, &EXPIRE_APPLY, &[ids.to_vec().into()])?;
+        let row = done.first();
+        // every item holding units of these reservations must give them
+        // back (a trigger of the operator's that skips the write fails the
+        // sweep: the holds stay active, nothing half done)
+        if row.get::<i32>(2)? != row.get::<i32>(3)? {
+            return Err(Error::Internal(
+                "a trigger or rule on atomic_inventory.items skipped the expiry's write".into(),
+            ));
+        }
+        Ok(row.get::<i32>(1)?.unwrap_or(0))
     }
 }

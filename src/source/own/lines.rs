@@ -21,7 +21,7 @@ use crate::core::validate;
 use crate::error::{Error, Result, Shortfall};
 use crate::ops::stock::require_found;
 use crate::pg::spi::{self, run, Stmt};
-use crate::source::Lines;
+use crate::source::{Lines, StockSource};
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys::{self, Oid};
 use pgrx::spi::SpiClient;
@@ -393,9 +393,46 @@ fn finish(
             let (more, more_striped) = sell_once(c, caller, &free, &fqtys, mv)?;
             sold.extend(more);
             striped.extend(more_striped);
+            // Rows we now hold that the statement still left: read again
+            // (locked, so as they stay): short since we read them, or
+            // covered, and then the table's own trigger or rule skipped
+            // the write.
+            let left: Vec<Uuid> = free
+                .iter()
+                .filter(|id| !sold.iter().any(|s| s.key == **id) && !striped.contains(id))
+                .copied()
+                .collect();
+            if !left.is_empty() {
+                let lqtys = left
+                    .iter()
+                    .map(|id| qty_of(ids, qtys, id).cloned())
+                    .collect::<Result<Vec<_>>>()?;
+                let args = [
+                    left.clone().into(),
+                    lqtys.into(),
+                    caller.admin.into(),
+                    caller.tenant.clone().into(),
+                ];
+                let mut skipped = Vec::new();
+                for row in run(c, &LEFT_LINES, &args)? {
+                    let id = row
+                        .get::<Uuid>(1)?
+                        .ok_or_else(|| Error::Internal("an item row without an id".into()))?;
+                    if row.get::<bool>(4)?.unwrap_or(false) {
+                        skipped.push(id);
+                    } else {
+                        let available = row.get::<String>(5)?.unwrap_or_default();
+                        short.push(shortfall(ids, qtys, &id, available)?);
+                    }
+                }
+                if !skipped.is_empty() {
+                    return Err(Own.skipped(&skipped.iter().collect::<Vec<_>>()));
+                }
+            }
         }
         let busy: Vec<String> = changed
             .iter()
+            .filter(|id| !free.contains(id))
             .filter(|id| !sold.iter().any(|s| s.key == **id) && !striped.contains(id))
             .map(|id| id.to_string())
             .collect();
@@ -545,7 +582,7 @@ fn apply_lines(
                 .iter()
                 .find(|a| a.0 == r.id)
                 .map(|a| a.1.clone())
-                .ok_or_else(|| Error::Internal("a locked, covered line was not updated".into()))?;
+                .ok_or_else(|| Own.skipped(&[&r.id]))?;
             Ok(Sold {
                 key: r.id,
                 old: r.quantity.clone(),

@@ -4,7 +4,7 @@
 
 use super::Own;
 use crate::core::caller::Caller;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::pg::spi::{run, Stmt};
 use crate::source::{OrderState, PackLine, PackOrder, PackingSource};
 use pgrx::pg_sys::{self, Oid};
@@ -170,6 +170,16 @@ impl PackingSource for Own {
 
     fn pack(&self, c: &mut SpiClient<'_>, line: Uuid, delta: i32, session: Uuid) -> Result<String> {
         let done = run(c, &APPLY, &[line.into(), delta.into(), session.into()])?;
+        if done.is_empty() {
+            // the line is ours (locked) and checked: the table's own
+            // trigger or rule skipped the write
+            return Err(Error::invalid_input(
+                "p_progress_id",
+                format!(
+                    "a trigger or rule on atomic_inventory.packing_progress skipped the write of line {line}; nothing changed"
+                ),
+            ));
+        }
         Ok(done.first().get::<String>(1)?.unwrap_or_default())
     }
 }
