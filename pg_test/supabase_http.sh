@@ -48,48 +48,60 @@ GRANT USAGE ON SCHEMA atomic_inventory TO anon;
 SQL
 
 dir="$(mktemp -d /tmp/ai-supabase.XXXXXX)"
-pid=""
+pids=()
 cleanup() {
-    if [[ -n "$pid" ]]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+    local p
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
     rm -rf "$dir"
 }
 trap cleanup EXIT
 
 # A secret of our own per run (PostgREST wants at least 32 characters).
 jwt_secret="$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')"
-up=""
-for attempt in 1 2; do
-    port="$(free_port 700)"
-    # PGRST_COMPAT_MODE: PostgREST's paths at the root (/rpc/<fn>), a
-    # function's JSON answered as itself, errors with the database's code,
-    # message, details and hint. PORT would override PGRST_SERVER_PORT.
-    env -u PORT \
-        DATABASE_URL="postgres://authenticator@127.0.0.1:$PGPORT/$PGDATABASE" \
-        PGRST_DB_SCHEMAS=atomic_inventory \
-        PGRST_DB_ANON_ROLE=anon \
-        PGRST_JWT_SECRET="$jwt_secret" \
-        PGRST_COMPAT_MODE=true \
-        PGRST_DB_POOL="${AI_POSTRUST_POOL:-20}" \
-        PGRST_SERVER_HOST=127.0.0.1 \
-        PGRST_SERVER_PORT="$port" \
-        PGRST_LOG_LEVEL=warn \
-        "$postrust" >"$dir/postrust.log" 2>&1 &
-    pid=$!
-    for _ in $(seq 1 100); do
-        if python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' \
-            "http://127.0.0.1:$port/healthz" 2>/dev/null; then up=1; break; fi
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
+
+# start_postrust NAME COMPAT OFFSET: a postrust in front of the cluster, on a
+# port free at that moment (lib.sh's free_port), its log in $dir/NAME.log;
+# sets $port. Tried twice; fails with its log if it never answers.
+start_postrust() {
+    local name="$1" compat="$2" offset="$3" attempt pid up=""
+    for attempt in 1 2; do
+        port="$(free_port "$offset")"
+        # PORT would override PGRST_SERVER_PORT
+        env -u PORT \
+            DATABASE_URL="postgres://authenticator@127.0.0.1:$PGPORT/$PGDATABASE" \
+            PGRST_DB_SCHEMAS=atomic_inventory \
+            PGRST_DB_ANON_ROLE=anon \
+            PGRST_JWT_SECRET="$jwt_secret" \
+            PGRST_COMPAT_MODE="$compat" \
+            PGRST_DB_POOL="${AI_POSTRUST_POOL:-20}" \
+            PGRST_SERVER_HOST=127.0.0.1 \
+            PGRST_SERVER_PORT="$port" \
+            PGRST_LOG_LEVEL=warn \
+            "$postrust" >"$dir/$name.log" 2>&1 &
+        pid=$!
+        pids+=("$pid")
+        for _ in $(seq 1 100); do
+            if python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' \
+                "http://127.0.0.1:$port/healthz" 2>/dev/null; then up=1; break; fi
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        [[ -n "$up" ]] && break
+        echo "supabase_http: postrust ($name) not answering on port $port (attempt $attempt); its log:" >&2
+        tail -n 20 "$dir/$name.log" >&2 || true
+        kill "$pid" 2>/dev/null || true
     done
-    [[ -n "$up" ]] && break
-    echo "supabase_http: postrust not answering on port $port (attempt $attempt); its log:" >&2
-    tail -n 20 "$dir/postrust.log" >&2 || true
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    pid=""
-done
-[[ -n "$up" ]] || { echo "supabase_http: postrust could not be started" >&2; exit 1; }
-echo "supabase_http: postrust $postrust_version on 127.0.0.1:$port (compat mode) in front of $PGHOST:$PGPORT/$PGDATABASE"
+    [[ -n "$up" ]] || { echo "supabase_http: postrust ($name) could not be started" >&2; return 1; }
+    echo "supabase_http: postrust $postrust_version ($name) on 127.0.0.1:$port in front of $PGHOST:$PGPORT/$PGDATABASE"
+}
+# PGRST_COMPAT_MODE: PostgREST's paths at the root (/rpc/<fn>), a function's
+# JSON answered as itself, errors with the database's code, message, details
+# and hint. supabase.test.js runs against it; postrust_default.test.js pins
+# what the default mode does differently (docs/supabase.md).
+start_postrust compat true 700
+compat_url="http://127.0.0.1:$port"
+start_postrust default false 800
+default_url="http://127.0.0.1:$port"
 
 cd "$here/supabase"
 # versions pinned exactly in package.json; no lockfile is kept (it would
@@ -97,10 +109,17 @@ cd "$here/supabase"
 [[ -d node_modules/@supabase/supabase-js && -d node_modules/pg ]] ||
     npm install --silent --no-audit --no-fund --no-package-lock
 rc=0
-AI_POSTRUST_URL="http://127.0.0.1:$port" AI_JWT_SECRET="$jwt_secret" node --experimental-websocket --test || rc=$?
+# supabase-js 2.119 needs a WebSocket global (for realtime, even unused),
+# which Node 20 has behind a flag, 22 and later without one
+flags=()
+node -e 'process.exit(typeof WebSocket === "undefined" ? 0 : 1)' && flags+=(--experimental-websocket)
+AI_POSTRUST_URL="$compat_url" AI_POSTRUST_DEFAULT_URL="$default_url" AI_JWT_SECRET="$jwt_secret" \
+    node "${flags[@]}" --test || rc=$?
 if ((rc)); then
-    echo "supabase_http: postrust's log (last 30 lines):"
-    tail -n 30 "$dir/postrust.log" || true
+    for name in compat default; do
+        echo "supabase_http: postrust ($name) log, last 30 lines:"
+        tail -n 30 "$dir/$name.log" || true
+    done
 fi
 echo "supabase_http: stage took $(($(date +%s) - stage_start)) s"
 exit $rc

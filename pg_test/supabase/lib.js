@@ -7,7 +7,6 @@ import pg from 'pg';
 
 export const S = 'atomic_inventory';
 const SECRET = process.env.AI_JWT_SECRET;
-const UPSTREAM = new URL(process.env.AI_POSTRUST_URL ?? 'http://127.0.0.1:1');
 if (!SECRET || !process.env.AI_POSTRUST_URL) {
   throw new Error('run through pg_test/supabase_http.sh (AI_JWT_SECRET, AI_POSTRUST_URL)');
 }
@@ -44,17 +43,19 @@ function claimsOf(authorization) {
 }
 
 // ---- the gateway: Supabase's Kong serves PostgREST under /rest/v1/; this
-// strips that prefix on the way to postrust (compat mode: PostgREST's paths
-// at the root) and records each RPC's function, caller and status, so the
-// test can check that every granted function went over HTTP as every role.
+// maps that prefix to the server's API (`mount`: '' for postrust in compat
+// mode, which serves PostgREST's paths at the root; '/api' in its default
+// mode) and records each RPC's function, caller and status, so the test can
+// check that every granted function went over HTTP as every role.
 
 export const seen = []; // { fn, role, tenant, status }
 
-export function startGateway() {
+export function startGateway(upstream = process.env.AI_POSTRUST_URL, mount = '') {
+  const UPSTREAM = new URL(upstream);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   const server = http.createServer((req, res) => {
-    const path = req.url.replace(/^\/rest\/v1(?=\/|$)/, '') || '/';
-    const fn = /^\/rpc\/([^?/]+)/.exec(path)?.[1];
+    const path = req.url.replace(/^\/rest\/v1(?=\/|\?|$)/, mount) || '/';
+    const fn = /\/rpc\/([^?/]+)/.exec(path)?.[1];
     const claims = claimsOf(req.headers.authorization ?? '');
     const upstream = http.request({
       host: UPSTREAM.hostname, port: UPSTREAM.port, path, method: req.method, headers: req.headers, agent,
