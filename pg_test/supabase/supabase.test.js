@@ -99,6 +99,7 @@ test('docs/supabase.md shows the code this test runs', () => {
   const doc = readFileSync(new URL('../../docs/supabase.md', import.meta.url), 'utf8');
   const blocks = [...doc.matchAll(/^```js\n([\s\S]*?)^```$/gm)].map((m) => m[1].trimEnd());
   assert.ok(snippets.length >= 10, `found ${snippets.length} snippets`);
+  assert.doesNotMatch(doc, /^```(javascript|ts|typescript|mjs)\b/m, 'JavaScript blocks are marked js');
   for (const block of blocks) assert.ok(snippets.includes(block), `docs/supabase.md shows code no test runs:\n${block}`);
   for (const snippet of snippets) assert.ok(blocks.includes(snippet), `docs/supabase.md lacks:\n${snippet}`);
 });
@@ -762,7 +763,7 @@ describe('roles and tokens', () => {
     // anyTenant.tenant_id: 'shop-a', whichever tenant the item is in
     // doc:end
     assert.equal(anyTenant.tenant_id, A);
-    const { data: made } = await adminInv.rpc('create_item', { p_sku: `sb-${randomUUID()}`, p_tenant_id: B });
+    const { data: made } = await adminInv.rpc('create_item', { p_sku: `sb-${L.runId}-${randomUUID()}`, p_tenant_id: B });
     assert.equal(made.tenant_id, B);
     assert.equal((await invB.rpc('get_inventory', { p_inventory_id: made.inventory_id })).status, 200);
     refused(await inv.rpc('get_inventory', { p_inventory_id: made.inventory_id }), 404, 'PT404', 'NOT_FOUND');
@@ -904,6 +905,16 @@ describe('concurrent bursts over HTTP', () => {
   });
 });
 
+test('the ledger explains every unit this run moved', async () => {
+  const drift = await rows(`SELECT r.inventory_id, r.drift::float8, r.reserved_drift::float8
+                              FROM ${S}.reconcile() r JOIN ${S}.items i ON i.id = r.inventory_id
+                             WHERE i.sku LIKE $1`, [`sb-${L.runId}-%`]);
+  assert.deepEqual(drift, []);
+  const made = (await one(`SELECT count(*)::int AS n FROM ${S}.items WHERE sku LIKE $1`, [`sb-${L.runId}-%`])).n;
+  assert.ok(made >= 50, `${made} items of this run`);
+  assert.deepEqual(await rows(`SELECT * FROM ${S}.reconcile_source($1)`, [sources.stock]), []);
+});
+
 test('every granted function went over HTTP as shop-a (answered 2xx), shop-b, service_role and anon', async () => {
   const who = (s) => (s.role === 'authenticated' ? s.tenant : s.role);
   const missing = [];
@@ -914,5 +925,5 @@ test('every granted function went over HTTP as shop-a (answered 2xx), shop-b, se
     }
   }
   assert.deepEqual(missing, []);
-  console.log(`# ${L.seen.length} requests over HTTP: ${JSON.stringify(tally(L.seen.map((s) => s.status)))}`);
+  console.log(`supabase.test.js: ${L.seen.length} requests over HTTP, by status: ${JSON.stringify(tally(L.seen.map((s) => s.status)))}`);
 });
