@@ -33,13 +33,15 @@ fi
 # the request's JWT (NOINHERIT: it holds none of their rights itself);
 # service_role is an admin for the extension (BYPASSRLS, docs/security.md).
 # Idempotent: the postgrest stage creates the same roles on this cluster.
-psql -X -q -v ON_ERROR_STOP=1 <<'SQL'
+PGOPTIONS='-c client_min_messages=warning' psql -X -q -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
 DO $$ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'anon') THEN CREATE ROLE anon NOLOGIN; END IF;
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticated') THEN CREATE ROLE authenticated NOLOGIN; END IF;
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') THEN CREATE ROLE service_role NOLOGIN BYPASSRLS; END IF;
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticator') THEN CREATE ROLE authenticator LOGIN NOINHERIT; END IF;
 END $$;
+ALTER ROLE service_role BYPASSRLS;
+ALTER ROLE authenticator LOGIN NOINHERIT;
 GRANT anon, authenticated, service_role TO authenticator;
 SELECT atomic_inventory.grant_usage('authenticated');
 SELECT atomic_inventory.grant_usage('service_role');
