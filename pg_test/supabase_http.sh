@@ -7,7 +7,8 @@
 #
 # postrust (crates.io `postrust-server`, binary `postrust`) is built once into
 # $AI_POSTRUST_ROOT (default /opt/ai-postrust-3.1.0) and reused from there;
-# building it takes about 5 minutes on 2 cores.
+# building it took 6.5 minutes on 2 cores beside another build, 10 minutes
+# beside a full test run (the stage prints how long).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=lib.sh
