@@ -88,6 +88,7 @@ live_suites() {
     stage bad_inputs python3 pg_test/bad_inputs.py || rc=1
     stage faults python3 pg_test/faults.py || rc=1
     stage postgrest python3 pg_test/postgrest_sim.py || rc=1
+    stage supabase_http bash pg_test/supabase_http.sh || rc=1
     stage pgbouncer bash pg_test/pgbouncer_check.sh || rc=1
     stage node_postgres bash pg_test/node_check.sh || rc=1
     stage sweeper_worker bash pg_test/worker_check.sh || rc=1
