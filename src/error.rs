@@ -546,7 +546,7 @@ impl Error {
                 "The claim's lease lapsed, so it is no longer held: claim it again (claim_batch), then start or complete it."
             }
             Error::BatchNotHeld { .. } => {
-                "Only the driver holding a batch (or an admin) can unclaim, start or complete it."
+                "Only the driver holding a batch can unclaim, start or complete it (an admin too, on the extension's own batches; an adopted batch table's only by its holder)."
             }
             Error::DriverLimit { .. } => {
                 "Complete or unclaim a batch first."
