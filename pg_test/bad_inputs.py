@@ -165,6 +165,19 @@ CASES = [
     ("create_item(p_sku => repeat('x', 3000))", "22023", "INVALID_INPUT"),
     ("create_item(p_sku => repeat(md5('x'), 327680))", "22023", "INVALID_INPUT"),
     ("create_item(p_name => repeat(md5('x'), 327680))", "22023", "INVALID_INPUT"),
+    # packing on a warehouse's own tables ({psrc}: text ids)
+    ("bound_increment_packing_quantity('no_such_source', 'l1', 's1')", "PT404", "NOT_FOUND"),
+    ("bound_increment_packing_quantity('{src}', 'l1', 's1')", "22023", "INVALID_INPUT"),
+    ("bound_increment_packing_quantity('{psrc}', 'l1', 'nope')", "PT404", "SESSION_NOT_FOUND"),
+    ("bound_increment_packing_quantity('{psrc}', 'nope', 's1')", "PT404", "PROGRESS_NOT_FOUND"),
+    ("bound_increment_packing_quantity('{psrc}', 'l1', 's1', 'p2')", "PT403", "PROGRESS_SESSION_MISMATCH"),
+    ("bound_increment_packing_quantity('{psrc}', 'l1', 's1', p_quantity => 2)", "PT409", "ALREADY_FULLY_PACKED"),
+    ("bound_increment_packing_quantity('{psrc}', 'l1', 's1', p_quantity => 0)", "22023", "INVALID_QUANTITY"),
+    ("bound_decrement_packing_quantity('{psrc}', 'l1', 's1')", "PT409", "NOTHING_TO_UNPACK"),
+    ("bound_increment_packing_quantity('{psrc}', 'l1', NULL)", "22023", "INVALID_INPUT"),
+    # statuses outside the bound vocabulary: an enum status column's labels
+    ("bind_packing_source('bad_p3', 'bad_wh.sessions', 'bad_wh.lines', 'bad_wh.orders', 'bad_wh.picked', p_completed_values => ARRAY['']::text[])", "22023", "INVALID_INPUT"),
+    ("bind_packing_source('bad_p3', 'bad_wh.sessions', 'bad_wh.lines', 'bad_wh.orders', 'bad_wh.picked', p_closed_values => ARRAY['new', 'shipped'], p_completed_values => ARRAY['shipped'])", "22023", "INVALID_INPUT"),
 ]
 
 # Every free-text argument (text, varchar, text[]) of every function, with
@@ -247,6 +260,19 @@ TEXT_LIMITS = {
     ("bound_unclaim_batch", "p_batch_id"): (255, "bound_unclaim_batch('{bsrc}', {v}, 'd')"),
     ("bound_unclaim_batch", "p_driver_id"): (255, "bound_unclaim_batch('{bsrc}', 'b1', {v})"),
     ("reconcile_source", "p_source"): (63, "reconcile_source({v})"),
+    ("bind_packing_source", "p_name"): (63, "bind_packing_source({v}, 'bad_wh.sessions', 'bad_wh.lines', 'bad_wh.orders', 'bad_wh.picked')"),
+    ("bind_packing_source", "p_packing_value"): (255, "bind_packing_source('bad_p2', 'bad_wh.sessions', 'bad_wh.lines', 'bad_wh.orders', 'bad_wh.picked', p_packing_value => {v})"),
+    ("bind_packing_source", "p_completed_values"): (255, "bind_packing_source('bad_p2', 'bad_wh.sessions', 'bad_wh.lines', 'bad_wh.orders', 'bad_wh.picked', p_completed_values => ARRAY[{v}])"),
+    ("bind_packing_source", "p_closed_values"): (255, "bind_packing_source('bad_p2', 'bad_wh.sessions', 'bad_wh.lines', 'bad_wh.orders', 'bad_wh.picked', p_closed_values => ARRAY[{v}])"),
+    ("bound_increment_packing_quantity", "p_source"): (63, "bound_increment_packing_quantity({v}, 'l1', 's1')"),
+    ("bound_increment_packing_quantity", "p_progress_id"): (255, "bound_increment_packing_quantity('{psrc}', {v}, 's1')"),
+    ("bound_increment_packing_quantity", "p_session_id"): (255, "bound_increment_packing_quantity('{psrc}', 'l1', {v})"),
+    ("bound_increment_packing_quantity", "p_product_id"): (255, "bound_increment_packing_quantity('{psrc}', 'l1', 's1', {v})"),
+    ("bound_increment_packing_quantity", "p_idempotency_key"): (255, "bound_increment_packing_quantity('{psrc}', 'l1', 's1', p_idempotency_key => {v})"),
+    ("bound_decrement_packing_quantity", "p_source"): (63, "bound_decrement_packing_quantity({v}, 'l1', 's1')"),
+    ("bound_decrement_packing_quantity", "p_progress_id"): (255, "bound_decrement_packing_quantity('{psrc}', {v}, 's1')"),
+    ("bound_decrement_packing_quantity", "p_session_id"): (255, "bound_decrement_packing_quantity('{psrc}', 'l1', {v})"),
+    ("bound_decrement_packing_quantity", "p_idempotency_key"): (255, "bound_decrement_packing_quantity('{psrc}', 'l1', 's1', p_idempotency_key => {v})"),
 }
 
 
@@ -270,12 +296,14 @@ def documented_limits():
     section = doc.split("## Text limits", 1)[1].split("\n## ", 1)[0]
     out = {}
     for line in section.splitlines():
-        m = re.match(r"\|\s*`(\w+)`\s*\|\s*(\d+)\s*\|\s*(.+?)\s*\|", line)
+        # | `arg`[, `arg`...] | characters | `function`, ... (notes) |
+        m = re.match(r"\|\s*((?:`\w+`,?\s*)+)\|\s*(\d+)\s*\|\s*(.+?)\s*\|", line)
         if not m:
             continue
-        arg, limit, functions = m.group(1), int(m.group(2)), m.group(3)
+        args, limit, functions = re.findall(r"`(\w+)`", m.group(1)), int(m.group(2)), m.group(3)
         for f in re.findall(r"`(\w+)`", functions):
-            out[(f, arg)] = limit
+            for arg in args:
+                out[(f, arg)] = limit
     return out
 
 
@@ -346,7 +374,8 @@ def state(conn):
                (SELECT string_agg(quantity::text, ',' ORDER BY item_id, stripe) FROM {S}.item_stripes),
                (SELECT sum(stripes) FROM {S}.items),
                (SELECT string_agg(id || ':' || qty || '/' || held, ',' ORDER BY id) FROM public.bad_inputs_inv),
-               (SELECT count(*) FROM {S}.bound_reservation_lines), (SELECT count(*) FROM {S}.bindings)""").fetchone()
+               (SELECT count(*) FROM {S}.bound_reservation_lines), (SELECT count(*) FROM {S}.bindings),
+               (SELECT string_agg(id || ':' || quantity_packed, ',' ORDER BY id) FROM bad_wh.lines)""").fetchone()
 
 
 def main():
@@ -377,6 +406,23 @@ def main():
     conn.execute(f"SELECT {S}.bind_batch_source(%s, 'public.bad_inputs_batches', 'id', 'status', 'driver')", (bsrc,))
     conn.execute(f"SELECT {S}.bind_stock_source(%s, 'public.bad_inputs_gone', 'id', 'qty')", (gone,))
     conn.execute("DROP TABLE public.bad_inputs_gone")
+    # a warehouse's own packing tables (text ids), bound
+    conn.execute("DROP SCHEMA IF EXISTS bad_wh CASCADE")
+    conn.execute("""CREATE SCHEMA bad_wh;
+        CREATE TABLE bad_wh.sessions (id text PRIMARY KEY, status text NOT NULL, last_activity_at timestamptz);
+        CREATE TABLE bad_wh.orders (id text PRIMARY KEY, sleeves_status text NOT NULL, order_number text);
+        CREATE TABLE bad_wh.lines (id text PRIMARY KEY, picking_session_id text NOT NULL, order_id text NOT NULL,
+          product_id text NOT NULL, quantity_needed integer NOT NULL, quantity_packed integer NOT NULL DEFAULT 0,
+          updated_at timestamptz);
+        CREATE TABLE bad_wh.picked (picking_session_id text, product_id text, quantity_picked integer NOT NULL);
+        INSERT INTO bad_wh.sessions VALUES ('s1', 'packing', now());
+        INSERT INTO bad_wh.orders VALUES ('o1', 'new', '#1');
+        INSERT INTO bad_wh.lines (id, picking_session_id, order_id, product_id, quantity_needed)
+          VALUES ('l1', 's1', 'o1', 'p1', 1);
+        INSERT INTO bad_wh.picked VALUES ('s1', 'p1', 1)""")
+    psrc = f"bad_{uuid.uuid4().hex[:8]}"
+    conn.execute(f"SELECT {S}.bind_packing_source(%s, 'bad_wh.sessions', 'bad_wh.lines', 'bad_wh.orders', "
+                 "'bad_wh.picked')", (psrc,))
     bres = conn.execute(f"""SELECT {S}.bound_reserve(%s, '[{{"item_id": "k1", "quantity": 2}}]')->>'reservation_id'""",
                         (src,)).fetchone()[0]
     pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
@@ -385,7 +431,7 @@ def main():
     while int(conn.execute(f"SELECT {S}.expire_reservations()->>'expired'").fetchone()[0]):
         pass
     fixtures = dict(item=item, res=res, batch=batch, session=session, line=line, striped=striped,
-                    src=src, plain=plain, bres=bres, bsrc=bsrc, gone=gone,
+                    src=src, plain=plain, bres=bres, bsrc=bsrc, gone=gone, psrc=psrc,
                     lines=f"""'[{{"inventory_id": "{item}", "quantity": 1}}]'""",
                     blines="""'[{"item_id": "k1", "quantity": 1}]'""")
     checks = Checks("bad_inputs", show="failures")

@@ -2,7 +2,8 @@
 -- limit (create_item's p_sku, p_name and p_tenant_id, create_batch's
 -- p_tenant_id, the source names), reconcile_source on a binding whose
 -- table was dropped answers INVALID_INPUT, a 1024-character reference of
--- multi-byte characters fits the ledger's index.
+-- multi-byte characters fits the ledger's index; packing on a warehouse's
+-- own tables (bind_packing_source and the bound_*_packing_quantity pair).
 -- Run by ALTER EXTENSION atomic_inventory UPDATE; the same objects a fresh
 -- 0.4.0 install creates (pg_test/upgrade/run.sh compares the two catalogs).
 \echo Use "ALTER EXTENSION atomic_inventory UPDATE" to load this file. \quit
@@ -233,3 +234,203 @@ COMMENT ON FUNCTION atomic_inventory.increment_packing_quantity(uuid, integer, i
 -- lookups by reference are equality. Rebuilding reads the whole ledger once.
 DROP INDEX atomic_inventory.ledger_reference_idx;
 CREATE INDEX ledger_reference_idx ON atomic_inventory.ledger USING hash (reference) WHERE reference IS NOT NULL;
+
+-- Packing on a warehouse's own tables (bind_packing_source,
+-- bound_increment_packing_quantity, bound_decrement_packing_quantity): a
+-- binding of kind packing, its other tables in packing_bindings. Roles given
+-- grant_usage() before the update get the two new functions by calling it
+-- again.
+ALTER TABLE atomic_inventory.bindings
+    DROP CONSTRAINT bindings_kind_check,
+    ADD CONSTRAINT bindings_kind_check CHECK (kind IN ('stock', 'batch', 'packing')),
+    DROP CONSTRAINT bindings_kind_columns,
+    ADD CONSTRAINT bindings_kind_columns CHECK (
+        CASE kind
+          WHEN 'stock' THEN quantity_column IS NOT NULL AND quantity_type IS NOT NULL
+                            AND status_column IS NULL AND assignee_column IS NULL
+          WHEN 'batch' THEN status_column IS NOT NULL AND assignee_column IS NOT NULL
+                            AND available_value IS NOT NULL AND claimed_value IS NOT NULL
+                            AND quantity_column IS NULL
+          -- packing: relation is the sessions table (the rest: packing_bindings)
+          ELSE status_column IS NOT NULL AND quantity_column IS NULL AND assignee_column IS NULL
+        END);
+COMMENT ON TABLE atomic_inventory.bindings IS
+    'Tables adopted from the app (bind_stock_source, bind_batch_source, bind_packing_source): the bound_* functions operate on them by binding name. Change only through bind_*/unbind_source.';
+COMMENT ON COLUMN atomic_inventory.bindings.kind IS 'stock (quantities: bound_decrement, ...), batch (claims: bound_claim_batch, ...) or packing (bound_increment_packing_quantity, ...; its other tables in packing_bindings).';
+COMMENT ON COLUMN atomic_inventory.bindings.relation IS 'The app''s table (packing: its picking sessions table).';
+COMMENT ON COLUMN atomic_inventory.bindings.status_column IS 'Batch: the status column; packing: the session''s status column.';
+
+-- A packing source's other tables (bind_packing_source): the progress
+-- lines, the orders and the picked baskets of the sessions its binding's
+-- relation holds, and the status values that decide what may be packed.
+CREATE TABLE atomic_inventory.packing_bindings (
+    name                    text      PRIMARY KEY REFERENCES atomic_inventory.bindings (name) ON DELETE CASCADE,
+    activity_column         name,
+    packing_value           text      NOT NULL,
+    lines                   regclass  NOT NULL,
+    line_id_column          name      NOT NULL,
+    line_id_type            text      NOT NULL CHECK (line_id_type IN ('uuid', 'bigint', 'integer', 'text')),
+    line_session_column     name      NOT NULL,
+    line_order_column       name      NOT NULL,
+    line_product_column     name      NOT NULL,
+    product_id_type         text      NOT NULL CHECK (product_id_type IN ('uuid', 'bigint', 'integer', 'text')),
+    line_needed_column      name      NOT NULL,
+    line_packed_column      name      NOT NULL,
+    line_updated_column     name,
+    orders                  regclass  NOT NULL,
+    order_id_column         name      NOT NULL,
+    order_id_type           text      NOT NULL CHECK (order_id_type IN ('uuid', 'bigint', 'integer', 'text')),
+    order_status_column     name      NOT NULL,
+    order_number_column     name,
+    completed_values        text[]    NOT NULL,
+    closed_values           text[]    NOT NULL,
+    picked                  regclass  NOT NULL,
+    picked_session_column   name      NOT NULL,
+    picked_product_column   name      NOT NULL,
+    picked_quantity_column  name      NOT NULL
+);
+COMMENT ON TABLE atomic_inventory.packing_bindings IS
+    'The tables of a packing source besides its sessions (bind_packing_source). Change only through bind_packing_source/unbind_source.';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.name IS 'The binding (bindings.name, kind packing).';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.activity_column IS 'Optional: the session column set to now() by every pack and unpack (last_activity_at).';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.packing_value IS 'The session status that allows packing.';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.lines IS 'The progress lines table (one line per session, order and product).';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.line_id_column IS 'A progress line''s id (unique).';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.line_id_type IS 'How progress line ids passed as text are checked and cast.';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.line_session_column IS 'The line''s session (of the sessions table''s id type).';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.line_order_column IS 'The line''s order (of the orders table''s id type).';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.line_product_column IS 'The line''s product (of the picked table''s product type).';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.product_id_type IS 'How product ids passed as text are checked and cast.';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.line_needed_column IS 'Units the line''s order needs (an integer type).';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.line_packed_column IS 'Units packed into the order so far (an integer type).';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.line_updated_column IS 'Optional: the line column set to now() by every pack and unpack.';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.orders IS 'The orders table.';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.order_id_column IS 'An order''s id (unique).';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.order_id_type IS 'How order ids are cast (the lines'' order column has the same type).';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.order_status_column IS 'The order''s status column.';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.order_number_column IS 'Optional: the number errors name an order by (else its id).';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.completed_values IS 'Order statuses meaning it left the warehouse (ORDER_COMPLETED).';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.closed_values IS 'Order statuses meaning it won''t ship (ORDER_CLOSED).';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.picked IS 'The picked baskets table: units picked per session and product.';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.picked_session_column IS 'The basket''s session.';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.picked_product_column IS 'The basket''s product.';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.picked_quantity_column IS 'Units of the product picked into the session''s basket (an integer type; several rows add up).';
+SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.packing_bindings', '');
+REVOKE ALL ON TABLE atomic_inventory.packing_bindings FROM PUBLIC;
+
+CREATE FUNCTION atomic_inventory.bind_packing_source(
+    p_name                    text,
+    p_sessions                regclass,
+    p_lines                   regclass,
+    p_orders                  regclass,
+    p_picked                  regclass,
+    p_session_id_column       name    DEFAULT 'id',
+    p_session_status_column   name    DEFAULT 'status',
+    p_session_activity_column name    DEFAULT 'last_activity_at',
+    p_line_id_column          name    DEFAULT 'id',
+    p_line_session_column     name    DEFAULT 'picking_session_id',
+    p_line_order_column       name    DEFAULT 'order_id',
+    p_line_product_column     name    DEFAULT 'product_id',
+    p_line_needed_column      name    DEFAULT 'quantity_needed',
+    p_line_packed_column      name    DEFAULT 'quantity_packed',
+    p_line_updated_column     name    DEFAULT 'updated_at',
+    p_order_id_column         name    DEFAULT 'id',
+    p_order_status_column     name    DEFAULT 'sleeves_status',
+    p_order_number_column     name    DEFAULT 'order_number',
+    p_picked_session_column   name    DEFAULT 'picking_session_id',
+    p_picked_product_column   name    DEFAULT 'product_id',
+    p_picked_quantity_column  name    DEFAULT 'quantity_picked',
+    p_packing_value           text    DEFAULT 'packing',
+    p_completed_values        text[]  DEFAULT ARRAY['ready_to_ship', 'shipped', 'delivered'],
+    p_closed_values           text[]  DEFAULT ARRAY['cancelled', 'rejected', 'returned'],
+    p_tenant_column           name    DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'ai_bind_packing_source';
+COMMENT ON FUNCTION atomic_inventory.bind_packing_source(text, regclass, regclass, regclass, regclass, name, name, name, name, name, name, name, name, name, name, name, name, name, name, name, name, text, text[], text[], name) IS
+    'Adopt a warehouse''s own packing tables (picking sessions, progress lines, orders, picked baskets) under the name p_name for bound_increment_packing_quantity and bound_decrement_packing_quantity. The defaults are the packing RPC''s column names; pass NULL for an optional column the tables lack (activity, updated, order number). Caller must own the four tables, which must have one owner. Returns {success, name, kind, ...}.';
+
+CREATE FUNCTION atomic_inventory.bound_increment_packing_quantity(
+    p_source          text,
+    p_progress_id     text,
+    p_session_id      text,
+    p_product_id      text    DEFAULT NULL,
+    p_quantity        integer DEFAULT 1,
+    p_idempotency_key text    DEFAULT NULL,
+    p_lock_timeout_ms integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'ai_bound_increment_packing_quantity';
+COMMENT ON FUNCTION atomic_inventory.bound_increment_packing_quantity(text, text, text, text, integer, text, integer) IS
+    'increment_packing_quantity on a packing source (bind_packing_source): the same nine validations, lock order and basket limit on the warehouse''s own tables. Returns {success, source, id, picking_session_id, order_id, product_id, quantity_needed, quantity_packed, remaining}.';
+
+CREATE FUNCTION atomic_inventory.bound_decrement_packing_quantity(
+    p_source          text,
+    p_progress_id     text,
+    p_session_id      text,
+    p_quantity        integer DEFAULT 1,
+    p_idempotency_key text    DEFAULT NULL,
+    p_lock_timeout_ms integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'ai_bound_decrement_packing_quantity';
+COMMENT ON FUNCTION atomic_inventory.bound_decrement_packing_quantity(text, text, text, integer, text, integer) IS
+    'decrement_packing_quantity on a packing source (bind_packing_source). Returns the line as bound_increment_packing_quantity does.';
+
+REVOKE ALL ON FUNCTION atomic_inventory.bind_packing_source(text, regclass, regclass, regclass, regclass, name, name, name, name, name, name, name, name, name, name, name, name, name, name, name, name, text, text[], text[], name) FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.bound_increment_packing_quantity(text, text, text, text, integer, text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.bound_decrement_packing_quantity(text, text, text, integer, text, integer) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION atomic_inventory.grant_usage(p_role name) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+DECLARE
+    f regprocedure;
+BEGIN
+    EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA atomic_inventory TO %I', p_role);
+    FOREACH f IN ARRAY ARRAY[
+        'atomic_inventory.decrement_inventory(uuid, numeric, text, text, text, integer)',
+        'atomic_inventory.decrement_inventory_many(jsonb, text, text, text, integer)',
+        'atomic_inventory.increment_inventory(uuid, numeric, text, text, text, integer)',
+        'atomic_inventory.adjust_inventory(uuid, numeric, numeric, boolean, text, text, text, integer)',
+        'atomic_inventory.create_item(numeric, text, text, boolean, text, uuid)',
+        'atomic_inventory.get_inventory(uuid)',
+        'atomic_inventory.reconcile()',
+        'atomic_inventory.claim_batch(uuid, text, integer, integer, integer)',
+        'atomic_inventory.claim_next_batch(text, text, integer, integer, integer)',
+        'atomic_inventory.unclaim_batch(uuid, text, integer)',
+        'atomic_inventory.start_batch(uuid, text, integer)',
+        'atomic_inventory.complete_batch(uuid, text, integer)',
+        'atomic_inventory.reserve_inventory(jsonb, integer, text, text, integer)',
+        'atomic_inventory.commit_reservation(uuid, uuid[], text, text, integer)',
+        'atomic_inventory.release_reservation(uuid, uuid[], text, text, integer)',
+        'atomic_inventory.extend_reservation(uuid, integer, integer)',
+        'atomic_inventory.get_reservation(uuid)',
+        'atomic_inventory.increment_packing_quantity(uuid, integer, integer, uuid, uuid, integer, integer)',
+        'atomic_inventory.decrement_packing_quantity(uuid, uuid, integer, integer)',
+        'atomic_inventory.bound_decrement(text, text, numeric, text, text, text, integer)',
+        'atomic_inventory.bound_decrement_many(text, jsonb, text, text, text, integer)',
+        'atomic_inventory.bound_increment(text, text, numeric, text, text, text, integer)',
+        'atomic_inventory.bound_adjust(text, text, numeric, numeric, boolean, text, text, text, integer)',
+        'atomic_inventory.bound_get(text, text)',
+        'atomic_inventory.bound_claim_batch(text, text, text)',
+        'atomic_inventory.bound_claim_next_batch(text, text)',
+        'atomic_inventory.bound_unclaim_batch(text, text, text)',
+        'atomic_inventory.bound_reserve(text, jsonb, integer, text, text, integer)',
+        'atomic_inventory.bound_commit_reservation(uuid, text[], text, text, integer)',
+        'atomic_inventory.bound_release_reservation(uuid, text[], text, text, integer)',
+        'atomic_inventory.bound_increment_packing_quantity(text, text, text, text, integer, text, integer)',
+        'atomic_inventory.bound_decrement_packing_quantity(text, text, text, integer, text, integer)',
+        'atomic_inventory.reconcile_source(text)',
+        'atomic_inventory.caller_tenant()',
+        'atomic_inventory.caller_is_admin()'
+    ]::regprocedure[] LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %I', f, p_role);
+    END LOOP;
+END;
+$$;
+REVOKE ALL ON FUNCTION atomic_inventory.grant_usage(name) FROM PUBLIC;
+COMMENT ON FUNCTION atomic_inventory.grant_usage(name) IS
+    'Let p_role call the caller-facing functions (USAGE on the schema, EXECUTE on each). Tables stay closed: all changes go through the functions.';
+

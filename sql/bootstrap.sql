@@ -331,7 +331,7 @@ COMMENT ON COLUMN atomic_inventory.packing_progress.updated_at IS 'When quantity
 -- checked, ledgered statements on it, built from this row.
 CREATE TABLE atomic_inventory.bindings (
     name             text        PRIMARY KEY CHECK (name ~ '^[a-z][a-z0-9_]{0,62}$'),
-    kind             text        NOT NULL CHECK (kind IN ('stock', 'batch')),
+    kind             text        NOT NULL CHECK (kind IN ('stock', 'batch', 'packing')),
     -- regclass, not oid: pg_dump writes it as the table's name and a restore
     -- looks the new oid up, so a binding follows its table through dumps.
     relation         regclass    NOT NULL,
@@ -351,16 +351,18 @@ CREATE TABLE atomic_inventory.bindings (
         CASE kind
           WHEN 'stock' THEN quantity_column IS NOT NULL AND quantity_type IS NOT NULL
                             AND status_column IS NULL AND assignee_column IS NULL
-          ELSE status_column IS NOT NULL AND assignee_column IS NOT NULL
-               AND available_value IS NOT NULL AND claimed_value IS NOT NULL
-               AND quantity_column IS NULL
+          WHEN 'batch' THEN status_column IS NOT NULL AND assignee_column IS NOT NULL
+                            AND available_value IS NOT NULL AND claimed_value IS NOT NULL
+                            AND quantity_column IS NULL
+          -- packing: relation is the sessions table (the rest: packing_bindings)
+          ELSE status_column IS NOT NULL AND quantity_column IS NULL AND assignee_column IS NULL
         END)
 );
 COMMENT ON TABLE atomic_inventory.bindings IS
-    'Tables adopted from the app (bind_stock_source, bind_batch_source): the bound_* functions operate on them by binding name. Change only through bind_*/unbind_source.';
+    'Tables adopted from the app (bind_stock_source, bind_batch_source, bind_packing_source): the bound_* functions operate on them by binding name. Change only through bind_*/unbind_source.';
 COMMENT ON COLUMN atomic_inventory.bindings.name IS 'Binding name, passed as p_source; lower case, digits, underscores.';
-COMMENT ON COLUMN atomic_inventory.bindings.kind IS 'stock (quantities: bound_decrement, ...) or batch (claims: bound_claim_batch, ...).';
-COMMENT ON COLUMN atomic_inventory.bindings.relation IS 'The app''s table.';
+COMMENT ON COLUMN atomic_inventory.bindings.kind IS 'stock (quantities: bound_decrement, ...), batch (claims: bound_claim_batch, ...) or packing (bound_increment_packing_quantity, ...; its other tables in packing_bindings).';
+COMMENT ON COLUMN atomic_inventory.bindings.relation IS 'The app''s table (packing: its picking sessions table).';
 COMMENT ON COLUMN atomic_inventory.bindings.id_column IS 'Column identifying a row (unique: primary key or a unique index on exactly it).';
 COMMENT ON COLUMN atomic_inventory.bindings.id_type IS 'How item ids passed as text are checked and cast: uuid, bigint, integer or text (text and varchar columns).';
 COMMENT ON COLUMN atomic_inventory.bindings.quantity_column IS 'Stock: units on hand (CHECK >= 0 required); NULL for batch sources.';
@@ -368,13 +370,70 @@ COMMENT ON COLUMN atomic_inventory.bindings.quantity_type IS 'Stock: the quantit
 COMMENT ON COLUMN atomic_inventory.bindings.reserved_column IS 'Stock, optional: units held elsewhere; available = quantity - reserved.';
 COMMENT ON COLUMN atomic_inventory.bindings.track_column IS 'Stock, optional boolean: false = sells without stock checks, quantity left alone.';
 COMMENT ON COLUMN atomic_inventory.bindings.tenant_column IS 'Optional: owning tenant (compared as text with the caller''s tenant; NULL = shared).';
-COMMENT ON COLUMN atomic_inventory.bindings.status_column IS 'Batch: the status column.';
+COMMENT ON COLUMN atomic_inventory.bindings.status_column IS 'Batch: the status column; packing: the session''s status column.';
 COMMENT ON COLUMN atomic_inventory.bindings.available_value IS 'Batch: status value of a claimable batch.';
 COMMENT ON COLUMN atomic_inventory.bindings.claimed_value IS 'Batch: status value set by a claim.';
 COMMENT ON COLUMN atomic_inventory.bindings.assignee_column IS 'Batch: column receiving the driver id.';
 COMMENT ON COLUMN atomic_inventory.bindings.created_at IS 'When the table was bound.';
 -- Bindings are configuration: pg_dump keeps their rows.
 SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.bindings', '');
+
+-- A packing source's other tables (bind_packing_source): the progress
+-- lines, the orders and the picked baskets of the sessions its binding's
+-- relation holds, and the status values that decide what may be packed.
+CREATE TABLE atomic_inventory.packing_bindings (
+    name                    text      PRIMARY KEY REFERENCES atomic_inventory.bindings (name) ON DELETE CASCADE,
+    activity_column         name,
+    packing_value           text      NOT NULL,
+    lines                   regclass  NOT NULL,
+    line_id_column          name      NOT NULL,
+    line_id_type            text      NOT NULL CHECK (line_id_type IN ('uuid', 'bigint', 'integer', 'text')),
+    line_session_column     name      NOT NULL,
+    line_order_column       name      NOT NULL,
+    line_product_column     name      NOT NULL,
+    product_id_type         text      NOT NULL CHECK (product_id_type IN ('uuid', 'bigint', 'integer', 'text')),
+    line_needed_column      name      NOT NULL,
+    line_packed_column      name      NOT NULL,
+    line_updated_column     name,
+    orders                  regclass  NOT NULL,
+    order_id_column         name      NOT NULL,
+    order_id_type           text      NOT NULL CHECK (order_id_type IN ('uuid', 'bigint', 'integer', 'text')),
+    order_status_column     name      NOT NULL,
+    order_number_column     name,
+    completed_values        text[]    NOT NULL,
+    closed_values           text[]    NOT NULL,
+    picked                  regclass  NOT NULL,
+    picked_session_column   name      NOT NULL,
+    picked_product_column   name      NOT NULL,
+    picked_quantity_column  name      NOT NULL
+);
+COMMENT ON TABLE atomic_inventory.packing_bindings IS
+    'The tables of a packing source besides its sessions (bind_packing_source). Change only through bind_packing_source/unbind_source.';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.name IS 'The binding (bindings.name, kind packing).';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.activity_column IS 'Optional: the session column set to now() by every pack and unpack (last_activity_at).';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.packing_value IS 'The session status that allows packing.';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.lines IS 'The progress lines table (one line per session, order and product).';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.line_id_column IS 'A progress line''s id (unique).';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.line_id_type IS 'How progress line ids passed as text are checked and cast.';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.line_session_column IS 'The line''s session (of the sessions table''s id type).';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.line_order_column IS 'The line''s order (of the orders table''s id type).';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.line_product_column IS 'The line''s product (of the picked table''s product type).';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.product_id_type IS 'How product ids passed as text are checked and cast.';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.line_needed_column IS 'Units the line''s order needs (an integer type).';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.line_packed_column IS 'Units packed into the order so far (an integer type).';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.line_updated_column IS 'Optional: the line column set to now() by every pack and unpack.';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.orders IS 'The orders table.';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.order_id_column IS 'An order''s id (unique).';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.order_id_type IS 'How order ids are cast (the lines'' order column has the same type).';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.order_status_column IS 'The order''s status column.';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.order_number_column IS 'Optional: the number errors name an order by (else its id).';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.completed_values IS 'Order statuses meaning it left the warehouse (ORDER_COMPLETED).';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.closed_values IS 'Order statuses meaning it won''t ship (ORDER_CLOSED).';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.picked IS 'The picked baskets table: units picked per session and product.';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.picked_session_column IS 'The basket''s session.';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.picked_product_column IS 'The basket''s product.';
+COMMENT ON COLUMN atomic_inventory.packing_bindings.picked_quantity_column IS 'Units of the product picked into the session''s basket (an integer type; several rows add up).';
+SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.packing_bindings', '');
 
 -- Lines of reservations on bound sources (bound_reserve): the held rows are
 -- the app's, named by item key; units held are in the binding's reserved

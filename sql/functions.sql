@@ -525,6 +525,33 @@ AS 'MODULE_PATHNAME', 'ai_decrement_packing_quantity';
 COMMENT ON FUNCTION atomic_inventory.decrement_packing_quantity(uuid, uuid, integer, integer) IS
     'Un-pack units packed by mistake (same validations; NOTHING_TO_UNPACK below zero). Returns the updated progress row as JSON.';
 
+CREATE FUNCTION atomic_inventory.bound_increment_packing_quantity(
+    p_source          text,
+    p_progress_id     text,
+    p_session_id      text,
+    p_product_id      text    DEFAULT NULL,
+    p_quantity        integer DEFAULT 1,
+    p_idempotency_key text    DEFAULT NULL,
+    p_lock_timeout_ms integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'ai_bound_increment_packing_quantity';
+COMMENT ON FUNCTION atomic_inventory.bound_increment_packing_quantity(text, text, text, text, integer, text, integer) IS
+    'increment_packing_quantity on a packing source (bind_packing_source): the same nine validations, lock order and basket limit on the warehouse''s own tables. Returns {success, source, id, picking_session_id, order_id, product_id, quantity_needed, quantity_packed, remaining}.';
+
+CREATE FUNCTION atomic_inventory.bound_decrement_packing_quantity(
+    p_source          text,
+    p_progress_id     text,
+    p_session_id      text,
+    p_quantity        integer DEFAULT 1,
+    p_idempotency_key text    DEFAULT NULL,
+    p_lock_timeout_ms integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'ai_bound_decrement_packing_quantity';
+COMMENT ON FUNCTION atomic_inventory.bound_decrement_packing_quantity(text, text, text, integer, text, integer) IS
+    'decrement_packing_quantity on a packing source (bind_packing_source). Returns the line as bound_increment_packing_quantity does.';
+
 -- Adopted tables (docs/adopting.md, src/source/bound/). The
 -- bind/unbind functions are for the table's owner (admins): not in
 -- grant_usage. The bound_* operations are caller-facing like their managed
@@ -559,6 +586,38 @@ LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 AS 'MODULE_PATHNAME', 'ai_bind_batch_source';
 COMMENT ON FUNCTION atomic_inventory.bind_batch_source(text, regclass, name, name, name, text, text, name) IS
     'Adopt an existing delivery batch table under the name p_name for bound_claim_batch and friends. Caller must own the table. Returns {success, name, kind, relation, ...}.';
+
+CREATE FUNCTION atomic_inventory.bind_packing_source(
+    p_name                    text,
+    p_sessions                regclass,
+    p_lines                   regclass,
+    p_orders                  regclass,
+    p_picked                  regclass,
+    p_session_id_column       name    DEFAULT 'id',
+    p_session_status_column   name    DEFAULT 'status',
+    p_session_activity_column name    DEFAULT 'last_activity_at',
+    p_line_id_column          name    DEFAULT 'id',
+    p_line_session_column     name    DEFAULT 'picking_session_id',
+    p_line_order_column       name    DEFAULT 'order_id',
+    p_line_product_column     name    DEFAULT 'product_id',
+    p_line_needed_column      name    DEFAULT 'quantity_needed',
+    p_line_packed_column      name    DEFAULT 'quantity_packed',
+    p_line_updated_column     name    DEFAULT 'updated_at',
+    p_order_id_column         name    DEFAULT 'id',
+    p_order_status_column     name    DEFAULT 'sleeves_status',
+    p_order_number_column     name    DEFAULT 'order_number',
+    p_picked_session_column   name    DEFAULT 'picking_session_id',
+    p_picked_product_column   name    DEFAULT 'product_id',
+    p_picked_quantity_column  name    DEFAULT 'quantity_picked',
+    p_packing_value           text    DEFAULT 'packing',
+    p_completed_values        text[]  DEFAULT ARRAY['ready_to_ship', 'shipped', 'delivered'],
+    p_closed_values           text[]  DEFAULT ARRAY['cancelled', 'rejected', 'returned'],
+    p_tenant_column           name    DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'ai_bind_packing_source';
+COMMENT ON FUNCTION atomic_inventory.bind_packing_source(text, regclass, regclass, regclass, regclass, name, name, name, name, name, name, name, name, name, name, name, name, name, name, name, name, text, text[], text[], name) IS
+    'Adopt a warehouse''s own packing tables (picking sessions, progress lines, orders, picked baskets) under the name p_name for bound_increment_packing_quantity and bound_decrement_packing_quantity. The defaults are the packing RPC''s column names; pass NULL for an optional column the tables lack (activity, updated, order number). Caller must own the four tables, which must have one owner. Returns {success, name, kind, ...}.';
 
 CREATE FUNCTION atomic_inventory.unbind_source(p_name text) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
@@ -869,6 +928,8 @@ BEGIN
         'atomic_inventory.bound_reserve(text, jsonb, integer, text, text, integer)',
         'atomic_inventory.bound_commit_reservation(uuid, text[], text, text, integer)',
         'atomic_inventory.bound_release_reservation(uuid, text[], text, text, integer)',
+        'atomic_inventory.bound_increment_packing_quantity(text, text, text, text, integer, text, integer)',
+        'atomic_inventory.bound_decrement_packing_quantity(text, text, text, integer, text, integer)',
         'atomic_inventory.reconcile_source(text)',
         'atomic_inventory.caller_tenant()',
         'atomic_inventory.caller_is_admin()'

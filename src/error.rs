@@ -154,15 +154,15 @@ pub enum Error {
     #[error("ALREADY_FULLY_PACKED: this item is already fully packed ({packed} of {needed} packed, {requested} more requested)")]
     AlreadyFullyPacked {
         progress_id: String,
-        needed: i32,
-        packed: i32,
+        needed: i64,
+        packed: i64,
         requested: i32,
     },
 
     #[error("BASKET_EXHAUSTED: no more units available to pack ({packed_total} of {picked} picked units already packed, {requested} more requested)")]
     BasketExhausted {
         product_id: String,
-        picked: i32,
+        picked: i64,
         packed_total: i64,
         requested: i32,
     },
@@ -170,7 +170,7 @@ pub enum Error {
     #[error("NOTHING_TO_UNPACK: only {packed} units are packed, {requested} to unpack")]
     NothingToUnpack {
         progress_id: String,
-        packed: i32,
+        packed: i64,
         requested: i32,
     },
 

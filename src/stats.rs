@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
 /// Counted functions, by SQL name; each C symbol is `ai_<name>`.
-pub const FUNCTIONS: [&str; 31] = [
+pub const FUNCTIONS: [&str; 34] = [
     "decrement_inventory",
     "decrement_inventory_many",
     "increment_inventory",
@@ -57,6 +57,9 @@ pub const FUNCTIONS: [&str; 31] = [
     "bound_reserve",
     "bound_commit_reservation",
     "bound_release_reservation",
+    "bind_packing_source",
+    "bound_increment_packing_quantity",
+    "bound_decrement_packing_quantity",
 ];
 
 /// Every outcome but success: our codes (error.rs), then PostgreSQL errors

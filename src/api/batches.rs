@@ -9,7 +9,7 @@ use crate::ops::batches;
 use crate::pg::fmgr::{entry_points, Args};
 use crate::pg::spi::with_spi;
 use crate::source::bound::batches::driver as bound_driver;
-use crate::source::bound::binding;
+use crate::source::bound::binding::{self, Kind};
 use crate::source::bound::stock::item_key;
 use crate::source::own::Own;
 use crate::source::{ClaimTerms, Transition};
@@ -102,7 +102,7 @@ fn bound_claim(args: &Args) -> Result<String> {
     let raw_id = args.text(1, "p_batch_id")?;
     let who = Caller::current()?;
     with_spi(None, |c| {
-        let b = binding::get(c, &src, false)?;
+        let b = binding::get(c, &src, Kind::Batch)?;
         let id = item_key(b.id_type, raw_id.clone(), "p_batch_id")?;
         let driver = bound_driver(&b, who.driver(args.text(2, "p_driver_id")?)?)?;
         batches::claim(&*b, c, &who, &id, &driver, &NO_TERMS)
@@ -114,7 +114,7 @@ fn bound_claim_next(args: &Args) -> Result<Option<String>> {
     let src = args.source(0)?;
     let who = Caller::current()?;
     with_spi(None, |c| {
-        let b = binding::get(c, &src, false)?;
+        let b = binding::get(c, &src, Kind::Batch)?;
         let driver = bound_driver(&b, who.driver(args.text(1, "p_driver_id")?)?)?;
         batches::claim_next(&*b, c, &who, &driver, None, &NO_TERMS)
     })
@@ -126,7 +126,7 @@ fn bound_unclaim(args: &Args) -> Result<String> {
     let raw_id = args.text(1, "p_batch_id")?;
     let who = Caller::current()?;
     with_spi(None, |c| {
-        let b = binding::get(c, &src, false)?;
+        let b = binding::get(c, &src, Kind::Batch)?;
         let id = item_key(b.id_type, raw_id.clone(), "p_batch_id")?;
         let driver = bound_driver(&b, who.driver(args.text(2, "p_driver_id")?)?)?;
         batches::transition(&*b, c, &who, &id, &driver, Transition::Unclaim)

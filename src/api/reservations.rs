@@ -11,7 +11,7 @@ use crate::ops::reservations::{self, Settlement};
 use crate::pg::fmgr::{entry_points, Args};
 use crate::pg::spi::with_spi;
 use crate::settings;
-use crate::source::bound::binding;
+use crate::source::bound::binding::{self, Kind};
 use crate::source::bound::stock::lines as bound_lines;
 use crate::source::holds::{Sweep, DEFAULT_TTL_SECONDS};
 use crate::source::own::Own;
@@ -67,7 +67,7 @@ fn bound_reserve(args: &Args) -> Result<String> {
     let lock_ms = args.lock_timeout_ms(5)?;
     let who = Caller::current()?;
     with_spi(lock_ms, |c| {
-        let b = binding::get(c, &src, true)?;
+        let b = binding::get(c, &src, Kind::Stock)?;
         crate::source::HoldSource::can_hold(&*b)?;
         let merged = bound_lines(&b, raw)?;
         let request = || {

@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::ops::stock;
 use crate::pg::fmgr::{entry_points, Args};
 use crate::pg::spi::with_spi;
-use crate::source::bound::binding;
+use crate::source::bound::binding::{self, Kind};
 use crate::source::bound::stock::{describe, item_key, lines as bound_lines};
 use crate::source::own::Own;
 use crate::source::{Lines, StockSource};
@@ -136,7 +136,7 @@ fn bound_one(args: &Args, how: OneRow) -> Result<String> {
         OneRow::Increment => "bound_increment",
     };
     with_spi(mv.lock_timeout_ms, |c| {
-        let b = binding::get(c, &src, true)?;
+        let b = binding::get(c, &src, Kind::Stock)?;
         let key = item_key(b.id_type, key_text.clone(), "p_item_id")?;
         b.fits(&qty, "p_quantity")?;
         let request = || {
@@ -175,7 +175,7 @@ fn bound_adjust(args: &Args) -> Result<String> {
     let mv = Movement::read(args, 5)?;
     let who = Caller::current()?;
     with_spi(mv.lock_timeout_ms, |c| {
-        let b = binding::get(c, &src, true)?;
+        let b = binding::get(c, &src, Kind::Stock)?;
         let key = item_key(b.id_type, key_text.clone(), "p_item_id")?;
         b.fits(&new_qty, "p_new_quantity")?;
         let request = || {
@@ -198,7 +198,7 @@ fn bound_decrement_many(args: &Args) -> Result<String> {
     let mv = Movement::read(args, 2)?;
     let who = Caller::current()?;
     with_spi(mv.lock_timeout_ms, |c| {
-        let b = binding::get(c, &src, true)?;
+        let b = binding::get(c, &src, Kind::Stock)?;
         let merged = bound_lines(&b, raw)?;
         let request = || {
             let canon: Vec<(String, String)> = merged
@@ -227,7 +227,7 @@ fn bound_get(args: &Args) -> Result<String> {
     let key_text = args.text(1, "p_item_id")?;
     let who = Caller::current()?;
     with_spi(None, |c| {
-        let b = binding::get(c, &src, true)?;
+        let b = binding::get(c, &src, Kind::Stock)?;
         let key = item_key(b.id_type, key_text, "p_item_id")?;
         describe(&b, c, &who, &key)
     })

@@ -24,16 +24,15 @@ use crate::core::caller::Caller;
 use crate::error::{Error, Result};
 use crate::source::{OrderState, PackingSource};
 use pgrx::spi::SpiClient;
-use pgrx::Uuid;
 
 /// Pack (`delta` > 0) or unpack (`delta` < 0) units on one progress line.
 pub fn change<P: PackingSource>(
     p: &P,
     c: &mut SpiClient<'_>,
     who: &Caller,
-    session: Uuid,
-    line: Uuid,
-    product: Option<Uuid>,
+    session: &P::Key,
+    line: &P::Key,
+    product: Option<&P::Key>,
     delta: i32,
 ) -> Result<String> {
     // 1. session
@@ -63,18 +62,19 @@ pub fn change<P: PackingSource>(
             }
         });
     };
-    if product.is_some() && product != l.product {
+    if product.is_some() && product != l.product.as_ref() {
         // a product that isn't this line's
         return Err(mismatch());
     }
     let line_product = l
         .product
+        .clone()
         .ok_or_else(|| Error::Internal("progress without product".into()))?;
     // 3. order and basket
     let o = p
-        .lock_order(c, l.order, session, line_product)?
+        .lock_order(c, l.order.as_ref(), session, &line_product)?
         .ok_or_else(|| Error::OrderNotFound {
-            order_id: l.order.map(|u| u.to_string()).unwrap_or_default(),
+            order_id: l.order.as_ref().map(|u| u.to_string()).unwrap_or_default(),
         })?;
     match o.state {
         OrderState::Completed => {
@@ -92,8 +92,8 @@ pub fn change<P: PackingSource>(
         OrderState::Open => {}
     }
     if delta > 0 {
-        // i64: both are integer columns, and their sum may not fit i32
-        if i64::from(l.packed) + i64::from(delta) > i64::from(l.needed) {
+        // in i64: an integer column's value plus delta may not fit i32
+        if l.packed + i64::from(delta) > l.needed {
             return Err(Error::AlreadyFullyPacked {
                 progress_id: line.to_string(),
                 needed: l.needed,
@@ -101,7 +101,7 @@ pub fn change<P: PackingSource>(
                 requested: delta,
             });
         }
-        if o.packed_total + i64::from(delta) > i64::from(o.picked) {
+        if o.packed_total + i64::from(delta) > o.picked {
             return Err(Error::BasketExhausted {
                 product_id: line_product.to_string(),
                 picked: o.picked,
@@ -109,7 +109,7 @@ pub fn change<P: PackingSource>(
                 requested: delta,
             });
         }
-    } else if i64::from(l.packed) + i64::from(delta) < 0 {
+    } else if l.packed + i64::from(delta) < 0 {
         return Err(Error::NothingToUnpack {
             progress_id: line.to_string(),
             packed: l.packed,

@@ -19,7 +19,10 @@ use crate::core::caller::Caller;
 use crate::core::movement::{LedgerKind, LedgerNote};
 use crate::error::{Error, Result};
 use crate::pg::spi;
-use crate::source::bound::{self, binding};
+use crate::source::bound::{
+    self,
+    binding::{self, Kind},
+};
 use crate::source::holds::{self, Holder, Sweep};
 use crate::source::own::Own;
 use crate::source::{Finish, HoldSource, Lines, NewHold};
@@ -67,7 +70,7 @@ pub fn finish(c: &mut SpiClient<'_>, who: &Caller, id: Uuid, st: Settlement<'_>)
     match holds::lock_active(c, who, id, st.how == Finish::Commit)? {
         Holder::Own => finish_on(&Own, c, id, st),
         Holder::Bound(source) => {
-            let b = binding::get(c, &source, true)?;
+            let b = binding::get(c, &source, Kind::Stock)?;
             finish_on(&*b, c, id, st)
         }
     }
@@ -201,7 +204,7 @@ fn sweep_once(
 /// whose table is gone, has nothing to give back: the lines just expire.
 fn expire_bound(c: &mut SpiClient<'_>, source: &str, ids: &[Uuid]) -> Result<i32> {
     match binding::lookup(c, source)? {
-        Some(b) if b.stock => b.expire(c, ids),
+        Some(b) if b.kind == Kind::Stock => b.expire(c, ids),
         _ => Ok(bound::holds::finish_lines(c, source, ids, None, "expired")?.len() as i32),
     }
 }

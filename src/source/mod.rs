@@ -393,12 +393,13 @@ pub trait BatchSource {
     }
 }
 
-/// A packing progress line, locked.
-pub struct PackLine {
-    pub order: Option<Uuid>,
-    pub product: Option<Uuid>,
-    pub needed: i32,
-    pub packed: i32,
+/// A packing progress line, locked: its order and product (keys of the
+/// source's type), units needed and packed.
+pub struct PackLine<K> {
+    pub order: Option<K>,
+    pub product: Option<K>,
+    pub needed: i64,
+    pub packed: i64,
 }
 
 /// Where an order is in the warehouse workflow.
@@ -419,7 +420,7 @@ pub struct PackOrder {
     /// its number (or id) as the errors name it
     pub number: String,
     /// units of the product picked into the session's basket
-    pub picked: i32,
+    pub picked: i64,
     /// units of the product packed from that basket, into any order
     pub packed_total: i64,
 }
@@ -427,12 +428,16 @@ pub struct PackOrder {
 /// Picking sessions, their progress lines, orders and picked baskets.
 /// Lock order, always: the session, then the line, then the order.
 pub trait PackingSource {
+    /// The ids of sessions, lines, orders and products: a uuid (the
+    /// extension's tables) or a column's value as text (adopted tables).
+    type Key: Clone + PartialEq + std::fmt::Display;
+
     /// Lock a visible session (FOR NO KEY UPDATE): its status.
     fn lock_session(
         &self,
         c: &mut SpiClient<'_>,
         who: &Caller,
-        session: Uuid,
+        session: &Self::Key,
     ) -> Result<Option<String>>;
     /// The session status that allows packing.
     fn is_packing(&self, status: &str) -> bool;
@@ -440,20 +445,27 @@ pub trait PackingSource {
     fn lock_line(
         &self,
         c: &mut SpiClient<'_>,
-        line: Uuid,
-        session: Uuid,
-    ) -> Result<Option<PackLine>>;
+        line: &Self::Key,
+        session: &Self::Key,
+    ) -> Result<Option<PackLine<Self::Key>>>;
     /// The line exists in a session the caller may see (read unlocked).
-    fn line_elsewhere(&self, c: &mut SpiClient<'_>, who: &Caller, line: Uuid) -> Result<bool>;
+    fn line_elsewhere(&self, c: &mut SpiClient<'_>, who: &Caller, line: &Self::Key)
+        -> Result<bool>;
     /// Share-lock the line's order and sum the basket of its product.
     fn lock_order(
         &self,
         c: &mut SpiClient<'_>,
-        order: Option<Uuid>,
-        session: Uuid,
-        product: Uuid,
+        order: Option<&Self::Key>,
+        session: &Self::Key,
+        product: &Self::Key,
     ) -> Result<Option<PackOrder>>;
     /// Add `delta` packed units to the line, touch the session's activity:
     /// the line as the functions answer it.
-    fn pack(&self, c: &mut SpiClient<'_>, line: Uuid, delta: i32, session: Uuid) -> Result<String>;
+    fn pack(
+        &self,
+        c: &mut SpiClient<'_>,
+        line: &Self::Key,
+        delta: i32,
+        session: &Self::Key,
+    ) -> Result<String>;
 }

@@ -179,26 +179,26 @@ const RELEASE_ORPHANS: Stmt = Stmt {
 };
 
 /// One column named by the caller, looked up.
-struct Column {
-    name: String,
-    attnum: i16,
-    typ: Oid,
-    generated: bool,
-    is_enum: bool,
-    type_name: String,
-    typmod: i32,
-    not_null: bool,
+pub(super) struct Column {
+    pub(super) name: String,
+    pub(super) attnum: i16,
+    pub(super) typ: Oid,
+    pub(super) generated: bool,
+    pub(super) is_enum: bool,
+    pub(super) type_name: String,
+    pub(super) typmod: i32,
+    pub(super) not_null: bool,
 }
 
 /// The table named by p_relation, checked.
-struct Table {
-    oid: Oid,
+pub(super) struct Table {
+    pub(super) oid: Oid,
     /// quoted and schema-qualified
-    rel: String,
-    relname: String,
+    pub(super) rel: String,
+    pub(super) relname: String,
 }
 
-fn check_name(name: Option<String>) -> Result<String> {
+pub(super) fn check_name(name: Option<String>) -> Result<String> {
     let name = name.ok_or_else(|| Error::invalid_input("p_name", "is required (got NULL)"))?;
     if name.chars().count() > 63 {
         return Err(Error::invalid_input(
@@ -223,7 +223,7 @@ fn check_name(name: Option<String>) -> Result<String> {
 /// The relation: an ordinary or partitioned, permanent table outside the
 /// system schemas and ours, owned by the caller (or a role they belong to;
 /// superusers pass).
-fn check_table(c: &mut SpiClient<'_>, oid: Option<Oid>) -> Result<Table> {
+pub(super) fn check_table(c: &mut SpiClient<'_>, oid: Option<Oid>) -> Result<Table> {
     let oid = oid.ok_or_else(|| Error::invalid_input("p_relation", "is required (got NULL)"))?;
     let outer = crate::pg::backend::outer_user();
     let t = run(c, &REL_INFO, &[oid.into(), outer.into()])?;
@@ -267,7 +267,7 @@ fn check_table(c: &mut SpiClient<'_>, oid: Option<Oid>) -> Result<Table> {
     })
 }
 
-fn column(
+pub(super) fn column(
     c: &mut SpiClient<'_>,
     t: &Table,
     field: &str,
@@ -294,14 +294,19 @@ fn column(
     }))
 }
 
-fn required(c: &mut SpiClient<'_>, t: &Table, field: &str, name: Option<String>) -> Result<Column> {
+pub(super) fn required(
+    c: &mut SpiClient<'_>,
+    t: &Table,
+    field: &str,
+    name: Option<String>,
+) -> Result<Column> {
     if name.is_none() {
         return Err(Error::invalid_input(field, "is required (got NULL)"));
     }
     Ok(column(c, t, field, name)?.unwrap_or_else(|| unreachable!()))
 }
 
-fn wrong_type(field: &str, col: &Column, want: &str) -> Error {
+pub(super) fn wrong_type(field: &str, col: &Column, want: &str) -> Error {
     Error::invalid_input(
         field,
         format!(
@@ -314,7 +319,11 @@ fn wrong_type(field: &str, col: &Column, want: &str) -> Error {
 /// The tenant column, of a built-in type: its values are cast to text by
 /// our statements, and a type of the owner's could come with a cast of the
 /// owner's (binding.rs checks it again whenever the table changes).
-fn tenant_column(c: &mut SpiClient<'_>, t: &Table, name: Option<String>) -> Result<Option<Column>> {
+pub(super) fn tenant_column(
+    c: &mut SpiClient<'_>,
+    t: &Table,
+    name: Option<String>,
+) -> Result<Option<Column>> {
     let tenant = column(c, t, "p_tenant_column", name)?;
     if let Some(col) = &tenant {
         if col.typ.to_u32() >= pg_sys::FirstNormalObjectId {
@@ -328,7 +337,7 @@ fn tenant_column(c: &mut SpiClient<'_>, t: &Table, name: Option<String>) -> Resu
     Ok(tenant)
 }
 
-fn writable(field: &str, col: &Column) -> Result<()> {
+pub(super) fn writable(field: &str, col: &Column) -> Result<()> {
     if col.generated {
         return Err(Error::invalid_input(
             field,
@@ -354,8 +363,13 @@ fn column_flag(
 }
 
 /// The id column: uuid, bigint, integer, text or varchar, unique on its own.
-fn id_column(c: &mut SpiClient<'_>, t: &Table, name: Option<String>) -> Result<(Column, IdType)> {
-    let col = required(c, t, "p_id_column", name)?;
+pub(super) fn id_column(
+    c: &mut SpiClient<'_>,
+    t: &Table,
+    field: &str,
+    name: Option<String>,
+) -> Result<(Column, IdType)> {
+    let col = required(c, t, field, name)?;
     let ty = match col.typ {
         pg_sys::UUIDOID => IdType::Uuid,
         pg_sys::INT8OID => IdType::Bigint,
@@ -363,7 +377,7 @@ fn id_column(c: &mut SpiClient<'_>, t: &Table, name: Option<String>) -> Result<(
         pg_sys::TEXTOID | pg_sys::VARCHAROID => IdType::Text,
         _ => {
             return Err(wrong_type(
-                "p_id_column",
+                field,
                 &col,
                 "uuid, bigint, integer, text or varchar",
             ))
@@ -372,7 +386,7 @@ fn id_column(c: &mut SpiClient<'_>, t: &Table, name: Option<String>) -> Result<(
     let deterministic = column_flag(c, &ID_DETERMINISTIC, t, &col, true)?;
     if !deterministic {
         return Err(Error::invalid_input(
-            "p_id_column",
+            field,
             format!(
                 "column {:?} has a nondeterministic collation: ids that compare equal but differ in text would be one row and two keys",
                 col.name
@@ -382,7 +396,7 @@ fn id_column(c: &mut SpiClient<'_>, t: &Table, name: Option<String>) -> Result<(
     let unique = column_flag(c, &ID_UNIQUE, t, &col, false)?;
     if !unique {
         return Err(Error::invalid_input(
-            "p_id_column",
+            field,
             format!(
                 "column {:?} has no primary key or valid, immediate, non-partial unique index on exactly it",
                 col.name
@@ -392,7 +406,7 @@ fn id_column(c: &mut SpiClient<'_>, t: &Table, name: Option<String>) -> Result<(
     Ok((col, ty))
 }
 
-fn distinct(cols: &[&Option<Column>]) -> Result<()> {
+pub(super) fn distinct(cols: &[&Option<Column>]) -> Result<()> {
     let named: Vec<&Column> = cols.iter().filter_map(|c| c.as_ref()).collect();
     for (i, a) in named.iter().enumerate() {
         if named[i + 1..].iter().any(|b| b.attnum == a.attnum) {
@@ -405,7 +419,7 @@ fn distinct(cols: &[&Option<Column>]) -> Result<()> {
     Ok(())
 }
 
-fn register(c: &mut SpiClient<'_>, args: &[DatumWithOid<'_>]) -> Result<()> {
+pub(super) fn register(c: &mut SpiClient<'_>, args: &[DatumWithOid<'_>]) -> Result<()> {
     // ON CONFLICT: a concurrent bind of the same name that committed first.
     if run(c, &INSERT, args)?.is_empty() {
         return Err(Error::invalid_input(
@@ -416,7 +430,7 @@ fn register(c: &mut SpiClient<'_>, args: &[DatumWithOid<'_>]) -> Result<()> {
     invalidate(c)
 }
 
-fn name_free(c: &mut SpiClient<'_>, name: &str) -> Result<()> {
+pub(super) fn name_free(c: &mut SpiClient<'_>, name: &str) -> Result<()> {
     let taken = run(c, &NAME_TAKEN, &[name.to_string().into()])?
         .first()
         .get::<bool>(1)?
@@ -432,7 +446,7 @@ fn name_free(c: &mut SpiClient<'_>, name: &str) -> Result<()> {
 
 /// Writers are held off while binding (SHARE ROW EXCLUSIVE: readers go on),
 /// so the initial ledger rows and the CHECK see one stable table.
-fn lock_table(c: &mut SpiClient<'_>, t: &Table) -> Result<()> {
+pub(super) fn lock_table(c: &mut SpiClient<'_>, t: &Table) -> Result<()> {
     c.update(
         format!("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE", t.rel).as_str(),
         None,
@@ -578,7 +592,7 @@ pub fn bind_stock(args: &Args) -> Result<String> {
         let t = check_table(c, args.oid(1))?;
         name_free(c, &name)?;
         lock_table(c, &t)?;
-        let (id, id_type) = id_column(c, &t, args.name(2))?;
+        let (id, id_type) = id_column(c, &t, "p_id_column", args.name(2))?;
         let q = required(c, &t, "p_quantity_column", args.name(3))?;
         let qty_type = match q.typ {
             pg_sys::NUMERICOID => "numeric",
@@ -686,7 +700,7 @@ pub fn bind_stock(args: &Args) -> Result<String> {
     })
 }
 
-fn status_value(
+pub(super) fn status_value(
     c: &mut SpiClient<'_>,
     field: &str,
     v: Option<String>,
@@ -731,7 +745,7 @@ pub fn bind_batch(args: &Args) -> Result<String> {
         let t = check_table(c, args.oid(1))?;
         name_free(c, &name)?;
         lock_table(c, &t)?;
-        let (id, id_type) = id_column(c, &t, args.name(2))?;
+        let (id, id_type) = id_column(c, &t, "p_id_column", args.name(2))?;
         let status = required(c, &t, "p_status_column", args.name(3))?;
         if !(status.is_enum || [pg_sys::TEXTOID, pg_sys::VARCHAROID].contains(&status.typ)) {
             return Err(wrong_type(

@@ -39,7 +39,7 @@ pub enum IdType {
 }
 
 impl IdType {
-    fn parse(s: &str) -> IdType {
+    pub fn parse(s: &str) -> IdType {
         match s {
             "uuid" => IdType::Uuid,
             "bigint" => IdType::Bigint,
@@ -58,10 +58,71 @@ impl IdType {
     }
 }
 
+/// What a binding adopts.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    /// a stock table (bind_stock_source)
+    Stock,
+    /// a delivery batch table (bind_batch_source)
+    Batch,
+    /// picking sessions, progress lines, orders and picked baskets
+    /// (bind_packing_source)
+    Packing,
+}
+
+impl Kind {
+    fn parse(s: &str) -> Kind {
+        match s {
+            "stock" => Kind::Stock,
+            "batch" => Kind::Batch,
+            _ => Kind::Packing,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Stock => "stock",
+            Kind::Batch => "batch",
+            Kind::Packing => "packing",
+        }
+    }
+}
+
+/// A packing source's tables besides its sessions (`Binding::rel`), quoted.
+pub struct PackingSpec {
+    /// the session column set to now() by a pack (None: none)
+    pub activity: Option<String>,
+    /// the session status that allows packing
+    pub packing_value: String,
+    pub lines: String,
+    pub line_id: String,
+    pub line_id_type: IdType,
+    pub line_session: String,
+    pub line_order: String,
+    pub line_product: String,
+    pub product_id_type: IdType,
+    pub line_needed: String,
+    pub line_packed: String,
+    pub line_updated: Option<String>,
+    pub orders: String,
+    pub order_id: String,
+    pub order_id_type: IdType,
+    pub order_status: String,
+    pub order_number: Option<String>,
+    pub completed: Vec<String>,
+    pub closed: Vec<String>,
+    pub picked: String,
+    pub picked_session: String,
+    pub picked_product: String,
+    pub picked_quantity: String,
+}
+
 /// A binding as the operations use it: quoted identifiers, ready to splice.
 pub struct Binding {
     pub name: String,
-    pub stock: bool,
+    pub kind: Kind,
+    /// a packing source's other tables
+    pub packing: Option<PackingSpec>,
     /// `"schema"."table"`, quoted
     pub rel: String,
     pub id: String,
@@ -279,9 +340,9 @@ enum Loaded {
 
 /// The binding named `name`, from this backend's cache or the table:
 /// NOT_FOUND if there is none, SOURCE_GONE (INVALID_INPUT on p_source) if
-/// its table was dropped, INVALID_INPUT if `stock` asks for the other kind,
-/// SourceChanged if the table changed under it.
-pub fn get(client: &mut SpiClient<'_>, name: &str, stock: bool) -> Result<Rc<Binding>> {
+/// its table was dropped, INVALID_INPUT if it is not of the `kind` the
+/// caller needs, SourceChanged if a table changed under it.
+pub fn get(client: &mut SpiClient<'_>, name: &str, kind: Kind) -> Result<Rc<Binding>> {
     let b = match find(client, name)? {
         Loaded::Bound(b) => b,
         Loaded::Unbound => {
@@ -296,15 +357,14 @@ pub fn get(client: &mut SpiClient<'_>, name: &str, stock: bool) -> Result<Rc<Bin
             })
         }
     };
-    if b.stock != stock {
-        let (is, want) = if b.stock {
-            ("stock", "batch")
-        } else {
-            ("batch", "stock")
-        };
+    if b.kind != kind {
         return Err(Error::invalid_input(
             "p_source",
-            format!("{name} is a {is} source; this function needs a {want} source"),
+            format!(
+                "{name} is a {} source; this function needs a {} source",
+                b.kind.as_str(),
+                kind.as_str()
+            ),
         ));
     }
     Ok(b)
@@ -390,9 +450,15 @@ fn load(client: &mut SpiClient<'_>, name: &str) -> Result<Loaded> {
     });
     let reserved_narrow =
         cap("reserved_typ", "reserved_typmod")?.is_some_and(|r| r.narrower_than(&qty_cap));
+    let kind = Kind::parse(&s("kind")?.unwrap_or_default());
+    let packing = match kind {
+        Kind::Packing => Some(load_packing(client, name)?),
+        _ => None,
+    };
     Ok(Loaded::Bound(Rc::new(Binding {
         name: name.to_string(),
-        stock: s("kind")?.as_deref() == Some("stock"),
+        kind,
+        packing,
         rel: format!("{}.{}", quote(&nsp), quote(&rel)),
         id: q("id")?.unwrap_or_default(),
         id_type: IdType::parse(&s("id_type")?.unwrap_or_default()),
@@ -416,6 +482,140 @@ fn load(client: &mut SpiClient<'_>, name: &str) -> Result<Loaded> {
         owner: oid("owner")?.unwrap_or(Oid::INVALID),
         plans: RefCell::new(HashMap::new()),
     })))
+}
+
+/// A packing source's other tables: their names and columns, and (problem)
+/// the first column that left the types bind_packing_source accepted or
+/// no longer exists (the tables' owners are checked at bind time).
+const PACKING_LOAD: Stmt = Stmt {
+    name: "binding_packing_load",
+    sql: "SELECT p.activity_column::text AS activity, p.packing_value, \
+                 nl.nspname::text AS lines_nsp, cl.relname::text AS lines_rel, \
+                 p.line_id_column::text AS line_id, p.line_id_type, \
+                 p.line_session_column::text AS line_session, p.line_order_column::text AS line_order, \
+                 p.line_product_column::text AS line_product, p.product_id_type, \
+                 p.line_needed_column::text AS line_needed, p.line_packed_column::text AS line_packed, \
+                 p.line_updated_column::text AS line_updated, \
+                 no.nspname::text AS orders_nsp, co.relname::text AS orders_rel, \
+                 p.order_id_column::text AS order_id, p.order_id_type, \
+                 p.order_status_column::text AS order_status, \
+                 p.order_number_column::text AS order_number, \
+                 p.completed_values, p.closed_values, \
+                 np.nspname::text AS picked_nsp, cp.relname::text AS picked_rel, \
+                 p.picked_session_column::text AS picked_session, \
+                 p.picked_product_column::text AS picked_product, \
+                 p.picked_quantity_column::text AS picked_quantity, \
+                 p.lines::pg_catalog.oid AS lines_oid, p.orders::pg_catalog.oid AS orders_oid, \
+                 p.picked::pg_catalog.oid AS picked_oid, \
+                 (SELECT pg_catalog.format('%s column %I %s', x.rel::pg_catalog.regclass, x.col, \
+                         CASE WHEN a.attname IS NULL THEN 'no longer exists' \
+                              ELSE 'is now of type ' || pg_catalog.format_type(a.atttypid, NULL) END) \
+                    FROM (VALUES (p.lines, p.line_id_column, 'id'), (p.lines, p.line_session_column, 'any'), \
+                                 (p.lines, p.line_order_column, 'any'), (p.lines, p.line_product_column, 'any'), \
+                                 (p.lines, p.line_needed_column, 'int'), (p.lines, p.line_packed_column, 'int'), \
+                                 (p.lines, p.line_updated_column, 'time'), \
+                                 (p.orders, p.order_id_column, 'id'), (p.orders, p.order_status_column, 'status'), \
+                                 (p.orders, p.order_number_column, 'any'), \
+                                 (p.picked, p.picked_session_column, 'any'), \
+                                 (p.picked, p.picked_product_column, 'any'), \
+                                 (p.picked, p.picked_quantity_column, 'int')) AS x(rel, col, k) \
+                    LEFT JOIN pg_catalog.pg_attribute AS a \
+                           ON a.attrelid = x.rel AND a.attname = x.col AND NOT a.attisdropped \
+                    LEFT JOIN pg_catalog.pg_type AS ty ON ty.oid = a.atttypid \
+                   WHERE x.col IS NOT NULL \
+                     AND (a.attname IS NULL OR NOT CASE x.k \
+                           WHEN 'id' THEN a.atttypid::pg_catalog.regtype::text \
+                                IN ('uuid', 'bigint', 'integer', 'text', 'character varying') \
+                           WHEN 'int' THEN a.atttypid::pg_catalog.regtype::text \
+                                IN ('smallint', 'integer', 'bigint') \
+                           WHEN 'time' THEN a.atttypid::pg_catalog.regtype::text \
+                                IN ('timestamp with time zone', 'timestamp without time zone') \
+                           WHEN 'status' THEN ty.typtype = 'e' \
+                                OR a.atttypid::pg_catalog.regtype::text IN ('text', 'character varying') \
+                           ELSE a.atttypid < 16384 END) \
+                   LIMIT 1) AS problem \
+            FROM atomic_inventory.packing_bindings AS p \
+            LEFT JOIN pg_catalog.pg_class AS cl ON cl.oid = p.lines \
+            LEFT JOIN pg_catalog.pg_namespace AS nl ON nl.oid = cl.relnamespace \
+            LEFT JOIN pg_catalog.pg_class AS co ON co.oid = p.orders \
+            LEFT JOIN pg_catalog.pg_namespace AS no ON no.oid = co.relnamespace \
+            LEFT JOIN pg_catalog.pg_class AS cp ON cp.oid = p.picked \
+            LEFT JOIN pg_catalog.pg_namespace AS np ON np.oid = cp.relnamespace \
+           WHERE p.name = $1",
+    args: &[pg_sys::TEXTOID],
+};
+
+/// A packing binding's other tables; SourceGone if one was dropped,
+/// SourceChanged if a column changed.
+fn load_packing(client: &mut SpiClient<'_>, name: &str) -> Result<PackingSpec> {
+    let t = run(client, &PACKING_LOAD, &[name.to_string().into()])?;
+    if t.is_empty() {
+        return Err(Error::Internal(format!(
+            "packing binding {name} has no packing_bindings row"
+        )));
+    }
+    let row = t.first();
+    let s = |col: &str| -> Result<Option<String>> { Ok(row.get_by_name::<String, _>(col)?) };
+    let q = |col: &str| -> Result<Option<String>> { Ok(s(col)?.map(|c| quote(&c))) };
+    let req = |col: &str| -> Result<String> { Ok(q(col)?.unwrap_or_default()) };
+    let table = |nsp: &str, rel: &str| -> Result<Option<String>> {
+        Ok(match (s(nsp)?, s(rel)?) {
+            (Some(n), Some(r)) => Some(format!("{}.{}", quote(&n), quote(&r))),
+            _ => None,
+        })
+    };
+    let (Some(lines), Some(orders), Some(picked)) = (
+        table("lines_nsp", "lines_rel")?,
+        table("orders_nsp", "orders_rel")?,
+        table("picked_nsp", "picked_rel")?,
+    ) else {
+        return Err(Error::SourceGone {
+            name: name.to_string(),
+        });
+    };
+    for oid in ["lines_oid", "orders_oid", "picked_oid"] {
+        if let Some(o) = row.get_by_name::<Oid, _>(oid)? {
+            catalog::watch(o);
+        }
+    }
+    if let Some(problem) = s("problem")? {
+        return Err(Error::SourceChanged {
+            reason: format!("{name}: {problem} since it was bound"),
+        });
+    }
+    let values = |col: &str| -> Result<Vec<String>> {
+        Ok(row
+            .get_by_name::<Vec<Option<String>>, _>(col)?
+            .unwrap_or_default()
+            .into_iter()
+            .flatten()
+            .collect())
+    };
+    Ok(PackingSpec {
+        activity: q("activity")?,
+        packing_value: s("packing_value")?.unwrap_or_default(),
+        lines,
+        line_id: req("line_id")?,
+        line_id_type: IdType::parse(&s("line_id_type")?.unwrap_or_default()),
+        line_session: req("line_session")?,
+        line_order: req("line_order")?,
+        line_product: req("line_product")?,
+        product_id_type: IdType::parse(&s("product_id_type")?.unwrap_or_default()),
+        line_needed: req("line_needed")?,
+        line_packed: req("line_packed")?,
+        line_updated: q("line_updated")?,
+        orders,
+        order_id: req("order_id")?,
+        order_id_type: IdType::parse(&s("order_id_type")?.unwrap_or_default()),
+        order_status: req("order_status")?,
+        order_number: q("order_number")?,
+        completed: values("completed_values")?,
+        closed: values("closed_values")?,
+        picked,
+        picked_session: req("picked_session")?,
+        picked_product: req("picked_product")?,
+        picked_quantity: req("picked_quantity")?,
+    })
 }
 
 impl Binding {

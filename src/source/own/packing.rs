@@ -86,16 +86,22 @@ const COMPLETED: [&str; 3] = ["ready_to_ship", "shipped", "delivered"];
 const CLOSED: [&str; 3] = ["cancelled", "rejected", "returned"];
 
 impl PackingSource for Own {
+    type Key = Uuid;
+
     fn lock_session(
         &self,
         c: &mut SpiClient<'_>,
         who: &Caller,
-        session: Uuid,
+        session: &Uuid,
     ) -> Result<Option<String>> {
         let s = run(
             c,
             &LOCK_SESSION,
-            &[session.into(), who.admin.into(), who.tenant.clone().into()],
+            &[
+                (*session).into(),
+                who.admin.into(),
+                who.tenant.clone().into(),
+            ],
         )?;
         if s.is_empty() {
             return Ok(None);
@@ -110,10 +116,10 @@ impl PackingSource for Own {
     fn lock_line(
         &self,
         c: &mut SpiClient<'_>,
-        line: Uuid,
-        session: Uuid,
-    ) -> Result<Option<PackLine>> {
-        let p = run(c, &LOCK_PROGRESS, &[line.into(), session.into()])?;
+        line: &Uuid,
+        session: &Uuid,
+    ) -> Result<Option<PackLine<Uuid>>> {
+        let p = run(c, &LOCK_PROGRESS, &[(*line).into(), (*session).into()])?;
         if p.is_empty() {
             return Ok(None);
         }
@@ -121,16 +127,16 @@ impl PackingSource for Own {
         Ok(Some(PackLine {
             order: row.get::<Uuid>(1)?,
             product: row.get::<Uuid>(2)?,
-            needed: row.get::<i32>(3)?.unwrap_or(0),
-            packed: row.get::<i32>(4)?.unwrap_or(0),
+            needed: row.get::<i32>(3)?.unwrap_or(0).into(),
+            packed: row.get::<i32>(4)?.unwrap_or(0).into(),
         }))
     }
 
-    fn line_elsewhere(&self, c: &mut SpiClient<'_>, who: &Caller, line: Uuid) -> Result<bool> {
+    fn line_elsewhere(&self, c: &mut SpiClient<'_>, who: &Caller, line: &Uuid) -> Result<bool> {
         Ok(!run(
             c,
             &PROGRESS_ELSEWHERE,
-            &[line.into(), who.admin.into(), who.tenant.clone().into()],
+            &[(*line).into(), who.admin.into(), who.tenant.clone().into()],
         )?
         .is_empty())
     }
@@ -138,14 +144,14 @@ impl PackingSource for Own {
     fn lock_order(
         &self,
         c: &mut SpiClient<'_>,
-        order: Option<Uuid>,
-        session: Uuid,
-        product: Uuid,
+        order: Option<&Uuid>,
+        session: &Uuid,
+        product: &Uuid,
     ) -> Result<Option<PackOrder>> {
         let o = run(
             c,
             &ORDER_AND_BASKET,
-            &[order.into(), session.into(), product.into()],
+            &[order.copied().into(), (*session).into(), (*product).into()],
         )?;
         if o.is_empty() {
             return Ok(None);
@@ -163,13 +169,23 @@ impl PackingSource for Own {
             status,
             state,
             number: row.get::<String>(2)?.unwrap_or_default(),
-            picked: row.get::<i32>(3)?.unwrap_or(0),
+            picked: row.get::<i32>(3)?.unwrap_or(0).into(),
             packed_total: row.get::<i64>(4)?.unwrap_or(0),
         }))
     }
 
-    fn pack(&self, c: &mut SpiClient<'_>, line: Uuid, delta: i32, session: Uuid) -> Result<String> {
-        let done = run(c, &APPLY, &[line.into(), delta.into(), session.into()])?;
+    fn pack(
+        &self,
+        c: &mut SpiClient<'_>,
+        line: &Uuid,
+        delta: i32,
+        session: &Uuid,
+    ) -> Result<String> {
+        let done = run(
+            c,
+            &APPLY,
+            &[(*line).into(), delta.into(), (*session).into()],
+        )?;
         if done.is_empty() {
             // the line is ours (locked) and checked: the table's own
             // trigger or rule skipped the write
