@@ -563,4 +563,53 @@ mod tests {
             "0"
         );
     }
+
+    const PACKING_RECIPE: &str = include_str!("../../docs/recipes/packing_rpc.sql");
+
+    /// The warehouse app's tables as its packing RPC has them, in public,
+    /// with the recipe on top: its call keeps working, on our path.
+    #[pg_test]
+    fn recipe_packing_rpc_keeps_increment_packing_quantity() {
+        Spi::run(&format!(
+            "CREATE TABLE public.picking_sessions (id uuid PRIMARY KEY, status text NOT NULL,
+               last_activity_at timestamptz);
+             CREATE TABLE public.orders (id uuid PRIMARY KEY, sleeves_status text NOT NULL,
+               order_number text);
+             CREATE TABLE public.packing_progress (id uuid PRIMARY KEY, picking_session_id uuid NOT NULL
+               REFERENCES public.picking_sessions, order_id uuid NOT NULL REFERENCES public.orders,
+               product_id uuid NOT NULL, quantity_needed integer NOT NULL,
+               quantity_packed integer NOT NULL DEFAULT 0, created_at timestamptz DEFAULT now(),
+               updated_at timestamptz DEFAULT now());
+             CREATE TABLE public.picking_session_items (picking_session_id uuid REFERENCES public.picking_sessions,
+               product_id uuid, quantity_picked integer NOT NULL,
+               PRIMARY KEY (picking_session_id, product_id));
+             INSERT INTO public.picking_sessions VALUES ('{SESSION}', 'packing', NULL);
+             INSERT INTO public.orders VALUES ('{ORDER1}', 'packing', '#1001');
+             INSERT INTO public.packing_progress (id, picking_session_id, order_id, product_id, quantity_needed)
+               VALUES ('{LINE1}', '{SESSION}', '{ORDER1}', '{PRODUCT}', 2);
+             INSERT INTO public.picking_session_items VALUES ('{SESSION}', '{PRODUCT}', 5);"
+        ))
+        .unwrap();
+        Spi::run(PACKING_RECIPE).unwrap();
+        let call = |needed: i32| {
+            format!(
+                "SELECT quantity_packed::text || '/' || remaining::text FROM public.increment_packing_quantity(
+                   '{LINE1}', {needed}, 99, '{SESSION}', '{PRODUCT}')"
+            )
+        };
+        assert_eq!(scalar(&call(2)), "1/1");
+        // the client's numbers widen nothing
+        assert_eq!(scalar(&call(99)), "2/0");
+        assert_err(&call(99), "PT409", "ALREADY_FULLY_PACKED");
+        assert_eq!(
+            scalar(&format!(
+                "SELECT (last_activity_at IS NOT NULL)::text FROM public.picking_sessions WHERE id = '{SESSION}'"
+            )),
+            "true"
+        );
+        assert!(
+            include_str!("../../docs/adopting.md").contains(PACKING_RECIPE.trim()),
+            "docs/adopting.md lacks the packing RPC recipe"
+        );
+    }
 }
