@@ -131,6 +131,11 @@ def wait_for_server(seconds=60):
     return False
 
 
+# as lib.sh's start_cluster starts it: without RUST_BACKTRACE, so that error
+# details stay what users would see
+SERVER_ENV = {k: v for k, v in os.environ.items() if k != "RUST_BACKTRACE"}
+
+
 def children(pid):
     """The processes whose parent is pid (the postmaster's backends and workers)."""
     out = []
@@ -145,6 +150,15 @@ def children(pid):
     return out
 
 
+def restart_cleanly():
+    data = os.path.join(os.environ["AI_CLUSTER_DIR"], "data")
+    log = os.path.join(os.environ["AI_CLUSTER_DIR"], "server.log")
+    pg_ctl = os.path.join(os.environ["AI_PG_BINDIR"], "pg_ctl")
+    subprocess.run(["runuser", "-u", "postgres", "--", pg_ctl, "-D", data, "-l", log, "-w", "-m", "fast",
+                    "-o", os.environ["AI_PG_START_OPTS"], "restart"], capture_output=True, check=True, env=SERVER_ENV)
+    return wait_for_server()
+
+
 def restart_server():
     """Start the server again after the postmaster was killed; orphaned
     backends may hold the shared memory a little while, so retry."""
@@ -153,7 +167,7 @@ def restart_server():
     pg_ctl = os.path.join(os.environ["AI_PG_BINDIR"], "pg_ctl")
     for _ in range(60):
         r = subprocess.run(["runuser", "-u", "postgres", "--", pg_ctl, "-D", data, "-l", log, "-w",
-                            "-o", os.environ["AI_PG_START_OPTS"], "start"], capture_output=True, text=True)
+                            "-o", os.environ["AI_PG_START_OPTS"], "start"], capture_output=True, text=True, env=SERVER_ENV)
         if r.returncode == 0:
             return wait_for_server()
         time.sleep(0.5)
@@ -228,6 +242,7 @@ class Round:
         self.outage = 0  # holds that fell due while the server was down
         self.probes = 0
         self.applied = set()  # ids of unacknowledged calls without a key found applied
+        self.cleanup = []  # undo an injection after the round: f(admin connection)
         a = admin
         self.items = [a.execute(f"SELECT {S}.create_item(p_quantity => %s, p_sku => %s)->>'inventory_id'",
                                 (q, f"{self.tag}-{k}")).fetchone()[0] for k, q in enumerate([300] * 4 + [12])]
@@ -530,7 +545,9 @@ class Round:
             try:
                 op.retry_answer, op.retry_state = call(a, op.fn, **op.kw), "ok"
             except Failure as f:
-                ok = bool(f.sqlstate) and f.sqlstate.startswith("PT")
+                # refused like any call (stock gone meanwhile, say), never as a
+                # conflict: it sends the first call's arguments
+                ok = bool(f.sqlstate) and f.sqlstate.startswith("PT") and f.code != "IDEMPOTENCY_CONFLICT"
                 ck("keyed_retry_answered", ok, f"{op.fn}: {f.sqlstate} {str(f).splitlines()[0][:120]}")
                 if not ok:
                     continue
@@ -604,7 +621,8 @@ class Round:
                          "AND lease_expires_at < statement_timestamp() ORDER BY id LIMIT %s", (self.zone, MAX_ACTIVE)).fetchall()
         driver = f"{self.tag}-probe"
         for (b,) in rows:
-            op = self.run(app, "claim_batch", dict(p_batch_id=uuid.UUID(b), p_driver_id=driver), "batch",
+            op = self.run(app, "claim_batch", dict(p_batch_id=uuid.UUID(b), p_driver_id=driver,
+                                                   p_lock_timeout_ms=2000), "batch",
                           driver=driver, batch=b, action="claim")
             self.batch_log[driver].append(op)
             ck("lapsed_claim_claimable_after_recovery", op.state == "ok", f"{b}: {op.state} {op.code}")
@@ -778,14 +796,15 @@ class Round:
 
     def last_calls(self, log):
         """(driver, batch) -> that driver's last call on it that was not refused
-        (a refused call changes nothing); drivers whose last call was an
+        (a refused call changes nothing, nor does one that failed otherwise:
+        its transaction rolled back); drivers whose last call was an
         unacknowledged claim-next (they may hold any batch)."""
         last, anyb = {}, set()
         for driver, ops in log.items():
             for op in ops:
                 if op.state == "unknown" and op.x["batch"] is None:
                     anyb.add(driver)
-                elif op.state != "refused" and op.x["batch"] is not None:
+                elif op.state not in ("refused", "error") and op.x["batch"] is not None:
                     last[(driver, op.x["batch"])] = op
         per = collections.defaultdict(dict)
         for (d, b), op in last.items():
@@ -1118,31 +1137,78 @@ def inj_stopped_sweeper(a, rd):
     return "the sweeper terminated as the server came back (it exits 0, so PostgreSQL does not start it again)"
 
 
-# name -> (the check that must report it, injection, applied right at recovery?)
+def inj_unexpected_errors(a, rd):
+    a.execute(f"ALTER ROLE {APP} SET statement_timeout = '1ms'")
+    rd.cleanup.append(lambda c: c.execute(f"ALTER ROLE {APP} RESET statement_timeout"))
+    return "the workload's role given statement_timeout = 1ms: its calls are canceled (57014)"
+
+
+def inj_retry_conflict(a, rd):
+    op = pick((o for o in rd.ops if o.state == "unknown" and o.key), "a keyed call in flight at the crash")
+    a.execute(f"INSERT INTO {S}.idempotency_keys (tenant_scope, idempotency_key, function_name, request, response) "
+              "VALUES ('', %s, %s, '{\"injected\": true}', '{}') ON CONFLICT (tenant_scope, idempotency_key) "
+              "DO UPDATE SET request = '{\"injected\": true}', response = '{}'", (op.key, op.fn))
+    return f"the key of the {op.fn} in flight ({op.key}) now stored with other arguments"
+
+
+def inj_sweeper_misses_due(a, rd):
+    ids = [h.rid for h, _, _ in rd.due_set()]
+    if not ids:
+        raise NoTarget("a hold due by recovery")
+    a.execute(f"UPDATE {S}.reservations SET expires_at = expires_at + interval '1 hour' WHERE id = ANY(%s::uuid[])",
+              (ids,))
+    return f"{len(ids)} holds due by recovery moved an hour ahead, out of the sweeper's sight"
+
+
+def inj_bound_reserved_above_quantity(a, rd):
+    i = rd.binv4[1]
+    a.execute(f'UPDATE {rd.tag}."Inventory" SET reserved = quantity + 1 WHERE id = %s', (i,))
+    return f"{rd.inv4} {i}: reserved one above its quantity"
+
+
+def inj_lapsed_claim_locked(a, rd):
+    rows = a.execute(f"SELECT id FROM {S}.batches WHERE zone = %s AND status = 'claimed' "
+                     "AND lease_expires_at < statement_timestamp()", (rd.zone,)).fetchall()
+    if not rows:
+        raise NoTarget("a lapsed claim")
+    c = connect()
+    c.autocommit = False
+    c.execute(f"SELECT 1 FROM {S}.batches WHERE id = ANY(%s) FOR UPDATE", ([r for (r,) in rows],))
+    rd.cleanup.append(lambda _: c.close())
+    return f"{len(rows)} lapsed claims' rows locked by a transaction left open"
+
+
+# name -> (the check that must report it, injection, when: before the load,
+# at recovery (before the keyed retries) or before the checks)
 INJECTIONS = {
-    "extra_ledger_row": ("acknowledged_movement_applied_once", inj_extra_ledger_row, False),
-    "refused_applied": ("refused_movement_applied_nothing", inj_refused_applied, False),
-    "half_applied": ("unacknowledged_movement_all_or_nothing", inj_half_applied, False),
-    "keyed_retry_twice": ("keyed_retry_applied_once", inj_keyed_retry_twice, False),
-    "stale_replay": ("keyed_call_replays_after_crash", inj_stale_replay, False),
-    "stock_drift": ("quantity_is_initial_plus_applied", inj_stock_drift, False),
-    "bound_stock_drift": ("reconcile_source_empty", inj_bound_stock_drift, False),
-    "ledger_without_stock": ("reconcile_empty", inj_ledger_without_stock, False),
-    "reserved_off_by_one": ("reserved_equals_active_lines", inj_reserved_off_by_one, False),
-    "bound_reserved_off_by_one": ("reserved_equals_active_lines", inj_bound_reserved_off_by_one, False),
-    "reservation_without_lines": ("reservation_status_matches_lines", inj_reservation_without_lines, False),
-    "dropped_reservation_line": ("reserve_all_or_nothing", inj_dropped_reservation_line, False),
-    "commit_without_sale": ("commit_has_its_sale", inj_commit_without_sale, False),
-    "release_undone": ("finished_lines_stand", inj_release_undone, False),
-    "extend_lost": ("extend_stands", inj_extend_lost, False),
-    "stopped_sweeper": ("sweeper_running_again", inj_stopped_sweeper, True),
-    "second_driver": ("batch_held_by_at_most_one_driver", inj_second_driver, False),
-    "bound_second_driver": ("batch_held_by_at_most_one_driver", inj_bound_second_driver, False),
-    "driver_over_limit": ("driver_within_limit", inj_driver_over_limit, False),
-    "completed_batch_reopened": ("batch_ops_stand", inj_completed_batch_reopened, False),
-    "packed_over_picked": ("packed_within_needed_and_picked", inj_packed_over_picked, False),
-    "packed_over_needed": ("packed_within_needed_and_picked", inj_packed_over_needed, False),
-    "lost_click": ("packed_equals_acknowledged_clicks", inj_lost_click, False),
+    "unexpected_errors": ("no_unexpected_errors", inj_unexpected_errors, "load"),
+    "retry_conflict": ("keyed_retry_answered", inj_retry_conflict, "recovery"),
+    "extra_ledger_row": ("acknowledged_movement_applied_once", inj_extra_ledger_row, "checks"),
+    "refused_applied": ("refused_movement_applied_nothing", inj_refused_applied, "checks"),
+    "half_applied": ("unacknowledged_movement_all_or_nothing", inj_half_applied, "checks"),
+    "keyed_retry_twice": ("keyed_retry_applied_once", inj_keyed_retry_twice, "checks"),
+    "stale_replay": ("keyed_call_replays_after_crash", inj_stale_replay, "checks"),
+    "stock_drift": ("quantity_is_initial_plus_applied", inj_stock_drift, "checks"),
+    "bound_stock_drift": ("reconcile_source_empty", inj_bound_stock_drift, "checks"),
+    "ledger_without_stock": ("reconcile_empty", inj_ledger_without_stock, "checks"),
+    "reserved_off_by_one": ("reserved_equals_active_lines", inj_reserved_off_by_one, "checks"),
+    "bound_reserved_off_by_one": ("reserved_equals_active_lines", inj_bound_reserved_off_by_one, "checks"),
+    "reservation_without_lines": ("reservation_status_matches_lines", inj_reservation_without_lines, "checks"),
+    "dropped_reservation_line": ("reserve_all_or_nothing", inj_dropped_reservation_line, "checks"),
+    "commit_without_sale": ("commit_has_its_sale", inj_commit_without_sale, "checks"),
+    "release_undone": ("finished_lines_stand", inj_release_undone, "checks"),
+    "extend_lost": ("extend_stands", inj_extend_lost, "checks"),
+    "stopped_sweeper": ("sweeper_running_again", inj_stopped_sweeper, "recovery"),
+    "sweeper_misses_due": ("sweeper_expired_what_fell_due", inj_sweeper_misses_due, "recovery"),
+    "bound_reserved_above_quantity": ("stock_never_below_reserved", inj_bound_reserved_above_quantity, "checks"),
+    "second_driver": ("batch_held_by_at_most_one_driver", inj_second_driver, "checks"),
+    "bound_second_driver": ("batch_held_by_at_most_one_driver", inj_bound_second_driver, "checks"),
+    "driver_over_limit": ("driver_within_limit", inj_driver_over_limit, "checks"),
+    "completed_batch_reopened": ("batch_ops_stand", inj_completed_batch_reopened, "checks"),
+    "packed_over_picked": ("packed_within_needed_and_picked", inj_packed_over_picked, "checks"),
+    "packed_over_needed": ("packed_within_needed_and_picked", inj_packed_over_needed, "checks"),
+    "lost_click": ("packed_equals_acknowledged_clicks", inj_lost_click, "checks"),
+    "lapsed_claim_locked": ("lapsed_claim_claimable_after_recovery", inj_lapsed_claim_locked, "checks"),
 }
 
 
@@ -1173,9 +1239,25 @@ def main():
             print(f"FAIL {name}: {info}")
 
     done, injected, totals = [], None, collections.Counter()
+
+    def inject(phase, admin, rd):
+        """Apply the injection if it belongs to this phase and has a target; its description."""
+        name = a.inject if a.inject and injected is None else None
+        if not name or INJECTIONS[name][2] != phase:
+            return None
+        try:
+            desc = INJECTIONS[name][1](admin, rd)
+        except NoTarget as e:
+            print(f"crash: inject {name}: no target in round {rd.n} ({e}); trying the next round")
+            return None
+        print(f"crash: inject {name}: {desc}")
+        return name, desc
+
     for n in range(rounds):
+        pending = None  # (name, description) of an injection applied this round
         with connect() as admin:
             rd = Round(admin, n, rng.random())
+            pending = inject("load", admin, rd)
         load = rng.uniform(2.0, 4.0)
         threads = [threading.Thread(target=rd.worker, args=(k,)) for k in range(a.connections)]
         threads.append(threading.Thread(target=rd.due_holds, args=(time.monotonic() + load - 0.8,)))
@@ -1214,29 +1296,20 @@ def main():
         ck("server_back_after_crash", up, f"round {n}")
         if not up:
             break
-        name = a.inject if a.inject and injected is None else None
         with connect() as admin, connect_app() as app:
             rd.t_up = admin.execute("SELECT now()").fetchone()[0]
-
-            def inject(at_recovery):
-                if not name or INJECTIONS[name][2] != at_recovery:
-                    return None
-                try:
-                    return INJECTIONS[name][1](admin, rd)
-                except NoTarget as e:
-                    print(f"crash: inject {name}: no target in round {n} ({e}); trying the next round")
-                    return None
-
-            desc = inject(True)
+            pending = pending or inject("recovery", admin, rd)
+            start = len(checks.results)
             retried, retry_refused = rd.retry_keyed(app, ck)
             due = rd.wait_for_sweeper(admin, ck)
-            desc = desc or inject(False)
-            if desc:
-                injected = (name, desc, len(checks.results))
-                print(f"crash: inject {name}: {desc}")
+            pending = pending or inject("checks", admin, rd)
+            if pending:
+                injected = pending + (start,)
             replayed = rd.replay_keyed(app, ck)
             rd.verify(admin, ck)
             rd.probe_lapsed(admin, app, ck)
+            for undo in rd.cleanup:
+                undo(admin)
         figs = rd.figures()
         unknown = sum(c["unknown"] for c in figs.values())
         totals.update(rounds=1, ops=len(rd.ops), acked=sum(c["ok"] for c in figs.values()), unknown=unknown,
@@ -1247,6 +1320,8 @@ def main():
               f"recovery ({rd.outage} fell due while down) expired by the sweeper; {rd.probes} lapsed claims "
               f"claimed again")
         done.append(rd)
+        if injected:
+            break  # the injected round is checked; more rounds would prove nothing more
     # what was acknowledged before a crash must survive the later ones too
     if len(done) > 1:
         with connect() as admin:
@@ -1294,6 +1369,8 @@ def main():
             print(f"crash: inject {name}: NOT reported by {want}")
         if others:
             print(f"crash: inject {name}: also reported by {', '.join(others)}")
+        if name == "stopped_sweeper":
+            restart_cleanly()  # the sweeper back for whatever runs next on this cluster
     passed = sum(1 for _, ok, _ in checks.results if ok)
     print(f"crash: {passed} passed, {len(checks.results) - passed} failed")
     sys.exit(0 if checks.results and passed == len(checks.results) else 1)
