@@ -1,14 +1,46 @@
 #!/usr/bin/env python3
-"""Crash test: run a workload, SIGKILL the postmaster (or one backend) at a
-random moment, restart, and check that every acknowledged operation survived
-exactly once, every unacknowledged one is all-or-nothing, idempotent retries
-apply once, and the ledger still explains every quantity.
+"""Crash test: SIGKILL the postmaster or, alternately, one backend while many
+connections call every mutating function, on the extension's own tables and
+on adopted (bound) tables, with and without idempotency keys; restart;
+retry the keyed calls whose answer was lost; then check each capability's
+invariants against the database and against what the clients were told:
+
+- stock: every acknowledged movement in the ledger exactly once (with the
+  deltas it answered), refused ones not at all, unacknowledged ones all or
+  nothing, keyed retries applied once, acknowledged keyed calls replayed
+  with their first answer, quantity = initial + what was applied,
+  reconcile() / reconcile_source() empty, no stock below reserved;
+- reservations: every reserve all or nothing (a reservation with all its
+  lines, or none), its status matching its lines, `reserved` = the active
+  held lines, every committed line with its commit ledger row (the sale)
+  and no other, acknowledged commits/releases/extends standing, an
+  unacknowledged one all or nothing, the preloaded sweeper running again
+  after the crash (a new process) and expiring what fell due while the
+  server was down, nothing expired before its time;
+- batches (managed and bound): each batch held by at most one driver, the
+  one told it holds it; acknowledged claims, starts, completions and
+  unclaims standing, no holder that was told nothing; every driver within
+  its limit; a lease that lapsed during the outage claimable afterwards;
+- packing: packed never above needed or picked, and each line's packed
+  quantity = its acknowledged clicks plus some of its unacknowledged ones.
+
+After the last crash every round is checked again (what was acknowledged
+before a crash must survive the later ones too).
+
+--inject NAME corrupts the state in one specific way after recovery (before
+the checks) and names the check that must report it: each invariant has an
+injection that proves it can fail (--list-injections).
 
 Needs the cluster started by pg_test/lib.sh (AI_CLUSTER_DIR, AI_PG_BINDIR,
-AI_PG_START_OPTS, PG*) and root (it restarts the server as user postgres).
-Prints `crash: N passed, N failed`.
+AI_PG_START_OPTS, PG*) with the library preloaded and its sweeper on
+(shared_preload_libraries = atomic_inventory, atomic_inventory.sweep_interval
+= 1, sweep_database = ai_test), and root (it restarts the server as user
+postgres). Prints `crash: N passed, N failed`.
 """
 import argparse
+import collections
+import datetime
+import itertools
 import json
 import os
 import random
@@ -18,14 +50,73 @@ import sys
 import threading
 import time
 import uuid
+from decimal import Decimal
 
 import psycopg
 
+from stress import Checks, Failure, call, packing_session
+
 S = "atomic_inventory"
+RUN = uuid.uuid4().hex[:6]
+APP_HELD = 2  # units the checkout app itself holds in each "Inventory" row
+MAX_ACTIVE = 2  # the per-driver limit of managed batch claims
+# A call whose connection died: it may or may not have committed.
+LOST = {None, "57P01", "57P02", "57P03", "08000", "08001", "08003", "08006"}
+DONE = {"commit": "committed", "release": "released"}
+KEYED = {"decrement_inventory", "decrement_inventory_many", "increment_inventory", "adjust_inventory",
+         "reserve_inventory", "commit_reservation", "release_reservation", "bound_decrement",
+         "bound_decrement_many", "bound_increment", "bound_adjust", "bound_reserve",
+         "bound_commit_reservation", "bound_release_reservation"}
+# every mutating function the workload calls (the coverage check wants each acknowledged)
+FUNCTIONS = sorted(KEYED | {"extend_reservation", "expire_reservations", "claim_batch", "claim_next_batch",
+                            "start_batch", "complete_batch", "unclaim_batch", "increment_packing_quantity",
+                            "decrement_packing_quantity", "bound_claim_batch", "bound_claim_next_batch",
+                            "bound_unclaim_batch"})
+CAPABILITY = {
+    "stock": ["decrement_inventory", "decrement_inventory_many", "increment_inventory", "adjust_inventory"],
+    "bound stock": ["bound_decrement", "bound_decrement_many", "bound_increment", "bound_adjust"],
+    "reservations": ["reserve_inventory", "commit_reservation", "release_reservation", "extend_reservation",
+                     "expire_reservations"],
+    "bound reservations": ["bound_reserve", "bound_commit_reservation", "bound_release_reservation"],
+    "batches": ["claim_batch", "claim_next_batch", "start_batch", "complete_batch", "unclaim_batch"],
+    "bound batches": ["bound_claim_batch", "bound_claim_next_batch", "bound_unclaim_batch"],
+    "packing": ["increment_packing_quantity", "decrement_packing_quantity"],
+}
+# (operation, weight): what a worker does next
+OPS = [("decrement_inventory", 6), ("decrement_inventory_many", 4), ("increment_inventory", 3),
+       ("adjust_inventory", 2), ("reserve_inventory", 5), ("commit_reservation", 3),
+       ("release_reservation", 2), ("extend_reservation", 2), ("expire_reservations", 1),
+       ("claim_batch", 2), ("claim_next_batch", 3), ("start_batch", 2), ("complete_batch", 1),
+       ("unclaim_batch", 1), ("increment_packing_quantity", 3), ("decrement_packing_quantity", 1),
+       ("bound_decrement", 5), ("bound_decrement_many", 3), ("bound_increment", 3), ("bound_adjust", 2),
+       ("bound_reserve", 4), ("bound_commit", 3), ("bound_release", 2), ("bound_extend", 1),
+       ("bound_claim_batch", 2), ("bound_claim_next_batch", 2), ("bound_unclaim_batch", 1)]
+
+
+def D(x):
+    return Decimal(str(x))
+
+
+def ts(s):
+    return None if s is None else datetime.datetime.fromisoformat(s)
+
+
+APP = "ai_crash_app"  # the workload's role: an app backend, not an admin (batches check who holds them)
 
 
 def connect(**kw):
     return psycopg.connect("", autocommit=True, connect_timeout=5, application_name="ai-crash", **kw)
+
+
+def connect_app():
+    return connect(user=APP)
+
+
+def ensure_app_role():
+    with connect() as a:
+        if not a.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP,)).fetchone():
+            a.execute(f"CREATE ROLE {APP} LOGIN")
+        a.execute(f"SELECT {S}.grant_usage(%s)", (APP,))
 
 
 def wait_for_server(seconds=60):
@@ -40,6 +131,34 @@ def wait_for_server(seconds=60):
     return False
 
 
+# as lib.sh's start_cluster starts it: without RUST_BACKTRACE, so that error
+# details stay what users would see
+SERVER_ENV = {k: v for k, v in os.environ.items() if k != "RUST_BACKTRACE"}
+
+
+def children(pid):
+    """The processes whose parent is pid (the postmaster's backends and workers)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(d))
+            except (OSError, ValueError, IndexError):
+                pass
+    return out
+
+
+def restart_cleanly():
+    data = os.path.join(os.environ["AI_CLUSTER_DIR"], "data")
+    log = os.path.join(os.environ["AI_CLUSTER_DIR"], "server.log")
+    pg_ctl = os.path.join(os.environ["AI_PG_BINDIR"], "pg_ctl")
+    subprocess.run(["runuser", "-u", "postgres", "--", pg_ctl, "-D", data, "-l", log, "-w", "-m", "fast",
+                    "-o", os.environ["AI_PG_START_OPTS"], "restart"], capture_output=True, check=True, env=SERVER_ENV)
+    return wait_for_server()
+
+
 def restart_server():
     """Start the server again after the postmaster was killed; orphaned
     backends may hold the shared memory a little while, so retry."""
@@ -48,151 +167,1232 @@ def restart_server():
     pg_ctl = os.path.join(os.environ["AI_PG_BINDIR"], "pg_ctl")
     for _ in range(60):
         r = subprocess.run(["runuser", "-u", "postgres", "--", pg_ctl, "-D", data, "-l", log, "-w",
-                            "-o", os.environ["AI_PG_START_OPTS"], "start"], capture_output=True, text=True)
+                            "-o", os.environ["AI_PG_START_OPTS"], "start"], capture_output=True, text=True, env=SERVER_ENV)
         if r.returncode == 0:
             return wait_for_server()
         time.sleep(0.5)
     return False
 
 
+class Op:
+    """One call as the client saw it: state ok / refused (a PT error: known
+    not applied) / unknown (the connection died) / error (anything else)."""
+    __slots__ = ("fn", "kw", "cat", "x", "key", "state", "answer", "code", "retry_state", "retry_answer", "t0", "t1")
+
+    def __init__(self, fn, kw, cat, x):
+        self.fn, self.kw, self.cat, self.x = fn, kw, cat, x
+        self.key = kw.get("p_idempotency_key")
+        self.state = self.answer = self.code = self.retry_state = self.retry_answer = None
+
+    def final(self):
+        """What is known after recovery: a retried keyed call counts as its retry's answer."""
+        if self.state == "unknown" and self.retry_state is not None:
+            return self.retry_state, self.retry_answer
+        return self.state, self.answer
+
+
+class Hold:
+    """A reservation a worker made (or one found applied after the crash)."""
+
+    def __init__(self, rid, src, lines, expires_at, reserve_op, due=False):
+        self.rid, self.src, self.lines, self.expires_at = rid, src, lines, expires_at
+        self.reserve_op, self.due = reserve_op, due
+        self.ops = []  # commit / release / extend calls on it, in order
+        self.model = {i: "active" for i in lines}  # the worker's view, to pick lines
+
+    def walk(self):
+        """Line states, the unacknowledged finishing call if any, expiry and
+        whether an unacknowledged extend may have moved it: from the answers."""
+        states, unknown, exp, ext_unknown = {i: "active" for i in self.lines}, None, ts(self.expires_at), None
+        for op in self.ops:
+            st, ans = op.final()
+            if op.cat == "finish":
+                if st == "ok":
+                    for l in ans[DONE[op.x["action"]]]:
+                        states[l.get("inventory_id") or l.get("item_id")] = DONE[op.x["action"]]
+                elif st == "unknown":
+                    unknown = op
+            elif op.cat == "extend":
+                if st == "ok":
+                    exp = ts(ans["expires_at"])
+                elif st == "unknown":
+                    ext_unknown = op  # it may have set now() + its ttl, later or earlier than exp
+        return states, unknown, exp, ext_unknown
+
+    def unsettled(self):
+        return any(op.final()[0] == "unknown" for op in self.ops) or self.reserve_op.state == "unknown"
+
+
+def answer_lines(ans):
+    return {(l.get("inventory_id") or l.get("item_id")): D(l["quantity"]) for l in ans["lines"]}
+
+
 class Round:
-    def __init__(self, items, seed):
-        self.items = items
+    def __init__(self, admin, n, seed):
+        self.n, self.seed = n, seed
+        self.tag = f"cr{RUN}r{n}"
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
-        self.ops = []  # (reference, expected ledger rows, state, idempotency key, kind, args)
         self.stop = threading.Event()
+        self.ops = []
+        self.holds = {}  # reservation id -> Hold
+        self.batch_log = collections.defaultdict(list)  # driver -> batch calls, in order
+        self.bbatch_log = collections.defaultdict(list)
+        self.t_kill = self.t_up = None
+        self.outage = 0  # holds that fell due while the server was down
+        self.probes = 0
+        self.applied = set()  # ids of unacknowledged calls without a key found applied
+        self.cleanup = []  # undo an injection after the round: f(admin connection)
+        a = admin
+        self.items = [a.execute(f"SELECT {S}.create_item(p_quantity => %s, p_sku => %s)->>'inventory_id'",
+                                (q, f"{self.tag}-{k}")).fetchone()[0] for k, q in enumerate([300] * 4 + [12])]
+        self.initial = {("m", i): D(q) for i, q in zip(self.items, [300] * 4 + [12])}
+        self.zone = self.tag
+        self.batches = [call(a, "create_batch", p_zone=self.zone)["batch_id"] for _ in range(60)]
+        # two packing sessions: baskets of 20 for 3 orders needing 8 each
+        self.packing = [packing_session(a, 20, [8, 8, 8]) for _ in range(2)]
+        self.pack_lines = [(s, l) for s, ls in self.packing for l in ls]
+        # adopted tables: the POS sale's inventory (uuid, numeric), the
+        # checkout reservation's "Inventory" (text ids, integer, reserved),
+        # the delivery app's batches
+        sc = self.tag
+        a.execute(f"CREATE SCHEMA {sc}")
+        a.execute(f"CREATE TABLE {sc}.inventory (id uuid PRIMARY KEY, quantity numeric NOT NULL)")
+        a.execute(f'CREATE TABLE {sc}."Inventory" (id text PRIMARY KEY, quantity integer NOT NULL, '
+                  'reserved integer NOT NULL DEFAULT 0)')
+        a.execute(f"CREATE TABLE {sc}.batches (id uuid PRIMARY KEY, status text NOT NULL DEFAULT 'available', "
+                  "driver_id text)")
+        self.inv, self.inv4, self.bsrc = f"{sc}_inv", f"{sc}_inv4", f"{sc}_batches"
+        self.binv = [str(uuid.uuid4()) for _ in range(5)]
+        self.binv4 = [f"c{uuid.uuid4().hex[:16]}" for _ in range(5)]
+        self.bbatches = [str(uuid.uuid4()) for _ in range(16)]
+        with a.cursor() as cur:
+            for k, i in enumerate(self.binv):
+                q = 300 if k < 4 else 12
+                cur.execute(f"INSERT INTO {sc}.inventory VALUES (%s, %s)", (i, q))
+                self.initial[(self.inv, i)] = D(q)
+            for k, i in enumerate(self.binv4):
+                q = 300 if k < 4 else 12
+                cur.execute(f'INSERT INTO {sc}."Inventory" VALUES (%s, %s, {APP_HELD})', (i, q))
+                self.initial[(self.inv4, i)] = D(q)
+            cur.executemany(f"INSERT INTO {sc}.batches (id) VALUES (%s)", [(b,) for b in self.bbatches])
+        call(a, "bind_stock_source", p_name=self.inv, p_relation=f"{sc}.inventory", p_id_column="id",
+             p_quantity_column="quantity")
+        call(a, "bind_stock_source", p_name=self.inv4, p_relation=f'{sc}."Inventory"', p_id_column="id",
+             p_quantity_column="quantity", p_reserved_column="reserved")
+        call(a, "bind_batch_source", p_name=self.bsrc, p_relation=f"{sc}.batches", p_id_column="id",
+             p_status_column="status", p_assignee_column="driver_id")
+
+    # -- calls -------------------------------------------------------------
+
+    def run(self, conn, fn, kw, cat, **x):
+        op = Op(fn, kw, cat, x)
+        op.t0 = time.time()
+        try:
+            op.answer = call(conn, fn, **kw)
+            op.state = "ok"
+        except Failure as f:
+            if f.sqlstate and f.sqlstate.startswith("PT"):
+                op.state, op.code = "refused", f.code
+            elif f.sqlstate in LOST or conn.broken or conn.closed:
+                op.state = "unknown"
+            else:
+                op.state, op.code = "error", f"{f.sqlstate} {str(f).splitlines()[0][:160]}"
+        op.t1 = time.time()
+        with self.lock:
+            self.ops.append(op)
+        return op
+
+    def key(self, rng, kw):
+        if rng.random() < 0.3:
+            kw["p_idempotency_key"] = f"{self.tag}-k{uuid.uuid4().hex}"
+        return kw
+
+    def move(self, conn, rng, fn, src, kw, changes):
+        ref = f"{self.tag}-{uuid.uuid4().hex}"
+        kw["p_reference"] = ref
+        return self.run(conn, fn, self.key(rng, kw), "move", src=src, ref=ref, rows=len(changes), changes=changes)
+
+    def new_hold(self, op, src, ans, due=False):
+        h = Hold(ans["reservation_id"], src, answer_lines(ans), ans["expires_at"], op, due)
+        with self.lock:
+            self.holds[h.rid] = h
+        return h
+
+    def reserve(self, conn, rng, w, src, ttl=None, due=False):
+        ids = self.items if src == "m" else self.binv4
+        lines = {i: rng.randint(1, 2) for i in rng.sample(ids, 1 if due else rng.randint(1, 2))}
+        name = "inventory_id" if src == "m" else "item_id"
+        ref = f"{self.tag}-{uuid.uuid4().hex}"
+        kw = dict(p_lines=json.dumps([{name: i, "quantity": q} for i, q in lines.items()]),
+                  p_ttl_seconds=ttl or rng.choice([1, 2, 3, 3600]), p_reference=ref)
+        if src != "m":
+            kw = dict(p_source=src, **kw)
+        if not due:
+            self.key(rng, kw)
+        op = self.run(conn, "reserve_inventory" if src == "m" else "bound_reserve", kw, "reserve",
+                      src=src, ref=ref, lines={i: D(q) for i, q in lines.items()})
+        if op.state == "ok":
+            h = self.new_hold(op, src, op.answer, due)
+            if w is not None:
+                w["holds" if src == "m" else "bholds"].append(h)
+        return op
+
+    def finish(self, conn, rng, w, src, action):
+        holds = w["holds" if src == "m" else "bholds"]
+        if not holds:
+            return self.reserve(conn, rng, w, src)
+        h = rng.choice(holds)
+        active = sorted(i for i, s in h.model.items() if s == "active")
+        bound = src != "m" and rng.random() < 0.5
+        fn = ("bound_" if bound else "") + f"{action}_reservation"
+        kw = dict(p_reservation_id=uuid.UUID(h.rid))
+        targets = active
+        if len(active) > 1 and rng.random() < 0.4 and (src == "m" or bound):
+            targets = [rng.choice(active)]
+            if bound:
+                kw["p_item_ids"] = targets
+            else:
+                kw["p_inventory_ids"] = [uuid.UUID(t) for t in targets]
+        op = self.run(conn, fn, self.key(rng, kw), "finish", action=action, targets=set(targets), hold=h.rid)
+        h.ops.append(op)
+        if op.state == "ok":
+            for l in op.answer[DONE[action]]:
+                h.model[l.get("inventory_id") or l.get("item_id")] = DONE[action]
+        if op.state == "refused" or "active" not in h.model.values():
+            holds.remove(h)
+        return op
+
+    def extend(self, conn, rng, w, src):
+        holds = w["holds" if src == "m" else "bholds"]
+        if not holds:
+            return self.reserve(conn, rng, w, src)
+        h = rng.choice(holds)
+        op = self.run(conn, "extend_reservation", dict(p_reservation_id=uuid.UUID(h.rid),
+                                                       p_ttl_seconds=rng.choice([2, 3600])), "extend", hold=h.rid)
+        h.ops.append(op)
+        if op.state == "refused":
+            holds.remove(h)
+        return op
+
+    def batch(self, conn, rng, w, action):
+        held = w["batches"]
+        driver = w["driver"]
+        kw = dict(p_driver_id=driver)
+        if action in ("start", "complete", "unclaim"):
+            pool = [b for b, s in held.items() if action != "start" or s == "claimed"]
+            if not pool:
+                action = "claim_next"
+            else:
+                b = rng.choice(pool)
+                op = self.run(conn, f"{action}_batch", dict(p_batch_id=uuid.UUID(b), **kw), "batch",
+                              driver=driver, batch=b, action=action)
+                if op.state == "ok" and action == "start":
+                    held[b] = "in_progress"
+                elif op.state in ("ok", "refused"):
+                    held.pop(b, None)
+                self.batch_log[driver].append(op)
+                return op
+        lease = rng.choice([None, 1, 2, 2])
+        if lease:
+            kw["p_lease_seconds"] = lease
+        kw["p_max_active"] = MAX_ACTIVE
+        if action == "claim":
+            b = rng.choice(self.batches)
+            op = self.run(conn, "claim_batch", dict(p_batch_id=uuid.UUID(b), **kw), "batch",
+                          driver=driver, batch=b, action="claim")
+        else:
+            op = self.run(conn, "claim_next_batch", dict(p_zone=self.zone, **kw), "batch",
+                          driver=driver, batch=None, action="claim")
+            if op.state == "ok" and op.answer is not None:
+                op.x["batch"] = op.answer["batch_id"]
+        if op.state == "ok" and op.x["batch"] is not None:
+            held[op.x["batch"]] = "claimed"
+        self.batch_log[driver].append(op)
+        return op
+
+    def bbatch(self, conn, rng, w, action):
+        held, driver = w["bbatches"], w["bdriver"]
+        kw = dict(p_source=self.bsrc, p_driver_id=driver)
+        if action == "unclaim" and held:
+            b = rng.choice(sorted(held))
+            op = self.run(conn, "bound_unclaim_batch", dict(p_batch_id=b, **kw), "bbatch",
+                          driver=driver, batch=b, action="unclaim")
+            if op.state in ("ok", "refused"):
+                held.discard(b)
+        elif action == "claim":
+            b = rng.choice(self.bbatches)
+            op = self.run(conn, "bound_claim_batch", dict(p_batch_id=b, **kw), "bbatch",
+                          driver=driver, batch=b, action="claim")
+            if op.state == "ok":
+                held.add(b)
+        else:
+            op = self.run(conn, "bound_claim_next_batch", kw, "bbatch", driver=driver, batch=None, action="claim")
+            if op.state == "ok" and op.answer is not None:
+                op.x["batch"] = op.answer["batch_id"]
+                held.add(op.x["batch"])
+        self.bbatch_log[driver].append(op)
+        return op
+
+    def one(self, conn, rng, w, kind):
+        """One operation; None when there was nothing to call."""
+        if kind == "decrement_inventory":
+            i, q = rng.choice(self.items), rng.choice([1, 1, 2])
+            return self.move(conn, rng, kind, "m", dict(p_inventory_id=uuid.UUID(i), p_quantity=q), [(i, -q)])
+        if kind == "increment_inventory":
+            i, q = rng.choice(self.items), rng.randint(1, 3)
+            return self.move(conn, rng, kind, "m", dict(p_inventory_id=uuid.UUID(i), p_quantity=q), [(i, q)])
+        if kind == "decrement_inventory_many":
+            items = rng.sample(self.items, rng.randint(2, 3))
+            lines = [{"inventory_id": i, "quantity": 1} for i in items]
+            return self.move(conn, rng, kind, "m", dict(p_lines=json.dumps(lines)), [(i, -1) for i in items])
+        if kind == "adjust_inventory":
+            i = rng.choice(self.items)
+            seen = call(conn, "get_inventory", p_inventory_id=uuid.UUID(i))
+            cur, res = D(seen["quantity"]), D(seen["reserved"])
+            new = max(res, cur + rng.choice([-3, -2, -1, 1, 2, 3]))
+            new = cur + 1 if new == cur else new
+            return self.move(conn, rng, kind, "m", dict(p_inventory_id=uuid.UUID(i), p_new_quantity=new,
+                                                        p_expected_quantity=cur), [(i, None)])
+        if kind in ("bound_decrement", "bound_increment", "bound_decrement_many", "bound_adjust"):
+            src = rng.choice([self.inv, self.inv4])
+            ids = self.binv if src == self.inv else self.binv4
+            qty = (lambda: D(rng.choice(["0.5", "1", "2"]))) if src == self.inv else (lambda: D(rng.randint(1, 2)))
+            if kind == "bound_decrement_many":
+                items = rng.sample(ids, rng.randint(2, 3))
+                lines = [(i, qty()) for i in items]
+                return self.move(conn, rng, kind, src, dict(p_source=src, p_lines=json.dumps(
+                    [{"item_id": i, "quantity": str(q)} for i, q in lines])), [(i, -q) for i, q in lines])
+            i = rng.choice(ids)
+            if kind == "bound_adjust":
+                seen = call(conn, "bound_get", p_source=src, p_item_id=i)
+                cur, res = D(seen["quantity"]), D(seen["reserved"] or 0)
+                new = max(res, cur + rng.choice([-3, -2, -1, 1, 2, 3]))
+                new = cur + 1 if new == cur else new
+                return self.move(conn, rng, kind, src, dict(p_source=src, p_item_id=i, p_new_quantity=new,
+                                                            p_expected_quantity=cur), [(i, None)])
+            q = qty()
+            return self.move(conn, rng, kind, src, dict(p_source=src, p_item_id=i, p_quantity=q),
+                             [(i, -q if kind == "bound_decrement" else q)])
+        if kind == "reserve_inventory":
+            return self.reserve(conn, rng, w, "m")
+        if kind == "bound_reserve":
+            return self.reserve(conn, rng, w, self.inv4)
+        if kind in ("commit_reservation", "release_reservation"):
+            return self.finish(conn, rng, w, "m", kind.split("_")[0])
+        if kind in ("bound_commit", "bound_release"):
+            return self.finish(conn, rng, w, self.inv4, kind.split("_")[1])
+        if kind == "extend_reservation":
+            return self.extend(conn, rng, w, "m")
+        if kind == "bound_extend":
+            return self.extend(conn, rng, w, self.inv4)
+        if kind in ("claim_batch", "claim_next_batch", "start_batch", "complete_batch", "unclaim_batch"):
+            return self.batch(conn, rng, w, kind[:-6])
+        if kind in ("bound_claim_batch", "bound_claim_next_batch", "bound_unclaim_batch"):
+            return self.bbatch(conn, rng, w, {"bound_claim_batch": "claim", "bound_claim_next_batch": "next",
+                                              "bound_unclaim_batch": "unclaim"}[kind])
+        if kind in ("increment_packing_quantity", "decrement_packing_quantity"):
+            session, line = rng.choice(self.pack_lines)
+            q = rng.randint(1, 2) if kind.startswith("inc") else 1
+            return self.run(conn, kind, dict(p_progress_id=uuid.UUID(line), p_session_id=uuid.UUID(session),
+                                             p_quantity=q), "pack", line=line, delta=q if kind.startswith("inc") else -q)
+        raise ValueError(kind)
 
     def worker(self, k):
-        rng = random.Random(self.rng.random())
+        rng = random.Random(self.seed * 1000 + k)
+        kinds, weights = zip(*OPS)
+        w = dict(driver=f"{self.tag}-d{k}", bdriver=f"{self.tag}-b{k}", holds=[], bholds=[], batches={},
+                 bbatches=set())
         try:
-            c = connect()
+            conn = connect_app()
         except psycopg.Error:
             return
         while not self.stop.is_set():
-            ref = f"crash-{uuid.uuid4()}"
-            kind = rng.choice(["dec", "many", "inc", "idem"])
-            if kind == "many":
-                items = rng.sample(self.items, 2)
-                args = dict(p_lines=json.dumps([{"inventory_id": i, "quantity": 1} for i in items]))
-                fn, rows = "decrement_inventory_many", 2
-            else:
-                args = dict(p_inventory_id=rng.choice(self.items), p_quantity=1)
-                fn, rows = ("increment_inventory" if kind == "inc" else "decrement_inventory"), 1
-            key = f"key-{ref}" if kind == "idem" else None
-            if key:
-                args["p_idempotency_key"] = key
-            args["p_reference"] = ref
-            sql = f"SELECT {S}.{fn}(" + ", ".join(f"{a} => %({a})s" for a in args) + ")"
+            kind = rng.choices(kinds, weights)[0]
             try:
-                c.execute(sql, args)
-                state = "ok"
-            except psycopg.errors.RaiseException:
-                state = "refused"
-            except psycopg.Error as e:
-                if e.sqlstate and e.sqlstate.startswith("PT"):
-                    state = "refused"  # e.g. INSUFFICIENT_INVENTORY: known not applied
+                if kind == "expire_reservations":  # admin only: an operator's scheduled job
+                    if "admin" not in w:
+                        w["admin"] = connect()
+                    op = self.run(w["admin"], kind, {}, "sweep")
                 else:
-                    state = "unknown"  # the connection died: applied or not, we can't know
-            with self.lock:
-                self.ops.append((ref, rows, state, key, fn, args))
-            if state == "unknown":
-                return
+                    op = self.one(conn, rng, w, kind)
+            except (Failure, psycopg.Error):
+                return  # a read before a call (get_inventory, bound_get) lost the server
+            if op is not None and op.state == "unknown":
+                return  # this connection is gone; its last call's outcome is settled after recovery
+        conn.close()
+        if "admin" in w:
+            w["admin"].close()
+
+    def due_holds(self, at):
+        """Holds made just before the crash that fall due while the server is down."""
+        time.sleep(max(0.0, at - time.monotonic()))
+        try:
+            conn = connect_app()
+            for src in ("m", self.inv4):
+                self.reserve(conn, self.rng, None, src, ttl=1, due=True)
+            conn.close()
+        except psycopg.Error:
+            pass
+
+    # -- after recovery ------------------------------------------------------
+
+    def retry_keyed(self, a, ck):
+        """Retry every keyed call whose answer was lost, with its exact arguments."""
+        n = refused = 0
+        for op in self.ops:
+            if op.state != "unknown" or not op.key:
+                continue
+            n += 1
+            try:
+                op.retry_answer, op.retry_state = call(a, op.fn, **op.kw), "ok"
+            except Failure as f:
+                # refused like any call (stock gone meanwhile, say), never as a
+                # conflict: it sends the first call's arguments
+                ok = bool(f.sqlstate) and f.sqlstate.startswith("PT") and f.code != "IDEMPOTENCY_CONFLICT"
+                ck("keyed_retry_answered", ok, f"{op.fn}: {f.sqlstate} {str(f).splitlines()[0][:120]}")
+                if not ok:
+                    continue
+                op.retry_state, op.code = "refused", f.code
+                refused += 1
+                continue
+            ck("keyed_retry_answered", True)
+            if op.cat == "reserve":
+                self.new_hold(op, op.x["src"], op.retry_answer)
+        return n, refused
+
+    def replay_keyed(self, a, ck):
+        """Acknowledged keyed calls sent again after the crash: the first answer, nothing applied."""
+        n = 0
+        for op in self.ops:
+            if op.state == "ok" and op.key:
+                n += 1
+                try:
+                    again = call(a, op.fn, **op.kw)
+                except Failure as f:
+                    again = f"{f.sqlstate} {f}"
+                ck("keyed_call_replays_after_crash", again == op.answer, f"{op.fn} {op.key}: {again} != {op.answer}")
+        return n
+
+    def due_set(self):
+        """Holds that may still be active by what the clients were told, due by recovery."""
+        out = []
+        for h in self.holds.values():
+            if h.unsettled():
+                continue
+            states, _, exp, _ = h.walk()
+            active = [i for i, s in states.items() if s == "active"]
+            if active and exp <= self.t_up:
+                out.append((h, active, exp))
+        return out
+
+    def wait_for_sweeper(self, a, ck, seconds=20):
+        fresh, deadline = [], time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            fresh = [t for (t,) in a.execute("SELECT backend_start FROM pg_stat_activity "
+                                             "WHERE backend_type = 'atomic_inventory sweeper'").fetchall()
+                     if t > self.t_kill]
+            if fresh:
+                break
+            time.sleep(0.2)
+        preload = a.execute("SHOW shared_preload_libraries").fetchone()[0]
+        ck("sweeper_running_again", bool(fresh),
+           f"round {self.n}: no sweeper process started since the crash (shared_preload_libraries = '{preload}')")
+        due = self.due_set()
+        self.outage = sum(1 for _, _, exp in due if exp > self.t_kill)
+        want = {(h.rid, i) for h, active, _ in due for i in active}
+        ids = sorted({h.rid for h, _, _ in due})
+        left = want
+        while True:
+            rows = a.execute(f"SELECT reservation_id::text, inventory_id::text, status FROM {S}.reservation_lines "
+                             "WHERE reservation_id = ANY(%s::uuid[]) UNION ALL "
+                             f"SELECT reservation_id::text, item_key, status FROM {S}.bound_reservation_lines "
+                             "WHERE reservation_id = ANY(%s::uuid[])", (ids, ids)).fetchall()
+            left = want - {(r, i) for r, i, s in rows if s == "expired"}
+            if not left or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        ck("sweeper_expired_what_fell_due", not left,
+           f"round {self.n}: {len(left)} of {len(want)} held lines due by recovery still not expired, "
+           f"e.g. {sorted(left)[:2]}")
+        return len(due)
+
+    def probe_lapsed(self, a, app, ck):
+        """A claim whose lease lapsed (during the outage, say) can be claimed again."""
+        rows = a.execute(f"SELECT id::text FROM {S}.batches WHERE zone = %s AND status = 'claimed' "
+                         "AND lease_expires_at < statement_timestamp() ORDER BY id LIMIT %s", (self.zone, MAX_ACTIVE)).fetchall()
+        driver = f"{self.tag}-probe"
+        for (b,) in rows:
+            op = self.run(app, "claim_batch", dict(p_batch_id=uuid.UUID(b), p_driver_id=driver,
+                                                   p_lock_timeout_ms=2000), "batch",
+                          driver=driver, batch=b, action="claim")
+            self.batch_log[driver].append(op)
+            ck("lapsed_claim_claimable_after_recovery", op.state == "ok", f"{b}: {op.state} {op.code}")
+            self.probes += op.state == "ok"
+
+    # -- the checks ----------------------------------------------------------
+
+    def verify(self, a, ck):
+        now = a.execute("SELECT statement_timestamp()").fetchone()[0]
+        for op in self.ops:
+            if op.state == "error":
+                ck("no_unexpected_errors", False, f"{op.fn}: {op.code}")
+        applied = collections.defaultdict(Decimal)  # (src, item) -> applied delta
+        self.verify_moves(a, ck, applied)
+        committed = self.verify_reservations(a, ck, now)
+        for key, q in committed.items():
+            applied[key] -= q
+        self.verify_stock(a, ck, applied)
+        self.verify_batches(a, ck, now)
+        self.verify_bbatches(a, ck)
+        self.verify_packing(a, ck)
+
+    def verify_moves(self, a, ck, applied):
+        moves = [op for op in self.ops if op.cat == "move"]
+        led = collections.defaultdict(dict)
+        for ref, item, n, s in a.execute(
+                f"SELECT reference, coalesce(inventory_id::text, item_key), count(*), sum(delta) FROM {S}.ledger "
+                "WHERE reference = ANY(%s) GROUP BY 1, 2", ([op.x["ref"] for op in moves],)).fetchall():
+            led[ref][item] = (n, s)
+        for op in moves:
+            got = led.get(op.x["ref"], {})
+            n = sum(c for c, _ in got.values())
+            sums = {i: D(s) for i, (_, s) in got.items()}
+            st, ans = op.final()
+            want = {i: D(ans["delta"]) if d is None else D(d) for i, d in op.x["changes"]} if st == "ok" else None
+            info = f"{op.fn} {op.x['ref']}: {n} ledger rows {sums}, want {op.x['rows']} {want}"
+            if op.state == "ok":
+                ck("acknowledged_movement_applied_once", n == op.x["rows"] and sums == want, info)
+            elif op.state == "refused":
+                ck("refused_movement_applied_nothing", n == 0, info)
+            elif op.state == "unknown" and st == "ok":
+                ck("keyed_retry_applied_once", n == op.x["rows"] and sums == want, info)
+            elif op.state == "unknown" and st == "refused":
+                ck("keyed_retry_applied_once", n == 0, info + " (the retry was refused)")
+            elif op.state == "unknown":
+                req = {i: D(d) for i, d in op.x["changes"] if d is not None}
+                ck("unacknowledged_movement_all_or_nothing",
+                   n == 0 or (n == op.x["rows"] and all(sums.get(i) == d for i, d in req.items())), info)
+                want = sums if n == op.x["rows"] else None
+                if want:
+                    self.applied.add(id(op))
+            if want:
+                for i, d in want.items():
+                    applied[(op.x["src"], i)] += d
+
+    def verify_reservations(self, a, ck, now):
+        """Returns the committed units per (src, item)."""
+        res = {r: (st, src, ref, exp, due) for r, st, src, ref, exp, due in a.execute(
+            f"SELECT id::text, status, coalesce(source, 'm'), reference, expires_at, expires_at <= statement_timestamp() "
+            f"FROM {S}.reservations WHERE reference LIKE %s", (self.tag + "-%",)).fetchall()}
+        ids = sorted(res)
+        lines = collections.defaultdict(dict)
+        for r, i, q, st in a.execute(
+                f"SELECT reservation_id::text, inventory_id::text, quantity, status FROM {S}.reservation_lines "
+                "WHERE reservation_id = ANY(%s::uuid[]) UNION ALL "
+                f"SELECT reservation_id::text, item_key, quantity, status FROM {S}.bound_reservation_lines "
+                "WHERE reservation_id = ANY(%s::uuid[])", (ids, ids)).fetchall():
+            lines[r][i] = (D(q), st)
+        commits = {(r, i): (n, D(s)) for r, i, n, s in a.execute(
+            f"SELECT reference, coalesce(inventory_id::text, item_key), count(*), sum(delta) FROM {S}.ledger "
+            "WHERE kind = 'commit' AND reference = ANY(%s) GROUP BY 1, 2", (ids,)).fetchall()}
+        by_ref = collections.defaultdict(list)
+        for r, (_, _, ref, _, _) in res.items():
+            by_ref[ref].append(r)
+        # each reserve: all or nothing, with all its lines
+        for op in (o for o in self.ops if o.cat == "reserve"):
+            found = by_ref.get(op.x["ref"], [])
+            st, ans = op.final()
+            got = {i: q for i, (q, _) in lines.get(found[0], {}).items()} if found else None
+            info = f"{op.fn} {op.x['ref']}: {len(found)} reservations, lines {got}"
+            if st == "ok":
+                name = "reserve_all_or_nothing" if op.state == "ok" else "keyed_retry_applied_once"
+                ck(name, found == [ans["reservation_id"]] and got == answer_lines(ans),
+                   info + f", answered {ans['reservation_id']} {answer_lines(ans)}")
+            elif st == "refused":
+                ck("reserve_all_or_nothing" if op.state == "refused" else "keyed_retry_applied_once",
+                   not found, info + " (refused)")
+            else:
+                ck("reserve_all_or_nothing", not found or (len(found) == 1 and got == op.x["lines"]),
+                   info + f", asked {op.x['lines']} (unacknowledged)")
+                if len(found) == 1 and found[0] not in self.holds:
+                    self.holds[found[0]] = Hold(found[0], op.x["src"], got, None, op)
+                if found:
+                    self.applied.add(id(op))
+        # every reservation: its status follows its lines; a committed line has its sale, once
+        committed = collections.defaultdict(Decimal)
+        for r, (st, src, _, _, _) in res.items():
+            ls = lines.get(r, {})
+            sts = {s for _, s in ls.values()}
+            want = ("active" if "active" in sts else "committed" if "committed" in sts else None)
+            ck("reservation_status_matches_lines", ls and (st == want if want else st in sts),
+               f"{r}: status {st}, lines {sorted(sts) or 'none'}")
+            for i, (q, s) in ls.items():
+                n, d = commits.get((r, i), (0, Decimal(0)))
+                ck("commit_has_its_sale", (n == 1 and d == -q) if s == "committed" else n == 0,
+                   f"{r} {i}: line {s} {q}, {n} commit ledger rows ({d})")
+                if s == "committed":
+                    committed[(src, i)] += q
+            for (r2, i) in commits:
+                if r2 == r and i not in ls:
+                    ck("commit_has_its_sale", False, f"{r} {i}: a commit ledger row without a line")
+        # every hold: what the clients were told stands; the unacknowledged call all or nothing
+        for h in self.holds.values():
+            if h.rid not in res:
+                continue  # reported above
+            st, _, _, exp, due = res[h.rid]
+            states, unk, want_exp, ext_unknown = h.walk()
+            ls = lines.get(h.rid, {})
+            bad = []
+            for i, m in states.items():
+                s = ls.get(i, (None, None))[1]
+                if m != "active":
+                    ok = s == m
+                else:
+                    ok = s == "active" or (s == "expired" and due) or (
+                        unk is not None and i in unk.x["targets"] and s == DONE[unk.x["action"]])
+                if not ok:
+                    bad.append(f"{i}: told {m}, is {s}{' before its expiry' if s == 'expired' else ''}")
+            if unk is not None:
+                moved = [i for i in unk.x["targets"] if ls.get(i, (None, None))[1] == DONE[unk.x["action"]]]
+                if len(moved) not in (0, len(unk.x["targets"])):
+                    bad.append(f"unacknowledged {unk.fn}: {len(moved)} of {len(unk.x['targets'])} lines")
+                elif moved:
+                    self.applied.add(id(unk))
+            ck("finished_lines_stand", not bad, f"{h.rid}: {'; '.join(bad)}" + (self.calls_on(h) if bad else ""))
+            if want_exp is not None:
+                ok = exp == want_exp
+                if not ok and ext_unknown is not None:  # set by the extend in flight: now() + its ttl
+                    at = exp.timestamp() - ext_unknown.kw["p_ttl_seconds"]
+                    ok = ext_unknown.t0 - 0.5 <= at <= ext_unknown.t1 + 0.5
+                ck("extend_stands", ok, f"{h.rid}: expires {exp}, told {want_exp}" + ("" if ok else self.calls_on(h)))
+        # reserved = the active held lines
+        for i, r, held in a.execute(
+                f"SELECT i.id::text, i.reserved, coalesce(sum(l.quantity) FILTER (WHERE l.status = 'active' "
+                f"AND l.tracked), 0) FROM {S}.items i LEFT JOIN {S}.reservation_lines l ON l.inventory_id = i.id "
+                "WHERE i.id = ANY(%s::uuid[]) GROUP BY 1, 2", (self.items,)).fetchall():
+            ck("reserved_equals_active_lines", r == held, f"item {i}: reserved {r}, active lines {held}")
+        held = dict(a.execute(
+            f"SELECT l.item_key, sum(l.quantity) FROM {S}.bound_reservation_lines l JOIN {S}.reservations r "
+            "ON r.id = l.reservation_id WHERE r.source = %s AND l.status = 'active' AND l.tracked GROUP BY 1",
+            (self.inv4,)).fetchall())
+        for i, r in a.execute(f'SELECT id, reserved FROM {self.tag}."Inventory"').fetchall():
+            ck("reserved_equals_active_lines", r == APP_HELD + held.get(i, 0),
+               f"{self.inv4} {i}: reserved {r}, app-held {APP_HELD} + active lines {held.get(i, 0)}")
+        return committed
+
+    def calls_on(self, h):
+        """The calls on a hold, with their times from the crash, for a failure's details."""
+        kill = self.t_kill.timestamp() if self.t_kill else 0
+        return "; calls (seconds from the crash): " + " | ".join(
+            f"{op.fn} {op.state}{' ' + op.code if op.code else ''} {op.t0 - kill:+.3f}..{op.t1 - kill:+.3f} "
+            f"{(op.answer or {}).get('expires_at')}" for op in [h.reserve_op] + h.ops)
+
+    def verify_stock(self, a, ck, applied):
+        rows = [("m", i, q, r) for i, q, r in a.execute(
+            f"SELECT id::text, quantity, reserved FROM {S}.items WHERE id = ANY(%s::uuid[])", (self.items,)).fetchall()]
+        rows += [(self.inv, i, q, 0) for i, q in a.execute(
+            f"SELECT id::text, quantity FROM {self.tag}.inventory").fetchall()]
+        rows += [(self.inv4, i, q, r) for i, q, r in a.execute(
+            f'SELECT id, quantity, reserved FROM {self.tag}."Inventory"').fetchall()]
+        for src, i, q, r in rows:
+            want = self.initial[(src, i)] + applied[(src, i)]
+            ck("quantity_is_initial_plus_applied", D(q) == want, f"{src} {i}: {q}, clients' record {want}")
+            ck("stock_never_below_reserved", 0 <= r <= q, f"{src} {i}: quantity {q}, reserved {r}")
+        drift = a.execute(f"SELECT inventory_id::text, drift, reserved_drift FROM {S}.reconcile() "
+                          "WHERE inventory_id = ANY(%s::uuid[])", (self.items,)).fetchall()
+        ck("reconcile_empty", not drift, f"round {self.n}: {drift[:3]}")
+        for src in (self.inv, self.inv4):
+            drift = a.execute(f"SELECT * FROM {S}.reconcile_source(%s)", (src,)).fetchall()
+            ck("reconcile_source_empty", not drift, f"{src}: {drift[:3]}")
+
+    def last_calls(self, log):
+        """(driver, batch) -> that driver's last call on it that was not refused
+        (a refused call changes nothing, nor does one that failed otherwise:
+        its transaction rolled back); drivers whose last call was an
+        unacknowledged claim-next (they may hold any batch)."""
+        last, anyb = {}, set()
+        for driver, ops in log.items():
+            for op in ops:
+                if op.state == "unknown" and op.x["batch"] is None:
+                    anyb.add(driver)
+                elif op.state not in ("refused", "error") and op.x["batch"] is not None:
+                    last[(driver, op.x["batch"])] = op
+        per = collections.defaultdict(dict)
+        for (d, b), op in last.items():
+            per[b][d] = op
+        return per, anyb
+
+    @staticmethod
+    def history(log, b):
+        out = []
+        for d, ops in log.items():
+            for op in ops:
+                if op.x["batch"] == b or (op.x["batch"] is None and op.state == "unknown"):
+                    ans = op.answer or {}
+                    out.append(f"{d} {op.fn} {op.state}{' ' + op.code if op.code else ''} "
+                               f"{ans.get('status', '')} at {ans.get('claimed_at', '')} lease {ans.get('lease_expires_at')}")
+        return " | ".join(out)
+
+    def verify_batches(self, a, ck, now):
+        per, anyb = self.last_calls(self.batch_log)
+        for b, st, who, lease in a.execute(f"SELECT id::text, status, claimed_by, lease_expires_at FROM {S}.batches "
+                                           "WHERE zone = %s", (self.zone,)).fetchall():
+            believed, allowed, bad = set(), set(anyb), []
+            for d, op in per.get(b, {}).items():
+                act = op.x["action"]
+                if op.state == "unknown":
+                    allowed.add(d)
+                elif act == "claim":
+                    allowed.add(d)
+                    le = ts(op.answer.get("lease_expires_at"))
+                    if le is None or le > now:
+                        believed.add(d)
+                elif act == "start":
+                    allowed.add(d)
+                    believed.add(d)
+                    if st != "in_progress" or who != d:
+                        bad.append(f"{d} was told it started it; {st} by {who}")
+                elif act == "complete":
+                    allowed.add(d)
+                    if st != "completed" or who != d:
+                        bad.append(f"{d} was told it completed it; {st} by {who}")
+                elif act == "unclaim" and who == d and st in ("claimed", "in_progress") and d not in anyb:
+                    bad.append(f"{d} was told it gave it back; {st} by {d}")
+            if who is not None and who not in allowed:
+                bad.append(f"{st} by {who}, who was told nothing of it")
+            ok = len(believed) <= 1 and (not believed or (who in believed and st in ("claimed", "in_progress")))
+            hist = "" if ok and not bad else "; calls: " + self.history(self.batch_log, b)
+            ck("batch_ops_stand", not bad, f"batch {b}: {'; '.join(bad)}{hist}")
+            ck("batch_held_by_at_most_one_driver", ok,
+               f"batch {b}: drivers told they hold it {sorted(believed)}; {st} by {who}{hist}")
+        over = a.execute(f"SELECT claimed_by, count(*) FROM {S}.batches WHERE zone = %s AND (status = 'in_progress' "
+                         "OR (status = 'claimed' AND (lease_expires_at IS NULL OR lease_expires_at > statement_timestamp()))) "
+                         "GROUP BY 1 HAVING count(*) > %s", (self.zone, MAX_ACTIVE)).fetchall()
+        ck("driver_within_limit", not over, f"round {self.n}: {over}")
+
+    def verify_bbatches(self, a, ck):
+        per, anyb = self.last_calls(self.bbatch_log)
+        for b, st, who in a.execute(f"SELECT id::text, status, driver_id FROM {self.tag}.batches").fetchall():
+            believed, allowed, bad = set(), set(anyb), []
+            for d, op in per.get(b, {}).items():
+                if op.state == "unknown":
+                    allowed.add(d)
+                elif op.x["action"] == "claim":
+                    allowed.add(d)
+                    believed.add(d)
+                elif who == d and d not in anyb:
+                    bad.append(f"{d} was told it gave it back; {st} by {d}")
+            if who is not None and who not in allowed:
+                bad.append(f"{st} by {who}, who was told nothing of it")
+            ck("batch_ops_stand", not bad, f"{self.bsrc} {b}: {'; '.join(bad)}")
+            ck("batch_held_by_at_most_one_driver",
+               len(believed) <= 1 and (not believed or (who in believed and st == "claimed")),
+               f"{self.bsrc} {b}: drivers told they hold it {sorted(believed)}; {st} by {who}")
+
+    def verify_packing(self, a, ck):
+        net, unknown = collections.defaultdict(int), collections.defaultdict(list)
+        for op in self.ops:
+            if op.cat == "pack":
+                if op.state == "ok":
+                    net[op.x["line"]] += op.x["delta"]
+                elif op.state == "unknown":
+                    unknown[op.x["line"]].append(op.x["delta"])
+        for session, lines in self.packing:
+            rows = a.execute(f"SELECT id::text, quantity_packed, quantity_needed FROM {S}.packing_progress "
+                             "WHERE picking_session_id = %s", (session,)).fetchall()
+            picked = a.execute(f"SELECT sum(quantity_picked) FROM {S}.picking_session_items "
+                               "WHERE picking_session_id = %s", (session,)).fetchone()[0]
+            packed = sum(p for _, p, _ in rows)
+            ck("packed_within_needed_and_picked", packed <= picked and all(0 <= p <= n for _, p, n in rows),
+               f"session {session}: packed {packed} of {picked} picked; lines {[(p, n) for _, p, n in rows]}")
+            for line, p, _ in rows:
+                sums = {sum(c) for k in range(len(unknown[line]) + 1) for c in itertools.combinations(unknown[line], k)}
+                ck("packed_equals_acknowledged_clicks", p - net[line] in sums,
+                   f"line {line}: packed {p}, acknowledged {net[line]:+d}, unacknowledged {unknown[line]}")
+
+    def figures(self):
+        f = collections.defaultdict(collections.Counter)
+        for op in self.ops:
+            c = f[op.fn]
+            c["calls"] += 1
+            c[op.state] += 1
+            if op.key:
+                c["keyed"] += 1
+                c["keyed ok"] += op.state == "ok"
+            if op.state == "unknown" and op.retry_state:
+                c["retried"] += 1
+            c["applied"] += id(op) in self.applied
+        return f
+
+
+# -- fault injection ------------------------------------------------------------
+
+
+class NoTarget(Exception):
+    pass
+
+
+def pick(seq, what):
+    seq = list(seq)
+    if not seq:
+        raise NoTarget(what)
+    return seq[0]
+
+
+def ledger_copy(a, ref):
+    a.execute(f"INSERT INTO {S}.ledger (inventory_id, delta, quantity_after, kind, reason, reference, idempotency_key, "
+              "tenant_id, source, item_key) SELECT inventory_id, delta, quantity_after, kind, reason, reference, "
+              f"idempotency_key, tenant_id, source, item_key FROM {S}.ledger WHERE reference = %s ORDER BY id LIMIT 1",
+              (ref,))
+
+
+def inj_extra_ledger_row(a, rd):
+    op = pick((o for o in rd.ops if o.cat == "move" and o.state == "ok"), "an acknowledged movement")
+    ledger_copy(a, op.x["ref"])
+    return f"a second ledger row for the acknowledged {op.fn} {op.x['ref']}"
+
+
+def inj_refused_applied(a, rd):
+    op = pick((o for o in rd.ops if o.cat == "move" and o.state == "refused"), "a refused movement")
+    i, d = op.x["changes"][0]
+    src = op.x["src"]
+    a.execute(f"INSERT INTO {S}.ledger (inventory_id, source, item_key, delta, kind, reference) VALUES (%s, %s, %s, %s, "
+              "'decrement', %s)", (i if src == "m" else None, None if src == "m" else src, None if src == "m" else i,
+                                   d if d is not None else -1, op.x["ref"]))
+    return f"a ledger row for the refused ({op.code}) {op.fn} {op.x['ref']}"
+
+
+def inj_half_applied(a, rd):
+    cand = [o for o in rd.ops if o.cat == "move" and o.state == "unknown" and not o.key]
+    op = pick(sorted(cand, key=lambda o: -o.x["rows"]), "an unacknowledged movement without a key")
+    n = a.execute(f"SELECT count(*) FROM {S}.ledger WHERE reference = %s", (op.x["ref"],)).fetchone()[0]
+    want = 1 if op.x["rows"] > 1 else 2
+    if n > want:
+        a.execute(f"DELETE FROM {S}.ledger WHERE id IN (SELECT id FROM {S}.ledger WHERE reference = %s ORDER BY id "
+                  "LIMIT %s)", (op.x["ref"], n - want))
+    else:
+        src, (i, d) = op.x["src"], op.x["changes"][0]
+        for _ in range(want - n):
+            a.execute(f"INSERT INTO {S}.ledger (inventory_id, source, item_key, delta, kind, reference) "
+                      "VALUES (%s, %s, %s, %s, 'decrement', %s)",
+                      (i if src == "m" else None, None if src == "m" else src, None if src == "m" else i,
+                       d if d is not None else -1, op.x["ref"]))
+    return f"the unacknowledged {op.fn} {op.x['ref']} ({op.x['rows']} lines, {n} applied) left with {want} ledger rows"
+
+
+def inj_keyed_retry_twice(a, rd):
+    op = pick((o for o in rd.ops if o.cat == "move" and o.state == "unknown" and o.retry_state == "ok"),
+              "a keyed movement retried after the crash")
+    ledger_copy(a, op.x["ref"])
+    return f"the retried {op.fn} {op.x['ref']} applied a second time"
+
+
+def inj_stale_replay(a, rd):
+    op = pick((o for o in rd.ops if o.state == "ok" and o.key), "an acknowledged keyed call")
+    a.execute(f"UPDATE {S}.idempotency_keys SET response = (response::jsonb || '{{\"injected\": true}}')::json "
+              "WHERE idempotency_key = %s", (op.key,))
+    return f"the stored answer of the acknowledged {op.fn} {op.key} changed"
+
+
+def inj_stock_drift(a, rd):
+    a.execute(f"UPDATE {S}.items SET quantity = quantity + 1 WHERE id = %s", (rd.items[0],))
+    return f"item {rd.items[0]}: one unit more than its ledger and the clients' record"
+
+
+def inj_bound_stock_drift(a, rd):
+    a.execute(f"UPDATE {rd.tag}.inventory SET quantity = quantity + 1 WHERE id = %s", (rd.binv[0],))
+    return f"{rd.inv} {rd.binv[0]}: one unit more than its ledger and the clients' record"
+
+
+def inj_ledger_without_stock(a, rd):
+    a.execute(f"INSERT INTO {S}.ledger (inventory_id, delta, kind, reference) VALUES (%s, -1, 'decrement', %s)",
+              (rd.items[1], f"injected-{rd.tag}"))
+    return f"a ledger row of -1 for item {rd.items[1]} without its stock change"
+
+
+def inj_reserved_off_by_one(a, rd):
+    i, r = pick(a.execute(f"SELECT id::text, reserved FROM {S}.items WHERE id = ANY(%s::uuid[]) AND reserved > 0 "
+                          "ORDER BY id", (rd.items,)).fetchall(), "an item with held units")
+    a.execute(f"UPDATE {S}.items SET reserved = reserved - 1 WHERE id = %s", (i,))
+    return f"item {i}: reserved {r} -> {r - 1}"
+
+
+def inj_bound_reserved_off_by_one(a, rd):
+    i = rd.binv4[0]
+    a.execute(f'UPDATE {rd.tag}."Inventory" SET reserved = reserved + 1 WHERE id = %s', (i,))
+    return f"{rd.inv4} {i}: reserved one more"
+
+
+def finished_holds(a, rd, src="m", min_lines=1):
+    """Acknowledged holds whose lines all ended released or expired."""
+    out = []
+    for h in rd.holds.values():
+        if h.src != src or h.reserve_op.state != "ok" or len(h.lines) < min_lines:
+            continue
+        sts = {s for (s,) in a.execute(f"SELECT status FROM {S}.reservation_lines WHERE reservation_id = %s",
+                                       (h.rid,)).fetchall()}
+        if sts and sts <= {"released", "expired"}:
+            out.append(h)
+    return out
+
+
+def inj_reservation_without_lines(a, rd):
+    h = pick(finished_holds(a, rd), "a released or expired reservation")
+    a.execute(f"DELETE FROM {S}.reservation_lines WHERE reservation_id = %s", (h.rid,))
+    return f"reservation {h.rid}: its {len(h.lines)} lines deleted"
+
+
+def inj_dropped_reservation_line(a, rd):
+    h = pick(finished_holds(a, rd, min_lines=2), "a released or expired reservation of two lines")
+    i = sorted(h.lines)[0]
+    a.execute(f"DELETE FROM {S}.reservation_lines WHERE reservation_id = %s AND inventory_id = %s", (h.rid, i))
+    return f"reservation {h.rid}: line {i} deleted"
+
+
+def inj_commit_without_sale(a, rd):
+    r, i = pick(a.execute(f"SELECT l.reservation_id::text, l.inventory_id::text FROM {S}.reservation_lines l "
+                          f"JOIN {S}.reservations r ON r.id = l.reservation_id WHERE r.reference LIKE %s "
+                          "AND l.status = 'committed' ORDER BY 1, 2", (rd.tag + "-%",)).fetchall(), "a committed line")
+    a.execute(f"DELETE FROM {S}.ledger WHERE kind = 'commit' AND reference = %s AND inventory_id = %s", (r, i))
+    return f"reservation {r}: the commit ledger row of line {i} deleted"
+
+
+def inj_release_undone(a, rd):
+    cand = []
+    for h in rd.holds.values():
+        for op in h.ops:
+            if h.src == "m" and op.cat == "finish" and op.x["action"] == "release" and op.state == "ok":
+                cand += [(h, l["inventory_id"], l["quantity"]) for l in op.answer["released"]]
+    h, i, q = pick(cand, "an acknowledged release")
+    a.execute(f"UPDATE {S}.reservation_lines SET status = 'active' WHERE reservation_id = %s AND inventory_id = %s",
+              (h.rid, i))
+    a.execute(f"UPDATE {S}.reservations SET status = 'active' WHERE id = %s", (h.rid,))
+    a.execute(f"UPDATE {S}.items SET reserved = reserved + %s WHERE id = %s", (q, i))
+    return f"reservation {h.rid}: released line {i} active again (and its {q} units held)"
+
+
+def inj_extend_lost(a, rd):
+    h = pick((h for h in rd.holds.values() if any(o.cat == "extend" and o.state == "ok" for o in h.ops)),
+             "an acknowledged extend")
+    a.execute(f"UPDATE {S}.reservations SET expires_at = expires_at - interval '1 minute' WHERE id = %s", (h.rid,))
+    return f"reservation {h.rid}: expires a minute before what extend_reservation answered"
+
+
+def believed(rd, log, actions):
+    out = []
+    for driver, ops in log.items():
+        for op in ops:
+            if op.state == "ok" and op.x["batch"] and op.x["action"] in actions:
+                out.append((driver, op.x["batch"], op))
+    return out
+
+
+def inj_second_driver(a, rd):
+    d, b, _ = pick((t for t in believed(rd, rd.batch_log, ("start",))
+                    if a.execute(f"SELECT status = 'in_progress' AND claimed_by = %s FROM {S}.batches WHERE id = %s",
+                                 (t[0], t[1])).fetchone()[0]), "a started batch")
+    other = f"{rd.tag}-d-other"
+    a.execute(f"UPDATE {S}.batches SET claimed_by = %s WHERE id = %s", (other, b))
+    return f"batch {b}, started by {d}, now held by {other}"
+
+
+def inj_bound_second_driver(a, rd):
+    d, b, _ = pick((t for t in believed(rd, rd.bbatch_log, ("claim",))
+                    if a.execute(f"SELECT driver_id = %s FROM {rd.tag}.batches WHERE id = %s",
+                                 (t[0], t[1])).fetchone()[0]), "a claimed bound batch")
+    other = f"{rd.tag}-b-other"
+    a.execute(f"UPDATE {rd.tag}.batches SET driver_id = %s WHERE id = %s", (other, b))
+    return f"{rd.bsrc} batch {b}, claimed by {d}, now held by {other}"
+
+
+def inj_driver_over_limit(a, rd):
+    d = f"{rd.tag}-d0"
+    for _ in range(MAX_ACTIVE + 1):
+        b = call(a, "create_batch", p_zone=rd.zone)["batch_id"]
+        a.execute(f"UPDATE {S}.batches SET status = 'claimed', claimed_by = %s, claimed_at = now() WHERE id = %s", (d, b))
+    return f"{MAX_ACTIVE + 1} more batches claimed by {d} without a lease"
+
+
+def inj_completed_batch_reopened(a, rd):
+    d, b, _ = pick(believed(rd, rd.batch_log, ("complete",)), "a completed batch")
+    a.execute(f"UPDATE {S}.batches SET status = 'available', claimed_by = NULL, claimed_at = NULL, "
+              "completed_at = NULL, lease_expires_at = NULL WHERE id = %s", (b,))
+    return f"batch {b}, completed by {d}, available again"
+
+
+def inj_packed_over_picked(a, rd):
+    s, packed = pick(a.execute(f"SELECT picking_session_id::text, sum(quantity_packed) FROM {S}.packing_progress "
+                               "WHERE picking_session_id = ANY(%s::uuid[]) GROUP BY 1 HAVING sum(quantity_packed) > 0 "
+                               "ORDER BY 1", ([s for s, _ in rd.packing],)).fetchall(), "a session with packed units")
+    a.execute(f"UPDATE {S}.picking_session_items SET quantity_picked = %s WHERE picking_session_id = %s",
+              (packed - 1, s))
+    return f"session {s}: {packed} packed, the basket lowered to {packed - 1} picked"
+
+
+def inj_packed_over_needed(a, rd):
+    _, line = rd.pack_lines[0]
+    a.execute(f"ALTER TABLE {S}.packing_progress DROP CONSTRAINT IF EXISTS packing_progress_packed_valid")
+    a.execute(f"UPDATE {S}.packing_progress SET quantity_packed = quantity_needed + 1 WHERE id = %s", (line,))
+    return f"line {line}: packed one above needed (its CHECK dropped)"
+
+
+def inj_lost_click(a, rd):
+    line = pick(a.execute(f"SELECT id::text FROM {S}.packing_progress WHERE id = ANY(%s::uuid[]) AND quantity_packed > 0 "
+                          "ORDER BY id", ([l for _, l in rd.pack_lines],)).fetchall(), "a packed line")[0]
+    a.execute(f"UPDATE {S}.packing_progress SET quantity_packed = quantity_packed - 1 WHERE id = %s", (line,))
+    return f"line {line}: one acknowledged click lost"
+
+
+def inj_stopped_sweeper(a, rd):
+    a.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'atomic_inventory sweeper'")
+    return "the sweeper terminated as the server came back (it exits 0, so PostgreSQL does not start it again)"
+
+
+def inj_unexpected_errors(a, rd):
+    a.execute(f"ALTER ROLE {APP} SET statement_timeout = '1ms'")
+    rd.cleanup.append(lambda c: c.execute(f"ALTER ROLE {APP} RESET statement_timeout"))
+    return "the workload's role given statement_timeout = 1ms: its calls are canceled (57014)"
+
+
+def inj_retry_conflict(a, rd):
+    op = pick((o for o in rd.ops if o.state == "unknown" and o.key), "a keyed call in flight at the crash")
+    a.execute(f"INSERT INTO {S}.idempotency_keys (tenant_scope, idempotency_key, function_name, request, response) "
+              "VALUES ('', %s, %s, '{\"injected\": true}', '{}') ON CONFLICT (tenant_scope, idempotency_key) "
+              "DO UPDATE SET request = '{\"injected\": true}', response = '{}'", (op.key, op.fn))
+    return f"the key of the {op.fn} in flight ({op.key}) now stored with other arguments"
+
+
+def inj_sweeper_misses_due(a, rd):
+    ids = [h.rid for h, _, _ in rd.due_set()]
+    if not ids:
+        raise NoTarget("a hold due by recovery")
+    a.execute(f"UPDATE {S}.reservations SET expires_at = expires_at + interval '1 hour' WHERE id = ANY(%s::uuid[])",
+              (ids,))
+    return f"{len(ids)} holds due by recovery moved an hour ahead, out of the sweeper's sight"
+
+
+def inj_bound_reserved_above_quantity(a, rd):
+    i = rd.binv4[1]
+    a.execute(f'UPDATE {rd.tag}."Inventory" SET reserved = quantity + 1 WHERE id = %s', (i,))
+    return f"{rd.inv4} {i}: reserved one above its quantity"
+
+
+def inj_lapsed_claim_locked(a, rd):
+    rows = a.execute(f"SELECT id FROM {S}.batches WHERE zone = %s AND status = 'claimed' "
+                     "AND lease_expires_at < statement_timestamp()", (rd.zone,)).fetchall()
+    if not rows:
+        raise NoTarget("a lapsed claim")
+    c = connect()
+    c.autocommit = False
+    c.execute(f"SELECT 1 FROM {S}.batches WHERE id = ANY(%s) FOR UPDATE", ([r for (r,) in rows],))
+    rd.cleanup.append(lambda _: c.close())
+    return f"{len(rows)} lapsed claims' rows locked by a transaction left open"
+
+
+# name -> (the check that must report it, injection, when: before the load,
+# at recovery (before the keyed retries) or before the checks)
+INJECTIONS = {
+    "unexpected_errors": ("no_unexpected_errors", inj_unexpected_errors, "load"),
+    "retry_conflict": ("keyed_retry_answered", inj_retry_conflict, "recovery"),
+    "extra_ledger_row": ("acknowledged_movement_applied_once", inj_extra_ledger_row, "checks"),
+    "refused_applied": ("refused_movement_applied_nothing", inj_refused_applied, "checks"),
+    "half_applied": ("unacknowledged_movement_all_or_nothing", inj_half_applied, "checks"),
+    "keyed_retry_twice": ("keyed_retry_applied_once", inj_keyed_retry_twice, "checks"),
+    "stale_replay": ("keyed_call_replays_after_crash", inj_stale_replay, "checks"),
+    "stock_drift": ("quantity_is_initial_plus_applied", inj_stock_drift, "checks"),
+    "bound_stock_drift": ("reconcile_source_empty", inj_bound_stock_drift, "checks"),
+    "ledger_without_stock": ("reconcile_empty", inj_ledger_without_stock, "checks"),
+    "reserved_off_by_one": ("reserved_equals_active_lines", inj_reserved_off_by_one, "checks"),
+    "bound_reserved_off_by_one": ("reserved_equals_active_lines", inj_bound_reserved_off_by_one, "checks"),
+    "reservation_without_lines": ("reservation_status_matches_lines", inj_reservation_without_lines, "checks"),
+    "dropped_reservation_line": ("reserve_all_or_nothing", inj_dropped_reservation_line, "checks"),
+    "commit_without_sale": ("commit_has_its_sale", inj_commit_without_sale, "checks"),
+    "release_undone": ("finished_lines_stand", inj_release_undone, "checks"),
+    "extend_lost": ("extend_stands", inj_extend_lost, "checks"),
+    "stopped_sweeper": ("sweeper_running_again", inj_stopped_sweeper, "recovery"),
+    "sweeper_misses_due": ("sweeper_expired_what_fell_due", inj_sweeper_misses_due, "recovery"),
+    "bound_reserved_above_quantity": ("stock_never_below_reserved", inj_bound_reserved_above_quantity, "checks"),
+    "second_driver": ("batch_held_by_at_most_one_driver", inj_second_driver, "checks"),
+    "bound_second_driver": ("batch_held_by_at_most_one_driver", inj_bound_second_driver, "checks"),
+    "driver_over_limit": ("driver_within_limit", inj_driver_over_limit, "checks"),
+    "completed_batch_reopened": ("batch_ops_stand", inj_completed_batch_reopened, "checks"),
+    "packed_over_picked": ("packed_within_needed_and_picked", inj_packed_over_picked, "checks"),
+    "packed_over_needed": ("packed_within_needed_and_picked", inj_packed_over_needed, "checks"),
+    "lost_click": ("packed_equals_acknowledged_clicks", inj_lost_click, "checks"),
+    "lapsed_claim_locked": ("lapsed_claim_claimable_after_recovery", inj_lapsed_claim_locked, "checks"),
+}
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--long", action="store_true", help="20 rounds")
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--seed", type=int, default=int(time.time()))
+    ap.add_argument("--inject", choices=sorted(INJECTIONS), help="corrupt the state after recovery (see above)")
+    ap.add_argument("--list-injections", action="store_true")
+    ap.add_argument("--kill", default="postmaster,backend,server",
+                    help="what to kill, in turn: postmaster (alone), backend (one), server (the postmaster and all its processes)")
     a = ap.parse_args()
+    if a.list_injections:
+        for name, (check, _, _) in INJECTIONS.items():
+            print(f"{name} {check}")
+        return
+    rounds = 20 if a.long else a.rounds
     rng = random.Random(a.seed)
-    print(f"crash: {a.rounds} rounds, {a.connections} connections, seed {a.seed}")
-    results = []
+    print(f"crash: {rounds} rounds, {a.connections} connections, seed {a.seed}"
+          + (f", injecting {a.inject}" if a.inject else ""))
+    started = time.monotonic()
+    ensure_app_role()
+    checks = Checks()
 
-    def check(name, ok, info=""):
-        results.append(bool(ok))
+    def ck(name, ok, info=""):
+        checks.check(name, ok, info)
         if not ok:
             print(f"FAIL {name}: {info}")
 
-    totals = dict(acknowledged=0, unknown=0, applied_unknown=0, retried=0, retry_refused=0)
-    survived = 0
-    for n in range(a.rounds):
+    done, injected, totals = [], None, collections.Counter()
+
+    def inject(phase, admin, rd):
+        """Apply the injection if it belongs to this phase and has a target; its description."""
+        name = a.inject if a.inject and injected is None else None
+        if not name or INJECTIONS[name][2] != phase:
+            return None
+        try:
+            desc = INJECTIONS[name][1](admin, rd)
+        except NoTarget as e:
+            print(f"crash: inject {name}: no target in round {rd.n} ({e}); trying the next round")
+            return None
+        print(f"crash: inject {name}: {desc}")
+        return name, desc
+
+    for n in range(rounds):
+        pending = None  # (name, description) of an injection applied this round
         with connect() as admin:
-            items = [admin.execute(f"SELECT {S}.create_item(p_quantity => 1000, p_sku => 'crash-' || gen_random_uuid())->>'inventory_id'").fetchone()[0]
-                     for _ in range(4)]
-        r = Round(items, rng.random())
-        threads = [threading.Thread(target=r.worker, args=(k,)) for k in range(a.connections)]
+            rd = Round(admin, n, rng.random())
+            pending = inject("load", admin, rd)
+        load = rng.uniform(2.0, 4.0)
+        threads = [threading.Thread(target=rd.worker, args=(k,)) for k in range(a.connections)]
+        threads.append(threading.Thread(target=rd.due_holds, args=(time.monotonic() + load - 0.8,)))
         for t in threads:
             t.start()
-        time.sleep(rng.uniform(0.5, 2.5))
-        target = "postmaster" if n % 2 == 0 else "backend"
-        if target == "postmaster":
+        time.sleep(load)
+        kills = a.kill.split(",")
+        target = kills[n % len(kills)]
+        rd.t_kill = datetime.datetime.now(datetime.timezone.utc)
+        kill_at = time.monotonic()
+        if target in ("postmaster", "server"):
             with open(os.path.join(os.environ["AI_CLUSTER_DIR"], "data", "postmaster.pid")) as f:
-                os.kill(int(f.readline()), signal.SIGKILL)
+                pm = int(f.readline())
+            procs = children(pm) if target == "server" else []
+            os.kill(pm, signal.SIGKILL)
+            for p in procs:  # the whole server at once, as a killed container or host would
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         else:
             with connect() as admin:
-                pids = [p for (p,) in admin.execute(
-                    "SELECT pid FROM pg_stat_activity WHERE application_name = 'ai-crash' "
-                    "AND pid <> pg_backend_pid() AND state = 'active'").fetchall()]
+                pids = [p for (p, busy) in admin.execute(
+                    "SELECT pid, state = 'active' FROM pg_stat_activity WHERE application_name = 'ai-crash' "
+                    "AND pid <> pg_backend_pid() ORDER BY 2 DESC").fetchall()]
+            # an active one if there is one; the postmaster then resets every backend
             if pids:
-                os.kill(rng.choice(pids), signal.SIGKILL)  # the postmaster then resets every backend
-        r.stop.set()
+                os.kill(pids[0] if rng.random() < 0.8 else rng.choice(pids), signal.SIGKILL)
+        # every connection ends on its first call that fails: its outcome
+        # unknown, settled after recovery (the stop is only a backstop)
+        for t in threads:
+            t.join(max(0.1, 5 - (time.monotonic() - kill_at)))
+        rd.stop.set()
         for t in threads:
             t.join(30)
-        up = restart_server() if target == "postmaster" else wait_for_server()
-        check("server back after crash", up, f"round {n}")
+        up = wait_for_server() if target == "backend" else restart_server()
+        ck("server_back_after_crash", up, f"round {n}")
         if not up:
             break
-        survived += 1
+        with connect() as admin, connect_app() as app:
+            rd.t_up = admin.execute("SELECT now()").fetchone()[0]
+            pending = pending or inject("recovery", admin, rd)
+            start = len(checks.results)
+            retried, retry_refused = rd.retry_keyed(app, ck)
+            due = rd.wait_for_sweeper(admin, ck)
+            pending = pending or inject("checks", admin, rd)
+            if pending:
+                injected = pending + (start,)
+            replayed = rd.replay_keyed(app, ck)
+            rd.verify(admin, ck)
+            rd.probe_lapsed(admin, app, ck)
+            for undo in rd.cleanup:
+                undo(admin)
+        figs = rd.figures()
+        unknown = sum(c["unknown"] for c in figs.values())
+        totals.update(rounds=1, ops=len(rd.ops), acked=sum(c["ok"] for c in figs.values()), unknown=unknown,
+                      retried=retried, retry_refused=retry_refused, replayed=replayed, due=due, outage=rd.outage,
+                      probes=rd.probes)
+        print(f"crash: round {n + 1}: killed the {target} after {load:.1f} s; {len(rd.ops)} calls, {unknown} in flight, "
+              f"{retried} keyed retried ({retry_refused} refused), {replayed} keyed replays; {due} holds due by "
+              f"recovery ({rd.outage} fell due while down) expired by the sweeper; {rd.probes} lapsed claims "
+              f"claimed again")
+        done.append(rd)
+        if injected:
+            break  # the injected round is checked; more rounds would prove nothing more
+    # what was acknowledged before a crash must survive the later ones too
+    if len(done) > 1:
         with connect() as admin:
-            # idempotent operations whose outcome was lost: retry with the same key
-            # A retry may be refused (stock ran out meanwhile): then the first
-            # attempt cannot have committed (its stored result would have been
-            # replayed; failures store nothing), so nothing may be applied.
-            refused_retries = set()
-            for ref, rows, state, key, fn, args in r.ops:
-                if state == "unknown" and key:
-                    sql = f"SELECT {S}.{fn}(" + ", ".join(f"{x} => %({x})s" for x in args) + ")"
-                    try:
-                        admin.execute(sql, args)
-                    except psycopg.Error as e:
-                        check("idempotent retry after crash answers", e.sqlstate.startswith("PT"), str(e))
-                        refused_retries.add(ref)
-                        print(f"crash: retry of {ref} refused: {e.sqlstate} {str(e).splitlines()[0][:100]}")
-                    totals["retried"] += 1
-            refs = [op[0] for op in r.ops]
-            counts = dict(admin.execute(f"SELECT reference, count(*) FROM {S}.ledger WHERE reference = ANY(%s) GROUP BY 1",
-                                        (refs,)).fetchall())
-            for ref, rows, state, key, fn, args in r.ops:
-                got = counts.get(ref, 0)
-                if state == "ok":
-                    totals["acknowledged"] += 1
-                    check("acknowledged operation survived exactly once", got == rows, f"{ref}: {got} rows")
-                elif state == "refused":
-                    check("refused operation left nothing", got == 0, f"{ref}: {got} rows")
-                elif key and ref in refused_retries:
-                    totals["unknown"] += 1
-                    totals["retry_refused"] += 1
-                    check("refused idempotent retry: nothing applied", got == 0, f"{ref}: {got} rows")
-                elif key:
-                    totals["unknown"] += 1
-                    check("retried idempotent operation applied exactly once", got == rows, f"{ref}: {got} rows")
-                else:
-                    totals["unknown"] += 1
-                    totals["applied_unknown"] += got > 0
-                    check("unacknowledged operation all or nothing", got in (0, rows), f"{ref}: {got} rows")
-            drift = admin.execute(f"SELECT count(*) FROM {S}.reconcile() WHERE inventory_id = ANY(%s::uuid[])", (items,)).fetchone()[0]
-            check("ledger explains every quantity after recovery", drift == 0, f"round {n}: {drift}")
-            low = admin.execute(f"SELECT count(*) FROM {S}.items WHERE id = ANY(%s::uuid[]) AND quantity < 0", (items,)).fetchone()[0]
-            check("no negative stock after recovery", low == 0, f"round {n}")
-        print(f"crash: round {n + 1}: killed the {target}, {len(r.ops)} operations")
-    print(f"crash: {survived} of {a.rounds} crashes survived; {totals['acknowledged']} acknowledged operations all present once; "
-          f"{totals['unknown']} in flight at the crash ({totals['applied_unknown']} of the non-idempotent ones had committed); "
-          f"{totals['retried']} idempotent retries ({totals['retry_refused']} refused, e.g. stock gone meanwhile)")
-    passed = sum(results)
-    print(f"crash: {passed} passed, {len(results) - passed} failed")
-    sys.exit(0 if results and passed == len(results) else 1)
+            for rd in done[:-1]:
+                rd.verify(admin, lambda name, ok, info="": ck("after_later_crashes/" + name, ok, info))
+    figs = collections.defaultdict(collections.Counter)
+    for rd in done:
+        for fn, c in rd.figures().items():
+            figs[fn].update(c)
+    print("crash: per function: calls; acknowledged (with a key); refused; in flight at a crash, of them "
+          "settled by a keyed retry / found applied without a key")
+    for cap, fns in CAPABILITY.items():
+        for fn in fns:
+            c = figs[fn]
+            print(f"    {cap:18s} {fn:26s} {c['calls']:6d} {c['ok']:6d} ({c['keyed ok']:5d}) {c['refused']:5d} "
+                  f"{c['unknown']:4d} {c['retried']:3d} / {c['applied']:3d}")
+    if not a.inject:
+        missing = [fn for fn in FUNCTIONS if not figs[fn]["ok"] or (fn in KEYED and not figs[fn]["keyed ok"])]
+        ck("every_function_ran", not missing and totals["outage"] > 0,
+           f"never acknowledged (with a key, for those that take one): {missing}; "
+           f"{totals['outage']} holds fell due while the server was down")
+    print(f"crash: {len(done)} of {rounds} crashes survived; {totals['ops']} calls, {totals['acked']} acknowledged, "
+          f"{totals['unknown']} in flight at a crash, {totals['retried']} keyed retries ({totals['retry_refused']} "
+          f"refused), {totals['replayed']} keyed replays, {totals['due']} holds expired by the restarted sweeper "
+          f"({totals['outage']} fell due while the server was down), {totals['probes']} lapsed claims claimed again; "
+          f"{time.monotonic() - started:.0f} s")
+    by = collections.Counter()
+    fails = collections.Counter()
+    for name, ok, _ in checks.results:
+        by[name] += 1
+        fails[name] += not ok
+    for name in by:
+        print(f"    {name}: {by[name] - fails[name]} passed, {fails[name]} failed")
+    if a.inject:
+        if injected is None:
+            print(f"crash: inject {a.inject}: no round had a target")
+            sys.exit(2)
+        name, desc, start = injected
+        want = INJECTIONS[name][0]
+        hits = [info for n_, ok, info in checks.results[start:] if not ok and n_ == want]
+        others = sorted({n_ for n_, ok, _ in checks.results[start:] if not ok and n_ != want})
+        if hits:
+            print(f"crash: inject {name}: reported by {want} ({len(hits)} failures): {hits[0]}")
+        else:
+            print(f"crash: inject {name}: NOT reported by {want}")
+        if others:
+            print(f"crash: inject {name}: also reported by {', '.join(others)}")
+        if name == "stopped_sweeper":
+            restart_cleanly()  # the sweeper back for whatever runs next on this cluster
+    passed = sum(1 for _, ok, _ in checks.results if ok)
+    if passed < len(checks.results) and not a.inject:
+        kept = f"/tmp/ai-crash-{RUN}-server.log"
+        subprocess.run(["cp", os.path.join(os.environ["AI_CLUSTER_DIR"], "server.log"), kept])
+        print(f"crash: the server log is kept in {kept}")
+    print(f"crash: {passed} passed, {len(checks.results) - passed} failed")
+    sys.exit(0 if checks.results and passed == len(checks.results) else 1)
 
 
 if __name__ == "__main__":

@@ -96,10 +96,15 @@ live_suites() {
     stage upgrade bash pg_test/upgrade/run.sh || rc=1
     stop_cluster
     stage no_backend_crashes test -z "${AI_SERVER_CRASHED:-}"
-    # a cluster of its own: this one is killed on purpose
+    # without preloading (each backend's own statistics)
     AI_PG_OPTIONS="" start_cluster || return 1
     stage dump_restore bash pg_test/dump_restore.sh || rc=1
     stage stats_backend bash pg_test/stats_backend_check.sh || rc=1
+    stop_cluster
+    # a cluster of its own, killed on purpose; preloaded, since the crash
+    # test checks that the sweeper comes back and expires what fell due
+    AI_PG_OPTIONS="-c shared_preload_libraries=atomic_inventory -c atomic_inventory.sweep_interval=1 -c atomic_inventory.sweep_database=ai_test" \
+        start_cluster || return 1
     stage crash python3 pg_test/crash.py --rounds "$crash_rounds" || rc=1
     AI_EXPECT_CRASHES=1 stop_cluster
     return $rc
