@@ -54,7 +54,8 @@ from decimal import Decimal
 
 import psycopg
 
-from stress import Checks, Failure, call, packing_session
+from checks import Checks, Failure, call
+from stress import packing_session
 
 S = "atomic_inventory"
 RUN = uuid.uuid4().hex[:6]
@@ -1245,12 +1246,10 @@ def main():
           + (f", injecting {a.inject}" if a.inject else ""))
     started = time.monotonic()
     ensure_app_role()
-    checks = Checks()
+    checks = Checks("crash", show="failures")
 
     def ck(name, ok, info=""):
         checks.check(name, ok, info)
-        if not ok:
-            print(f"FAIL {name}: {info}")
 
     done, injected, totals = [], None, collections.Counter()
 
