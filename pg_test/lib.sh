@@ -120,9 +120,20 @@ start_cluster() {
     # exported so the crash test can restart the same server after killing it
     AI_PG_BINDIR="$bindir"
     AI_PG_START_OPTS="-p $port -k $AI_CLUSTER_DIR -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_buffers=256MB ${AI_PG_OPTIONS:-}"
-    as_postgres env -u RUST_BACKTRACE "$bindir/pg_ctl" -D "$AI_CLUSTER_DIR/data" -l "$AI_CLUSTER_DIR/server.log" -w \
-        -o "$AI_PG_START_OPTS" start >/dev/null
+    # A start that fails (the port taken meanwhile by another cluster) must
+    # not go on against whatever answers on that port.
+    if ! as_postgres env -u RUST_BACKTRACE "$bindir/pg_ctl" -D "$AI_CLUSTER_DIR/data" -l "$AI_CLUSTER_DIR/server.log" -w \
+        -o "$AI_PG_START_OPTS" start >/dev/null; then
+        log "the cluster did not start (port $port); its log:"
+        tail -5 "$AI_CLUSTER_DIR/server.log" >&2
+        return 1
+    fi
     export PGHOST=127.0.0.1 PGPORT="$port" PGUSER=postgres PGDATABASE=ai_test AI_CLUSTER_DIR AI_PG_BINDIR AI_PG_START_OPTS
+    # ... and the server answering is this cluster's
+    if [[ "$(psql -X -A -t -q -d postgres -c 'SHOW data_directory')" != "$AI_CLUSTER_DIR/data" ]]; then
+        log "another server answers on port $port"
+        return 1
+    fi
     trap stop_cluster EXIT
     psql -q -X -d postgres -c "CREATE DATABASE ai_test" >/dev/null
     psql -q -X -v ON_ERROR_STOP=1 -c "CREATE EXTENSION atomic_inventory" >/dev/null

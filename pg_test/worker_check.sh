@@ -22,6 +22,22 @@ reserved=$(q "SELECT reserved FROM atomic_inventory.items WHERE id = '$item'")
 echo "worker_check: sweeper processes at start: $workers; reservation is $status; item reserved $reserved"
 [[ "$status" == expired && "$reserved" == 0 ]]
 
+# Terminated (pg_terminate_backend, as an operator might), the worker comes
+# back after its restart time (10 s) instead of leaving expiry off until the
+# next server restart, and expires again.
+q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'atomic_inventory sweeper'" >/dev/null
+back=0
+for _ in $(seq 1 40); do
+    sleep 0.5
+    back=$(q "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'atomic_inventory sweeper'")
+    [[ "$back" == 1 ]] && break
+done
+res=$(q "SELECT atomic_inventory.reserve_inventory(jsonb_build_array(jsonb_build_object('inventory_id', '$item', 'quantity', 2)), p_ttl_seconds => 1)->>'reservation_id'")
+status=""
+wait_expired "$res"
+echo "worker_check: after pg_terminate_backend the sweeper is back: $back process(es); a new hold is $status"
+[[ "$back" == 1 && "$status" == expired ]]
+
 # Between a new library and ALTER EXTENSION UPDATE (simulated: pg_extension
 # names another version; the tables stay current, so only the check stops
 # the sweep) the worker skips its rounds with one warning and keeps running;

@@ -93,6 +93,12 @@ pub extern "C-unwind" fn ai_sweeper_main(_arg: pg_sys::Datum) {
         }
     }
     log!("atomic_inventory sweeper stopped");
+    // Exit code 1: PostgreSQL starts the worker again after its restart
+    // time (10 s) unless the server is shutting down. With 0 it would
+    // unregister it, and one pg_terminate_backend() would end expiry until
+    // the next server restart, silently.
+    // SAFETY: ends this worker process, as its SIGTERM asked.
+    unsafe { pg_sys::proc_exit(1) }
 }
 
 /// What one sweep transaction of the worker came to.
