@@ -8,8 +8,10 @@ replays their races with every caller released at once, then runs many
 connections of random bound_decrement, bound_decrement_many,
 bound_increment, idempotent retries, batch claims and (on the checkout
 reservation's table) bound_reserve / commit / release / expiry racing for the
-same reservations, and checks every invariant against the database and the
-client's own record of what was acknowledged. Prints `<check>: N passed,
+same reservations, and the packing RPC's races on a warehouse's own tables
+(bind_packing_source: clicks on one line, workers racing over one basket,
+idempotent retries), and checks every invariant against the database and
+the client's own record of what was acknowledged. Prints `<check>: N passed,
 N failed` and a final `bound_stress: N passed, N failed`; exits 1 on any
 failure.
 
@@ -135,6 +137,85 @@ def phase_races(dsn, admin, src, checks):
     checks.check("race_commit_vs_release_one_wins", sum(won.values()) == 30 and lost == 30 and r == 0
                  and q == 30 - won["commit_reservation"] and commits == won["commit_reservation"],
                  f"won={dict(won)} lost={lost} quantity={q} reserved={r} commit rows={commits}")
+
+
+def phase_packing(dsn, admin, checks):
+    """The packing RPC on a warehouse's own tables (text ids, its own names):
+    concurrent clicks on one line, workers racing over one basket, and
+    keyed clicks retried."""
+    s = SCHEMA
+    admin.execute(f"""CREATE TABLE {s}.picking_sessions (id text PRIMARY KEY, status text NOT NULL,
+                        last_activity_at timestamptz);
+                      CREATE TABLE {s}.orders (id text PRIMARY KEY, sleeves_status text NOT NULL, order_number text);
+                      CREATE TABLE {s}.packing_progress (id text PRIMARY KEY, picking_session_id text NOT NULL,
+                        order_id text NOT NULL, product_id text NOT NULL, quantity_needed integer NOT NULL,
+                        quantity_packed integer NOT NULL DEFAULT 0, updated_at timestamptz);
+                      CREATE TABLE {s}.picking_session_items (picking_session_id text, product_id text,
+                        quantity_picked integer NOT NULL)""")
+    wh = f"{s}_wh"
+    call(admin, "bind_packing_source", p_name=wh, p_sessions=f"{s}.picking_sessions",
+         p_lines=f"{s}.packing_progress", p_orders=f"{s}.orders", p_picked=f"{s}.picking_session_items")
+
+    def session(picked, needs):
+        sid, product = f"s-{uuid.uuid4().hex[:12]}", f"p-{uuid.uuid4().hex[:8]}"
+        admin.execute(f"INSERT INTO {s}.picking_sessions VALUES (%s, 'packing', NULL)", (sid,))
+        # the basket in two rows: they add up
+        admin.execute(f"INSERT INTO {s}.picking_session_items VALUES (%s, %s, %s), (%s, %s, %s)",
+                      (sid, product, picked // 2, sid, product, picked - picked // 2))
+        lines = []
+        for need in needs:
+            order, line = f"o-{uuid.uuid4().hex[:12]}", f"l-{uuid.uuid4().hex[:12]}"
+            admin.execute(f"INSERT INTO {s}.orders VALUES (%s, 'packing', %s)", (order, f"#{order[:8]}"))
+            admin.execute(f"INSERT INTO {s}.packing_progress (id, picking_session_id, order_id, product_id, "
+                          "quantity_needed) VALUES (%s, %s, %s, %s, %s)", (line, sid, order, product, need))
+            lines.append(line)
+        return sid, lines
+
+    def packed(sid):
+        return admin.execute(f"SELECT id, quantity_packed, quantity_needed FROM {s}.packing_progress "
+                             "WHERE picking_session_id = %s ORDER BY id", (sid,)).fetchall()
+
+    # 50 packers click [+] on one line that needs 40: exactly 40 succeed
+    sid, [line] = session(60, [40])
+    res = race(dsn, 50, lambda c, k: call(c, "bound_increment_packing_quantity", p_source=wh,
+                                          p_progress_id=line, p_session_id=sid))
+    ok = sum(1 for r in res if isinstance(r, dict))
+    full = sum(1 for r in res if isinstance(r, Failure) and r.code == "ALREADY_FULLY_PACKED")
+    final = packed(sid)[0][1]
+    checks.check("bound_packing_line_ends_exactly_at_needed", ok == 40 and full == 10 and final == 40,
+                 f"ok={ok} fully_packed={full} final={final}")
+
+    # 16 workers over 4 orders needing 10 each, a basket of 30: never above
+    # 30, no line over its need, every acknowledged click counted once; some
+    # clicks keyed and sent twice (the retry replays, packs nothing)
+    sid, lines = session(30, [10, 10, 10, 10])
+
+    def packer(c, k):
+        rng, done, replays = random.Random(k), 0, 0
+        for n in range(40):
+            kw = dict(p_source=wh, p_progress_id=rng.choice(lines), p_session_id=sid)
+            if n % 5 == 0:
+                kw["p_idempotency_key"] = f"{wh}-{k}-{n}"
+            try:
+                first = call(c, "bound_increment_packing_quantity", **kw)
+                done += 1
+                if "p_idempotency_key" in kw:
+                    replays += call(c, "bound_increment_packing_quantity", **kw) == first
+            except Failure as f:
+                if f.code not in ("ALREADY_FULLY_PACKED", "BASKET_EXHAUSTED"):
+                    raise
+        return done, replays
+
+    res = race(dsn, 16, packer)
+    acked = sum(r[0] for r in res if isinstance(r, tuple))
+    errors = [r for r in res if isinstance(r, Failure)]
+    rows = packed(sid)
+    total = sum(p for _, p, _ in rows)
+    checks.check("bound_packing_basket_never_exceeded", total == 30 and acked == 30 and not errors
+                 and all(p <= n for _, p, n in rows), f"packed={total} acknowledged={acked} errors={errors[:2]}")
+    touched = admin.execute(f"SELECT last_activity_at IS NOT NULL FROM {s}.picking_sessions WHERE id = %s",
+                            (sid,)).fetchone()[0]
+    checks.check("bound_packing_touches_the_session", touched, "last_activity_at not set")
 
 
 class Record:
@@ -354,6 +435,7 @@ def main():
     checks = Checks("bound_stress", show="grouped")
     src, bids = setup(admin, a.hot, a.cold, a.batches)
     phase_races(a.dsn, admin, src, checks)
+    phase_packing(a.dsn, admin, checks)
     rec = Record()
     deadline = time.time() + a.seconds
     threads = [threading.Thread(target=worker, args=(a.dsn, k, src, bids, deadline, rec, a.seed))

@@ -169,6 +169,43 @@ def main():
     [t.join() for t in threads]
     check("32 concurrent claims: one 200, 31 409", (statuses.count(200), statuses.count(409)), (1, 31))
 
+    # packing on a warehouse's own tables (bind_packing_source), as the
+    # warehouse app's users call it
+    wh = f"rest_wh_{uuid.uuid4().hex[:8]}"
+    admin.execute(f"""CREATE SCHEMA {wh};
+        CREATE TABLE {wh}.picking_sessions (id uuid PRIMARY KEY, status text NOT NULL,
+          last_activity_at timestamptz, tenant_id text);
+        CREATE TABLE {wh}.orders (id uuid PRIMARY KEY, sleeves_status text NOT NULL, order_number text);
+        CREATE TABLE {wh}.packing_progress (id uuid PRIMARY KEY, picking_session_id uuid NOT NULL,
+          order_id uuid NOT NULL, product_id uuid NOT NULL, quantity_needed integer NOT NULL,
+          quantity_packed integer NOT NULL DEFAULT 0, updated_at timestamptz);
+        CREATE TABLE {wh}.picking_session_items (picking_session_id uuid, product_id uuid,
+          quantity_picked integer NOT NULL)""")
+    sid, order, product, line = (str(uuid.uuid4()) for _ in range(4))
+    admin.execute(f"INSERT INTO {wh}.picking_sessions VALUES (%s, 'packing', NULL, 'store-a')", (sid,))
+    admin.execute(f"INSERT INTO {wh}.orders VALUES (%s, 'packing', '#R1')", (order,))
+    admin.execute(f"INSERT INTO {wh}.packing_progress (id, picking_session_id, order_id, product_id, quantity_needed) "
+                  "VALUES (%s, %s, %s, %s, 1)", (line, sid, order, product))
+    admin.execute(f"INSERT INTO {wh}.picking_session_items VALUES (%s, %s, 5)", (sid, product))
+    admin.execute(f"SELECT {S}.bind_packing_source(%s, %s, %s, %s, %s, p_tenant_column => 'tenant_id')",
+                  (wh, f"{wh}.picking_sessions", f"{wh}.packing_progress", f"{wh}.orders", f"{wh}.picking_session_items"))
+    pack = {"p_source": wh, "p_progress_id": line, "p_session_id": sid, "p_product_id": product}
+    store_a = {"sub": "packer-1", "tenant_id": "store-a"}
+    status, body = api.rpc("bound_increment_packing_quantity", pack, claims={"sub": "packer-2", "tenant_id": "store-b"})
+    check("bound packing: another tenant's session -> 404", (status, body["code"]), (404, "PT404"))
+    status, body = api.rpc("bound_increment_packing_quantity", pack, claims=store_a)
+    check("bound_increment_packing_quantity -> 200", (status, body and body.get("quantity_packed")), (200, 1))
+    status, body = api.rpc("bound_increment_packing_quantity", pack, claims=store_a)
+    check("ALREADY_FULLY_PACKED -> 409", (status, body["code"]), (409, "PT409"))
+    status, body = api.rpc("bound_increment_packing_quantity", dict(pack, p_product_id=str(uuid.uuid4())), claims=store_a)
+    check("PROGRESS_SESSION_MISMATCH -> 403", (status, body["code"]), (403, "PT403"))
+    status, body = api.rpc("bound_decrement_packing_quantity", {"p_source": wh, "p_progress_id": "not-a-uuid",
+                                                                 "p_session_id": sid}, claims=store_a)
+    check("bound packing: a malformed id -> 400", (status, body["code"]), (400, "22023"))
+    status, body = api.rpc("bound_decrement_packing_quantity", {"p_source": wh, "p_progress_id": line,
+                                                                 "p_session_id": sid}, claims=store_a)
+    check("bound_decrement_packing_quantity -> 200", (status, body and body.get("quantity_packed")), (200, 0))
+
     # nothing leaks between requests on one connection (transaction-scoped settings)
     role, claims = api.conn.execute("SELECT current_user, current_setting('request.jwt.claims', true)").fetchone()
     check("no session state left behind", (role, claims or ""), ("authenticator", ""))

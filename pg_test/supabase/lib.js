@@ -165,8 +165,49 @@ export async function makeSources() {
   await db.query(`SELECT ${S}.bind_batch_source(p_name => $1, p_relation => $2::regclass, p_id_column => 'id',
                   p_status_column => 'status', p_assignee_column => 'driver', p_tenant_column => 'tenant')`,
   [batches, `public.${batches}`]);
-  return { stock, batches };
+  // a warehouse's packing tables (the packing RPC's names, in a schema of
+  // this run), bound with a tenant column on the sessions
+  const packing = `sb_wh_${runId}`;
+  await db.query(`CREATE SCHEMA ${packing};
+    CREATE TABLE ${packing}.picking_sessions (id uuid PRIMARY KEY, status text NOT NULL,
+      last_activity_at timestamptz, tenant text);
+    CREATE TABLE ${packing}.orders (id uuid PRIMARY KEY, sleeves_status text NOT NULL, order_number text);
+    CREATE TABLE ${packing}.packing_progress (id uuid PRIMARY KEY, picking_session_id uuid NOT NULL,
+      order_id uuid NOT NULL, product_id uuid NOT NULL, quantity_needed integer NOT NULL,
+      quantity_packed integer NOT NULL DEFAULT 0, updated_at timestamptz);
+    CREATE TABLE ${packing}.picking_session_items (picking_session_id uuid, product_id uuid,
+      quantity_picked integer NOT NULL)`);
+  await db.query(`SELECT ${S}.bind_packing_source(p_name => $1, p_sessions => $2::regclass,
+                  p_lines => $3::regclass, p_orders => $4::regclass, p_picked => $5::regclass,
+                  p_tenant_column => 'tenant')`,
+  [packing, `${packing}.picking_sessions`, `${packing}.packing_progress`, `${packing}.orders`,
+    `${packing}.picking_session_items`]);
+  return { stock, batches, packing };
 }
+
+// A session of `tenant` on the bound packing tables: `picked` units of one
+// product, a line per entry of `needs`.
+export async function makeBoundPacking(source, tenant, picked, needs) {
+  const session = randomUUID();
+  const product = randomUUID();
+  await db.query(`INSERT INTO ${source}.picking_sessions (id, status, tenant) VALUES ($1, 'packing', $2)`,
+    [session, tenant]);
+  await db.query(`INSERT INTO ${source}.picking_session_items VALUES ($1, $2, $3)`, [session, product, picked]);
+  const lines = [];
+  for (const need of needs) {
+    const order = randomUUID();
+    const line = randomUUID();
+    await db.query(`INSERT INTO ${source}.orders VALUES ($1, 'packing', $2)`, [order, `SBW-${lines.length}`]);
+    await db.query(`INSERT INTO ${source}.packing_progress (id, picking_session_id, order_id, product_id,
+                    quantity_needed) VALUES ($1, $2, $3, $4, $5)`, [line, session, order, product, need]);
+    lines.push(line);
+  }
+  return { session, product, lines };
+}
+
+export const boundPackedState = (source, session) => rows(
+  `SELECT quantity_packed AS packed, quantity_needed AS needed FROM ${source}.packing_progress
+    WHERE picking_session_id = $1 ORDER BY id`, [session]);
 
 // Rows inserted after binding have no ledger row yet: an adjust to their
 // own quantity as the superuser would be a no-op, so they are written with

@@ -438,6 +438,41 @@ describe('warehouse packing', () => {
   });
 });
 
+describe('packing on the warehouse\'s own tables', () => {
+  test('bound pack and unpack clicks, idempotent, tenant-scoped, with their statuses', async () => {
+    const pack = await L.makeBoundPacking(sources.packing, A, 3, [2, 2]);
+    const [p_progress_id, second] = pack.lines;
+    const { session: p_session_id, product: p_product_id } = pack;
+    const source = sources.packing;
+    const click = { id: randomUUID() };
+    // doc:start
+    // the same click on a warehouse's own tables (bind_packing_source), retry-safe with a key
+    const { data: packed } = await inv.rpc('bound_increment_packing_quantity', {
+      p_source: source, p_progress_id, p_session_id, p_product_id, p_idempotency_key: click.id });
+    // packed: { success: true, source, id, quantity_needed: 2, quantity_packed: 1, remaining: 1, … }
+    // doc:end
+    assert.deepEqual([packed.quantity_needed, packed.quantity_packed, packed.remaining], [2, 1, 1]);
+    const again = await inv.rpc('bound_increment_packing_quantity', {
+      p_source: source, p_progress_id, p_session_id, p_product_id, p_idempotency_key: click.id });
+    assert.deepEqual([again.status, again.data], [200, packed]);
+    const state = async () => (await L.boundPackedState(source, p_session_id)).map((r) => r.packed).sort();
+    assert.deepEqual(await state(), [0, 1]);
+    assert.equal((await inv.rpc('bound_increment_packing_quantity',
+      { p_source: source, p_progress_id, p_session_id })).status, 200);
+    refused(await inv.rpc('bound_increment_packing_quantity', { p_source: source, p_progress_id, p_session_id }),
+      409, 'PT409', 'ALREADY_FULLY_PACKED');
+    refused(await inv.rpc('bound_increment_packing_quantity',
+      { p_source: source, p_progress_id: second, p_session_id, p_quantity: 2 }), 409, 'PT409', 'BASKET_EXHAUSTED');
+    refused(await invB.rpc('bound_increment_packing_quantity', { p_source: source, p_progress_id: second, p_session_id }),
+      404, 'PT404', 'SESSION_NOT_FOUND');
+    refused(await inv.rpc('bound_increment_packing_quantity',
+      { p_source: source, p_progress_id: 'not-a-uuid', p_session_id }), 400, '22023', 'INVALID_INPUT');
+    const undo = await inv.rpc('bound_decrement_packing_quantity', { p_source: source, p_progress_id, p_session_id });
+    assert.deepEqual([undo.status, undo.data.quantity_packed], [200, 1]);
+    assert.deepEqual(await state(), [0, 1]);
+  });
+});
+
 describe('adopted tables (bound_*)', () => {
   test('stock: sell, sell a cart, restock, read, compare-and-set, reconcile', async () => {
     const source = sources.stock;
@@ -720,6 +755,22 @@ const MATRIX = {
       args: { p_source: sources.batches, p_batch_id: id },
       svcArgs: { p_source: sources.batches, p_batch_id: id, p_driver_id: sub('holder') },
       state: () => L.batchRow(sources.batches, id), mutates: true,
+    };
+  },
+  bound_increment_packing_quantity: async () => {
+    const pack = await L.makeBoundPacking(sources.packing, A, 3, [2]);
+    return {
+      args: { p_source: sources.packing, p_progress_id: pack.lines[0], p_session_id: pack.session },
+      state: () => L.boundPackedState(sources.packing, pack.session), mutates: true,
+    };
+  },
+  bound_decrement_packing_quantity: async () => {
+    const pack = await L.makeBoundPacking(sources.packing, A, 3, [2]);
+    await db.query(`SELECT ${S}.bound_increment_packing_quantity(p_source => $1, p_progress_id => $2,
+                    p_session_id => $3)`, [sources.packing, pack.lines[0], pack.session]);
+    return {
+      args: { p_source: sources.packing, p_progress_id: pack.lines[0], p_session_id: pack.session },
+      state: () => L.boundPackedState(sources.packing, pack.session), mutates: true,
     };
   },
   reconcile_source: async () => ({
