@@ -56,6 +56,10 @@ VARIANTS = {
     "decrement_many_noledger": ("decrement_many.sql", ITEMS, 5, True, None),
     "reserve_commit": ("reserve_commit.sql", ITEMS, 1, False, ["uniform"]),
     "packing": ("packing.sql", f"SELECT coalesce(sum(quantity_packed), 0) FROM {S}.packing_progress", 1, False, ["uniform"]),
+    "packing_bound": ("packing_bound.sql", "SELECT coalesce(sum(quantity_packed), 0) FROM bench.packing_progress",
+                      1, False, ["uniform"]),
+    "packing_fallback": ("packing_fallback.sql", "SELECT coalesce(sum(quantity_packed), 0) FROM bench.packing_progress",
+                         1, False, ["uniform"]),
     "claim_next": ("claim_next.sql", CLAIMED, 1, False, ["uniform"]),
     "checkout_reserve_commit": ("checkout_reserve_commit.sql", BASE, 1, False, ["uniform"]),
     "claim_route": ("claim_route.sql", CLAIMED, 1, False, ["uniform"]),
@@ -82,10 +86,11 @@ RATIOS = [("decrement_noledger", "raw_update"), ("decrement_noledger", "raw_upda
           ("decrement_many_noledger", "checkout_per_item"), ("decrement_many", "checkout_per_item"),
           ("decrement_striped", "decrement"), ("decrement_bound", "decrement"),
           ("reserve_commit", "checkout_reserve_commit"), ("claim_next", "claim_route"),
+          ("packing_bound", "packing"), ("packing_bound", "packing_fallback"),
           ("decrement_set_clause", "raw_update"), ("decrement_invoker", "raw_update"),
           ("decrement_noledger", "decrement_set_clause")]
 BASELINES = ("raw_update", "raw_update_items", "pos_function", "raw_update_ledger", "checkout_per_item",
-             "checkout_reserve_commit", "claim_route")
+             "checkout_reserve_commit", "claim_route", "packing_fallback")
 
 
 def sh(cmd, **kw):
@@ -103,7 +108,7 @@ def reset(c, variant):
         c.execute(f"UPDATE {S}.batches SET status = 'available', claimed_by = NULL, claimed_at = NULL, "
                   f"lease_expires_at = NULL WHERE zone = 'bench' AND status <> 'available'")
     # the same clean start for every variant: no dead tuples, no dirty buffers
-    for t in ("bench.inventory", f"{S}.items", f"{S}.packing_progress", f"{S}.batches", f"{S}.reservations",
+    for t in ("bench.inventory", "bench.packing_progress", f"{S}.items", f"{S}.packing_progress", f"{S}.batches", f"{S}.reservations",
               f"{S}.reservation_lines", f"{S}.ledger", f"{S}.item_stripes"):
         c.execute(f"VACUUM {t}")
     c.execute("CHECKPOINT")

@@ -62,6 +62,25 @@ INSERT INTO atomic_inventory.packing_progress (id, picking_session_id, order_id,
 SELECT bench.id('a', k), bench.id('b', k), bench.id('c', k), bench.id('d', k), 2000000000
   FROM generate_series(1, 1000) k;
 
+-- The same 1000 sessions in a warehouse app's own tables (the packing RPC's
+-- shape), bound with bind_packing_source (packing_bound), and the app's own
+-- fallback (packing_fallback: four round trips, read then write).
+CREATE TABLE bench.picking_sessions (id uuid PRIMARY KEY, status text NOT NULL, last_activity_at timestamptz);
+CREATE TABLE bench.orders (id uuid PRIMARY KEY, sleeves_status text NOT NULL, order_number text);
+CREATE TABLE bench.packing_progress (id uuid PRIMARY KEY, picking_session_id uuid NOT NULL, order_id uuid NOT NULL,
+    product_id uuid NOT NULL, quantity_needed integer NOT NULL, quantity_packed integer NOT NULL DEFAULT 0,
+    updated_at timestamptz);
+CREATE INDEX ON bench.packing_progress (picking_session_id, product_id);
+CREATE TABLE bench.picking_session_items (picking_session_id uuid, product_id uuid, quantity_picked integer NOT NULL,
+    PRIMARY KEY (picking_session_id, product_id));
+INSERT INTO bench.picking_sessions (id, status) SELECT bench.id('b', k), 'packing' FROM generate_series(1, 1000) k;
+INSERT INTO bench.orders (id, sleeves_status) SELECT bench.id('c', k), 'packing' FROM generate_series(1, 1000) k;
+INSERT INTO bench.picking_session_items SELECT bench.id('b', k), bench.id('d', k), 2000000000 FROM generate_series(1, 1000) k;
+INSERT INTO bench.packing_progress (id, picking_session_id, order_id, product_id, quantity_needed)
+SELECT bench.id('a', k), bench.id('b', k), bench.id('c', k), bench.id('d', k), 2000000000 FROM generate_series(1, 1000) k;
+SELECT atomic_inventory.bind_packing_source('bench_wh', 'bench.picking_sessions', 'bench.packing_progress',
+    'bench.orders', 'bench.picking_session_items');
+
 -- Reservation history: a shop that has taken orders for a while has
 -- finished reservations (100 000 committed, one line each), so reserve_commit
 -- runs against tables of a realistic size rather than growing from empty.
