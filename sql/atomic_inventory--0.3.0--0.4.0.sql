@@ -3,7 +3,9 @@
 -- p_tenant_id, the source names), reconcile_source on a binding whose
 -- table was dropped answers INVALID_INPUT, a 1024-character reference of
 -- multi-byte characters fits the ledger's index; packing on a warehouse's
--- own tables (bind_packing_source and the bound_*_packing_quantity pair).
+-- own tables (bind_packing_source and the bound_*_packing_quantity pair);
+-- stock events (reorder points, the events table and its triggers, consumer
+-- groups, NOTIFY); the sweep returns lapsed batch claims to available.
 -- Run by ALTER EXTENSION atomic_inventory UPDATE; the same objects a fresh
 -- 0.4.0 install creates (pg_test/upgrade/run.sh compares the two catalogs).
 \echo Use "ALTER EXTENSION atomic_inventory UPDATE" to load this file. \quit
@@ -423,6 +425,12 @@ BEGIN
         'atomic_inventory.bound_increment_packing_quantity(text, text, text, text, integer, text, integer)',
         'atomic_inventory.bound_decrement_packing_quantity(text, text, text, integer, text, integer)',
         'atomic_inventory.reconcile_source(text)',
+        'atomic_inventory.set_reorder_point(uuid, numeric)',
+        'atomic_inventory.low_stock_items(integer)',
+        'atomic_inventory.create_event_consumer(text, text)',
+        'atomic_inventory.drop_event_consumer(text)',
+        'atomic_inventory.read_events(text, integer, integer)',
+        'atomic_inventory.ack_events(text, bigint[])',
         'atomic_inventory.caller_tenant()',
         'atomic_inventory.caller_is_admin()'
     ]::regprocedure[] LOOP
@@ -434,3 +442,611 @@ REVOKE ALL ON FUNCTION atomic_inventory.grant_usage(name) FROM PUBLIC;
 COMMENT ON FUNCTION atomic_inventory.grant_usage(name) IS
     'Let p_role call the caller-facing functions (USAGE on the schema, EXECUTE on each). Tables stay closed: all changes go through the functions.';
 
+
+-- Stock events (docs/events.md): reorder points on items, the events table
+-- written by triggers in the transaction of each change, consumer groups,
+-- NOTIFY on atomic_inventory_events. Roles given grant_usage() before the
+-- update get the new caller-facing functions by calling it again.
+ALTER TABLE atomic_inventory.items ADD COLUMN reorder_point numeric;
+COMMENT ON COLUMN atomic_inventory.items.reorder_point IS 'Low-stock threshold (set_reorder_point): a low_stock event when available falls to it or below; NULL = none.';
+-- An event finds its movement's ledger row as the item's newest one: the
+-- index gets the id. Rebuilding reads the whole ledger once.
+DROP INDEX atomic_inventory.ledger_inventory_id_idx;
+-- (inventory_id, id): an item's movements in order; a stock event finds the
+-- ledger row of its movement as the item's newest one (items_stock_events)
+CREATE INDEX ledger_inventory_id_idx ON atomic_inventory.ledger (inventory_id, id);
+
+-- Stock events (docs/events.md): a transactional outbox. Each event is
+-- written by a trigger in the statement that made it, so it commits or rolls
+-- back with the movement; pg_notify tells LISTEN clients at commit; each
+-- consumer (event_consumers) gets its own delivery row per event, read with
+-- SKIP LOCKED and a visibility timeout, acknowledged by ack_events.
+CREATE TABLE atomic_inventory.events (
+    id               bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind             text        NOT NULL,
+    inventory_id     uuid,
+    reservation_id   uuid,
+    batch_id         uuid,
+    ledger_id        bigint,
+    tenant_id        text,
+    available_before numeric,
+    available_after  numeric,
+    quantity_after   numeric,
+    reorder_point    numeric,
+    detail           jsonb,
+    created_at       timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+-- purge_events deletes by age
+CREATE INDEX events_created_at_idx ON atomic_inventory.events (created_at);
+COMMENT ON TABLE atomic_inventory.events IS
+    'Stock events, written in the transaction of the change they report (a rolled-back change leaves none). Read them with read_events, LISTEN atomic_inventory_events, or Supabase Realtime (docs/events.md).';
+COMMENT ON COLUMN atomic_inventory.events.id IS 'Event number; for one item, increasing in commit order (the item''s row lock is held from the change to the commit).';
+COMMENT ON COLUMN atomic_inventory.events.kind IS 'low_stock, out_of_stock, back_in_stock, reservation_expired, batch_lease_lapsed, or movement (atomic_inventory.movement_events = on).';
+COMMENT ON COLUMN atomic_inventory.events.inventory_id IS 'The item; NULL for reservation and batch events and movements of bound sources.';
+COMMENT ON COLUMN atomic_inventory.events.reservation_id IS 'The reservation (reservation_expired).';
+COMMENT ON COLUMN atomic_inventory.events.batch_id IS 'The batch (batch_lease_lapsed).';
+COMMENT ON COLUMN atomic_inventory.events.ledger_id IS 'The ledger row of the movement that caused it; NULL when the change wrote none (holds, releases, expiry, ledger off).';
+COMMENT ON COLUMN atomic_inventory.events.tenant_id IS 'The tenant of the item, reservation or batch; NULL = shared.';
+COMMENT ON COLUMN atomic_inventory.events.available_before IS 'Available (quantity - reserved) before the change.';
+COMMENT ON COLUMN atomic_inventory.events.available_after IS 'Available after the change.';
+COMMENT ON COLUMN atomic_inventory.events.quantity_after IS 'On-hand quantity after the change.';
+COMMENT ON COLUMN atomic_inventory.events.reorder_point IS 'The item''s reorder point at the time (low_stock).';
+COMMENT ON COLUMN atomic_inventory.events.detail IS 'Kind-specific facts: a reservation''s reference and lines, a batch''s previous holder, a movement''s delta and ledger kind.';
+COMMENT ON COLUMN atomic_inventory.events.created_at IS 'Transaction time of the change.';
+
+CREATE TABLE atomic_inventory.event_consumers (
+    id           bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    -- names are per tenant, as idempotency keys are ('' for none)
+    tenant_scope text        NOT NULL,
+    name         text        NOT NULL,
+    tenant_id    text,
+    all_tenants  boolean     NOT NULL DEFAULT false,
+    created_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    UNIQUE (tenant_scope, name)
+);
+COMMENT ON TABLE atomic_inventory.event_consumers IS
+    'Named consumer groups (create_event_consumer): each gets every event written after it was created that its tenant may see, once per group.';
+COMMENT ON COLUMN atomic_inventory.event_consumers.id IS 'Internal id (event_deliveries.consumer_id).';
+COMMENT ON COLUMN atomic_inventory.event_consumers.tenant_scope IS 'The creating caller''s tenant ('''' for none); names are unique per tenant.';
+COMMENT ON COLUMN atomic_inventory.event_consumers.name IS 'The consumer''s name (p_consumer).';
+COMMENT ON COLUMN atomic_inventory.event_consumers.tenant_id IS 'The tenant whose events it gets (and shared items'').';
+COMMENT ON COLUMN atomic_inventory.event_consumers.all_tenants IS 'Made by an admin without a tenant: gets every tenant''s events.';
+COMMENT ON COLUMN atomic_inventory.event_consumers.created_at IS 'When it was created; it gets events written from then on.';
+
+-- No foreign key to events: purge_events deletes deliveries first, and an
+-- RI check per event and consumer would buy nothing.
+CREATE TABLE atomic_inventory.event_deliveries (
+    consumer_id bigint      NOT NULL REFERENCES atomic_inventory.event_consumers (id) ON DELETE CASCADE,
+    event_id    bigint      NOT NULL,
+    visible_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    read_count  integer     NOT NULL DEFAULT 0,
+    acked_at    timestamptz,
+    PRIMARY KEY (consumer_id, event_id)
+);
+-- read_events: a consumer's unacknowledged events in order
+CREATE INDEX event_deliveries_pending_idx ON atomic_inventory.event_deliveries (consumer_id, event_id)
+    WHERE acked_at IS NULL;
+COMMENT ON TABLE atomic_inventory.event_deliveries IS
+    'One row per event and consumer: pending until ack_events, hidden from other readers until visible_at.';
+COMMENT ON COLUMN atomic_inventory.event_deliveries.consumer_id IS 'The consumer (event_consumers.id).';
+COMMENT ON COLUMN atomic_inventory.event_deliveries.event_id IS 'The event (events.id).';
+COMMENT ON COLUMN atomic_inventory.event_deliveries.visible_at IS 'read_events hands it out from this time on (again after a reader''s visibility timeout ran out unacknowledged).';
+COMMENT ON COLUMN atomic_inventory.event_deliveries.read_count IS 'How many times read_events handed it out.';
+COMMENT ON COLUMN atomic_inventory.event_deliveries.acked_at IS 'When ack_events acknowledged it; NULL = pending.';
+
+-- Write one event: its row, a delivery per consumer that may see it, and a
+-- notification on atomic_inventory_events (sent at commit; nothing for a
+-- rollback). Called by the triggers below only.
+CREATE FUNCTION atomic_inventory.emit_event(
+    p_kind text, p_inventory_id uuid, p_tenant_id text,
+    p_available_before numeric, p_available_after numeric, p_quantity_after numeric,
+    p_reorder_point numeric, p_ledger_id bigint, p_reservation_id uuid, p_batch_id uuid,
+    p_detail jsonb
+) RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    INSERT INTO atomic_inventory.events
+        (kind, inventory_id, tenant_id, available_before, available_after, quantity_after,
+         reorder_point, ledger_id, reservation_id, batch_id, detail)
+    VALUES (p_kind, p_inventory_id, p_tenant_id, p_available_before, p_available_after,
+            p_quantity_after, p_reorder_point, p_ledger_id, p_reservation_id, p_batch_id, p_detail)
+    RETURNING id INTO v_id;
+    INSERT INTO atomic_inventory.event_deliveries (consumer_id, event_id)
+    SELECT c.id, v_id FROM atomic_inventory.event_consumers AS c
+     WHERE c.all_tenants OR p_tenant_id IS NULL OR c.tenant_id = p_tenant_id;
+    -- ids only: any session may LISTEN, so the payload names no quantities
+    PERFORM pg_catalog.pg_notify('atomic_inventory_events',
+        pg_catalog.json_strip_nulls(pg_catalog.json_build_object(
+            'id', v_id, 'kind', p_kind, 'inventory_id', p_inventory_id,
+            'reservation_id', p_reservation_id, 'batch_id', p_batch_id,
+            'tenant_id', p_tenant_id))::text);
+    RETURN v_id;
+END;
+$$;
+
+-- Are events on (atomic_inventory.events), and is this not a dump being
+-- restored (the test of items_initial_ledger)? Read as text: the setting is a
+-- placeholder until the library is loaded.
+CREATE FUNCTION atomic_inventory.events_on() RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.lower(COALESCE(pg_catalog.current_setting('atomic_inventory.events', true), 'on'))
+               NOT IN ('off', 'false', 'no', '0', 'f', 'n')
+       AND NOT (pg_catalog.current_setting('check_function_bodies') = 'off'
+                AND pg_catalog.current_setting('row_security') = 'off');
+$$;
+
+-- Crossings of an item's available stock (quantity - reserved): the
+-- trigger's WHEN clause picks the rows that cross, so a change that crosses
+-- nothing (nearly every one) costs an expression, no call. Striped items are
+-- left out: their free stock is spread over item_stripes, which no one
+-- statement sees whole. SECURITY DEFINER: whoever changes an item (an admin
+-- writing the table directly too) writes its events.
+CREATE FUNCTION atomic_inventory.items_stock_events() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_before numeric := OLD.quantity - OLD.reserved;
+    v_after  numeric := NEW.quantity - NEW.reserved;
+    v_ledger bigint;
+BEGIN
+    IF NOT atomic_inventory.events_on() THEN
+        RETURN NULL;
+    END IF;
+    -- The movement's ledger row, written by the same statement: the item's
+    -- newest one, since its row stays locked from the change to the commit.
+    -- Checked against the change, so a change that wrote none (a hold, the
+    -- ledger off) gets NULL rather than an older movement.
+    IF NEW.quantity <> OLD.quantity THEN
+        SELECT l.id INTO v_ledger
+          FROM (SELECT g.id, g.delta, g.quantity_after, g.created_at
+                  FROM atomic_inventory.ledger AS g
+                 WHERE g.inventory_id = NEW.id
+                 ORDER BY g.id DESC LIMIT 1) AS l
+         WHERE l.delta = NEW.quantity - OLD.quantity
+           AND l.quantity_after = NEW.quantity
+           AND l.created_at = pg_catalog.now();
+    END IF;
+    IF NEW.reorder_point IS NOT NULL AND v_after <= NEW.reorder_point
+       AND v_before > COALESCE(OLD.reorder_point, -1) THEN
+        PERFORM atomic_inventory.emit_event('low_stock', NEW.id, NEW.tenant_id, v_before, v_after,
+                                            NEW.quantity, NEW.reorder_point, v_ledger, NULL, NULL, NULL);
+    END IF;
+    IF v_before > 0 AND v_after <= 0 THEN
+        PERFORM atomic_inventory.emit_event('out_of_stock', NEW.id, NEW.tenant_id, v_before, v_after,
+                                            NEW.quantity, NEW.reorder_point, v_ledger, NULL, NULL, NULL);
+    ELSIF v_before <= 0 AND v_after > 0 THEN
+        PERFORM atomic_inventory.emit_event('back_in_stock', NEW.id, NEW.tenant_id, v_before, v_after,
+                                            NEW.quantity, NEW.reorder_point, v_ledger, NULL, NULL, NULL);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER items_stock_events
+    AFTER UPDATE ON atomic_inventory.items
+    FOR EACH ROW
+    WHEN (OLD.stripes = 0 AND NEW.stripes = 0 AND OLD.track_inventory AND NEW.track_inventory
+          AND ((OLD.quantity - OLD.reserved > 0) <> (NEW.quantity - NEW.reserved > 0)
+               OR (NEW.quantity - NEW.reserved <= NEW.reorder_point
+                   AND OLD.quantity - OLD.reserved > COALESCE(OLD.reorder_point, -1))))
+    EXECUTE FUNCTION atomic_inventory.items_stock_events();
+
+-- Every movement as an event, when atomic_inventory.movement_events = on
+-- (off by default: an event row, a delivery per consumer and a notification
+-- per ledger row).
+CREATE FUNCTION atomic_inventory.ledger_movement_events() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT atomic_inventory.events_on() THEN
+        RETURN NULL;
+    END IF;
+    PERFORM atomic_inventory.emit_event('movement', NEW.inventory_id, NEW.tenant_id, NULL, NULL,
+        NEW.quantity_after, NULL, NEW.id, NULL, NULL,
+        pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+            'delta', NEW.delta, 'ledger_kind', NEW.kind, 'reason', NEW.reason,
+            'reference', NEW.reference, 'source', NEW.source, 'item_key', NEW.item_key)));
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER ledger_movement_events
+    AFTER INSERT ON atomic_inventory.ledger
+    FOR EACH ROW
+    WHEN (pg_catalog.current_setting('atomic_inventory.movement_events', true) = 'on')
+    EXECUTE FUNCTION atomic_inventory.ledger_movement_events();
+
+-- A reservation that expired (the sweep, expire_reservations): its
+-- reference and the lines it gave back.
+CREATE FUNCTION atomic_inventory.reservations_expired_events() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_lines jsonb;
+BEGIN
+    IF NOT atomic_inventory.events_on() THEN
+        RETURN NULL;
+    END IF;
+    IF NEW.source IS NULL THEN
+        SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('inventory_id', l.inventory_id,
+                                                                  'quantity', l.quantity)
+                                    ORDER BY l.inventory_id)
+          INTO v_lines
+          FROM atomic_inventory.reservation_lines AS l
+         WHERE l.reservation_id = NEW.id AND l.status IN ('active', 'expired');
+    ELSE
+        SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('item_id', l.item_key,
+                                                                  'quantity', l.quantity)
+                                    ORDER BY l.item_key)
+          INTO v_lines
+          FROM atomic_inventory.bound_reservation_lines AS l
+         WHERE l.reservation_id = NEW.id AND l.status IN ('active', 'expired');
+    END IF;
+    PERFORM atomic_inventory.emit_event('reservation_expired', NULL, NEW.tenant_id, NULL, NULL,
+        NULL, NULL, NULL, NEW.id, NULL,
+        pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+            'reference', NEW.reference, 'source', NEW.source, 'expires_at', NEW.expires_at,
+            'lines', COALESCE(v_lines, '[]'::jsonb))));
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER reservations_expired_events
+    AFTER UPDATE ON atomic_inventory.reservations
+    FOR EACH ROW
+    WHEN (OLD.status = 'active' AND NEW.status = 'expired')
+    EXECUTE FUNCTION atomic_inventory.reservations_expired_events();
+
+-- A claim whose lease ran out, taken away from its driver: by the sweep
+-- (back to available) or by another claim.
+CREATE FUNCTION atomic_inventory.batches_lease_events() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT atomic_inventory.events_on() THEN
+        RETURN NULL;
+    END IF;
+    PERFORM atomic_inventory.emit_event('batch_lease_lapsed', NULL, NEW.tenant_id, NULL, NULL,
+        NULL, NULL, NULL, NULL, NEW.id,
+        pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+            'previous_driver', OLD.claimed_by, 'lease_expired_at', OLD.lease_expires_at,
+            'status', NEW.status, 'claimed_by', NEW.claimed_by, 'reference', NEW.reference)));
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER batches_lease_events
+    AFTER UPDATE ON atomic_inventory.batches
+    FOR EACH ROW
+    WHEN (OLD.status = 'claimed' AND OLD.lease_expires_at < pg_catalog.statement_timestamp()
+          AND (NEW.status = 'available' OR NEW.claimed_by IS DISTINCT FROM OLD.claimed_by
+               OR NEW.claimed_at IS DISTINCT FROM OLD.claimed_at))
+    EXECUTE FUNCTION atomic_inventory.batches_lease_events();
+
+-- Supabase Realtime (docs/events.md): with SELECT granted and the table in
+-- the supabase_realtime publication, a subscriber sees only the events this
+-- policy lets it read (functions.sql defines it, with the caller functions).
+-- The extension's functions run as the table's owner, which bypasses it.
+ALTER TABLE atomic_inventory.events ENABLE ROW LEVEL SECURITY;
+
+SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.events', '');
+SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.events_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.event_consumers', '');
+SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.event_consumers_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.event_deliveries', '');
+
+-- Stock events (docs/events.md): reorder points, consumers, retention. The
+-- events themselves are written by triggers (bootstrap.sql).
+
+-- Who may read events: the caller's tenant and shared items' (Supabase
+-- Realtime checks it for each subscriber; the functions run as the owner).
+CREATE POLICY events_tenant_read ON atomic_inventory.events FOR SELECT
+    USING (tenant_id IS NULL OR tenant_id = atomic_inventory.caller_tenant()
+           OR atomic_inventory.caller_is_admin());
+
+CREATE FUNCTION atomic_inventory.set_reorder_point(
+    p_inventory_id  uuid,
+    p_reorder_point numeric DEFAULT NULL
+) RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+DECLARE
+    v_row atomic_inventory.items;
+BEGIN
+    IF p_inventory_id IS NULL THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_inventory_id is required (got NULL)'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_inventory_id"}';
+    END IF;
+    IF p_reorder_point = 'NaN' OR p_reorder_point < 0 OR p_reorder_point > 1000000000000 THEN
+        RAISE EXCEPTION 'INVALID_QUANTITY: p_reorder_point must be a finite number between 0 and 1000000000000, or NULL for none'
+            USING ERRCODE = '22023',
+                  DETAIL = pg_catalog.json_build_object('code', 'INVALID_QUANTITY', 'field', 'p_reorder_point',
+                                                        'value', p_reorder_point::text)::text,
+                  HINT = 'Pass the available quantity at or below which a low_stock event should be written.';
+    END IF;
+    -- Takes the item's row lock like a sale. Raising the point above what
+    -- is available now crosses it: the item's low_stock event is written
+    -- by this change.
+    UPDATE atomic_inventory.items AS i SET reorder_point = p_reorder_point
+     WHERE i.id = p_inventory_id
+       AND (i.tenant_id IS NULL OR i.tenant_id = atomic_inventory.caller_tenant()
+            OR atomic_inventory.caller_is_admin())
+    RETURNING * INTO v_row;
+    IF v_row.id IS NULL THEN
+        RAISE EXCEPTION 'NOT_FOUND: inventory item % does not exist or is not visible to this tenant', p_inventory_id
+            USING ERRCODE = 'PT404',
+                  DETAIL = pg_catalog.json_build_object('code', 'NOT_FOUND', 'entity', 'inventory item', 'ids',
+                                                        pg_catalog.json_build_array(p_inventory_id))::text,
+                  HINT = 'Check the id, and that the caller acts for the item''s tenant.';
+    END IF;
+    RETURN pg_catalog.json_build_object('success', true, 'inventory_id', v_row.id,
+        'reorder_point', v_row.reorder_point, 'available', v_row.quantity - v_row.reserved,
+        'stripes', v_row.stripes);
+END;
+$$;
+COMMENT ON FUNCTION atomic_inventory.set_reorder_point(uuid, numeric) IS
+    'Set (or with NULL clear) an item''s reorder point: a low_stock event is written when available falls to it or below. Returns {success, inventory_id, reorder_point, available, stripes}.';
+
+CREATE FUNCTION atomic_inventory.low_stock_items(p_limit integer DEFAULT 1000)
+RETURNS TABLE (inventory_id uuid, sku text, name text, quantity numeric, reserved numeric,
+               available numeric, reorder_point numeric, tenant_id text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+BEGIN
+    IF p_limit IS NULL OR p_limit < 1 OR p_limit > 100000 THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_limit must be between 1 and 100000 (got %)', COALESCE(p_limit::text, 'NULL')
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_limit"}';
+    END IF;
+    RETURN QUERY
+    SELECT i.id, i.sku, i.name, i.quantity + s.total, i.reserved,
+           i.quantity + s.total - i.reserved, i.reorder_point, i.tenant_id
+      FROM atomic_inventory.items AS i
+     CROSS JOIN LATERAL (SELECT COALESCE(pg_catalog.sum(x.quantity), 0) AS total
+                           FROM atomic_inventory.item_stripes AS x WHERE x.item_id = i.id) AS s
+     WHERE i.reorder_point IS NOT NULL AND i.track_inventory
+       AND i.quantity + s.total - i.reserved <= i.reorder_point
+       AND (i.tenant_id IS NULL OR i.tenant_id = atomic_inventory.caller_tenant()
+            OR atomic_inventory.caller_is_admin())
+     ORDER BY i.quantity + s.total - i.reserved - i.reorder_point, i.id
+     LIMIT p_limit;
+END;
+$$;
+COMMENT ON FUNCTION atomic_inventory.low_stock_items(integer) IS
+    'Tracked items whose available stock is at or below their reorder point, furthest below first (striped items counted whole).';
+
+-- The consumer a caller names: its own tenant's (names are per tenant).
+CREATE FUNCTION atomic_inventory.event_consumer_id(p_consumer text) RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    IF p_consumer IS NULL OR p_consumer = '' OR pg_catalog.length(p_consumer) > 63 THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_consumer must be a name of 1 to 63 characters'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_consumer"}',
+                  HINT = 'Check the argument named in the detail.';
+    END IF;
+    SELECT c.id INTO v_id FROM atomic_inventory.event_consumers AS c
+     WHERE c.tenant_scope = COALESCE(atomic_inventory.caller_tenant(), '') AND c.name = p_consumer;
+    IF v_id IS NULL THEN
+        RAISE EXCEPTION 'NOT_FOUND: event consumer % does not exist for this tenant', p_consumer
+            USING ERRCODE = 'PT404',
+                  DETAIL = pg_catalog.json_build_object('code', 'NOT_FOUND', 'entity', 'event consumer', 'ids',
+                                                        pg_catalog.json_build_array(p_consumer))::text,
+                  HINT = 'Create it with create_event_consumer first; names are per tenant.';
+    END IF;
+    RETURN v_id;
+END;
+$$;
+
+CREATE FUNCTION atomic_inventory.create_event_consumer(
+    p_consumer  text,
+    p_tenant_id text DEFAULT NULL
+) RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+DECLARE
+    v_caller text := atomic_inventory.caller_tenant();
+    v_admin  boolean := atomic_inventory.caller_is_admin();
+    v_tenant text := COALESCE(p_tenant_id, v_caller);
+    v_row    atomic_inventory.event_consumers;
+BEGIN
+    IF p_consumer IS NULL OR p_consumer = '' OR pg_catalog.length(p_consumer) > 63 THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_consumer must be a name of 1 to 63 characters'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_consumer"}',
+                  HINT = 'Check the argument named in the detail.';
+    END IF;
+    IF pg_catalog.length(p_tenant_id) > 255 THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_tenant_id is longer than 255 characters'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_tenant_id"}',
+                  HINT = 'Check the argument named in the detail.';
+    END IF;
+    IF v_tenant IS DISTINCT FROM v_caller AND NOT v_admin THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_tenant_id can only be your own tenant'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_tenant_id"}';
+    END IF;
+    -- the same call again answers with the consumer (created = false)
+    INSERT INTO atomic_inventory.event_consumers (tenant_scope, name, tenant_id, all_tenants)
+    VALUES (COALESCE(v_caller, ''), p_consumer, v_tenant, v_admin AND v_tenant IS NULL)
+    ON CONFLICT (tenant_scope, name) DO NOTHING
+    RETURNING * INTO v_row;
+    IF v_row.id IS NULL THEN
+        SELECT * INTO v_row FROM atomic_inventory.event_consumers AS c
+         WHERE c.tenant_scope = COALESCE(v_caller, '') AND c.name = p_consumer;
+        RETURN pg_catalog.json_build_object('success', true, 'consumer', v_row.name, 'created', false,
+            'tenant_id', v_row.tenant_id, 'all_tenants', v_row.all_tenants, 'created_at', v_row.created_at);
+    END IF;
+    RETURN pg_catalog.json_build_object('success', true, 'consumer', v_row.name, 'created', true,
+        'tenant_id', v_row.tenant_id, 'all_tenants', v_row.all_tenants, 'created_at', v_row.created_at);
+END;
+$$;
+COMMENT ON FUNCTION atomic_inventory.create_event_consumer(text, text) IS
+    'Create a named consumer group: it gets every event written from now on that its tenant may see (an admin without a tenant: all). The same call again answers with it (created = false). Returns {success, consumer, created, tenant_id, all_tenants, created_at}.';
+
+CREATE FUNCTION atomic_inventory.drop_event_consumer(p_consumer text) RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+DECLARE
+    v_id bigint := atomic_inventory.event_consumer_id(p_consumer);
+    v_n  bigint;
+BEGIN
+    SELECT pg_catalog.count(*) INTO v_n FROM atomic_inventory.event_deliveries AS d
+     WHERE d.consumer_id = v_id AND d.acked_at IS NULL;
+    DELETE FROM atomic_inventory.event_consumers WHERE id = v_id;
+    RETURN pg_catalog.json_build_object('success', true, 'consumer', p_consumer, 'pending_dropped', v_n);
+END;
+$$;
+COMMENT ON FUNCTION atomic_inventory.drop_event_consumer(text) IS
+    'Drop a consumer group and its pending deliveries. Returns {success, consumer, pending_dropped}.';
+
+CREATE FUNCTION atomic_inventory.read_events(
+    p_consumer           text,
+    p_limit              integer DEFAULT 100,
+    p_visibility_seconds integer DEFAULT 30
+) RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+DECLARE
+    v_id  bigint := atomic_inventory.event_consumer_id(p_consumer);
+    v_out json;
+BEGIN
+    IF p_limit IS NULL OR p_limit < 1 OR p_limit > 1000 THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_limit must be between 1 and 1000 (got %)', COALESCE(p_limit::text, 'NULL')
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_limit"}';
+    END IF;
+    IF p_visibility_seconds IS NULL OR p_visibility_seconds < 1 OR p_visibility_seconds > 86400 THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_visibility_seconds must be between 1 and 86400 (got %)',
+                        COALESCE(p_visibility_seconds::text, 'NULL')
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_visibility_seconds"}';
+    END IF;
+    -- SKIP LOCKED: workers of one group reading at once each take other
+    -- events. A taken event is hidden until its visibility timeout; unless
+    -- acknowledged by then, the next read hands it out again.
+    WITH picked AS (
+        SELECT d.event_id FROM atomic_inventory.event_deliveries AS d
+         WHERE d.consumer_id = v_id AND d.acked_at IS NULL
+           AND d.visible_at <= pg_catalog.clock_timestamp()
+         ORDER BY d.event_id
+         LIMIT p_limit
+           FOR UPDATE SKIP LOCKED
+    ), taken AS (
+        UPDATE atomic_inventory.event_deliveries AS d
+           SET visible_at = pg_catalog.clock_timestamp()
+                            + pg_catalog.make_interval(secs => p_visibility_seconds),
+               read_count = d.read_count + 1
+          FROM picked AS p
+         WHERE d.consumer_id = v_id AND d.event_id = p.event_id
+        RETURNING d.event_id, d.read_count
+    )
+    SELECT COALESCE(pg_catalog.json_agg(pg_catalog.json_build_object(
+               'id', e.id, 'kind', e.kind, 'inventory_id', e.inventory_id,
+               'reservation_id', e.reservation_id, 'batch_id', e.batch_id, 'ledger_id', e.ledger_id,
+               'tenant_id', e.tenant_id, 'available_before', e.available_before,
+               'available_after', e.available_after, 'quantity_after', e.quantity_after,
+               'reorder_point', e.reorder_point, 'detail', e.detail, 'created_at', e.created_at,
+               'read_count', t.read_count) ORDER BY e.id), '[]'::json)
+      INTO v_out
+      FROM taken AS t JOIN atomic_inventory.events AS e ON e.id = t.event_id;
+    RETURN v_out;
+END;
+$$;
+COMMENT ON FUNCTION atomic_inventory.read_events(text, integer, integer) IS
+    'Up to p_limit pending events of consumer p_consumer, oldest first, hidden from the group''s other readers for p_visibility_seconds; acknowledge them with ack_events or they come again. Returns a JSON array of events with read_count.';
+
+CREATE FUNCTION atomic_inventory.ack_events(p_consumer text, p_event_ids bigint[]) RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+DECLARE
+    v_id      bigint := atomic_inventory.event_consumer_id(p_consumer);
+    v_unknown bigint[];
+    v_n       bigint;
+BEGIN
+    IF p_event_ids IS NULL OR pg_catalog.cardinality(p_event_ids) = 0
+       OR pg_catalog.cardinality(p_event_ids) > 1000 OR pg_catalog.array_position(p_event_ids, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_event_ids must be an array of 1 to 1000 event ids'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_event_ids"}';
+    END IF;
+    -- Ids never delivered to this consumer (another tenant's, a typo) are
+    -- refused as a whole; acknowledging one again (a retry) is fine.
+    SELECT pg_catalog.array_agg(DISTINCT x.id ORDER BY x.id) INTO v_unknown
+      FROM pg_catalog.unnest(p_event_ids) AS x(id)
+     WHERE NOT EXISTS (SELECT FROM atomic_inventory.event_deliveries AS d
+                        WHERE d.consumer_id = v_id AND d.event_id = x.id);
+    IF v_unknown IS NOT NULL THEN
+        RAISE EXCEPTION 'NOT_FOUND: events % were not delivered to consumer %', v_unknown, p_consumer
+            USING ERRCODE = 'PT404',
+                  DETAIL = pg_catalog.json_build_object('code', 'NOT_FOUND', 'entity', 'event',
+                                                        'ids', pg_catalog.to_json(v_unknown))::text,
+                  HINT = 'Acknowledge the ids read_events returned to this consumer.';
+    END IF;
+    UPDATE atomic_inventory.event_deliveries AS d SET acked_at = pg_catalog.clock_timestamp()
+     WHERE d.consumer_id = v_id AND d.event_id = ANY (p_event_ids) AND d.acked_at IS NULL;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    RETURN pg_catalog.json_build_object('success', true, 'consumer', p_consumer, 'acked', v_n);
+END;
+$$;
+COMMENT ON FUNCTION atomic_inventory.ack_events(text, bigint[]) IS
+    'Acknowledge events read by consumer p_consumer: they are not handed out again. Ids never delivered to it are refused (NOT_FOUND, PT404); acknowledging again is fine. Returns {success, consumer, acked} (newly acknowledged).';
+
+CREATE FUNCTION atomic_inventory.purge_events(p_older_than interval DEFAULT '7 days') RETURNS json
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+DECLARE
+    v_deliveries bigint;
+    v_events     bigint;
+BEGIN
+    IF p_older_than IS NULL OR p_older_than < interval '0' THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_older_than must be an interval of 0 or more (got %)',
+                        COALESCE(p_older_than::text, 'NULL')
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_older_than"}';
+    END IF;
+    DELETE FROM atomic_inventory.event_deliveries AS d WHERE d.acked_at IS NOT NULL;
+    GET DIAGNOSTICS v_deliveries = ROW_COUNT;
+    -- an event some consumer has not acknowledged stays, however old
+    DELETE FROM atomic_inventory.events AS e
+     WHERE e.created_at < pg_catalog.now() - p_older_than
+       AND NOT EXISTS (SELECT FROM atomic_inventory.event_deliveries AS d WHERE d.event_id = e.id);
+    GET DIAGNOSTICS v_events = ROW_COUNT;
+    RETURN pg_catalog.json_build_object('success', true, 'deliveries', v_deliveries, 'events', v_events);
+END;
+$$;
+COMMENT ON FUNCTION atomic_inventory.purge_events(interval) IS
+    'Retention: delete acknowledged deliveries, and events older than p_older_than that no consumer still has pending. Schedule it (pg_cron). Returns {success, deliveries, events}.';
+
+-- The sweep also returns lapsed batch claims to available.
+COMMENT ON FUNCTION atomic_inventory.expire_reservations(integer) IS
+    'The sweep: release up to p_limit due reservations (skipping any being committed or released right now), and return up to p_limit batch claims whose lease lapsed to available. Returns {success, expired, lapsed_batches}. Each wait for a row lock is limited by atomic_inventory.sweep_lock_timeout: LOCK_TIMEOUT (PT503) past it, nothing changed. Schedule it with pg_cron, or let the background worker run it.';
+
+-- the new objects closed to PUBLIC, as a fresh install's grants leave them
+REVOKE ALL ON TABLE atomic_inventory.events, atomic_inventory.event_consumers,
+    atomic_inventory.event_deliveries FROM PUBLIC;
+REVOKE ALL ON FUNCTION
+    atomic_inventory.emit_event(text, uuid, text, numeric, numeric, numeric, numeric, bigint, uuid, uuid, jsonb),
+    atomic_inventory.events_on(),
+    atomic_inventory.items_stock_events(),
+    atomic_inventory.ledger_movement_events(),
+    atomic_inventory.reservations_expired_events(),
+    atomic_inventory.batches_lease_events(),
+    atomic_inventory.set_reorder_point(uuid, numeric),
+    atomic_inventory.low_stock_items(integer),
+    atomic_inventory.event_consumer_id(text),
+    atomic_inventory.create_event_consumer(text, text),
+    atomic_inventory.drop_event_consumer(text),
+    atomic_inventory.read_events(text, integer, integer),
+    atomic_inventory.ack_events(text, bigint[]),
+    atomic_inventory.purge_events(interval)
+  FROM PUBLIC;

@@ -23,6 +23,8 @@ CREATE TABLE atomic_inventory.items (
     created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
     updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
     stripes         smallint    NOT NULL DEFAULT 0,
+    -- low-stock threshold (set_reorder_point); NULL = none
+    reorder_point   numeric,
     -- quantity finite, 0 <= reserved <= quantity (NaN and Infinity excluded)
     CONSTRAINT items_stock_valid CHECK (atomic_inventory.stock_valid(quantity, reserved))
 )
@@ -46,6 +48,7 @@ COMMENT ON COLUMN atomic_inventory.items.tenant_id IS 'Owning tenant/store; NULL
 COMMENT ON COLUMN atomic_inventory.items.created_at IS 'When the item was created.';
 COMMENT ON COLUMN atomic_inventory.items.updated_at IS 'When quantity or reserved last changed through a function.';
 COMMENT ON COLUMN atomic_inventory.items.stripes IS 'Striped hot item (stripe_item): number of sub-rows in item_stripes holding its free stock; 0 = single-row mode.';
+COMMENT ON COLUMN atomic_inventory.items.reorder_point IS 'Low-stock threshold (set_reorder_point): a low_stock event when available falls to it or below; NULL = none.';
 
 -- Striped mode for hot items (flash sales): the item's free stock is split
 -- over N sub-rows, so N sales can hold row locks at once instead of queueing
@@ -85,7 +88,9 @@ CREATE TABLE atomic_inventory.ledger (
 );
 -- No foreign key to items on purpose: the ledger is an audit trail that
 -- outlives deleted items, and an FK check per movement would cost a lookup.
-CREATE INDEX ledger_inventory_id_idx ON atomic_inventory.ledger (inventory_id);
+-- (inventory_id, id): an item's movements in order; a stock event finds the
+-- ledger row of its movement as the item's newest one (items_stock_events)
+CREATE INDEX ledger_inventory_id_idx ON atomic_inventory.ledger (inventory_id, id);
 -- A hash index: a reference may have 1024 characters of up to 4 bytes, more
 -- than a btree entry holds (2704 bytes); lookups by reference are equality.
 CREATE INDEX ledger_reference_idx ON atomic_inventory.ledger USING hash (reference) WHERE reference IS NOT NULL;
@@ -476,3 +481,288 @@ SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.orders', '');
 SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.packing_progress', '');
 SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.bound_reservation_lines', '');
 SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.ledger_id_seq', '');
+
+-- Stock events (docs/events.md): a transactional outbox. Each event is
+-- written by a trigger in the statement that made it, so it commits or rolls
+-- back with the movement; pg_notify tells LISTEN clients at commit; each
+-- consumer (event_consumers) gets its own delivery row per event, read with
+-- SKIP LOCKED and a visibility timeout, acknowledged by ack_events.
+CREATE TABLE atomic_inventory.events (
+    id               bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind             text        NOT NULL,
+    inventory_id     uuid,
+    reservation_id   uuid,
+    batch_id         uuid,
+    ledger_id        bigint,
+    tenant_id        text,
+    available_before numeric,
+    available_after  numeric,
+    quantity_after   numeric,
+    reorder_point    numeric,
+    detail           jsonb,
+    created_at       timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+-- purge_events deletes by age
+CREATE INDEX events_created_at_idx ON atomic_inventory.events (created_at);
+COMMENT ON TABLE atomic_inventory.events IS
+    'Stock events, written in the transaction of the change they report (a rolled-back change leaves none). Read them with read_events, LISTEN atomic_inventory_events, or Supabase Realtime (docs/events.md).';
+COMMENT ON COLUMN atomic_inventory.events.id IS 'Event number; for one item, increasing in commit order (the item''s row lock is held from the change to the commit).';
+COMMENT ON COLUMN atomic_inventory.events.kind IS 'low_stock, out_of_stock, back_in_stock, reservation_expired, batch_lease_lapsed, or movement (atomic_inventory.movement_events = on).';
+COMMENT ON COLUMN atomic_inventory.events.inventory_id IS 'The item; NULL for reservation and batch events and movements of bound sources.';
+COMMENT ON COLUMN atomic_inventory.events.reservation_id IS 'The reservation (reservation_expired).';
+COMMENT ON COLUMN atomic_inventory.events.batch_id IS 'The batch (batch_lease_lapsed).';
+COMMENT ON COLUMN atomic_inventory.events.ledger_id IS 'The ledger row of the movement that caused it; NULL when the change wrote none (holds, releases, expiry, ledger off).';
+COMMENT ON COLUMN atomic_inventory.events.tenant_id IS 'The tenant of the item, reservation or batch; NULL = shared.';
+COMMENT ON COLUMN atomic_inventory.events.available_before IS 'Available (quantity - reserved) before the change.';
+COMMENT ON COLUMN atomic_inventory.events.available_after IS 'Available after the change.';
+COMMENT ON COLUMN atomic_inventory.events.quantity_after IS 'On-hand quantity after the change.';
+COMMENT ON COLUMN atomic_inventory.events.reorder_point IS 'The item''s reorder point at the time (low_stock).';
+COMMENT ON COLUMN atomic_inventory.events.detail IS 'Kind-specific facts: a reservation''s reference and lines, a batch''s previous holder, a movement''s delta and ledger kind.';
+COMMENT ON COLUMN atomic_inventory.events.created_at IS 'Transaction time of the change.';
+
+CREATE TABLE atomic_inventory.event_consumers (
+    id           bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    -- names are per tenant, as idempotency keys are ('' for none)
+    tenant_scope text        NOT NULL,
+    name         text        NOT NULL,
+    tenant_id    text,
+    all_tenants  boolean     NOT NULL DEFAULT false,
+    created_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    UNIQUE (tenant_scope, name)
+);
+COMMENT ON TABLE atomic_inventory.event_consumers IS
+    'Named consumer groups (create_event_consumer): each gets every event written after it was created that its tenant may see, once per group.';
+COMMENT ON COLUMN atomic_inventory.event_consumers.id IS 'Internal id (event_deliveries.consumer_id).';
+COMMENT ON COLUMN atomic_inventory.event_consumers.tenant_scope IS 'The creating caller''s tenant ('''' for none); names are unique per tenant.';
+COMMENT ON COLUMN atomic_inventory.event_consumers.name IS 'The consumer''s name (p_consumer).';
+COMMENT ON COLUMN atomic_inventory.event_consumers.tenant_id IS 'The tenant whose events it gets (and shared items'').';
+COMMENT ON COLUMN atomic_inventory.event_consumers.all_tenants IS 'Made by an admin without a tenant: gets every tenant''s events.';
+COMMENT ON COLUMN atomic_inventory.event_consumers.created_at IS 'When it was created; it gets events written from then on.';
+
+-- No foreign key to events: purge_events deletes deliveries first, and an
+-- RI check per event and consumer would buy nothing.
+CREATE TABLE atomic_inventory.event_deliveries (
+    consumer_id bigint      NOT NULL REFERENCES atomic_inventory.event_consumers (id) ON DELETE CASCADE,
+    event_id    bigint      NOT NULL,
+    visible_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    read_count  integer     NOT NULL DEFAULT 0,
+    acked_at    timestamptz,
+    PRIMARY KEY (consumer_id, event_id)
+);
+-- read_events: a consumer's unacknowledged events in order
+CREATE INDEX event_deliveries_pending_idx ON atomic_inventory.event_deliveries (consumer_id, event_id)
+    WHERE acked_at IS NULL;
+COMMENT ON TABLE atomic_inventory.event_deliveries IS
+    'One row per event and consumer: pending until ack_events, hidden from other readers until visible_at.';
+COMMENT ON COLUMN atomic_inventory.event_deliveries.consumer_id IS 'The consumer (event_consumers.id).';
+COMMENT ON COLUMN atomic_inventory.event_deliveries.event_id IS 'The event (events.id).';
+COMMENT ON COLUMN atomic_inventory.event_deliveries.visible_at IS 'read_events hands it out from this time on (again after a reader''s visibility timeout ran out unacknowledged).';
+COMMENT ON COLUMN atomic_inventory.event_deliveries.read_count IS 'How many times read_events handed it out.';
+COMMENT ON COLUMN atomic_inventory.event_deliveries.acked_at IS 'When ack_events acknowledged it; NULL = pending.';
+
+-- Write one event: its row, a delivery per consumer that may see it, and a
+-- notification on atomic_inventory_events (sent at commit; nothing for a
+-- rollback). Called by the triggers below only.
+CREATE FUNCTION atomic_inventory.emit_event(
+    p_kind text, p_inventory_id uuid, p_tenant_id text,
+    p_available_before numeric, p_available_after numeric, p_quantity_after numeric,
+    p_reorder_point numeric, p_ledger_id bigint, p_reservation_id uuid, p_batch_id uuid,
+    p_detail jsonb
+) RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    INSERT INTO atomic_inventory.events
+        (kind, inventory_id, tenant_id, available_before, available_after, quantity_after,
+         reorder_point, ledger_id, reservation_id, batch_id, detail)
+    VALUES (p_kind, p_inventory_id, p_tenant_id, p_available_before, p_available_after,
+            p_quantity_after, p_reorder_point, p_ledger_id, p_reservation_id, p_batch_id, p_detail)
+    RETURNING id INTO v_id;
+    INSERT INTO atomic_inventory.event_deliveries (consumer_id, event_id)
+    SELECT c.id, v_id FROM atomic_inventory.event_consumers AS c
+     WHERE c.all_tenants OR p_tenant_id IS NULL OR c.tenant_id = p_tenant_id;
+    -- ids only: any session may LISTEN, so the payload names no quantities
+    PERFORM pg_catalog.pg_notify('atomic_inventory_events',
+        pg_catalog.json_strip_nulls(pg_catalog.json_build_object(
+            'id', v_id, 'kind', p_kind, 'inventory_id', p_inventory_id,
+            'reservation_id', p_reservation_id, 'batch_id', p_batch_id,
+            'tenant_id', p_tenant_id))::text);
+    RETURN v_id;
+END;
+$$;
+
+-- Are events on (atomic_inventory.events), and is this not a dump being
+-- restored (the test of items_initial_ledger)? Read as text: the setting is a
+-- placeholder until the library is loaded.
+CREATE FUNCTION atomic_inventory.events_on() RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.lower(COALESCE(pg_catalog.current_setting('atomic_inventory.events', true), 'on'))
+               NOT IN ('off', 'false', 'no', '0', 'f', 'n')
+       AND NOT (pg_catalog.current_setting('check_function_bodies') = 'off'
+                AND pg_catalog.current_setting('row_security') = 'off');
+$$;
+
+-- Crossings of an item's available stock (quantity - reserved): the
+-- trigger's WHEN clause picks the rows that cross, so a change that crosses
+-- nothing (nearly every one) costs an expression, no call. Striped items are
+-- left out: their free stock is spread over item_stripes, which no one
+-- statement sees whole. SECURITY DEFINER: whoever changes an item (an admin
+-- writing the table directly too) writes its events.
+CREATE FUNCTION atomic_inventory.items_stock_events() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_before numeric := OLD.quantity - OLD.reserved;
+    v_after  numeric := NEW.quantity - NEW.reserved;
+    v_ledger bigint;
+BEGIN
+    IF NOT atomic_inventory.events_on() THEN
+        RETURN NULL;
+    END IF;
+    -- The movement's ledger row, written by the same statement: the item's
+    -- newest one, since its row stays locked from the change to the commit.
+    -- Checked against the change, so a change that wrote none (a hold, the
+    -- ledger off) gets NULL rather than an older movement.
+    IF NEW.quantity <> OLD.quantity THEN
+        SELECT l.id INTO v_ledger
+          FROM (SELECT g.id, g.delta, g.quantity_after, g.created_at
+                  FROM atomic_inventory.ledger AS g
+                 WHERE g.inventory_id = NEW.id
+                 ORDER BY g.id DESC LIMIT 1) AS l
+         WHERE l.delta = NEW.quantity - OLD.quantity
+           AND l.quantity_after = NEW.quantity
+           AND l.created_at = pg_catalog.now();
+    END IF;
+    IF NEW.reorder_point IS NOT NULL AND v_after <= NEW.reorder_point
+       AND v_before > COALESCE(OLD.reorder_point, -1) THEN
+        PERFORM atomic_inventory.emit_event('low_stock', NEW.id, NEW.tenant_id, v_before, v_after,
+                                            NEW.quantity, NEW.reorder_point, v_ledger, NULL, NULL, NULL);
+    END IF;
+    IF v_before > 0 AND v_after <= 0 THEN
+        PERFORM atomic_inventory.emit_event('out_of_stock', NEW.id, NEW.tenant_id, v_before, v_after,
+                                            NEW.quantity, NEW.reorder_point, v_ledger, NULL, NULL, NULL);
+    ELSIF v_before <= 0 AND v_after > 0 THEN
+        PERFORM atomic_inventory.emit_event('back_in_stock', NEW.id, NEW.tenant_id, v_before, v_after,
+                                            NEW.quantity, NEW.reorder_point, v_ledger, NULL, NULL, NULL);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER items_stock_events
+    AFTER UPDATE ON atomic_inventory.items
+    FOR EACH ROW
+    WHEN (OLD.stripes = 0 AND NEW.stripes = 0 AND OLD.track_inventory AND NEW.track_inventory
+          AND ((OLD.quantity - OLD.reserved > 0) <> (NEW.quantity - NEW.reserved > 0)
+               OR (NEW.quantity - NEW.reserved <= NEW.reorder_point
+                   AND OLD.quantity - OLD.reserved > COALESCE(OLD.reorder_point, -1))))
+    EXECUTE FUNCTION atomic_inventory.items_stock_events();
+
+-- Every movement as an event, when atomic_inventory.movement_events = on
+-- (off by default: an event row, a delivery per consumer and a notification
+-- per ledger row).
+CREATE FUNCTION atomic_inventory.ledger_movement_events() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT atomic_inventory.events_on() THEN
+        RETURN NULL;
+    END IF;
+    PERFORM atomic_inventory.emit_event('movement', NEW.inventory_id, NEW.tenant_id, NULL, NULL,
+        NEW.quantity_after, NULL, NEW.id, NULL, NULL,
+        pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+            'delta', NEW.delta, 'ledger_kind', NEW.kind, 'reason', NEW.reason,
+            'reference', NEW.reference, 'source', NEW.source, 'item_key', NEW.item_key)));
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER ledger_movement_events
+    AFTER INSERT ON atomic_inventory.ledger
+    FOR EACH ROW
+    WHEN (pg_catalog.current_setting('atomic_inventory.movement_events', true) = 'on')
+    EXECUTE FUNCTION atomic_inventory.ledger_movement_events();
+
+-- A reservation that expired (the sweep, expire_reservations): its
+-- reference and the lines it gave back.
+CREATE FUNCTION atomic_inventory.reservations_expired_events() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_lines jsonb;
+BEGIN
+    IF NOT atomic_inventory.events_on() THEN
+        RETURN NULL;
+    END IF;
+    IF NEW.source IS NULL THEN
+        SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('inventory_id', l.inventory_id,
+                                                                  'quantity', l.quantity)
+                                    ORDER BY l.inventory_id)
+          INTO v_lines
+          FROM atomic_inventory.reservation_lines AS l
+         WHERE l.reservation_id = NEW.id AND l.status IN ('active', 'expired');
+    ELSE
+        SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('item_id', l.item_key,
+                                                                  'quantity', l.quantity)
+                                    ORDER BY l.item_key)
+          INTO v_lines
+          FROM atomic_inventory.bound_reservation_lines AS l
+         WHERE l.reservation_id = NEW.id AND l.status IN ('active', 'expired');
+    END IF;
+    PERFORM atomic_inventory.emit_event('reservation_expired', NULL, NEW.tenant_id, NULL, NULL,
+        NULL, NULL, NULL, NEW.id, NULL,
+        pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+            'reference', NEW.reference, 'source', NEW.source, 'expires_at', NEW.expires_at,
+            'lines', COALESCE(v_lines, '[]'::jsonb))));
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER reservations_expired_events
+    AFTER UPDATE ON atomic_inventory.reservations
+    FOR EACH ROW
+    WHEN (OLD.status = 'active' AND NEW.status = 'expired')
+    EXECUTE FUNCTION atomic_inventory.reservations_expired_events();
+
+-- A claim whose lease ran out, taken away from its driver: by the sweep
+-- (back to available) or by another claim.
+CREATE FUNCTION atomic_inventory.batches_lease_events() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT atomic_inventory.events_on() THEN
+        RETURN NULL;
+    END IF;
+    PERFORM atomic_inventory.emit_event('batch_lease_lapsed', NULL, NEW.tenant_id, NULL, NULL,
+        NULL, NULL, NULL, NULL, NEW.id,
+        pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+            'previous_driver', OLD.claimed_by, 'lease_expired_at', OLD.lease_expires_at,
+            'status', NEW.status, 'claimed_by', NEW.claimed_by, 'reference', NEW.reference)));
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER batches_lease_events
+    AFTER UPDATE ON atomic_inventory.batches
+    FOR EACH ROW
+    WHEN (OLD.status = 'claimed' AND OLD.lease_expires_at < pg_catalog.statement_timestamp()
+          AND (NEW.status = 'available' OR NEW.claimed_by IS DISTINCT FROM OLD.claimed_by
+               OR NEW.claimed_at IS DISTINCT FROM OLD.claimed_at))
+    EXECUTE FUNCTION atomic_inventory.batches_lease_events();
+
+-- Supabase Realtime (docs/events.md): with SELECT granted and the table in
+-- the supabase_realtime publication, a subscriber sees only the events this
+-- policy lets it read (functions.sql defines it, with the caller functions).
+-- The extension's functions run as the table's owner, which bypasses it.
+ALTER TABLE atomic_inventory.events ENABLE ROW LEVEL SECURITY;
+
+SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.events', '');
+SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.events_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.event_consumers', '');
+SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.event_consumers_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.event_deliveries', '');

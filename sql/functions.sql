@@ -449,7 +449,7 @@ CREATE FUNCTION atomic_inventory.expire_reservations(p_limit integer DEFAULT 100
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 AS 'MODULE_PATHNAME', 'ai_expire_reservations';
 COMMENT ON FUNCTION atomic_inventory.expire_reservations(integer) IS
-    'The sweep: release up to p_limit due reservations (skipping any being committed or released right now). Returns {success, expired}. Each wait for a row lock is limited by atomic_inventory.sweep_lock_timeout: LOCK_TIMEOUT (PT503) past it, nothing changed. Schedule it with pg_cron, or let the background worker run it.';
+    'The sweep: release up to p_limit due reservations (skipping any being committed or released right now), and return up to p_limit batch claims whose lease lapsed to available. Returns {success, expired, lapsed_batches}. Each wait for a row lock is limited by atomic_inventory.sweep_lock_timeout: LOCK_TIMEOUT (PT503) past it, nothing changed. Schedule it with pg_cron, or let the background worker run it.';
 
 CREATE FUNCTION atomic_inventory.get_reservation(p_reservation_id uuid) RETURNS json
 LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -882,6 +882,292 @@ SELECT s.*
 COMMENT ON VIEW atomic_inventory.stats IS
     'Per-function calls since stats_reset(): successes, each error code, lock timeouts, deadlocks, serialization failures, cancels, latency percentiles (upper bounds of log-linear buckets, at most 25% high). scope = cluster (preloaded) or backend.';
 
+-- Stock events (docs/events.md): reorder points, consumers, retention. The
+-- events themselves are written by triggers (bootstrap.sql).
+
+-- Who may read events: the caller's tenant and shared items' (Supabase
+-- Realtime checks it for each subscriber; the functions run as the owner).
+CREATE POLICY events_tenant_read ON atomic_inventory.events FOR SELECT
+    USING (tenant_id IS NULL OR tenant_id = atomic_inventory.caller_tenant()
+           OR atomic_inventory.caller_is_admin());
+
+CREATE FUNCTION atomic_inventory.set_reorder_point(
+    p_inventory_id  uuid,
+    p_reorder_point numeric DEFAULT NULL
+) RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+DECLARE
+    v_row atomic_inventory.items;
+BEGIN
+    IF p_inventory_id IS NULL THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_inventory_id is required (got NULL)'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_inventory_id"}';
+    END IF;
+    IF p_reorder_point = 'NaN' OR p_reorder_point < 0 OR p_reorder_point > 1000000000000 THEN
+        RAISE EXCEPTION 'INVALID_QUANTITY: p_reorder_point must be a finite number between 0 and 1000000000000, or NULL for none'
+            USING ERRCODE = '22023',
+                  DETAIL = pg_catalog.json_build_object('code', 'INVALID_QUANTITY', 'field', 'p_reorder_point',
+                                                        'value', p_reorder_point::text)::text,
+                  HINT = 'Pass the available quantity at or below which a low_stock event should be written.';
+    END IF;
+    -- Takes the item's row lock like a sale. Raising the point above what
+    -- is available now crosses it: the item's low_stock event is written
+    -- by this change.
+    UPDATE atomic_inventory.items AS i SET reorder_point = p_reorder_point
+     WHERE i.id = p_inventory_id
+       AND (i.tenant_id IS NULL OR i.tenant_id = atomic_inventory.caller_tenant()
+            OR atomic_inventory.caller_is_admin())
+    RETURNING * INTO v_row;
+    IF v_row.id IS NULL THEN
+        RAISE EXCEPTION 'NOT_FOUND: inventory item % does not exist or is not visible to this tenant', p_inventory_id
+            USING ERRCODE = 'PT404',
+                  DETAIL = pg_catalog.json_build_object('code', 'NOT_FOUND', 'entity', 'inventory item', 'ids',
+                                                        pg_catalog.json_build_array(p_inventory_id))::text,
+                  HINT = 'Check the id, and that the caller acts for the item''s tenant.';
+    END IF;
+    RETURN pg_catalog.json_build_object('success', true, 'inventory_id', v_row.id,
+        'reorder_point', v_row.reorder_point, 'available', v_row.quantity - v_row.reserved,
+        'stripes', v_row.stripes);
+END;
+$$;
+COMMENT ON FUNCTION atomic_inventory.set_reorder_point(uuid, numeric) IS
+    'Set (or with NULL clear) an item''s reorder point: a low_stock event is written when available falls to it or below. Returns {success, inventory_id, reorder_point, available, stripes}.';
+
+CREATE FUNCTION atomic_inventory.low_stock_items(p_limit integer DEFAULT 1000)
+RETURNS TABLE (inventory_id uuid, sku text, name text, quantity numeric, reserved numeric,
+               available numeric, reorder_point numeric, tenant_id text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+BEGIN
+    IF p_limit IS NULL OR p_limit < 1 OR p_limit > 100000 THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_limit must be between 1 and 100000 (got %)', COALESCE(p_limit::text, 'NULL')
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_limit"}';
+    END IF;
+    RETURN QUERY
+    SELECT i.id, i.sku, i.name, i.quantity + s.total, i.reserved,
+           i.quantity + s.total - i.reserved, i.reorder_point, i.tenant_id
+      FROM atomic_inventory.items AS i
+     CROSS JOIN LATERAL (SELECT COALESCE(pg_catalog.sum(x.quantity), 0) AS total
+                           FROM atomic_inventory.item_stripes AS x WHERE x.item_id = i.id) AS s
+     WHERE i.reorder_point IS NOT NULL AND i.track_inventory
+       AND i.quantity + s.total - i.reserved <= i.reorder_point
+       AND (i.tenant_id IS NULL OR i.tenant_id = atomic_inventory.caller_tenant()
+            OR atomic_inventory.caller_is_admin())
+     ORDER BY i.quantity + s.total - i.reserved - i.reorder_point, i.id
+     LIMIT p_limit;
+END;
+$$;
+COMMENT ON FUNCTION atomic_inventory.low_stock_items(integer) IS
+    'Tracked items whose available stock is at or below their reorder point, furthest below first (striped items counted whole).';
+
+-- The consumer a caller names: its own tenant's (names are per tenant).
+CREATE FUNCTION atomic_inventory.event_consumer_id(p_consumer text) RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    IF p_consumer IS NULL OR p_consumer = '' OR pg_catalog.length(p_consumer) > 63 THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_consumer must be a name of 1 to 63 characters'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_consumer"}',
+                  HINT = 'Check the argument named in the detail.';
+    END IF;
+    SELECT c.id INTO v_id FROM atomic_inventory.event_consumers AS c
+     WHERE c.tenant_scope = COALESCE(atomic_inventory.caller_tenant(), '') AND c.name = p_consumer;
+    IF v_id IS NULL THEN
+        RAISE EXCEPTION 'NOT_FOUND: event consumer % does not exist for this tenant', p_consumer
+            USING ERRCODE = 'PT404',
+                  DETAIL = pg_catalog.json_build_object('code', 'NOT_FOUND', 'entity', 'event consumer', 'ids',
+                                                        pg_catalog.json_build_array(p_consumer))::text,
+                  HINT = 'Create it with create_event_consumer first; names are per tenant.';
+    END IF;
+    RETURN v_id;
+END;
+$$;
+
+CREATE FUNCTION atomic_inventory.create_event_consumer(
+    p_consumer  text,
+    p_tenant_id text DEFAULT NULL
+) RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+DECLARE
+    v_caller text := atomic_inventory.caller_tenant();
+    v_admin  boolean := atomic_inventory.caller_is_admin();
+    v_tenant text := COALESCE(p_tenant_id, v_caller);
+    v_row    atomic_inventory.event_consumers;
+BEGIN
+    IF p_consumer IS NULL OR p_consumer = '' OR pg_catalog.length(p_consumer) > 63 THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_consumer must be a name of 1 to 63 characters'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_consumer"}',
+                  HINT = 'Check the argument named in the detail.';
+    END IF;
+    IF pg_catalog.length(p_tenant_id) > 255 THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_tenant_id is longer than 255 characters'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_tenant_id"}',
+                  HINT = 'Check the argument named in the detail.';
+    END IF;
+    IF v_tenant IS DISTINCT FROM v_caller AND NOT v_admin THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_tenant_id can only be your own tenant'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_tenant_id"}';
+    END IF;
+    -- the same call again answers with the consumer (created = false)
+    INSERT INTO atomic_inventory.event_consumers (tenant_scope, name, tenant_id, all_tenants)
+    VALUES (COALESCE(v_caller, ''), p_consumer, v_tenant, v_admin AND v_tenant IS NULL)
+    ON CONFLICT (tenant_scope, name) DO NOTHING
+    RETURNING * INTO v_row;
+    IF v_row.id IS NULL THEN
+        SELECT * INTO v_row FROM atomic_inventory.event_consumers AS c
+         WHERE c.tenant_scope = COALESCE(v_caller, '') AND c.name = p_consumer;
+        RETURN pg_catalog.json_build_object('success', true, 'consumer', v_row.name, 'created', false,
+            'tenant_id', v_row.tenant_id, 'all_tenants', v_row.all_tenants, 'created_at', v_row.created_at);
+    END IF;
+    RETURN pg_catalog.json_build_object('success', true, 'consumer', v_row.name, 'created', true,
+        'tenant_id', v_row.tenant_id, 'all_tenants', v_row.all_tenants, 'created_at', v_row.created_at);
+END;
+$$;
+COMMENT ON FUNCTION atomic_inventory.create_event_consumer(text, text) IS
+    'Create a named consumer group: it gets every event written from now on that its tenant may see (an admin without a tenant: all). The same call again answers with it (created = false). Returns {success, consumer, created, tenant_id, all_tenants, created_at}.';
+
+CREATE FUNCTION atomic_inventory.drop_event_consumer(p_consumer text) RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+DECLARE
+    v_id bigint := atomic_inventory.event_consumer_id(p_consumer);
+    v_n  bigint;
+BEGIN
+    SELECT pg_catalog.count(*) INTO v_n FROM atomic_inventory.event_deliveries AS d
+     WHERE d.consumer_id = v_id AND d.acked_at IS NULL;
+    DELETE FROM atomic_inventory.event_consumers WHERE id = v_id;
+    RETURN pg_catalog.json_build_object('success', true, 'consumer', p_consumer, 'pending_dropped', v_n);
+END;
+$$;
+COMMENT ON FUNCTION atomic_inventory.drop_event_consumer(text) IS
+    'Drop a consumer group and its pending deliveries. Returns {success, consumer, pending_dropped}.';
+
+CREATE FUNCTION atomic_inventory.read_events(
+    p_consumer           text,
+    p_limit              integer DEFAULT 100,
+    p_visibility_seconds integer DEFAULT 30
+) RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+DECLARE
+    v_id  bigint := atomic_inventory.event_consumer_id(p_consumer);
+    v_out json;
+BEGIN
+    IF p_limit IS NULL OR p_limit < 1 OR p_limit > 1000 THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_limit must be between 1 and 1000 (got %)', COALESCE(p_limit::text, 'NULL')
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_limit"}';
+    END IF;
+    IF p_visibility_seconds IS NULL OR p_visibility_seconds < 1 OR p_visibility_seconds > 86400 THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_visibility_seconds must be between 1 and 86400 (got %)',
+                        COALESCE(p_visibility_seconds::text, 'NULL')
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_visibility_seconds"}';
+    END IF;
+    -- SKIP LOCKED: workers of one group reading at once each take other
+    -- events. A taken event is hidden until its visibility timeout; unless
+    -- acknowledged by then, the next read hands it out again.
+    WITH picked AS (
+        SELECT d.event_id FROM atomic_inventory.event_deliveries AS d
+         WHERE d.consumer_id = v_id AND d.acked_at IS NULL
+           AND d.visible_at <= pg_catalog.clock_timestamp()
+         ORDER BY d.event_id
+         LIMIT p_limit
+           FOR UPDATE SKIP LOCKED
+    ), taken AS (
+        UPDATE atomic_inventory.event_deliveries AS d
+           SET visible_at = pg_catalog.clock_timestamp()
+                            + pg_catalog.make_interval(secs => p_visibility_seconds),
+               read_count = d.read_count + 1
+          FROM picked AS p
+         WHERE d.consumer_id = v_id AND d.event_id = p.event_id
+        RETURNING d.event_id, d.read_count
+    )
+    SELECT COALESCE(pg_catalog.json_agg(pg_catalog.json_build_object(
+               'id', e.id, 'kind', e.kind, 'inventory_id', e.inventory_id,
+               'reservation_id', e.reservation_id, 'batch_id', e.batch_id, 'ledger_id', e.ledger_id,
+               'tenant_id', e.tenant_id, 'available_before', e.available_before,
+               'available_after', e.available_after, 'quantity_after', e.quantity_after,
+               'reorder_point', e.reorder_point, 'detail', e.detail, 'created_at', e.created_at,
+               'read_count', t.read_count) ORDER BY e.id), '[]'::json)
+      INTO v_out
+      FROM taken AS t JOIN atomic_inventory.events AS e ON e.id = t.event_id;
+    RETURN v_out;
+END;
+$$;
+COMMENT ON FUNCTION atomic_inventory.read_events(text, integer, integer) IS
+    'Up to p_limit pending events of consumer p_consumer, oldest first, hidden from the group''s other readers for p_visibility_seconds; acknowledge them with ack_events or they come again. Returns a JSON array of events with read_count.';
+
+CREATE FUNCTION atomic_inventory.ack_events(p_consumer text, p_event_ids bigint[]) RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+DECLARE
+    v_id      bigint := atomic_inventory.event_consumer_id(p_consumer);
+    v_unknown bigint[];
+    v_n       bigint;
+BEGIN
+    IF p_event_ids IS NULL OR pg_catalog.cardinality(p_event_ids) = 0
+       OR pg_catalog.cardinality(p_event_ids) > 1000 OR pg_catalog.array_position(p_event_ids, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_event_ids must be an array of 1 to 1000 event ids'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_event_ids"}';
+    END IF;
+    -- Ids never delivered to this consumer (another tenant's, a typo) are
+    -- refused as a whole; acknowledging one again (a retry) is fine.
+    SELECT pg_catalog.array_agg(DISTINCT x.id ORDER BY x.id) INTO v_unknown
+      FROM pg_catalog.unnest(p_event_ids) AS x(id)
+     WHERE NOT EXISTS (SELECT FROM atomic_inventory.event_deliveries AS d
+                        WHERE d.consumer_id = v_id AND d.event_id = x.id);
+    IF v_unknown IS NOT NULL THEN
+        RAISE EXCEPTION 'NOT_FOUND: events % were not delivered to consumer %', v_unknown, p_consumer
+            USING ERRCODE = 'PT404',
+                  DETAIL = pg_catalog.json_build_object('code', 'NOT_FOUND', 'entity', 'event',
+                                                        'ids', pg_catalog.to_json(v_unknown))::text,
+                  HINT = 'Acknowledge the ids read_events returned to this consumer.';
+    END IF;
+    UPDATE atomic_inventory.event_deliveries AS d SET acked_at = pg_catalog.clock_timestamp()
+     WHERE d.consumer_id = v_id AND d.event_id = ANY (p_event_ids) AND d.acked_at IS NULL;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    RETURN pg_catalog.json_build_object('success', true, 'consumer', p_consumer, 'acked', v_n);
+END;
+$$;
+COMMENT ON FUNCTION atomic_inventory.ack_events(text, bigint[]) IS
+    'Acknowledge events read by consumer p_consumer: they are not handed out again. Ids never delivered to it are refused (NOT_FOUND, PT404); acknowledging again is fine. Returns {success, consumer, acked} (newly acknowledged).';
+
+CREATE FUNCTION atomic_inventory.purge_events(p_older_than interval DEFAULT '7 days') RETURNS json
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+DECLARE
+    v_deliveries bigint;
+    v_events     bigint;
+BEGIN
+    IF p_older_than IS NULL OR p_older_than < interval '0' THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_older_than must be an interval of 0 or more (got %)',
+                        COALESCE(p_older_than::text, 'NULL')
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_older_than"}';
+    END IF;
+    DELETE FROM atomic_inventory.event_deliveries AS d WHERE d.acked_at IS NOT NULL;
+    GET DIAGNOSTICS v_deliveries = ROW_COUNT;
+    -- an event some consumer has not acknowledged stays, however old
+    DELETE FROM atomic_inventory.events AS e
+     WHERE e.created_at < pg_catalog.now() - p_older_than
+       AND NOT EXISTS (SELECT FROM atomic_inventory.event_deliveries AS d WHERE d.event_id = e.id);
+    GET DIAGNOSTICS v_events = ROW_COUNT;
+    RETURN pg_catalog.json_build_object('success', true, 'deliveries', v_deliveries, 'events', v_events);
+END;
+$$;
+COMMENT ON FUNCTION atomic_inventory.purge_events(interval) IS
+    'Retention: delete acknowledged deliveries, and events older than p_older_than that no consumer still has pending. Schedule it (pg_cron). Returns {success, deliveries, events}.';
+
 -- Grants. Nothing is callable by PUBLIC; grant_usage() opens the caller-facing
 -- functions to a role (e.g. Supabase's authenticated and service_role).
 REVOKE ALL ON ALL TABLES IN SCHEMA atomic_inventory FROM PUBLIC;
@@ -931,6 +1217,12 @@ BEGIN
         'atomic_inventory.bound_increment_packing_quantity(text, text, text, text, integer, text, integer)',
         'atomic_inventory.bound_decrement_packing_quantity(text, text, text, integer, text, integer)',
         'atomic_inventory.reconcile_source(text)',
+        'atomic_inventory.set_reorder_point(uuid, numeric)',
+        'atomic_inventory.low_stock_items(integer)',
+        'atomic_inventory.create_event_consumer(text, text)',
+        'atomic_inventory.drop_event_consumer(text)',
+        'atomic_inventory.read_events(text, integer, integer)',
+        'atomic_inventory.ack_events(text, bigint[])',
         'atomic_inventory.caller_tenant()',
         'atomic_inventory.caller_is_admin()'
     ]::regprocedure[] LOOP

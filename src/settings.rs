@@ -25,6 +25,13 @@ pub static TENANT_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>
 /// with `GRANT SET ON PARAMETER`): the ledger is an audit trail, so a caller
 /// must not be able to switch it off for their own calls.
 pub static LEDGER: GucSetting<bool> = GucSetting::<bool>::new(true);
+/// Whether stock events are written (read in SQL by the event triggers,
+/// `events_on()`). Superuser-only like the ledger: consumers count on
+/// every crossing being there.
+pub static EVENTS: GucSetting<bool> = GucSetting::<bool>::new(true);
+/// Whether every ledger row is also written as a `movement` event (read in
+/// SQL by the trigger `ledger_movement_events`).
+pub static MOVEMENT_EVENTS: GucSetting<bool> = GucSetting::<bool>::new(false);
 
 /// The lock wait limit for a sweep in this session: sweep_lock_timeout,
 /// unless the session's own lock_timeout is shorter (None: leave it).
@@ -111,6 +118,22 @@ pub fn init() {
         c"Write a ledger row for every stock movement (the audit trail).",
         c"off: movements change stock only, as a bare UPDATE would; reconcile() then reports drift for items moved meanwhile.",
         &LEDGER,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"atomic_inventory.events",
+        c"Write stock events (low_stock, out_of_stock, back_in_stock, reservation_expired, batch_lease_lapsed).",
+        c"off: no events rows, deliveries or notifications (docs/events.md).",
+        &EVENTS,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"atomic_inventory.movement_events",
+        c"Also write every ledger row as a movement event.",
+        c"Needs atomic_inventory.events = on and the ledger on.",
+        &MOVEMENT_EVENTS,
         GucContext::Suset,
         GucFlags::default(),
     );

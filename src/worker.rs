@@ -7,7 +7,7 @@
 //! skip each other's rows (SKIP LOCKED).
 
 use crate::error::Error;
-use crate::ops::reservations;
+use crate::ops::{batches, reservations};
 use crate::pg::{path, spi};
 use crate::settings;
 use crate::source::holds::{self, Sweep};
@@ -65,6 +65,13 @@ pub extern "C-unwind" fn ai_sweeper_main(_arg: pg_sys::Datum) {
         // Holds whose item stayed locked past sweep_lock_timeout are left
         // out of the batches and tried again one by one, a few per round.
         let outcome = round(limit, &mut busy);
+        // Then lapsed batch claims go back to available (never waits).
+        match lapse(limit) {
+            Ok(0) => {}
+            Ok(n) => log!("atomic_inventory sweeper returned {n} lapsed batch claims"),
+            Err(Error::SchemaOutdated { .. }) => {} // warned about below
+            Err(e) => warning!("atomic_inventory sweeper: lapsed batch claims: {e}"),
+        }
         match outcome {
             // The default database is `postgres`; with the extension
             // installed elsewhere the worker would sweep nothing, silently.
@@ -227,6 +234,22 @@ fn round(limit: i32, busy: &mut Vec<Uuid>) -> Result<Attempt, Error> {
         }
     }
     Ok(outcome)
+}
+
+/// One transaction returning up to `limit` lapsed batch claims to
+/// available (ops::batches::lapse); 0 where the extension is missing.
+fn lapse(limit: i32) -> Result<i32, Error> {
+    BackgroundWorker::transaction(|| {
+        path::pinned(|| {
+            Spi::connect_mut(|c| {
+                let Some(installed) = spi::installed_version(c)? else {
+                    return Ok(0);
+                };
+                spi::require_version(installed)?;
+                spi::isolated(|| batches::lapse(c, limit))
+            })
+        })
+    })
 }
 
 fn one(id: Uuid) -> Sweep {

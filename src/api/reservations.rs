@@ -7,6 +7,7 @@ use crate::core::caller::Caller;
 use crate::core::idempotency;
 use crate::core::validate;
 use crate::error::{Error, Result};
+use crate::ops::batches;
 use crate::ops::reservations::{self, Settlement};
 use crate::pg::fmgr::{entry_points, Args};
 use crate::pg::spi::with_spi;
@@ -216,10 +217,11 @@ fn expire(args: &Args) -> Result<String> {
     // for one row another transaction keeps locked would hold every item
     // before it, stalling their sales for as long as that transaction lives.
     // Past the limit the call fails with LOCK_TIMEOUT, nothing changed.
-    let n = with_spi(settings::sweep_lock_timeout(), |c| {
-        reservations::sweep(c, limit, &Sweep::default())
+    let (n, lapsed) = with_spi(settings::sweep_lock_timeout(), |c| {
+        let n = reservations::sweep(c, limit, &Sweep::default())?;
+        Ok((n, batches::lapse(c, limit)?))
     })?;
-    Ok(json!({"success": true, "expired": n}).to_string())
+    Ok(json!({"success": true, "expired": n, "lapsed_batches": lapsed}).to_string())
 }
 
 entry_points! {

@@ -96,3 +96,10 @@ pub fn transition<S: BatchSource>(
         lease_lapsed_at: b.lapsed_at,
     })
 }
+
+/// The sweep's part for batches: claims whose lease lapsed go back to
+/// available, up to `limit` (the extension's own batches; an adopted batch
+/// table keeps its lapsed claims claimable as they are).
+pub fn lapse(c: &mut SpiClient<'_>, limit: i32) -> Result<i32> {
+    crate::source::own::batches::lapse(c, limit)
+}

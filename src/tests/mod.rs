@@ -5,6 +5,7 @@ pub mod support;
 mod batches;
 mod bound;
 mod bound_reservations;
+mod events;
 mod packing;
 mod reservations;
 mod sources;

@@ -199,6 +199,36 @@ fn statuses(t: Transition) -> (&'static [&'static str], &'static str) {
     }
 }
 
+/// The sweep's part for batches: up to $1 claims whose lease lapsed go back
+/// to available (the trigger batches_lease_events records each one). SKIP
+/// LOCKED: a claim some driver is changing right now is left for the next
+/// sweep, which never waits on a batch.
+const LAPSE: Stmt = Stmt {
+    name: "batch_lapse",
+    sql: "WITH due AS ( \
+            SELECT c.id FROM atomic_inventory.batches AS c \
+             WHERE c.status = 'claimed' AND c.lease_expires_at < pg_catalog.statement_timestamp() \
+             ORDER BY c.lease_expires_at \
+             LIMIT $1 \
+               FOR UPDATE SKIP LOCKED \
+          ), done AS ( \
+            UPDATE atomic_inventory.batches AS b \
+               SET status = 'available', claimed_by = NULL, claimed_at = NULL, \
+                   lease_expires_at = NULL, updated_at = pg_catalog.now() \
+              FROM due WHERE b.id = due.id \
+            RETURNING b.id \
+          ) \
+          SELECT pg_catalog.count(*)::int4 FROM done",
+    args: &[INT],
+};
+
+/// Return up to `limit` lapsed claims of the extension's own batches to
+/// available; how many.
+pub fn lapse(c: &mut SpiClient<'_>, limit: i32) -> Result<i32> {
+    let t = run(c, &LAPSE, &[limit.into()])?;
+    Ok(t.first().get::<i32>(1)?.unwrap_or(0))
+}
+
 /// The status that makes a retry of `t` a success.
 pub fn done_status(t: Transition) -> Option<&'static str> {
     match t {
