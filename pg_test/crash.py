@@ -647,6 +647,37 @@ class Round:
         self.verify_batches(a, ck, now)
         self.verify_bbatches(a, ck)
         self.verify_packing(a, ck)
+        self.verify_events(a, ck)
+
+    def verify_events(self, a, ck):
+        """Events commit with their movements: with movement_events on (set by
+        main), every committed ledger row of the round has exactly one
+        movement event and every movement event its ledger row; each item's
+        out_of_stock / back_in_stock events alternate, starting in stock, and
+        the last one matches its stock now."""
+        srcs = [self.inv, self.inv4]
+        rows = a.execute(
+            f"SELECT l.id, (SELECT count(*) FROM {S}.events e WHERE e.kind = 'movement' AND e.ledger_id = l.id) "
+            f"FROM {S}.ledger l WHERE l.inventory_id = ANY(%s::uuid[]) OR l.source = ANY(%s)",
+            (self.items, srcs)).fetchall()
+        missing = [i for i, n in rows if n == 0]
+        twice = [i for i, n in rows if n > 1]
+        ck("every_committed_movement_has_its_event", rows and not missing,
+           f"{len(missing)} of {len(rows)} ledger rows without a movement event, e.g. {missing[:3]}")
+        ck("movement_event_written_once", not twice, f"ledger rows with several movement events: {twice[:3]}")
+        orphans = [e for (e,) in a.execute(
+            f"SELECT e.id FROM {S}.events e WHERE e.kind = 'movement' "
+            f"AND (e.inventory_id = ANY(%s::uuid[]) OR e.detail->>'source' = ANY(%s)) "
+            f"AND NOT EXISTS (SELECT FROM {S}.ledger l WHERE l.id = e.ledger_id)", (self.items, srcs)).fetchall()]
+        ck("no_event_without_its_movement", not orphans, f"movement events whose ledger row is gone: {orphans[:3]}")
+        for item in self.items:
+            kinds = [k for (k,) in a.execute(
+                f"SELECT kind FROM {S}.events WHERE inventory_id = %s AND kind IN ('out_of_stock', 'back_in_stock') "
+                "ORDER BY id", (item,)).fetchall()]
+            free = a.execute(f"SELECT quantity - reserved FROM {S}.items WHERE id = %s", (item,)).fetchone()[0]
+            alternate = all(k == ("out_of_stock" if j % 2 == 0 else "back_in_stock") for j, k in enumerate(kinds))
+            ck("stock_crossings_alternate_and_match_stock", alternate and (free <= 0) == (len(kinds) % 2 == 1),
+               f"{item}: {kinds}, available now {free}")
 
     def verify_moves(self, a, ck, applied):
         moves = [op for op in self.ops if op.cat == "move"]
@@ -1179,6 +1210,23 @@ def inj_bound_reserved_above_quantity(a, rd):
     return f"{rd.inv4} {i}: reserved one above its quantity"
 
 
+def inj_movement_event_lost(a, rd):
+    ev = a.execute(f"DELETE FROM {S}.events WHERE id = (SELECT max(id) FROM {S}.events WHERE kind = 'movement' "
+                   "AND inventory_id = ANY(%s::uuid[])) RETURNING ledger_id", (rd.items,)).fetchone()
+    if not ev:
+        raise NoTarget("no movement event")
+    return f"deleted the movement event of ledger row {ev[0]}"
+
+
+def inj_crossing_event_lost(a, rd):
+    ev = a.execute(f"DELETE FROM {S}.events WHERE id = (SELECT max(id) FROM {S}.events "
+                   "WHERE kind IN ('out_of_stock', 'back_in_stock') AND inventory_id = ANY(%s::uuid[])) "
+                   "RETURNING kind, inventory_id", (rd.items,)).fetchone()
+    if not ev:
+        raise NoTarget("no crossing event")
+    return f"deleted the last {ev[0]} event of item {ev[1]}"
+
+
 def inj_lapsed_claim_locked(a, rd):
     rows = a.execute(f"SELECT id FROM {S}.batches WHERE zone = %s AND status = 'claimed' "
                      "AND lease_expires_at < statement_timestamp()", (rd.zone,)).fetchall()
@@ -1222,10 +1270,25 @@ INJECTIONS = {
     "packed_over_needed": ("packed_within_needed_and_picked", inj_packed_over_needed, "checks"),
     "lost_click": ("packed_equals_acknowledged_clicks", inj_lost_click, "checks"),
     "lapsed_claim_locked": ("lapsed_claim_claimable_after_recovery", inj_lapsed_claim_locked, "checks"),
+    "movement_event_lost": ("every_committed_movement_has_its_event", inj_movement_event_lost, "checks"),
+    "crossing_event_lost": ("stock_crossings_alternate_and_match_stock", inj_crossing_event_lost, "checks"),
 }
 
 
 def main():
+    try:
+        run()
+    finally:
+        # leave the cluster's settings as they were
+        try:
+            with connect() as admin:
+                admin.execute("ALTER SYSTEM RESET atomic_inventory.movement_events")
+                admin.execute("SELECT pg_reload_conf()")
+        except psycopg.Error:
+            pass
+
+
+def run():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--long", action="store_true", help="20 rounds")
@@ -1246,6 +1309,11 @@ def main():
           + (f", injecting {a.inject}" if a.inject else ""))
     started = time.monotonic()
     ensure_app_role()
+    # every movement as an event, in every session (the sweeper's too), so
+    # the checks can pair each committed ledger row with its event
+    with connect() as admin:
+        admin.execute("ALTER SYSTEM SET atomic_inventory.movement_events = on")
+        admin.execute("SELECT pg_reload_conf()")
     checks = Checks("crash", show="failures")
 
     def ck(name, ok, info=""):

@@ -12,6 +12,7 @@ SELECT line FROM (
            || ' options=' || coalesce(c.reloptions::text, '-')
            || ' comment=' || coalesce(obj_description(c.oid, 'pg_class'), '-')
            || coalesce(' view=' || pg_get_viewdef(c.oid), '')
+           || ' rls=' || c.relrowsecurity || '/' || c.relforcerowsecurity
       FROM pg_class c, ns WHERE c.relnamespace = ns.oid
     UNION ALL
     SELECT 'column ' || c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
@@ -30,6 +31,10 @@ SELECT line FROM (
     SELECT 'trigger ' || pg_get_triggerdef(t.oid)
       FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid, ns
      WHERE c.relnamespace = ns.oid AND NOT t.tgisinternal
+    UNION ALL
+    SELECT 'policy ' || po.tablename || ' ' || po.policyname || ' ' || po.cmd || ' roles=' || po.roles::text
+           || ' using=' || coalesce(po.qual, '-') || ' check=' || coalesce(po.with_check, '-')
+      FROM pg_policies po WHERE po.schemaname = 'atomic_inventory'
     UNION ALL
     SELECT 'type ' || t.typname || ' ' || t.typtype::text
       FROM pg_type t, ns WHERE t.typnamespace = ns.oid
