@@ -178,6 +178,32 @@ CASES = [
     # statuses outside the bound vocabulary: an enum status column's labels
     ("bind_packing_source('bad_p3', 'bad_wh.sessions', 'bad_wh.lines', 'bad_wh.orders', 'bad_wh.picked', p_completed_values => ARRAY['']::text[])", "22023", "INVALID_INPUT"),
     ("bind_packing_source('bad_p3', 'bad_wh.sessions', 'bad_wh.lines', 'bad_wh.orders', 'bad_wh.picked', p_closed_values => ARRAY['new', 'shipped'], p_completed_values => ARRAY['shipped'])", "22023", "INVALID_INPUT"),
+    # stock events
+    ("set_reorder_point(NULL, 1)", "22023", "INVALID_INPUT"),
+    ("set_reorder_point('{item}', -1)", "22023", "INVALID_QUANTITY"),
+    ("set_reorder_point('{item}', 'NaN')", "22023", "INVALID_QUANTITY"),
+    ("set_reorder_point('{item}', 'Infinity')", "22023", "INVALID_QUANTITY"),
+    ("set_reorder_point('{item}', 1e13)", "22023", "INVALID_QUANTITY"),
+    ("set_reorder_point('%s', 1)" % MISSING, "PT404", "NOT_FOUND"),
+    ("low_stock_items(0)", "22023", "INVALID_INPUT"),
+    ("low_stock_items(NULL)", "22023", "INVALID_INPUT"),
+    ("low_stock_items(100001)", "22023", "INVALID_INPUT"),
+    ("create_event_consumer(NULL)", "22023", "INVALID_INPUT"),
+    ("create_event_consumer('')", "22023", "INVALID_INPUT"),
+    ("read_events('no-such-consumer')", "PT404", "NOT_FOUND"),
+    ("read_events('bad-inputs', 0)", "22023", "INVALID_INPUT"),
+    ("read_events('bad-inputs', -1)", "22023", "INVALID_INPUT"),
+    ("read_events('bad-inputs', 1001)", "22023", "INVALID_INPUT"),
+    ("read_events('bad-inputs', 10, 0)", "22023", "INVALID_INPUT"),
+    ("read_events('bad-inputs', 10, 86401)", "22023", "INVALID_INPUT"),
+    ("ack_events('bad-inputs', NULL)", "22023", "INVALID_INPUT"),
+    ("ack_events('bad-inputs', ARRAY[]::bigint[])", "22023", "INVALID_INPUT"),
+    ("ack_events('bad-inputs', ARRAY[NULL]::bigint[])", "22023", "INVALID_INPUT"),
+    ("ack_events('bad-inputs', ARRAY[-1])", "PT404", "NOT_FOUND"),
+    ("ack_events('no-such-consumer', ARRAY[1])", "PT404", "NOT_FOUND"),
+    ("drop_event_consumer('no-such-consumer')", "PT404", "NOT_FOUND"),
+    ("purge_events(NULL)", "22023", "INVALID_INPUT"),
+    ("purge_events('-1 day')", "22023", "INVALID_INPUT"),
 ]
 
 # Every free-text argument (text, varchar, text[]) of every function, with
@@ -273,11 +299,22 @@ TEXT_LIMITS = {
     ("bound_decrement_packing_quantity", "p_progress_id"): (255, "bound_decrement_packing_quantity('{psrc}', {v}, 's1')"),
     ("bound_decrement_packing_quantity", "p_session_id"): (255, "bound_decrement_packing_quantity('{psrc}', 'l1', {v})"),
     ("bound_decrement_packing_quantity", "p_idempotency_key"): (255, "bound_decrement_packing_quantity('{psrc}', 'l1', 's1', p_idempotency_key => {v})"),
+    ("create_event_consumer", "p_consumer"): (63, "create_event_consumer({v})"),
+    ("create_event_consumer", "p_tenant_id"): (255, "create_event_consumer('bad-inputs-2', {v})"),
+    ("drop_event_consumer", "p_consumer"): (63, "drop_event_consumer({v})"),
+    ("read_events", "p_consumer"): (63, "read_events({v})"),
+    ("ack_events", "p_consumer"): (63, "ack_events({v}, ARRAY[1])"),
 }
 
 
+# Helpers the extension's own functions and triggers call, never granted to
+# anyone (grant_usage leaves them out): their text comes from our code.
+INTERNAL = {"emit_event", "event_consumer_id"}
+
+
 def text_arguments(conn):
-    """(function, argument) of every text, varchar or text[] argument of the extension's functions."""
+    """(function, argument) of every text, varchar or text[] argument of the
+    extension's functions, but the INTERNAL helpers."""
     rows = conn.execute(f"""
         SELECT p.proname::text, a.name
           FROM pg_proc AS p
@@ -285,7 +322,7 @@ def text_arguments(conn):
          CROSS JOIN LATERAL unnest(p.proargnames, p.proargtypes::oid[]) AS a(name, typ)
          WHERE a.typ IN ('text'::regtype, 'varchar'::regtype, 'text[]'::regtype, 'varchar[]'::regtype)
          ORDER BY 1, 2""").fetchall()
-    return {(f, a) for f, a in rows}
+    return {(f, a) for f, a in rows if f not in INTERNAL}
 
 
 def documented_limits():
@@ -391,6 +428,7 @@ def main():
     conn.execute(f"INSERT INTO {S}.orders (id) VALUES (%s)", (order,))
     conn.execute(f"INSERT INTO {S}.packing_progress (id, picking_session_id, order_id, product_id, quantity_needed) "
                  "VALUES (%s, %s, %s, %s, 2)", (line, session, order, item))
+    conn.execute(f"SELECT {S}.create_event_consumer('bad-inputs')")
     conn.execute("DROP TABLE IF EXISTS public.bad_inputs_inv, public.bad_inputs_plain")
     conn.execute("CREATE TABLE public.bad_inputs_inv (id text PRIMARY KEY, qty integer NOT NULL CHECK (qty >= 0), "
                  "held integer NOT NULL DEFAULT 0)")
