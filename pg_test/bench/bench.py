@@ -48,6 +48,8 @@ VARIANTS = {
     "raw_update_ledger": ("raw_update_ledger.sql", ITEMS, 1, False, None),
     "decrement": ("decrement.sql", ITEMS, 1, False, None),
     "decrement_noledger": ("decrement.sql", ITEMS, 1, False, None),
+    "decrement_events": ("decrement.sql", ITEMS, 1, False, None),
+    "decrement_events_off": ("decrement.sql", ITEMS, 1, False, None),
     "decrement_bound": ("decrement_bound.sql", "SELECT coalesce(sum(1e12 - quantity), 0) FROM bench.items_bound",
                         1, False, None),
     "decrement_striped": ("decrement_striped.sql", STRIPED, 1, False, ["hot"]),
@@ -78,7 +80,14 @@ OPTIONS = {
     "decrement_many_noledger": "-c atomic_inventory.ledger=off",
     "decrement_set_clause": "-c atomic_inventory.ledger=off",
     "decrement_invoker": "-c atomic_inventory.ledger=off",
+    "decrement_events_off": "-c atomic_inventory.events=off",
 }
+# Sales with stock events: every bench item gets a reorder point 3 units
+# under its stock (the hot item and the zipf head cross it early in the
+# run, writing a low_stock event each), and a LISTEN session is connected.
+# The same sale with events off is the baseline (the trigger's WHEN clause
+# still runs there).
+EVENTS = ("decrement_events", "decrement_events_off")
 # ours vs the baseline it replaces
 RATIOS = [("decrement_noledger", "raw_update"), ("decrement_noledger", "raw_update_items"),
           ("decrement_noledger", "pos_function"),
@@ -88,7 +97,7 @@ RATIOS = [("decrement_noledger", "raw_update"), ("decrement_noledger", "raw_upda
           ("reserve_commit", "checkout_reserve_commit"), ("claim_next", "claim_route"),
           ("packing_bound", "packing"), ("packing_bound", "packing_fallback"),
           ("decrement_set_clause", "raw_update"), ("decrement_invoker", "raw_update"),
-          ("decrement_noledger", "decrement_set_clause")]
+          ("decrement_noledger", "decrement_set_clause"), ("decrement_events", "decrement_events_off")]
 BASELINES = ("raw_update", "raw_update_items", "pos_function", "raw_update_ledger", "checkout_per_item",
              "checkout_reserve_commit", "claim_route", "packing_fallback")
 
@@ -107,6 +116,9 @@ def reset(c, variant):
     if variant in ("claim_next", "claim_route"):
         c.execute(f"UPDATE {S}.batches SET status = 'available', claimed_by = NULL, claimed_at = NULL, "
                   f"lease_expires_at = NULL WHERE zone = 'bench' AND status <> 'available'")
+    points = "quantity - 3" if variant in EVENTS else "NULL"
+    c.execute(f"UPDATE {S}.items SET reorder_point = {points} WHERE sku LIKE 'bench-%' "
+              f"AND reorder_point IS DISTINCT FROM {points}")
     # the same clean start for every variant: no dead tuples, no dirty buffers
     for t in ("bench.inventory", "bench.packing_progress", f"{S}.items", f"{S}.packing_progress", f"{S}.batches", f"{S}.reservations",
               f"{S}.reservation_lines", f"{S}.ledger", f"{S}.item_stripes"):
@@ -167,9 +179,16 @@ def run_one(c, variant, dist, clients, seconds, bindir, tmp):
     prefix = os.path.join(tmp, f"log-{variant}-{dist}-{clients}")
     cmd = [os.path.join(bindir, "pgbench"), "-n", "-M", "prepared", "-c", str(clients), "-j", str(min(clients, 2)),
            "-T", str(seconds), "-f", path, "--max-tries", "10", "-l", "--log-prefix", prefix]
+    listener = None
+    if variant in EVENTS:
+        import psycopg
+        listener = psycopg.connect("", autocommit=True)
+        listener.execute("LISTEN atomic_inventory_events")
     cpu0 = cpu_times()
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     cpu1 = cpu_times()
+    if listener:
+        listener.close()
     if out.returncode not in (0, 2):  # 2: some transactions failed (counted below)
         sys.exit(f"pgbench failed for {variant}/{dist}/{clients}:\n{out.stderr}")
     after = c.execute(counter).fetchone()[0]
