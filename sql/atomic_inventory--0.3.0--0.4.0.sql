@@ -392,12 +392,15 @@ DECLARE
 BEGIN
     EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA atomic_inventory TO %I', p_role);
     FOREACH f IN ARRAY ARRAY[
-        'atomic_inventory.decrement_inventory(uuid, numeric, text, text, text, integer)',
+        'atomic_inventory.decrement_inventory(uuid, numeric, text, text, text, integer, uuid)',
         'atomic_inventory.decrement_inventory_many(jsonb, text, text, text, integer)',
-        'atomic_inventory.increment_inventory(uuid, numeric, text, text, text, integer)',
-        'atomic_inventory.adjust_inventory(uuid, numeric, numeric, boolean, text, text, text, integer)',
+        'atomic_inventory.increment_inventory(uuid, numeric, text, text, text, integer, uuid)',
+        'atomic_inventory.transfer_inventory(uuid, uuid, uuid, numeric, text, text, text, integer)',
+        'atomic_inventory.adjust_inventory(uuid, numeric, numeric, boolean, text, text, text, integer, uuid)',
         'atomic_inventory.create_item(numeric, text, text, boolean, text, uuid)',
-        'atomic_inventory.get_inventory(uuid)',
+        'atomic_inventory.get_inventory(uuid, uuid)',
+        'atomic_inventory.create_location(text, text, integer, boolean, text, uuid)',
+        'atomic_inventory.update_location(uuid, text, integer, boolean, boolean)',
         'atomic_inventory.reconcile()',
         'atomic_inventory.claim_batch(uuid, text, integer, integer, integer)',
         'atomic_inventory.claim_next_batch(text, text, integer, integer, integer)',
@@ -425,7 +428,7 @@ BEGIN
         'atomic_inventory.bound_increment_packing_quantity(text, text, text, text, integer, text, integer)',
         'atomic_inventory.bound_decrement_packing_quantity(text, text, text, integer, text, integer)',
         'atomic_inventory.reconcile_source(text)',
-        'atomic_inventory.set_reorder_point(uuid, numeric)',
+        'atomic_inventory.set_reorder_point(uuid, numeric, uuid)',
         'atomic_inventory.low_stock_items(integer)',
         'atomic_inventory.create_event_consumer(text, text)',
         'atomic_inventory.drop_event_consumer(text)',
@@ -443,10 +446,12 @@ COMMENT ON FUNCTION atomic_inventory.grant_usage(name) IS
     'Let p_role call the caller-facing functions (USAGE on the schema, EXECUTE on each). Tables stay closed: all changes go through the functions.';
 
 
--- Stock events (docs/events.md): reorder points on items, the events table
--- written by triggers in the transaction of each change, consumer groups,
--- NOTIFY on atomic_inventory_events. Roles given grant_usage() before the
--- update get the new caller-facing functions by calling it again.
+-- Stock events (docs/events.md): reorder points on items and stock levels,
+-- the events table written by triggers in the transaction of each change,
+-- consumer groups, NOTIFY; locations with a stock level per item and
+-- location, transfers. Roles given grant_usage() before the update get the
+-- new functions by calling it again; the grants of the functions whose
+-- arguments change (below) carry over.
 ALTER TABLE atomic_inventory.items ADD COLUMN reorder_point numeric;
 COMMENT ON COLUMN atomic_inventory.items.reorder_point IS 'Low-stock threshold (set_reorder_point): a low_stock event when available falls to it or below; NULL = none.';
 -- An event finds its movement's ledger row as the item's newest one: the
@@ -455,6 +460,73 @@ DROP INDEX atomic_inventory.ledger_inventory_id_idx;
 -- (inventory_id, id): an item's movements in order; a stock event finds the
 -- ledger row of its movement as the item's newest one (items_stock_events)
 CREATE INDEX ledger_inventory_id_idx ON atomic_inventory.ledger (inventory_id, id);
+
+-- Locations (docs/locations.md): stores, warehouses, zones. An item's own
+-- row (items.quantity, reserved) is its stock at the default location, so
+-- an item stocked in one place works as before without naming one; its
+-- stock elsewhere is one stock_levels row per location. Rows are locked in
+-- (item, location id) order, the default location's id (all zeros) first.
+CREATE TABLE atomic_inventory.locations (
+    id         uuid        PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+    code       text        NOT NULL,
+    name       text,
+    tenant_id  text,
+    priority   integer     NOT NULL DEFAULT 0,
+    active     boolean     NOT NULL DEFAULT true,
+    sellable   boolean     NOT NULL DEFAULT true,
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- the default location holds every item's own row: always usable
+    CONSTRAINT locations_default_usable CHECK (
+        id <> '00000000-0000-0000-0000-000000000000' OR (active AND sellable AND tenant_id IS NULL))
+);
+-- a code names one location per tenant (shared ones count as one tenant)
+CREATE UNIQUE INDEX locations_code_unique ON atomic_inventory.locations (tenant_id, code) NULLS NOT DISTINCT;
+INSERT INTO atomic_inventory.locations (id, code, name)
+VALUES ('00000000-0000-0000-0000-000000000000', 'default', 'Default location');
+COMMENT ON TABLE atomic_inventory.locations IS
+    'Where stock is kept (create_location). The default location (id 00000000-0000-0000-0000-000000000000) holds each item''s own row; others hold stock_levels rows.';
+COMMENT ON COLUMN atomic_inventory.locations.id IS 'Location id, passed as p_location_id.';
+COMMENT ON COLUMN atomic_inventory.locations.code IS 'Your code for it (store number, warehouse code); unique per tenant.';
+COMMENT ON COLUMN atomic_inventory.locations.name IS 'Optional display name.';
+COMMENT ON COLUMN atomic_inventory.locations.tenant_id IS 'Owning tenant; NULL = shared.';
+COMMENT ON COLUMN atomic_inventory.locations.priority IS 'Lines that name no location take stock from the default location first, then from sellable locations by priority, higher first.';
+COMMENT ON COLUMN atomic_inventory.locations.active IS 'false: no stock moves in or out (deactivate only when it holds no stock and no holds).';
+COMMENT ON COLUMN atomic_inventory.locations.sellable IS 'false: its stock is not for sale or holds (a returns area); transfers still move it.';
+COMMENT ON COLUMN atomic_inventory.locations.created_at IS 'When it was created.';
+COMMENT ON COLUMN atomic_inventory.locations.updated_at IS 'When its flags or priority last changed.';
+
+CREATE TABLE atomic_inventory.stock_levels (
+    item_id       uuid        NOT NULL REFERENCES atomic_inventory.items (id) ON DELETE CASCADE,
+    location_id   uuid        NOT NULL REFERENCES atomic_inventory.locations (id),
+    quantity      numeric     NOT NULL DEFAULT 0,
+    reserved      numeric     NOT NULL DEFAULT 0,
+    reorder_point numeric,
+    updated_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (item_id, location_id),
+    CONSTRAINT stock_levels_stock_valid CHECK (atomic_inventory.stock_valid(quantity, reserved)),
+    -- the default location's stock is the item's own row
+    CONSTRAINT stock_levels_not_default CHECK (location_id <> '00000000-0000-0000-0000-000000000000')
+)
+-- updated all day, like items: keep updates HOT
+WITH (fillfactor = 90);
+-- a location's levels (update_location's check, the foreign key)
+CREATE INDEX stock_levels_location_idx ON atomic_inventory.stock_levels (location_id);
+COMMENT ON TABLE atomic_inventory.stock_levels IS
+    'An item''s stock at a location other than the default one; created by the first restock or transfer there.';
+COMMENT ON COLUMN atomic_inventory.stock_levels.item_id IS 'The item.';
+COMMENT ON COLUMN atomic_inventory.stock_levels.location_id IS 'The location (never the default one).';
+COMMENT ON COLUMN atomic_inventory.stock_levels.quantity IS 'Units on hand here, including reserved ones; never below 0.';
+COMMENT ON COLUMN atomic_inventory.stock_levels.reserved IS 'Units held here by active reservations.';
+COMMENT ON COLUMN atomic_inventory.stock_levels.reorder_point IS 'Low-stock threshold of this level (set_reorder_point with p_location_id); NULL = none.';
+COMMENT ON COLUMN atomic_inventory.stock_levels.updated_at IS 'When quantity or reserved last changed.';
+
+-- The ledger's rows name their location (NULL: the default one) and
+-- transfer; existing rows are the default location's.
+ALTER TABLE atomic_inventory.ledger ADD COLUMN location_id uuid, ADD COLUMN transfer_id uuid;
+COMMENT ON COLUMN atomic_inventory.ledger.location_id IS 'The location whose stock moved; NULL = the default location (the item''s own row).';
+COMMENT ON COLUMN atomic_inventory.ledger.transfer_id IS 'transfer_inventory: the id both rows of one transfer share.';
+COMMENT ON COLUMN atomic_inventory.ledger.kind IS 'initial (item created), decrement, increment (restock), adjust (set by compare-and-set), commit (a reservation turned into a sale; reference = reservation id) or transfer (one row per side, sharing transfer_id).';
 
 -- Stock events (docs/events.md): a transactional outbox. Each event is
 -- written by a trigger in the statement that made it, so it commits or rolls
@@ -474,7 +546,9 @@ CREATE TABLE atomic_inventory.events (
     quantity_after   numeric,
     reorder_point    numeric,
     detail           jsonb,
-    created_at       timestamptz NOT NULL DEFAULT pg_catalog.now()
+    created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- NULL = the default location
+    location_id      uuid
 );
 -- purge_events deletes by age
 CREATE INDEX events_created_at_idx ON atomic_inventory.events (created_at);
@@ -493,6 +567,7 @@ COMMENT ON COLUMN atomic_inventory.events.quantity_after IS 'On-hand quantity af
 COMMENT ON COLUMN atomic_inventory.events.reorder_point IS 'The item''s reorder point at the time (low_stock).';
 COMMENT ON COLUMN atomic_inventory.events.detail IS 'Kind-specific facts: a reservation''s reference and lines, a batch''s previous holder, a movement''s delta and ledger kind.';
 COMMENT ON COLUMN atomic_inventory.events.created_at IS 'Transaction time of the change.';
+COMMENT ON COLUMN atomic_inventory.events.location_id IS 'The location of the stock level that crossed; NULL = the default location.';
 
 CREATE TABLE atomic_inventory.event_consumers (
     id           bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -541,7 +616,7 @@ CREATE FUNCTION atomic_inventory.emit_event(
     p_kind text, p_inventory_id uuid, p_tenant_id text,
     p_available_before numeric, p_available_after numeric, p_quantity_after numeric,
     p_reorder_point numeric, p_ledger_id bigint, p_reservation_id uuid, p_batch_id uuid,
-    p_detail jsonb
+    p_detail jsonb, p_location_id uuid DEFAULT NULL
 ) RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -551,9 +626,10 @@ DECLARE
 BEGIN
     INSERT INTO atomic_inventory.events
         (kind, inventory_id, tenant_id, available_before, available_after, quantity_after,
-         reorder_point, ledger_id, reservation_id, batch_id, detail)
+         reorder_point, ledger_id, reservation_id, batch_id, detail, location_id)
     VALUES (p_kind, p_inventory_id, p_tenant_id, p_available_before, p_available_after,
-            p_quantity_after, p_reorder_point, p_ledger_id, p_reservation_id, p_batch_id, p_detail)
+            p_quantity_after, p_reorder_point, p_ledger_id, p_reservation_id, p_batch_id, p_detail,
+            p_location_id)
     RETURNING id INTO v_id;
     INSERT INTO atomic_inventory.event_deliveries (consumer_id, event_id)
     SELECT c.id, v_id FROM atomic_inventory.event_consumers AS c
@@ -561,7 +637,7 @@ BEGIN
     -- ids only: any session may LISTEN, so the payload names no quantities
     PERFORM pg_catalog.pg_notify('atomic_inventory_events',
         pg_catalog.json_strip_nulls(pg_catalog.json_build_object(
-            'id', v_id, 'kind', p_kind, 'inventory_id', p_inventory_id,
+            'id', v_id, 'kind', p_kind, 'inventory_id', p_inventory_id, 'location_id', p_location_id,
             'reservation_id', p_reservation_id, 'batch_id', p_batch_id,
             'tenant_id', p_tenant_id))::text);
     RETURN v_id;
@@ -637,6 +713,55 @@ CREATE TRIGGER items_stock_events
                    AND OLD.quantity - OLD.reserved > COALESCE(OLD.reorder_point, -1))))
     EXECUTE FUNCTION atomic_inventory.items_stock_events();
 
+-- The same crossings for an item's stock at another location; its ledger
+-- row is the level's newest (the level's row lock is held to the commit).
+CREATE FUNCTION atomic_inventory.levels_stock_events() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_before numeric := OLD.quantity - OLD.reserved;
+    v_after  numeric := NEW.quantity - NEW.reserved;
+    v_ledger bigint;
+    v_tenant text;
+BEGIN
+    IF NOT atomic_inventory.events_on() THEN
+        RETURN NULL;
+    END IF;
+    SELECT i.tenant_id INTO v_tenant FROM atomic_inventory.items AS i WHERE i.id = NEW.item_id;
+    IF NEW.quantity <> OLD.quantity THEN
+        SELECT l.id INTO v_ledger
+          FROM (SELECT g.id, g.delta, g.quantity_after, g.created_at
+                  FROM atomic_inventory.ledger AS g
+                 WHERE g.inventory_id = NEW.item_id AND g.location_id = NEW.location_id
+                 ORDER BY g.id DESC LIMIT 1) AS l
+         WHERE l.delta = NEW.quantity - OLD.quantity
+           AND l.quantity_after = NEW.quantity
+           AND l.created_at = pg_catalog.now();
+    END IF;
+    IF NEW.reorder_point IS NOT NULL AND v_after <= NEW.reorder_point
+       AND v_before > COALESCE(OLD.reorder_point, -1) THEN
+        PERFORM atomic_inventory.emit_event('low_stock', NEW.item_id, v_tenant, v_before, v_after,
+            NEW.quantity, NEW.reorder_point, v_ledger, NULL, NULL, NULL, NEW.location_id);
+    END IF;
+    IF v_before > 0 AND v_after <= 0 THEN
+        PERFORM atomic_inventory.emit_event('out_of_stock', NEW.item_id, v_tenant, v_before, v_after,
+            NEW.quantity, NEW.reorder_point, v_ledger, NULL, NULL, NULL, NEW.location_id);
+    ELSIF v_before <= 0 AND v_after > 0 THEN
+        PERFORM atomic_inventory.emit_event('back_in_stock', NEW.item_id, v_tenant, v_before, v_after,
+            NEW.quantity, NEW.reorder_point, v_ledger, NULL, NULL, NULL, NEW.location_id);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER levels_stock_events
+    AFTER UPDATE ON atomic_inventory.stock_levels
+    FOR EACH ROW
+    WHEN ((OLD.quantity - OLD.reserved > 0) <> (NEW.quantity - NEW.reserved > 0)
+          OR (NEW.quantity - NEW.reserved <= NEW.reorder_point
+              AND OLD.quantity - OLD.reserved > COALESCE(OLD.reorder_point, -1)))
+    EXECUTE FUNCTION atomic_inventory.levels_stock_events();
+
 -- Every movement as an event, when atomic_inventory.movement_events = on
 -- (off by default: an event row, a delivery per consumer and a notification
 -- per ledger row).
@@ -652,7 +777,9 @@ BEGIN
         NEW.quantity_after, NULL, NEW.id, NULL, NULL,
         pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
             'delta', NEW.delta, 'ledger_kind', NEW.kind, 'reason', NEW.reason,
-            'reference', NEW.reference, 'source', NEW.source, 'item_key', NEW.item_key)));
+            'reference', NEW.reference, 'source', NEW.source, 'item_key', NEW.item_key,
+            'transfer_id', NEW.transfer_id)),
+        NEW.location_id);
     RETURN NULL;
 END;
 $$;
@@ -735,6 +862,9 @@ CREATE TRIGGER batches_lease_events
 -- The extension's functions run as the table's owner, which bypasses it.
 ALTER TABLE atomic_inventory.events ENABLE ROW LEVEL SECURITY;
 
+SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.locations',
+    'WHERE id <> ''00000000-0000-0000-0000-000000000000''');
+SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.stock_levels', '');
 SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.events', '');
 SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.events_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.event_consumers', '');
@@ -752,13 +882,15 @@ CREATE POLICY events_tenant_read ON atomic_inventory.events FOR SELECT
 
 CREATE FUNCTION atomic_inventory.set_reorder_point(
     p_inventory_id  uuid,
-    p_reorder_point numeric DEFAULT NULL
+    p_reorder_point numeric DEFAULT NULL,
+    p_location_id   uuid    DEFAULT NULL
 ) RETURNS json
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS $$
 DECLARE
-    v_row atomic_inventory.items;
+    v_row   atomic_inventory.items;
+    v_level atomic_inventory.stock_levels;
 BEGIN
     IF p_inventory_id IS NULL THEN
         RAISE EXCEPTION 'INVALID_INPUT: p_inventory_id is required (got NULL)'
@@ -771,14 +903,32 @@ BEGIN
                                                         'value', p_reorder_point::text)::text,
                   HINT = 'Pass the available quantity at or below which a low_stock event should be written.';
     END IF;
-    -- Takes the item's row lock like a sale. Raising the point above what
-    -- is available now crosses it: the item's low_stock event is written
-    -- by this change.
-    UPDATE atomic_inventory.items AS i SET reorder_point = p_reorder_point
-     WHERE i.id = p_inventory_id
-       AND (i.tenant_id IS NULL OR i.tenant_id = atomic_inventory.caller_tenant()
-            OR atomic_inventory.caller_is_admin())
-    RETURNING * INTO v_row;
+    -- Takes the row lock like a sale. Raising the point above what is
+    -- available now crosses it: the low_stock event is written by this change.
+    IF p_location_id IS NULL OR p_location_id = '00000000-0000-0000-0000-000000000000' THEN
+        UPDATE atomic_inventory.items AS i SET reorder_point = p_reorder_point
+         WHERE i.id = p_inventory_id
+           AND (i.tenant_id IS NULL OR i.tenant_id = atomic_inventory.caller_tenant()
+                OR atomic_inventory.caller_is_admin())
+        RETURNING * INTO v_row;
+    ELSE
+        SELECT * INTO v_row FROM atomic_inventory.items AS i
+         WHERE i.id = p_inventory_id
+           AND (i.tenant_id IS NULL OR i.tenant_id = atomic_inventory.caller_tenant()
+                OR atomic_inventory.caller_is_admin());
+        IF v_row.id IS NOT NULL THEN
+            UPDATE atomic_inventory.stock_levels AS l SET reorder_point = p_reorder_point
+             WHERE l.item_id = p_inventory_id AND l.location_id = p_location_id
+            RETURNING * INTO v_level;
+            IF v_level.item_id IS NULL THEN
+                RAISE EXCEPTION 'LEVEL_NOT_FOUND: item % has no stock level at location %', p_inventory_id, p_location_id
+                    USING ERRCODE = 'PT404',
+                          DETAIL = pg_catalog.json_build_object('code', 'LEVEL_NOT_FOUND', 'inventory_id',
+                                                                p_inventory_id, 'location_id', p_location_id)::text,
+                          HINT = 'Restock (increment_inventory) or transfer stock to that location first.';
+            END IF;
+        END IF;
+    END IF;
     IF v_row.id IS NULL THEN
         RAISE EXCEPTION 'NOT_FOUND: inventory item % does not exist or is not visible to this tenant', p_inventory_id
             USING ERRCODE = 'PT404',
@@ -786,17 +936,22 @@ BEGIN
                                                         pg_catalog.json_build_array(p_inventory_id))::text,
                   HINT = 'Check the id, and that the caller acts for the item''s tenant.';
     END IF;
+    IF v_level.item_id IS NOT NULL THEN
+        RETURN pg_catalog.json_build_object('success', true, 'inventory_id', v_level.item_id,
+            'location_id', v_level.location_id, 'reorder_point', v_level.reorder_point,
+            'available', v_level.quantity - v_level.reserved);
+    END IF;
     RETURN pg_catalog.json_build_object('success', true, 'inventory_id', v_row.id,
         'reorder_point', v_row.reorder_point, 'available', v_row.quantity - v_row.reserved,
         'stripes', v_row.stripes);
 END;
 $$;
-COMMENT ON FUNCTION atomic_inventory.set_reorder_point(uuid, numeric) IS
-    'Set (or with NULL clear) an item''s reorder point: a low_stock event is written when available falls to it or below. Returns {success, inventory_id, reorder_point, available, stripes}.';
+COMMENT ON FUNCTION atomic_inventory.set_reorder_point(uuid, numeric, uuid) IS
+    'Set (or with NULL clear) the reorder point of an item''s stock at p_location_id (default: the default location): a low_stock event is written when available falls to it or below. Returns {success, inventory_id, reorder_point, available, ...}.';
 
 CREATE FUNCTION atomic_inventory.low_stock_items(p_limit integer DEFAULT 1000)
 RETURNS TABLE (inventory_id uuid, sku text, name text, quantity numeric, reserved numeric,
-               available numeric, reorder_point numeric, tenant_id text)
+               available numeric, reorder_point numeric, tenant_id text, location_id uuid)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS $$
@@ -806,21 +961,169 @@ BEGIN
             USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_limit"}';
     END IF;
     RETURN QUERY
-    SELECT i.id, i.sku, i.name, i.quantity + s.total, i.reserved,
-           i.quantity + s.total - i.reserved, i.reorder_point, i.tenant_id
-      FROM atomic_inventory.items AS i
-     CROSS JOIN LATERAL (SELECT COALESCE(pg_catalog.sum(x.quantity), 0) AS total
-                           FROM atomic_inventory.item_stripes AS x WHERE x.item_id = i.id) AS s
-     WHERE i.reorder_point IS NOT NULL AND i.track_inventory
-       AND i.quantity + s.total - i.reserved <= i.reorder_point
+    WITH lv AS (
+        SELECT i.id, NULL::uuid AS location_id, i.reserved, i.reorder_point,
+               i.quantity + (SELECT COALESCE(pg_catalog.sum(x.quantity), 0)
+                               FROM atomic_inventory.item_stripes AS x WHERE x.item_id = i.id) AS quantity
+          FROM atomic_inventory.items AS i WHERE i.reorder_point IS NOT NULL
+        UNION ALL
+        SELECT l.item_id, l.location_id, l.reserved, l.reorder_point, l.quantity
+          FROM atomic_inventory.stock_levels AS l WHERE l.reorder_point IS NOT NULL
+    )
+    SELECT i.id, i.sku, i.name, v.quantity, v.reserved, v.quantity - v.reserved, v.reorder_point,
+           i.tenant_id, v.location_id
+      FROM lv AS v JOIN atomic_inventory.items AS i ON i.id = v.id
+     WHERE i.track_inventory AND v.quantity - v.reserved <= v.reorder_point
        AND (i.tenant_id IS NULL OR i.tenant_id = atomic_inventory.caller_tenant()
             OR atomic_inventory.caller_is_admin())
-     ORDER BY i.quantity + s.total - i.reserved - i.reorder_point, i.id
+     ORDER BY v.quantity - v.reserved - v.reorder_point, i.id, v.location_id NULLS FIRST
      LIMIT p_limit;
 END;
 $$;
 COMMENT ON FUNCTION atomic_inventory.low_stock_items(integer) IS
-    'Tracked items whose available stock is at or below their reorder point, furthest below first (striped items counted whole).';
+    'Stock levels of tracked items at or below their reorder point, furthest below first (location_id NULL: the default location; striped items counted whole).';
+
+-- Locations (docs/locations.md).
+CREATE FUNCTION atomic_inventory.create_location(
+    p_code      text,
+    p_name      text    DEFAULT NULL,
+    p_priority  integer DEFAULT 0,
+    p_sellable  boolean DEFAULT true,
+    p_tenant_id text    DEFAULT NULL,
+    p_id        uuid    DEFAULT NULL
+) RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+DECLARE
+    v_tenant text := COALESCE(p_tenant_id, atomic_inventory.caller_tenant());
+    v_row    atomic_inventory.locations;
+BEGIN
+    IF p_code IS NULL OR p_code = '' OR pg_catalog.length(p_code) > 255 THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_code must be a code of 1 to 255 characters'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_code"}',
+                  HINT = 'Check the argument named in the detail.';
+    END IF;
+    IF pg_catalog.length(p_name) > 1024 THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_name is longer than 1024 characters'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_name"}',
+                  HINT = 'Check the argument named in the detail.';
+    END IF;
+    IF pg_catalog.length(p_tenant_id) > 255 THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_tenant_id is longer than 255 characters'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_tenant_id"}',
+                  HINT = 'Check the argument named in the detail.';
+    END IF;
+    IF p_priority IS NULL THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_priority is required (got NULL)'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_priority"}';
+    END IF;
+    IF v_tenant IS DISTINCT FROM atomic_inventory.caller_tenant()
+       AND NOT atomic_inventory.caller_is_admin() THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_tenant_id can only be your own tenant'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_tenant_id"}';
+    END IF;
+    INSERT INTO atomic_inventory.locations (id, code, name, priority, sellable, tenant_id)
+    VALUES (COALESCE(p_id, pg_catalog.gen_random_uuid()), p_code, p_name, p_priority,
+            COALESCE(p_sellable, true), v_tenant)
+    ON CONFLICT DO NOTHING
+    RETURNING * INTO v_row;
+    IF v_row.id IS NULL THEN
+        -- the same call again (a retry) is answered with the location
+        SELECT * INTO v_row FROM atomic_inventory.locations AS o
+         WHERE o.id = p_id AND o.code = p_code AND o.name IS NOT DISTINCT FROM p_name
+           AND o.tenant_id IS NOT DISTINCT FROM v_tenant;
+        IF NOT FOUND THEN
+            SELECT * INTO v_row FROM atomic_inventory.locations AS o
+             WHERE o.id = p_id OR (o.code = p_code AND o.tenant_id IS NOT DISTINCT FROM v_tenant)
+             LIMIT 1;
+            RAISE EXCEPTION 'LOCATION_EXISTS: location % already has this %', v_row.id,
+                  CASE WHEN v_row.id = p_id THEN 'id' ELSE 'code' END
+                USING ERRCODE = 'PT409',
+                      DETAIL = pg_catalog.json_build_object('code', 'LOCATION_EXISTS', 'location_id', v_row.id,
+                                                            'location_code', p_code)::text,
+                      HINT = 'Use the existing location, or pass another p_id / p_code.';
+        END IF;
+    END IF;
+    RETURN pg_catalog.json_build_object('success', true, 'location_id', v_row.id, 'code', v_row.code,
+        'name', v_row.name, 'priority', v_row.priority, 'active', v_row.active,
+        'sellable', v_row.sellable, 'tenant_id', v_row.tenant_id);
+END;
+$$;
+COMMENT ON FUNCTION atomic_inventory.create_location(text, text, integer, boolean, text, uuid) IS
+    'Create a location (store, warehouse, zone) for the caller''s tenant. Returns {success, location_id, code, name, priority, active, sellable, tenant_id}. Retry-safe with p_id; a taken code (per tenant) or id: LOCATION_EXISTS (PT409).';
+
+CREATE FUNCTION atomic_inventory.update_location(
+    p_location_id uuid,
+    p_name        text    DEFAULT NULL,
+    p_priority    integer DEFAULT NULL,
+    p_active      boolean DEFAULT NULL,
+    p_sellable    boolean DEFAULT NULL
+) RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+DECLARE
+    v_row  atomic_inventory.locations;
+    v_busy bigint;
+BEGIN
+    IF p_location_id IS NULL THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_location_id is required (got NULL)'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_location_id"}';
+    END IF;
+    IF pg_catalog.length(p_name) > 1024 THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_name is longer than 1024 characters'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_name"}',
+                  HINT = 'Check the argument named in the detail.';
+    END IF;
+    IF p_location_id = '00000000-0000-0000-0000-000000000000'
+       AND (p_active IS FALSE OR p_sellable IS FALSE) THEN
+        RAISE EXCEPTION 'INVALID_INPUT: the default location is always active and sellable'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_location_id"}',
+                  HINT = 'It holds every item''s own row; move stock elsewhere with transfer_inventory.';
+    END IF;
+    -- Locked first: a sale, restock or transfer at it takes a share lock
+    -- on it (its level's foreign key) ... so deactivation waits for them
+    -- and then sees their stock.
+    SELECT * INTO v_row FROM atomic_inventory.locations AS o
+     WHERE o.id = p_location_id
+       AND (o.tenant_id IS NULL OR o.tenant_id = atomic_inventory.caller_tenant()
+            OR atomic_inventory.caller_is_admin())
+       FOR UPDATE;
+    IF v_row.id IS NULL THEN
+        RAISE EXCEPTION 'NOT_FOUND: location % does not exist or is not visible to this tenant', p_location_id
+            USING ERRCODE = 'PT404',
+                  DETAIL = pg_catalog.json_build_object('code', 'NOT_FOUND', 'entity', 'location', 'ids',
+                                                        pg_catalog.json_build_array(p_location_id))::text;
+    END IF;
+    IF v_row.tenant_id IS NULL AND NOT atomic_inventory.caller_is_admin() THEN
+        RAISE EXCEPTION 'INVALID_INPUT: location % is shared; only an admin may change it', p_location_id
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_location_id"}';
+    END IF;
+    IF p_active IS FALSE AND v_row.active THEN
+        SELECT pg_catalog.count(*) INTO v_busy FROM atomic_inventory.stock_levels AS l
+         WHERE l.location_id = p_location_id AND (l.quantity <> 0 OR l.reserved <> 0);
+        IF v_busy > 0 THEN
+            RAISE EXCEPTION 'LOCATION_IN_USE: location % still holds stock of % items', p_location_id, v_busy
+                USING ERRCODE = 'PT409',
+                      DETAIL = pg_catalog.json_build_object('code', 'LOCATION_IN_USE', 'location_id', p_location_id,
+                                                            'levels_with_stock', v_busy)::text,
+                      HINT = 'Transfer or adjust its stock to 0 first.';
+        END IF;
+    END IF;
+    UPDATE atomic_inventory.locations AS o
+       SET name = COALESCE(p_name, o.name), priority = COALESCE(p_priority, o.priority),
+           active = COALESCE(p_active, o.active), sellable = COALESCE(p_sellable, o.sellable),
+           updated_at = pg_catalog.now()
+     WHERE o.id = p_location_id
+    RETURNING * INTO v_row;
+    RETURN pg_catalog.json_build_object('success', true, 'location_id', v_row.id, 'code', v_row.code,
+        'name', v_row.name, 'priority', v_row.priority, 'active', v_row.active,
+        'sellable', v_row.sellable, 'tenant_id', v_row.tenant_id);
+END;
+$$;
+COMMENT ON FUNCTION atomic_inventory.update_location(uuid, text, integer, boolean, boolean) IS
+    'Change a location''s name, priority or flags (NULL: unchanged). Deactivating one that still holds stock or holds: LOCATION_IN_USE (PT409). Returns the location as create_location does.';
 
 -- The consumer a caller names: its own tenant's (names are per tenant).
 CREATE FUNCTION atomic_inventory.event_consumer_id(p_consumer text) RETURNS bigint
@@ -1027,26 +1330,245 @@ $$;
 COMMENT ON FUNCTION atomic_inventory.purge_events(interval) IS
     'Retention: delete acknowledged deliveries, and events older than p_older_than that no consumer still has pending. Schedule it (pg_cron). Returns {success, deliveries, events}.';
 
+-- The stock functions take p_location_id, get_inventory a location, and
+-- reconcile() answers per location: new signatures. Whoever may execute
+-- the old ones (grant_usage, or grants of your own) may execute the new.
+DO $$
+BEGIN
+    PERFORM pg_catalog.set_config('ai_upgrade.carried_grants', (
+        SELECT COALESCE(pg_catalog.json_agg(pg_catalog.json_build_object(
+                   'fn', p.proname, 'role', a.grantee::regrole::text)), '[]')::text
+          FROM pg_catalog.pg_proc AS p, pg_catalog.aclexplode(p.proacl) AS a
+         WHERE p.oid = ANY (ARRAY[
+                   'atomic_inventory.decrement_inventory(uuid, numeric, text, text, text, integer)',
+                   'atomic_inventory.increment_inventory(uuid, numeric, text, text, text, integer)',
+                   'atomic_inventory.adjust_inventory(uuid, numeric, numeric, boolean, text, text, text, integer)',
+                   'atomic_inventory.get_inventory(uuid)',
+                   'atomic_inventory.reconcile()'
+               ]::regprocedure[])
+           AND a.privilege_type = 'EXECUTE' AND a.grantee <> 0 AND a.grantee <> p.proowner), true);
+END
+$$;
+DROP FUNCTION atomic_inventory.decrement_inventory(uuid, numeric, text, text, text, integer);
+DROP FUNCTION atomic_inventory.increment_inventory(uuid, numeric, text, text, text, integer);
+DROP FUNCTION atomic_inventory.adjust_inventory(uuid, numeric, numeric, boolean, text, text, text, integer);
+DROP FUNCTION atomic_inventory.get_inventory(uuid);
+DROP FUNCTION atomic_inventory.reconcile();
+
+CREATE FUNCTION atomic_inventory.decrement_inventory(
+    p_inventory_id    uuid,
+    p_quantity        numeric,
+    p_reason          text    DEFAULT NULL,
+    p_reference       text    DEFAULT NULL,
+    p_idempotency_key text    DEFAULT NULL,
+    p_lock_timeout_ms integer DEFAULT NULL,
+    p_location_id     uuid    DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'ai_decrement_inventory';
+COMMENT ON FUNCTION atomic_inventory.decrement_inventory(uuid, numeric, text, text, text, integer, uuid) IS
+    'Take p_quantity units of one item (at p_location_id, default: the default location), atomically; refuses (INSUFFICIENT_INVENTORY, PT409) to go below available = quantity - reserved. Returns {success, inventory_id, old_quantity, new_quantity, deducted} (and location_id when given).';
+
+CREATE FUNCTION atomic_inventory.increment_inventory(
+    p_inventory_id    uuid,
+    p_quantity        numeric,
+    p_reason          text    DEFAULT NULL,
+    p_reference       text    DEFAULT NULL,
+    p_idempotency_key text    DEFAULT NULL,
+    p_lock_timeout_ms integer DEFAULT NULL,
+    p_location_id     uuid    DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'ai_increment_inventory';
+COMMENT ON FUNCTION atomic_inventory.increment_inventory(uuid, numeric, text, text, text, integer, uuid) IS
+    'Add p_quantity units (restock, return), at p_location_id (default: the default location; a location without stock of the item gets a level). Returns {success, inventory_id, old_quantity, new_quantity, added} (and location_id when given).';
+
+CREATE FUNCTION atomic_inventory.adjust_inventory(
+    p_inventory_id        uuid,
+    p_new_quantity        numeric,
+    p_expected_quantity   numeric DEFAULT NULL,
+    p_force               boolean DEFAULT false,
+    p_reason              text    DEFAULT NULL,
+    p_reference           text    DEFAULT NULL,
+    p_idempotency_key     text    DEFAULT NULL,
+    p_lock_timeout_ms     integer DEFAULT NULL,
+    p_location_id         uuid    DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'ai_adjust_inventory';
+COMMENT ON FUNCTION atomic_inventory.adjust_inventory(uuid, numeric, numeric, boolean, text, text, text, integer, uuid) IS
+    'Compare-and-set: set quantity (at p_location_id, default: the default location) to p_new_quantity only if it still equals p_expected_quantity (else QUANTITY_MISMATCH, PT409); p_force => true skips the comparison. Returns {success, inventory_id, old_quantity, new_quantity, delta} (and location_id when given).';
+
+CREATE FUNCTION atomic_inventory.transfer_inventory(
+    p_inventory_id     uuid,
+    p_from_location_id uuid,
+    p_to_location_id   uuid,
+    p_quantity         numeric,
+    p_reason           text    DEFAULT NULL,
+    p_reference        text    DEFAULT NULL,
+    p_idempotency_key  text    DEFAULT NULL,
+    p_lock_timeout_ms  integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'ai_transfer_inventory';
+COMMENT ON FUNCTION atomic_inventory.transfer_inventory(uuid, uuid, uuid, numeric, text, text, text, integer) IS
+    'Move p_quantity units of one item between two locations, all or nothing: both levels locked in location id order (no deadlocks), refused (INSUFFICIENT_INVENTORY, PT409) unless the source''s available covers it; two ledger rows sharing a transfer_id. Returns {success, transfer_id, inventory_id, quantity, from:{location_id, old_quantity, new_quantity}, to:{...}}.';
+
+CREATE FUNCTION atomic_inventory.get_inventory(
+    p_inventory_id uuid,
+    p_location_id  uuid DEFAULT NULL
+) RETURNS json
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+DECLARE
+    v       json;
+    v_found boolean;
+BEGIN
+    -- a NULL id is bad input (400), as for the C functions, not NOT_FOUND
+    IF p_inventory_id IS NULL THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_inventory_id is required (got NULL)'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_inventory_id"}';
+    END IF;
+    -- Every level: the default location's is the item's own row (a striped
+    -- item's quantity is its row's plus its stripes', stripes.rs), the
+    -- others are stock_levels rows. Without a location: the totals and
+    -- every level; with one: that level.
+    WITH it AS (
+        SELECT i.* FROM atomic_inventory.items AS i
+         WHERE i.id = p_inventory_id
+           AND (i.tenant_id IS NULL OR i.tenant_id = atomic_inventory.caller_tenant()
+                OR atomic_inventory.caller_is_admin())
+    ), lv AS (
+        SELECT '00000000-0000-0000-0000-000000000000'::uuid AS location_id, 'default'::text AS code,
+               it.quantity + COALESCE((SELECT pg_catalog.sum(x.quantity) FROM atomic_inventory.item_stripes AS x
+                                        WHERE x.item_id = it.id), 0) AS quantity,
+               it.reserved, it.reorder_point, 0 AS ord
+          FROM it
+        UNION ALL
+        SELECT l.location_id, o.code, l.quantity, l.reserved, l.reorder_point, 1
+          FROM it JOIN atomic_inventory.stock_levels AS l ON l.item_id = it.id
+          JOIN atomic_inventory.locations AS o ON o.id = l.location_id
+    )
+    SELECT EXISTS (SELECT FROM it),
+           CASE WHEN p_location_id IS NULL THEN
+               (SELECT pg_catalog.json_build_object('inventory_id', it.id, 'sku', it.sku, 'name', it.name,
+                   'quantity', t.quantity, 'reserved', t.reserved, 'available', t.quantity - t.reserved,
+                   'track_inventory', it.track_inventory, 'tenant_id', it.tenant_id,
+                   'updated_at', it.updated_at, 'stripes', it.stripes, 'reorder_point', it.reorder_point,
+                   'levels', t.levels)
+                  FROM it, (SELECT pg_catalog.sum(lv.quantity) AS quantity, pg_catalog.sum(lv.reserved) AS reserved,
+                                   pg_catalog.json_agg(pg_catalog.json_build_object(
+                                       'location_id', lv.location_id, 'code', lv.code, 'quantity', lv.quantity,
+                                       'reserved', lv.reserved, 'available', lv.quantity - lv.reserved,
+                                       'reorder_point', lv.reorder_point)
+                                   ORDER BY lv.ord, lv.location_id) AS levels
+                              FROM lv) AS t)
+           ELSE
+               (SELECT pg_catalog.json_build_object('inventory_id', it.id, 'sku', it.sku, 'name', it.name,
+                   'location_id', lv.location_id, 'code', lv.code,
+                   'quantity', lv.quantity, 'reserved', lv.reserved, 'available', lv.quantity - lv.reserved,
+                   'reorder_point', lv.reorder_point, 'track_inventory', it.track_inventory,
+                   'tenant_id', it.tenant_id)
+                  FROM it, lv WHERE lv.location_id = p_location_id)
+           END
+      INTO v_found, v;
+    IF NOT v_found THEN
+        RAISE EXCEPTION 'NOT_FOUND: inventory item % does not exist or is not visible to this tenant', p_inventory_id
+            USING ERRCODE = 'PT404',
+                  DETAIL = pg_catalog.json_build_object('code', 'NOT_FOUND', 'entity', 'inventory item', 'ids',
+                                                        pg_catalog.json_build_array(p_inventory_id))::text;
+    END IF;
+    IF v IS NULL THEN
+        RAISE EXCEPTION 'LEVEL_NOT_FOUND: item % has no stock level at location %', p_inventory_id, p_location_id
+            USING ERRCODE = 'PT404',
+                  DETAIL = pg_catalog.json_build_object('code', 'LEVEL_NOT_FOUND', 'inventory_id', p_inventory_id,
+                                                        'location_id', p_location_id)::text,
+                  HINT = 'Restock (increment_inventory) or transfer stock to that location first.';
+    END IF;
+    RETURN v;
+END;
+$$;
+COMMENT ON FUNCTION atomic_inventory.get_inventory(uuid, uuid) IS
+    'One item''s stock as JSON: without p_location_id the totals over its locations and every level (levels), with it that level (NOT_FOUND, PT404, if the item does not exist for this caller; LEVEL_NOT_FOUND, PT404, if it has no stock there).';
+
+CREATE FUNCTION atomic_inventory.reconcile()
+RETURNS TABLE (inventory_id uuid, quantity numeric, ledger_sum numeric, drift numeric,
+               reserved numeric, reserved_by_lines numeric, reserved_drift numeric, location_id uuid)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+    -- per level: the default location's (the item's own row, its stripes
+    -- included; ledger rows without a location) and every other one's
+    WITH lv AS (
+        SELECT it.id AS item_id, NULL::uuid AS location_id, it.tenant_id, it.reserved,
+               it.quantity + COALESCE((SELECT pg_catalog.sum(x.quantity)
+                                         FROM atomic_inventory.item_stripes AS x
+                                        WHERE x.item_id = it.id), 0) AS quantity
+          FROM atomic_inventory.items AS it
+        UNION ALL
+        SELECT l.item_id, l.location_id, it.tenant_id, l.reserved, l.quantity
+          FROM atomic_inventory.stock_levels AS l JOIN atomic_inventory.items AS it ON it.id = l.item_id
+    )
+    SELECT v.item_id, v.quantity, COALESCE(l.total, 0), v.quantity - COALESCE(l.total, 0),
+           v.reserved, COALESCE(h.held, 0), v.reserved - COALESCE(h.held, 0), v.location_id
+      FROM lv AS v
+      LEFT JOIN (SELECT g.inventory_id, g.location_id, pg_catalog.sum(g.delta) AS total
+                   FROM atomic_inventory.ledger AS g WHERE g.inventory_id IS NOT NULL
+                  GROUP BY g.inventory_id, g.location_id) AS l
+             ON l.inventory_id = v.item_id AND l.location_id IS NOT DISTINCT FROM v.location_id
+      LEFT JOIN (SELECT x.inventory_id, pg_catalog.sum(x.quantity) AS held
+                   FROM atomic_inventory.reservation_lines AS x
+                  WHERE x.status = 'active' AND x.tracked GROUP BY x.inventory_id) AS h
+             ON h.inventory_id = v.item_id AND v.location_id IS NULL
+     WHERE (v.quantity IS DISTINCT FROM COALESCE(l.total, 0)
+            OR v.reserved IS DISTINCT FROM COALESCE(h.held, 0))
+       AND (v.tenant_id IS NULL OR v.tenant_id = atomic_inventory.caller_tenant()
+            OR atomic_inventory.caller_is_admin())
+     ORDER BY v.item_id, v.location_id NULLS FIRST;
+$$;
+COMMENT ON FUNCTION atomic_inventory.reconcile() IS
+    'Stock levels (location_id NULL: the default location) whose quantity differs from the sum of their ledger deltas, or whose reserved differs from their active reservation lines (both mean a write outside the functions). Empty = everything accounted for.';
+
+DO $$
+DECLARE
+    g record;
+BEGIN
+    FOR g IN SELECT * FROM pg_catalog.json_to_recordset(
+                 pg_catalog.current_setting('ai_upgrade.carried_grants')::json) AS x(fn text, role text) LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION atomic_inventory.%I TO %s', g.fn, g.role);
+    END LOOP;
+END
+$$;
+
 -- The sweep also returns lapsed batch claims to available.
 COMMENT ON FUNCTION atomic_inventory.expire_reservations(integer) IS
     'The sweep: release up to p_limit due reservations (skipping any being committed or released right now), and return up to p_limit batch claims whose lease lapsed to available. Returns {success, expired, lapsed_batches}. Each wait for a row lock is limited by atomic_inventory.sweep_lock_timeout: LOCK_TIMEOUT (PT503) past it, nothing changed. Schedule it with pg_cron, or let the background worker run it.';
 
 -- the new objects closed to PUBLIC, as a fresh install's grants leave them
 REVOKE ALL ON TABLE atomic_inventory.events, atomic_inventory.event_consumers,
-    atomic_inventory.event_deliveries FROM PUBLIC;
-REVOKE ALL ON FUNCTION
-    atomic_inventory.emit_event(text, uuid, text, numeric, numeric, numeric, numeric, bigint, uuid, uuid, jsonb),
-    atomic_inventory.events_on(),
-    atomic_inventory.items_stock_events(),
-    atomic_inventory.ledger_movement_events(),
-    atomic_inventory.reservations_expired_events(),
-    atomic_inventory.batches_lease_events(),
-    atomic_inventory.set_reorder_point(uuid, numeric),
-    atomic_inventory.low_stock_items(integer),
-    atomic_inventory.event_consumer_id(text),
-    atomic_inventory.create_event_consumer(text, text),
-    atomic_inventory.drop_event_consumer(text),
-    atomic_inventory.read_events(text, integer, integer),
-    atomic_inventory.ack_events(text, bigint[]),
-    atomic_inventory.purge_events(interval)
-  FROM PUBLIC;
+    atomic_inventory.event_deliveries, atomic_inventory.locations,
+    atomic_inventory.stock_levels FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.ack_events FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.adjust_inventory FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.batches_lease_events FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.create_event_consumer FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.create_location FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.decrement_inventory FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.drop_event_consumer FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.emit_event FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.event_consumer_id FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.events_on FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.get_inventory FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.increment_inventory FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.items_stock_events FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.ledger_movement_events FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.levels_stock_events FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.low_stock_items FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.purge_events FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.read_events FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.reconcile FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.reservations_expired_events FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.set_reorder_point FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.transfer_inventory FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.update_location FROM PUBLIC;

@@ -69,6 +69,66 @@ COMMENT ON COLUMN atomic_inventory.item_stripes.item_id IS 'The striped item.';
 COMMENT ON COLUMN atomic_inventory.item_stripes.stripe IS 'Stripe number, 0 .. items.stripes - 1.';
 COMMENT ON COLUMN atomic_inventory.item_stripes.quantity IS 'Free units in this stripe; the item''s quantity is items.quantity plus the sum over its stripes.';
 
+-- Locations (docs/locations.md): stores, warehouses, zones. An item's own
+-- row (items.quantity, reserved) is its stock at the default location, so
+-- an item stocked in one place works as before without naming one; its
+-- stock elsewhere is one stock_levels row per location. Rows are locked in
+-- (item, location id) order, the default location's id (all zeros) first.
+CREATE TABLE atomic_inventory.locations (
+    id         uuid        PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+    code       text        NOT NULL,
+    name       text,
+    tenant_id  text,
+    priority   integer     NOT NULL DEFAULT 0,
+    active     boolean     NOT NULL DEFAULT true,
+    sellable   boolean     NOT NULL DEFAULT true,
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- the default location holds every item's own row: always usable
+    CONSTRAINT locations_default_usable CHECK (
+        id <> '00000000-0000-0000-0000-000000000000' OR (active AND sellable AND tenant_id IS NULL))
+);
+-- a code names one location per tenant (shared ones count as one tenant)
+CREATE UNIQUE INDEX locations_code_unique ON atomic_inventory.locations (tenant_id, code) NULLS NOT DISTINCT;
+INSERT INTO atomic_inventory.locations (id, code, name)
+VALUES ('00000000-0000-0000-0000-000000000000', 'default', 'Default location');
+COMMENT ON TABLE atomic_inventory.locations IS
+    'Where stock is kept (create_location). The default location (id 00000000-0000-0000-0000-000000000000) holds each item''s own row; others hold stock_levels rows.';
+COMMENT ON COLUMN atomic_inventory.locations.id IS 'Location id, passed as p_location_id.';
+COMMENT ON COLUMN atomic_inventory.locations.code IS 'Your code for it (store number, warehouse code); unique per tenant.';
+COMMENT ON COLUMN atomic_inventory.locations.name IS 'Optional display name.';
+COMMENT ON COLUMN atomic_inventory.locations.tenant_id IS 'Owning tenant; NULL = shared.';
+COMMENT ON COLUMN atomic_inventory.locations.priority IS 'Lines that name no location take stock from the default location first, then from sellable locations by priority, higher first.';
+COMMENT ON COLUMN atomic_inventory.locations.active IS 'false: no stock moves in or out (deactivate only when it holds no stock and no holds).';
+COMMENT ON COLUMN atomic_inventory.locations.sellable IS 'false: its stock is not for sale or holds (a returns area); transfers still move it.';
+COMMENT ON COLUMN atomic_inventory.locations.created_at IS 'When it was created.';
+COMMENT ON COLUMN atomic_inventory.locations.updated_at IS 'When its flags or priority last changed.';
+
+CREATE TABLE atomic_inventory.stock_levels (
+    item_id       uuid        NOT NULL REFERENCES atomic_inventory.items (id) ON DELETE CASCADE,
+    location_id   uuid        NOT NULL REFERENCES atomic_inventory.locations (id),
+    quantity      numeric     NOT NULL DEFAULT 0,
+    reserved      numeric     NOT NULL DEFAULT 0,
+    reorder_point numeric,
+    updated_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (item_id, location_id),
+    CONSTRAINT stock_levels_stock_valid CHECK (atomic_inventory.stock_valid(quantity, reserved)),
+    -- the default location's stock is the item's own row
+    CONSTRAINT stock_levels_not_default CHECK (location_id <> '00000000-0000-0000-0000-000000000000')
+)
+-- updated all day, like items: keep updates HOT
+WITH (fillfactor = 90);
+-- a location's levels (update_location's check, the foreign key)
+CREATE INDEX stock_levels_location_idx ON atomic_inventory.stock_levels (location_id);
+COMMENT ON TABLE atomic_inventory.stock_levels IS
+    'An item''s stock at a location other than the default one; created by the first restock or transfer there.';
+COMMENT ON COLUMN atomic_inventory.stock_levels.item_id IS 'The item.';
+COMMENT ON COLUMN atomic_inventory.stock_levels.location_id IS 'The location (never the default one).';
+COMMENT ON COLUMN atomic_inventory.stock_levels.quantity IS 'Units on hand here, including reserved ones; never below 0.';
+COMMENT ON COLUMN atomic_inventory.stock_levels.reserved IS 'Units held here by active reservations.';
+COMMENT ON COLUMN atomic_inventory.stock_levels.reorder_point IS 'Low-stock threshold of this level (set_reorder_point with p_location_id); NULL = none.';
+COMMENT ON COLUMN atomic_inventory.stock_levels.updated_at IS 'When quantity or reserved last changed.';
+
 CREATE TABLE atomic_inventory.ledger (
     id              bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     -- NULL for movements of bound sources (source, item_key instead)
@@ -84,7 +144,10 @@ CREATE TABLE atomic_inventory.ledger (
     tenant_id       text,
     created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
     source          text,
-    item_key        text
+    item_key        text,
+    -- NULL = the default location (the item's own row)
+    location_id     uuid,
+    transfer_id     uuid
 );
 -- No foreign key to items on purpose: the ledger is an audit trail that
 -- outlives deleted items, and an FK check per movement would cost a lookup.
@@ -102,7 +165,7 @@ COMMENT ON COLUMN atomic_inventory.ledger.id IS 'Movement number, increasing in 
 COMMENT ON COLUMN atomic_inventory.ledger.inventory_id IS 'The item moved; NULL for a row of a bound source (see source, item_key).';
 COMMENT ON COLUMN atomic_inventory.ledger.delta IS 'Signed change of quantity (negative for decrements).';
 COMMENT ON COLUMN atomic_inventory.ledger.quantity_after IS 'The item''s quantity right after this movement; NULL for movements of a striped item (its total is spread over stripes that are not locked together).';
-COMMENT ON COLUMN atomic_inventory.ledger.kind IS 'initial (item created), decrement, increment (restock), adjust (set by compare-and-set) or commit (a reservation turned into a sale; reference = reservation id).';
+COMMENT ON COLUMN atomic_inventory.ledger.kind IS 'initial (item created), decrement, increment (restock), adjust (set by compare-and-set), commit (a reservation turned into a sale; reference = reservation id) or transfer (one row per side, sharing transfer_id).';
 COMMENT ON COLUMN atomic_inventory.ledger.reason IS 'Caller-given reason (p_reason).';
 COMMENT ON COLUMN atomic_inventory.ledger.reference IS 'Caller-given reference such as an order or sale id (p_reference).';
 COMMENT ON COLUMN atomic_inventory.ledger.idempotency_key IS 'The idempotency key of the call that made this movement, if any.';
@@ -110,6 +173,8 @@ COMMENT ON COLUMN atomic_inventory.ledger.tenant_id IS 'The item''s tenant at th
 COMMENT ON COLUMN atomic_inventory.ledger.created_at IS 'Transaction time of the movement.';
 COMMENT ON COLUMN atomic_inventory.ledger.source IS 'The binding (bindings.name) whose table row moved; NULL for items of atomic_inventory.items.';
 COMMENT ON COLUMN atomic_inventory.ledger.item_key IS 'The bound row''s id as text (its id column cast to text); NULL for items.';
+COMMENT ON COLUMN atomic_inventory.ledger.location_id IS 'The location whose stock moved; NULL = the default location (the item''s own row).';
+COMMENT ON COLUMN atomic_inventory.ledger.transfer_id IS 'transfer_inventory: the id both rows of one transfer share.';
 
 CREATE TABLE atomic_inventory.idempotency_keys (
     tenant_scope    text        NOT NULL,
@@ -500,7 +565,9 @@ CREATE TABLE atomic_inventory.events (
     quantity_after   numeric,
     reorder_point    numeric,
     detail           jsonb,
-    created_at       timestamptz NOT NULL DEFAULT pg_catalog.now()
+    created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- NULL = the default location
+    location_id      uuid
 );
 -- purge_events deletes by age
 CREATE INDEX events_created_at_idx ON atomic_inventory.events (created_at);
@@ -519,6 +586,7 @@ COMMENT ON COLUMN atomic_inventory.events.quantity_after IS 'On-hand quantity af
 COMMENT ON COLUMN atomic_inventory.events.reorder_point IS 'The item''s reorder point at the time (low_stock).';
 COMMENT ON COLUMN atomic_inventory.events.detail IS 'Kind-specific facts: a reservation''s reference and lines, a batch''s previous holder, a movement''s delta and ledger kind.';
 COMMENT ON COLUMN atomic_inventory.events.created_at IS 'Transaction time of the change.';
+COMMENT ON COLUMN atomic_inventory.events.location_id IS 'The location of the stock level that crossed; NULL = the default location.';
 
 CREATE TABLE atomic_inventory.event_consumers (
     id           bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -567,7 +635,7 @@ CREATE FUNCTION atomic_inventory.emit_event(
     p_kind text, p_inventory_id uuid, p_tenant_id text,
     p_available_before numeric, p_available_after numeric, p_quantity_after numeric,
     p_reorder_point numeric, p_ledger_id bigint, p_reservation_id uuid, p_batch_id uuid,
-    p_detail jsonb
+    p_detail jsonb, p_location_id uuid DEFAULT NULL
 ) RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -577,9 +645,10 @@ DECLARE
 BEGIN
     INSERT INTO atomic_inventory.events
         (kind, inventory_id, tenant_id, available_before, available_after, quantity_after,
-         reorder_point, ledger_id, reservation_id, batch_id, detail)
+         reorder_point, ledger_id, reservation_id, batch_id, detail, location_id)
     VALUES (p_kind, p_inventory_id, p_tenant_id, p_available_before, p_available_after,
-            p_quantity_after, p_reorder_point, p_ledger_id, p_reservation_id, p_batch_id, p_detail)
+            p_quantity_after, p_reorder_point, p_ledger_id, p_reservation_id, p_batch_id, p_detail,
+            p_location_id)
     RETURNING id INTO v_id;
     INSERT INTO atomic_inventory.event_deliveries (consumer_id, event_id)
     SELECT c.id, v_id FROM atomic_inventory.event_consumers AS c
@@ -587,7 +656,7 @@ BEGIN
     -- ids only: any session may LISTEN, so the payload names no quantities
     PERFORM pg_catalog.pg_notify('atomic_inventory_events',
         pg_catalog.json_strip_nulls(pg_catalog.json_build_object(
-            'id', v_id, 'kind', p_kind, 'inventory_id', p_inventory_id,
+            'id', v_id, 'kind', p_kind, 'inventory_id', p_inventory_id, 'location_id', p_location_id,
             'reservation_id', p_reservation_id, 'batch_id', p_batch_id,
             'tenant_id', p_tenant_id))::text);
     RETURN v_id;
@@ -663,6 +732,55 @@ CREATE TRIGGER items_stock_events
                    AND OLD.quantity - OLD.reserved > COALESCE(OLD.reorder_point, -1))))
     EXECUTE FUNCTION atomic_inventory.items_stock_events();
 
+-- The same crossings for an item's stock at another location; its ledger
+-- row is the level's newest (the level's row lock is held to the commit).
+CREATE FUNCTION atomic_inventory.levels_stock_events() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_before numeric := OLD.quantity - OLD.reserved;
+    v_after  numeric := NEW.quantity - NEW.reserved;
+    v_ledger bigint;
+    v_tenant text;
+BEGIN
+    IF NOT atomic_inventory.events_on() THEN
+        RETURN NULL;
+    END IF;
+    SELECT i.tenant_id INTO v_tenant FROM atomic_inventory.items AS i WHERE i.id = NEW.item_id;
+    IF NEW.quantity <> OLD.quantity THEN
+        SELECT l.id INTO v_ledger
+          FROM (SELECT g.id, g.delta, g.quantity_after, g.created_at
+                  FROM atomic_inventory.ledger AS g
+                 WHERE g.inventory_id = NEW.item_id AND g.location_id = NEW.location_id
+                 ORDER BY g.id DESC LIMIT 1) AS l
+         WHERE l.delta = NEW.quantity - OLD.quantity
+           AND l.quantity_after = NEW.quantity
+           AND l.created_at = pg_catalog.now();
+    END IF;
+    IF NEW.reorder_point IS NOT NULL AND v_after <= NEW.reorder_point
+       AND v_before > COALESCE(OLD.reorder_point, -1) THEN
+        PERFORM atomic_inventory.emit_event('low_stock', NEW.item_id, v_tenant, v_before, v_after,
+            NEW.quantity, NEW.reorder_point, v_ledger, NULL, NULL, NULL, NEW.location_id);
+    END IF;
+    IF v_before > 0 AND v_after <= 0 THEN
+        PERFORM atomic_inventory.emit_event('out_of_stock', NEW.item_id, v_tenant, v_before, v_after,
+            NEW.quantity, NEW.reorder_point, v_ledger, NULL, NULL, NULL, NEW.location_id);
+    ELSIF v_before <= 0 AND v_after > 0 THEN
+        PERFORM atomic_inventory.emit_event('back_in_stock', NEW.item_id, v_tenant, v_before, v_after,
+            NEW.quantity, NEW.reorder_point, v_ledger, NULL, NULL, NULL, NEW.location_id);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER levels_stock_events
+    AFTER UPDATE ON atomic_inventory.stock_levels
+    FOR EACH ROW
+    WHEN ((OLD.quantity - OLD.reserved > 0) <> (NEW.quantity - NEW.reserved > 0)
+          OR (NEW.quantity - NEW.reserved <= NEW.reorder_point
+              AND OLD.quantity - OLD.reserved > COALESCE(OLD.reorder_point, -1)))
+    EXECUTE FUNCTION atomic_inventory.levels_stock_events();
+
 -- Every movement as an event, when atomic_inventory.movement_events = on
 -- (off by default: an event row, a delivery per consumer and a notification
 -- per ledger row).
@@ -678,7 +796,9 @@ BEGIN
         NEW.quantity_after, NULL, NEW.id, NULL, NULL,
         pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
             'delta', NEW.delta, 'ledger_kind', NEW.kind, 'reason', NEW.reason,
-            'reference', NEW.reference, 'source', NEW.source, 'item_key', NEW.item_key)));
+            'reference', NEW.reference, 'source', NEW.source, 'item_key', NEW.item_key,
+            'transfer_id', NEW.transfer_id)),
+        NEW.location_id);
     RETURN NULL;
 END;
 $$;
@@ -761,6 +881,9 @@ CREATE TRIGGER batches_lease_events
 -- The extension's functions run as the table's owner, which bypasses it.
 ALTER TABLE atomic_inventory.events ENABLE ROW LEVEL SECURITY;
 
+SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.locations',
+    'WHERE id <> ''00000000-0000-0000-0000-000000000000''');
+SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.stock_levels', '');
 SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.events', '');
 SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.events_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.event_consumers', '');

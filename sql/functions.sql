@@ -20,12 +20,13 @@ CREATE FUNCTION atomic_inventory.decrement_inventory(
     p_reason          text    DEFAULT NULL,
     p_reference       text    DEFAULT NULL,
     p_idempotency_key text    DEFAULT NULL,
-    p_lock_timeout_ms integer DEFAULT NULL
+    p_lock_timeout_ms integer DEFAULT NULL,
+    p_location_id     uuid    DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 AS 'MODULE_PATHNAME', 'ai_decrement_inventory';
-COMMENT ON FUNCTION atomic_inventory.decrement_inventory(uuid, numeric, text, text, text, integer) IS
-    'Take p_quantity units of one item, atomically; refuses (INSUFFICIENT_INVENTORY, PT409) to go below available = quantity - reserved. Returns {success, inventory_id, old_quantity, new_quantity, deducted}.';
+COMMENT ON FUNCTION atomic_inventory.decrement_inventory(uuid, numeric, text, text, text, integer, uuid) IS
+    'Take p_quantity units of one item (at p_location_id, default: the default location), atomically; refuses (INSUFFICIENT_INVENTORY, PT409) to go below available = quantity - reserved. Returns {success, inventory_id, old_quantity, new_quantity, deducted} (and location_id when given).';
 
 CREATE FUNCTION atomic_inventory.decrement_inventory_many(
     p_lines           jsonb,
@@ -57,12 +58,13 @@ CREATE FUNCTION atomic_inventory.increment_inventory(
     p_reason          text    DEFAULT NULL,
     p_reference       text    DEFAULT NULL,
     p_idempotency_key text    DEFAULT NULL,
-    p_lock_timeout_ms integer DEFAULT NULL
+    p_lock_timeout_ms integer DEFAULT NULL,
+    p_location_id     uuid    DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 AS 'MODULE_PATHNAME', 'ai_increment_inventory';
-COMMENT ON FUNCTION atomic_inventory.increment_inventory(uuid, numeric, text, text, text, integer) IS
-    'Add p_quantity units (restock, return). Returns {success, inventory_id, old_quantity, new_quantity, added}.';
+COMMENT ON FUNCTION atomic_inventory.increment_inventory(uuid, numeric, text, text, text, integer, uuid) IS
+    'Add p_quantity units (restock, return), at p_location_id (default: the default location; a location without stock of the item gets a level). Returns {success, inventory_id, old_quantity, new_quantity, added} (and location_id when given).';
 
 CREATE FUNCTION atomic_inventory.adjust_inventory(
     p_inventory_id        uuid,
@@ -72,12 +74,28 @@ CREATE FUNCTION atomic_inventory.adjust_inventory(
     p_reason              text    DEFAULT NULL,
     p_reference           text    DEFAULT NULL,
     p_idempotency_key     text    DEFAULT NULL,
-    p_lock_timeout_ms     integer DEFAULT NULL
+    p_lock_timeout_ms     integer DEFAULT NULL,
+    p_location_id         uuid    DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 AS 'MODULE_PATHNAME', 'ai_adjust_inventory';
-COMMENT ON FUNCTION atomic_inventory.adjust_inventory(uuid, numeric, numeric, boolean, text, text, text, integer) IS
-    'Compare-and-set: set quantity to p_new_quantity only if it still equals p_expected_quantity (else QUANTITY_MISMATCH, PT409); p_force => true skips the comparison. Returns {success, inventory_id, old_quantity, new_quantity, delta}.';
+COMMENT ON FUNCTION atomic_inventory.adjust_inventory(uuid, numeric, numeric, boolean, text, text, text, integer, uuid) IS
+    'Compare-and-set: set quantity (at p_location_id, default: the default location) to p_new_quantity only if it still equals p_expected_quantity (else QUANTITY_MISMATCH, PT409); p_force => true skips the comparison. Returns {success, inventory_id, old_quantity, new_quantity, delta} (and location_id when given).';
+
+CREATE FUNCTION atomic_inventory.transfer_inventory(
+    p_inventory_id     uuid,
+    p_from_location_id uuid,
+    p_to_location_id   uuid,
+    p_quantity         numeric,
+    p_reason           text    DEFAULT NULL,
+    p_reference        text    DEFAULT NULL,
+    p_idempotency_key  text    DEFAULT NULL,
+    p_lock_timeout_ms  integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'ai_transfer_inventory';
+COMMENT ON FUNCTION atomic_inventory.transfer_inventory(uuid, uuid, uuid, numeric, text, text, text, integer) IS
+    'Move p_quantity units of one item between two locations, all or nothing: both levels locked in location id order (no deadlocks), refused (INSUFFICIENT_INVENTORY, PT409) unless the source''s available covers it; two ledger rows sharing a transfer_id. Returns {success, transfer_id, inventory_id, quantity, from:{location_id, old_quantity, new_quantity}, to:{...}}.';
 
 CREATE FUNCTION atomic_inventory.create_item(
     p_quantity        numeric DEFAULT 0,
@@ -160,71 +178,121 @@ $$;
 COMMENT ON FUNCTION atomic_inventory.create_item(numeric, text, text, boolean, text, uuid) IS
     'Create an item (ledger starts with an initial row). Returns {success, inventory_id, sku, quantity, tenant_id}. Retry-safe with p_id: the same call again (same p_id, SKU, name, tracking, tenant) is answered with the item, its quantity now. A taken id or SKU otherwise: ITEM_EXISTS (PT409), also for a repeated call without p_id.';
 
-CREATE FUNCTION atomic_inventory.get_inventory(p_inventory_id uuid) RETURNS json
+CREATE FUNCTION atomic_inventory.get_inventory(
+    p_inventory_id uuid,
+    p_location_id  uuid DEFAULT NULL
+) RETURNS json
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS $$
 DECLARE
-    v json;
+    v       json;
+    v_found boolean;
 BEGIN
     -- a NULL id is bad input (400), as for the C functions, not NOT_FOUND
     IF p_inventory_id IS NULL THEN
         RAISE EXCEPTION 'INVALID_INPUT: p_inventory_id is required (got NULL)'
             USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_inventory_id"}';
     END IF;
-    -- A striped item's quantity is its row's plus its stripes' (stripes.rs).
-    SELECT pg_catalog.json_build_object('inventory_id', i.id, 'sku', i.sku, 'name', i.name,
-               'quantity', i.quantity + s.total, 'reserved', i.reserved,
-               'available', i.quantity + s.total - i.reserved, 'track_inventory', i.track_inventory,
-               'tenant_id', i.tenant_id, 'updated_at', i.updated_at, 'stripes', i.stripes)
-      INTO v
-      FROM atomic_inventory.items AS i
-     CROSS JOIN LATERAL (SELECT COALESCE(pg_catalog.sum(x.quantity), 0) AS total
-                           FROM atomic_inventory.item_stripes AS x WHERE x.item_id = i.id) AS s
-     WHERE i.id = p_inventory_id
-       AND (i.tenant_id IS NULL OR i.tenant_id = atomic_inventory.caller_tenant()
-            OR atomic_inventory.caller_is_admin());
-    IF v IS NULL THEN
+    -- Every level: the default location's is the item's own row (a striped
+    -- item's quantity is its row's plus its stripes', stripes.rs), the
+    -- others are stock_levels rows. Without a location: the totals and
+    -- every level; with one: that level.
+    WITH it AS (
+        SELECT i.* FROM atomic_inventory.items AS i
+         WHERE i.id = p_inventory_id
+           AND (i.tenant_id IS NULL OR i.tenant_id = atomic_inventory.caller_tenant()
+                OR atomic_inventory.caller_is_admin())
+    ), lv AS (
+        SELECT '00000000-0000-0000-0000-000000000000'::uuid AS location_id, 'default'::text AS code,
+               it.quantity + COALESCE((SELECT pg_catalog.sum(x.quantity) FROM atomic_inventory.item_stripes AS x
+                                        WHERE x.item_id = it.id), 0) AS quantity,
+               it.reserved, it.reorder_point, 0 AS ord
+          FROM it
+        UNION ALL
+        SELECT l.location_id, o.code, l.quantity, l.reserved, l.reorder_point, 1
+          FROM it JOIN atomic_inventory.stock_levels AS l ON l.item_id = it.id
+          JOIN atomic_inventory.locations AS o ON o.id = l.location_id
+    )
+    SELECT EXISTS (SELECT FROM it),
+           CASE WHEN p_location_id IS NULL THEN
+               (SELECT pg_catalog.json_build_object('inventory_id', it.id, 'sku', it.sku, 'name', it.name,
+                   'quantity', t.quantity, 'reserved', t.reserved, 'available', t.quantity - t.reserved,
+                   'track_inventory', it.track_inventory, 'tenant_id', it.tenant_id,
+                   'updated_at', it.updated_at, 'stripes', it.stripes, 'reorder_point', it.reorder_point,
+                   'levels', t.levels)
+                  FROM it, (SELECT pg_catalog.sum(lv.quantity) AS quantity, pg_catalog.sum(lv.reserved) AS reserved,
+                                   pg_catalog.json_agg(pg_catalog.json_build_object(
+                                       'location_id', lv.location_id, 'code', lv.code, 'quantity', lv.quantity,
+                                       'reserved', lv.reserved, 'available', lv.quantity - lv.reserved,
+                                       'reorder_point', lv.reorder_point)
+                                   ORDER BY lv.ord, lv.location_id) AS levels
+                              FROM lv) AS t)
+           ELSE
+               (SELECT pg_catalog.json_build_object('inventory_id', it.id, 'sku', it.sku, 'name', it.name,
+                   'location_id', lv.location_id, 'code', lv.code,
+                   'quantity', lv.quantity, 'reserved', lv.reserved, 'available', lv.quantity - lv.reserved,
+                   'reorder_point', lv.reorder_point, 'track_inventory', it.track_inventory,
+                   'tenant_id', it.tenant_id)
+                  FROM it, lv WHERE lv.location_id = p_location_id)
+           END
+      INTO v_found, v;
+    IF NOT v_found THEN
         RAISE EXCEPTION 'NOT_FOUND: inventory item % does not exist or is not visible to this tenant', p_inventory_id
             USING ERRCODE = 'PT404',
                   DETAIL = pg_catalog.json_build_object('code', 'NOT_FOUND', 'entity', 'inventory item', 'ids',
                                                         pg_catalog.json_build_array(p_inventory_id))::text;
     END IF;
+    IF v IS NULL THEN
+        RAISE EXCEPTION 'LEVEL_NOT_FOUND: item % has no stock level at location %', p_inventory_id, p_location_id
+            USING ERRCODE = 'PT404',
+                  DETAIL = pg_catalog.json_build_object('code', 'LEVEL_NOT_FOUND', 'inventory_id', p_inventory_id,
+                                                        'location_id', p_location_id)::text,
+                  HINT = 'Restock (increment_inventory) or transfer stock to that location first.';
+    END IF;
     RETURN v;
 END;
 $$;
-COMMENT ON FUNCTION atomic_inventory.get_inventory(uuid) IS
-    'One item''s quantity, reserved and available as JSON (NOT_FOUND, PT404, if it does not exist for this caller).';
+COMMENT ON FUNCTION atomic_inventory.get_inventory(uuid, uuid) IS
+    'One item''s stock as JSON: without p_location_id the totals over its locations and every level (levels), with it that level (NOT_FOUND, PT404, if the item does not exist for this caller; LEVEL_NOT_FOUND, PT404, if it has no stock there).';
 
 CREATE FUNCTION atomic_inventory.reconcile()
 RETURNS TABLE (inventory_id uuid, quantity numeric, ledger_sum numeric, drift numeric,
-               reserved numeric, reserved_by_lines numeric, reserved_drift numeric)
+               reserved numeric, reserved_by_lines numeric, reserved_drift numeric, location_id uuid)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS $$
-    SELECT i.id, i.quantity, COALESCE(l.total, 0), i.quantity - COALESCE(l.total, 0),
-           i.reserved, COALESCE(h.held, 0), i.reserved - COALESCE(h.held, 0)
-      FROM (SELECT it.id, it.tenant_id, it.reserved,
-                   -- a striped item's quantity includes its stripes
-                   it.quantity + COALESCE((SELECT pg_catalog.sum(x.quantity)
-                                             FROM atomic_inventory.item_stripes AS x
-                                            WHERE x.item_id = it.id), 0) AS quantity
-              FROM atomic_inventory.items AS it) AS i
-      LEFT JOIN (SELECT g.inventory_id, pg_catalog.sum(g.delta) AS total
-                   FROM atomic_inventory.ledger AS g GROUP BY g.inventory_id) AS l
-             ON l.inventory_id = i.id
+    -- per level: the default location's (the item's own row, its stripes
+    -- included; ledger rows without a location) and every other one's
+    WITH lv AS (
+        SELECT it.id AS item_id, NULL::uuid AS location_id, it.tenant_id, it.reserved,
+               it.quantity + COALESCE((SELECT pg_catalog.sum(x.quantity)
+                                         FROM atomic_inventory.item_stripes AS x
+                                        WHERE x.item_id = it.id), 0) AS quantity
+          FROM atomic_inventory.items AS it
+        UNION ALL
+        SELECT l.item_id, l.location_id, it.tenant_id, l.reserved, l.quantity
+          FROM atomic_inventory.stock_levels AS l JOIN atomic_inventory.items AS it ON it.id = l.item_id
+    )
+    SELECT v.item_id, v.quantity, COALESCE(l.total, 0), v.quantity - COALESCE(l.total, 0),
+           v.reserved, COALESCE(h.held, 0), v.reserved - COALESCE(h.held, 0), v.location_id
+      FROM lv AS v
+      LEFT JOIN (SELECT g.inventory_id, g.location_id, pg_catalog.sum(g.delta) AS total
+                   FROM atomic_inventory.ledger AS g WHERE g.inventory_id IS NOT NULL
+                  GROUP BY g.inventory_id, g.location_id) AS l
+             ON l.inventory_id = v.item_id AND l.location_id IS NOT DISTINCT FROM v.location_id
       LEFT JOIN (SELECT x.inventory_id, pg_catalog.sum(x.quantity) AS held
                    FROM atomic_inventory.reservation_lines AS x
                   WHERE x.status = 'active' AND x.tracked GROUP BY x.inventory_id) AS h
-             ON h.inventory_id = i.id
-     WHERE (i.quantity IS DISTINCT FROM COALESCE(l.total, 0)
-            OR i.reserved IS DISTINCT FROM COALESCE(h.held, 0))
-       AND (i.tenant_id IS NULL OR i.tenant_id = atomic_inventory.caller_tenant()
+             ON h.inventory_id = v.item_id AND v.location_id IS NULL
+     WHERE (v.quantity IS DISTINCT FROM COALESCE(l.total, 0)
+            OR v.reserved IS DISTINCT FROM COALESCE(h.held, 0))
+       AND (v.tenant_id IS NULL OR v.tenant_id = atomic_inventory.caller_tenant()
             OR atomic_inventory.caller_is_admin())
-     ORDER BY i.id;
+     ORDER BY v.item_id, v.location_id NULLS FIRST;
 $$;
 COMMENT ON FUNCTION atomic_inventory.reconcile() IS
-    'Items whose quantity differs from the sum of their ledger deltas, or whose reserved differs from their active reservation lines (both mean a write outside the functions). Empty = everything accounted for.';
+    'Stock levels (location_id NULL: the default location) whose quantity differs from the sum of their ledger deltas, or whose reserved differs from their active reservation lines (both mean a write outside the functions). Empty = everything accounted for.';
 
 CREATE FUNCTION atomic_inventory.purge_idempotency_keys(p_older_than interval DEFAULT '24 hours')
 RETURNS bigint
@@ -893,13 +961,15 @@ CREATE POLICY events_tenant_read ON atomic_inventory.events FOR SELECT
 
 CREATE FUNCTION atomic_inventory.set_reorder_point(
     p_inventory_id  uuid,
-    p_reorder_point numeric DEFAULT NULL
+    p_reorder_point numeric DEFAULT NULL,
+    p_location_id   uuid    DEFAULT NULL
 ) RETURNS json
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS $$
 DECLARE
-    v_row atomic_inventory.items;
+    v_row   atomic_inventory.items;
+    v_level atomic_inventory.stock_levels;
 BEGIN
     IF p_inventory_id IS NULL THEN
         RAISE EXCEPTION 'INVALID_INPUT: p_inventory_id is required (got NULL)'
@@ -912,14 +982,32 @@ BEGIN
                                                         'value', p_reorder_point::text)::text,
                   HINT = 'Pass the available quantity at or below which a low_stock event should be written.';
     END IF;
-    -- Takes the item's row lock like a sale. Raising the point above what
-    -- is available now crosses it: the item's low_stock event is written
-    -- by this change.
-    UPDATE atomic_inventory.items AS i SET reorder_point = p_reorder_point
-     WHERE i.id = p_inventory_id
-       AND (i.tenant_id IS NULL OR i.tenant_id = atomic_inventory.caller_tenant()
-            OR atomic_inventory.caller_is_admin())
-    RETURNING * INTO v_row;
+    -- Takes the row lock like a sale. Raising the point above what is
+    -- available now crosses it: the low_stock event is written by this change.
+    IF p_location_id IS NULL OR p_location_id = '00000000-0000-0000-0000-000000000000' THEN
+        UPDATE atomic_inventory.items AS i SET reorder_point = p_reorder_point
+         WHERE i.id = p_inventory_id
+           AND (i.tenant_id IS NULL OR i.tenant_id = atomic_inventory.caller_tenant()
+                OR atomic_inventory.caller_is_admin())
+        RETURNING * INTO v_row;
+    ELSE
+        SELECT * INTO v_row FROM atomic_inventory.items AS i
+         WHERE i.id = p_inventory_id
+           AND (i.tenant_id IS NULL OR i.tenant_id = atomic_inventory.caller_tenant()
+                OR atomic_inventory.caller_is_admin());
+        IF v_row.id IS NOT NULL THEN
+            UPDATE atomic_inventory.stock_levels AS l SET reorder_point = p_reorder_point
+             WHERE l.item_id = p_inventory_id AND l.location_id = p_location_id
+            RETURNING * INTO v_level;
+            IF v_level.item_id IS NULL THEN
+                RAISE EXCEPTION 'LEVEL_NOT_FOUND: item % has no stock level at location %', p_inventory_id, p_location_id
+                    USING ERRCODE = 'PT404',
+                          DETAIL = pg_catalog.json_build_object('code', 'LEVEL_NOT_FOUND', 'inventory_id',
+                                                                p_inventory_id, 'location_id', p_location_id)::text,
+                          HINT = 'Restock (increment_inventory) or transfer stock to that location first.';
+            END IF;
+        END IF;
+    END IF;
     IF v_row.id IS NULL THEN
         RAISE EXCEPTION 'NOT_FOUND: inventory item % does not exist or is not visible to this tenant', p_inventory_id
             USING ERRCODE = 'PT404',
@@ -927,17 +1015,22 @@ BEGIN
                                                         pg_catalog.json_build_array(p_inventory_id))::text,
                   HINT = 'Check the id, and that the caller acts for the item''s tenant.';
     END IF;
+    IF v_level.item_id IS NOT NULL THEN
+        RETURN pg_catalog.json_build_object('success', true, 'inventory_id', v_level.item_id,
+            'location_id', v_level.location_id, 'reorder_point', v_level.reorder_point,
+            'available', v_level.quantity - v_level.reserved);
+    END IF;
     RETURN pg_catalog.json_build_object('success', true, 'inventory_id', v_row.id,
         'reorder_point', v_row.reorder_point, 'available', v_row.quantity - v_row.reserved,
         'stripes', v_row.stripes);
 END;
 $$;
-COMMENT ON FUNCTION atomic_inventory.set_reorder_point(uuid, numeric) IS
-    'Set (or with NULL clear) an item''s reorder point: a low_stock event is written when available falls to it or below. Returns {success, inventory_id, reorder_point, available, stripes}.';
+COMMENT ON FUNCTION atomic_inventory.set_reorder_point(uuid, numeric, uuid) IS
+    'Set (or with NULL clear) the reorder point of an item''s stock at p_location_id (default: the default location): a low_stock event is written when available falls to it or below. Returns {success, inventory_id, reorder_point, available, ...}.';
 
 CREATE FUNCTION atomic_inventory.low_stock_items(p_limit integer DEFAULT 1000)
 RETURNS TABLE (inventory_id uuid, sku text, name text, quantity numeric, reserved numeric,
-               available numeric, reorder_point numeric, tenant_id text)
+               available numeric, reorder_point numeric, tenant_id text, location_id uuid)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS $$
@@ -947,21 +1040,169 @@ BEGIN
             USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_limit"}';
     END IF;
     RETURN QUERY
-    SELECT i.id, i.sku, i.name, i.quantity + s.total, i.reserved,
-           i.quantity + s.total - i.reserved, i.reorder_point, i.tenant_id
-      FROM atomic_inventory.items AS i
-     CROSS JOIN LATERAL (SELECT COALESCE(pg_catalog.sum(x.quantity), 0) AS total
-                           FROM atomic_inventory.item_stripes AS x WHERE x.item_id = i.id) AS s
-     WHERE i.reorder_point IS NOT NULL AND i.track_inventory
-       AND i.quantity + s.total - i.reserved <= i.reorder_point
+    WITH lv AS (
+        SELECT i.id, NULL::uuid AS location_id, i.reserved, i.reorder_point,
+               i.quantity + (SELECT COALESCE(pg_catalog.sum(x.quantity), 0)
+                               FROM atomic_inventory.item_stripes AS x WHERE x.item_id = i.id) AS quantity
+          FROM atomic_inventory.items AS i WHERE i.reorder_point IS NOT NULL
+        UNION ALL
+        SELECT l.item_id, l.location_id, l.reserved, l.reorder_point, l.quantity
+          FROM atomic_inventory.stock_levels AS l WHERE l.reorder_point IS NOT NULL
+    )
+    SELECT i.id, i.sku, i.name, v.quantity, v.reserved, v.quantity - v.reserved, v.reorder_point,
+           i.tenant_id, v.location_id
+      FROM lv AS v JOIN atomic_inventory.items AS i ON i.id = v.id
+     WHERE i.track_inventory AND v.quantity - v.reserved <= v.reorder_point
        AND (i.tenant_id IS NULL OR i.tenant_id = atomic_inventory.caller_tenant()
             OR atomic_inventory.caller_is_admin())
-     ORDER BY i.quantity + s.total - i.reserved - i.reorder_point, i.id
+     ORDER BY v.quantity - v.reserved - v.reorder_point, i.id, v.location_id NULLS FIRST
      LIMIT p_limit;
 END;
 $$;
 COMMENT ON FUNCTION atomic_inventory.low_stock_items(integer) IS
-    'Tracked items whose available stock is at or below their reorder point, furthest below first (striped items counted whole).';
+    'Stock levels of tracked items at or below their reorder point, furthest below first (location_id NULL: the default location; striped items counted whole).';
+
+-- Locations (docs/locations.md).
+CREATE FUNCTION atomic_inventory.create_location(
+    p_code      text,
+    p_name      text    DEFAULT NULL,
+    p_priority  integer DEFAULT 0,
+    p_sellable  boolean DEFAULT true,
+    p_tenant_id text    DEFAULT NULL,
+    p_id        uuid    DEFAULT NULL
+) RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+DECLARE
+    v_tenant text := COALESCE(p_tenant_id, atomic_inventory.caller_tenant());
+    v_row    atomic_inventory.locations;
+BEGIN
+    IF p_code IS NULL OR p_code = '' OR pg_catalog.length(p_code) > 255 THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_code must be a code of 1 to 255 characters'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_code"}',
+                  HINT = 'Check the argument named in the detail.';
+    END IF;
+    IF pg_catalog.length(p_name) > 1024 THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_name is longer than 1024 characters'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_name"}',
+                  HINT = 'Check the argument named in the detail.';
+    END IF;
+    IF pg_catalog.length(p_tenant_id) > 255 THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_tenant_id is longer than 255 characters'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_tenant_id"}',
+                  HINT = 'Check the argument named in the detail.';
+    END IF;
+    IF p_priority IS NULL THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_priority is required (got NULL)'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_priority"}';
+    END IF;
+    IF v_tenant IS DISTINCT FROM atomic_inventory.caller_tenant()
+       AND NOT atomic_inventory.caller_is_admin() THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_tenant_id can only be your own tenant'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_tenant_id"}';
+    END IF;
+    INSERT INTO atomic_inventory.locations (id, code, name, priority, sellable, tenant_id)
+    VALUES (COALESCE(p_id, pg_catalog.gen_random_uuid()), p_code, p_name, p_priority,
+            COALESCE(p_sellable, true), v_tenant)
+    ON CONFLICT DO NOTHING
+    RETURNING * INTO v_row;
+    IF v_row.id IS NULL THEN
+        -- the same call again (a retry) is answered with the location
+        SELECT * INTO v_row FROM atomic_inventory.locations AS o
+         WHERE o.id = p_id AND o.code = p_code AND o.name IS NOT DISTINCT FROM p_name
+           AND o.tenant_id IS NOT DISTINCT FROM v_tenant;
+        IF NOT FOUND THEN
+            SELECT * INTO v_row FROM atomic_inventory.locations AS o
+             WHERE o.id = p_id OR (o.code = p_code AND o.tenant_id IS NOT DISTINCT FROM v_tenant)
+             LIMIT 1;
+            RAISE EXCEPTION 'LOCATION_EXISTS: location % already has this %', v_row.id,
+                  CASE WHEN v_row.id = p_id THEN 'id' ELSE 'code' END
+                USING ERRCODE = 'PT409',
+                      DETAIL = pg_catalog.json_build_object('code', 'LOCATION_EXISTS', 'location_id', v_row.id,
+                                                            'location_code', p_code)::text,
+                      HINT = 'Use the existing location, or pass another p_id / p_code.';
+        END IF;
+    END IF;
+    RETURN pg_catalog.json_build_object('success', true, 'location_id', v_row.id, 'code', v_row.code,
+        'name', v_row.name, 'priority', v_row.priority, 'active', v_row.active,
+        'sellable', v_row.sellable, 'tenant_id', v_row.tenant_id);
+END;
+$$;
+COMMENT ON FUNCTION atomic_inventory.create_location(text, text, integer, boolean, text, uuid) IS
+    'Create a location (store, warehouse, zone) for the caller''s tenant. Returns {success, location_id, code, name, priority, active, sellable, tenant_id}. Retry-safe with p_id; a taken code (per tenant) or id: LOCATION_EXISTS (PT409).';
+
+CREATE FUNCTION atomic_inventory.update_location(
+    p_location_id uuid,
+    p_name        text    DEFAULT NULL,
+    p_priority    integer DEFAULT NULL,
+    p_active      boolean DEFAULT NULL,
+    p_sellable    boolean DEFAULT NULL
+) RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+DECLARE
+    v_row  atomic_inventory.locations;
+    v_busy bigint;
+BEGIN
+    IF p_location_id IS NULL THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_location_id is required (got NULL)'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_location_id"}';
+    END IF;
+    IF pg_catalog.length(p_name) > 1024 THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_name is longer than 1024 characters'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_name"}',
+                  HINT = 'Check the argument named in the detail.';
+    END IF;
+    IF p_location_id = '00000000-0000-0000-0000-000000000000'
+       AND (p_active IS FALSE OR p_sellable IS FALSE) THEN
+        RAISE EXCEPTION 'INVALID_INPUT: the default location is always active and sellable'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_location_id"}',
+                  HINT = 'It holds every item''s own row; move stock elsewhere with transfer_inventory.';
+    END IF;
+    -- Locked first: a sale, restock or transfer at it takes a share lock
+    -- on it (its level's foreign key) ... so deactivation waits for them
+    -- and then sees their stock.
+    SELECT * INTO v_row FROM atomic_inventory.locations AS o
+     WHERE o.id = p_location_id
+       AND (o.tenant_id IS NULL OR o.tenant_id = atomic_inventory.caller_tenant()
+            OR atomic_inventory.caller_is_admin())
+       FOR UPDATE;
+    IF v_row.id IS NULL THEN
+        RAISE EXCEPTION 'NOT_FOUND: location % does not exist or is not visible to this tenant', p_location_id
+            USING ERRCODE = 'PT404',
+                  DETAIL = pg_catalog.json_build_object('code', 'NOT_FOUND', 'entity', 'location', 'ids',
+                                                        pg_catalog.json_build_array(p_location_id))::text;
+    END IF;
+    IF v_row.tenant_id IS NULL AND NOT atomic_inventory.caller_is_admin() THEN
+        RAISE EXCEPTION 'INVALID_INPUT: location % is shared; only an admin may change it', p_location_id
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_location_id"}';
+    END IF;
+    IF p_active IS FALSE AND v_row.active THEN
+        SELECT pg_catalog.count(*) INTO v_busy FROM atomic_inventory.stock_levels AS l
+         WHERE l.location_id = p_location_id AND (l.quantity <> 0 OR l.reserved <> 0);
+        IF v_busy > 0 THEN
+            RAISE EXCEPTION 'LOCATION_IN_USE: location % still holds stock of % items', p_location_id, v_busy
+                USING ERRCODE = 'PT409',
+                      DETAIL = pg_catalog.json_build_object('code', 'LOCATION_IN_USE', 'location_id', p_location_id,
+                                                            'levels_with_stock', v_busy)::text,
+                      HINT = 'Transfer or adjust its stock to 0 first.';
+        END IF;
+    END IF;
+    UPDATE atomic_inventory.locations AS o
+       SET name = COALESCE(p_name, o.name), priority = COALESCE(p_priority, o.priority),
+           active = COALESCE(p_active, o.active), sellable = COALESCE(p_sellable, o.sellable),
+           updated_at = pg_catalog.now()
+     WHERE o.id = p_location_id
+    RETURNING * INTO v_row;
+    RETURN pg_catalog.json_build_object('success', true, 'location_id', v_row.id, 'code', v_row.code,
+        'name', v_row.name, 'priority', v_row.priority, 'active', v_row.active,
+        'sellable', v_row.sellable, 'tenant_id', v_row.tenant_id);
+END;
+$$;
+COMMENT ON FUNCTION atomic_inventory.update_location(uuid, text, integer, boolean, boolean) IS
+    'Change a location''s name, priority or flags (NULL: unchanged). Deactivating one that still holds stock or holds: LOCATION_IN_USE (PT409). Returns the location as create_location does.';
 
 -- The consumer a caller names: its own tenant's (names are per tenant).
 CREATE FUNCTION atomic_inventory.event_consumer_id(p_consumer text) RETURNS bigint
@@ -1184,12 +1425,15 @@ DECLARE
 BEGIN
     EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA atomic_inventory TO %I', p_role);
     FOREACH f IN ARRAY ARRAY[
-        'atomic_inventory.decrement_inventory(uuid, numeric, text, text, text, integer)',
+        'atomic_inventory.decrement_inventory(uuid, numeric, text, text, text, integer, uuid)',
         'atomic_inventory.decrement_inventory_many(jsonb, text, text, text, integer)',
-        'atomic_inventory.increment_inventory(uuid, numeric, text, text, text, integer)',
-        'atomic_inventory.adjust_inventory(uuid, numeric, numeric, boolean, text, text, text, integer)',
+        'atomic_inventory.increment_inventory(uuid, numeric, text, text, text, integer, uuid)',
+        'atomic_inventory.transfer_inventory(uuid, uuid, uuid, numeric, text, text, text, integer)',
+        'atomic_inventory.adjust_inventory(uuid, numeric, numeric, boolean, text, text, text, integer, uuid)',
         'atomic_inventory.create_item(numeric, text, text, boolean, text, uuid)',
-        'atomic_inventory.get_inventory(uuid)',
+        'atomic_inventory.get_inventory(uuid, uuid)',
+        'atomic_inventory.create_location(text, text, integer, boolean, text, uuid)',
+        'atomic_inventory.update_location(uuid, text, integer, boolean, boolean)',
         'atomic_inventory.reconcile()',
         'atomic_inventory.claim_batch(uuid, text, integer, integer, integer)',
         'atomic_inventory.claim_next_batch(text, text, integer, integer, integer)',
@@ -1217,7 +1461,7 @@ BEGIN
         'atomic_inventory.bound_increment_packing_quantity(text, text, text, text, integer, text, integer)',
         'atomic_inventory.bound_decrement_packing_quantity(text, text, text, integer, text, integer)',
         'atomic_inventory.reconcile_source(text)',
-        'atomic_inventory.set_reorder_point(uuid, numeric)',
+        'atomic_inventory.set_reorder_point(uuid, numeric, uuid)',
         'atomic_inventory.low_stock_items(integer)',
         'atomic_inventory.create_event_consumer(text, text)',
         'atomic_inventory.drop_event_consumer(text)',

@@ -118,6 +118,20 @@ pub enum Error {
         expires_at: String,
     },
 
+    /// The item has no stock level at a location other than the default
+    /// one (never restocked or transferred there): a clear 404, not a
+    /// silent zero.
+    #[error("LEVEL_NOT_FOUND: item {inventory_id} has no stock level at location {location_id}")]
+    LevelNotFound {
+        inventory_id: String,
+        location_id: String,
+    },
+
+    /// A location that exists for the caller but can't do this: inactive,
+    /// or not sellable for a sale.
+    #[error("LOCATION_UNAVAILABLE: location {location_id} is {why}")]
+    LocationUnavailable { location_id: String, why: String },
+
     #[error("SOURCE_IN_USE: source {name} has {active} active reservations")]
     SourceInUse { name: String, active: i64 },
 
@@ -272,6 +286,8 @@ impl Error {
             Error::LineNotActive { .. } => "LINE_NOT_ACTIVE",
             Error::ReservationExpired { .. } => "RESERVATION_EXPIRED",
             Error::SourceInUse { .. } => "SOURCE_IN_USE",
+            Error::LevelNotFound { .. } => "LEVEL_NOT_FOUND",
+            Error::LocationUnavailable { .. } => "LOCATION_UNAVAILABLE",
             Error::SessionNotFound { .. } => "SESSION_NOT_FOUND",
             Error::SessionNotPacking { .. } => "SESSION_NOT_PACKING",
             Error::ProgressNotFound { .. } => "PROGRESS_NOT_FOUND",
@@ -296,6 +312,7 @@ impl Error {
             | Error::SourceChanged { .. }
             | Error::SourceGone { .. } => b"22023",
             Error::NotFound { .. }
+            | Error::LevelNotFound { .. }
             | Error::SessionNotFound { .. }
             | Error::ProgressNotFound { .. }
             | Error::OrderNotFound { .. } => b"PT404",
@@ -315,7 +332,9 @@ impl Error {
             | Error::ReservationNotActive { .. }
             | Error::LineNotActive { .. }
             // unbinding would strand units held in the app's reserved column
-            | Error::SourceInUse { .. } => b"PT409",
+            | Error::SourceInUse { .. }
+            // the location exists but is closed (or not for sale) now
+            | Error::LocationUnavailable { .. } => b"PT409",
             Error::ReservationExpired { .. } => b"PT410",
             Error::BatchNotHeld { .. } => b"PT403",
             Error::IdempotencyConflict { .. } => b"PT422",
@@ -339,6 +358,17 @@ impl Error {
             }
             Error::InvalidInput { field, .. } => {
                 m.insert("field".into(), json!(field));
+            }
+            Error::LevelNotFound {
+                inventory_id,
+                location_id,
+            } => {
+                m.insert("inventory_id".into(), json!(inventory_id));
+                m.insert("location_id".into(), json!(location_id));
+            }
+            Error::LocationUnavailable { location_id, why } => {
+                m.insert("location_id".into(), json!(location_id));
+                m.insert("reason".into(), json!(why));
             }
             Error::SourceChanged { .. } | Error::SourceGone { .. } => {
                 m.insert("field".into(), json!("p_source"));
@@ -562,6 +592,12 @@ impl Error {
             }
             Error::SourceInUse { .. } => {
                 "Nothing was changed. Commit or release its reservations (or let them expire), then unbind."
+            }
+            Error::LevelNotFound { .. } => {
+                "Nothing was changed. Restock (increment_inventory) or transfer stock to that location first."
+            }
+            Error::LocationUnavailable { .. } => {
+                "Nothing was changed. Activate it (update_location), or use another location; stock at a location that is not sellable can still be transferred."
             }
             Error::SessionNotFound { .. } => "Check p_session_id.",
             Error::SessionNotPacking { .. } => {

@@ -25,11 +25,12 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
 /// Counted functions, by SQL name; each C symbol is `ai_<name>`.
-pub const FUNCTIONS: [&str; 34] = [
+pub const FUNCTIONS: [&str; 35] = [
     "decrement_inventory",
     "decrement_inventory_many",
     "increment_inventory",
     "adjust_inventory",
+    "transfer_inventory",
     "reserve_inventory",
     "commit_reservation",
     "release_reservation",
@@ -64,7 +65,7 @@ pub const FUNCTIONS: [&str; 34] = [
 
 /// Every outcome but success: our codes (error.rs), then PostgreSQL errors
 /// that escape a call, by the class a client acts on.
-pub const CODES: [&str; 31] = [
+pub const CODES: [&str; 33] = [
     "INVALID_QUANTITY",
     "INVALID_INPUT",
     "NOT_FOUND",
@@ -79,6 +80,8 @@ pub const CODES: [&str; 31] = [
     "LINE_NOT_ACTIVE",
     "RESERVATION_EXPIRED",
     "SOURCE_IN_USE",
+    "LEVEL_NOT_FOUND",
+    "LOCATION_UNAVAILABLE",
     "SESSION_NOT_FOUND",
     "SESSION_NOT_PACKING",
     "PROGRESS_NOT_FOUND",

@@ -46,6 +46,9 @@ for script in "$here"/atomic_inventory--*.sql; do
     batch="$(q "$db" "INSERT INTO atomic_inventory.batches (status, claimed_by, claimed_at, zone) VALUES ('claimed', 'driver-1', now(), 'up') RETURNING id")"
     check "$from: the new library refuses release A's tables until the update" \
         "$(psql -X -q -At -d "$db" -c "SELECT atomic_inventory.decrement_inventory('$item', 1)" 2>&1 | grep -o 'SCHEMA_OUTDATED' | head -1)" "SCHEMA_OUTDATED"
+    # an app role allowed to sell (as grant_usage or a grant of the user's own would)
+    psql -X -q -d postgres -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'ai_upgrade_app') THEN CREATE ROLE ai_upgrade_app; END IF; END \$\$"
+    q "$db" "GRANT EXECUTE ON FUNCTION atomic_inventory.decrement_inventory(uuid, numeric, text, text, text, integer) TO ai_upgrade_app"
     state="SELECT i.quantity || '/' || i.reserved || '/' || (SELECT count(*) FROM atomic_inventory.ledger) || '/' || (SELECT status FROM atomic_inventory.reservations) || '/' || (SELECT status || ':' || claimed_by FROM atomic_inventory.batches) FROM atomic_inventory.items i"
     before="$(q "$db" "$state")"
     check "$from data written" "$before" "90/10/3/active/claimed:driver-1"
@@ -65,6 +68,17 @@ for script in "$here"/atomic_inventory--*.sql; do
     q "$db" "SELECT atomic_inventory.decrement_inventory('$item', 2)" >/dev/null
     check "$from -> $current: an upgraded item stripes, sells from a stripe and still reconciles" \
         "$(q "$db" "SELECT (atomic_inventory.get_inventory('$item')->>'quantity') || '/' || (SELECT count(*) FROM atomic_inventory.reconcile())")" "77/0"
+
+    # the functions whose arguments changed keep their grants
+    check "$from -> $current: a role allowed to call decrement_inventory still may" \
+        "$(q "$db" "SELECT has_function_privilege('ai_upgrade_app', 'atomic_inventory.decrement_inventory(uuid, numeric, text, text, text, integer, uuid)', 'EXECUTE')")" "t"
+    q "$db" "REVOKE ALL ON FUNCTION atomic_inventory.decrement_inventory FROM ai_upgrade_app"
+    # stock at a second location, moved back and forth, still reconciles
+    loc="$(q "$db" "SELECT atomic_inventory.create_location('up-store')->>'location_id'")"
+    q "$db" "SELECT atomic_inventory.transfer_inventory('$item', '00000000-0000-0000-0000-000000000000', '$loc', 5)" >/dev/null
+    q "$db" "SELECT atomic_inventory.decrement_inventory('$item', 2, p_location_id => '$loc')" >/dev/null
+    check "$from -> $current: a transfer to a new location and a sale there reconcile" \
+        "$(q "$db" "SELECT (atomic_inventory.get_inventory('$item', '$loc')->>'quantity') || '/' || (atomic_inventory.get_inventory('$item')->>'quantity') || '/' || (SELECT count(*) FROM atomic_inventory.reconcile())")" "3/75/0"
 
     q ai_fresh "CREATE EXTENSION atomic_inventory"
     q "$db" "$(cat "$here/catalog.sql")" >"/tmp/ai-upgrade-$from.upgraded"

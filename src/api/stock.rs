@@ -8,27 +8,47 @@ use crate::core::caller::Caller;
 use crate::core::idempotency;
 use crate::core::movement::Movement;
 use crate::core::validate;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ops::stock;
 use crate::pg::fmgr::{entry_points, Args};
 use crate::pg::spi::with_spi;
 use crate::source::bound::binding::{self, Kind};
 use crate::source::bound::stock::{describe, item_key, lines as bound_lines};
+use crate::source::own::levels::{self, Level, LevelKey};
 use crate::source::own::Own;
 use crate::source::{Lines, StockSource};
+use pgrx::Uuid;
 use serde_json::json;
 
+/// The location an argument names, unless it is the default one (whose
+/// stock is the item's own row: the calls without a location).
+fn location(args: &Args, n: usize) -> Option<Uuid> {
+    args.get_uuid(n).filter(|l| !levels::is_default(l))
+}
+
+/// An idempotency key's request: `base` and the location, when one was
+/// named (so a key first used without one replays as before).
+fn with_location(mut base: serde_json::Value, at: Option<Uuid>) -> String {
+    if let Some(l) = at {
+        base["location_id"] = json!(l.to_string());
+    }
+    base.to_string()
+}
+
 /// decrement_inventory(p_inventory_id, p_quantity, p_reason, p_reference,
-/// p_idempotency_key, p_lock_timeout_ms)
+/// p_idempotency_key, p_lock_timeout_ms, p_location_id)
 fn decrement(args: &Args) -> Result<String> {
     let id = args.uuid(0, "p_inventory_id")?;
     let qty = validate::positive_quantity(args.numeric(1), "p_quantity")?;
     let mv = Movement::read(args, 2)?;
+    let at = location(args, 6);
     let who = Caller::current()?;
     let request = || {
-        json!({"inventory_id": id.to_string(), "quantity": qty.normalize(),
-               "reason": mv.reason, "reference": mv.reference})
-        .to_string()
+        with_location(
+            json!({"inventory_id": id.to_string(), "quantity": qty.normalize(),
+                   "reason": mv.reason, "reference": mv.reference}),
+            at,
+        )
     };
     with_spi(mv.lock_timeout_ms, |c| {
         idempotency::once(
@@ -37,22 +57,31 @@ fn decrement(args: &Args) -> Result<String> {
             mv.key.as_deref(),
             "decrement_inventory",
             request,
-            |c| stock::decrement(&Own, c, &who, &id, &qty, &mv),
+            |c| match at {
+                None => stock::decrement(&Own, c, &who, &id, &qty, &mv),
+                Some(location) => {
+                    let key = LevelKey { item: id, location };
+                    stock::decrement(&Level { sale: true }, c, &who, &key, &qty, &mv)
+                }
+            },
         )
     })
 }
 
 /// increment_inventory(p_inventory_id, p_quantity, p_reason, p_reference,
-/// p_idempotency_key, p_lock_timeout_ms)
+/// p_idempotency_key, p_lock_timeout_ms, p_location_id)
 fn increment(args: &Args) -> Result<String> {
     let id = args.uuid(0, "p_inventory_id")?;
     let qty = validate::positive_quantity(args.numeric(1), "p_quantity")?;
     let mv = Movement::read(args, 2)?;
+    let at = location(args, 6);
     let who = Caller::current()?;
     let request = || {
-        json!({"inventory_id": id.to_string(), "quantity": qty.normalize(),
-               "reason": mv.reason, "reference": mv.reference})
-        .to_string()
+        with_location(
+            json!({"inventory_id": id.to_string(), "quantity": qty.normalize(),
+                   "reason": mv.reason, "reference": mv.reference}),
+            at,
+        )
     };
     with_spi(mv.lock_timeout_ms, |c| {
         idempotency::once(
@@ -61,23 +90,66 @@ fn increment(args: &Args) -> Result<String> {
             mv.key.as_deref(),
             "increment_inventory",
             request,
-            |c| stock::increment(&Own, c, &who, &id, &qty, &mv),
+            |c| match at {
+                None => stock::increment(&Own, c, &who, &id, &qty, &mv),
+                Some(location) => {
+                    let key = LevelKey { item: id, location };
+                    stock::increment(&Level { sale: false }, c, &who, &key, &qty, &mv)
+                }
+            },
+        )
+    })
+}
+
+/// transfer_inventory(p_inventory_id, p_from_location_id, p_to_location_id,
+/// p_quantity, p_reason, p_reference, p_idempotency_key, p_lock_timeout_ms)
+fn transfer(args: &Args) -> Result<String> {
+    let id = args.uuid(0, "p_inventory_id")?;
+    let from = args.uuid(1, "p_from_location_id")?;
+    let to = args.uuid(2, "p_to_location_id")?;
+    if from == to {
+        return Err(Error::invalid_input(
+            "p_to_location_id",
+            "is the same location as p_from_location_id",
+        ));
+    }
+    let qty = validate::positive_quantity(args.numeric(3), "p_quantity")?;
+    let mv = Movement::read(args, 4)?;
+    let who = Caller::current()?;
+    let request = || {
+        json!({"inventory_id": id.to_string(), "from_location_id": from.to_string(),
+               "to_location_id": to.to_string(), "quantity": qty.normalize(),
+               "reason": mv.reason, "reference": mv.reference})
+        .to_string()
+    };
+    with_spi(mv.lock_timeout_ms, |c| {
+        idempotency::once(
+            c,
+            &who,
+            mv.key.as_deref(),
+            "transfer_inventory",
+            request,
+            |c| stock::transfer(&Level { sale: false }, c, &who, id, from, to, &qty, &mv),
         )
     })
 }
 
 /// adjust_inventory(p_inventory_id, p_new_quantity, p_expected_quantity,
-/// p_force, p_reason, p_reference, p_idempotency_key, p_lock_timeout_ms)
+/// p_force, p_reason, p_reference, p_idempotency_key, p_lock_timeout_ms,
+/// p_location_id)
 fn adjust(args: &Args) -> Result<String> {
     let id = args.uuid(0, "p_inventory_id")?;
     let (new_qty, expected, force) = validate::compare_and_set(args, 1)?;
     let mv = Movement::read(args, 4)?;
+    let at = location(args, 8);
     let who = Caller::current()?;
     let request = || {
-        json!({"inventory_id": id.to_string(), "new_quantity": new_qty.normalize(),
-               "expected_quantity": expected.as_ref().map(|e| e.normalize().to_string()),
-               "force": force, "reason": mv.reason, "reference": mv.reference})
-        .to_string()
+        with_location(
+            json!({"inventory_id": id.to_string(), "new_quantity": new_qty.normalize(),
+                   "expected_quantity": expected.as_ref().map(|e| e.normalize().to_string()),
+                   "force": force, "reason": mv.reason, "reference": mv.reference}),
+            at,
+        )
     };
     with_spi(mv.lock_timeout_ms, |c| {
         idempotency::once(
@@ -86,7 +158,14 @@ fn adjust(args: &Args) -> Result<String> {
             mv.key.as_deref(),
             "adjust_inventory",
             request,
-            |c| stock::adjust(&Own, c, &who, &id, &new_qty, expected.as_ref(), &mv),
+            |c| match at {
+                None => stock::adjust(&Own, c, &who, &id, &new_qty, expected.as_ref(), &mv),
+                Some(location) => {
+                    let key = LevelKey { item: id, location };
+                    let l = Level { sale: false };
+                    stock::adjust(&l, c, &who, &key, &new_qty, expected.as_ref(), &mv)
+                }
+            },
         )
     })
 }
@@ -235,11 +314,14 @@ fn bound_get(args: &Args) -> Result<String> {
 
 entry_points! {
     ai_decrement_inventory / pg_finfo_ai_decrement_inventory
-        (UUIDOID, NUMERICOID, TEXTOID, TEXTOID, TEXTOID, INT4OID) => decrement;
+        (UUIDOID, NUMERICOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, UUIDOID) => decrement;
     ai_increment_inventory / pg_finfo_ai_increment_inventory
-        (UUIDOID, NUMERICOID, TEXTOID, TEXTOID, TEXTOID, INT4OID) => increment;
+        (UUIDOID, NUMERICOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, UUIDOID) => increment;
     ai_adjust_inventory / pg_finfo_ai_adjust_inventory
-        (UUIDOID, NUMERICOID, NUMERICOID, BOOLOID, TEXTOID, TEXTOID, TEXTOID, INT4OID) => adjust;
+        (UUIDOID, NUMERICOID, NUMERICOID, BOOLOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, UUIDOID)
+        => adjust;
+    ai_transfer_inventory / pg_finfo_ai_transfer_inventory
+        (UUIDOID, UUIDOID, UUIDOID, NUMERICOID, TEXTOID, TEXTOID, TEXTOID, INT4OID) => transfer;
     ai_decrement_inventory_many / pg_finfo_ai_decrement_inventory_many
         (JSONBOID, TEXTOID, TEXTOID, TEXTOID, INT4OID) => decrement_many;
     ai_bound_decrement / pg_finfo_ai_bound_decrement

@@ -13,11 +13,14 @@
 //! hidden.
 
 use crate::core::caller::Caller;
-use crate::core::movement::{numeric, Movement};
+use crate::core::movement::{num, num_json, numeric, Movement};
+use crate::core::validate;
 use crate::error::{Error, Result, Shortfall};
+use crate::source::own::levels::{Level, LevelKey};
 use crate::source::{Lines, StockSource};
 use pgrx::spi::SpiClient;
-use pgrx::AnyNumeric;
+use pgrx::{AnyNumeric, Uuid};
+use serde_json::json;
 
 /// Sell `qty` units of one item: all or nothing.
 pub fn decrement<S: StockSource>(
@@ -185,4 +188,91 @@ pub fn require_found<K: Ord>(
     missing.sort();
     missing.dedup();
     Err(s.not_found(missing))
+}
+
+/// Move `qty` units of `item` from one location to another, all or
+/// nothing. Both rows (the default location's is the item's own) are
+/// locked in (item, location id) order, so A -> B and B -> A at once queue
+/// instead of deadlocking; the destination's level is created first if it
+/// has none (an empty row, before any lock is taken). Stock may leave an
+/// inactive location or one that is not sellable; it may enter only an
+/// active one. Two ledger rows, kind `transfer`, share the transfer id.
+pub fn transfer(
+    l: &Level,
+    c: &mut SpiClient<'_>,
+    who: &Caller,
+    item: Uuid,
+    from: Uuid,
+    to: Uuid,
+    qty: &AnyNumeric,
+    mv: &Movement,
+) -> Result<String> {
+    let src = LevelKey {
+        item,
+        location: from,
+    };
+    let dst = LevelKey { item, location: to };
+    l.ensure(c, who, &dst)?;
+    let zero = AnyNumeric::from(0);
+    let mut locked = Vec::with_capacity(2);
+    let mut order = [src, dst];
+    order.sort();
+    for key in &order {
+        let is_src = *key == src;
+        let row = l.lock_at(c, who, key, if is_src { qty } else { &zero }, is_src)?;
+        locked.push((*key, row));
+    }
+    // the default location's row of a striped item holds only part of its
+    // stock: gather it (the row is ours now) and read it again
+    let striped = locked.iter().any(|(_, r)| r.striped);
+    if striped {
+        l.gather(c, item)?;
+        let own = LevelKey {
+            item,
+            location: crate::source::own::levels::default_location(),
+        };
+        let is_src = own == src;
+        let row = l.lock_at(c, who, &own, if is_src { qty } else { &zero }, is_src)?;
+        for (k, r) in locked.iter_mut() {
+            if *k == own {
+                *r = row;
+                break;
+            }
+        }
+    }
+    let row = &locked.iter().find(|(k, _)| *k == src).expect("locked").1;
+    if !row.tracked {
+        return Err(Error::invalid_input(
+            "p_inventory_id",
+            "does not track inventory; there is nothing to transfer",
+        ));
+    }
+    if !row.enough {
+        return Err(Error::Insufficient {
+            lines: vec![Shortfall {
+                inventory_id: validate::uuid_text(&item),
+                available: row.available.clone(),
+                requested: qty.normalize().to_string(),
+            }],
+        });
+    }
+    let id = crate::pg::backend::random_uuid();
+    let out = l
+        .shift_at(c, who, &src, &(zero.clone() - qty.clone()), mv, id)?
+        .ok_or_else(|| l.skipped(&[&src]))?;
+    let into = l
+        .shift_at(c, who, &dst, qty, mv, id)?
+        .ok_or_else(|| l.skipped(&[&dst]))?;
+    if striped {
+        l.respread(c, item)?;
+    }
+    Ok(json!({
+        "success": true, "transfer_id": validate::uuid_text(&id),
+        "inventory_id": validate::uuid_text(&item), "quantity": num(qty),
+        "from": {"location_id": validate::uuid_text(&from),
+                 "old_quantity": num_json(&out.old), "new_quantity": num_json(&out.new)},
+        "to": {"location_id": validate::uuid_text(&to),
+               "old_quantity": num_json(&into.old), "new_quantity": num_json(&into.new)},
+    })
+    .to_string())
 }

@@ -36,3 +36,15 @@ pub fn pid() -> i32 {
     // SAFETY: MyProcPid is set once at backend start.
     unsafe { pg_sys::MyProcPid }
 }
+
+/// A random (version 4) uuid from PostgreSQL's strong random source, as
+/// gen_random_uuid() makes them.
+pub fn random_uuid() -> pgrx::Uuid {
+    let mut b = [0u8; 16];
+    // SAFETY: pg_strong_random fills exactly the 16 bytes it is given.
+    let ok = unsafe { pg_sys::pg_strong_random(b.as_mut_ptr().cast(), b.len()) };
+    assert!(ok, "could not generate random values");
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    pgrx::Uuid::from_bytes(b)
+}

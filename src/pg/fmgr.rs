@@ -41,6 +41,13 @@ impl Args {
     /// (as an INTERNAL error) before any datum is read as another type.
     fn get<T: FromDatum>(&self, n: usize, want: &[pg_sys::Oid]) -> Option<T> {
         self.check(n, want);
+        // An argument the SQL declaration does not pass: the declaration of
+        // an earlier release, before ALTER EXTENSION UPDATE (the call then
+        // answers SCHEMA_OUTDATED, once it reaches SPI).
+        // SAFETY: fcinfo comes from Postgres for this call.
+        if n >= usize::try_from(unsafe { (*self.fcinfo).nargs }).unwrap_or(0) {
+            return None;
+        }
         // SAFETY: fcinfo comes from Postgres for this call; the declaration
         // (checked against pg_proc by a #[pg_test]) gives argument n a type
         // T reads, as checked above.

@@ -6,6 +6,7 @@ mod batches;
 mod bound;
 mod bound_reservations;
 mod events;
+mod locations;
 mod packing;
 mod reservations;
 mod sources;

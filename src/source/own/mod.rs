@@ -4,6 +4,7 @@
 
 pub mod batches;
 pub mod holds;
+pub mod levels;
 pub mod lines;
 pub mod packing;
 pub mod stock;
