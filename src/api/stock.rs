@@ -129,7 +129,10 @@ fn transfer(args: &Args) -> Result<String> {
             mv.key.as_deref(),
             "transfer_inventory",
             request,
-            |c| stock::transfer(&Level { sale: false }, c, &who, id, from, to, &qty, &mv),
+            |c| {
+                let route = stock::Route { item: id, from, to };
+                stock::transfer(&Level { sale: false }, c, &who, &route, &qty, &mv)
+            },
         )
     })
 }

@@ -190,6 +190,14 @@ pub fn require_found<K: Ord>(
     Err(s.not_found(missing))
 }
 
+/// Where a transfer goes: an item, from one location to another.
+#[derive(Clone, Copy)]
+pub struct Route {
+    pub item: Uuid,
+    pub from: Uuid,
+    pub to: Uuid,
+}
+
 /// Move `qty` units of `item` from one location to another, all or
 /// nothing. Both rows (the default location's is the item's own) are
 /// locked in (item, location id) order, so A -> B and B -> A at once queue
@@ -201,12 +209,11 @@ pub fn transfer(
     l: &Level,
     c: &mut SpiClient<'_>,
     who: &Caller,
-    item: Uuid,
-    from: Uuid,
-    to: Uuid,
+    route: &Route,
     qty: &AnyNumeric,
     mv: &Movement,
 ) -> Result<String> {
+    let Route { item, from, to } = *route;
     let src = LevelKey {
         item,
         location: from,

@@ -252,9 +252,8 @@ mod tests {
             "NOT_FOUND",
         );
         // another tenant's location is not found
-        let other = call(&format!(
-            "atomic_inventory.create_location('theirs', p_tenant_id => 'shop-2')"
-        ))["location_id"]
+        let other = call("atomic_inventory.create_location('theirs', p_tenant_id => 'shop-2')")
+            ["location_id"]
             .as_str()
             .unwrap()
             .to_string();
