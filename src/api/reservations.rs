@@ -36,6 +36,12 @@ fn ttl_seconds(args: &Args, n: usize) -> Result<i32> {
 /// p_idempotency_key, p_lock_timeout_ms)
 fn reserve(args: &Args) -> Result<String> {
     let lines = validate::lines(args.jsonb_container(0), "p_lines")?;
+    if lines.iter().any(|l| l.location_id.is_some()) {
+        return Err(Error::invalid_input(
+            "p_lines",
+            "names a location: holds are taken at the default location only (docs/locations.md)",
+        ));
+    }
     let ttl = ttl_seconds(args, 1)?;
     let reference = args.text(2, "p_reference")?;
     let key = args.idempotency_key(3)?;

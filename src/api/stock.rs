@@ -9,7 +9,7 @@ use crate::core::idempotency;
 use crate::core::movement::Movement;
 use crate::core::validate;
 use crate::error::{Error, Result};
-use crate::ops::stock;
+use crate::ops::{allocate, stock};
 use crate::pg::fmgr::{entry_points, Args};
 use crate::pg::spi::with_spi;
 use crate::source::bound::binding::{self, Kind};
@@ -193,7 +193,19 @@ fn decrement_many(args: &Args) -> Result<String> {
             mv.key.as_deref(),
             "decrement_inventory_many",
             request,
-            |c| stock::decrement_many(&Own, c, &who, &merged, &mv),
+            |c| {
+                // An order naming a location, or of items with stock at
+                // other locations, is allocated across them
+                // (ops/allocate.rs); else the one-statement sale of the
+                // items' own rows.
+                if lines.iter().any(|l| l.location_id.is_some())
+                    || levels::any_levels(c, &merged.keys)?
+                {
+                    allocate::decrement_many_at(c, &who, &lines, &mv)
+                } else {
+                    stock::decrement_many(&Own, c, &who, &merged, &mv)
+                }
+            },
         )
     })
 }

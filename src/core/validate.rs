@@ -182,6 +182,10 @@ pub(crate) fn is_decimal(s: &str) -> bool {
 pub struct Line {
     pub inventory_id: Uuid,
     pub quantity: AnyNumeric,
+    /// the line's `location_id`, if it names one other than the default
+    /// location (None: the default location, or any when the order is
+    /// allocated, docs/locations.md)
+    pub location_id: Option<Uuid>,
 }
 
 /// Lines merged per item (quantities of repeated ids added up) and sorted by
@@ -205,14 +209,17 @@ pub fn merged_lines(lines: &[Line]) -> (Vec<Uuid>, Vec<AnyNumeric>) {
 
 /// Lines as (id, normalized quantity) text pairs in id order: the form an
 /// idempotency key compares, so `2` and `2.0`, or reordered lines, match.
+/// A line naming a location compares with it as `id@location`, so keys
+/// first used without locations replay as before.
 pub fn canonical_lines(lines: &[Line]) -> Vec<(String, String)> {
     let mut canonical: Vec<(String, String)> = lines
         .iter()
         .map(|l| {
-            (
-                l.inventory_id.to_string(),
-                l.quantity.normalize().to_string(),
-            )
+            let id = match &l.location_id {
+                Some(loc) => format!("{}@{}", l.inventory_id, loc),
+                None => l.inventory_id.to_string(),
+            };
+            (id, l.quantity.normalize().to_string())
         })
         .collect();
     canonical.sort();
@@ -296,7 +303,30 @@ pub fn lines(v: Option<Container>, field: &str) -> Result<Vec<Line>> {
             }
             Some(_) => return Err(Error::invalid_quantity(&qfield(), "must be a number", None)),
         };
+        let location_id = match obj.get("location_id") {
+            Some(Item::String(s)) => Some(
+                std::str::from_utf8(s)
+                    .ok()
+                    .and_then(parse_uuid)
+                    .ok_or_else(|| {
+                        Error::invalid_input(
+                            &format!("{}.location_id", at()),
+                            "is not a valid uuid",
+                        )
+                    })?,
+            ),
+            Some(Item::Null) | None => None,
+            Some(_) => {
+                return Err(Error::invalid_input(
+                    &format!("{}.location_id", at()),
+                    "must be a uuid string",
+                ))
+            }
+        }
+        // the default location's stock is the item's own row: as no location
+        .filter(|l| l.as_bytes() != &[0u8; 16]);
         out.push(Line {
+            location_id,
             inventory_id: id,
             quantity: positive_quantity_at(n, &qfield)?,
         });

@@ -1,6 +1,8 @@
 //! The operations, each protocol written once over the sources' primitives
-//! (source/mod.rs): stock movements, reservations, batch claims, packing.
+//! (source/mod.rs): stock movements, orders across locations, reservations,
+//! batch claims, packing.
 
+pub mod allocate;
 pub mod batches;
 pub mod packing;
 pub mod reservations;

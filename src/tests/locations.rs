@@ -327,4 +327,133 @@ mod tests {
             store
         );
     }
+
+    fn order(lines: &str) -> Vec<String> {
+        let r = call(&format!(
+            "atomic_inventory.decrement_inventory_many('{lines}')"
+        ));
+        r["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                let loc = l["location_id"].as_str().unwrap();
+                let at = if loc == DEFAULT {
+                    "default".to_string()
+                } else {
+                    loc.to_string()
+                };
+                format!(
+                    "{}@{}:{}",
+                    &l["inventory_id"].as_str().unwrap()[34..],
+                    at,
+                    l["deducted"]
+                )
+            })
+            .collect()
+    }
+
+    #[pg_test]
+    fn orders_take_the_default_location_first_then_by_priority() {
+        item(A, "2");
+        let store = location("store-1");
+        let wh = call("atomic_inventory.create_location('wh-1', p_priority => 10)")["location_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let returns = call("atomic_inventory.create_location('returns', p_sellable => false)")
+            ["location_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        for (loc, q) in [(&store, 5), (&wh, 4), (&returns, 50)] {
+            call(&format!(
+                "atomic_inventory.increment_inventory('{A}', {q}, p_location_id => '{loc}')"
+            ));
+        }
+        // the default location covers it
+        assert_eq!(
+            order(&format!(r#"[{{"inventory_id":"{A}","quantity":1}}]"#)),
+            vec!["0a@default:1"]
+        );
+        // it doesn't (1 left): one location that covers it, by priority
+        assert_eq!(
+            order(&format!(r#"[{{"inventory_id":"{A}","quantity":3}}]"#)),
+            vec![format!("0a@{wh}:3")]
+        );
+        // none covers 6 (default 1, wh 1, store 5): the default's, then by priority
+        let mut got = order(&format!(r#"[{{"inventory_id":"{A}","quantity":6}}]"#));
+        let mut want = vec![
+            "0a@default:1".to_string(),
+            format!("0a@{wh}:1"),
+            format!("0a@{store}:4"),
+        ];
+        // (answered in lock order: by location id)
+        got.sort();
+        want.sort();
+        assert_eq!(got, want);
+        // the returns area's 50 units are not for sale
+        let (_, d) = assert_err(
+            &format!(
+                r#"SELECT atomic_inventory.decrement_inventory_many('[{{"inventory_id":"{A}","quantity":2}}]')"#
+            ),
+            "PT409",
+            "INSUFFICIENT_INVENTORY",
+        );
+        assert_eq!(d["lines"][0]["available"], "1");
+        assert_eq!(reconciled(), "0");
+    }
+
+    #[pg_test]
+    fn an_order_naming_locations_takes_there_all_or_nothing() {
+        item(A, "5");
+        item(B, "5");
+        let store = location("store-1");
+        call(&format!(
+            "atomic_inventory.increment_inventory('{B}', 3, p_location_id => '{store}')"
+        ));
+        assert_eq!(
+            order(&format!(
+                r#"[{{"inventory_id":"{B}","quantity":2,"location_id":"{store}"}},{{"inventory_id":"{A}","quantity":1}},{{"inventory_id":"{B}","quantity":1}}]"#
+            )),
+            vec![
+                "0a@default:1".to_string(),
+                "0b@default:1".to_string(),
+                format!("0b@{store}:2")
+            ]
+        );
+        // one short line: nothing taken
+        assert_err(
+            &format!(
+                r#"SELECT atomic_inventory.decrement_inventory_many('[{{"inventory_id":"{A}","quantity":1}},{{"inventory_id":"{B}","quantity":2,"location_id":"{store}"}}]')"#
+            ),
+            "PT409",
+            "INSUFFICIENT_INVENTORY",
+        );
+        assert_eq!(quantity(A), "4");
+        // a location where the item has no stock: said so
+        assert_err(
+            &format!(
+                r#"SELECT atomic_inventory.decrement_inventory_many('[{{"inventory_id":"{A}","quantity":1,"location_id":"{store}"}}]')"#
+            ),
+            "PT404",
+            "LEVEL_NOT_FOUND",
+        );
+        assert_err(
+            &format!(
+                r#"SELECT atomic_inventory.decrement_inventory_many('[{{"inventory_id":"{A}","quantity":1,"location_id":"nope"}}]')"#
+            ),
+            "22023",
+            "INVALID_INPUT",
+        );
+        // holds at a location are refused, not taken at the default one
+        assert_err(
+            &format!(
+                r#"SELECT atomic_inventory.reserve_inventory('[{{"inventory_id":"{B}","quantity":1,"location_id":"{store}"}}]')"#
+            ),
+            "22023",
+            "INVALID_INPUT",
+        );
+        assert_eq!(reconciled(), "0");
+    }
 }

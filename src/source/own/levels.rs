@@ -12,7 +12,7 @@
 
 use super::{stripes, Own};
 use crate::core::caller::Caller;
-use crate::core::movement::{num_json, Moved, Movement, Sold};
+use crate::core::movement::{num_json, numeric, Moved, Movement, Sold};
 use crate::core::validate;
 use crate::error::{Error, Result};
 use crate::pg::spi::{run, Stmt};
@@ -21,6 +21,7 @@ use pgrx::pg_sys::{self, Oid};
 use pgrx::spi::SpiClient;
 use pgrx::{AnyNumeric, Uuid};
 use serde_json::json;
+use std::collections::BTreeMap;
 
 const UUID: Oid = pg_sys::UUIDOID;
 const NUM: Oid = pg_sys::NUMERICOID;
@@ -589,4 +590,138 @@ impl StockSource for Level {
     fn lines_sold(&self, _sold: Vec<Sold<LevelKey>>) -> String {
         String::new()
     }
+}
+
+/// Does any of these items have stock levels at other locations?
+const ANY_LEVELS: Stmt = Stmt {
+    name: "level_any",
+    sql:
+        "SELECT EXISTS (SELECT FROM atomic_inventory.stock_levels AS l WHERE l.item_id = ANY ($1))",
+    args: &[pg_sys::UUIDARRAYOID],
+};
+
+/// Lock the default rows (the items' own) of an order's items, in id order:
+/// id, quantity, available, tracked, striped.
+const LOCK_DEFAULTS: Stmt = Stmt {
+    name: "level_lock_defaults",
+    sql: "SELECT i.id, i.quantity::text, (i.quantity - i.reserved)::text, i.track_inventory, i.stripes > 0 \
+            FROM atomic_inventory.items AS i \
+           WHERE i.id = ANY ($1) AND (i.tenant_id IS NULL OR $2 OR i.tenant_id = $3) \
+           ORDER BY i.id \
+             FOR UPDATE",
+    args: &[pg_sys::UUIDARRAYOID, BOOL, TEXT],
+};
+
+/// Then the levels an order may take from, in (item, location) order: every
+/// level of the items in $1 (lines naming no location), and the levels
+/// ($2[k], $3[k]) lines name: item, location, available, usable
+/// for a sale (active, sellable), priority.
+const LOCK_LEVELS: Stmt = Stmt {
+    name: "level_lock_order",
+    sql: "SELECT l.item_id, l.location_id, (l.quantity - l.reserved)::text, \
+                 o.active AND o.sellable, o.priority \
+            FROM atomic_inventory.stock_levels AS l \
+            JOIN atomic_inventory.locations AS o ON o.id = l.location_id \
+           WHERE (l.item_id = ANY ($1) \
+                  OR (l.item_id, l.location_id) IN \
+                     (SELECT p.i, p.l FROM ROWS FROM (pg_catalog.unnest($2::uuid[]), pg_catalog.unnest($3::uuid[])) AS p(i, l))) \
+             AND (o.tenant_id IS NULL OR $4 OR o.tenant_id = $5) \
+           ORDER BY l.item_id, l.location_id \
+             FOR UPDATE OF l",
+    args: &[
+        pg_sys::UUIDARRAYOID,
+        pg_sys::UUIDARRAYOID,
+        pg_sys::UUIDARRAYOID,
+        BOOL,
+        TEXT,
+    ],
+};
+
+/// An item's own row, locked for an order.
+pub struct DefaultRow {
+    pub quantity: String,
+    pub available: AnyNumeric,
+    pub tracked: bool,
+    pub striped: bool,
+}
+
+/// A level, locked for an order.
+pub struct LevelRow {
+    pub available: AnyNumeric,
+    /// active and sellable
+    pub usable: bool,
+    pub priority: i32,
+}
+
+/// Whether any of `items` has stock at a location other than the default.
+pub fn any_levels(c: &mut SpiClient<'_>, items: &[Uuid]) -> Result<bool> {
+    let t = run(c, &ANY_LEVELS, &[items.to_vec().into()])?;
+    Ok(t.first().get::<bool>(1)?.unwrap_or(false))
+}
+
+/// Lock an order's rows: first the default rows of `items` (by id), then
+/// every level of `unlocated` items and the `named` levels, by (item,
+/// location). Every caller that locks rows of several locations takes the
+/// default rows before any level (a transfer of one item too: its default
+/// row sorts first), so orders, transfers and sales can't deadlock.
+#[allow(clippy::type_complexity)]
+pub fn lock_order(
+    c: &mut SpiClient<'_>,
+    who: &Caller,
+    items: &[Uuid],
+    unlocated: &[Uuid],
+    named: &[LevelKey],
+) -> Result<(BTreeMap<Uuid, DefaultRow>, BTreeMap<LevelKey, LevelRow>)> {
+    let mut defaults = BTreeMap::new();
+    for row in run(
+        c,
+        &LOCK_DEFAULTS,
+        &[
+            items.to_vec().into(),
+            who.admin.into(),
+            who.tenant.clone().into(),
+        ],
+    )? {
+        let id = row
+            .get::<Uuid>(1)?
+            .ok_or_else(|| Error::Internal("a locked item row without an id".into()))?;
+        defaults.insert(
+            id,
+            DefaultRow {
+                quantity: row.get::<String>(2)?.unwrap_or_default(),
+                available: numeric(&row.get::<String>(3)?.unwrap_or_default())?,
+                tracked: row.get::<bool>(4)?.unwrap_or(true),
+                striped: row.get::<bool>(5)?.unwrap_or(false),
+            },
+        );
+    }
+    let named_items: Vec<Uuid> = named.iter().map(|k| k.item).collect();
+    let named_locations: Vec<Uuid> = named.iter().map(|k| k.location).collect();
+    let mut levels = BTreeMap::new();
+    for row in run(
+        c,
+        &LOCK_LEVELS,
+        &[
+            unlocated.to_vec().into(),
+            named_items.into(),
+            named_locations.into(),
+            who.admin.into(),
+            who.tenant.clone().into(),
+        ],
+    )? {
+        let item = row.get::<Uuid>(1)?;
+        let location = row.get::<Uuid>(2)?;
+        let (Some(item), Some(location)) = (item, location) else {
+            return Err(Error::Internal("a locked level without its keys".into()));
+        };
+        levels.insert(
+            LevelKey { item, location },
+            LevelRow {
+                available: numeric(&row.get::<String>(3)?.unwrap_or_default())?,
+                usable: row.get::<bool>(4)?.unwrap_or(false),
+                priority: row.get::<i32>(5)?.unwrap_or(0),
+            },
+        );
+    }
+    Ok((defaults, levels))
 }
