@@ -5,7 +5,7 @@
 #   bash pg_test/run-tests.sh                # everything
 #   bash pg_test/run-tests.sh --only live    # skip the cargo stages (fmt, clippy, pg_test)
 #   bash pg_test/run-tests.sh --long         # long mode: 20 crashes, 120 s stress
-#   AI_PG_MAJORS=15 bash pg_test/run-tests.sh  # one major only (default: 15 and 18)
+#   AI_PG_MAJORS=15 bash pg_test/run-tests.sh  # one major only (default: 15, 16 and 18)
 #   AI_STRESS_SECONDS=60 AI_STRESS_CONNECTIONS=64 bash pg_test/run-tests.sh   # custom stress
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +26,7 @@ done
 passed=0
 failed=0
 failed_names=()
-majors=(${AI_PG_MAJORS:-15 18})
+majors=(${AI_PG_MAJORS:-15 16 18})
 suffix=""  # the major under test, appended to stage names
 # Each stage's output is kept, so that the end of the run can repeat what a
 # failed stage said: CI shows only the tail of a run, and a stage that fails
