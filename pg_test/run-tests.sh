@@ -36,14 +36,15 @@ stage() {
     local name="$1$suffix"
     shift
     log "stage: $name"
+    local start=$SECONDS
     "$@" 2>&1 | tee "$stage_logs/$name.log"
     if ((PIPESTATUS[0] == 0)); then
         passed=$((passed + 1))
-        echo "stage $name: ok"
+        echo "stage $name: ok ($((SECONDS - start)) s)"
     else
         failed=$((failed + 1))
         failed_names+=("$name")
-        echo "stage $name: FAILED"
+        echo "stage $name: FAILED ($((SECONDS - start)) s)"
     fi
 }
 
@@ -111,14 +112,18 @@ if [[ "$only" != "live" ]]; then
     stage fmt cargo fmt --check
     stage clippy cargo clippy --all-targets --features pg15 -- -D warnings
 fi
+times=()
 for major in "${majors[@]}"; do
     use_pg "$major"
     suffix="_pg$major"
+    major_start=$SECONDS
     [[ "$only" == "live" ]] || stage pg_test pgrx_tests
     live_suites
+    times+=("PostgreSQL $major $((SECONDS - major_start)) s")
 done
 
 for name in "${failed_names[@]}"; do digest "$name"; done
+echo "time per major: $(IFS=,; echo "${times[*]}" | sed 's/,/, /g'); whole run $SECONDS s"
 rm -rf "$stage_logs"
 if ((failed)); then echo "failed stages: ${failed_names[*]}"; fi
 echo "stages: $passed passed, $failed failed"
