@@ -94,7 +94,7 @@ Depends: postgresql-$m, libc6
 Section: database
 Priority: optional
 Description: atomic_inventory $version for PostgreSQL $m
- $description
+$(fold -s -w 72 <<<"$description" | sed 's/ *$//; s/^/ /')
  .
  After installing: CREATE EXTENSION atomic_inventory; in each database
  (ALTER EXTENSION atomic_inventory UPDATE; when upgrading), and

@@ -25,7 +25,7 @@ while [ $# -gt 0 ]; do
         --pg-config) pg_config=${2:?--pg-config needs a path}; shift ;;
         --pg-config=*) pg_config=${1#--pg-config=} ;;
         --uninstall) action=uninstall ;;
-        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) echo "install.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
