@@ -112,6 +112,7 @@ ensure_deps "${majors[@]}" || { echo "stages: 0 passed, 1 failed"; exit 1; }
 if [[ "$only" != "live" ]]; then
     stage fmt cargo fmt --check
     stage clippy cargo clippy --all-targets --features pg15 -- -D warnings
+    stage check_pg17 bash pg_test/check_pg17.sh
 fi
 times=()
 for major in "${majors[@]}"; do
