@@ -7,12 +7,14 @@
 #       for Debian's (and apt.postgresql.org's) postgresql-<M>: the files
 #       `cargo pgrx package` lays out, at Debian's paths
 #       (/usr/lib/postgresql/<M>/lib, /usr/share/postgresql/<M>/extension),
-#       upgrade scripts included; depends on postgresql-<M>.
+#       upgrade scripts included; depends on postgresql-<M> (and the glibc
+#       the library needs).
 #       Install: apt-get install ./atomic_inventory-<version>-pg<M>-<arch>.deb
 #   atomic_inventory-<version>-pg<M>-linux-<machine>.tar.gz
 #       the same files and install.sh, for a PostgreSQL installed elsewhere
 #       (a wheel, a custom prefix): ./install.sh --pg-config <its pg_config>
-#       checks that it is PostgreSQL <M> and refuses any other major.
+#       checks that it is PostgreSQL <M> and refuses any other major (and a
+#       glibc older than the library needs).
 #   SHA256SUMS
 #       of every package in dist/.
 #
@@ -72,6 +74,8 @@ for m in "${majors[@]}"; do
         [[ -f "$ext/$(basename "$up")" ]] || { echo "package.sh: upgrade script $up missing from the layout" >&2; exit 1; }
     done
     strip --strip-unneeded "$so"
+    # the newest glibc symbol version the library needs (2.34 on Debian 12)
+    glibc="$(objdump -T "$so" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -1)"
     name="atomic_inventory-$version-pg$m"
     rm -f "$dist/$name"-*.deb "$dist/$name"-*.tar.gz
 
@@ -90,7 +94,7 @@ Version: $version-1
 Architecture: $arch
 Maintainer: atomic_inventory maintainers <maintainers@atomic-inventory.invalid>
 Installed-Size: $(du -sk --exclude=DEBIAN "$root" | cut -f1)
-Depends: postgresql-$m, libc6
+Depends: postgresql-$m, libc6 (>= $glibc), libgcc-s1
 Section: database
 Priority: optional
 Description: atomic_inventory $version for PostgreSQL $m
@@ -108,7 +112,8 @@ CONTROL
     install -d "$tdir/lib" "$tdir/extension"
     install -m 755 "$so" "$tdir/lib/"
     install -m 644 "$ext"/atomic_inventory* "$tdir/extension/"
-    sed -e "s/@MAJOR@/$m/g" -e "s/@VERSION@/$version/g" pg_test/package/install.sh >"$tdir/install.sh"
+    sed -e "s/@MAJOR@/$m/g" -e "s/@VERSION@/$version/g" -e "s/@GLIBC@/$glibc/g" \
+        pg_test/package/install.sh >"$tdir/install.sh"
     chmod 755 "$tdir/install.sh"
     tar -C "$work/tar-pg$m" --owner=0 --group=0 --numeric-owner --sort=name -czf \
         "$dist/$name-linux-$machine.tar.gz" "$name"

@@ -164,7 +164,8 @@ for m in "${majors[@]}"; do
     tarball="$dist/atomic_inventory-$version-pg$m-linux-$machine.tar.gz"
     pkg="postgresql-$m-atomic-inventory"
     check "pg$m: .deb package name" "$(dpkg-deb -f "$deb" Package)" "$pkg"
-    check "pg$m: .deb depends on the server package" "$(dpkg-deb -f "$deb" Depends)" "postgresql-$m, libc6"
+    check "pg$m: .deb depends on the server package (and glibc)" \
+        "$(dpkg-deb -f "$deb" Depends | sed 's/libc6 (>= 2\.[0-9]*)/libc6 (>= 2.x)/')" "postgresql-$m, libc6 (>= 2.x), libgcc-s1"
     want="$( (echo "./usr/lib/postgresql/$m/lib/atomic_inventory.so"
               echo "./usr/share/doc/$pkg/copyright"
               for f in atomic_inventory.control "atomic_inventory--$version.sql" sql/atomic_inventory--*--*.sql; do

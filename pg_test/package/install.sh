@@ -9,7 +9,8 @@
 # Copies lib/atomic_inventory.so into `pg_config --pkglibdir` and the files
 # of extension/ into `pg_config --sharedir`/extension. Refuses a PostgreSQL
 # of another major: the library is built for @MAJOR@ only (the server would
-# refuse to load it). Run it as a user who may write those directories.
+# refuse to load it); needs Linux with glibc @GLIBC@ or newer. Run it as a
+# user who may write those directories.
 # Afterwards: CREATE EXTENSION atomic_inventory; (or ALTER EXTENSION
 # atomic_inventory UPDATE after an upgrade), and for the reservation sweeper
 # and cluster-wide stats shared_preload_libraries = 'atomic_inventory'
@@ -17,6 +18,7 @@
 set -eu
 MAJOR=@MAJOR@
 VERSION=@VERSION@
+GLIBC=@GLIBC@
 here=$(cd "$(dirname "$0")" && pwd)
 pg_config=${PG_CONFIG:-}
 action=install
@@ -42,6 +44,13 @@ major=$(printf '%s\n' "$server" | sed -n 's/^PostgreSQL \([0-9][0-9]*\).*/\1/p')
 if [ "$major" != "$MAJOR" ]; then
     echo "install.sh: this package is atomic_inventory $VERSION for PostgreSQL $MAJOR, but $pg_config is $server." >&2
     echo "install.sh: refusing: use the package built for PostgreSQL ${major:-?} (atomic_inventory-$VERSION-pg${major:-?}-...)." >&2
+    exit 1
+fi
+# the library needs glibc $GLIBC or newer (the loader would refuse it at
+# CREATE EXTENSION with "version `GLIBC_...' not found")
+have=$(getconf GNU_LIBC_VERSION 2>/dev/null | sed -n 's/^glibc //p')
+if [ -z "$have" ] || [ "$(printf '%s\n%s\n' "$GLIBC" "$have" | sort -V | head -1)" != "$GLIBC" ]; then
+    echo "install.sh: the library needs glibc $GLIBC or newer; this system has ${have:-no glibc}: build from source here" >&2
     exit 1
 fi
 libdir=$("$pg_config" --pkglibdir)
