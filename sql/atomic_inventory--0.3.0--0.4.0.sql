@@ -407,6 +407,7 @@ BEGIN
         'atomic_inventory.unclaim_batch(uuid, text, integer)',
         'atomic_inventory.start_batch(uuid, text, integer)',
         'atomic_inventory.complete_batch(uuid, text, integer)',
+        'atomic_inventory.extend_batch_lease(uuid, text, integer, integer)',
         'atomic_inventory.reserve_inventory(jsonb, integer, text, text, integer)',
         'atomic_inventory.commit_reservation(uuid, uuid[], text, text, integer)',
         'atomic_inventory.release_reservation(uuid, uuid[], text, text, integer)',
@@ -460,6 +461,13 @@ DROP INDEX atomic_inventory.ledger_inventory_id_idx;
 -- (inventory_id, id): an item's movements in order; a stock event finds the
 -- ledger row of its movement as the item's newest one (items_stock_events)
 CREATE INDEX ledger_inventory_id_idx ON atomic_inventory.ledger (inventory_id, id);
+
+-- Leases of started batches (extend_batch_lease): lapsed ones are found
+-- through the same index.
+DROP INDEX atomic_inventory.batches_lease_idx;
+CREATE INDEX batches_lease_idx ON atomic_inventory.batches (lease_expires_at)
+    WHERE status IN ('claimed', 'in_progress');
+COMMENT ON COLUMN atomic_inventory.batches.lease_expires_at IS 'A claimed or started batch becomes claimable again after this (the sweep returns it to available); NULL = no lease. Set by claims with p_lease_seconds and by extend_batch_lease; start_batch clears it.';
 
 -- Locations (docs/locations.md): stores, warehouses, zones. An item's own
 -- row (items.quantity, reserved) is its stock at the default location, so
@@ -830,8 +838,8 @@ CREATE TRIGGER reservations_expired_events
     WHEN (OLD.status = 'active' AND NEW.status = 'expired')
     EXECUTE FUNCTION atomic_inventory.reservations_expired_events();
 
--- A claim whose lease ran out, taken away from its driver: by the sweep
--- (back to available) or by another claim.
+-- A claim or started batch whose lease ran out, taken away from its
+-- driver: by the sweep (back to available) or by another claim.
 CREATE FUNCTION atomic_inventory.batches_lease_events() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -851,7 +859,7 @@ $$;
 CREATE TRIGGER batches_lease_events
     AFTER UPDATE ON atomic_inventory.batches
     FOR EACH ROW
-    WHEN (OLD.status = 'claimed' AND OLD.lease_expires_at < pg_catalog.statement_timestamp()
+    WHEN (OLD.status IN ('claimed', 'in_progress') AND OLD.lease_expires_at < pg_catalog.statement_timestamp()
           AND (NEW.status = 'available' OR NEW.claimed_by IS DISTINCT FROM OLD.claimed_by
                OR NEW.claimed_at IS DISTINCT FROM OLD.claimed_at))
     EXECUTE FUNCTION atomic_inventory.batches_lease_events();
@@ -1414,6 +1422,17 @@ AS 'MODULE_PATHNAME', 'ai_transfer_inventory';
 COMMENT ON FUNCTION atomic_inventory.transfer_inventory(uuid, uuid, uuid, numeric, text, text, text, integer) IS
     'Move p_quantity units of one item between two locations, all or nothing: both levels locked in location id order (no deadlocks), refused (INSUFFICIENT_INVENTORY, PT409) unless the source''s available covers it; two ledger rows sharing a transfer_id. Returns {success, transfer_id, inventory_id, quantity, from:{location_id, old_quantity, new_quantity}, to:{...}}.';
 
+CREATE FUNCTION atomic_inventory.extend_batch_lease(
+    p_batch_id        uuid,
+    p_driver_id       text    DEFAULT NULL,
+    p_seconds         integer DEFAULT 300,
+    p_lock_timeout_ms integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'ai_extend_batch_lease';
+COMMENT ON FUNCTION atomic_inventory.extend_batch_lease(uuid, text, integer, integer) IS
+    'Heartbeat: lease a claimed or started batch the driver holds for p_seconds (1..604800) from now; the sweep returns a batch whose lease lapsed to available. A lapsed lease is not extended (BATCH_NOT_HELD, PT403): claim it again. Returns the batch.';
+
 CREATE FUNCTION atomic_inventory.get_inventory(
     p_inventory_id uuid,
     p_location_id  uuid DEFAULT NULL
@@ -1559,6 +1578,7 @@ REVOKE ALL ON FUNCTION atomic_inventory.drop_event_consumer FROM PUBLIC;
 REVOKE ALL ON FUNCTION atomic_inventory.emit_event FROM PUBLIC;
 REVOKE ALL ON FUNCTION atomic_inventory.event_consumer_id FROM PUBLIC;
 REVOKE ALL ON FUNCTION atomic_inventory.events_on FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.extend_batch_lease FROM PUBLIC;
 REVOKE ALL ON FUNCTION atomic_inventory.get_inventory FROM PUBLIC;
 REVOKE ALL ON FUNCTION atomic_inventory.increment_inventory FROM PUBLIC;
 REVOKE ALL ON FUNCTION atomic_inventory.items_stock_events FROM PUBLIC;

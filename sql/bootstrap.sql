@@ -251,7 +251,7 @@ CREATE TABLE atomic_inventory.batches (
 CREATE INDEX batches_available_idx ON atomic_inventory.batches (priority DESC, created_at, id)
     WHERE status = 'available';
 CREATE INDEX batches_lease_idx ON atomic_inventory.batches (lease_expires_at)
-    WHERE status = 'claimed';
+    WHERE status IN ('claimed', 'in_progress');
 -- a driver's active batches (p_max_active). `claimed_by IS NOT NULL` keeps
 -- the planner from reading every claimed batch through it to find lapsed
 -- claims (a query on status alone cannot use it)
@@ -263,7 +263,7 @@ COMMENT ON COLUMN atomic_inventory.batches.id IS 'Batch id, passed as p_batch_id
 COMMENT ON COLUMN atomic_inventory.batches.status IS 'available -> claimed -> in_progress -> completed; cancelled by admins; unclaim returns to available.';
 COMMENT ON COLUMN atomic_inventory.batches.claimed_by IS 'Driver holding the batch (p_driver_id or the JWT sub).';
 COMMENT ON COLUMN atomic_inventory.batches.claimed_at IS 'When the current holder claimed it.';
-COMMENT ON COLUMN atomic_inventory.batches.lease_expires_at IS 'A claimed (not started) batch becomes claimable again after this; NULL = no lease.';
+COMMENT ON COLUMN atomic_inventory.batches.lease_expires_at IS 'A claimed or started batch becomes claimable again after this (the sweep returns it to available); NULL = no lease. Set by claims with p_lease_seconds and by extend_batch_lease; start_batch clears it.';
 COMMENT ON COLUMN atomic_inventory.batches.completed_at IS 'When it was completed.';
 COMMENT ON COLUMN atomic_inventory.batches.zone IS 'Optional zone/area; claim_next_batch can filter on it.';
 COMMENT ON COLUMN atomic_inventory.batches.priority IS 'Higher first in claim_next_batch; then oldest first.';
@@ -849,8 +849,8 @@ CREATE TRIGGER reservations_expired_events
     WHEN (OLD.status = 'active' AND NEW.status = 'expired')
     EXECUTE FUNCTION atomic_inventory.reservations_expired_events();
 
--- A claim whose lease ran out, taken away from its driver: by the sweep
--- (back to available) or by another claim.
+-- A claim or started batch whose lease ran out, taken away from its
+-- driver: by the sweep (back to available) or by another claim.
 CREATE FUNCTION atomic_inventory.batches_lease_events() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -870,7 +870,7 @@ $$;
 CREATE TRIGGER batches_lease_events
     AFTER UPDATE ON atomic_inventory.batches
     FOR EACH ROW
-    WHEN (OLD.status = 'claimed' AND OLD.lease_expires_at < pg_catalog.statement_timestamp()
+    WHEN (OLD.status IN ('claimed', 'in_progress') AND OLD.lease_expires_at < pg_catalog.statement_timestamp()
           AND (NEW.status = 'available' OR NEW.claimed_by IS DISTINCT FROM OLD.claimed_by
                OR NEW.claimed_at IS DISTINCT FROM OLD.claimed_at))
     EXECUTE FUNCTION atomic_inventory.batches_lease_events();

@@ -384,6 +384,17 @@ AS 'MODULE_PATHNAME', 'ai_complete_batch';
 COMMENT ON FUNCTION atomic_inventory.complete_batch(uuid, text, integer) IS
     'claimed or in_progress -> completed. Holder or admin only; repeating it succeeds.';
 
+CREATE FUNCTION atomic_inventory.extend_batch_lease(
+    p_batch_id        uuid,
+    p_driver_id       text    DEFAULT NULL,
+    p_seconds         integer DEFAULT 300,
+    p_lock_timeout_ms integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'ai_extend_batch_lease';
+COMMENT ON FUNCTION atomic_inventory.extend_batch_lease(uuid, text, integer, integer) IS
+    'Heartbeat: lease a claimed or started batch the driver holds for p_seconds (1..604800) from now; the sweep returns a batch whose lease lapsed to available. A lapsed lease is not extended (BATCH_NOT_HELD, PT403): claim it again. Returns the batch.';
+
 CREATE FUNCTION atomic_inventory.create_batch(
     p_zone      text    DEFAULT NULL,
     p_priority  integer DEFAULT 0,
@@ -1440,6 +1451,7 @@ BEGIN
         'atomic_inventory.unclaim_batch(uuid, text, integer)',
         'atomic_inventory.start_batch(uuid, text, integer)',
         'atomic_inventory.complete_batch(uuid, text, integer)',
+        'atomic_inventory.extend_batch_lease(uuid, text, integer, integer)',
         'atomic_inventory.reserve_inventory(jsonb, integer, text, text, integer)',
         'atomic_inventory.commit_reservation(uuid, uuid[], text, text, integer)',
         'atomic_inventory.release_reservation(uuid, uuid[], text, text, integer)',

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
 /// Counted functions, by SQL name; each C symbol is `ai_<name>`.
-pub const FUNCTIONS: [&str; 35] = [
+pub const FUNCTIONS: [&str; 36] = [
     "decrement_inventory",
     "decrement_inventory_many",
     "increment_inventory",
@@ -41,6 +41,7 @@ pub const FUNCTIONS: [&str; 35] = [
     "unclaim_batch",
     "start_batch",
     "complete_batch",
+    "extend_batch_lease",
     "increment_packing_quantity",
     "decrement_packing_quantity",
     "stripe_item",

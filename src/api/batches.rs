@@ -1,5 +1,6 @@
 //! The delivery-batch functions: claim_batch, claim_next_batch,
-//! unclaim_batch, start_batch, complete_batch on the extension's batches,
+//! unclaim_batch, start_batch, complete_batch, extend_batch_lease on the
+//! extension's batches,
 //! and bound_claim_batch, bound_claim_next_batch, bound_unclaim_batch on an
 //! adopted table (ops/batches.rs).
 
@@ -64,6 +65,29 @@ fn claim_next_batch(args: &Args) -> Result<Option<String>> {
     let lock_ms = args.lock_timeout_ms(4)?;
     with_spi(lock_ms, |c| {
         batches::claim_next(&Own, c, &who, &driver, zone.as_deref(), &terms)
+    })
+}
+
+/// extend_batch_lease(p_batch_id, p_driver_id, p_seconds, p_lock_timeout_ms)
+fn extend_lease(args: &Args) -> Result<String> {
+    let id = args.uuid(0, "p_batch_id")?;
+    let who = Caller::current()?;
+    let driver = who.driver(args.text(1, "p_driver_id")?)?;
+    let seconds = match args.int(2) {
+        Some(s) if (1..=604_800).contains(&s) => s,
+        other => {
+            return Err(Error::invalid_input(
+                "p_seconds",
+                format!(
+                    "must be between 1 and 604800 (got {})",
+                    other.map_or("NULL".to_string(), |s| s.to_string())
+                ),
+            ))
+        }
+    };
+    let lock_ms = args.lock_timeout_ms(3)?;
+    with_spi(lock_ms, |c| {
+        batches::extend_lease(c, &who, &id, &driver, seconds)
     })
 }
 
@@ -141,6 +165,8 @@ entry_points! {
     ai_unclaim_batch / pg_finfo_ai_unclaim_batch (UUIDOID, TEXTOID, INT4OID) => unclaim_batch;
     ai_start_batch / pg_finfo_ai_start_batch (UUIDOID, TEXTOID, INT4OID) => start_batch;
     ai_complete_batch / pg_finfo_ai_complete_batch (UUIDOID, TEXTOID, INT4OID) => complete_batch;
+    ai_extend_batch_lease / pg_finfo_ai_extend_batch_lease (UUIDOID, TEXTOID, INT4OID, INT4OID)
+        => extend_lease;
     ai_bound_claim_batch / pg_finfo_ai_bound_claim_batch (TEXTOID, TEXTOID, TEXTOID) => bound_claim;
     ai_bound_claim_next_batch / pg_finfo_ai_bound_claim_next_batch (TEXTOID, TEXTOID)
         => bound_claim_next;

@@ -11,8 +11,11 @@
 
 use crate::core::caller::Caller;
 use crate::error::{Error, Result};
+use crate::source::own::batches as own_batches;
+use crate::source::own::Own;
 use crate::source::{BatchSource, ClaimTerms, Transition};
 use pgrx::spi::SpiClient;
+use pgrx::Uuid;
 
 fn not_found<S: BatchSource>(s: &S, key: &S::Key) -> Error {
     Error::NotFound {
@@ -101,5 +104,34 @@ pub fn transition<S: BatchSource>(
 /// available, up to `limit` (the extension's own batches; an adopted batch
 /// table keeps its lapsed claims claimable as they are).
 pub fn lapse(c: &mut SpiClient<'_>, limit: i32) -> Result<i32> {
-    crate::source::own::batches::lapse(c, limit)
+    own_batches::lapse(c, limit)
+}
+
+/// A heartbeat: move the lease of a claimed or started batch the driver
+/// holds (an admin: any holder's) to now + `seconds`. A lease that already
+/// lapsed is not extended: the batch is no longer held (BATCH_NOT_HELD,
+/// with when it lapsed); claim it again.
+pub fn extend_lease(
+    c: &mut SpiClient<'_>,
+    who: &Caller,
+    key: &Uuid,
+    driver: &str,
+    seconds: i32,
+) -> Result<String> {
+    if let Some(done) = own_batches::extend(c, who, key, driver, seconds)? {
+        return Ok(done);
+    }
+    let b = Own.lock(c, who, key)?.ok_or_else(|| not_found(&Own, key))?;
+    let held = (b.status == "claimed" || b.status == "in_progress")
+        && b.lapsed_at.is_none()
+        && (who.admin || b.holder.as_deref() == Some(driver));
+    if held {
+        return Err(Own.skipped(key));
+    }
+    Err(Error::BatchNotHeld {
+        batch_id: Own.key_text(key),
+        driver_id: driver.to_string(),
+        status: b.status,
+        lease_lapsed_at: b.lapsed_at,
+    })
 }

@@ -510,4 +510,82 @@ mod tests {
         Spi::run("RESET atomic_inventory.tenant_id").unwrap();
         Spi::run("RESET ROLE").unwrap();
     }
+
+    #[pg_test]
+    fn heartbeats_keep_a_started_batch_and_a_lapsed_one_goes_back() {
+        let b = call("atomic_inventory.create_batch()")["batch_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let lease = |b: &str| {
+            scalar(&format!(
+                "SELECT COALESCE((lease_expires_at - statement_timestamp() > interval '100 seconds')::text, 'none') \
+                   FROM atomic_inventory.batches WHERE id = '{b}'"
+            ))
+        };
+        call(&format!(
+            "atomic_inventory.claim_batch('{b}', 'driver-a', p_lease_seconds => 30)"
+        ));
+        assert_eq!(lease(&b), "false");
+        call(&format!(
+            "atomic_inventory.extend_batch_lease('{b}', 'driver-a', 600)"
+        ));
+        assert_eq!(lease(&b), "true");
+        // started: no lease until a heartbeat gives it one
+        call(&format!("atomic_inventory.start_batch('{b}', 'driver-a')"));
+        assert_eq!(lease(&b), "none");
+        let r = call(&format!(
+            "atomic_inventory.extend_batch_lease('{b}', 'driver-a', 600)"
+        ));
+        assert_eq!(r["status"], "in_progress");
+        assert_eq!(lease(&b), "true");
+        // only the holder (an admin may extend any holder's)
+        as_app_user();
+        assert_err(
+            &format!("SELECT atomic_inventory.extend_batch_lease('{b}', 'driver-b', 600)"),
+            "PT403",
+            "BATCH_NOT_HELD",
+        );
+        Spi::run("RESET ROLE").unwrap();
+        for bad in ["0", "-1", "604801", "NULL"] {
+            assert_err(
+                &format!("SELECT atomic_inventory.extend_batch_lease('{b}', 'driver-a', {bad})"),
+                "22023",
+                "INVALID_INPUT",
+            );
+        }
+        assert_err(
+            &format!("SELECT atomic_inventory.extend_batch_lease('{MISSING}', 'driver-a', 60)"),
+            "PT404",
+            "NOT_FOUND",
+        );
+        // the phone died: the lease lapses, the batch is no longer held
+        Spi::run(&format!(
+            "UPDATE atomic_inventory.batches SET lease_expires_at = now() - interval '1 second' WHERE id = '{b}'"
+        ))
+        .unwrap();
+        let (_, d) = assert_err(
+            &format!("SELECT atomic_inventory.extend_batch_lease('{b}', 'driver-a', 60)"),
+            "PT403",
+            "BATCH_NOT_HELD",
+        );
+        assert!(d["lease_lapsed_at"].is_string() || d.get("lease_expires_at").is_some());
+        assert_err(
+            &format!("SELECT atomic_inventory.complete_batch('{b}', 'driver-a')"),
+            "PT403",
+            "BATCH_NOT_HELD",
+        );
+        assert_eq!(
+            call("atomic_inventory.expire_reservations()")["lapsed_batches"],
+            1
+        );
+        let e = call(&format!(
+            "(SELECT row_to_json(e) FROM atomic_inventory.events e WHERE batch_id = '{b}')"
+        ));
+        assert_eq!(e["kind"], "batch_lease_lapsed");
+        assert_eq!(e["detail"]["previous_driver"], "driver-a");
+        assert_eq!(e["detail"]["status"], "available");
+        // and anyone may claim it again
+        call(&format!("atomic_inventory.claim_batch('{b}', 'driver-b')"));
+    }
 }

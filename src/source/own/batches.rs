@@ -75,9 +75,8 @@ const ACTIVE_COUNT: Stmt = Stmt {
     sql: "SELECT pg_catalog.count(*)::int4 FROM atomic_inventory.batches AS b \
            WHERE b.claimed_by = $1 AND b.id IS DISTINCT FROM $2 \
              AND (b.tenant_id IS NULL OR $3 OR b.tenant_id = $4) \
-             AND (b.status = 'in_progress' \
-                  OR (b.status = 'claimed' \
-                      AND (b.lease_expires_at IS NULL OR b.lease_expires_at >= pg_catalog.statement_timestamp())))",
+             AND b.status IN ('claimed', 'in_progress') \
+             AND (b.lease_expires_at IS NULL OR b.lease_expires_at >= pg_catalog.statement_timestamp())",
     args: &[TEXT, UUID, BOOL, TEXT],
 };
 
@@ -90,7 +89,8 @@ const CLAIM: Stmt = Stmt {
                 updated_at = pg_catalog.now() \
           WHERE b.id = $1 AND (b.tenant_id IS NULL OR $4 OR b.tenant_id = $5) \
             AND (b.status = 'available' \
-                 OR (b.status = 'claimed' AND b.lease_expires_at < pg_catalog.statement_timestamp())) \
+                 OR (b.status IN ('claimed', 'in_progress') \
+                     AND b.lease_expires_at < pg_catalog.statement_timestamp())) \
           RETURNING ",
         batch_json!("b")
     ),
@@ -125,7 +125,8 @@ const CLAIM_NEXT: Stmt = Stmt {
                FOR UPDATE SKIP LOCKED \
           ), lapsed AS ( \
             SELECT c.id, c.priority, c.created_at FROM atomic_inventory.batches AS c \
-             WHERE c.status = 'claimed' AND c.lease_expires_at < pg_catalog.statement_timestamp() \
+             WHERE c.status IN ('claimed', 'in_progress') \
+               AND c.lease_expires_at < pg_catalog.statement_timestamp() \
                AND (c.tenant_id IS NULL OR $3 OR c.tenant_id = $4) \
                AND ($5::text IS NULL OR c.zone = $5) \
              ORDER BY c.lease_expires_at, c.priority DESC, c.created_at, c.id \
@@ -153,8 +154,10 @@ const LOCK_BATCH: Stmt = Stmt {
     sql: concat!(
         "SELECT b.status, b.claimed_by, \
                 (b.status = 'available' \
-                 OR (b.status = 'claimed' AND b.lease_expires_at < pg_catalog.statement_timestamp())), \
-                CASE WHEN b.status = 'claimed' AND b.lease_expires_at < pg_catalog.statement_timestamp() \
+                 OR (b.status IN ('claimed', 'in_progress') \
+                     AND b.lease_expires_at < pg_catalog.statement_timestamp())), \
+                CASE WHEN b.status IN ('claimed', 'in_progress') \
+                          AND b.lease_expires_at < pg_catalog.statement_timestamp() \
                      THEN b.lease_expires_at::text END, ",
         batch_json!("b"),
         " FROM atomic_inventory.batches AS b \
@@ -182,7 +185,7 @@ const TRANSITION: Stmt = Stmt {
           WHERE b.id = $1 AND (b.tenant_id IS NULL OR $3 OR b.tenant_id = $4) \
             AND (b.claimed_by = $2 OR $5) \
             AND b.status = ANY ($6) \
-            AND ($7 = 'available' OR b.status <> 'claimed' \
+            AND ($7 = 'available' OR b.status NOT IN ('claimed', 'in_progress') \
                  OR b.lease_expires_at IS NULL OR b.lease_expires_at >= pg_catalog.statement_timestamp()) \
           RETURNING ",
         batch_json!("b")
@@ -199,15 +202,16 @@ fn statuses(t: Transition) -> (&'static [&'static str], &'static str) {
     }
 }
 
-/// The sweep's part for batches: up to $1 claims whose lease lapsed go back
-/// to available (the trigger batches_lease_events records each one). SKIP
+/// The sweep's part for batches: up to $1 claimed or started batches whose
+/// lease lapsed go back to available (the trigger batches_lease_events records each one). SKIP
 /// LOCKED: a claim some driver is changing right now is left for the next
 /// sweep, which never waits on a batch.
 const LAPSE: Stmt = Stmt {
     name: "batch_lapse",
     sql: "WITH due AS ( \
             SELECT c.id FROM atomic_inventory.batches AS c \
-             WHERE c.status = 'claimed' AND c.lease_expires_at < pg_catalog.statement_timestamp() \
+             WHERE c.status IN ('claimed', 'in_progress') \
+               AND c.lease_expires_at < pg_catalog.statement_timestamp() \
              ORDER BY c.lease_expires_at \
              LIMIT $1 \
                FOR UPDATE SKIP LOCKED \
@@ -221,6 +225,45 @@ const LAPSE: Stmt = Stmt {
           SELECT pg_catalog.count(*)::int4 FROM done",
     args: &[INT],
 };
+
+/// A heartbeat: the holder's claimed or started batch, its lease not
+/// lapsed, leased for $3 seconds from now.
+const EXTEND: Stmt = Stmt {
+    name: "batch_extend_lease",
+    sql: concat!(
+        "UPDATE atomic_inventory.batches AS b \
+            SET lease_expires_at = pg_catalog.statement_timestamp() + pg_catalog.make_interval(secs => $3), \
+                updated_at = pg_catalog.now() \
+          WHERE b.id = $1 AND (b.tenant_id IS NULL OR $4 OR b.tenant_id = $5) \
+            AND (b.claimed_by = $2 OR $4) AND b.status IN ('claimed', 'in_progress') \
+            AND (b.lease_expires_at IS NULL OR b.lease_expires_at >= pg_catalog.statement_timestamp()) \
+          RETURNING ",
+        batch_json!("b")
+    ),
+    args: &[UUID, TEXT, INT, BOOL, TEXT],
+};
+
+/// Extend the lease of a batch `driver` holds (an admin: any); None if it
+/// is not held (the caller says why).
+pub fn extend(
+    c: &mut SpiClient<'_>,
+    who: &Caller,
+    id: &Uuid,
+    driver: &str,
+    seconds: i32,
+) -> Result<Option<String>> {
+    answer(run(
+        c,
+        &EXTEND,
+        &[
+            (*id).into(),
+            driver.to_string().into(),
+            seconds.into(),
+            who.admin.into(),
+            who.tenant.clone().into(),
+        ],
+    )?)
+}
 
 /// Return up to `limit` lapsed claims of the extension's own batches to
 /// available; how many.
@@ -420,6 +463,8 @@ impl BatchSource for Own {
         let (from, to) = statuses(t);
         (who.admin || b.holder.as_deref() == Some(driver))
             && from.contains(&b.status.as_str())
-            && (to == "available" || b.status != "claimed" || b.lapsed_at.is_none())
+            // a lapsed lease (claimed, or started with a heartbeat's lease)
+            // holds nothing but the way back to available
+            && (to == "available" || b.lapsed_at.is_none())
     }
 }
