@@ -5,8 +5,14 @@ record of what was acknowledged.
 
 Phase 1 replays the races of docs/background.md deterministically (all threads released by
 one barrier). Phase 2 is a random mix of every operation over a few hot and
-many cold items for a fixed time. Prints `<invariant>: N passed, N failed`
-per check and a final `stress: N passed, N failed`; exits 1 on any violation.
+many cold items for a fixed time, with stock at a few locations besides the
+default one: sales, restocks and compare-and-sets there, orders allocated
+across them, and transfers between them and the default location; after it,
+every level (no level below 0, reserved within quantity, what the client
+acknowledged there), the total over each item's levels (initial + restocks
+- sales), reconcile() per level, and each transfer's two ledger rows.
+Prints `<invariant>: N passed, N failed` per check and a final
+`stress: N passed, N failed`; exits 1 on any violation.
 
 Needs the extension in the database that PG* environment variables name
 (pg_test/lib.sh's start_cluster sets them).
@@ -31,6 +37,7 @@ EXPECTED_CODES = {
 }
 
 
+DEFAULT = "00000000-0000-0000-0000-000000000000"  # the default location (each item's own row)
 RUN = uuid.uuid4().hex[:8]  # keeps SKUs unique when re-run against one database
 
 
@@ -149,8 +156,16 @@ def phase_packing(dsn, admin, checks):
 class Workload:
     """Random operations; every acknowledged effect is recorded client-side."""
 
-    def __init__(self, dsn, items, hot, batches_drivers, seconds, seed):
+    def __init__(self, dsn, items, hot, batches_drivers, seconds, seed, loc_items=(), sellable=(), unsellable=()):
         self.dsn, self.items, self.hot = dsn, items, hot
+        # stock at locations: items that have levels, sellable locations
+        # (sales there) and the others (a returns area: transfers only)
+        self.loc_items, self.sellable, self.unsellable = list(loc_items), list(sellable), list(unsellable)
+        self.loc_hot = [i for i in self.loc_items if i in hot]
+        self.levels = set()                     # (item, location) acknowledged to exist
+        self.level_delta = collections.Counter()  # (item, location) -> acknowledged change there
+        self.flow = collections.Counter()       # item -> restocks - sales, any location
+        self.transfers = {}                     # transfer_id -> (item, from, to, quantity)
         self.drivers = batches_drivers
         self.deadline = time.monotonic() + seconds
         self.seed = seed
@@ -173,11 +188,55 @@ class Workload:
             self.outcomes[(op, code)] += 1
 
     def ack(self, deltas, ref=None, rows=0):
+        """Sales, restocks and adjusts at the default location."""
         with self.lock:
             for item, d in deltas:
                 self.delta[item] += d
+                self.flow[item] += d
             if ref:
                 self.refs[ref] += rows
+
+    def ack_lines(self, lines, ref):
+        """An order's answer: a line per allocation, each at its location
+        (none named: the default location)."""
+        with self.lock:
+            for l in lines:
+                item, loc, d = l["inventory_id"], l.get("location_id") or DEFAULT, -float(l["deducted"])
+                if loc == DEFAULT:
+                    self.delta[item] += d
+                else:
+                    self.level_delta[(item, loc)] += d
+                    self.levels.add((item, loc))
+                self.flow[item] += d
+            self.refs[ref] += len(lines)
+
+    def ack_at(self, item, loc, d, ref):
+        """A sale, restock or adjust at a location (not the default one)."""
+        with self.lock:
+            self.level_delta[(item, loc)] += d
+            self.flow[item] += d
+            self.levels.add((item, loc))
+            self.refs[ref] += 1
+
+    def ack_transfer(self, r, item, src, dst, qty, ref):
+        with self.lock:
+            for loc, d in ((src, -qty), (dst, qty)):
+                if loc == DEFAULT:
+                    self.delta[item] += d
+                else:
+                    self.level_delta[(item, loc)] += d
+                    self.levels.add((item, loc))
+            self.transfers[r["transfer_id"]] = (item, src, dst, qty)
+            self.refs[ref] += 2
+
+    def pick_level(self, rng, locations):
+        """An (item, location) with a level known to exist, at one of `locations`."""
+        with self.lock:
+            known = [(i, l) for (i, l) in self.levels if l in locations]
+        if not known:
+            return None
+        hot = [(i, l) for (i, l) in known if i in self.loc_hot]
+        return rng.choice(hot if hot and rng.random() < 0.7 else known)
 
     def worker(self, k):
         rng = random.Random(self.seed * 1000 + k)
@@ -186,6 +245,8 @@ class Workload:
         driver = f"driver-{k % 8}"  # four workers share each driver id
         ops = ["dec"] * 30 + ["many"] * 20 + ["inc"] * 8 + ["adj"] * 6 + ["idem"] * 6 + \
               ["reserve"] * 12 + ["finish"] * 10 + ["claim"] * 8 + ["pack"] * 8
+        if self.loc_items:
+            ops += ["transfer"] * 14 + ["loc_dec"] * 12 + ["loc_inc"] * 5 + ["loc_adj"] * 3 + ["many_at"] * 6
         while time.monotonic() < self.deadline:
             op = rng.choice(ops)
             ref = f"op-{uuid.uuid4()}"
@@ -215,14 +276,33 @@ class Workload:
             lines = [{"inventory_id": i, "quantity": rng.randint(1, 2)} for i in items]
             rng.shuffle(lines)  # callers send lines in any order
             r = call(conn, "decrement_inventory_many", p_lines=json.dumps(lines), p_reference=ref)
-            self.ack([(l["inventory_id"], -float(l["deducted"])) for l in r["lines"]], ref, len(r["lines"]))
+            # items with stock at other locations are allocated across them
+            self.ack_lines(r["lines"], ref)
+        elif op == "many_at":
+            # an order whose lines name a store where the item has stock,
+            # or none (allocated: the default location first, then stores)
+            items = rng.sample(self.loc_items, rng.randint(2, 3))
+            lines = []
+            for i in items:
+                line = {"inventory_id": i, "quantity": rng.randint(1, 2)}
+                with self.lock:
+                    here = [l for l in self.sellable if (i, l) in self.levels]
+                if here and rng.random() < 0.6:
+                    line["location_id"] = rng.choice(here)
+                lines.append(line)
+            rng.shuffle(lines)
+            r = call(conn, "decrement_inventory_many", p_lines=json.dumps(lines), p_reference=ref,
+                     p_lock_timeout_ms=2000)
+            self.ack_lines(r["lines"], ref)
         elif op == "inc":
             item = self.pick(rng)
             r = call(conn, "increment_inventory", p_inventory_id=item, p_quantity=rng.randint(1, 5), p_reference=ref)
             self.ack([(item, float(r["added"]))], ref, 1)
         elif op == "adj":
             item = self.pick(rng)
-            seen = call(conn, "get_inventory", p_inventory_id=item)
+            # the default location's level (without one, get_inventory
+            # answers the totals over every location)
+            seen = call(conn, "get_inventory", p_inventory_id=item, p_location_id=DEFAULT)
             # Decimal: psycopg sends floats as float8, which doesn't cast to numeric implicitly
             current = Decimal(str(seen["quantity"]))
             target = max(Decimal(str(seen["reserved"])), current + rng.randint(-3, 3))
@@ -263,6 +343,44 @@ class Workload:
                      p_quantity=rng.randint(1, 2))
             else:
                 call(conn, "decrement_packing_quantity", p_progress_id=rng.choice(lines), p_session_id=session)
+        elif op == "transfer":
+            # between two of: the default location, the sellable ones and
+            # the returns area; out of the default location or a level the
+            # item has, into any (the first transfer there makes its level)
+            item = rng.choice(self.loc_hot if self.loc_hot and rng.random() < 0.7 else self.loc_items)
+            with self.lock:
+                sources = [DEFAULT] + [l for l in self.sellable + self.unsellable if (item, l) in self.levels]
+            src = rng.choice(sources)
+            dst = rng.choice([l for l in [DEFAULT] + self.sellable + self.unsellable if l != src])
+            qty = rng.randint(1, 5)
+            r = call(conn, "transfer_inventory", p_inventory_id=item, p_from_location_id=src,
+                     p_to_location_id=dst, p_quantity=qty, p_reference=ref, p_lock_timeout_ms=2000)
+            self.ack_transfer(r, item, src, dst, qty, ref)
+        elif op == "loc_dec":
+            picked = self.pick_level(rng, self.sellable)
+            if picked is None:
+                return
+            item, loc = picked
+            r = call(conn, "decrement_inventory", p_inventory_id=item, p_quantity=rng.randint(1, 3),
+                     p_reference=ref, p_lock_timeout_ms=2000, p_location_id=loc)
+            self.ack_at(item, loc, -float(r["deducted"]), ref)
+        elif op == "loc_inc":
+            item = rng.choice(self.loc_hot if self.loc_hot and rng.random() < 0.7 else self.loc_items)
+            loc = rng.choice(self.sellable + self.unsellable)
+            r = call(conn, "increment_inventory", p_inventory_id=item, p_quantity=rng.randint(1, 5),
+                     p_reference=ref, p_location_id=loc)
+            self.ack_at(item, loc, float(r["added"]), ref)
+        elif op == "loc_adj":
+            picked = self.pick_level(rng, self.sellable + self.unsellable)
+            if picked is None:
+                return
+            item, loc = picked
+            seen = call(conn, "get_inventory", p_inventory_id=item, p_location_id=loc)
+            current = Decimal(str(seen["quantity"]))
+            target = max(Decimal(str(seen["reserved"])), current + rng.randint(-3, 3))
+            r = call(conn, "adjust_inventory", p_inventory_id=item, p_new_quantity=target,
+                     p_expected_quantity=current, p_reference=ref, p_location_id=loc)
+            self.ack_at(item, loc, float(r["delta"]), ref)
         elif op == "claim":
             b = call(conn, "claim_next_batch", p_driver_id=driver, p_max_active=2, p_zone=f"stress-{RUN}")
             if b is None:
@@ -301,6 +419,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--hot", type=int, default=4)
     ap.add_argument("--cold", type=int, default=200)
+    ap.add_argument("--cold-at-locations", type=int, default=16,
+                    help="cold items that also have stock at locations (as all hot ones do)")
     ap.add_argument("--batches", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=int(time.time()))
     a = ap.parse_args()
@@ -325,7 +445,26 @@ def main():
     # a zone of this run's own: other rows in the database are not ours to count
     batch_ids = [call(admin, "create_batch", p_zone=f"stress-{RUN}")["batch_id"] for _ in range(a.batches)]
 
-    w = Workload(a.dsn, items, hot, 8, a.seconds, a.seed)
+    # Locations: three stores (sellable) and a returns area (not sellable).
+    # The hot items and the first cold ones have stock at two stores from
+    # the start; other levels appear with the first restock or transfer.
+    stores = [call(admin, "create_location", p_code=f"stress-{RUN}-store-{k}", p_priority=k)["location_id"]
+              for k in range(3)]
+    returns = [call(admin, "create_location", p_code=f"stress-{RUN}-returns", p_sellable=False)["location_id"]]
+    loc_items = hot + cold[:a.cold_at_locations]
+    for item in loc_items:
+        for loc in stores[:2]:
+            call(admin, "increment_inventory", p_inventory_id=item, p_quantity=100 if item in hot else 20,
+                 p_location_id=loc, p_reason="stress initial stock")
+    levels = (f"SELECT l.item_id::text, l.location_id::text, l.quantity, l.reserved FROM {S}.stock_levels l "
+              "WHERE l.item_id = ANY(%s::uuid[])")
+    initial_levels = {(i, l): float(q) for i, l, q, _ in admin.execute(levels, (items,)).fetchall()}
+    initial_total = collections.Counter(initial)
+    for (i, _), q in initial_levels.items():
+        initial_total[i] += q
+
+    w = Workload(a.dsn, items, hot, 8, a.seconds, a.seed, loc_items, stores, returns)
+    w.levels = set(initial_levels)
     # baskets of 20 units over 3 orders needing 10 each: packers run out
     w.packing = [packing_session(admin, 20, [10, 10, 10]) for _ in range(4)]
     stop, violations = threading.Event(), []
@@ -355,9 +494,45 @@ def main():
         expected = initial[item] + w.delta[item]
         checks.check("quantity_matches_acknowledged_ops", abs(float(qty) - expected) < 1e-9,
                      f"{item} is {qty}, client expects {expected}")
-    drift = admin.execute(f"SELECT inventory_id::text, drift, reserved_drift FROM {S}.reconcile() "
+    # stock at locations: every level, then the totals over an item's levels
+    now_levels = admin.execute(levels, (items,)).fetchall()
+    total = collections.Counter({item: float(qty) for item, qty, _ in rows})
+    for item, loc, qty, reserved in now_levels:
+        checks.check("level_non_negative", qty >= 0, f"{item} at {loc}: quantity {qty}")
+        checks.check("level_reserved_within_quantity", 0 <= reserved <= qty,
+                     f"{item} at {loc}: reserved {reserved} of {qty}")
+        expected = initial_levels.get((item, loc), 0) + w.level_delta[(item, loc)]
+        checks.check("level_matches_acknowledged_ops", abs(float(qty) - expected) < 1e-9,
+                     f"{item} at {loc} is {qty}, client expects {expected}")
+        total[item] += float(qty)
+    unknown = {(i, l) for i, l, _, _ in now_levels} ^ (set(initial_levels) | w.levels)
+    checks.check("levels_are_those_acknowledged", not unknown, f"{sorted(unknown)[:3]}")
+    for item in items:
+        expected = initial_total[item] + w.flow[item]
+        checks.check("total_over_levels_is_initial_plus_restocks_minus_sales", abs(total[item] - expected) < 1e-9,
+                     f"{item}: {total[item]} over its levels, client expects {expected}")
+    drift = admin.execute(f"SELECT inventory_id::text, location_id::text, drift, reserved_drift FROM {S}.reconcile() "
                           "WHERE inventory_id = ANY(%s::uuid[])", (items,)).fetchall()
     checks.check("ledger_and_reservations_reconcile", not drift, f"drift: {drift[:3]}")
+    # each transfer: two ledger rows, out of one location and into another,
+    # summing to 0, under one transfer_id; exactly the acknowledged ones
+    place = "coalesce(location_id, %(default)s::uuid)::text"
+    legs = admin.execute(
+        f"SELECT transfer_id::text, count(*), sum(delta), count(DISTINCT {place}), count(DISTINCT inventory_id), "
+        f"min(delta), max({place}) FILTER (WHERE delta > 0), max({place}) FILTER (WHERE delta < 0) "
+        f"FROM {S}.ledger WHERE kind = 'transfer' AND inventory_id = ANY(%(items)s::uuid[]) GROUP BY transfer_id",
+        {"default": DEFAULT, "items": items}).fetchall()
+    seen = set()
+    for tid, n, total_delta, places, n_items, out, dst, src in legs:
+        seen.add(tid)
+        mine = w.transfers.get(tid)
+        want = mine and (mine[2], mine[1], -mine[3])
+        checks.check("transfer_legs_sum_to_zero", n == 2 and total_delta == 0 and places == 2 and n_items == 1,
+                     f"transfer {tid}: {n} rows, sum {total_delta}, {places} locations")
+        checks.check("transfer_legs_match_acknowledged", tid is not None and (dst, src, float(out)) == want,
+                     f"transfer {tid}: into {dst} out of {src} {out}, client acknowledged {want}")
+    missing = set(w.transfers) - seen
+    checks.check("acknowledged_transfer_in_ledger", not missing, f"{len(missing)} missing: {sorted(missing)[:3]}")
     ledger = dict(admin.execute(
         f"SELECT reference, count(*) FROM {S}.ledger WHERE reference = ANY(%s) GROUP BY 1",
         (list(w.refs),)).fetchall())
