@@ -8,12 +8,14 @@ Uses the PG* environment (pg_test/lib.sh's start_cluster).
 import json
 import uuid
 
-from checks import S, Checks, attempt, connect
+from checks import S, Checks, attempt, call, connect
 
 MISSING = "00000000-0000-0000-0000-0000000000ff"
+DEFAULT = "00000000-0000-0000-0000-000000000000"  # the default location
 
-# (sql, sqlstate, code): code None = PostgreSQL's own error (e.g. 22P02 when
-# an argument can't even be converted to its declared type).
+# (sql, sqlstate, code[, text]): code None = PostgreSQL's own error (e.g.
+# 22P02 when an argument can't even be converted to its declared type); text,
+# when given, must appear in the error's message.
 CASES = [
     # decrement_inventory
     ("decrement_inventory(NULL, 1)", "22023", "INVALID_INPUT"),
@@ -204,6 +206,92 @@ CASES = [
     ("drop_event_consumer('no-such-consumer')", "PT404", "NOT_FOUND"),
     ("purge_events(NULL)", "22023", "INVALID_INPUT"),
     ("purge_events('-1 day')", "22023", "INVALID_INPUT"),
+    # locations: {litem} has 10 units at the default location, 5 at {loc},
+    # none at {loc2} nor at {off} (inactive), 3 at {unsell} (not sellable)
+    ("create_location(NULL)", "22023", "INVALID_INPUT", "p_code"),
+    ("create_location('')", "22023", "INVALID_INPUT", "p_code"),
+    ("create_location('bad-new', p_priority => NULL)", "22023", "INVALID_INPUT", "p_priority"),
+    ("create_location('{loc_code}')", "PT409", "LOCATION_EXISTS", "code"),
+    ("create_location('bad-new', p_id => '{loc}')", "PT409", "LOCATION_EXISTS", "id"),
+    ("create_location('bad-new', p_id => '%s')" % DEFAULT, "PT409", "LOCATION_EXISTS", "id"),
+    ("create_location('default')", "PT409", "LOCATION_EXISTS", "code"),
+    ("update_location(NULL)", "22023", "INVALID_INPUT", "p_location_id"),
+    ("update_location('%s', p_name => 'x')" % MISSING, "PT404", "NOT_FOUND", "location"),
+    ("update_location('not-a-uuid')", "22P02", None),
+    ("update_location('{loc}', p_active => false)", "PT409", "LOCATION_IN_USE"),
+    ("update_location('{unsell}', p_active => false)", "PT409", "LOCATION_IN_USE"),
+    ("update_location('%s', p_active => false)" % DEFAULT, "22023", "INVALID_INPUT", "default location"),
+    ("update_location('%s', p_sellable => false)" % DEFAULT, "22023", "INVALID_INPUT", "default location"),
+    ("transfer_inventory(NULL, '{loc}', '{loc2}', 1)", "22023", "INVALID_INPUT", "p_inventory_id"),
+    ("transfer_inventory('{litem}', NULL, '{loc2}', 1)", "22023", "INVALID_INPUT", "p_from_location_id"),
+    ("transfer_inventory('{litem}', '{loc}', NULL, 1)", "22023", "INVALID_INPUT", "p_to_location_id"),
+    ("transfer_inventory('{litem}', '{loc}', '{loc}', 1)", "22023", "INVALID_INPUT", "same location"),
+    ("transfer_inventory('{litem}', '%s', '%s', 1)" % (DEFAULT, DEFAULT), "22023", "INVALID_INPUT", "same location"),
+    ("transfer_inventory('{litem}', '{loc}', '{loc2}', NULL)", "22023", "INVALID_QUANTITY"),
+    ("transfer_inventory('{litem}', '{loc}', '{loc2}', 0)", "22023", "INVALID_QUANTITY"),
+    ("transfer_inventory('{litem}', '{loc}', '{loc2}', -1)", "22023", "INVALID_QUANTITY"),
+    ("transfer_inventory('{litem}', '{loc}', '{loc2}', 'NaN')", "22023", "INVALID_QUANTITY"),
+    ("transfer_inventory('{litem}', '{loc}', '{loc2}', 'Infinity')", "22023", "INVALID_QUANTITY"),
+    ("transfer_inventory('{litem}', '{loc}', '{loc2}', 1e13)", "22023", "INVALID_QUANTITY"),
+    ("transfer_inventory('{litem}', '{loc}', '{loc2}', 1, p_lock_timeout_ms => 0)", "22023", "INVALID_INPUT"),
+    ("transfer_inventory('{litem}', '{loc}', '{loc2}', 6)", "PT409", "INSUFFICIENT_INVENTORY", "5 available"),
+    ("transfer_inventory('{litem}', '%s', '{loc}', 11)" % DEFAULT, "PT409", "INSUFFICIENT_INVENTORY", "10 available"),
+    ("transfer_inventory('{striped}', '%s', '{loc}', 11)" % DEFAULT, "PT409", "INSUFFICIENT_INVENTORY"),
+    ("transfer_inventory('{litem}', '{loc2}', '{loc}', 1)", "PT404", "LEVEL_NOT_FOUND"),
+    ("transfer_inventory('{litem}', '{off}', '{loc}', 1)", "PT404", "LEVEL_NOT_FOUND"),
+    ("transfer_inventory('{litem}', '{loc}', '{off}', 1)", "PT409", "LOCATION_UNAVAILABLE", "inactive"),
+    ("transfer_inventory('{litem}', '%s', '{loc}', 1)" % MISSING, "PT404", "NOT_FOUND", "location"),
+    ("transfer_inventory('{litem}', '{loc}', '%s', 1)" % MISSING, "PT404", "NOT_FOUND", "location"),
+    ("transfer_inventory('%s', '{loc}', '{loc2}', 1)" % MISSING, "PT404", "NOT_FOUND", "inventory item"),
+    ("transfer_inventory('{litem}', 'not-a-uuid', '{loc2}', 1)", "22P02", None),
+    # p_location_id on the stock functions
+    ("decrement_inventory('{litem}', 1, p_location_id => '{loc2}')", "PT404", "LEVEL_NOT_FOUND"),
+    ("decrement_inventory('{litem}', 6, p_location_id => '{loc}')", "PT409", "INSUFFICIENT_INVENTORY", "5 available"),
+    ("decrement_inventory('{litem}', 0, p_location_id => '{loc}')", "22023", "INVALID_QUANTITY"),
+    ("decrement_inventory('{litem}', -1, p_location_id => '{loc}')", "22023", "INVALID_QUANTITY"),
+    ("decrement_inventory('{litem}', 'NaN', p_location_id => '{loc}')", "22023", "INVALID_QUANTITY"),
+    ("decrement_inventory('{litem}', 1, p_location_id => '%s')" % MISSING, "PT404", "NOT_FOUND", "location"),
+    ("decrement_inventory('{litem}', 1, p_location_id => '{off}')", "PT409", "LOCATION_UNAVAILABLE", "inactive"),
+    ("decrement_inventory('{litem}', 1, p_location_id => '{unsell}')", "PT409", "LOCATION_UNAVAILABLE", "not sellable"),
+    ("decrement_inventory('%s', 1, p_location_id => '{loc}')" % MISSING, "PT404", "NOT_FOUND", "inventory item"),
+    ("decrement_inventory('{litem}', 1, p_location_id => 'not-a-uuid')", "22P02", None),
+    ("increment_inventory('{litem}', 1, p_location_id => '{off}')", "PT409", "LOCATION_UNAVAILABLE", "inactive"),
+    ("increment_inventory('{litem}', 1, p_location_id => '%s')" % MISSING, "PT404", "NOT_FOUND", "location"),
+    ("increment_inventory('{litem}', 0, p_location_id => '{loc}')", "22023", "INVALID_QUANTITY"),
+    ("increment_inventory('{litem}', 'NaN', p_location_id => '{loc}')", "22023", "INVALID_QUANTITY"),
+    ("increment_inventory('%s', 1, p_location_id => '{loc}')" % MISSING, "PT404", "NOT_FOUND", "inventory item"),
+    ("adjust_inventory('{litem}', 5, 0, p_location_id => '{loc2}')", "PT404", "LEVEL_NOT_FOUND"),
+    ("adjust_inventory('{litem}', 5, 9, p_location_id => '{loc}')", "PT409", "QUANTITY_MISMATCH"),
+    ("adjust_inventory('{litem}', -1, 5, p_location_id => '{loc}')", "22023", "INVALID_QUANTITY"),
+    ("adjust_inventory('{litem}', 'NaN', 5, p_location_id => '{loc}')", "22023", "INVALID_QUANTITY"),
+    ("adjust_inventory('{litem}', 5, 0, p_location_id => '{off}')", "PT409", "LOCATION_UNAVAILABLE", "inactive"),
+    ("adjust_inventory('{litem}', 5, 5, p_location_id => '%s')" % MISSING, "PT404", "NOT_FOUND", "location"),
+    ("get_inventory('{litem}', '{loc2}')", "PT404", "LEVEL_NOT_FOUND"),
+    ("get_inventory('%s', '{loc}')" % MISSING, "PT404", "NOT_FOUND"),
+    ("set_reorder_point('{litem}', 1, '{loc2}')", "PT404", "LEVEL_NOT_FOUND"),
+    ("set_reorder_point('{litem}', -1, '{loc}')", "22023", "INVALID_QUANTITY"),
+    ("decrement_inventory_many('[{{\"inventory_id\":\"{litem}\",\"quantity\":1,\"location_id\":\"{loc2}\"}}]')", "PT404", "LEVEL_NOT_FOUND"),
+    ("decrement_inventory_many('[{{\"inventory_id\":\"{litem}\",\"quantity\":1,\"location_id\":\"{unsell}\"}}]')", "PT409", "LOCATION_UNAVAILABLE", "not sellable"),
+    ("decrement_inventory_many('[{{\"inventory_id\":\"{litem}\",\"quantity\":6,\"location_id\":\"{loc}\"}}]')", "PT409", "INSUFFICIENT_INVENTORY"),
+    ("decrement_inventory_many('[{{\"inventory_id\":\"{litem}\",\"quantity\":1,\"location_id\":\"nope\"}}]')", "22023", "INVALID_INPUT"),
+    ("decrement_inventory_many('[{{\"inventory_id\":\"{litem}\",\"quantity\":1,\"location_id\":7}}]')", "22023", "INVALID_INPUT"),
+    ("reserve_inventory('[{{\"inventory_id\":\"{litem}\",\"quantity\":1,\"location_id\":\"{loc}\"}}]')", "22023", "INVALID_INPUT"),
+]
+
+# Location calls by a caller who is not an admin (a role without superuser
+# or BYPASSRLS, tenant bad-tenant-a): another tenant's location ({other_loc},
+# tenant bad-tenant-b; the shared {litem} has 2 units there) is NOT_FOUND, as
+# if it did not exist; a shared location is changed by admins only.
+TENANT_CASES = [
+    ("transfer_inventory('{litem}', '{other_loc}', '{loc}', 1)", "PT404", "NOT_FOUND", "location"),
+    ("transfer_inventory('{litem}', '{loc}', '{other_loc}', 1)", "PT404", "NOT_FOUND", "location"),
+    ("decrement_inventory('{litem}', 1, p_location_id => '{other_loc}')", "PT404", "NOT_FOUND", "location"),
+    ("increment_inventory('{litem}', 1, p_location_id => '{other_loc}')", "PT404", "NOT_FOUND", "location"),
+    ("adjust_inventory('{litem}', 1, 2, p_location_id => '{other_loc}')", "PT404", "NOT_FOUND", "location"),
+    ("decrement_inventory_many('[{{\"inventory_id\":\"{litem}\",\"quantity\":1,\"location_id\":\"{other_loc}\"}}]')", "PT404", "NOT_FOUND", "location"),
+    ("update_location('{other_loc}', p_name => 'x')", "PT404", "NOT_FOUND", "location"),
+    ("update_location('{loc}', p_name => 'x')", "22023", "INVALID_INPUT", "shared"),
+    ("create_location('bad-new', p_tenant_id => 'bad-tenant-b')", "22023", "INVALID_INPUT", "own tenant"),
 ]
 
 # Every free-text argument (text, varchar, text[]) of every function, with
@@ -224,6 +312,13 @@ TEXT_LIMITS = {
     ("adjust_inventory", "p_reason"): (1024, "adjust_inventory('{item}', 10, p_force => true, p_reason => {v})"),
     ("adjust_inventory", "p_reference"): (1024, "adjust_inventory('{item}', 10, p_force => true, p_reference => {v})"),
     ("adjust_inventory", "p_idempotency_key"): (255, "adjust_inventory('{item}', 10, p_force => true, p_idempotency_key => {v})"),
+    ("transfer_inventory", "p_reason"): (1024, "transfer_inventory('{litem}', '{loc}', '{loc2}', 1, p_reason => {v})"),
+    ("transfer_inventory", "p_reference"): (1024, "transfer_inventory('{litem}', '{loc}', '{loc2}', 1, p_reference => {v})"),
+    ("transfer_inventory", "p_idempotency_key"): (255, "transfer_inventory('{litem}', '{loc}', '{loc2}', 1, p_idempotency_key => {v})"),
+    ("create_location", "p_code"): (255, "create_location({v})"),
+    ("create_location", "p_name"): (1024, "create_location('bad-limit', p_name => {v})"),
+    ("create_location", "p_tenant_id"): (255, "create_location('bad-limit', p_tenant_id => {v})"),
+    ("update_location", "p_name"): (1024, "update_location('{loc}', p_name => {v})"),
     ("create_item", "p_sku"): (255, "create_item(p_sku => {v})"),
     ("create_item", "p_name"): (1024, "create_item(p_name => {v})"),
     ("create_item", "p_tenant_id"): (255, "create_item(p_tenant_id => {v})"),
@@ -412,7 +507,14 @@ def state(conn):
                (SELECT sum(stripes) FROM {S}.items),
                (SELECT string_agg(id || ':' || qty || '/' || held, ',' ORDER BY id) FROM public.bad_inputs_inv),
                (SELECT count(*) FROM {S}.bound_reservation_lines), (SELECT count(*) FROM {S}.bindings),
-               (SELECT string_agg(id || ':' || quantity_packed, ',' ORDER BY id) FROM bad_wh.lines)""").fetchone()
+               (SELECT string_agg(id || ':' || quantity_packed, ',' ORDER BY id) FROM bad_wh.lines),
+               -- locations and levels (digests: a run after the stress test has many)
+               (SELECT md5(string_agg(id || ':' || code || ':' || coalesce(name, '') || ':' || priority || ':'
+                                      || active || ':' || sellable || ':' || coalesce(tenant_id, ''), ',' ORDER BY id))
+                  FROM {S}.locations),
+               (SELECT md5(string_agg(item_id || '@' || location_id || ':' || quantity || '/' || reserved || '/'
+                                      || coalesce(reorder_point::text, ''), ',' ORDER BY item_id, location_id))
+                  FROM {S}.stock_levels)""").fetchone()
 
 
 def main():
@@ -463,6 +565,22 @@ def main():
                  "'bad_wh.picked')", (psrc,))
     bres = conn.execute(f"""SELECT {S}.bound_reserve(%s, '[{{"item_id": "k1", "quantity": 2}}]')->>'reservation_id'""",
                         (src,)).fetchone()[0]
+    # locations: {litem} has 10 units at the default location, 5 at {loc},
+    # none at {loc2} nor at {off} (inactive), 3 at {unsell} (not sellable),
+    # 2 at {other_loc} (another tenant's)
+    litem = conn.execute(f"SELECT {S}.create_item(p_quantity => 10, p_sku => 'bad-' || gen_random_uuid())->>'inventory_id'").fetchone()[0]
+    tag = uuid.uuid4().hex[:8]
+    locs = {}
+    for name, kw in (("loc", {}), ("loc2", {}), ("off", {}), ("unsell", {"p_sellable": False}),
+                     ("other_loc", {"p_tenant_id": "bad-tenant-b"})):
+        locs[name] = call(conn, "create_location", p_code=f"bad-{name}-{tag}", **kw)["location_id"]
+    for name, qty in (("loc", 5), ("unsell", 3), ("other_loc", 2)):
+        call(conn, "increment_inventory", p_inventory_id=litem, p_quantity=qty, p_location_id=locs[name])
+    call(conn, "update_location", p_location_id=locs["off"], p_active=False)
+    # a caller who is no admin
+    conn.execute("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bad_inputs_tenant') "
+                 "THEN CREATE ROLE bad_inputs_tenant NOLOGIN; END IF; END $$")
+    conn.execute(f"SELECT {S}.grant_usage('bad_inputs_tenant')")
     pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
     # Holds left by earlier stages (TTLs of seconds) are swept now, not while
     # the bad calls run (the background sweeper would change the state).
@@ -470,21 +588,30 @@ def main():
         pass
     fixtures = dict(item=item, res=res, batch=batch, session=session, line=line, striped=striped,
                     src=src, plain=plain, bres=bres, bsrc=bsrc, gone=gone, psrc=psrc,
+                    litem=litem, loc_code=f"bad-loc-{tag}", **locs,
                     lines=f"""'[{{"inventory_id": "{item}", "quantity": 1}}]'""",
                     blines="""'[{"item_id": "k1", "quantity": 1}]'""")
     checks = Checks("bad_inputs", show="failures")
     before = state(conn)
-    for sql, want_state, want_code in CASES:
-        text = "SELECT " + S + "." + sql.format(**fixtures)
-        got = attempt(conn.execute, text)
-        ok = got.sqlstate == want_state and (want_code is None or (got.code == want_code and got.message.startswith(want_code)))
-        alive = conn.execute("SELECT pg_backend_pid()").fetchone()[0] == pid
-        checks.check(sql, ok and alive, f"got {got.sqlstate} {got.code} ({got.message[:80]}), "
-                                        f"want {want_state} {want_code}, backend alive {alive}")
+    def tenant_call(text):
+        with conn.transaction(force_rollback=True):
+            conn.execute("SET LOCAL ROLE bad_inputs_tenant")
+            conn.execute("SELECT set_config('atomic_inventory.tenant_id', 'bad-tenant-a', true)")
+            conn.execute(text)
+
+    for run, cases, label in ((conn.execute, CASES, ""), (tenant_call, TENANT_CASES, " as tenant bad-tenant-a")):
+        for sql, want_state, want_code, *want_text in cases:
+            text = "SELECT " + S + "." + sql.format(**fixtures)
+            got = attempt(run, text)
+            ok = got.sqlstate == want_state and (want_code is None or (got.code == want_code and got.message.startswith(want_code)))
+            ok = ok and all(t in got.message for t in want_text)
+            alive = conn.execute("SELECT pg_backend_pid()").fetchone()[0] == pid
+            checks.check(sql + label, ok and alive, f"got {got.sqlstate} {got.code} ({got.message[:80]}), "
+                                                    f"want {want_state} {want_code} {' '.join(want_text)}, backend alive {alive}")
     text_limits(conn, fixtures, checks)
     after = state(conn)
     checks.check("partial write", before == after, f"state before {before}, after {after}")
-    print(f"bad_inputs: {len(CASES)} distinct bad inputs tried, state unchanged: {before == after}")
+    print(f"bad_inputs: {len(CASES) + len(TENANT_CASES)} distinct bad inputs tried, state unchanged: {before == after}")
     checks.finish()
 
 
