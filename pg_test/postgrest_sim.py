@@ -206,6 +206,79 @@ def main():
                                                                  "p_session_id": sid}, claims=store_a)
     check("bound_decrement_packing_quantity -> 200", (status, body and body.get("quantity_packed")), (200, 0))
 
+    # locations (docs/locations.md), as a store's staff calls them: tenant
+    # store-a from the JWT; a shared item with 10 units at the default location
+    litem = admin.execute(f"SELECT {S}.create_item(p_quantity => 10, p_sku => 'rest-' || gen_random_uuid())->>'inventory_id'").fetchone()[0]
+    default = "00000000-0000-0000-0000-000000000000"
+    tag = uuid.uuid4().hex[:8]
+    status, body = api.rpc("create_location", {"p_code": f"S1-{tag}", "p_name": "Store 1", "p_priority": 5}, claims=store_a)
+    check("create_location -> 200, the caller's tenant", (status, body and body.get("tenant_id")), (200, "store-a"))
+    s1 = body["location_id"]
+    status, body = api.rpc("create_location", {"p_code": f"S1-{tag}"}, claims=store_a)
+    check("create_location, code taken: LOCATION_EXISTS -> 409", (status, body["code"], body["message"].split(":")[0]),
+          (409, "PT409", "LOCATION_EXISTS"))
+    status, body = api.rpc("create_location", {"p_code": ""}, claims=store_a)
+    check("create_location, empty code: INVALID_INPUT -> 400", (status, body["code"]), (400, "22023"))
+    status, body = api.rpc("create_location", {"p_code": f"RET-{tag}", "p_sellable": False}, claims=store_a)
+    check("create_location not sellable -> 200", (status, body and body.get("sellable")), (200, False))
+    ret = body["location_id"]
+    status, body = api.rpc("create_location", {"p_code": f"S2-{tag}"}, claims=store_a)
+    s2 = body["location_id"]
+    status, body = api.rpc("transfer_inventory", {"p_inventory_id": litem, "p_from_location_id": default,
+                                                  "p_to_location_id": s1, "p_quantity": 4,
+                                                  "p_reference": "replenish-1"}, claims=store_a)
+    check("transfer_inventory -> 200", (status, body and body["from"]["new_quantity"], body and body["to"]["new_quantity"]),
+          (200, 6, 4))
+    check("transfer_inventory answers its transfer_id", bool(body and body.get("transfer_id")), True)
+    status, body = api.rpc("transfer_inventory", {"p_inventory_id": litem, "p_from_location_id": s1,
+                                                  "p_to_location_id": ret, "p_quantity": 5}, claims=store_a)
+    check("transfer_inventory, source short: INSUFFICIENT_INVENTORY -> 409",
+          (status, body["code"], body["message"].split(":")[0]), (409, "PT409", "INSUFFICIENT_INVENTORY"))
+    status, body = api.rpc("transfer_inventory", {"p_inventory_id": litem, "p_from_location_id": s1,
+                                                  "p_to_location_id": s1, "p_quantity": 1}, claims=store_a)
+    check("transfer_inventory to its source: INVALID_INPUT -> 400", (status, body["code"]), (400, "22023"))
+    status, body = api.rpc("transfer_inventory", {"p_inventory_id": litem, "p_from_location_id": s1,
+                                                  "p_to_location_id": s2, "p_quantity": 0}, claims=store_a)
+    check("transfer_inventory of 0: INVALID_QUANTITY -> 400", (status, body["code"]), (400, "22023"))
+    status, body = api.rpc("transfer_inventory", {"p_inventory_id": litem, "p_from_location_id": s2,
+                                                  "p_to_location_id": s1, "p_quantity": 1}, claims=store_a)
+    check("transfer_inventory out of a location without stock: LEVEL_NOT_FOUND -> 404",
+          (status, body["code"], body["message"].split(":")[0]), (404, "PT404", "LEVEL_NOT_FOUND"))
+    status, body = api.rpc("transfer_inventory", {"p_inventory_id": litem, "p_from_location_id": s1,
+                                                  "p_to_location_id": ret, "p_quantity": 1}, claims=store_a)
+    check("transfer_inventory into a returns area -> 200", status, 200)
+    status, body = api.rpc("decrement_inventory", {"p_inventory_id": litem, "p_quantity": 2, "p_location_id": s1}, claims=store_a)
+    check("a sale at a location -> 200", (status, body and body.get("location_id"), body and body.get("new_quantity")),
+          (200, s1, 1))
+    status, body = api.rpc("decrement_inventory", {"p_inventory_id": litem, "p_quantity": 2, "p_location_id": s1}, claims=store_a)
+    check("a sale at a location, short: INSUFFICIENT_INVENTORY -> 409", (status, body["code"]), (409, "PT409"))
+    status, body = api.rpc("decrement_inventory", {"p_inventory_id": litem, "p_quantity": 1, "p_location_id": s2}, claims=store_a)
+    check("a sale where the item has no stock: LEVEL_NOT_FOUND -> 404",
+          (status, body["code"], body["message"].split(":")[0]), (404, "PT404", "LEVEL_NOT_FOUND"))
+    status, body = api.rpc("decrement_inventory", {"p_inventory_id": litem, "p_quantity": 1, "p_location_id": ret}, claims=store_a)
+    check("a sale at a location that is not sellable: LOCATION_UNAVAILABLE -> 409",
+          (status, body["code"], body["message"].split(":")[0]), (409, "PT409", "LOCATION_UNAVAILABLE"))
+    status, body = api.rpc("decrement_inventory", {"p_inventory_id": litem, "p_quantity": 1, "p_location_id": s1},
+                           claims={"sub": "u", "tenant_id": "store-b"})
+    check("a sale at another tenant's location -> 404", (status, body["code"]), (404, "PT404"))
+    status, body = api.rpc("update_location", {"p_location_id": s1, "p_name": "Store 1 (Kreuzberg)"}, claims=store_a)
+    check("update_location -> 200", (status, body and body.get("name")), (200, "Store 1 (Kreuzberg)"))
+    status, body = api.rpc("update_location", {"p_location_id": s1, "p_active": False}, claims=store_a)
+    check("update_location deactivating one with stock: LOCATION_IN_USE -> 409",
+          (status, body["code"], body["message"].split(":")[0]), (409, "PT409", "LOCATION_IN_USE"))
+    status, body = api.rpc("update_location", {"p_location_id": s1, "p_name": "x"}, claims={"sub": "u", "tenant_id": "store-b"})
+    check("update_location of another tenant's location -> 404", (status, body["code"]), (404, "PT404"))
+    status, body = api.rpc("update_location", {"p_location_id": s2, "p_active": False}, claims=store_a)
+    check("update_location deactivating an empty one -> 200", (status, body and body.get("active")), (200, False))
+    status, body = api.rpc("increment_inventory", {"p_inventory_id": litem, "p_quantity": 1, "p_location_id": s2}, claims=store_a)
+    check("a restock at an inactive location: LOCATION_UNAVAILABLE -> 409", (status, body["code"]), (409, "PT409"))
+    status, body = api.rpc("decrement_inventory_many", {"p_lines": [{"inventory_id": litem, "quantity": 7}]}, claims=store_a)
+    check("an order allocated across locations -> 200",
+          (status, body and sorted((l["location_id"], l["deducted"]) for l in body["lines"])),
+          (200, sorted([(default, 6), (s1, 1)])))
+    status, body = api.rpc("get_inventory", {"p_inventory_id": litem}, claims=store_a)
+    check("get_inventory: the totals over the levels", (status, body and body.get("quantity")), (200, 1))
+
     # nothing leaks between requests on one connection (transaction-scoped settings)
     role, claims = api.conn.execute("SELECT current_user, current_setting('request.jwt.claims', true)").fetchone()
     check("no session state left behind", (role, claims or ""), ("authenticator", ""))
