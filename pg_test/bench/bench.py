@@ -6,8 +6,8 @@ Called by pg_test/bench/run.sh (which starts the cluster and installs the
 release build); uses the PG* environment and AI_PG_BINDIR.
 
 Successes are counted from the database, not from pgbench's TPS: the stock
-(or packed units, or claimed batches) consumed during the run divided by the
-units one operation consumes. A transaction that failed or changed nothing
+(or packed units, or claimed batches, or transfers' ledger rows) consumed
+during the run divided by the units one operation consumes. A transaction that failed or changed nothing
 does not count. Latency percentiles come from pgbench's per-transaction log.
 """
 import argparse
@@ -40,6 +40,11 @@ BASE = "SELECT coalesce(sum(1e12 - quantity), 0) FROM bench.inventory"
 STRIPED = (f"SELECT 1e12 - i.quantity - coalesce((SELECT sum(s.quantity) FROM {S}.item_stripes s "
            f"WHERE s.item_id = i.id), 0) FROM {S}.items i WHERE i.sku = 'striped-bench'")
 CLAIMED = f"SELECT count(*) FROM {S}.batches WHERE zone = 'bench' AND status = 'claimed'"
+# transfers: two ledger rows each, on the transfer items' own ids (an index
+# range); the client's transfer counts itself on its source row
+TRANSFERS = (f"SELECT count(*) FROM {S}.ledger WHERE kind = 'transfer' "
+             "AND inventory_id BETWEEN bench.id('8', 1) AND bench.id('8', 10000)")
+TRANSFERS_CLIENT = "SELECT coalesce(sum(transfers), 0) FROM bench.levels"
 # variant: (script, success counter query, units per operation, multi-line?, distributions)
 VARIANTS = {
     "raw_update": ("raw_update.sql", BASE, 1, False, None),
@@ -65,6 +70,8 @@ VARIANTS = {
     "claim_next": ("claim_next.sql", CLAIMED, 1, False, ["uniform"]),
     "checkout_reserve_commit": ("checkout_reserve_commit.sql", BASE, 1, False, ["uniform"]),
     "claim_route": ("claim_route.sql", CLAIMED, 1, False, ["uniform"]),
+    "transfer": ("transfer.sql", TRANSFERS, 2, False, None),
+    "transfer_client": ("transfer_client.sql", TRANSFERS_CLIENT, 1, False, None),
     "decrement_set_clause": ("decrement_set_clause.sql", ITEMS, 1, False, None),
     "decrement_invoker": ("decrement_invoker.sql", ITEMS, 1, False, None),
 }
@@ -97,9 +104,10 @@ RATIOS = [("decrement_noledger", "raw_update"), ("decrement_noledger", "raw_upda
           ("reserve_commit", "checkout_reserve_commit"), ("claim_next", "claim_route"),
           ("packing_bound", "packing"), ("packing_bound", "packing_fallback"),
           ("decrement_set_clause", "raw_update"), ("decrement_invoker", "raw_update"),
-          ("decrement_noledger", "decrement_set_clause"), ("decrement_events", "decrement_events_off")]
+          ("decrement_noledger", "decrement_set_clause"), ("decrement_events", "decrement_events_off"),
+          ("transfer", "transfer_client")]
 BASELINES = ("raw_update", "raw_update_items", "pos_function", "raw_update_ledger", "checkout_per_item",
-             "checkout_reserve_commit", "claim_route", "packing_fallback")
+             "checkout_reserve_commit", "claim_route", "packing_fallback", "transfer_client")
 
 
 def sh(cmd, **kw):
@@ -108,7 +116,8 @@ def sh(cmd, **kw):
 
 def setup(c):
     if c.execute("SELECT to_regnamespace('bench')").fetchone()[0] is None:
-        print("bench: loading data (100 000 items twice, 1000 packing lines, 100 000 finished reservations, 300 000 batches)", flush=True)
+        print("bench: loading data (100 000 items twice, 1000 packing lines, 100 000 finished reservations, 300 000 batches, "
+              "10 000 items at 2 locations)", flush=True)
         sh(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", os.path.join(HERE, "setup.sql")])
 
 
@@ -121,7 +130,7 @@ def reset(c, variant):
               f"AND reorder_point IS DISTINCT FROM {points}")
     # the same clean start for every variant: no dead tuples, no dirty buffers
     for t in ("bench.inventory", "bench.packing_progress", f"{S}.items", f"{S}.packing_progress", f"{S}.batches", f"{S}.reservations",
-              f"{S}.reservation_lines", f"{S}.ledger", f"{S}.item_stripes"):
+              f"{S}.reservation_lines", f"{S}.ledger", f"{S}.item_stripes", f"{S}.stock_levels", "bench.levels"):
         c.execute(f"VACUUM {t}")
     c.execute("CHECKPOINT")
 

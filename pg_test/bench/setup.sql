@@ -116,3 +116,33 @@ INSERT INTO bench.items_bound (id, quantity) SELECT bench.id('', k), 1e12 FROM g
 SELECT atomic_inventory.bind_stock_source('bench_items', 'bench.items_bound', 'id', 'quantity',
                                           'reserved', 'track_inventory', 'tenant_id');
 VACUUM ANALYZE bench.items_bound;
+
+-- Transfers between locations: two bench locations, and 10 000 items of
+-- their own (ids '8' || k, SKU transfer-bench-k, nothing at the default
+-- location) with a level at each holding stock that never runs out, moved
+-- by the transfer variant. Their own items, not the first bench items: an
+-- order of items that have levels elsewhere is allocated across locations
+-- (docs/locations.md), which would change what decrement_many measures. The
+-- same levels in a plain table (bench.levels) for the client's transfer,
+-- transfer_client; its transfers column counts the transfers made.
+INSERT INTO atomic_inventory.locations (id, code, name) VALUES
+    (bench.id('7', 1), 'bench-1', 'Bench location 1'),
+    (bench.id('7', 2), 'bench-2', 'Bench location 2');
+INSERT INTO atomic_inventory.items (id, sku, quantity)
+SELECT bench.id('8', k), 'transfer-bench-' || k, 0 FROM generate_series(1, 10000) k;
+INSERT INTO atomic_inventory.stock_levels (item_id, location_id, quantity)
+SELECT bench.id('8', k), bench.id('7', l), 1e12 FROM generate_series(1, 10000) k, generate_series(1, 2) l;
+-- their ledger starts as a restock's would (reconcile() stays empty)
+INSERT INTO atomic_inventory.ledger (inventory_id, location_id, delta, quantity_after, kind, reason)
+SELECT l.item_id, l.location_id, l.quantity, l.quantity, 'initial', 'bench level'
+  FROM atomic_inventory.stock_levels AS l WHERE l.location_id IN (bench.id('7', 1), bench.id('7', 2));
+CREATE TABLE bench.levels (
+    item_id     uuid    NOT NULL,
+    location_id uuid    NOT NULL,
+    quantity    numeric NOT NULL CHECK (quantity >= 0),
+    transfers   bigint  NOT NULL DEFAULT 0,
+    PRIMARY KEY (item_id, location_id)
+) WITH (fillfactor = 90);
+INSERT INTO bench.levels (item_id, location_id, quantity)
+SELECT bench.id('8', k), bench.id('7', l), 1e12 FROM generate_series(1, 10000) k, generate_series(1, 2) l;
+VACUUM ANALYZE atomic_inventory.items, atomic_inventory.stock_levels, bench.levels;
