@@ -331,6 +331,7 @@ TEXT_LIMITS = {
     ("unclaim_batch", "p_driver_id"): (255, "unclaim_batch('{batch}', {v})"),
     ("start_batch", "p_driver_id"): (255, "start_batch('{batch}', {v})"),
     ("complete_batch", "p_driver_id"): (255, "complete_batch('{batch}', {v})"),
+    ("extend_batch_lease", "p_driver_id"): (255, "extend_batch_lease('{batch}', {v})"),
     ("reserve_inventory", "p_reference"): (1024, "reserve_inventory({lines}, p_reference => {v})"),
     ("reserve_inventory", "p_idempotency_key"): (255, "reserve_inventory({lines}, p_idempotency_key => {v})"),
     ("commit_reservation", "p_reason"): (1024, "commit_reservation('{res}', p_reason => {v})"),
