@@ -290,6 +290,8 @@ TENANT_CASES = [
     ("adjust_inventory('{litem}', 1, 2, p_location_id => '{other_loc}')", "PT404", "NOT_FOUND", "location"),
     ("decrement_inventory_many('[{{\"inventory_id\":\"{litem}\",\"quantity\":1,\"location_id\":\"{other_loc}\"}}]')", "PT404", "NOT_FOUND", "location"),
     ("update_location('{other_loc}', p_name => 'x')", "PT404", "NOT_FOUND", "location"),
+    ("get_inventory('{litem}', '{other_loc}')", "PT404", "NOT_FOUND", "location"),
+    ("set_reorder_point('{litem}', 1, '{other_loc}')", "PT404", "NOT_FOUND", "location"),
     ("update_location('{loc}', p_name => 'x')", "22023", "INVALID_INPUT", "shared"),
     ("create_location('bad-new', p_tenant_id => 'bad-tenant-b')", "22023", "INVALID_INPUT", "own tenant"),
 ]

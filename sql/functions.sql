@@ -213,6 +213,9 @@ BEGIN
         SELECT l.location_id, o.code, l.quantity, l.reserved, l.reorder_point, 1
           FROM it JOIN atomic_inventory.stock_levels AS l ON l.item_id = it.id
           JOIN atomic_inventory.locations AS o ON o.id = l.location_id
+         -- another tenant's location (of a shared item) is not the caller's to see
+         WHERE o.tenant_id IS NULL OR o.tenant_id = atomic_inventory.caller_tenant()
+               OR atomic_inventory.caller_is_admin()
     )
     SELECT EXISTS (SELECT FROM it),
            CASE WHEN p_location_id IS NULL THEN
@@ -243,6 +246,17 @@ BEGIN
                   DETAIL = pg_catalog.json_build_object('code', 'NOT_FOUND', 'entity', 'inventory item', 'ids',
                                                         pg_catalog.json_build_array(p_inventory_id))::text;
     END IF;
+    IF v IS NULL AND NOT EXISTS (
+           SELECT FROM atomic_inventory.locations AS o
+            WHERE o.id = p_location_id
+              AND (o.tenant_id IS NULL OR o.tenant_id = atomic_inventory.caller_tenant()
+                   OR atomic_inventory.caller_is_admin())) THEN
+        RAISE EXCEPTION 'NOT_FOUND: location % does not exist or is not visible to this tenant', p_location_id
+            USING ERRCODE = 'PT404',
+                  DETAIL = pg_catalog.json_build_object('code', 'NOT_FOUND', 'entity', 'location', 'ids',
+                                                        pg_catalog.json_build_array(p_location_id))::text,
+                  HINT = 'Check the id; locations of another tenant are reported as not found.';
+    END IF;
     IF v IS NULL THEN
         RAISE EXCEPTION 'LEVEL_NOT_FOUND: item % has no stock level at location %', p_inventory_id, p_location_id
             USING ERRCODE = 'PT404',
@@ -271,8 +285,12 @@ AS $$
                                         WHERE x.item_id = it.id), 0) AS quantity
           FROM atomic_inventory.items AS it
         UNION ALL
-        SELECT l.item_id, l.location_id, it.tenant_id, l.reserved, l.quantity
+        SELECT l.item_id, l.location_id, COALESCE(o.tenant_id, it.tenant_id), l.reserved, l.quantity
           FROM atomic_inventory.stock_levels AS l JOIN atomic_inventory.items AS it ON it.id = l.item_id
+          JOIN atomic_inventory.locations AS o ON o.id = l.location_id
+         -- (a level is its location's tenant's, or its item's: both must be visible)
+         WHERE it.tenant_id IS NULL OR it.tenant_id = atomic_inventory.caller_tenant()
+               OR atomic_inventory.caller_is_admin()
     )
     SELECT v.item_id, v.quantity, COALESCE(l.total, 0), v.quantity - COALESCE(l.total, 0),
            v.reserved, COALESCE(h.held, 0), v.reserved - COALESCE(h.held, 0), v.location_id
@@ -1007,6 +1025,16 @@ BEGIN
            AND (i.tenant_id IS NULL OR i.tenant_id = atomic_inventory.caller_tenant()
                 OR atomic_inventory.caller_is_admin());
         IF v_row.id IS NOT NULL THEN
+            IF NOT EXISTS (SELECT FROM atomic_inventory.locations AS o
+                            WHERE o.id = p_location_id
+                              AND (o.tenant_id IS NULL OR o.tenant_id = atomic_inventory.caller_tenant()
+                                   OR atomic_inventory.caller_is_admin())) THEN
+                RAISE EXCEPTION 'NOT_FOUND: location % does not exist or is not visible to this tenant', p_location_id
+                    USING ERRCODE = 'PT404',
+                          DETAIL = pg_catalog.json_build_object('code', 'NOT_FOUND', 'entity', 'location', 'ids',
+                                                                pg_catalog.json_build_array(p_location_id))::text,
+                          HINT = 'Check the id; locations of another tenant are reported as not found.';
+            END IF;
             UPDATE atomic_inventory.stock_levels AS l SET reorder_point = p_reorder_point
              WHERE l.item_id = p_inventory_id AND l.location_id = p_location_id
             RETURNING * INTO v_level;
@@ -1058,7 +1086,11 @@ BEGIN
           FROM atomic_inventory.items AS i WHERE i.reorder_point IS NOT NULL
         UNION ALL
         SELECT l.item_id, l.location_id, l.reserved, l.reorder_point, l.quantity
-          FROM atomic_inventory.stock_levels AS l WHERE l.reorder_point IS NOT NULL
+          FROM atomic_inventory.stock_levels AS l
+          JOIN atomic_inventory.locations AS o ON o.id = l.location_id
+         WHERE l.reorder_point IS NOT NULL
+           AND (o.tenant_id IS NULL OR o.tenant_id = atomic_inventory.caller_tenant()
+                OR atomic_inventory.caller_is_admin())
     )
     SELECT i.id, i.sku, i.name, v.quantity, v.reserved, v.quantity - v.reserved, v.reorder_point,
            i.tenant_id, v.location_id
@@ -1172,9 +1204,10 @@ BEGIN
             USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_location_id"}',
                   HINT = 'It holds every item''s own row; move stock elsewhere with transfer_inventory.';
     END IF;
-    -- Locked first: a sale, restock or transfer at it takes a share lock
-    -- on it (its level's foreign key) ... so deactivation waits for them
-    -- and then sees their stock.
+    -- Locked against other changes of the location. Movements don't lock
+    -- it (a lock per sale on one row every sale there shares would cost
+    -- them all): one that started before this commits can still land on
+    -- the location; its stock can be transferred out (docs/locations.md).
     SELECT * INTO v_row FROM atomic_inventory.locations AS o
      WHERE o.id = p_location_id
        AND (o.tenant_id IS NULL OR o.tenant_id = atomic_inventory.caller_tenant()

@@ -456,4 +456,46 @@ mod tests {
         );
         assert_eq!(reconciled(), "0");
     }
+
+    #[pg_test]
+    fn another_tenants_level_of_a_shared_item_stays_out_of_sight() {
+        item(A, "1");
+        let theirs = call("atomic_inventory.create_location('b-1', p_tenant_id => 'shop-b')")
+            ["location_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        call(&format!(
+            "atomic_inventory.increment_inventory('{A}', 7, p_location_id => '{theirs}')"
+        ));
+        call(&format!(
+            "atomic_inventory.set_reorder_point('{A}', 9, p_location_id => '{theirs}')"
+        ));
+        as_app_user();
+        Spi::run("SET atomic_inventory.tenant_id = 'shop-a'").unwrap();
+        let all = call(&format!("atomic_inventory.get_inventory('{A}')"));
+        assert_eq!(all["quantity"], 1);
+        assert_eq!(all["levels"].as_array().unwrap().len(), 1);
+        let (_, d) = assert_err(
+            &format!("SELECT atomic_inventory.get_inventory('{A}', '{theirs}')"),
+            "PT404",
+            "NOT_FOUND",
+        );
+        assert_eq!(d["entity"], "location");
+        assert_err(
+            &format!("SELECT atomic_inventory.set_reorder_point('{A}', 1, '{theirs}')"),
+            "PT404",
+            "NOT_FOUND",
+        );
+        assert_eq!(
+            scalar("SELECT count(*)::text FROM atomic_inventory.low_stock_items()"),
+            "0"
+        );
+        Spi::run("RESET atomic_inventory.tenant_id").unwrap();
+        Spi::run("RESET ROLE").unwrap();
+        assert_eq!(
+            scalar("SELECT count(*)::text FROM atomic_inventory.low_stock_items()"),
+            "1"
+        );
+    }
 }
