@@ -394,6 +394,62 @@ describe('delivery batches', () => {
   });
 });
 
+describe('locations and stock events', () => {
+  test('a store, stock moved there and sold there; a heartbeat keeps a batch', async () => {
+    const item = await L.makeItem(A, 10);
+    const storeCode = `sb-${L.runId}-${randomUUID().slice(0, 8)}`;
+    // doc:start
+    // a store of the caller's tenant, stock moved there from the default location, sold there
+    const { data: store } = await inv.rpc('create_location', { p_code: storeCode, p_name: 'Store Kreuzberg' });
+    const { data: moved } = await inv.rpc('transfer_inventory', {
+      p_inventory_id: item.id, p_from_location_id: '00000000-0000-0000-0000-000000000000',
+      p_to_location_id: store.location_id, p_quantity: 4 });
+    // moved.to: { location_id, old_quantity: 0, new_quantity: 4 }
+    const { data: sale } = await inv.rpc('decrement_inventory', {
+      p_inventory_id: item.id, p_quantity: 1, p_location_id: store.location_id });
+    // doc:end
+    assert.deepEqual([moved.from.new_quantity, moved.to.new_quantity], [6, 4]);
+    assert.deepEqual([sale.location_id, sale.new_quantity], [store.location_id, 3]);
+    const renamed = await inv.rpc('update_location', { p_location_id: store.location_id, p_name: 'Store Mitte' });
+    assert.deepEqual([renamed.status, renamed.data.name], [200, 'Store Mitte']);
+    refused(await inv.rpc('transfer_inventory', { p_inventory_id: item.id, p_from_location_id: store.location_id,
+      p_to_location_id: '00000000-0000-0000-0000-000000000000', p_quantity: 9 }), 409, 'PT409', 'INSUFFICIENT_INVENTORY');
+    refused(await invB.rpc('decrement_inventory', { p_inventory_id: item.id, p_quantity: 1,
+      p_location_id: store.location_id }), 404, 'PT404', 'NOT_FOUND');
+    const p_batch_id = await L.makeBatch(A);
+    assert.equal((await inv.rpc('claim_batch', { p_batch_id, p_lease_seconds: 60 })).status, 200);
+    // doc:start
+    await inv.rpc('extend_batch_lease', { p_batch_id, p_seconds: 120 });  // the driver app's heartbeat
+    // doc:end
+    const lease = await one(`SELECT lease_expires_at - statement_timestamp() > interval '100 seconds' AS long
+                               FROM ${S}.batches WHERE id = $1`, [p_batch_id]);
+    assert.equal(lease.long, true);
+  });
+
+  test('reorder points, low stock and a consumer group', async () => {
+    const item = await L.makeItem(A, 8);
+    const consumer = `storefront-${L.runId}`;
+    // doc:start
+    await inv.rpc('set_reorder_point', { p_inventory_id: item.id, p_reorder_point: 5 });
+    await inv.rpc('create_event_consumer', { p_consumer: consumer });  // once; then each worker reads:
+    // doc:end
+    assert.equal((await inv.rpc('decrement_inventory', { p_inventory_id: item.id, p_quantity: 8 })).status, 200);
+    // doc:start
+    const { data: low } = await inv.rpc('low_stock_items');  // [{ inventory_id, available, reorder_point, … }]
+    const { data: events } = await inv.rpc('read_events', { p_consumer: consumer, p_limit: 50 });
+    // events: [{ id, kind: 'low_stock' | 'out_of_stock' | …, inventory_id, available_after, … }]
+    await inv.rpc('ack_events', { p_consumer: consumer, p_event_ids: events.map((e) => e.id) });
+    // doc:end
+    assert.ok(low.some((l) => l.inventory_id === item.id && l.available === 0));
+    assert.deepEqual(events.filter((e) => e.inventory_id === item.id).map((e) => e.kind), ['low_stock', 'out_of_stock']);
+    assert.ok(events.every((e) => e.tenant_id === A || e.tenant_id === null));
+    assert.deepEqual(await inv.rpc('read_events', { p_consumer: consumer }).then((r) => r.data), []);
+    refused(await invB.rpc('read_events', { p_consumer: consumer }), 404, 'PT404', 'NOT_FOUND');
+    refused(await inv.rpc('read_events', { p_consumer: consumer, p_limit: 0 }), 400, '22023', 'INVALID_INPUT');
+    assert.equal((await inv.rpc('drop_event_consumer', { p_consumer: consumer })).status, 200);
+  });
+});
+
 describe('warehouse packing', () => {
   test('pack and unpack clicks; the validations answered with their statuses', async () => {
     const pack = await L.makePacking(A, 3, [2, 2]);
@@ -564,6 +620,21 @@ const stockRowOf = async () => {
   await L.addStockRow(sources.stock, id, A, 10);
   return id;
 };
+const DEFAULT_LOCATION = '00000000-0000-0000-0000-000000000000';
+const locationOf = async (tenant = A) => (await one(
+  `SELECT (${S}.create_location($1, p_tenant_id => $2))->>'location_id' AS id`,
+  [`sb-${L.runId}-${randomUUID()}`, tenant])).id;
+// a consumer group in a tenant's scope ('' : admins' without a tenant)
+const consumerIn = async (scope) => {
+  const name = `sb-${randomUUID().slice(0, 12)}`;
+  await db.query(`INSERT INTO ${S}.event_consumers (tenant_scope, name, tenant_id, all_tenants)
+                  VALUES ($1, $2, NULLIF($1, ''), $1 = '')`, [scope, name]);
+  return name;
+};
+const consumerState = (name, scope) => one(
+  `SELECT count(*)::int AS n, count(*) FILTER (WHERE d.acked_at IS NOT NULL)::int AS acked
+     FROM ${S}.event_consumers c LEFT JOIN ${S}.event_deliveries d ON d.consumer_id = c.id
+    WHERE c.name = $1 AND c.tenant_scope = $2`, [name, scope]);
 const claimedBatch = async () => {
   const id = await L.makeBatch(A);
   await L.claimAs(id, sub('holder'));
@@ -608,6 +679,73 @@ const MATRIX = {
     };
   },
   reconcile: async () => ({ args: {}, b: 200, check: (who, res) => assert.ok(Array.isArray(res.data)) }),
+  transfer_inventory: async () => {
+    const id = await fresh();
+    const loc = await locationOf();
+    return {
+      args: { p_inventory_id: id, p_from_location_id: DEFAULT_LOCATION, p_to_location_id: loc, p_quantity: 1 },
+      state: () => L.itemState(id), mutates: true,
+    };
+  },
+  create_location: async () => {
+    const code = `sb-${L.runId}-${randomUUID()}`;
+    // for shop-a only shop-a's own callers and admins
+    return {
+      args: { p_code: code, p_tenant_id: A }, b: 400, mutates: true,
+      state: () => one(`SELECT count(*)::int AS n FROM ${S}.locations WHERE code = $1 AND tenant_id = $2`, [code, A]),
+    };
+  },
+  update_location: async () => {
+    const loc = await locationOf();
+    return {
+      args: { p_location_id: loc, p_name: 'renamed' }, mutates: true,
+      state: () => one(`SELECT name FROM ${S}.locations WHERE id = $1`, [loc]),
+    };
+  },
+  set_reorder_point: async () => {
+    const id = await fresh();
+    return {
+      args: { p_inventory_id: id, p_reorder_point: 3 }, mutates: true,
+      state: () => one(`SELECT reorder_point::float8 AS point FROM ${S}.items WHERE id = $1`, [id]),
+    };
+  },
+  low_stock_items: async () => ({ args: {}, b: 200, check: (who, res) => assert.ok(Array.isArray(res.data)) }),
+  create_event_consumer: async () => {
+    const name = `sb-${randomUUID().slice(0, 12)}`;
+    // anyone may make a group of their own tenant's (shop-b's is another one)
+    return {
+      args: { p_consumer: name }, b: 200, mutates: true, state: () => consumerState(name, ''),
+      check: (who, res) => assert.equal(res.data.tenant_id, who === 'shop-b' ? B : null),
+    };
+  },
+  drop_event_consumer: async () => {
+    const name = await consumerIn('');
+    return { args: { p_consumer: name }, mutates: true, state: () => consumerState(name, '') };
+  },
+  read_events: async () => {
+    const name = await consumerIn('');
+    return {
+      args: { p_consumer: name }, state: () => consumerState(name, ''),
+      check: (who, res) => who === 'service_role' && assert.deepEqual(res.data, []),
+    };
+  },
+  ack_events: async () => {
+    const name = await consumerIn('');
+    const ev = await one(`INSERT INTO ${S}.events (kind, tenant_id) VALUES ('movement', $1) RETURNING id`, [A]);
+    await db.query(`INSERT INTO ${S}.event_deliveries (consumer_id, event_id)
+                    SELECT c.id, $2 FROM ${S}.event_consumers c WHERE c.name = $1 AND c.tenant_scope = ''`,
+    [name, ev.id]);
+    return { args: { p_consumer: name, p_event_ids: [Number(ev.id)] }, mutates: true, state: () => consumerState(name, '') };
+  },
+  extend_batch_lease: async () => {
+    const id = await claimedBatch();
+    return {
+      args: { p_batch_id: id, p_seconds: 600 },
+      svcArgs: { p_batch_id: id, p_driver_id: sub('svc-driver'), p_seconds: 600 },
+      mutates: true,
+      state: () => one(`SELECT lease_expires_at FROM ${S}.batches WHERE id = $1`, [id]),
+    };
+  },
   claim_batch: async () => {
     const id = await L.makeBatch(A);
     return {
