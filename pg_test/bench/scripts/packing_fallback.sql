@@ -12,5 +12,8 @@ SELECT quantity_picked AS picked FROM bench.picking_session_items
 SELECT coalesce(sum(quantity_packed), 0) AS total FROM bench.packing_progress
  WHERE picking_session_id = ('b' || lpad(to_hex(:k::int), 31, '0'))::uuid
    AND product_id = ('d' || lpad(to_hex(:k::int), 31, '0'))::uuid \gset
-UPDATE bench.packing_progress SET quantity_packed = :packed + 1, updated_at = now()
- WHERE id = ('a' || lpad(to_hex(:k::int), 31, '0'))::uuid AND :packed < :needed AND :total < :picked;
+-- (the values read are cast: with -M prepared pgbench sends them as
+-- untyped parameters, which would compare as text)
+UPDATE bench.packing_progress SET quantity_packed = :packed::int + 1, updated_at = now()
+ WHERE id = ('a' || lpad(to_hex(:k::int), 31, '0'))::uuid
+   AND :packed::int < :needed::int AND :total::bigint < :picked::bigint;
