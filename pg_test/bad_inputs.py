@@ -276,6 +276,28 @@ CASES = [
     ("decrement_inventory_many('[{{\"inventory_id\":\"{litem}\",\"quantity\":1,\"location_id\":\"nope\"}}]')", "22023", "INVALID_INPUT"),
     ("decrement_inventory_many('[{{\"inventory_id\":\"{litem}\",\"quantity\":1,\"location_id\":7}}]')", "22023", "INVALID_INPUT"),
     ("reserve_inventory('[{{\"inventory_id\":\"{litem}\",\"quantity\":1,\"location_id\":\"{loc}\"}}]')", "22023", "INVALID_INPUT"),
+    # kits: the components are checked before anything is locked; {item}
+    # holds units, so a valid definition of it is KIT_HAS_STOCK
+    ("define_kit(NULL, '[{{\"inventory_id\":\"{litem}\",\"quantity\":1}}]')", "22023", "INVALID_INPUT"),
+    ("define_kit('{item}', NULL)", "22023", "INVALID_INPUT"),
+    ("define_kit('{item}', '[]')", "22023", "INVALID_INPUT"),
+    ("define_kit('{item}', '{{}}')", "22023", "INVALID_INPUT"),
+    ("define_kit('{item}', '[{{\"inventory_id\":\"{item}\",\"quantity\":1}}]')", "22023", "INVALID_INPUT", "the kit itself"),
+    ("define_kit('{item}', '[{{\"inventory_id\":\"nope\",\"quantity\":1}}]')", "22023", "INVALID_INPUT"),
+    ("define_kit('{item}', '[{{\"quantity\":1}}]')", "22023", "INVALID_INPUT"),
+    ("define_kit('{item}', '[7]')", "22023", "INVALID_INPUT"),
+    ("define_kit('{item}', '[{{\"inventory_id\":\"{litem}\",\"quantity\":0}}]')", "22023", "INVALID_QUANTITY"),
+    ("define_kit('{item}', '[{{\"inventory_id\":\"{litem}\",\"quantity\":-1}}]')", "22023", "INVALID_QUANTITY"),
+    ("define_kit('{item}', '[{{\"inventory_id\":\"{litem}\",\"quantity\":\"x\"}}]')", "22023", "INVALID_QUANTITY"),
+    ("define_kit('{item}', '[{{\"inventory_id\":\"{litem}\",\"quantity\":1e13}}]')", "22023", "INVALID_QUANTITY"),
+    ("define_kit('{item}', '[{{\"inventory_id\":\"{litem}\",\"quantity\":null}}]')", "22023", "INVALID_QUANTITY"),
+    ("define_kit('{item}', '[{{\"inventory_id\":\"{litem}\"}}]')", "22023", "INVALID_QUANTITY"),
+    ("define_kit('{item}', (SELECT jsonb_agg(jsonb_build_object('inventory_id', '{litem}', 'quantity', 1)) FROM generate_series(1, 101)))", "22023", "INVALID_INPUT", "at most 100"),
+    ("define_kit('{item}', '[{{\"inventory_id\":\"%s\",\"quantity\":1}}]')" % MISSING, "PT404", "NOT_FOUND"),
+    ("define_kit('%s', '[{{\"inventory_id\":\"{litem}\",\"quantity\":1}}]')" % MISSING, "PT404", "NOT_FOUND"),
+    ("define_kit('{item}', '[{{\"inventory_id\":\"{litem}\",\"quantity\":1}}]')", "PT409", "KIT_HAS_STOCK"),
+    ("remove_kit(NULL)", "22023", "INVALID_INPUT"),
+    ("remove_kit('%s')" % MISSING, "PT404", "NOT_FOUND"),
 ]
 
 # Location calls by a caller who is not an admin (a role without superuser

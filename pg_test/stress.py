@@ -11,6 +11,9 @@ across them, and transfers between them and the default location; after it,
 every level (no level below 0, reserved within quantity, what the client
 acknowledged there), the total over each item's levels (initial + restocks
 - sales), reconcile() per level, and each transfer's two ledger rows.
+Two kits of hot and cold components sell, sell beside loose units of a
+component and are held; their components' stock is checked as every
+item's, and the kits' own rows must still hold nothing.
 Prints `<invariant>: N passed, N failed` per check and a final
 `stress: N passed, N failed`; exits 1 on any violation.
 
@@ -175,6 +178,7 @@ class Workload:
         self.outcomes = collections.Counter()   # (op, code) -> count
         self.unexpected = []
         self.replay_mismatch = 0
+        self.kits = {}                          # kit -> [(component, units per kit)]
         self.claims = collections.Counter()     # batch -> acknowledged claims
         self.completed = set()
 
@@ -245,6 +249,8 @@ class Workload:
         driver = f"driver-{k % 8}"  # four workers share each driver id
         ops = ["dec"] * 30 + ["many"] * 20 + ["inc"] * 8 + ["adj"] * 6 + ["idem"] * 6 + \
               ["reserve"] * 12 + ["finish"] * 10 + ["claim"] * 8 + ["pack"] * 8
+        if self.kits:
+            ops += ["kit"] * 8 + ["kit_cart"] * 6 + ["kit_hold"] * 4
         if self.loc_items:
             ops += ["transfer"] * 14 + ["loc_dec"] * 12 + ["loc_inc"] * 5 + ["loc_adj"] * 3 + ["many_at"] * 6
         while time.monotonic() < self.deadline:
@@ -325,6 +331,30 @@ class Workload:
             rng.shuffle(lines)
             r = call(conn, "reserve_inventory", p_lines=json.dumps(lines), p_reference=ref,
                      p_ttl_seconds=rng.randint(1, 4))
+            held.append(r)
+        elif op == "kit":
+            # a kit sells its components (allocated across their locations)
+            kit = rng.choice(list(self.kits))
+            r = call(conn, "decrement_inventory", p_inventory_id=kit, p_quantity=rng.randint(1, 2),
+                     p_reference=ref, p_lock_timeout_ms=2000)
+            if r.get("kit") is not True or len(r["lines"]) < len(self.kits[kit]):
+                with self.lock:
+                    self.unexpected.append(f"kit: a kit sale answered {r}")
+            self.ack_lines(r["lines"], ref)
+        elif op == "kit_cart":
+            # a kit and loose units of one of its components: checked together
+            kit = rng.choice(list(self.kits))
+            part = rng.choice(self.kits[kit])[0]
+            lines = [{"inventory_id": kit, "quantity": rng.randint(1, 2)},
+                     {"inventory_id": part, "quantity": rng.randint(1, 3)}]
+            rng.shuffle(lines)
+            r = call(conn, "decrement_inventory_many", p_lines=json.dumps(lines), p_reference=ref,
+                     p_lock_timeout_ms=2000)
+            self.ack_lines(r["lines"], ref)
+        elif op == "kit_hold":
+            kit = rng.choice(list(self.kits))
+            r = call(conn, "reserve_inventory", p_lines=json.dumps([{"inventory_id": kit, "quantity": 1}]),
+                     p_reference=ref, p_ttl_seconds=rng.randint(1, 4))
             held.append(r)
         elif op == "finish":
             if not held:
@@ -465,6 +495,14 @@ def main():
 
     w = Workload(a.dsn, items, hot, 8, a.seconds, a.seed, loc_items, stores, returns)
     w.levels = set(initial_levels)
+    # two kits of hot (some striped) and cold components; the kits' own rows
+    # hold nothing, before and after
+    kit_ids = new_items(admin, 2, 0, "kit")
+    w.kits = {kit_ids[0]: [(hot[0], 1), (hot[2 % len(hot)], 2)],
+              kit_ids[1]: [(hot[1 % len(hot)], 1), (cold[0], 1), (hot[3 % len(hot)], 1)]}
+    for kit, parts in w.kits.items():
+        call(admin, "define_kit", p_inventory_id=kit,
+             p_components=json.dumps([{"inventory_id": c, "quantity": q} for c, q in dict(parts).items()]))
     # baskets of 20 units over 3 orders needing 10 each: packers run out
     w.packing = [packing_session(admin, 20, [10, 10, 10]) for _ in range(4)]
     stop, violations = threading.Event(), []
@@ -488,6 +526,9 @@ def main():
     negative = admin.execute(f"SELECT count(*) FROM {S}.item_stripes WHERE item_id = ANY(%s::uuid[]) AND quantity < 0",
                              (items,)).fetchone()[0]
     checks.check("no_stripe_below_zero", negative == 0, f"{negative} stripes below 0")
+    kit_rows = admin.execute(f"SELECT count(*) FROM {S}.items WHERE id = ANY(%s::uuid[]) "
+                             "AND (quantity <> 0 OR reserved <> 0 OR NOT kit)", (list(w.kits),)).fetchone()[0]
+    checks.check("kit_rows_hold_nothing", kit_rows == 0, f"{kit_rows} kit rows with stock")
     for item, qty, reserved in rows:
         checks.check("quantity_non_negative", qty >= 0, f"{item} quantity {qty}")
         checks.check("reserved_within_quantity", 0 <= reserved <= qty, f"{item} reserved {reserved} of {qty}")

@@ -430,6 +430,8 @@ BEGIN
         'atomic_inventory.bound_decrement_packing_quantity(text, text, text, integer, text, integer)',
         'atomic_inventory.reconcile_source(text)',
         'atomic_inventory.set_reorder_point(uuid, numeric, uuid)',
+        'atomic_inventory.define_kit(uuid, jsonb)',
+        'atomic_inventory.remove_kit(uuid)',
         'atomic_inventory.low_stock_items(integer)',
         'atomic_inventory.create_event_consumer(text, text)',
         'atomic_inventory.drop_event_consumer(text)',
@@ -1527,6 +1529,40 @@ BEGIN
                                                         pg_catalog.json_build_array(p_location_id))::text,
                   HINT = 'Check the id; locations of another tenant are reported as not found.';
     END IF;
+    -- A kit holds nothing itself: what it can sell is the fewest whole kits
+    -- its components' free stock covers (untracked components: no limit),
+    -- at the location, or without one over the default row and every
+    -- active, sellable location (where a sale without a location may take it).
+    IF EXISTS (SELECT FROM atomic_inventory.items AS i WHERE i.id = p_inventory_id AND i.kit) THEN
+        SELECT COALESCE(v::jsonb, pg_catalog.jsonb_build_object('inventory_id', p_inventory_id,
+                                                               'location_id', p_location_id))
+               || pg_catalog.jsonb_build_object('kit', true,
+                   'available', pg_catalog.min(pg_catalog.floor(c.available / k.quantity))
+                                    FILTER (WHERE c.track_inventory),
+                   'components', pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                       'inventory_id', k.component_id, 'quantity', k.quantity,
+                       'available', CASE WHEN c.track_inventory THEN c.available END)
+                       ORDER BY k.component_id))
+          INTO v
+          FROM atomic_inventory.kit_components AS k
+          CROSS JOIN LATERAL (
+              SELECT i.track_inventory,
+                     CASE WHEN p_location_id IS NULL
+                               OR p_location_id = '00000000-0000-0000-0000-000000000000' THEN
+                              i.quantity - i.reserved
+                              + COALESCE((SELECT pg_catalog.sum(x.quantity) FROM atomic_inventory.item_stripes AS x
+                                           WHERE x.item_id = i.id), 0)
+                          ELSE 0 END
+                     + COALESCE((SELECT pg_catalog.sum(l.quantity - l.reserved)
+                                   FROM atomic_inventory.stock_levels AS l
+                                   JOIN atomic_inventory.locations AS o ON o.id = l.location_id
+                                  WHERE l.item_id = i.id AND o.active AND o.sellable
+                                    AND (l.location_id = p_location_id OR p_location_id IS NULL)
+                                    AND (o.tenant_id IS NULL OR o.tenant_id = atomic_inventory.caller_tenant()
+                                         OR atomic_inventory.caller_is_admin())), 0) AS available
+                FROM atomic_inventory.items AS i WHERE i.id = k.component_id) AS c
+         WHERE k.kit_id = p_inventory_id;
+    END IF;
     IF v IS NULL THEN
         RAISE EXCEPTION 'LEVEL_NOT_FOUND: item % has no stock level at location %', p_inventory_id, p_location_id
             USING ERRCODE = 'PT404',
@@ -1601,6 +1637,215 @@ COMMENT ON FUNCTION atomic_inventory.expire_reservations(integer) IS
 REVOKE ALL ON TABLE atomic_inventory.events, atomic_inventory.event_consumers,
     atomic_inventory.event_deliveries, atomic_inventory.locations,
     atomic_inventory.stock_levels FROM PUBLIC;
+
+-- Kits (docs/kits.md): a kit's row holds no stock, its components do.
+ALTER TABLE atomic_inventory.items ADD COLUMN kit boolean NOT NULL DEFAULT false,
+    ADD CONSTRAINT items_kit_holds_no_stock
+        CHECK (NOT kit OR (quantity = 0 AND reserved = 0 AND stripes = 0 AND track_inventory));
+COMMENT ON COLUMN atomic_inventory.items.kit IS 'true: a kit (define_kit), sold and reserved as its components (kit_components); it holds no stock of its own.';
+
+-- Kits (docs/kits.md): an item sold as a set of components. Selling or
+-- reserving a kit takes each component's units in the same call; the kit's
+-- own row holds no stock (items_kit_holds_no_stock).
+CREATE TABLE atomic_inventory.kit_components (
+    kit_id       uuid    NOT NULL REFERENCES atomic_inventory.items (id) ON DELETE CASCADE,
+    -- RESTRICT: a component can't vanish from under its kits
+    component_id uuid    NOT NULL REFERENCES atomic_inventory.items (id),
+    quantity     numeric NOT NULL CHECK (quantity > 0 AND quantity <= 1000000000000),
+    PRIMARY KEY (kit_id, component_id)
+);
+-- "is this item a component of a kit" (define_kit refuses nested kits)
+CREATE INDEX kit_components_component_idx ON atomic_inventory.kit_components (component_id);
+COMMENT ON TABLE atomic_inventory.kit_components IS
+    'The components of each kit (define_kit): units of each component one kit takes.';
+COMMENT ON COLUMN atomic_inventory.kit_components.kit_id IS 'The kit (an item with kit = true).';
+COMMENT ON COLUMN atomic_inventory.kit_components.component_id IS 'A component (an item that is not a kit, of the kit''s tenant).';
+COMMENT ON COLUMN atomic_inventory.kit_components.quantity IS 'Units of the component in one kit.';
+SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.kit_components', '');
+
+-- Kits (docs/kits.md): define_kit / remove_kit. Selling and reserving a
+-- kit is decrement_inventory(_many) and reserve_inventory (src/ops/kits.rs).
+CREATE FUNCTION atomic_inventory.define_kit(
+    p_inventory_id uuid,
+    p_components   jsonb
+) RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+DECLARE
+    v_kit    atomic_inventory.items;
+    v_ids    uuid[];
+    v_qtys   numeric[];
+    v_n      integer;
+    v_found  integer;
+    v_line   jsonb;
+    v_i      integer := 0;
+    v_id     uuid;
+    v_qty    numeric;
+    v_bad    uuid[];
+BEGIN
+    IF p_inventory_id IS NULL THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_inventory_id is required (got NULL)'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_inventory_id"}';
+    END IF;
+    IF p_components IS NULL OR pg_catalog.jsonb_typeof(p_components) <> 'array'
+       OR pg_catalog.jsonb_array_length(p_components) = 0 THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_components must be a non-empty JSON array of {"inventory_id": uuid, "quantity": number}'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_components"}',
+                  HINT = 'remove_kit() turns a kit back into a plain item.';
+    END IF;
+    IF pg_catalog.jsonb_array_length(p_components) > 100 THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_components has % lines; at most 100 are allowed',
+                pg_catalog.jsonb_array_length(p_components)
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_components"}';
+    END IF;
+    -- each line checked on its own, so the error names it
+    FOR v_line IN SELECT x FROM pg_catalog.jsonb_array_elements(p_components) AS x LOOP
+        IF pg_catalog.jsonb_typeof(v_line) <> 'object'
+           OR pg_catalog.jsonb_typeof(v_line -> 'inventory_id') IS DISTINCT FROM 'string'
+           OR (v_line ->> 'inventory_id') !~* '^\{?[0-9a-f]{8}-?([0-9a-f]{4}-?){3}[0-9a-f]{12}\}?$' THEN
+            RAISE EXCEPTION 'INVALID_INPUT: p_components[%].inventory_id must be a uuid string', v_i
+                USING ERRCODE = '22023',
+                      DETAIL = pg_catalog.json_build_object('code', 'INVALID_INPUT',
+                                   'field', pg_catalog.format('p_components[%s].inventory_id', v_i))::text;
+        END IF;
+        IF pg_catalog.jsonb_typeof(v_line -> 'quantity') NOT IN ('number', 'string')
+           OR pg_catalog.jsonb_typeof(v_line -> 'quantity') IS NULL
+           OR (v_line ->> 'quantity') !~ '^\s*[0-9]{1,13}(\.[0-9]{1,20})?\s*$'
+           OR (v_line ->> 'quantity')::numeric <= 0
+           OR (v_line ->> 'quantity')::numeric > 1000000000000 THEN
+            RAISE EXCEPTION 'INVALID_QUANTITY: p_components[%].quantity must be a number above 0 and at most 1000000000000', v_i
+                USING ERRCODE = '22023',
+                      DETAIL = pg_catalog.json_build_object('code', 'INVALID_QUANTITY',
+                                   'field', pg_catalog.format('p_components[%s].quantity', v_i),
+                                   'value', pg_catalog.left(v_line ->> 'quantity', 64))::text;
+        END IF;
+        v_id := (v_line ->> 'inventory_id')::uuid;
+        IF v_id = p_inventory_id THEN
+            RAISE EXCEPTION 'INVALID_INPUT: p_components[%] is the kit itself', v_i
+                USING ERRCODE = '22023',
+                      DETAIL = pg_catalog.json_build_object('code', 'INVALID_INPUT',
+                                   'field', pg_catalog.format('p_components[%s].inventory_id', v_i))::text;
+        END IF;
+        v_i := v_i + 1;
+    END LOOP;
+    -- lines naming the same component add up
+    SELECT pg_catalog.array_agg(c.id ORDER BY c.id), pg_catalog.array_agg(c.qty ORDER BY c.id)
+      INTO v_ids, v_qtys
+      FROM (SELECT (x ->> 'inventory_id')::uuid AS id, pg_catalog.sum((x ->> 'quantity')::numeric) AS qty
+              FROM pg_catalog.jsonb_array_elements(p_components) AS x GROUP BY 1) AS c;
+    IF EXISTS (SELECT FROM pg_catalog.unnest(v_qtys) AS q WHERE q > 1000000000000) THEN
+        RAISE EXCEPTION 'INVALID_QUANTITY: p_components names a component more than once, adding up to more than 1000000000000'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_QUANTITY","field":"p_components"}';
+    END IF;
+    -- Lock the kit and its components in ascending id order, the order every
+    -- sale locks item rows in, so a definition never deadlocks with sales.
+    -- Under the locks (READ COMMITTED: each check below sees what committed
+    -- before), two definitions naming each other queue and the second sees
+    -- the first: no kit of kits.
+    v_n := pg_catalog.array_length(v_ids, 1);
+    SELECT pg_catalog.count(*) INTO v_found FROM (
+        SELECT i.id FROM atomic_inventory.items AS i
+         WHERE (i.id = p_inventory_id OR i.id = ANY (v_ids))
+           AND (i.tenant_id IS NULL OR i.tenant_id = atomic_inventory.caller_tenant()
+                OR atomic_inventory.caller_is_admin())
+         ORDER BY i.id FOR UPDATE) AS l;
+    SELECT * INTO v_kit FROM atomic_inventory.items AS i
+     WHERE i.id = p_inventory_id
+       AND (i.tenant_id IS NULL OR i.tenant_id = atomic_inventory.caller_tenant()
+            OR atomic_inventory.caller_is_admin());
+    IF v_kit.id IS NULL THEN
+        RAISE EXCEPTION 'NOT_FOUND: inventory item % does not exist or is not visible to this tenant', p_inventory_id
+            USING ERRCODE = 'PT404',
+                  DETAIL = pg_catalog.json_build_object('code', 'NOT_FOUND', 'entity', 'inventory item', 'ids',
+                                                        pg_catalog.json_build_array(p_inventory_id))::text;
+    END IF;
+    -- components: visible, of the kit's tenant (a shared kit takes shared ones)
+    SELECT pg_catalog.array_agg(w.id ORDER BY w.id) INTO v_bad
+      FROM pg_catalog.unnest(v_ids) AS w(id)
+     WHERE NOT EXISTS (SELECT FROM atomic_inventory.items AS i
+                        WHERE i.id = w.id AND i.tenant_id IS NOT DISTINCT FROM v_kit.tenant_id);
+    IF v_bad IS NOT NULL THEN
+        RAISE EXCEPTION 'NOT_FOUND: inventory item % does not exist or is not of the kit''s tenant', v_bad
+            USING ERRCODE = 'PT404',
+                  DETAIL = pg_catalog.json_build_object('code', 'NOT_FOUND', 'entity', 'inventory item',
+                                                        'ids', v_bad)::text,
+                  HINT = 'A kit''s components are items of the kit''s own tenant.';
+    END IF;
+    -- one level only: a component that is a kit, or a kit that is a component
+    SELECT pg_catalog.array_agg(i.id ORDER BY i.id) INTO v_bad
+      FROM atomic_inventory.items AS i WHERE i.id = ANY (v_ids) AND i.kit;
+    IF v_bad IS NOT NULL THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_components names kits (%): kits of kits are not supported', v_bad
+            USING ERRCODE = '22023',
+                  DETAIL = pg_catalog.json_build_object('code', 'INVALID_INPUT', 'field', 'p_components',
+                                                        'kits', v_bad)::text,
+                  HINT = 'List the inner kit''s components instead.';
+    END IF;
+    IF EXISTS (SELECT FROM atomic_inventory.kit_components AS k WHERE k.component_id = p_inventory_id) THEN
+        RAISE EXCEPTION 'INVALID_INPUT: item % is a component of another kit and cannot be a kit itself', p_inventory_id
+            USING ERRCODE = '22023',
+                  DETAIL = pg_catalog.json_build_object('code', 'INVALID_INPUT', 'field', 'p_inventory_id')::text,
+                  HINT = 'Kits are one level deep.';
+    END IF;
+    -- a kit holds no stock: not while it has units, holds, stripes or levels
+    IF NOT v_kit.kit AND (v_kit.quantity <> 0 OR v_kit.reserved <> 0 OR v_kit.stripes <> 0
+                          OR NOT v_kit.track_inventory
+                          OR EXISTS (SELECT FROM atomic_inventory.stock_levels AS l
+                                      WHERE l.item_id = p_inventory_id)) THEN
+        RAISE EXCEPTION 'KIT_HAS_STOCK: item % holds stock of its own (quantity %, reserved %, stripes %, levels or untracked) and cannot become a kit',
+                p_inventory_id, v_kit.quantity, v_kit.reserved, v_kit.stripes
+            USING ERRCODE = 'PT409',
+                  DETAIL = pg_catalog.json_build_object('code', 'KIT_HAS_STOCK', 'inventory_id', p_inventory_id,
+                                                        'quantity', v_kit.quantity, 'reserved', v_kit.reserved)::text,
+                  HINT = 'Make the kit a new tracked item with no stock (create_item(p_quantity => 0)).';
+    END IF;
+    DELETE FROM atomic_inventory.kit_components AS k WHERE k.kit_id = p_inventory_id;
+    INSERT INTO atomic_inventory.kit_components (kit_id, component_id, quantity)
+    SELECT p_inventory_id, c.id, c.qty FROM ROWS FROM (pg_catalog.unnest(v_ids), pg_catalog.unnest(v_qtys)) AS c(id, qty);
+    UPDATE atomic_inventory.items AS i SET kit = true, updated_at = pg_catalog.now()
+     WHERE i.id = p_inventory_id AND NOT i.kit;
+    RETURN pg_catalog.json_build_object('success', true, 'inventory_id', p_inventory_id,
+        'components', (SELECT pg_catalog.json_agg(pg_catalog.json_build_object('inventory_id', c.id, 'quantity', c.qty)
+                                                  ORDER BY c.id)
+                         FROM ROWS FROM (pg_catalog.unnest(v_ids), pg_catalog.unnest(v_qtys)) AS c(id, qty)));
+END;
+$$;
+COMMENT ON FUNCTION atomic_inventory.define_kit(uuid, jsonb) IS
+    'Make an item a kit of components (p_components: [{inventory_id, quantity}], units per kit), or redefine one. The kit must hold no stock; components are items of its tenant that are not kits. Selling or reserving the kit then takes its components. Returns {success, inventory_id, components}.';
+
+CREATE FUNCTION atomic_inventory.remove_kit(p_inventory_id uuid) RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+DECLARE
+    v_row atomic_inventory.items;
+BEGIN
+    IF p_inventory_id IS NULL THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_inventory_id is required (got NULL)'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_inventory_id"}';
+    END IF;
+    UPDATE atomic_inventory.items AS i SET kit = false, updated_at = pg_catalog.now()
+     WHERE i.id = p_inventory_id
+       AND (i.tenant_id IS NULL OR i.tenant_id = atomic_inventory.caller_tenant()
+            OR atomic_inventory.caller_is_admin())
+    RETURNING * INTO v_row;
+    IF v_row.id IS NULL THEN
+        RAISE EXCEPTION 'NOT_FOUND: inventory item % does not exist or is not visible to this tenant', p_inventory_id
+            USING ERRCODE = 'PT404',
+                  DETAIL = pg_catalog.json_build_object('code', 'NOT_FOUND', 'entity', 'inventory item', 'ids',
+                                                        pg_catalog.json_build_array(p_inventory_id))::text;
+    END IF;
+    DELETE FROM atomic_inventory.kit_components AS k WHERE k.kit_id = p_inventory_id;
+    RETURN pg_catalog.json_build_object('success', true, 'inventory_id', p_inventory_id);
+END;
+$$;
+COMMENT ON FUNCTION atomic_inventory.remove_kit(uuid) IS
+    'Turn a kit back into a plain item with no stock (its component list is deleted). Reservations already holding its components keep them. Returns {success, inventory_id}.';
+
+REVOKE ALL ON TABLE atomic_inventory.kit_components FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.define_kit FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.remove_kit FROM PUBLIC;
 REVOKE ALL ON FUNCTION atomic_inventory.ack_events FROM PUBLIC;
 REVOKE ALL ON FUNCTION atomic_inventory.adjust_inventory FROM PUBLIC;
 REVOKE ALL ON FUNCTION atomic_inventory.batches_lease_events FROM PUBLIC;

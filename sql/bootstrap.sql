@@ -25,8 +25,13 @@ CREATE TABLE atomic_inventory.items (
     stripes         smallint    NOT NULL DEFAULT 0,
     -- low-stock threshold (set_reorder_point); NULL = none
     reorder_point   numeric,
+    -- a kit (define_kit) sells as its components and holds no stock itself
+    kit             boolean     NOT NULL DEFAULT false,
     -- quantity finite, 0 <= reserved <= quantity (NaN and Infinity excluded)
-    CONSTRAINT items_stock_valid CHECK (atomic_inventory.stock_valid(quantity, reserved))
+    CONSTRAINT items_stock_valid CHECK (atomic_inventory.stock_valid(quantity, reserved)),
+    -- a kit's own row never holds units: a restock or adjust of it fails here
+    CONSTRAINT items_kit_holds_no_stock
+        CHECK (NOT kit OR (quantity = 0 AND reserved = 0 AND stripes = 0 AND track_inventory))
 )
 -- Stock rows are updated all day: room on each page keeps the updates HOT
 -- (no index entries written; docs/benchmarks.md has the measurement).
@@ -49,6 +54,7 @@ COMMENT ON COLUMN atomic_inventory.items.created_at IS 'When the item was create
 COMMENT ON COLUMN atomic_inventory.items.updated_at IS 'When quantity or reserved last changed through a function.';
 COMMENT ON COLUMN atomic_inventory.items.stripes IS 'Striped hot item (stripe_item): number of sub-rows in item_stripes holding its free stock; 0 = single-row mode.';
 COMMENT ON COLUMN atomic_inventory.items.reorder_point IS 'Low-stock threshold (set_reorder_point): a low_stock event when available falls to it or below; NULL = none.';
+COMMENT ON COLUMN atomic_inventory.items.kit IS 'true: a kit (define_kit), sold and reserved as its components (kit_components); it holds no stock of its own.';
 
 -- Striped mode for hot items (flash sales): the item's free stock is split
 -- over N sub-rows, so N sales can hold row locks at once instead of queueing
@@ -889,3 +895,22 @@ SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.events_id_seq', '')
 SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.event_consumers', '');
 SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.event_consumers_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.event_deliveries', '');
+
+-- Kits (docs/kits.md): an item sold as a set of components. Selling or
+-- reserving a kit takes each component's units in the same call; the kit's
+-- own row holds no stock (items_kit_holds_no_stock).
+CREATE TABLE atomic_inventory.kit_components (
+    kit_id       uuid    NOT NULL REFERENCES atomic_inventory.items (id) ON DELETE CASCADE,
+    -- RESTRICT: a component can't vanish from under its kits
+    component_id uuid    NOT NULL REFERENCES atomic_inventory.items (id),
+    quantity     numeric NOT NULL CHECK (quantity > 0 AND quantity <= 1000000000000),
+    PRIMARY KEY (kit_id, component_id)
+);
+-- "is this item a component of a kit" (define_kit refuses nested kits)
+CREATE INDEX kit_components_component_idx ON atomic_inventory.kit_components (component_id);
+COMMENT ON TABLE atomic_inventory.kit_components IS
+    'The components of each kit (define_kit): units of each component one kit takes.';
+COMMENT ON COLUMN atomic_inventory.kit_components.kit_id IS 'The kit (an item with kit = true).';
+COMMENT ON COLUMN atomic_inventory.kit_components.component_id IS 'A component (an item that is not a kit, of the kit''s tenant).';
+COMMENT ON COLUMN atomic_inventory.kit_components.quantity IS 'Units of the component in one kit.';
+SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.kit_components', '');

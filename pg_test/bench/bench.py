@@ -72,6 +72,8 @@ VARIANTS = {
     "claim_route": ("claim_route.sql", CLAIMED, 1, False, ["uniform"]),
     "transfer": ("transfer.sql", TRANSFERS, 2, False, None),
     "transfer_client": ("transfer_client.sql", TRANSFERS_CLIENT, 1, False, None),
+    "kit": ("kit.sql", ITEMS, 3, False, None),
+    "kit_client": ("kit_client.sql", BASE, 3, False, None),
     "decrement_set_clause": ("decrement_set_clause.sql", ITEMS, 1, False, None),
     "decrement_invoker": ("decrement_invoker.sql", ITEMS, 1, False, None),
 }
@@ -105,9 +107,9 @@ RATIOS = [("decrement_noledger", "raw_update"), ("decrement_noledger", "raw_upda
           ("packing_bound", "packing"), ("packing_bound", "packing_fallback"),
           ("decrement_set_clause", "raw_update"), ("decrement_invoker", "raw_update"),
           ("decrement_noledger", "decrement_set_clause"), ("decrement_events", "decrement_events_off"),
-          ("transfer", "transfer_client")]
+          ("transfer", "transfer_client"), ("kit", "kit_client")]
 BASELINES = ("raw_update", "raw_update_items", "pos_function", "raw_update_ledger", "checkout_per_item",
-             "checkout_reserve_commit", "claim_route", "packing_fallback", "transfer_client")
+             "checkout_reserve_commit", "claim_route", "packing_fallback", "transfer_client", "kit_client")
 
 
 def sh(cmd, **kw):
@@ -117,7 +119,7 @@ def sh(cmd, **kw):
 def setup(c):
     if c.execute("SELECT to_regnamespace('bench')").fetchone()[0] is None:
         print("bench: loading data (100 000 items twice, 1000 packing lines, 100 000 finished reservations, 300 000 batches, "
-              "10 000 items at 2 locations)", flush=True)
+              "10 000 items at 2 locations, 10 000 kits)", flush=True)
         sh(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", os.path.join(HERE, "setup.sql")])
 
 

@@ -146,3 +146,13 @@ CREATE TABLE bench.levels (
 INSERT INTO bench.levels (item_id, location_id, quantity)
 SELECT bench.id('8', k), bench.id('7', l), 1e12 FROM generate_series(1, 10000) k, generate_series(1, 2) l;
 VACUUM ANALYZE atomic_inventory.items, atomic_inventory.stock_levels, bench.levels;
+
+-- Kits: 10 000 kits (ids '6' || k, SKU kit-bench-k, no stock of their own)
+-- of three bench items each, k, k + 10000 and k + 20000, one unit of each,
+-- sold by the kit variant; the client's baseline, kit_client, sells the
+-- same three rows of bench.inventory in that order.
+INSERT INTO atomic_inventory.items (id, sku, quantity, kit)
+SELECT bench.id('6', k), 'kit-bench-' || k, 0, true FROM generate_series(1, 10000) k;
+INSERT INTO atomic_inventory.kit_components (kit_id, component_id, quantity)
+SELECT bench.id('6', k), bench.id('', k + 10000 * c), 1 FROM generate_series(1, 10000) k, generate_series(0, 2) c;
+VACUUM ANALYZE atomic_inventory.items, atomic_inventory.kit_components;

@@ -710,6 +710,24 @@ const MATRIX = {
     };
   },
   low_stock_items: async () => ({ args: {}, b: 200, check: (who, res) => assert.ok(Array.isArray(res.data)) }),
+  define_kit: async () => {
+    const kit = await fresh(0);
+    const part = await fresh();
+    return {
+      args: { p_inventory_id: kit, p_components: [{ inventory_id: part, quantity: 2 }] }, mutates: true,
+      state: () => one(`SELECT count(*)::int AS n FROM ${S}.kit_components WHERE kit_id = $1`, [kit]),
+    };
+  },
+  remove_kit: async () => {
+    const kit = await fresh(0);
+    const part = await fresh();
+    await db.query(`SELECT ${S}.define_kit($1, $2::jsonb)`,
+      [kit, JSON.stringify([{ inventory_id: part, quantity: 1 }])]);
+    return {
+      args: { p_inventory_id: kit }, mutates: true,
+      state: () => one(`SELECT count(*)::int AS n FROM ${S}.kit_components WHERE kit_id = $1`, [kit]),
+    };
+  },
   create_event_consumer: async () => {
     const name = `sb-${randomUUID().slice(0, 12)}`;
     // anyone may make a group of their own tenant's (shop-b's is another one)

@@ -8,6 +8,7 @@ use crate::core::idempotency;
 use crate::core::validate;
 use crate::error::{Error, Result};
 use crate::ops::batches;
+use crate::ops::kits;
 use crate::ops::reservations::{self, Settlement};
 use crate::pg::fmgr::{entry_points, Args};
 use crate::pg::spi::with_spi;
@@ -16,8 +17,7 @@ use crate::source::bound::binding::{self, Kind};
 use crate::source::bound::stock::lines as bound_lines;
 use crate::source::holds::{Sweep, DEFAULT_TTL_SECONDS};
 use crate::source::own::Own;
-use crate::source::{Finish, Lines};
-use pgrx::AnyNumeric;
+use crate::source::Finish;
 use serde_json::json;
 
 /// p_ttl_seconds: 1 s to 30 days, 15 minutes by default.
@@ -52,13 +52,14 @@ fn reserve(args: &Args) -> Result<String> {
                "reference": reference})
         .to_string()
     };
-    // Merged per item and sorted: the order the rows are locked in. (The
-    // reservation's lines merge them again, per item.)
-    let (keys, qtys): (Vec<_>, Vec<AnyNumeric>) = validate::merged_lines(&lines);
-    let merged = Lines { keys, qtys };
     with_spi(lock_ms, |c| {
         idempotency::once(c, &who, key.as_deref(), "reserve_inventory", request, |c| {
-            reservations::reserve(&Own, c, &who, &merged, ttl, reference.clone())
+            // Kits read as their components, merged per item and sorted:
+            // the order the rows are locked in. (The reservation's lines
+            // merge them again, per item.)
+            let (merged, used) = kits::hold_lines(c, &who, &lines)?;
+            let done = reservations::reserve(&Own, c, &who, &merged, ttl, reference.clone())?;
+            kits::with_kits(done, &used)
         })
     })
 }

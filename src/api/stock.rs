@@ -9,14 +9,15 @@ use crate::core::idempotency;
 use crate::core::movement::Movement;
 use crate::core::validate;
 use crate::error::{Error, Result};
-use crate::ops::{allocate, stock};
+use crate::ops::{kits, stock};
 use crate::pg::fmgr::{entry_points, Args};
 use crate::pg::spi::with_spi;
 use crate::source::bound::binding::{self, Kind};
 use crate::source::bound::stock::{describe, item_key, lines as bound_lines};
 use crate::source::own::levels::{self, Level, LevelKey};
 use crate::source::own::Own;
-use crate::source::{Lines, StockSource};
+use crate::source::StockSource;
+use pgrx::spi::SpiClient;
 use pgrx::Uuid;
 use serde_json::json;
 
@@ -57,11 +58,18 @@ fn decrement(args: &Args) -> Result<String> {
             mv.key.as_deref(),
             "decrement_inventory",
             request,
-            |c| match at {
-                None => stock::decrement(&Own, c, &who, &id, &qty, &mv),
-                Some(location) => {
-                    let key = LevelKey { item: id, location };
-                    stock::decrement(&Level { sale: true }, c, &who, &key, &qty, &mv)
+            |c| {
+                // A kit's own row holds nothing, so its sale is refused
+                // there first: then (never on the path of a sale that
+                // succeeds) it is sold as its components.
+                let kit = |c: &mut SpiClient<'_>| kits::decrement_kit(c, &who, id, &qty, at, &mv);
+                match at {
+                    None => stock::decrement_unless(&Own, c, &who, &id, &qty, &mv, kit),
+                    Some(location) => {
+                        let key = LevelKey { item: id, location };
+                        let l = Level { sale: true };
+                        stock::decrement_unless(&l, c, &who, &key, &qty, &mv, kit)
+                    }
                 }
             },
         )
@@ -184,8 +192,6 @@ fn decrement_many(args: &Args) -> Result<String> {
                "reference": mv.reference})
         .to_string()
     };
-    let (keys, qtys) = validate::merged_lines(&lines);
-    let merged = Lines { keys, qtys };
     with_spi(mv.lock_timeout_ms, |c| {
         idempotency::once(
             c,
@@ -193,19 +199,11 @@ fn decrement_many(args: &Args) -> Result<String> {
             mv.key.as_deref(),
             "decrement_inventory_many",
             request,
-            |c| {
-                // An order naming a location, or of items with stock at
-                // other locations, is allocated across them
-                // (ops/allocate.rs); else the one-statement sale of the
-                // items' own rows.
-                if lines.iter().any(|l| l.location_id.is_some())
-                    || levels::any_levels(c, &merged.keys)?
-                {
-                    allocate::decrement_many_at(c, &who, &lines, &mv)
-                } else {
-                    stock::decrement_many(&Own, c, &who, &merged, &mv)
-                }
-            },
+            // Kits read as their components; then an order naming a
+            // location, or of items with stock at other locations, is
+            // allocated across them (ops/allocate.rs), else the
+            // one-statement sale of the items' own rows.
+            |c| kits::decrement_order(c, &who, &lines, &mv),
         )
     })
 }

@@ -31,8 +31,26 @@ pub fn decrement<S: StockSource>(
     qty: &AnyNumeric,
     mv: &Movement,
 ) -> Result<String> {
+    decrement_unless(s, c, who, key, qty, mv, |_| Ok(None))
+}
+
+/// `decrement`, where a sale the item's row refuses is first offered to
+/// `other` (a kit's components, ops/kits.rs), before anything is locked:
+/// its answer, if it gives one, is the call's.
+pub fn decrement_unless<S: StockSource>(
+    s: &S,
+    c: &mut SpiClient<'_>,
+    who: &Caller,
+    key: &S::Key,
+    qty: &AnyNumeric,
+    mv: &Movement,
+    other: impl FnOnce(&mut SpiClient<'_>) -> Result<Option<String>>,
+) -> Result<String> {
     if let Some(m) = s.take(c, who, key, qty, mv, false)? {
         return Ok(s.sold(key, &m, qty));
+    }
+    if let Some(done) = other(c)? {
+        return Ok(done);
     }
     // A striped item keeps its free stock in stripes: take one that covers
     // the sale, without touching (or waiting for) the item row.

@@ -6,6 +6,7 @@ mod batches;
 mod bound;
 mod bound_reservations;
 mod events;
+mod kits;
 mod locations;
 mod packing;
 mod reservations;

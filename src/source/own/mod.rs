@@ -4,6 +4,7 @@
 
 pub mod batches;
 pub mod holds;
+pub mod kits;
 pub mod levels;
 pub mod lines;
 pub mod packing;

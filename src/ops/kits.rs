@@ -1,0 +1,121 @@
+//! Orders that may name kits (docs/kits.md): each kit line is read as its
+//! components' lines (source/own/kits.rs), then the order is sold as any
+//! other: in one call, rows locked once each in ascending order, all or
+//! nothing. The answer lists the components sold and, under `kits`, the
+//! kit lines they came from.
+
+use crate::core::caller::Caller;
+use crate::core::movement::{num, Movement};
+use crate::core::validate::{self, Line};
+use crate::error::{Error, Result};
+use crate::ops::{allocate, stock};
+use crate::source::own::kits::{self, Expanded, KitUse};
+use crate::source::own::Own;
+use crate::source::Lines;
+use pgrx::{AnyNumeric, Uuid};
+use serde_json::{json, Value};
+
+/// Sell an order (`decrement_inventory_many`'s lines), kits included.
+pub fn decrement_order(
+    c: &mut pgrx::spi::SpiClient<'_>,
+    who: &Caller,
+    lines: &[Line],
+    mv: &Movement,
+) -> Result<String> {
+    let order = kits::expand(c, who, lines)?;
+    let done = sell(c, who, &order, mv)?;
+    if order.kits.is_empty() {
+        return Ok(done);
+    }
+    let mut answer = parse(&done)?;
+    answer["kits"] = kit_lines(&order.kits);
+    Ok(answer.to_string())
+}
+
+/// A single-line sale that the item's own row refused: if `id` is a kit
+/// visible to the caller, its components sold (the answer); else None, and
+/// the sale goes on to learn why the row refused (one statement more on
+/// that path, none on a sale that succeeds).
+pub fn decrement_kit(
+    c: &mut pgrx::spi::SpiClient<'_>,
+    who: &Caller,
+    id: Uuid,
+    qty: &AnyNumeric,
+    at: Option<Uuid>,
+    mv: &Movement,
+) -> Result<Option<String>> {
+    let line = Line {
+        inventory_id: id,
+        quantity: qty.clone(),
+        location_id: at,
+    };
+    let order = kits::expand(c, who, std::slice::from_ref(&line))?;
+    if order.kits.is_empty() {
+        return Ok(None);
+    }
+    let sold = parse(&sell(c, who, &order, mv)?)?;
+    let mut answer = json!({"success": true, "inventory_id": validate::uuid_text(&id),
+                            "kit": true, "deducted": num(qty),
+                            "lines": sold.get("lines").cloned().unwrap_or(Value::Null)});
+    if let Some(l) = at {
+        answer["location_id"] = json!(l.to_string());
+    }
+    Ok(Some(answer.to_string()))
+}
+
+/// The order's lines as reserve_inventory holds them (merged per item,
+/// sorted) and the kits they came from.
+pub fn hold_lines(
+    c: &mut pgrx::spi::SpiClient<'_>,
+    who: &Caller,
+    lines: &[Line],
+) -> Result<(Lines<Uuid>, Vec<KitUse>)> {
+    let order = kits::expand(c, who, lines)?;
+    let (keys, qtys) = validate::merged_lines(&order.lines);
+    Ok((Lines { keys, qtys }, order.kits))
+}
+
+/// A reservation's answer with the kit lines it held, if any.
+pub fn with_kits(done: String, used: &[KitUse]) -> Result<String> {
+    if used.is_empty() {
+        return Ok(done);
+    }
+    let mut answer = parse(&done)?;
+    answer["kits"] = kit_lines(used);
+    Ok(answer.to_string())
+}
+
+/// Sell the expanded order: across locations when a line names one or an
+/// item has levels (ops/allocate.rs), else the one-statement sale.
+fn sell(
+    c: &mut pgrx::spi::SpiClient<'_>,
+    who: &Caller,
+    order: &Expanded,
+    mv: &Movement,
+) -> Result<String> {
+    if order.any_levels || order.lines.iter().any(|l| l.location_id.is_some()) {
+        return allocate::decrement_many_at(c, who, &order.lines, mv);
+    }
+    let (keys, qtys) = validate::merged_lines(&order.lines);
+    stock::decrement_many(&Own, c, who, &Lines { keys, qtys }, mv)
+}
+
+fn kit_lines(used: &[KitUse]) -> Value {
+    Value::Array(
+        used.iter()
+            .map(|k| {
+                let mut v = json!({"inventory_id": validate::uuid_text(&k.kit),
+                                   "quantity": num(&k.quantity)});
+                if let Some(l) = k.location_id {
+                    v["location_id"] = json!(l.to_string());
+                }
+                v
+            })
+            .collect(),
+    )
+}
+
+fn parse(done: &str) -> Result<Value> {
+    serde_json::from_str(done)
+        .map_err(|e| Error::Internal(format!("an answer that isn't JSON: {e}")))
+}
