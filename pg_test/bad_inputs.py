@@ -296,6 +296,15 @@ CASES = [
     ("define_kit('{item}', '[{{\"inventory_id\":\"%s\",\"quantity\":1}}]')" % MISSING, "PT404", "NOT_FOUND"),
     ("define_kit('%s', '[{{\"inventory_id\":\"{litem}\",\"quantity\":1}}]')" % MISSING, "PT404", "NOT_FOUND"),
     ("define_kit('{item}', '[{{\"inventory_id\":\"{litem}\",\"quantity\":1}}]')", "PT409", "KIT_HAS_STOCK"),
+    # backorders
+    ("set_backorder_limit(NULL, 1)", "22023", "INVALID_INPUT"),
+    ("set_backorder_limit('{item}', -1)", "22023", "INVALID_QUANTITY"),
+    ("set_backorder_limit('{item}', NULL)", "22023", "INVALID_QUANTITY"),
+    ("set_backorder_limit('{item}', 'NaN')", "22023", "INVALID_QUANTITY"),
+    ("set_backorder_limit('{item}', 'Infinity')", "22023", "INVALID_QUANTITY"),
+    ("set_backorder_limit('{item}', 1e13)", "22023", "INVALID_QUANTITY"),
+    ("set_backorder_limit('%s', 1)" % MISSING, "PT404", "NOT_FOUND"),
+    ("set_backorder_limit('{striped}', 1)", "22023", "INVALID_INPUT", "striped"),
     ("remove_kit(NULL)", "22023", "INVALID_INPUT"),
     ("remove_kit('%s')" % MISSING, "PT404", "NOT_FOUND"),
 ]

@@ -13,7 +13,8 @@ acknowledged there), the total over each item's levels (initial + restocks
 - sales), reconcile() per level, and each transfer's two ledger rows.
 Two kits of hot and cold components sell, sell beside loose units of a
 component and are held; their components' stock is checked as every
-item's, and the kits' own rows must still hold nothing.
+item's, and the kits' own rows must still hold nothing. One hot item takes
+backorders: its quantity may go below 0, never past its limit.
 Prints `<invariant>: N passed, N failed` per check and a final
 `stress: N passed, N failed`; exits 1 on any violation.
 
@@ -311,6 +312,8 @@ class Workload:
             seen = call(conn, "get_inventory", p_inventory_id=item, p_location_id=DEFAULT)
             # Decimal: psycopg sends floats as float8, which doesn't cast to numeric implicitly
             current = Decimal(str(seen["quantity"]))
+            if current < 0:
+                return  # backordered: restocks fill it, not a stock count (docs/backorders.md)
             target = max(Decimal(str(seen["reserved"])), current + rng.randint(-3, 3))
             r = call(conn, "adjust_inventory", p_inventory_id=item, p_new_quantity=target,
                      p_expected_quantity=current, p_reference=ref)
@@ -500,6 +503,11 @@ def main():
     kit_ids = new_items(admin, 2, 0, "kit")
     w.kits = {kit_ids[0]: [(hot[0], 1), (hot[2 % len(hot)], 2)],
               kit_ids[1]: [(hot[1 % len(hot)], 1), (cold[0], 1), (hot[3 % len(hot)], 1)]}
+    # a hot item that takes backorders (5 units past its stock): its
+    # quantity may go negative, never past its limit
+    backorder = {hot[-1]: 5} if hot[-1] not in hot[:a.hot // 2] else {}
+    for item, lim in backorder.items():
+        call(admin, "set_backorder_limit", p_inventory_id=item, p_limit=lim)
     for kit, parts in w.kits.items():
         call(admin, "define_kit", p_inventory_id=kit,
              p_components=json.dumps([{"inventory_id": c, "quantity": q} for c, q in dict(parts).items()]))
@@ -530,8 +538,10 @@ def main():
                              "AND (quantity <> 0 OR reserved <> 0 OR NOT kit)", (list(w.kits),)).fetchone()[0]
     checks.check("kit_rows_hold_nothing", kit_rows == 0, f"{kit_rows} kit rows with stock")
     for item, qty, reserved in rows:
-        checks.check("quantity_non_negative", qty >= 0, f"{item} quantity {qty}")
-        checks.check("reserved_within_quantity", 0 <= reserved <= qty, f"{item} reserved {reserved} of {qty}")
+        lim = backorder.get(item, 0)
+        checks.check("quantity_non_negative_or_within_backorder_limit", qty >= -lim, f"{item} quantity {qty}")
+        checks.check("reserved_within_quantity_plus_backorder_limit", 0 <= reserved <= qty + lim,
+                     f"{item} reserved {reserved} of {qty} (backorder limit {lim})")
         expected = initial[item] + w.delta[item]
         checks.check("quantity_matches_acknowledged_ops", abs(float(qty) - expected) < 1e-9,
                      f"{item} is {qty}, client expects {expected}")

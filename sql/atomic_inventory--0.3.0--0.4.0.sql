@@ -430,6 +430,7 @@ BEGIN
         'atomic_inventory.bound_decrement_packing_quantity(text, text, text, integer, text, integer)',
         'atomic_inventory.reconcile_source(text)',
         'atomic_inventory.set_reorder_point(uuid, numeric, uuid)',
+        'atomic_inventory.set_backorder_limit(uuid, numeric)',
         'atomic_inventory.define_kit(uuid, jsonb)',
         'atomic_inventory.remove_kit(uuid)',
         'atomic_inventory.low_stock_items(integer)',
@@ -1495,6 +1496,8 @@ BEGIN
                    'quantity', t.quantity, 'reserved', t.reserved, 'available', t.quantity - t.reserved,
                    'track_inventory', it.track_inventory, 'tenant_id', it.tenant_id,
                    'updated_at', it.updated_at, 'stripes', it.stripes, 'reorder_point', it.reorder_point,
+                   'backorder_limit', it.backorder_limit,
+                   'backordered', GREATEST(it.reserved - it.quantity, 0),
                    'levels', t.levels)
                   FROM it, (SELECT pg_catalog.sum(lv.quantity) AS quantity, pg_catalog.sum(lv.reserved) AS reserved,
                                    pg_catalog.json_agg(pg_catalog.json_build_object(
@@ -1638,15 +1641,31 @@ REVOKE ALL ON TABLE atomic_inventory.events, atomic_inventory.event_consumers,
     atomic_inventory.event_deliveries, atomic_inventory.locations,
     atomic_inventory.stock_levels FROM PUBLIC;
 
--- Kits (docs/kits.md): a kit's row holds no stock, its components do.
+-- Kits (docs/kits.md) and backorders (docs/backorders.md): two columns of
+-- items, and one CHECK, in C, for every rule of an item's row.
 ALTER TABLE atomic_inventory.items ADD COLUMN kit boolean NOT NULL DEFAULT false,
-    ADD CONSTRAINT items_kit_holds_no_stock
-        CHECK (NOT kit OR (quantity = 0 AND reserved = 0 AND stripes = 0 AND track_inventory));
+    ADD COLUMN backorder_limit numeric NOT NULL DEFAULT 0;
+CREATE FUNCTION atomic_inventory.stock_valid(p_quantity numeric, p_reserved numeric, p_backorder_limit numeric,
+                                             p_kit boolean) RETURNS boolean
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'ai_item_stock_valid';
+COMMENT ON FUNCTION atomic_inventory.stock_valid(numeric, numeric, numeric, boolean) IS
+    'CHECK of items: quantity and backorder_limit finite, 0 <= reserved <= quantity + backorder_limit, and a kit holds nothing (quantity = reserved = 0).';
+COMMENT ON FUNCTION atomic_inventory.stock_valid(numeric, numeric) IS
+    'CHECK of item_stripes and stock_levels: quantity is finite and 0 <= reserved <= quantity (so quantity >= 0).';
+ALTER TABLE atomic_inventory.items DROP CONSTRAINT items_stock_valid,
+    ADD CONSTRAINT items_stock_valid
+        CHECK (atomic_inventory.stock_valid(quantity, reserved, backorder_limit, kit));
+REVOKE ALL ON FUNCTION atomic_inventory.stock_valid(numeric, numeric, numeric, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.stock_valid(numeric, numeric, numeric, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION atomic_inventory.stock_valid(numeric, numeric, numeric, boolean) TO PUBLIC;
+COMMENT ON COLUMN atomic_inventory.items.quantity IS 'Units on hand, including reserved ones; below 0 only by backorders (backorder_limit).';
 COMMENT ON COLUMN atomic_inventory.items.kit IS 'true: a kit (define_kit), sold and reserved as its components (kit_components); it holds no stock of its own.';
+COMMENT ON COLUMN atomic_inventory.items.backorder_limit IS 'Backorders (set_backorder_limit): units sales and holds may take past the stock on hand, so quantity may fall to reserved - backorder_limit; 0 = none (deny).';
 
 -- Kits (docs/kits.md): an item sold as a set of components. Selling or
 -- reserving a kit takes each component's units in the same call; the kit's
--- own row holds no stock (items_kit_holds_no_stock).
+-- own row holds no stock (items_stock_valid).
 CREATE TABLE atomic_inventory.kit_components (
     kit_id       uuid    NOT NULL REFERENCES atomic_inventory.items (id) ON DELETE CASCADE,
     -- RESTRICT: a component can't vanish from under its kits
@@ -1662,6 +1681,71 @@ COMMENT ON COLUMN atomic_inventory.kit_components.kit_id IS 'The kit (an item wi
 COMMENT ON COLUMN atomic_inventory.kit_components.component_id IS 'A component (an item that is not a kit, of the kit''s tenant).';
 COMMENT ON COLUMN atomic_inventory.kit_components.quantity IS 'Units of the component in one kit.';
 SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.kit_components', '');
+
+-- Backorders (docs/backorders.md): how far past the stock on hand sales and
+-- holds of an item may go.
+CREATE FUNCTION atomic_inventory.set_backorder_limit(
+    p_inventory_id uuid,
+    p_limit        numeric DEFAULT 0
+) RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+DECLARE
+    v_row atomic_inventory.items;
+BEGIN
+    IF p_inventory_id IS NULL THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_inventory_id is required (got NULL)'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_inventory_id"}';
+    END IF;
+    IF p_limit IS NULL OR p_limit = 'NaN' OR p_limit < 0 OR p_limit > 1000000000000 THEN
+        RAISE EXCEPTION 'INVALID_QUANTITY: p_limit must be a finite number between 0 (no backorders) and 1000000000000'
+            USING ERRCODE = '22023',
+                  DETAIL = pg_catalog.json_build_object('code', 'INVALID_QUANTITY', 'field', 'p_limit',
+                                                        'value', p_limit::text)::text,
+                  HINT = 'Pass how many units sales and holds may take past the stock on hand; 0 refuses them.';
+    END IF;
+    -- the row lock a sale takes: the limit changes between sales, never under one
+    SELECT * INTO v_row FROM atomic_inventory.items AS i
+     WHERE i.id = p_inventory_id
+       AND (i.tenant_id IS NULL OR i.tenant_id = atomic_inventory.caller_tenant()
+            OR atomic_inventory.caller_is_admin())
+       FOR UPDATE;
+    IF v_row.id IS NULL THEN
+        RAISE EXCEPTION 'NOT_FOUND: inventory item % does not exist or is not visible to this tenant', p_inventory_id
+            USING ERRCODE = 'PT404',
+                  DETAIL = pg_catalog.json_build_object('code', 'NOT_FOUND', 'entity', 'inventory item', 'ids',
+                                                        pg_catalog.json_build_array(p_inventory_id))::text;
+    END IF;
+    IF p_limit > 0 AND (v_row.stripes > 0 OR v_row.kit OR NOT v_row.track_inventory) THEN
+        RAISE EXCEPTION 'INVALID_INPUT: item % is %: it takes no backorders', p_inventory_id,
+                CASE WHEN v_row.kit THEN 'a kit (its components take them)'
+                     WHEN v_row.stripes > 0 THEN 'striped'
+                     ELSE 'untracked' END
+            USING ERRCODE = '22023',
+                  DETAIL = pg_catalog.json_build_object('code', 'INVALID_INPUT', 'field', 'p_inventory_id')::text,
+                  HINT = 'Striped items: stripe_item(p_stripes => 0) first.';
+    END IF;
+    -- units already sold or held past the stock on hand stay covered
+    IF v_row.reserved - v_row.quantity > p_limit THEN
+        RAISE EXCEPTION 'BACKORDERS_EXCEED_LIMIT: item % has % units backordered, more than the limit %',
+                p_inventory_id, v_row.reserved - v_row.quantity, p_limit
+            USING ERRCODE = 'PT409',
+                  DETAIL = pg_catalog.json_build_object('code', 'BACKORDERS_EXCEED_LIMIT', 'inventory_id', p_inventory_id,
+                                                        'backordered', v_row.reserved - v_row.quantity,
+                                                        'limit', p_limit)::text,
+                  HINT = 'Restock first, or keep a limit at least as large as what is backordered.';
+    END IF;
+    UPDATE atomic_inventory.items AS i SET backorder_limit = p_limit
+     WHERE i.id = p_inventory_id
+    RETURNING * INTO v_row;
+    RETURN pg_catalog.json_build_object('success', true, 'inventory_id', v_row.id, 'backorder_limit', v_row.backorder_limit,
+        'quantity', v_row.quantity, 'reserved', v_row.reserved,
+        'backordered', GREATEST(v_row.reserved - v_row.quantity, 0));
+END;
+$$;
+COMMENT ON FUNCTION atomic_inventory.set_backorder_limit(uuid, numeric) IS
+    'Backorders: let sales and holds of an item take up to p_limit units past its stock on hand (quantity may fall to reserved - p_limit); 0 refuses them (the default). Not for striped, kit or untracked items; a limit below what is already backordered is BACKORDERS_EXCEED_LIMIT (PT409). Returns {success, inventory_id, backorder_limit, quantity, reserved, backordered}.';
 
 -- Kits (docs/kits.md): define_kit / remove_kit. Selling and reserving a
 -- kit is decrement_inventory(_many) and reserve_inventory (src/ops/kits.rs).
@@ -1844,6 +1928,7 @@ COMMENT ON FUNCTION atomic_inventory.remove_kit(uuid) IS
     'Turn a kit back into a plain item with no stock (its component list is deleted). Reservations already holding its components keep them. Returns {success, inventory_id}.';
 
 REVOKE ALL ON TABLE atomic_inventory.kit_components FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.set_backorder_limit FROM PUBLIC;
 REVOKE ALL ON FUNCTION atomic_inventory.define_kit FROM PUBLIC;
 REVOKE ALL ON FUNCTION atomic_inventory.remove_kit FROM PUBLIC;
 REVOKE ALL ON FUNCTION atomic_inventory.ack_events FROM PUBLIC;

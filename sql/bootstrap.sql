@@ -1,7 +1,7 @@
 -- atomic_inventory: tables. Runs first in CREATE EXTENSION, inside the
 -- extension's own schema (control file: schema = atomic_inventory).
 
--- The CHECK of items and item_stripes, in C (src/pg/check.rs): PostgreSQL 15
+-- The CHECKs of items, item_stripes and stock levels, in C (src/pg/check.rs): PostgreSQL 15
 -- re-reads a table's CHECK expressions from their stored text on every
 -- statement that writes the table; the two plain CHECKs of 0.2.0 cost 7 us
 -- of a 15 us stock update (docs/benchmarks.md). A call with two column
@@ -10,7 +10,13 @@ CREATE FUNCTION atomic_inventory.stock_valid(p_quantity numeric, p_reserved nume
 LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'ai_stock_valid';
 COMMENT ON FUNCTION atomic_inventory.stock_valid(numeric, numeric) IS
-    'CHECK of items: quantity is finite and 0 <= reserved <= quantity (so quantity >= 0).';
+    'CHECK of item_stripes and stock_levels: quantity is finite and 0 <= reserved <= quantity (so quantity >= 0).';
+CREATE FUNCTION atomic_inventory.stock_valid(p_quantity numeric, p_reserved numeric, p_backorder_limit numeric,
+                                             p_kit boolean) RETURNS boolean
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'ai_item_stock_valid';
+COMMENT ON FUNCTION atomic_inventory.stock_valid(numeric, numeric, numeric, boolean) IS
+    'CHECK of items: quantity and backorder_limit finite, 0 <= reserved <= quantity + backorder_limit, and a kit holds nothing (quantity = reserved = 0).';
 
 CREATE TABLE atomic_inventory.items (
     id              uuid        PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
@@ -27,11 +33,14 @@ CREATE TABLE atomic_inventory.items (
     reorder_point   numeric,
     -- a kit (define_kit) sells as its components and holds no stock itself
     kit             boolean     NOT NULL DEFAULT false,
-    -- quantity finite, 0 <= reserved <= quantity (NaN and Infinity excluded)
-    CONSTRAINT items_stock_valid CHECK (atomic_inventory.stock_valid(quantity, reserved)),
-    -- a kit's own row never holds units: a restock or adjust of it fails here
-    CONSTRAINT items_kit_holds_no_stock
-        CHECK (NOT kit OR (quantity = 0 AND reserved = 0 AND stripes = 0 AND track_inventory))
+    -- units a sale or hold may take past the stock on hand (set_backorder_limit)
+    backorder_limit numeric     NOT NULL DEFAULT 0,
+    -- One CHECK, in C, for every rule of a row (pg/check.rs): quantity
+    -- finite, 0 <= reserved <= quantity + backorder_limit (NaN and Infinity
+    -- excluded; quantity goes below 0 only by backorders), and a kit's row
+    -- holds nothing (a restock or adjust of a kit fails here).
+    CONSTRAINT items_stock_valid
+        CHECK (atomic_inventory.stock_valid(quantity, reserved, backorder_limit, kit))
 )
 -- Stock rows are updated all day: room on each page keeps the updates HOT
 -- (no index entries written; docs/benchmarks.md has the measurement).
@@ -46,7 +55,7 @@ COMMENT ON TABLE atomic_inventory.items IS
 COMMENT ON COLUMN atomic_inventory.items.id IS 'Item id, passed as p_inventory_id.';
 COMMENT ON COLUMN atomic_inventory.items.sku IS 'Optional stock keeping unit; unique per tenant.';
 COMMENT ON COLUMN atomic_inventory.items.name IS 'Optional display name.';
-COMMENT ON COLUMN atomic_inventory.items.quantity IS 'Units on hand, including reserved ones; never below 0.';
+COMMENT ON COLUMN atomic_inventory.items.quantity IS 'Units on hand, including reserved ones; below 0 only by backorders (backorder_limit).';
 COMMENT ON COLUMN atomic_inventory.items.reserved IS 'Units held by active reservations; available = quantity - reserved.';
 COMMENT ON COLUMN atomic_inventory.items.track_inventory IS 'false: sells without stock checks and quantity is left alone (services, made-to-order).';
 COMMENT ON COLUMN atomic_inventory.items.tenant_id IS 'Owning tenant/store; NULL = shared. Callers only see their own tenant''s rows (docs/security.md).';
@@ -55,6 +64,7 @@ COMMENT ON COLUMN atomic_inventory.items.updated_at IS 'When quantity or reserve
 COMMENT ON COLUMN atomic_inventory.items.stripes IS 'Striped hot item (stripe_item): number of sub-rows in item_stripes holding its free stock; 0 = single-row mode.';
 COMMENT ON COLUMN atomic_inventory.items.reorder_point IS 'Low-stock threshold (set_reorder_point): a low_stock event when available falls to it or below; NULL = none.';
 COMMENT ON COLUMN atomic_inventory.items.kit IS 'true: a kit (define_kit), sold and reserved as its components (kit_components); it holds no stock of its own.';
+COMMENT ON COLUMN atomic_inventory.items.backorder_limit IS 'Backorders (set_backorder_limit): units sales and holds may take past the stock on hand, so quantity may fall to reserved - backorder_limit; 0 = none (deny).';
 
 -- Striped mode for hot items (flash sales): the item's free stock is split
 -- over N sub-rows, so N sales can hold row locks at once instead of queueing
@@ -898,7 +908,7 @@ SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.event_deliveries', 
 
 -- Kits (docs/kits.md): an item sold as a set of components. Selling or
 -- reserving a kit takes each component's units in the same call; the kit's
--- own row holds no stock (items_kit_holds_no_stock).
+-- own row holds no stock (items_stock_valid).
 CREATE TABLE atomic_inventory.kit_components (
     kit_id       uuid    NOT NULL REFERENCES atomic_inventory.items (id) ON DELETE CASCADE,
     -- RESTRICT: a component can't vanish from under its kits

@@ -710,6 +710,13 @@ const MATRIX = {
     };
   },
   low_stock_items: async () => ({ args: {}, b: 200, check: (who, res) => assert.ok(Array.isArray(res.data)) }),
+  set_backorder_limit: async () => {
+    const id = await fresh();
+    return {
+      args: { p_inventory_id: id, p_limit: 5 }, mutates: true,
+      state: () => one(`SELECT backorder_limit::float8 AS lim FROM ${S}.items WHERE id = $1`, [id]),
+    };
+  },
   define_kit: async () => {
     const kit = await fresh(0);
     const part = await fresh();

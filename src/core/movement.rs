@@ -95,6 +95,8 @@ pub struct LedgerRow {
 pub struct Moved {
     pub old: String,
     pub new: String,
+    /// units of a sale past the stock on hand (backorders), if any
+    pub backordered: Option<String>,
 }
 
 /// One line of a many-line sale: its item, quantities before and after,

@@ -272,7 +272,10 @@ pub fn transfer(
             "does not track inventory; there is nothing to transfer",
         ));
     }
-    if !row.enough {
+    // A transfer moves stock on hand only: available (quantity - reserved)
+    // must cover it, whatever backorders the row's item may take in sales
+    // (`enough` counts those).
+    if !row.enough || numeric(&row.available)? < *qty {
         return Err(Error::Insufficient {
             lines: vec![Shortfall {
                 inventory_id: validate::uuid_text(&item),

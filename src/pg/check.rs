@@ -1,4 +1,4 @@
-//! The CHECK constraint of items and item_stripes, in C.
+//! The CHECK constraints of items, item_stripes and stock_levels, in C.
 
 /// `atomic_inventory.stock_valid(quantity, reserved)`: the CHECK constraint of
 /// items and item_stripes. quantity is finite (not NaN, not +/-Infinity) and
@@ -55,9 +55,82 @@ pub unsafe extern "C-unwind" fn ai_stock_valid(
     }
 }
 
-/// The one C function outside `entry_points!`: its argument types.
+#[unsafe(no_mangle)]
+#[doc(hidden)]
+pub extern "C" fn pg_finfo_ai_item_stock_valid() -> &'static pgrx::pg_sys::Pg_finfo_record {
+    const V1: pgrx::pg_sys::Pg_finfo_record = pgrx::pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+unsafe extern "C-unwind" {
+    #[link_name = "numeric_add"]
+    fn pg_numeric_add(fcinfo: pgrx::pg_sys::FunctionCallInfo) -> pgrx::pg_sys::Datum;
+}
+
+#[pgrx::pg_guard]
+#[unsafe(no_mangle)]
+#[doc(hidden)]
+/// `atomic_inventory.stock_valid(quantity, reserved, backorder_limit, kit)`:
+/// the CHECK of items, one call for every rule of a row (each CHECK of its
+/// own would be read back from its text on every write, see above).
+/// quantity and backorder_limit are finite, 0 <= reserved <= quantity +
+/// backorder_limit (quantity falls below 0 only by backorders), and a kit's
+/// row holds nothing: quantity = reserved = 0.
+///
+/// # Safety
+/// Called by fmgr with four non-NULL arguments (numeric x3, boolean; STRICT).
+pub unsafe extern "C-unwind" fn ai_item_stock_valid(
+    fcinfo: pgrx::pg_sys::FunctionCallInfo,
+) -> pgrx::pg_sys::Datum {
+    use pgrx::pg_sys;
+    // SAFETY: as ai_stock_valid; the fourth argument is a by-value bool.
+    unsafe {
+        let arg = |n: usize| pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, n);
+        let detoast =
+            |d: pg_sys::Datum| pg_sys::pg_detoast_datum(d.cast_mut_ptr()) as pg_sys::Numeric;
+        let (qn, rn, ln) = (detoast(arg(0)), detoast(arg(1)), detoast(arg(2)));
+        let kit = arg(3).value() != 0;
+        let bad = |n: pg_sys::Numeric| pg_sys::numeric_is_nan(n) || pg_sys::numeric_is_inf(n);
+        if bad(qn) || bad(ln) || pg_sys::numeric_is_nan(rn) {
+            return pg_sys::Datum::from(false);
+        }
+        let cmp = |a: pg_sys::Datum, b: pg_sys::Datum| -> i32 {
+            pg_sys::DirectFunctionCall2Coll(Some(pg_numeric_cmp), pg_sys::InvalidOid, a, b).value()
+                as i32
+        };
+        let zero = pg_sys::Datum::from(pg_sys::int64_to_numeric(0));
+        let (qd, rd, ld) = (
+            pg_sys::Datum::from(qn),
+            pg_sys::Datum::from(rn),
+            pg_sys::Datum::from(ln),
+        );
+        if kit {
+            return pg_sys::Datum::from(cmp(qd, zero) == 0 && cmp(rd, zero) == 0);
+        }
+        // a limit of 0 (no backorders), the common case: no addition
+        let cover = if cmp(ld, zero) == 0 {
+            qd
+        } else {
+            pg_sys::DirectFunctionCall2Coll(Some(pg_numeric_add), pg_sys::InvalidOid, qd, ld)
+        };
+        pg_sys::Datum::from(cmp(rd, zero) >= 0 && cmp(rd, cover) <= 0)
+    }
+}
+
+/// The C functions outside `entry_points!`: their argument types.
 #[cfg_attr(not(any(test, feature = "pg_test")), allow(dead_code))]
-pub const DECLARED: &[crate::pg::fmgr::Declared] = &[crate::pg::fmgr::Declared {
-    symbol: "ai_stock_valid",
-    args: &[pgrx::pg_sys::NUMERICOID, pgrx::pg_sys::NUMERICOID],
-}];
+pub const DECLARED: &[crate::pg::fmgr::Declared] = &[
+    crate::pg::fmgr::Declared {
+        symbol: "ai_stock_valid",
+        args: &[pgrx::pg_sys::NUMERICOID, pgrx::pg_sys::NUMERICOID],
+    },
+    crate::pg::fmgr::Declared {
+        symbol: "ai_item_stock_valid",
+        args: &[
+            pgrx::pg_sys::NUMERICOID,
+            pgrx::pg_sys::NUMERICOID,
+            pgrx::pg_sys::NUMERICOID,
+            pgrx::pg_sys::BOOLOID,
+        ],
+    },
+];

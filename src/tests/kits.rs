@@ -166,7 +166,7 @@ mod tests {
             "SELECT atomic_inventory.increment_inventory('{KIT}', 1)"
         ));
         assert_eq!(s, "23514", "{msg}");
-        assert!(msg.contains("items_kit_holds_no_stock"), "{msg}");
+        assert!(msg.contains("items_stock_valid"), "{msg}");
         let (s, _, _) = err(&format!(
             "SELECT atomic_inventory.adjust_inventory('{KIT}', 5, p_force => true)"
         ));

@@ -2,6 +2,7 @@
 
 pub mod support;
 
+mod backorders;
 mod batches;
 mod bound;
 mod bound_reservations;

@@ -389,6 +389,7 @@ fn move_row(
     let moved = Moved {
         old: row.get::<String>(1)?.unwrap_or_default(),
         new: row.get::<String>(2)?.unwrap_or_default(),
+        backordered: None,
     };
     if mv.ledger {
         let delta = match kind {
@@ -528,6 +529,7 @@ impl StockSource for Binding {
         Ok(Some(Moved {
             old: old.to_string(),
             new,
+            backordered: None,
         }))
     }
 

@@ -93,7 +93,7 @@ const SHIFT_DEFAULT: Stmt = Stmt {
                SET quantity = i.quantity + $2, updated_at = pg_catalog.now() \
              WHERE i.id = $1 AND i.track_inventory \
                AND (i.tenant_id IS NULL OR $3 OR i.tenant_id = $4) \
-               AND i.quantity - i.reserved + $2 >= 0 \
+               AND ($2 > 0 OR i.quantity - i.reserved + $2 >= 0) \
             RETURNING i.id, i.quantity, i.tenant_id \
           ), led AS ( \
             INSERT INTO atomic_inventory.ledger \
@@ -180,6 +180,7 @@ fn moved_row(done: pgrx::spi::SpiTupleTable<'_>) -> Result<Option<Moved>> {
     Ok(Some(Moved {
         old: row.get::<String>(1)?.unwrap_or_default(),
         new: row.get::<String>(2)?.unwrap_or_default(),
+        backordered: None,
     }))
 }
 

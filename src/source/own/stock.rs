@@ -32,15 +32,17 @@ const DECREMENT_ONE: Stmt = Stmt {
              WHERE i.id = $1 \
                AND i.track_inventory \
                AND (i.tenant_id IS NULL OR $3 OR i.tenant_id = $4) \
-               AND i.quantity - i.reserved >= $2 \
+               AND i.quantity - i.reserved + i.backorder_limit >= $2 \
                AND (i.stripes = 0 OR $8) \
-            RETURNING i.id, i.quantity, i.tenant_id \
+            RETURNING i.id, i.quantity, i.tenant_id, i.reserved \
           ), led AS ( \
             INSERT INTO atomic_inventory.ledger \
               (inventory_id, delta, quantity_after, kind, reason, reference, idempotency_key, tenant_id) \
             SELECT u.id, -$2, u.quantity, 'decrement', $5, $6, $7, u.tenant_id FROM upd AS u \
           ) \
-          SELECT (u.quantity + $2)::text, u.quantity::text FROM upd AS u",
+          SELECT (u.quantity + $2)::text, u.quantity::text, \
+                 CASE WHEN u.quantity < u.reserved THEN LEAST($2, u.reserved - u.quantity)::text END \
+            FROM upd AS u",
     args: &[UUID, NUM, BOOL, TEXT, TEXT, TEXT, TEXT, BOOL],
 };
 
@@ -56,9 +58,10 @@ const DECREMENT_ONE_BARE: Stmt = Stmt {
            WHERE i.id = $1 \
              AND i.track_inventory \
              AND (i.tenant_id IS NULL OR $3 OR i.tenant_id = $4) \
-             AND i.quantity - i.reserved >= $2 \
+             AND i.quantity - i.reserved + i.backorder_limit >= $2 \
              AND (i.stripes = 0 OR $5) \
-          RETURNING (i.quantity + $2)::text, i.quantity::text",
+          RETURNING (i.quantity + $2)::text, i.quantity::text, \
+                    CASE WHEN i.quantity < i.reserved THEN LEAST($2, i.reserved - i.quantity)::text END",
     args: &[UUID, NUM, BOOL, TEXT, BOOL],
 };
 
@@ -87,7 +90,7 @@ const INCREMENT_ONE: Stmt = Stmt {
 const LOCK_ONE: Stmt = Stmt {
     name: "lock_one",
     sql: "SELECT i.quantity::text, i.reserved::text, (i.quantity - i.reserved)::text, \
-                 i.track_inventory, (i.quantity - i.reserved >= $4), i.stripes \
+                 i.track_inventory, (i.quantity - i.reserved + i.backorder_limit >= $4), i.stripes \
             FROM atomic_inventory.items AS i \
            WHERE i.id = $1 AND (i.tenant_id IS NULL OR $2 OR i.tenant_id = $3) \
              FOR UPDATE",
@@ -99,7 +102,7 @@ const LOCK_ONE: Stmt = Stmt {
 pub(crate) const LOCK_MANY: Stmt = Stmt {
     name: "lock_many",
     sql: "SELECT i.id, (i.quantity - i.reserved)::text, r.qty::text, \
-                 (NOT i.track_inventory OR i.quantity - i.reserved >= r.qty), i.stripes > 0, \
+                 (NOT i.track_inventory OR i.quantity - i.reserved + i.backorder_limit >= r.qty), i.stripes > 0, \
                  i.tenant_id, i.quantity::text, i.track_inventory \
             FROM atomic_inventory.items AS i \
             JOIN (SELECT l.id, pg_catalog.sum(l.qty) AS qty \
@@ -203,7 +206,7 @@ impl StockSource for Own {
             let [a1, a2, a3, a4] = head;
             run(c, &DECREMENT_ONE_BARE, &[a1, a2, a3, a4, gathered.into()])?
         };
-        moved_row(done)
+        sold_row(done)
     }
 
     fn add(
@@ -321,7 +324,14 @@ impl StockSource for Own {
     }
 
     fn sold(&self, key: &Uuid, m: &Moved, qty: &AnyNumeric) -> String {
-        moved(key, &m.old, &m.new, "deducted", qty)
+        let mut out = moved(key, &m.old, &m.new, "deducted", qty);
+        if let Some(b) = &m.backordered {
+            out.pop();
+            out.push_str(", \"backordered\" : ");
+            out.push_str(b);
+            out.push('}');
+        }
+        out
     }
 
     fn untracked(&self, key: &Uuid, row: &RowState) -> String {
@@ -364,6 +374,21 @@ fn moved_row(done: pgrx::spi::SpiTupleTable<'_>) -> Result<Option<Moved>> {
     Ok(Some(Moved {
         old: row.get::<String>(1)?.unwrap_or_default(),
         new: row.get::<String>(2)?.unwrap_or_default(),
+        backordered: None,
+    }))
+}
+
+/// A sale's row: old and new quantity, and the units of it that went past
+/// the stock on hand (backorders), if any.
+fn sold_row(done: pgrx::spi::SpiTupleTable<'_>) -> Result<Option<Moved>> {
+    if done.is_empty() {
+        return Ok(None);
+    }
+    let row = done.first();
+    Ok(Some(Moved {
+        old: row.get::<String>(1)?.unwrap_or_default(),
+        new: row.get::<String>(2)?.unwrap_or_default(),
+        backordered: row.get::<String>(3)?,
     }))
 }
 

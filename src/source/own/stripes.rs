@@ -166,6 +166,14 @@ const RESHAPE: Stmt = Stmt {
     args: &[UUID, INT],
 };
 
+/// Whether item $1 may sell past its stock (backorders): striped items
+/// don't (their stripes hold free stock, never less than none).
+const BACKORDERS: Stmt = Stmt {
+    name: "stripe_backorders",
+    sql: "SELECT i.backorder_limit > 0 FROM atomic_inventory.items AS i WHERE i.id = $1",
+    args: &[UUID],
+};
+
 const STATE: Stmt = Stmt {
     name: "stripe_state",
     sql: "SELECT (i.quantity + COALESCE((SELECT pg_catalog.sum(x.quantity) \
@@ -267,6 +275,12 @@ pub fn stripe(c: &mut SpiClient<'_>, who: &Caller, id: Uuid, n: i32) -> Result<S
         return Err(Error::invalid_input(
             "p_inventory_id",
             "names an item that does not track inventory; there is no stock to stripe",
+        ));
+    }
+    if n > 0 && run(c, &BACKORDERS, &[id.into()])?.first().get::<bool>(1)? == Some(true) {
+        return Err(Error::invalid_input(
+            "p_inventory_id",
+            "names an item that takes backorders; set_backorder_limit(p_limit => 0) first",
         ));
     }
     gather(c, &[id])?;
