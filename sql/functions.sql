@@ -509,14 +509,16 @@ CREATE FUNCTION atomic_inventory.commit_reservation(
     p_inventory_ids   uuid[]  DEFAULT NULL,
     p_reason          text    DEFAULT NULL,
     p_idempotency_key text    DEFAULT NULL,
-    p_lock_timeout_ms integer DEFAULT NULL
+    p_lock_timeout_ms integer DEFAULT NULL,
+    p_lines           jsonb   DEFAULT NULL,
+    p_rest            text    DEFAULT 'release'
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off
 AS 'MODULE_PATHNAME', 'ai_commit_reservation';
-COMMENT ON FUNCTION atomic_inventory.commit_reservation(uuid, uuid[], text, text, integer) IS
-    'Turn the hold into a sale (quantity and reserved both drop; ledger kind commit). All active lines, or only p_inventory_ids. Expired: RESERVATION_EXPIRED (PT410); finished: RESERVATION_NOT_ACTIVE (PT409).';
+COMMENT ON FUNCTION atomic_inventory.commit_reservation(uuid, uuid[], text, text, integer, jsonb, text) IS
+    'Turn the hold into a sale (quantity and reserved both drop; ledger kind commit). All active lines, or only p_inventory_ids; or, with p_lines [{inventory_id, quantity}], that many units of each named line, its rest released (p_rest = release, the default) or kept held (p_rest = keep: the line and the reservation stay active). Returns {success, reservation_id, status, expires_at, committed} (with p_lines also rest, released and kept). Expired: RESERVATION_EXPIRED (PT410); finished: RESERVATION_NOT_ACTIVE (PT409).';
 
 CREATE FUNCTION atomic_inventory.release_reservation(
     p_reservation_id  uuid,
@@ -567,7 +569,9 @@ BEGIN
                'source', r.source,
                'lines', CASE WHEN r.source IS NULL THEN
                           (SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
-                                    'inventory_id', l.inventory_id, 'quantity', l.quantity, 'status', l.status)
+                                    'inventory_id', l.inventory_id, 'quantity', l.quantity, 'status', l.status,
+                                    'committed_quantity', l.committed_quantity,
+                                    'released_quantity', l.released_quantity)
                                     ORDER BY l.inventory_id)
                              FROM atomic_inventory.reservation_lines AS l
                             WHERE l.reservation_id = r.id)
@@ -593,7 +597,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION atomic_inventory.get_reservation(uuid) IS
-    'A reservation with its lines and their statuses (source and item_id for a reservation on a bound source).';
+    'A reservation with its lines and their statuses (source and item_id for a reservation on a bound source); a managed item''s line also says how many of its units were committed and released so far (partial commits).';
 
 -- Warehouse packing (the packing RPC of docs/background.md).
 
@@ -1486,7 +1490,7 @@ BEGIN
         'atomic_inventory.complete_batch(uuid, text, integer)',
         'atomic_inventory.extend_batch_lease(uuid, text, integer, integer)',
         'atomic_inventory.reserve_inventory(jsonb, integer, text, text, integer)',
-        'atomic_inventory.commit_reservation(uuid, uuid[], text, text, integer)',
+        'atomic_inventory.commit_reservation(uuid, uuid[], text, text, integer, jsonb, text)',
         'atomic_inventory.release_reservation(uuid, uuid[], text, text, integer)',
         'atomic_inventory.extend_reservation(uuid, integer, integer)',
         'atomic_inventory.get_reservation(uuid)',

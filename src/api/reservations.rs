@@ -8,7 +8,7 @@ use crate::core::idempotency;
 use crate::core::validate;
 use crate::error::{Error, Result};
 use crate::ops::batches;
-use crate::ops::reservations::{self, Settlement};
+use crate::ops::reservations::{self, Parts, Settlement};
 use crate::pg::fmgr::{entry_points, Args};
 use crate::pg::spi::with_spi;
 use crate::settings;
@@ -16,7 +16,7 @@ use crate::source::bound::binding::{self, Kind};
 use crate::source::bound::stock::lines as bound_lines;
 use crate::source::holds::{Sweep, DEFAULT_TTL_SECONDS};
 use crate::source::own::Own;
-use crate::source::{Finish, Lines};
+use crate::source::{Finish, Lines, Rest};
 use pgrx::AnyNumeric;
 use serde_json::json;
 
@@ -140,12 +140,67 @@ fn line_filter(args: &Args, n: usize, ids: LineIds) -> Result<(&'static str, Opt
     }
 }
 
+/// commit_reservation's p_rest (argument `n`): what a partial commit does
+/// with a line's units it doesn't commit; NULL is the default, release.
+fn rest(args: &Args, n: usize) -> Result<Rest> {
+    match args.text(n, "p_rest")?.as_deref() {
+        None | Some("release") => Ok(Rest::Release),
+        Some("keep") => Ok(Rest::Keep),
+        Some(other) => Err(Error::invalid_input(
+            "p_rest",
+            format!(
+                "must be 'release' or 'keep' (got {:?})",
+                other.chars().take(64).collect::<String>()
+            ),
+        )),
+    }
+}
+
+/// commit_reservation's p_lines (argument `n`) and p_rest (`n + 1`): units
+/// to commit per line, [{inventory_id, quantity}] as reserve_inventory takes
+/// them (each quantity finite and > 0; an id given twice adds up), and what
+/// becomes of each line's rest. None: whole lines (p_inventory_ids).
+fn parts(args: &Args, n: usize, only: &Option<Vec<String>>) -> Result<Option<Parts>> {
+    let rest = rest(args, n + 1)?;
+    let Some(raw) = args.jsonb_container(n) else {
+        return Ok(None);
+    };
+    if only.is_some() {
+        return Err(Error::invalid_input(
+            "p_lines",
+            "cannot be combined with p_inventory_ids: name the lines to commit in p_lines only",
+        ));
+    }
+    let lines = validate::lines(Some(raw), "p_lines")?;
+    if lines.iter().any(|l| l.location_id.is_some()) {
+        return Err(Error::invalid_input(
+            "p_lines",
+            "names a location: a reservation's lines are at the default location",
+        ));
+    }
+    let (keys, qtys) = validate::merged_lines(&lines);
+    Ok(Some(Parts {
+        lines: keys.iter().map(validate::uuid_text).zip(qtys).collect(),
+        rest,
+    }))
+}
+
 /// commit_reservation / release_reservation and their bound_* twins:
 /// (p_reservation_id, the line filter, p_reason, p_idempotency_key,
-/// p_lock_timeout_ms). Either takes a reservation of either source.
+/// p_lock_timeout_ms), and commit_reservation's p_lines and p_rest. Either
+/// takes a reservation of either source.
 fn finish(args: &Args, how: Finish, ids: LineIds) -> Result<String> {
     let id = args.uuid(0, "p_reservation_id")?;
-    let (field, only) = line_filter(args, 1, ids)?;
+    let (line_field, only) = line_filter(args, 1, ids)?;
+    let parts = match (how, ids) {
+        (Finish::Commit, LineIds::Uuids) => parts(args, 5, &only)?,
+        _ => None,
+    };
+    let field = if parts.is_some() {
+        "p_lines"
+    } else {
+        line_field
+    };
     let reason = args.text(2, "p_reason")?;
     let key = args.idempotency_key(3)?;
     let lock_ms = args.lock_timeout_ms(4)?;
@@ -163,15 +218,27 @@ fn finish(args: &Args, how: Finish, ids: LineIds) -> Result<String> {
             ids.dedup();
             ids
         });
-        json!({"reservation_id": id.to_string(), "inventory_ids": only_sorted,
-               "reason": reason})
-        .to_string()
+        let mut req = json!({"reservation_id": id.to_string(), "inventory_ids": only_sorted,
+                             "reason": reason});
+        // only with p_lines (p_rest means nothing without it), so that keys
+        // of whole-line commits replay as before
+        if let Some(p) = &parts {
+            let canon: Vec<(String, String)> = p
+                .lines
+                .iter()
+                .map(|(k, q)| (k.clone(), q.normalize().to_string()))
+                .collect();
+            req["lines"] = json!(canon);
+            req["rest"] = json!(p.rest.as_str());
+        }
+        req.to_string()
     };
     with_spi(lock_ms, |client| {
         idempotency::once(client, &who, key.as_deref(), function, request, |c| {
             let st = Settlement {
                 how,
                 only: only.clone(),
+                parts: parts.clone(),
                 field,
                 reason: reason.clone(),
                 key: key.as_deref(),
@@ -236,7 +303,7 @@ entry_points! {
     ai_bound_reserve / pg_finfo_ai_bound_reserve
         (TEXTOID, JSONBOID, INT4OID, TEXTOID, TEXTOID, INT4OID) => bound_reserve;
     ai_commit_reservation / pg_finfo_ai_commit_reservation
-        (UUIDOID, UUIDARRAYOID, TEXTOID, TEXTOID, INT4OID) => commit;
+        (UUIDOID, UUIDARRAYOID, TEXTOID, TEXTOID, INT4OID, JSONBOID, TEXTOID) => commit;
     ai_release_reservation / pg_finfo_ai_release_reservation
         (UUIDOID, UUIDARRAYOID, TEXTOID, TEXTOID, INT4OID) => release;
     ai_bound_commit_reservation / pg_finfo_ai_bound_commit_reservation

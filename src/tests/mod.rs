@@ -8,6 +8,7 @@ mod bound_reservations;
 mod events;
 mod locations;
 mod packing;
+mod partial_commits;
 mod reservations;
 mod sources;
 mod stats;

@@ -31,7 +31,7 @@ use crate::core::movement::{LedgerNote, LedgerRow};
 use crate::error::{Error, Result, Shortfall};
 use crate::pg::spi::{run, Stmt};
 use crate::settings::ledger_on;
-use crate::source::{Finish, HeldLine, HoldSource, Lines, LockedLines, NewHold};
+use crate::source::{Finish, HeldLine, HoldSource, Lines, LockedLines, NewHold, Part, Rest};
 use pgrx::pg_sys::{self, Oid};
 use pgrx::spi::SpiClient;
 use pgrx::{AnyNumeric, Uuid};
@@ -504,6 +504,25 @@ impl HoldSource for Binding {
             .into_iter()
             .next()
             .unwrap_or_default())
+    }
+
+    fn settle_parts(
+        &self,
+        _c: &mut SpiClient<'_>,
+        id: Uuid,
+        _parts: &[Part],
+        _rest: Rest,
+        _note: &LedgerNote<'_>,
+    ) -> Result<String> {
+        Err(Error::invalid_input(
+            "p_lines",
+            format!(
+                "commits part of a line, which reservations on the extension's own items \
+                 can do; reservation {id} holds rows of source {}: commit whole lines \
+                 (p_inventory_ids, or bound_commit_reservation's p_item_ids)",
+                self.name
+            ),
+        ))
     }
 
     fn expire(&self, c: &mut SpiClient<'_>, ids: &[Uuid]) -> Result<i32> {
