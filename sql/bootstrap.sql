@@ -523,16 +523,23 @@ CREATE TABLE atomic_inventory.bound_reservation_lines (
     status          text        NOT NULL DEFAULT 'active'
                     CHECK (status IN ('active', 'committed', 'released', 'expired')),
     updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- what the line settled so far (partial commits, docs/reservations.md)
+    committed_quantity numeric  NOT NULL DEFAULT 0
+                    CHECK (committed_quantity >= 0 AND committed_quantity < 'Infinity'),
+    released_quantity  numeric  NOT NULL DEFAULT 0
+                    CHECK (released_quantity >= 0 AND released_quantity < 'Infinity'),
     PRIMARY KEY (reservation_id, item_key)
 );
 COMMENT ON TABLE atomic_inventory.bound_reservation_lines IS
     'One held row of a bound stock table per reservation (lines naming the same row are merged).';
 COMMENT ON COLUMN atomic_inventory.bound_reservation_lines.reservation_id IS 'The reservation (its source names the binding).';
 COMMENT ON COLUMN atomic_inventory.bound_reservation_lines.item_key IS 'The held row''s id as text (PostgreSQL''s id::text).';
-COMMENT ON COLUMN atomic_inventory.bound_reservation_lines.quantity IS 'Units held.';
+COMMENT ON COLUMN atomic_inventory.bound_reservation_lines.quantity IS 'Units held (an active line: what it holds now, after partial commits that kept the rest; a finished line: what it held when it finished).';
 COMMENT ON COLUMN atomic_inventory.bound_reservation_lines.tracked IS 'Whether the row tracked inventory when reserved; untracked lines never touch the reserved column.';
 COMMENT ON COLUMN atomic_inventory.bound_reservation_lines.status IS 'active, committed, released or expired; lines can finish separately.';
-COMMENT ON COLUMN atomic_inventory.bound_reservation_lines.updated_at IS 'When the line''s status last changed.';
+COMMENT ON COLUMN atomic_inventory.bound_reservation_lines.updated_at IS 'When the line''s status or quantity last changed.';
+COMMENT ON COLUMN atomic_inventory.bound_reservation_lines.committed_quantity IS 'Units of the row committed (sold) so far, over all the line''s commits (p_lines may commit part of a line).';
+COMMENT ON COLUMN atomic_inventory.bound_reservation_lines.released_quantity IS 'Units of the line given back: by a release, by expiry, or as the rest of a partial commit (p_rest = release). A finished line''s committed and released units add up to what it was reserved with.';
 
 -- pg_dump skips the rows of an extension's tables unless they are marked as
 -- configuration: without these calls a dump (Supabase's daily backups

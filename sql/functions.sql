@@ -577,7 +577,9 @@ BEGIN
                             WHERE l.reservation_id = r.id)
                         ELSE
                           (SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
-                                    'item_id', b.item_key, 'quantity', b.quantity, 'status', b.status)
+                                    'item_id', b.item_key, 'quantity', b.quantity, 'status', b.status,
+                                    'committed_quantity', b.committed_quantity,
+                                    'released_quantity', b.released_quantity)
                                     ORDER BY b.item_key)
                              FROM atomic_inventory.bound_reservation_lines AS b
                             WHERE b.reservation_id = r.id)
@@ -597,7 +599,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION atomic_inventory.get_reservation(uuid) IS
-    'A reservation with its lines and their statuses (source and item_id for a reservation on a bound source); a managed item''s line also says how many of its units were committed and released so far (partial commits).';
+    'A reservation with its lines and their statuses (source and item_id for a reservation on a bound source); each line also says how many of its units were committed and released so far (partial commits).';
 
 -- Warehouse packing (the packing RPC of docs/background.md).
 
@@ -826,14 +828,16 @@ CREATE FUNCTION atomic_inventory.bound_commit_reservation(
     p_item_ids        text[]  DEFAULT NULL,
     p_reason          text    DEFAULT NULL,
     p_idempotency_key text    DEFAULT NULL,
-    p_lock_timeout_ms integer DEFAULT NULL
+    p_lock_timeout_ms integer DEFAULT NULL,
+    p_lines           jsonb   DEFAULT NULL,
+    p_rest            text    DEFAULT 'release'
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off
 AS 'MODULE_PATHNAME', 'ai_bound_commit_reservation';
-COMMENT ON FUNCTION atomic_inventory.bound_commit_reservation(uuid, text[], text, text, integer) IS
-    'commit_reservation naming lines by item key (p_item_ids, NULL = all active lines): quantity and reserved both drop, ledger kind commit.';
+COMMENT ON FUNCTION atomic_inventory.bound_commit_reservation(uuid, text[], text, text, integer, jsonb, text) IS
+    'commit_reservation naming lines by item key (p_item_ids, NULL = all active lines; or p_lines [{item_id, quantity}] with p_rest, units of each line as commit_reservation''s p_lines): quantity and reserved both drop, ledger kind commit.';
 
 CREATE FUNCTION atomic_inventory.bound_release_reservation(
     p_reservation_id  uuid,
@@ -1505,7 +1509,7 @@ BEGIN
         'atomic_inventory.bound_claim_next_batch(text, text)',
         'atomic_inventory.bound_unclaim_batch(text, text, text)',
         'atomic_inventory.bound_reserve(text, jsonb, integer, text, text, integer)',
-        'atomic_inventory.bound_commit_reservation(uuid, text[], text, text, integer)',
+        'atomic_inventory.bound_commit_reservation(uuid, text[], text, text, integer, jsonb, text)',
         'atomic_inventory.bound_release_reservation(uuid, text[], text, text, integer)',
         'atomic_inventory.bound_increment_packing_quantity(text, text, text, text, integer, text, integer)',
         'atomic_inventory.bound_decrement_packing_quantity(text, text, text, integer, text, integer)',

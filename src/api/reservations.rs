@@ -156,11 +156,19 @@ fn rest(args: &Args, n: usize) -> Result<Rest> {
     }
 }
 
-/// commit_reservation's p_lines (argument `n`) and p_rest (`n + 1`): units
-/// to commit per line, [{inventory_id, quantity}] as reserve_inventory takes
-/// them (each quantity finite and > 0; an id given twice adds up), and what
-/// becomes of each line's rest. None: whole lines (p_inventory_ids).
-fn parts(args: &Args, n: usize, only: &Option<Vec<String>>) -> Result<Option<Parts>> {
+/// The p_lines (argument `n`) and p_rest (`n + 1`) of commit_reservation
+/// and bound_commit_reservation: units to commit per line and what becomes
+/// of each line's rest. Lines as the reserve function took them,
+/// [{inventory_id, quantity}] or [{item_id, quantity}], each quantity
+/// finite and > 0, a line given twice adding up; sorted by key. None:
+/// whole lines (the line filter, `only`, named `line_field`).
+fn parts(
+    args: &Args,
+    n: usize,
+    ids: LineIds,
+    only: &Option<Vec<String>>,
+    line_field: &str,
+) -> Result<Option<Parts>> {
     let rest = rest(args, n + 1)?;
     let Some(raw) = args.jsonb_container(n) else {
         return Ok(None);
@@ -168,33 +176,48 @@ fn parts(args: &Args, n: usize, only: &Option<Vec<String>>) -> Result<Option<Par
     if only.is_some() {
         return Err(Error::invalid_input(
             "p_lines",
-            "cannot be combined with p_inventory_ids: name the lines to commit in p_lines only",
+            format!(
+                "cannot be combined with {line_field}: name the lines to commit in p_lines only"
+            ),
         ));
     }
-    let lines = validate::lines(Some(raw), "p_lines")?;
-    if lines.iter().any(|l| l.location_id.is_some()) {
-        return Err(Error::invalid_input(
-            "p_lines",
-            "names a location: a reservation's lines are at the default location",
-        ));
-    }
-    let (keys, qtys) = validate::merged_lines(&lines);
-    Ok(Some(Parts {
-        lines: keys.iter().map(validate::uuid_text).zip(qtys).collect(),
-        rest,
-    }))
+    let lines: Vec<(String, AnyNumeric)> = match ids {
+        LineIds::Uuids => {
+            let lines = validate::lines(Some(raw), "p_lines")?;
+            if lines.iter().any(|l| l.location_id.is_some()) {
+                return Err(Error::invalid_input(
+                    "p_lines",
+                    "names a location: a reservation's lines are at the default location",
+                ));
+            }
+            let (keys, qtys) = validate::merged_lines(&lines);
+            keys.iter().map(validate::uuid_text).zip(qtys).collect()
+        }
+        LineIds::ItemKeys => {
+            let mut merged: std::collections::BTreeMap<String, AnyNumeric> = Default::default();
+            for (k, q) in validate::item_lines(Some(raw), "p_lines")? {
+                let total = match merged.remove(&k) {
+                    Some(prev) => prev + q,
+                    None => q,
+                };
+                merged.insert(k, total);
+            }
+            merged.into_iter().collect()
+        }
+    };
+    Ok(Some(Parts { lines, rest }))
 }
 
 /// commit_reservation / release_reservation and their bound_* twins:
 /// (p_reservation_id, the line filter, p_reason, p_idempotency_key,
-/// p_lock_timeout_ms), and commit_reservation's p_lines and p_rest. Either
+/// p_lock_timeout_ms), and the commits' p_lines and p_rest. Either
 /// takes a reservation of either source.
 fn finish(args: &Args, how: Finish, ids: LineIds) -> Result<String> {
     let id = args.uuid(0, "p_reservation_id")?;
     let (line_field, only) = line_filter(args, 1, ids)?;
-    let parts = match (how, ids) {
-        (Finish::Commit, LineIds::Uuids) => parts(args, 5, &only)?,
-        _ => None,
+    let parts = match how {
+        Finish::Commit => parts(args, 5, ids, &only, line_field)?,
+        Finish::Release => None,
     };
     let field = if parts.is_some() {
         "p_lines"
@@ -307,7 +330,7 @@ entry_points! {
     ai_release_reservation / pg_finfo_ai_release_reservation
         (UUIDOID, UUIDARRAYOID, TEXTOID, TEXTOID, INT4OID) => release;
     ai_bound_commit_reservation / pg_finfo_ai_bound_commit_reservation
-        (UUIDOID, TEXTARRAYOID, TEXTOID, TEXTOID, INT4OID) => bound_commit;
+        (UUIDOID, TEXTARRAYOID, TEXTOID, TEXTOID, INT4OID, JSONBOID, TEXTOID) => bound_commit;
     ai_bound_release_reservation / pg_finfo_ai_bound_release_reservation
         (UUIDOID, TEXTARRAYOID, TEXTOID, TEXTOID, INT4OID) => bound_release;
     ai_extend_reservation / pg_finfo_ai_extend_reservation

@@ -389,4 +389,184 @@ mod tests {
         assert_eq!(line(&rid, A), "active 3 2 0");
         healthy();
     }
+
+    // On a bound source (bound_commit_reservation's p_lines, keyed by
+    // item_id; commit_reservation's by inventory_id on a uuid-keyed table).
+
+    const U1: &str = "30000000-0000-0000-0000-000000000001";
+    const U2: &str = "30000000-0000-0000-0000-000000000002";
+
+    fn bound_table() {
+        Spi::run(
+            "CREATE TABLE public.pc_inventory (id uuid PRIMARY KEY,
+               quantity integer NOT NULL CHECK (quantity >= 0),
+               reserved integer NOT NULL DEFAULT 0)",
+        )
+        .unwrap();
+        Spi::run(&format!(
+            "INSERT INTO public.pc_inventory VALUES ('{U1}', 10, 0), ('{U2}', 5, 0)"
+        ))
+        .unwrap();
+        call(
+            "atomic_inventory.bind_stock_source('pc', 'public.pc_inventory', 'id', 'quantity',
+               p_reserved_column => 'reserved')",
+        );
+    }
+
+    /// quantity/reserved of a bound row
+    fn bound_row(id: &str) -> String {
+        scalar(&format!(
+            "SELECT quantity || '/' || reserved FROM public.pc_inventory WHERE id = '{id}'"
+        ))
+    }
+
+    fn bound_line(rid: &str, key: &str) -> String {
+        scalar(&format!(
+            "SELECT status || ' ' || quantity || ' ' || committed_quantity || ' ' || released_quantity \
+               FROM atomic_inventory.bound_reservation_lines \
+              WHERE reservation_id = '{rid}' AND item_key = '{key}'"
+        ))
+    }
+
+    fn bound_commits(key: &str) -> String {
+        scalar(&format!(
+            "SELECT coalesce(string_agg(delta::text, ',' ORDER BY id), '') FROM atomic_inventory.ledger \
+              WHERE source = 'pc' AND item_key = '{key}' AND kind = 'commit'"
+        ))
+    }
+
+    fn bound_healthy() {
+        assert_eq!(
+            scalar("SELECT count(*)::text FROM atomic_inventory.reconcile_source('pc')"),
+            "0",
+            "reconcile_source() found drift"
+        );
+    }
+
+    fn bound_parts(lines: &[(&str, &str)]) -> String {
+        let body: Vec<String> = lines
+            .iter()
+            .map(|(id, q)| format!(r#"{{"item_id":"{id}","quantity":{q}}}"#))
+            .collect();
+        format!("[{}]", body.join(","))
+    }
+
+    fn bound_commit_sql(rid: &str, lines: &[(&str, &str)], extra: &str) -> String {
+        format!(
+            "atomic_inventory.bound_commit_reservation('{rid}', p_lines => '{}'{extra})",
+            bound_parts(lines)
+        )
+    }
+
+    fn items(v: &Value) -> Vec<(String, String)> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                (
+                    l["item_id"].as_str().unwrap().to_string(),
+                    l["quantity"].to_string(),
+                )
+            })
+            .collect()
+    }
+
+    #[pg_test]
+    fn partial_commits_on_a_bound_source() {
+        bound_table();
+        let r = call(&format!(
+            r#"atomic_inventory.bound_reserve('pc', '[{{"item_id":"{U1}","quantity":5}},{{"item_id":"{U2}","quantity":2}}]')"#
+        ));
+        let rid = r["reservation_id"].as_str().unwrap().to_string();
+        assert_eq!(bound_row(U1), "10/5");
+        // keep: 2 sold, 3 still held
+        let c = call(&bound_commit_sql(&rid, &[(U1, "2")], ", p_rest => 'keep'"));
+        assert_eq!(c["status"], "active");
+        assert_eq!(c["source"], "pc");
+        assert_eq!(items(&c["committed"]), vec![(U1.into(), "2".into())]);
+        assert_eq!(items(&c["kept"]), vec![(U1.into(), "3".into())]);
+        assert_eq!(items(&c["released"]), vec![]);
+        assert_eq!(bound_row(U1), "8/3");
+        assert_eq!(bound_line(&rid, U1), "active 3 2 0");
+        assert_eq!(bound_commits(U1), "-2");
+        bound_healthy();
+        let g = call(&format!("atomic_inventory.get_reservation('{rid}')"));
+        assert_eq!(g["lines"][0]["committed_quantity"].to_string(), "2");
+        // refused: a fraction of an integer column, more than the line
+        // holds, a key that is no line, with p_item_ids, an unknown p_rest
+        let (_, d) = assert_err(
+            &format!("SELECT {}", bound_commit_sql(&rid, &[(U1, "1.5")], "")),
+            "22023",
+            "INVALID_QUANTITY",
+        );
+        assert_eq!(d["field"], "p_lines");
+        for (sql, field) in [
+            (bound_commit_sql(&rid, &[(U1, "4")], ""), "p_lines"),
+            (bound_commit_sql(&rid, &[("nope", "1")], ""), "p_lines"),
+            (
+                bound_commit_sql(
+                    &rid,
+                    &[(U1, "1")],
+                    &format!(", p_item_ids => ARRAY['{U1}']"),
+                ),
+                "p_lines",
+            ),
+            (
+                bound_commit_sql(&rid, &[(U1, "1")], ", p_rest => 'all'"),
+                "p_rest",
+            ),
+        ] {
+            let (_, d) = assert_err(&format!("SELECT {sql}"), "22023", "INVALID_INPUT");
+            assert_eq!(d["field"], field, "{sql}");
+        }
+        for q in ["0", "-2", "\"NaN\""] {
+            let (_, d) = assert_err(
+                &format!("SELECT {}", bound_commit_sql(&rid, &[(U1, q)], "")),
+                "22023",
+                "INVALID_QUANTITY",
+            );
+            assert_eq!(d["field"], "p_lines[0].quantity", "{q}");
+        }
+        assert_eq!(bound_row(U1), "8/3");
+        // the managed function names a uuid-keyed row's line by inventory_id:
+        // 1 more sold, the other 2 given back, the line finished
+        let c = commit(&rid, &[(U1, "1")], "");
+        assert_eq!(items(&c["committed"]), vec![(U1.into(), "1".into())]);
+        assert_eq!(items(&c["released"]), vec![(U1.into(), "2".into())]);
+        assert_eq!(c["status"], "active");
+        assert_eq!(bound_row(U1), "7/0");
+        assert_eq!(bound_line(&rid, U1), "committed 3 3 2");
+        assert_eq!(bound_commits(U1), "-2,-1");
+        assert_err(
+            &format!("SELECT {}", bound_commit_sql(&rid, &[(U1, "1")], "")),
+            "PT409",
+            "LINE_NOT_ACTIVE",
+        );
+        bound_healthy();
+        // keep part of U2, replayed by its key; the rest expires
+        let key = ", p_rest => 'keep', p_idempotency_key => 'bpc-1'";
+        let first = call(&bound_commit_sql(&rid, &[(U2, "1")], key));
+        let again = call(&bound_commit_sql(&rid, &[(U2, "1.0")], key));
+        assert_eq!(first, again);
+        assert_err(
+            &format!(
+                "SELECT {}",
+                bound_commit_sql(&rid, &[(U2, "1")], ", p_idempotency_key => 'bpc-1'")
+            ),
+            "PT422",
+            "IDEMPOTENCY_CONFLICT",
+        );
+        assert_eq!(bound_row(U2), "4/1");
+        assert_eq!(bound_line(&rid, U2), "active 1 1 0");
+        Spi::run(&format!(
+            "UPDATE atomic_inventory.reservations SET expires_at = now() - interval '1 minute' WHERE id = '{rid}'"
+        ))
+        .unwrap();
+        assert_eq!(call("atomic_inventory.expire_reservations()")["expired"], 1);
+        assert_eq!(status(&rid), "committed");
+        assert_eq!(bound_row(U2), "4/0");
+        assert_eq!(bound_line(&rid, U2), "expired 1 1 1");
+        assert_eq!(bound_commits(U2), "-1");
+        bound_healthy();
+    }
 }
