@@ -251,6 +251,37 @@ mod tests {
         healthy();
     }
 
+    /// A striped item's row holds only its reserved units: a partial
+    /// commit takes the units sold from it, the units released stay in it
+    /// (until the next gather), the total is right and the ledger row has
+    /// no quantity_after, as a whole commit's.
+    #[pg_test]
+    fn partial_commit_of_a_striped_item() {
+        item(A, "20");
+        call(&format!("atomic_inventory.stripe_item('{A}', 2)"));
+        let rid = reserve(&[(A, "6")]);
+        let total =
+            || call(&format!("atomic_inventory.get_inventory('{A}')"))["quantity"].to_string();
+        commit(&rid, &[(A, "2")], ", p_rest => 'keep'");
+        assert_eq!(total(), "18");
+        assert_eq!(reserved(A), "4");
+        commit(&rid, &[(A, "1")], "");
+        assert_eq!(total(), "17");
+        assert_eq!(reserved(A), "0");
+        assert_eq!(line(&rid, A), "committed 4 3 3");
+        assert_eq!(
+            scalar(&format!(
+                "SELECT string_agg(delta || ' ' || coalesce(quantity_after::text, 'null'), ',' ORDER BY id)
+                   FROM atomic_inventory.ledger WHERE inventory_id = '{A}' AND kind = 'commit'"
+            )),
+            "-2 null,-1 null"
+        );
+        // the units released can be sold
+        call(&format!("atomic_inventory.decrement_inventory('{A}', 17)"));
+        assert_eq!(total(), "0");
+        healthy();
+    }
+
     #[pg_test]
     fn partial_commits_refuse_bad_input() {
         item(A, "10");
