@@ -140,8 +140,9 @@ fn line_filter(args: &Args, n: usize, ids: LineIds) -> Result<(&'static str, Opt
     }
 }
 
-/// commit_reservation's p_rest (argument `n`): what a partial commit does
-/// with a line's units it doesn't commit; NULL is the default, release.
+/// The commits' p_rest (argument `n`): what a partial commit does with a
+/// line's units it doesn't commit; NULL is the default, release. Checked
+/// with or without p_lines.
 fn rest(args: &Args, n: usize) -> Result<Rest> {
     match args.text(n, "p_rest")?.as_deref() {
         None | Some("release") => Ok(Rest::Release),

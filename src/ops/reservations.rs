@@ -14,6 +14,10 @@
 //! never waits on one being committed or released, and re-checks that a
 //! reservation is active after locking it: a reservation can't be both
 //! committed and expired.
+//!
+//! A commit may also take some units of a line (commit_parts, p_lines):
+//! the rest is given back or stays held in the still-active line, so the
+//! sum above holds and a later commit, release or expiry settles the rest.
 
 use crate::core::caller::Caller;
 use crate::core::movement::{LedgerKind, LedgerNote};
