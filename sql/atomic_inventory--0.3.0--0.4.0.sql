@@ -409,7 +409,7 @@ BEGIN
         'atomic_inventory.complete_batch(uuid, text, integer)',
         'atomic_inventory.extend_batch_lease(uuid, text, integer, integer)',
         'atomic_inventory.reserve_inventory(jsonb, integer, text, text, integer)',
-        'atomic_inventory.commit_reservation(uuid, uuid[], text, text, integer)',
+        'atomic_inventory.commit_reservation(uuid, uuid[], text, text, integer, jsonb, text)',
         'atomic_inventory.release_reservation(uuid, uuid[], text, text, integer)',
         'atomic_inventory.extend_reservation(uuid, integer, integer)',
         'atomic_inventory.get_reservation(uuid)',
@@ -424,7 +424,7 @@ BEGIN
         'atomic_inventory.bound_claim_next_batch(text, text)',
         'atomic_inventory.bound_unclaim_batch(text, text, text)',
         'atomic_inventory.bound_reserve(text, jsonb, integer, text, text, integer)',
-        'atomic_inventory.bound_commit_reservation(uuid, text[], text, text, integer)',
+        'atomic_inventory.bound_commit_reservation(uuid, text[], text, text, integer, jsonb, text)',
         'atomic_inventory.bound_release_reservation(uuid, text[], text, text, integer)',
         'atomic_inventory.bound_increment_packing_quantity(text, text, text, text, integer, text, integer)',
         'atomic_inventory.bound_decrement_packing_quantity(text, text, text, integer, text, integer)',
@@ -1370,16 +1370,53 @@ BEGIN
                    'atomic_inventory.increment_inventory(uuid, numeric, text, text, text, integer)',
                    'atomic_inventory.adjust_inventory(uuid, numeric, numeric, boolean, text, text, text, integer)',
                    'atomic_inventory.get_inventory(uuid)',
-                   'atomic_inventory.reconcile()'
+                   'atomic_inventory.reconcile()',
+                   'atomic_inventory.commit_reservation(uuid, uuid[], text, text, integer)',
+                   'atomic_inventory.bound_commit_reservation(uuid, text[], text, text, integer)'
                ]::regprocedure[])
            AND a.privilege_type = 'EXECUTE' AND a.grantee <> 0 AND a.grantee <> p.proowner), true);
 END
 $$;
+
+-- Partial commits (docs/reservations.md): what each reservation line
+-- settled so far. Lines finished before the upgrade settled all their
+-- units one way: a committed line sold what it held, a released or
+-- expired one gave it back.
+ALTER TABLE atomic_inventory.reservation_lines
+    ADD COLUMN committed_quantity numeric NOT NULL DEFAULT 0,
+    ADD COLUMN released_quantity  numeric NOT NULL DEFAULT 0;
+
+UPDATE atomic_inventory.reservation_lines
+   SET committed_quantity = CASE WHEN status = 'committed' THEN quantity ELSE 0 END,
+       released_quantity  = CASE WHEN status IN ('released', 'expired') THEN quantity ELSE 0 END
+ WHERE status <> 'active';
+
+ALTER TABLE atomic_inventory.bound_reservation_lines
+    ADD COLUMN committed_quantity numeric NOT NULL DEFAULT 0,
+    ADD COLUMN released_quantity  numeric NOT NULL DEFAULT 0;
+
+UPDATE atomic_inventory.bound_reservation_lines
+   SET committed_quantity = CASE WHEN status = 'committed' THEN quantity ELSE 0 END,
+       released_quantity  = CASE WHEN status IN ('released', 'expired') THEN quantity ELSE 0 END
+ WHERE status <> 'active';
+
+COMMENT ON COLUMN atomic_inventory.reservation_lines.quantity IS 'Units held (an active line: what it holds now, after partial commits that kept the rest; a finished line: what it held when it finished).';
+COMMENT ON COLUMN atomic_inventory.reservation_lines.updated_at IS 'When the line''s status or quantity last changed.';
+COMMENT ON COLUMN atomic_inventory.reservation_lines.committed_quantity IS 'Units of the line committed (sold) so far, over all its commits (commit_reservation''s p_lines may commit part of a line).';
+COMMENT ON COLUMN atomic_inventory.reservation_lines.released_quantity IS 'Units of the line given back: by release_reservation, by expiry, or as the rest of a partial commit (p_rest = release). A finished line''s committed and released units add up to what it was reserved with.';
+COMMENT ON COLUMN atomic_inventory.bound_reservation_lines.quantity IS 'Units held (an active line: what it holds now, after partial commits that kept the rest; a finished line: what it held when it finished).';
+COMMENT ON COLUMN atomic_inventory.bound_reservation_lines.updated_at IS 'When the line''s status or quantity last changed.';
+COMMENT ON COLUMN atomic_inventory.bound_reservation_lines.committed_quantity IS 'Units of the row committed (sold) so far, over all the line''s commits (p_lines may commit part of a line).';
+COMMENT ON COLUMN atomic_inventory.bound_reservation_lines.released_quantity IS 'Units of the line given back: by a release, by expiry, or as the rest of a partial commit (p_rest = release). A finished line''s committed and released units add up to what it was reserved with.';
+COMMENT ON COLUMN atomic_inventory.reservations.status IS 'active while any line is held; then committed (any units of any line committed), released or expired.';
+
 DROP FUNCTION atomic_inventory.decrement_inventory(uuid, numeric, text, text, text, integer);
 DROP FUNCTION atomic_inventory.increment_inventory(uuid, numeric, text, text, text, integer);
 DROP FUNCTION atomic_inventory.adjust_inventory(uuid, numeric, numeric, boolean, text, text, text, integer);
 DROP FUNCTION atomic_inventory.get_inventory(uuid);
 DROP FUNCTION atomic_inventory.reconcile();
+DROP FUNCTION atomic_inventory.commit_reservation(uuid, uuid[], text, text, integer);
+DROP FUNCTION atomic_inventory.bound_commit_reservation(uuid, text[], text, text, integer);
 
 CREATE FUNCTION atomic_inventory.decrement_inventory(
     p_inventory_id    uuid,
@@ -1450,6 +1487,38 @@ LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 AS 'MODULE_PATHNAME', 'ai_extend_batch_lease';
 COMMENT ON FUNCTION atomic_inventory.extend_batch_lease(uuid, text, integer, integer) IS
     'Heartbeat: lease a claimed or started batch the driver holds for p_seconds (1..604800) from now; the sweep returns a batch whose lease lapsed to available. A lapsed lease is not extended (BATCH_NOT_HELD, PT403): claim it again. Returns the batch.';
+
+CREATE FUNCTION atomic_inventory.commit_reservation(
+    p_reservation_id  uuid,
+    p_inventory_ids   uuid[]  DEFAULT NULL,
+    p_reason          text    DEFAULT NULL,
+    p_idempotency_key text    DEFAULT NULL,
+    p_lock_timeout_ms integer DEFAULT NULL,
+    p_lines           jsonb   DEFAULT NULL,
+    p_rest            text    DEFAULT 'release'
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+AS 'MODULE_PATHNAME', 'ai_commit_reservation';
+COMMENT ON FUNCTION atomic_inventory.commit_reservation(uuid, uuid[], text, text, integer, jsonb, text) IS
+    'Turn the hold into a sale (quantity and reserved both drop; ledger kind commit). All active lines, or only p_inventory_ids; or, with p_lines [{inventory_id, quantity}], that many units of each named line, its rest released (p_rest = release, the default) or kept held (p_rest = keep: the line and the reservation stay active). Returns {success, reservation_id, status, expires_at, committed} (with p_lines also rest, released and kept). Expired: RESERVATION_EXPIRED (PT410); finished: RESERVATION_NOT_ACTIVE (PT409).';
+
+CREATE FUNCTION atomic_inventory.bound_commit_reservation(
+    p_reservation_id  uuid,
+    p_item_ids        text[]  DEFAULT NULL,
+    p_reason          text    DEFAULT NULL,
+    p_idempotency_key text    DEFAULT NULL,
+    p_lock_timeout_ms integer DEFAULT NULL,
+    p_lines           jsonb   DEFAULT NULL,
+    p_rest            text    DEFAULT 'release'
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+AS 'MODULE_PATHNAME', 'ai_bound_commit_reservation';
+COMMENT ON FUNCTION atomic_inventory.bound_commit_reservation(uuid, text[], text, text, integer, jsonb, text) IS
+    'commit_reservation naming lines by item key (p_item_ids, NULL = all active lines; or p_lines [{item_id, quantity}] with p_rest, units of each line as commit_reservation''s p_lines): quantity and reserved both drop, ledger kind commit.';
 
 CREATE FUNCTION atomic_inventory.get_inventory(
     p_inventory_id uuid,
@@ -1620,6 +1689,57 @@ AS $$
 $$;
 COMMENT ON FUNCTION atomic_inventory.reconcile() IS
     'Stock levels (location_id NULL: the default location) whose quantity differs from the sum of their ledger deltas, or whose reserved differs from their active reservation lines (both mean a write outside the functions). Empty = everything accounted for.';
+
+CREATE OR REPLACE FUNCTION atomic_inventory.get_reservation(p_reservation_id uuid) RETURNS json
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+DECLARE
+    v json;
+BEGIN
+    -- a NULL id is bad input (400), as for the C functions, not NOT_FOUND
+    IF p_reservation_id IS NULL THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_reservation_id is required (got NULL)'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_reservation_id"}';
+    END IF;
+    -- lines on managed items carry inventory_id; lines of a bound source
+    -- (source set) carry item_id, the row's key
+    SELECT pg_catalog.json_build_object('reservation_id', r.id, 'status', r.status,
+               'reference', r.reference, 'expires_at', r.expires_at, 'created_at', r.created_at,
+               'source', r.source,
+               'lines', CASE WHEN r.source IS NULL THEN
+                          (SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
+                                    'inventory_id', l.inventory_id, 'quantity', l.quantity, 'status', l.status,
+                                    'committed_quantity', l.committed_quantity,
+                                    'released_quantity', l.released_quantity)
+                                    ORDER BY l.inventory_id)
+                             FROM atomic_inventory.reservation_lines AS l
+                            WHERE l.reservation_id = r.id)
+                        ELSE
+                          (SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
+                                    'item_id', b.item_key, 'quantity', b.quantity, 'status', b.status,
+                                    'committed_quantity', b.committed_quantity,
+                                    'released_quantity', b.released_quantity)
+                                    ORDER BY b.item_key)
+                             FROM atomic_inventory.bound_reservation_lines AS b
+                            WHERE b.reservation_id = r.id)
+                        END)
+      INTO v
+      FROM atomic_inventory.reservations AS r
+     WHERE r.id = p_reservation_id
+       AND (r.tenant_id IS NULL OR r.tenant_id = atomic_inventory.caller_tenant()
+            OR atomic_inventory.caller_is_admin());
+    IF v IS NULL THEN
+        RAISE EXCEPTION 'NOT_FOUND: reservation % does not exist or is not visible to this tenant', p_reservation_id
+            USING ERRCODE = 'PT404',
+                  DETAIL = pg_catalog.json_build_object('code', 'NOT_FOUND', 'entity', 'reservation', 'ids',
+                                                        pg_catalog.json_build_array(p_reservation_id))::text;
+    END IF;
+    RETURN v;
+END;
+$$;
+COMMENT ON FUNCTION atomic_inventory.get_reservation(uuid) IS
+    'A reservation with its lines and their statuses (source and item_id for a reservation on a bound source); each line also says how many of its units were committed and released so far (partial commits).';
 
 DO $$
 DECLARE
@@ -1934,6 +2054,8 @@ REVOKE ALL ON FUNCTION atomic_inventory.remove_kit FROM PUBLIC;
 REVOKE ALL ON FUNCTION atomic_inventory.ack_events FROM PUBLIC;
 REVOKE ALL ON FUNCTION atomic_inventory.adjust_inventory FROM PUBLIC;
 REVOKE ALL ON FUNCTION atomic_inventory.batches_lease_events FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.bound_commit_reservation FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.commit_reservation FROM PUBLIC;
 REVOKE ALL ON FUNCTION atomic_inventory.create_event_consumer FROM PUBLIC;
 REVOKE ALL ON FUNCTION atomic_inventory.create_location FROM PUBLIC;
 REVOKE ALL ON FUNCTION atomic_inventory.decrement_inventory FROM PUBLIC;

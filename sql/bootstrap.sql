@@ -310,7 +310,7 @@ CREATE INDEX reservations_source_active_idx ON atomic_inventory.reservations (so
 COMMENT ON TABLE atomic_inventory.reservations IS
     'Inventory holds (carts, pending orders): reserve_inventory creates them, commit_reservation turns them into sales, release_reservation and expiry give the units back.';
 COMMENT ON COLUMN atomic_inventory.reservations.id IS 'Reservation id, passed as p_reservation_id.';
-COMMENT ON COLUMN atomic_inventory.reservations.status IS 'active while any line is held; then committed (any line committed), released or expired.';
+COMMENT ON COLUMN atomic_inventory.reservations.status IS 'active while any line is held; then committed (any units of any line committed), released or expired.';
 COMMENT ON COLUMN atomic_inventory.reservations.reference IS 'Caller''s order or cart id (p_reference).';
 COMMENT ON COLUMN atomic_inventory.reservations.tenant_id IS 'Tenant of the caller who reserved; NULL = shared.';
 COMMENT ON COLUMN atomic_inventory.reservations.expires_at IS 'After this the hold lapses: commit is refused and the sweep releases it.';
@@ -327,6 +327,11 @@ CREATE TABLE atomic_inventory.reservation_lines (
     status          text        NOT NULL DEFAULT 'active'
                     CHECK (status IN ('active', 'committed', 'released', 'expired')),
     updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- what the line settled so far (partial commits, docs/reservations.md)
+    -- (no CHECK: each would be read back from its text on every write of
+    -- the table, pg/check.rs; the functions keep them, the tests check them)
+    committed_quantity numeric  NOT NULL DEFAULT 0,
+    released_quantity  numeric  NOT NULL DEFAULT 0,
     PRIMARY KEY (reservation_id, inventory_id)
 );
 -- reconcile: reserved = sum of active tracked lines per item
@@ -336,10 +341,12 @@ COMMENT ON TABLE atomic_inventory.reservation_lines IS
     'One held item per reservation (lines naming the same item are merged).';
 COMMENT ON COLUMN atomic_inventory.reservation_lines.reservation_id IS 'The reservation.';
 COMMENT ON COLUMN atomic_inventory.reservation_lines.inventory_id IS 'The held item.';
-COMMENT ON COLUMN atomic_inventory.reservation_lines.quantity IS 'Units held.';
+COMMENT ON COLUMN atomic_inventory.reservation_lines.quantity IS 'Units held (an active line: what it holds now, after partial commits that kept the rest; a finished line: what it held when it finished).';
 COMMENT ON COLUMN atomic_inventory.reservation_lines.tracked IS 'Whether the item tracked inventory when reserved; untracked lines never touch items.reserved.';
 COMMENT ON COLUMN atomic_inventory.reservation_lines.status IS 'active, committed, released or expired; lines can finish separately (partial commit/release).';
-COMMENT ON COLUMN atomic_inventory.reservation_lines.updated_at IS 'When the line''s status last changed.';
+COMMENT ON COLUMN atomic_inventory.reservation_lines.updated_at IS 'When the line''s status or quantity last changed.';
+COMMENT ON COLUMN atomic_inventory.reservation_lines.committed_quantity IS 'Units of the line committed (sold) so far, over all its commits (commit_reservation''s p_lines may commit part of a line).';
+COMMENT ON COLUMN atomic_inventory.reservation_lines.released_quantity IS 'Units of the line given back: by release_reservation, by expiry, or as the rest of a partial commit (p_rest = release). A finished line''s committed and released units add up to what it was reserved with.';
 
 -- Warehouse packing (the packing RPC of docs/background.md): pickers fill a
 -- basket per session, packers move units from the basket into orders.
@@ -532,16 +539,23 @@ CREATE TABLE atomic_inventory.bound_reservation_lines (
     status          text        NOT NULL DEFAULT 'active'
                     CHECK (status IN ('active', 'committed', 'released', 'expired')),
     updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- what the line settled so far (partial commits, docs/reservations.md)
+    -- (no CHECK: each would be read back from its text on every write of
+    -- the table, pg/check.rs; the functions keep them, the tests check them)
+    committed_quantity numeric  NOT NULL DEFAULT 0,
+    released_quantity  numeric  NOT NULL DEFAULT 0,
     PRIMARY KEY (reservation_id, item_key)
 );
 COMMENT ON TABLE atomic_inventory.bound_reservation_lines IS
     'One held row of a bound stock table per reservation (lines naming the same row are merged).';
 COMMENT ON COLUMN atomic_inventory.bound_reservation_lines.reservation_id IS 'The reservation (its source names the binding).';
 COMMENT ON COLUMN atomic_inventory.bound_reservation_lines.item_key IS 'The held row''s id as text (PostgreSQL''s id::text).';
-COMMENT ON COLUMN atomic_inventory.bound_reservation_lines.quantity IS 'Units held.';
+COMMENT ON COLUMN atomic_inventory.bound_reservation_lines.quantity IS 'Units held (an active line: what it holds now, after partial commits that kept the rest; a finished line: what it held when it finished).';
 COMMENT ON COLUMN atomic_inventory.bound_reservation_lines.tracked IS 'Whether the row tracked inventory when reserved; untracked lines never touch the reserved column.';
 COMMENT ON COLUMN atomic_inventory.bound_reservation_lines.status IS 'active, committed, released or expired; lines can finish separately.';
-COMMENT ON COLUMN atomic_inventory.bound_reservation_lines.updated_at IS 'When the line''s status last changed.';
+COMMENT ON COLUMN atomic_inventory.bound_reservation_lines.updated_at IS 'When the line''s status or quantity last changed.';
+COMMENT ON COLUMN atomic_inventory.bound_reservation_lines.committed_quantity IS 'Units of the row committed (sold) so far, over all the line''s commits (p_lines may commit part of a line).';
+COMMENT ON COLUMN atomic_inventory.bound_reservation_lines.released_quantity IS 'Units of the line given back: by a release, by expiry, or as the rest of a partial commit (p_rest = release). A finished line''s committed and released units add up to what it was reserved with.';
 
 -- pg_dump skips the rows of an extension's tables unless they are marked as
 -- configuration: without these calls a dump (Supabase's daily backups

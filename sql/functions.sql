@@ -545,14 +545,16 @@ CREATE FUNCTION atomic_inventory.commit_reservation(
     p_inventory_ids   uuid[]  DEFAULT NULL,
     p_reason          text    DEFAULT NULL,
     p_idempotency_key text    DEFAULT NULL,
-    p_lock_timeout_ms integer DEFAULT NULL
+    p_lock_timeout_ms integer DEFAULT NULL,
+    p_lines           jsonb   DEFAULT NULL,
+    p_rest            text    DEFAULT 'release'
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off
 AS 'MODULE_PATHNAME', 'ai_commit_reservation';
-COMMENT ON FUNCTION atomic_inventory.commit_reservation(uuid, uuid[], text, text, integer) IS
-    'Turn the hold into a sale (quantity and reserved both drop; ledger kind commit). All active lines, or only p_inventory_ids. Expired: RESERVATION_EXPIRED (PT410); finished: RESERVATION_NOT_ACTIVE (PT409).';
+COMMENT ON FUNCTION atomic_inventory.commit_reservation(uuid, uuid[], text, text, integer, jsonb, text) IS
+    'Turn the hold into a sale (quantity and reserved both drop; ledger kind commit). All active lines, or only p_inventory_ids; or, with p_lines [{inventory_id, quantity}], that many units of each named line, its rest released (p_rest = release, the default) or kept held (p_rest = keep: the line and the reservation stay active). Returns {success, reservation_id, status, expires_at, committed} (with p_lines also rest, released and kept). Expired: RESERVATION_EXPIRED (PT410); finished: RESERVATION_NOT_ACTIVE (PT409).';
 
 CREATE FUNCTION atomic_inventory.release_reservation(
     p_reservation_id  uuid,
@@ -603,13 +605,17 @@ BEGIN
                'source', r.source,
                'lines', CASE WHEN r.source IS NULL THEN
                           (SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
-                                    'inventory_id', l.inventory_id, 'quantity', l.quantity, 'status', l.status)
+                                    'inventory_id', l.inventory_id, 'quantity', l.quantity, 'status', l.status,
+                                    'committed_quantity', l.committed_quantity,
+                                    'released_quantity', l.released_quantity)
                                     ORDER BY l.inventory_id)
                              FROM atomic_inventory.reservation_lines AS l
                             WHERE l.reservation_id = r.id)
                         ELSE
                           (SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
-                                    'item_id', b.item_key, 'quantity', b.quantity, 'status', b.status)
+                                    'item_id', b.item_key, 'quantity', b.quantity, 'status', b.status,
+                                    'committed_quantity', b.committed_quantity,
+                                    'released_quantity', b.released_quantity)
                                     ORDER BY b.item_key)
                              FROM atomic_inventory.bound_reservation_lines AS b
                             WHERE b.reservation_id = r.id)
@@ -629,7 +635,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION atomic_inventory.get_reservation(uuid) IS
-    'A reservation with its lines and their statuses (source and item_id for a reservation on a bound source).';
+    'A reservation with its lines and their statuses (source and item_id for a reservation on a bound source); each line also says how many of its units were committed and released so far (partial commits).';
 
 -- Warehouse packing (the packing RPC of docs/background.md).
 
@@ -858,14 +864,16 @@ CREATE FUNCTION atomic_inventory.bound_commit_reservation(
     p_item_ids        text[]  DEFAULT NULL,
     p_reason          text    DEFAULT NULL,
     p_idempotency_key text    DEFAULT NULL,
-    p_lock_timeout_ms integer DEFAULT NULL
+    p_lock_timeout_ms integer DEFAULT NULL,
+    p_lines           jsonb   DEFAULT NULL,
+    p_rest            text    DEFAULT 'release'
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off
 AS 'MODULE_PATHNAME', 'ai_bound_commit_reservation';
-COMMENT ON FUNCTION atomic_inventory.bound_commit_reservation(uuid, text[], text, text, integer) IS
-    'commit_reservation naming lines by item key (p_item_ids, NULL = all active lines): quantity and reserved both drop, ledger kind commit.';
+COMMENT ON FUNCTION atomic_inventory.bound_commit_reservation(uuid, text[], text, text, integer, jsonb, text) IS
+    'commit_reservation naming lines by item key (p_item_ids, NULL = all active lines; or p_lines [{item_id, quantity}] with p_rest, units of each line as commit_reservation''s p_lines): quantity and reserved both drop, ledger kind commit.';
 
 CREATE FUNCTION atomic_inventory.bound_release_reservation(
     p_reservation_id  uuid,
@@ -1768,7 +1776,7 @@ BEGIN
         'atomic_inventory.complete_batch(uuid, text, integer)',
         'atomic_inventory.extend_batch_lease(uuid, text, integer, integer)',
         'atomic_inventory.reserve_inventory(jsonb, integer, text, text, integer)',
-        'atomic_inventory.commit_reservation(uuid, uuid[], text, text, integer)',
+        'atomic_inventory.commit_reservation(uuid, uuid[], text, text, integer, jsonb, text)',
         'atomic_inventory.release_reservation(uuid, uuid[], text, text, integer)',
         'atomic_inventory.extend_reservation(uuid, integer, integer)',
         'atomic_inventory.get_reservation(uuid)',
@@ -1783,7 +1791,7 @@ BEGIN
         'atomic_inventory.bound_claim_next_batch(text, text)',
         'atomic_inventory.bound_unclaim_batch(text, text, text)',
         'atomic_inventory.bound_reserve(text, jsonb, integer, text, text, integer)',
-        'atomic_inventory.bound_commit_reservation(uuid, text[], text, text, integer)',
+        'atomic_inventory.bound_commit_reservation(uuid, text[], text, text, integer, jsonb, text)',
         'atomic_inventory.bound_release_reservation(uuid, text[], text, text, integer)',
         'atomic_inventory.bound_increment_packing_quantity(text, text, text, text, integer, text, integer)',
         'atomic_inventory.bound_decrement_packing_quantity(text, text, text, integer, text, integer)',

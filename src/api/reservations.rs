@@ -9,7 +9,7 @@ use crate::core::validate;
 use crate::error::{Error, Result};
 use crate::ops::batches;
 use crate::ops::kits;
-use crate::ops::reservations::{self, Settlement};
+use crate::ops::reservations::{self, Parts, Settlement};
 use crate::pg::fmgr::{entry_points, Args};
 use crate::pg::spi::with_spi;
 use crate::settings;
@@ -17,7 +17,8 @@ use crate::source::bound::binding::{self, Kind};
 use crate::source::bound::stock::lines as bound_lines;
 use crate::source::holds::{Sweep, DEFAULT_TTL_SECONDS};
 use crate::source::own::Own;
-use crate::source::Finish;
+use crate::source::{Finish, Rest};
+use pgrx::AnyNumeric;
 use serde_json::json;
 
 /// p_ttl_seconds: 1 s to 30 days, 15 minutes by default.
@@ -141,12 +142,91 @@ fn line_filter(args: &Args, n: usize, ids: LineIds) -> Result<(&'static str, Opt
     }
 }
 
+/// The commits' p_rest (argument `n`): what a partial commit does with a
+/// line's units it doesn't commit; NULL is the default, release. Checked
+/// with or without p_lines.
+fn rest(args: &Args, n: usize) -> Result<Rest> {
+    match args.text(n, "p_rest")?.as_deref() {
+        None | Some("release") => Ok(Rest::Release),
+        Some("keep") => Ok(Rest::Keep),
+        Some(other) => Err(Error::invalid_input(
+            "p_rest",
+            format!(
+                "must be 'release' or 'keep' (got {:?})",
+                other.chars().take(64).collect::<String>()
+            ),
+        )),
+    }
+}
+
+/// The p_lines (argument `n`) and p_rest (`n + 1`) of commit_reservation
+/// and bound_commit_reservation: units to commit per line and what becomes
+/// of each line's rest. Lines as the reserve function took them,
+/// [{inventory_id, quantity}] or [{item_id, quantity}], each quantity
+/// finite and > 0, a line given twice adding up; sorted by key. None:
+/// whole lines (the line filter, `only`, named `line_field`).
+fn parts(
+    args: &Args,
+    n: usize,
+    ids: LineIds,
+    only: &Option<Vec<String>>,
+    line_field: &str,
+) -> Result<Option<Parts>> {
+    let rest = rest(args, n + 1)?;
+    let Some(raw) = args.jsonb_container(n) else {
+        return Ok(None);
+    };
+    if only.is_some() {
+        return Err(Error::invalid_input(
+            "p_lines",
+            format!(
+                "cannot be combined with {line_field}: name the lines to commit in p_lines only"
+            ),
+        ));
+    }
+    let lines: Vec<(String, AnyNumeric)> = match ids {
+        LineIds::Uuids => {
+            let lines = validate::lines(Some(raw), "p_lines")?;
+            if lines.iter().any(|l| l.location_id.is_some()) {
+                return Err(Error::invalid_input(
+                    "p_lines",
+                    "names a location: a reservation's lines are at the default location",
+                ));
+            }
+            let (keys, qtys) = validate::merged_lines(&lines);
+            keys.iter().map(validate::uuid_text).zip(qtys).collect()
+        }
+        LineIds::ItemKeys => {
+            let mut merged: std::collections::BTreeMap<String, AnyNumeric> = Default::default();
+            for (k, q) in validate::item_lines(Some(raw), "p_lines")? {
+                let total = match merged.remove(&k) {
+                    Some(prev) => prev + q,
+                    None => q,
+                };
+                merged.insert(k, total);
+            }
+            merged.into_iter().collect()
+        }
+    };
+    Ok(Some(Parts { lines, rest }))
+}
+
 /// commit_reservation / release_reservation and their bound_* twins:
 /// (p_reservation_id, the line filter, p_reason, p_idempotency_key,
-/// p_lock_timeout_ms). Either takes a reservation of either source.
+/// p_lock_timeout_ms), and the commits' p_lines and p_rest. Either
+/// takes a reservation of either source.
 fn finish(args: &Args, how: Finish, ids: LineIds) -> Result<String> {
     let id = args.uuid(0, "p_reservation_id")?;
-    let (field, only) = line_filter(args, 1, ids)?;
+    let (line_field, only) = line_filter(args, 1, ids)?;
+    let parts = match how {
+        Finish::Commit => parts(args, 5, ids, &only, line_field)?,
+        Finish::Release => None,
+    };
+    let field = if parts.is_some() {
+        "p_lines"
+    } else {
+        line_field
+    };
     let reason = args.text(2, "p_reason")?;
     let key = args.idempotency_key(3)?;
     let lock_ms = args.lock_timeout_ms(4)?;
@@ -164,15 +244,27 @@ fn finish(args: &Args, how: Finish, ids: LineIds) -> Result<String> {
             ids.dedup();
             ids
         });
-        json!({"reservation_id": id.to_string(), "inventory_ids": only_sorted,
-               "reason": reason})
-        .to_string()
+        let mut req = json!({"reservation_id": id.to_string(), "inventory_ids": only_sorted,
+                             "reason": reason});
+        // only with p_lines (p_rest means nothing without it), so that keys
+        // of whole-line commits replay as before
+        if let Some(p) = &parts {
+            let canon: Vec<(String, String)> = p
+                .lines
+                .iter()
+                .map(|(k, q)| (k.clone(), q.normalize().to_string()))
+                .collect();
+            req["lines"] = json!(canon);
+            req["rest"] = json!(p.rest.as_str());
+        }
+        req.to_string()
     };
     with_spi(lock_ms, |client| {
         idempotency::once(client, &who, key.as_deref(), function, request, |c| {
             let st = Settlement {
                 how,
                 only: only.clone(),
+                parts: parts.clone(),
                 field,
                 reason: reason.clone(),
                 key: key.as_deref(),
@@ -237,11 +329,11 @@ entry_points! {
     ai_bound_reserve / pg_finfo_ai_bound_reserve
         (TEXTOID, JSONBOID, INT4OID, TEXTOID, TEXTOID, INT4OID) => bound_reserve;
     ai_commit_reservation / pg_finfo_ai_commit_reservation
-        (UUIDOID, UUIDARRAYOID, TEXTOID, TEXTOID, INT4OID) => commit;
+        (UUIDOID, UUIDARRAYOID, TEXTOID, TEXTOID, INT4OID, JSONBOID, TEXTOID) => commit;
     ai_release_reservation / pg_finfo_ai_release_reservation
         (UUIDOID, UUIDARRAYOID, TEXTOID, TEXTOID, INT4OID) => release;
     ai_bound_commit_reservation / pg_finfo_ai_bound_commit_reservation
-        (UUIDOID, TEXTARRAYOID, TEXTOID, TEXTOID, INT4OID) => bound_commit;
+        (UUIDOID, TEXTARRAYOID, TEXTOID, TEXTOID, INT4OID, JSONBOID, TEXTOID) => bound_commit;
     ai_bound_release_reservation / pg_finfo_ai_bound_release_reservation
         (UUIDOID, TEXTARRAYOID, TEXTOID, TEXTOID, INT4OID) => bound_release;
     ai_extend_reservation / pg_finfo_ai_extend_reservation

@@ -278,31 +278,7 @@ pub fn lines(v: Option<Container>, field: &str) -> Result<Vec<Line>> {
             }
         };
         let qfield = || format!("{}.quantity", at());
-        let n = match obj.get("quantity") {
-            Some(Item::Number(n)) => n,
-            Some(Item::String(s)) => {
-                let s = String::from_utf8_lossy(s);
-                if !is_decimal(&s) {
-                    return Err(Error::invalid_quantity(
-                        &qfield(),
-                        "must be a finite decimal number",
-                        Some(s.chars().take(64).collect()),
-                    ));
-                }
-                let text = s.trim();
-                AnyNumeric::try_from(text).map_err(|_| {
-                    Error::invalid_quantity(
-                        &qfield(),
-                        "must be a finite decimal number",
-                        Some(text.to_string()),
-                    )
-                })?
-            }
-            Some(Item::Null) | None => {
-                return Err(Error::invalid_quantity(&qfield(), "is required", None))
-            }
-            Some(_) => return Err(Error::invalid_quantity(&qfield(), "must be a number", None)),
-        };
+        let n = line_quantity(obj.get("quantity"), &qfield)?;
         let location_id = match obj.get("location_id") {
             Some(Item::String(s)) => Some(
                 std::str::from_utf8(s)
@@ -328,8 +304,98 @@ pub fn lines(v: Option<Container>, field: &str) -> Result<Vec<Line>> {
         out.push(Line {
             location_id,
             inventory_id: id,
-            quantity: positive_quantity_at(n, &qfield)?,
+            quantity: n,
         });
+    }
+    Ok(out)
+}
+
+/// A line's `quantity` (`qfield` names it): a JSON number or a numeric
+/// string ("2.5"), finite and > 0 (positive_quantity).
+pub fn line_quantity(v: Option<Item<'_>>, qfield: &dyn Fn() -> String) -> Result<AnyNumeric> {
+    let n = match v {
+        Some(Item::Number(n)) => n,
+        Some(Item::String(s)) => {
+            let s = String::from_utf8_lossy(s);
+            if !is_decimal(&s) {
+                return Err(Error::invalid_quantity(
+                    &qfield(),
+                    "must be a finite decimal number",
+                    Some(s.chars().take(64).collect()),
+                ));
+            }
+            let text = s.trim();
+            AnyNumeric::try_from(text).map_err(|_| {
+                Error::invalid_quantity(
+                    &qfield(),
+                    "must be a finite decimal number",
+                    Some(text.to_string()),
+                )
+            })?
+        }
+        Some(Item::Null) | None => {
+            return Err(Error::invalid_quantity(&qfield(), "is required", None))
+        }
+        Some(_) => return Err(Error::invalid_quantity(&qfield(), "must be a number", None)),
+    };
+    positive_quantity_at(n, qfield)
+}
+
+/// `p_lines` of a bound_* call that names rows by key: a non-empty JSON
+/// array of `{"item_id": text or number, "quantity": n}` (quantities as
+/// line_quantity reads them); the keys as written (at most 255 characters:
+/// a longer one names no row), each line's quantity. Read before the
+/// binding is known: the source checks the keys (HoldSource::stored_keys).
+pub fn item_lines(v: Option<Container>, field: &str) -> Result<Vec<(String, AnyNumeric)>> {
+    let v = v.ok_or_else(|| Error::invalid_input(field, "is required (got NULL)"))?;
+    let n = v.array_len().ok_or_else(|| {
+        Error::invalid_input(
+            field,
+            "must be a JSON array of {\"item_id\": text, \"quantity\": number} objects",
+        )
+    })?;
+    if n == 0 {
+        return Err(Error::invalid_input(
+            field,
+            "must contain at least one line",
+        ));
+    }
+    if n > MAX_LINES {
+        return Err(Error::invalid_input(
+            field,
+            format!("has {n} lines; at most {MAX_LINES} are allowed"),
+        ));
+    }
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let at = || format!("{field}[{i}]");
+        let Item::Object(obj) = v.element(i) else {
+            return Err(Error::invalid_input(&at(), "must be an object"));
+        };
+        let key = match obj.get("item_id") {
+            Some(Item::String(s)) => String::from_utf8_lossy(s).into_owned(),
+            Some(Item::Number(n)) => n.to_string(),
+            Some(Item::Null) | None => {
+                return Err(Error::invalid_input(
+                    &format!("{}.item_id", at()),
+                    "is required",
+                ))
+            }
+            Some(_) => {
+                return Err(Error::invalid_input(
+                    &format!("{}.item_id", at()),
+                    "must be a string or a number",
+                ))
+            }
+        };
+        if key.is_empty() || key.chars().count() > 255 {
+            return Err(Error::invalid_input(
+                &format!("{}.item_id", at()),
+                "must be 1 to 255 characters",
+            ));
+        }
+        let qfield = || format!("{}.quantity", at());
+        out.push((key, line_quantity(obj.get("quantity"), &qfield)?));
     }
     Ok(out)
 }

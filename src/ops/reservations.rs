@@ -14,6 +14,10 @@
 //! never waits on one being committed or released, and re-checks that a
 //! reservation is active after locking it: a reservation can't be both
 //! committed and expired.
+//!
+//! A commit may also take some units of a line (commit_parts, p_lines):
+//! the rest is given back or stays held in the still-active line, so the
+//! sum above holds and a later commit, release or expiry settles the rest.
 
 use crate::core::caller::Caller;
 use crate::core::movement::{LedgerKind, LedgerNote};
@@ -25,9 +29,10 @@ use crate::source::bound::{
 };
 use crate::source::holds::{self, Holder, Sweep};
 use crate::source::own::Own;
-use crate::source::{Finish, HoldSource, Lines, NewHold};
+use crate::source::{Finish, HoldSource, Lines, NewHold, Part, Rest};
 use pgrx::spi::SpiClient;
-use pgrx::Uuid;
+use pgrx::{AnyNumeric, Uuid};
+use std::collections::BTreeMap;
 
 /// Hold the lines' units and record the reservation: the answer.
 pub fn reserve<S: HoldSource>(
@@ -56,13 +61,24 @@ pub fn reserve<S: HoldSource>(
 }
 
 /// A commit or release of a reservation's active lines (all, or those
-/// `only` names, as the caller wrote them; `field` is that argument's name).
+/// `only` names, as the caller wrote them; `field` is that argument's name),
+/// or a commit of some units of named lines (`parts`, then `only` is None
+/// and `field` names the parts' argument).
 pub struct Settlement<'a> {
     pub how: Finish,
     pub only: Option<Vec<String>>,
+    pub parts: Option<Parts>,
     pub field: &'a str,
     pub reason: Option<String>,
     pub key: Option<&'a str>,
+}
+
+/// A partial commit: units to commit per line (keys as the caller wrote
+/// them; a key given twice adds up) and what becomes of each line's rest.
+#[derive(Clone)]
+pub struct Parts {
+    pub lines: Vec<(String, AnyNumeric)>,
+    pub rest: Rest,
 }
 
 /// Commit or release reservation `id`, whichever source holds its units.
@@ -82,6 +98,15 @@ fn finish_on<S: HoldSource>(
     id: Uuid,
     st: Settlement<'_>,
 ) -> Result<String> {
+    let note = LedgerNote {
+        kind: LedgerKind::Commit,
+        reason: st.reason,
+        reference: Some(id.to_string()),
+        key: st.key,
+    };
+    if let Some(parts) = st.parts {
+        return commit_parts(s, c, id, parts, st.field, &note);
+    }
     let only = st.only.map(|v| s.stored_keys(v, st.field));
     let lines = s.held_lines(c, id, only.as_deref())?;
     if let Some(named) = &only {
@@ -89,14 +114,60 @@ fn finish_on<S: HoldSource>(
             lines.iter().any(|l| l.key == w)
         })?;
     }
-    let reference = id.to_string();
-    let note = LedgerNote {
-        kind: LedgerKind::Commit,
-        reason: st.reason,
-        reference: Some(reference),
-        key: st.key,
-    };
     s.settle(c, id, &lines, only.is_some(), st.how, &note)
+}
+
+/// Commit some units of named lines (`field`: the argument naming them):
+/// every named line must be an active line of the reservation holding at
+/// least the units asked for, or nothing changes. The reservation row is
+/// locked (lock_active) and held_lines locks the lines' items, ascending.
+fn commit_parts<S: HoldSource>(
+    s: &S,
+    c: &mut SpiClient<'_>,
+    id: Uuid,
+    parts: Parts,
+    field: &str,
+    note: &LedgerNote<'_>,
+) -> Result<String> {
+    // per line as stored: two spellings of one id are one line
+    let mut want: BTreeMap<String, AnyNumeric> = BTreeMap::new();
+    let (keys, qtys): (Vec<String>, Vec<AnyNumeric>) = parts.lines.into_iter().unzip();
+    for (k, q) in s.stored_keys(keys, field).into_iter().zip(qtys) {
+        let total = match want.remove(&k) {
+            Some(prev) => prev + q,
+            None => q,
+        };
+        want.insert(k, total);
+    }
+    let named: Vec<String> = want.keys().cloned().collect();
+    let lines = s.held_lines(c, id, Some(&named))?;
+    only_active_lines(s, c, id, field, &named, |w| {
+        lines.iter().any(|l| l.key == w)
+    })?;
+    let mut over = Vec::new();
+    let mut out = Vec::with_capacity(lines.len());
+    for line in lines {
+        let take = want.remove(&line.key).unwrap_or_default();
+        if take > line.qty {
+            over.push(format!(
+                "{} (asked {}, holds {})",
+                line.key,
+                take.normalize(),
+                line.qty.normalize()
+            ));
+        }
+        out.push(Part { line, take });
+    }
+    if !over.is_empty() {
+        return Err(Error::invalid_input(
+            field,
+            format!(
+                "commits more units than these lines hold: {}",
+                over.join(", ")
+            ),
+        ));
+    }
+    s.settle_parts(c, id, &out, parts.rest, note)
 }
 
 /// Which lines a partial commit/release (`field`) names that it can't

@@ -115,6 +115,11 @@ impl Args {
     /// A jsonb argument read in place (jsonb.rs), None if NULL.
     pub fn jsonb_container(&self, n: usize) -> Option<crate::pg::jsonb::Container> {
         self.check(n, &[pg_sys::JSONBOID]);
+        // not passed by an earlier release's declaration (see `get`)
+        // SAFETY: fcinfo comes from Postgres for this call.
+        if n >= usize::try_from(unsafe { (*self.fcinfo).nargs }).unwrap_or(0) {
+            return None;
+        }
         // SAFETY: fcinfo comes from Postgres for this call and the
         // declaration makes argument n a jsonb; a datum is only read if not NULL
         unsafe {

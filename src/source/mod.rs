@@ -237,6 +237,34 @@ pub struct HeldLine {
     pub tracked: bool,
 }
 
+/// What a partial commit (commit_reservation's p_lines) does with the units
+/// of a line it doesn't commit (p_rest).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Rest {
+    /// give them back: the line is finished (committed)
+    Release,
+    /// keep them held: the line stays active with the rest
+    Keep,
+}
+
+impl Rest {
+    /// As p_rest spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rest::Release => "release",
+            Rest::Keep => "keep",
+        }
+    }
+}
+
+/// A line of a partial commit: the active line and the units to commit
+/// from it (greater than 0, at most what it holds; all of them commits it
+/// whole).
+pub struct Part {
+    pub line: HeldLine,
+    pub take: AnyNumeric,
+}
+
 /// Stock rows that hold units for reservations (`reserved`).
 pub trait HoldSource: StockSource {
     /// Refuse before anything is locked if this source cannot hold units.
@@ -282,6 +310,19 @@ pub trait HoldSource: StockSource {
         lines: &[HeldLine],
         partial: bool,
         how: Finish,
+        note: &LedgerNote<'_>,
+    ) -> Result<String>;
+    /// Commit `take` units of each line of `parts` (active lines of
+    /// reservation `id`, their items locked by held_lines) and give back
+    /// (Rest::Release) or keep holding (Rest::Keep) the rest of each: one
+    /// ledger row per line for the units committed. The answer lists per
+    /// line what was committed and what was released or kept.
+    fn settle_parts(
+        &self,
+        c: &mut SpiClient<'_>,
+        id: Uuid,
+        parts: &[Part],
+        rest: Rest,
         note: &LedgerNote<'_>,
     ) -> Result<String>;
     /// Expire every active line of the due reservations `ids` (locked)

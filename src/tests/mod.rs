@@ -10,6 +10,7 @@ mod events;
 mod kits;
 mod locations;
 mod packing;
+mod partial_commits;
 mod reservations;
 mod sources;
 mod stats;

@@ -546,6 +546,7 @@ mod tests {
             &crate::source::holds::LOCK_RESERVATION,
             &crate::source::own::holds::LOCK_LINES,
             &crate::source::own::holds::FINISH,
+            &crate::source::own::holds::COMMIT_PARTS,
         ] {
             let (plan, generic) = plan_of(stmt);
             let text = plan.join("\n");

@@ -31,7 +31,9 @@ use crate::core::movement::{LedgerNote, LedgerRow};
 use crate::error::{Error, Result, Shortfall};
 use crate::pg::spi::{run, Stmt};
 use crate::settings::ledger_on;
-use crate::source::{Finish, HeldLine, HoldSource, Lines, LockedLines, NewHold};
+use crate::source::{
+    Finish, HeldLine, HoldSource, Lines, LockedLines, NewHold, Part, Rest, StockSource,
+};
 use pgrx::pg_sys::{self, Oid};
 use pgrx::spi::SpiClient;
 use pgrx::{AnyNumeric, Uuid};
@@ -85,13 +87,18 @@ const ACTIVE_LINES: Stmt = Stmt {
 
 /// Finish lines of reservations $1 (all active, or those keyed in $2) as $3
 /// (committed, released or expired); a reservation stays active while any of
-/// its lines is, and ends committed if any line was committed. One JSON
+/// its lines is, and ends committed if any units of it were. One JSON
 /// answer per reservation. ($4: the source, for the answer.)
 const FINISH: Stmt = Stmt {
     name: "bound_reservation_finish",
     sql: "WITH fl AS ( \
             UPDATE atomic_inventory.bound_reservation_lines AS l \
-               SET status = $3, updated_at = pg_catalog.now() \
+               SET status = $3, \
+                   committed_quantity = l.committed_quantity \
+                     + CASE WHEN $3 = 'committed' THEN l.quantity ELSE 0 END, \
+                   released_quantity = l.released_quantity \
+                     + CASE WHEN $3 = 'committed' THEN 0 ELSE l.quantity END, \
+                   updated_at = pg_catalog.now() \
              WHERE l.reservation_id = ANY ($1) AND l.status = 'active' \
                AND ($2::text[] IS NULL OR l.item_key = ANY ($2)) \
             RETURNING l.reservation_id, l.item_key, l.quantity \
@@ -104,7 +111,8 @@ const FINISH: Stmt = Stmt {
                                AND x.item_key <> ALL ($2)) THEN 'active' \
                      WHEN $3 = 'committed' OR EXISTS ( \
                             SELECT 1 FROM atomic_inventory.bound_reservation_lines AS x \
-                             WHERE x.reservation_id = r.id AND x.status = 'committed') THEN 'committed' \
+                             WHERE x.reservation_id = r.id \
+                               AND (x.status = 'committed' OR x.committed_quantity > 0)) THEN 'committed' \
                      ELSE $3 END, \
                    updated_at = pg_catalog.now() \
              WHERE r.id = ANY ($1) \
@@ -117,6 +125,61 @@ const FINISH: Stmt = Stmt {
                           FROM fl WHERE fl.reservation_id = res.id))::text \
             FROM res",
     args: &[UUIDS, TEXTS, TEXT, TEXT],
+};
+
+/// A partial commit's lines: $3 units of each line $2 of reservation $1
+/// (active, holding at least that many) committed, the rest given back ($4
+/// false: the line is committed) or kept held ($4 true: the line stays
+/// active holding the rest). The rows' columns are give_back's. As own
+/// items' COMMIT_PARTS: the answer and how many lines it wrote. ($5: the
+/// source, $6: p_rest, for the answer.)
+const COMMIT_PARTS: Stmt = Stmt {
+    name: "bound_reservation_commit_parts",
+    sql: "WITH p AS ( \
+            SELECT x.k, x.n \
+              FROM ROWS FROM (pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::numeric[])) AS x(k, n) \
+          ), fl AS ( \
+            UPDATE atomic_inventory.bound_reservation_lines AS l \
+               SET status = CASE WHEN $4 AND p.n < l.quantity THEN 'active' ELSE 'committed' END, \
+                   quantity = CASE WHEN $4 AND p.n < l.quantity THEN l.quantity - p.n \
+                                   ELSE l.quantity END, \
+                   committed_quantity = l.committed_quantity + p.n, \
+                   released_quantity = l.released_quantity \
+                     + CASE WHEN $4 THEN 0 ELSE l.quantity - p.n END, \
+                   updated_at = pg_catalog.now() \
+              FROM p \
+             WHERE l.reservation_id = $1 AND l.status = 'active' AND l.item_key = p.k \
+               AND p.n > 0 AND p.n <= l.quantity \
+            RETURNING l.item_key, p.n AS sold, \
+                      CASE WHEN l.status = 'committed' THEN l.quantity - p.n ELSE 0 END AS freed, \
+                      CASE WHEN l.status = 'active' THEN l.quantity END AS kept \
+          ), res AS ( \
+            UPDATE atomic_inventory.reservations AS r \
+               SET status = CASE \
+                     WHEN EXISTS (SELECT 1 FROM fl WHERE fl.kept IS NOT NULL) \
+                       OR EXISTS (SELECT 1 FROM atomic_inventory.bound_reservation_lines AS x \
+                                   WHERE x.reservation_id = $1 AND x.status = 'active' \
+                                     AND x.item_key <> ALL ($2)) THEN 'active' \
+                     ELSE 'committed' END, \
+                   updated_at = pg_catalog.now() \
+             WHERE r.id = $1 \
+            RETURNING r.id, r.status, r.expires_at \
+          ) \
+          SELECT pg_catalog.json_build_object('success', true, 'reservation_id', res.id, \
+                   'source', $5, 'status', res.status, 'expires_at', res.expires_at, 'rest', $6, \
+                   'committed', COALESCE((SELECT pg_catalog.json_agg(pg_catalog.json_build_object( \
+                          'item_id', fl.item_key, 'quantity', fl.sold) ORDER BY fl.item_key) \
+                          FROM fl), '[]'::json), \
+                   'released', COALESCE((SELECT pg_catalog.json_agg(pg_catalog.json_build_object( \
+                          'item_id', fl.item_key, 'quantity', fl.freed) ORDER BY fl.item_key) \
+                          FROM fl WHERE fl.freed > 0), '[]'::json), \
+                   'kept', COALESCE((SELECT pg_catalog.json_agg(pg_catalog.json_build_object( \
+                          'item_id', fl.item_key, 'quantity', fl.kept) ORDER BY fl.item_key) \
+                          FROM fl WHERE fl.kept IS NOT NULL), '[]'::json) \
+                 )::text, \
+                 (SELECT pg_catalog.count(*) FROM fl)::int4 \
+            FROM res",
+    args: &[UUID, TEXTS, NUMS, BOOL, TEXT, TEXT],
 };
 
 const FINISHED_BOUND_LINES: Stmt = Stmt {
@@ -155,21 +218,22 @@ fn lock_rows_sql(b: &Binding) -> String {
     )
 }
 
-/// Give back (or, $3 = commit, sell) held units $2 of rows $1, which the
-/// caller holds locked. Reserved drops by what the reservation held, not
-/// below 0 (see the module comment); a commit also lowers quantity. Returns
-/// per row its key, new quantity, the units and its tenant (for the ledger
-/// rows of a commit, written after it: kind commit, reference = the
-/// reservation).
+/// Give back held units $2 of rows $1, which the caller holds locked, $3
+/// of them sold (a commit; 0: given back only). Reserved drops by what the
+/// reservation held, not below 0 (see the module comment); a sale also
+/// lowers quantity. Returns per row its key, new quantity, the units sold
+/// and its tenant (for the ledger rows of a commit, written after it: kind
+/// commit, reference = the reservation).
 fn settle_sql(b: &Binding) -> String {
     let r = b.reserved.as_deref().unwrap_or_default();
     format!(
         "UPDATE {rel} AS t \
             SET {r} = GREATEST(COALESCE(t.{r}, 0) - d.qty, 0), \
-                {q} = CASE WHEN $3 THEN t.{q} - d.qty ELSE t.{q} END \
-           FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::numeric[])) AS d(k, qty) \
+                {q} = CASE WHEN d.sold <> 0 THEN t.{q} - d.sold ELSE t.{q} END \
+           FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::numeric[]), \
+                           pg_catalog.unnest($3::numeric[])) AS d(k, qty, sold) \
           WHERE t.{id} = d.k::{ty} \
-         RETURNING d.k, t.{q}::numeric, d.qty, {tv}",
+         RETURNING d.k, t.{q}::numeric, d.sold, {tv}",
         rel = b.rel,
         q = b.qty,
         id = b.id,
@@ -268,16 +332,19 @@ fn lock_rows(
     Ok(out)
 }
 
-/// Give back (or sell, `commit`) the `held` units of rows the caller holds
-/// locked; `present`: the rows lock_rows found. Each must be written; one
-/// the app deleted meanwhile has nothing to give back, but one present and
-/// not written was skipped by the table's own trigger or rule, and settling
-/// past it would leave its units held in the column. A commit's ledger rows
-/// (kind commit, reference = the reservation) are written after it.
+/// Give back the `held` units of rows the caller holds locked, `sold` of
+/// them sold (a commit, `commit`: those of a key it names, all of them
+/// with `sold` None); `present`: the rows lock_rows found. Each must be
+/// written; one the app deleted meanwhile has nothing to give back, but one
+/// present and not written was skipped by the table's own trigger or rule,
+/// and settling past it would leave its units held in the column. A
+/// commit's ledger rows (kind commit, reference = the reservation) are
+/// written after it.
 fn give_back(
     c: &mut SpiClient<'_>,
     b: &Binding,
     held: BTreeMap<String, AnyNumeric>,
+    sold: Option<&BTreeMap<String, AnyNumeric>>,
     present: &BTreeMap<String, AnyNumeric>,
     commit: Option<&LedgerNote<'_>>,
 ) -> Result<()> {
@@ -285,12 +352,21 @@ fn give_back(
         return Ok(());
     }
     let (keys, qtys): (Vec<String>, Vec<AnyNumeric>) = held.into_iter().unzip();
+    let sales: Vec<AnyNumeric> = keys
+        .iter()
+        .zip(&qtys)
+        .map(|(k, q)| match (commit, sold) {
+            (None, _) => AnyNumeric::from(0),
+            (Some(_), None) => q.clone(),
+            (Some(_), Some(s)) => s.get(k).cloned().unwrap_or_default(),
+        })
+        .collect();
     let t = b.run_as_owner(
         c,
         "reservation_settle",
         settle_sql,
-        &[TEXTS, NUMS, BOOL],
-        &[keys.clone().into(), qtys.into(), commit.is_some().into()],
+        &[TEXTS, NUMS, NUMS],
+        &[keys.clone().into(), qtys.into(), sales.into()],
     )?;
     // ledger rows only for a commit with the ledger on; the keys written always
     let ledger = commit.is_some() && ledger_on();
@@ -298,11 +374,12 @@ fn give_back(
     let mut written = std::collections::BTreeSet::new();
     for row in t {
         let key = row.get::<String>(1)?.unwrap_or_default();
-        if ledger {
+        let sale = row.get::<AnyNumeric>(3)?.unwrap_or_default();
+        if ledger && sale > AnyNumeric::from(0) {
             rows.push(LedgerRow {
                 key: key.clone(),
                 after: row.get::<AnyNumeric>(2)?.unwrap_or_default(),
-                delta: AnyNumeric::from(0) - row.get::<AnyNumeric>(3)?.unwrap_or_default(),
+                delta: AnyNumeric::from(0) - sale,
                 tenant: row.get::<String>(4)?,
             });
         }
@@ -318,6 +395,32 @@ fn give_back(
     }
     if let (true, Some(note)) = (ledger, commit) {
         write_ledger(c, b, note, rows)?;
+    }
+    Ok(())
+}
+
+/// A commit of `sold` units per row from the locked `rows` (lock_rows):
+/// NOT_FOUND for rows the app deleted meanwhile, INSUFFICIENT_INVENTORY for
+/// rows whose quantity it lowered below the units (the hold stays).
+fn can_sell(
+    b: &Binding,
+    rows: &BTreeMap<String, AnyNumeric>,
+    sold: &BTreeMap<String, AnyNumeric>,
+) -> Result<()> {
+    crate::ops::stock::require_found(b, &sold.keys().cloned().collect::<Vec<_>>(), |k| {
+        rows.contains_key(k)
+    })?;
+    let short: Vec<Shortfall> = sold
+        .iter()
+        .filter(|(k, q)| rows.get(*k).is_some_and(|have| have < *q))
+        .map(|(k, q)| Shortfall {
+            inventory_id: k.clone(),
+            available: rows[k].normalize().to_string(),
+            requested: q.normalize().to_string(),
+        })
+        .collect();
+    if !short.is_empty() {
+        return Err(Error::Insufficient { lines: short });
     }
     Ok(())
 }
@@ -472,29 +575,13 @@ impl HoldSource for Binding {
         if !held.is_empty() {
             let rows = lock_rows(c, self, &held)?;
             if how == Finish::Commit {
-                crate::ops::stock::require_found(
-                    self,
-                    &held.keys().cloned().collect::<Vec<_>>(),
-                    |k| rows.contains_key(k),
-                )?;
-                // the app may have lowered quantity under the hold
-                let short: Vec<Shortfall> = held
-                    .iter()
-                    .filter(|(k, q)| rows.get(*k).is_some_and(|have| have < *q))
-                    .map(|(k, q)| Shortfall {
-                        inventory_id: k.clone(),
-                        available: rows[k].normalize().to_string(),
-                        requested: q.normalize().to_string(),
-                    })
-                    .collect();
-                if !short.is_empty() {
-                    return Err(Error::Insufficient { lines: short });
-                }
+                can_sell(self, &rows, &held)?;
             }
             give_back(
                 c,
                 self,
                 held,
+                None,
                 &rows,
                 (how == Finish::Commit).then_some(note),
             )?;
@@ -506,12 +593,69 @@ impl HoldSource for Binding {
             .unwrap_or_default())
     }
 
+    fn settle_parts(
+        &self,
+        c: &mut SpiClient<'_>,
+        id: Uuid,
+        parts: &[Part],
+        rest: Rest,
+        note: &LedgerNote<'_>,
+    ) -> Result<String> {
+        // the quantity column takes the units as they are (an integer
+        // column no fractions), as for a sale
+        for p in parts {
+            self.fits(&p.take, "p_lines")?;
+        }
+        // per tracked row: the units its hold gives up (those sold, and
+        // the rest too unless kept) and those sold
+        let mut held: BTreeMap<String, AnyNumeric> = BTreeMap::new();
+        let mut sold: BTreeMap<String, AnyNumeric> = BTreeMap::new();
+        for p in parts.iter().filter(|p| p.line.tracked) {
+            let gives_up = match rest {
+                Rest::Release => p.line.qty.clone(),
+                Rest::Keep => p.take.clone(),
+            };
+            held.insert(p.line.key.clone(), gives_up);
+            sold.insert(p.line.key.clone(), p.take.clone());
+        }
+        if !held.is_empty() {
+            let rows = lock_rows(c, self, &held)?;
+            can_sell(self, &rows, &sold)?;
+            give_back(c, self, held, Some(&sold), &rows, Some(note))?;
+        }
+        let (keys, takes): (Vec<String>, Vec<AnyNumeric>) = parts
+            .iter()
+            .map(|p| (p.line.key.clone(), p.take.clone()))
+            .unzip();
+        let t = run(
+            c,
+            &COMMIT_PARTS,
+            &[
+                id.into(),
+                keys.into(),
+                takes.into(),
+                (rest == Rest::Keep).into(),
+                self.name.clone().into(),
+                rest.as_str().to_string().into(),
+            ],
+        )?;
+        let row = t.first();
+        // every line was checked active and covering its units under the
+        // reservation's lock: each must be written
+        if row.get::<i32>(2)?.unwrap_or(0) as usize != parts.len() {
+            return Err(Error::Internal(format!(
+                "a partial commit of reservation {id} wrote fewer lines than it checked"
+            )));
+        }
+        Ok(row.get::<String>(1)?.unwrap_or_default())
+    }
+
     fn expire(&self, c: &mut SpiClient<'_>, ids: &[Uuid]) -> Result<i32> {
         if self.reserved.is_some() {
             let held = held_per_key(&active_lines(c, ids, None)?);
             if !held.is_empty() {
                 let present = lock_rows(c, self, &held)?;
-                give_back(c, self, held, &present, None)?;
+                give_back(c, self, held, None, &present, None)?;
             }
         }
         Ok(finish_lines(c, &self.name, ids, None, "expired")?.len() as i32)

@@ -4,6 +4,16 @@
 //! lines (reconcile() checks it). A commit, release or expiry finishes
 //! lines and moves their units in one statement each.
 //!
+//! A partial commit (commit_reservation's p_lines) sells some units of a
+//! line: with the rest released the line is finished (committed); with the
+//! rest kept it stays active and its `quantity` drops to the units it still
+//! holds, so the sum above stays exact and a later commit, release or the
+//! sweep finishes just those. Every line counts what it settled:
+//! `committed_quantity` (sold, over all its commits) and
+//! `released_quantity` (given back by a release, an expiry or a partial
+//! commit's rest); a finished line's two add up to the units it was
+//! reserved with, an active line's committed units and `quantity` do.
+//!
 //! Lock order, as everywhere: the reservation row first (the caller holds
 //! it), then item rows in ascending id.
 
@@ -13,7 +23,9 @@ use crate::core::validate;
 use crate::error::{Error, Result};
 use crate::pg::spi::{run, Stmt};
 use crate::settings::ledger_on;
-use crate::source::{Finish, HeldLine, HoldSource, Lines, LockedLines, NewHold, StockSource};
+use crate::source::{
+    Finish, HeldLine, HoldSource, Lines, LockedLines, NewHold, Part, Rest, StockSource,
+};
 use pgrx::pg_sys::{self, Oid};
 use pgrx::spi::SpiClient;
 use pgrx::{AnyNumeric, Uuid};
@@ -85,7 +97,12 @@ pub(crate) const FINISH: Stmt = Stmt {
     name: "reservation_finish",
     sql: "WITH fl AS ( \
             UPDATE atomic_inventory.reservation_lines AS l \
-               SET status = $3, updated_at = pg_catalog.now() \
+               SET status = $3, \
+                   committed_quantity = l.committed_quantity \
+                     + CASE WHEN $3 = 'committed' THEN l.quantity ELSE 0 END, \
+                   released_quantity = l.released_quantity \
+                     + CASE WHEN $3 = 'committed' THEN 0 ELSE l.quantity END, \
+                   updated_at = pg_catalog.now() \
              WHERE l.reservation_id = $1 AND l.status = 'active' AND l.inventory_id = ANY ($2) \
             RETURNING l.inventory_id, l.quantity, l.tracked \
           ), upd AS ( \
@@ -110,7 +127,8 @@ pub(crate) const FINISH: Stmt = Stmt {
                                      AND x.inventory_id <> ALL ($2)) THEN 'active' \
                      WHEN $3 = 'committed' OR EXISTS ( \
                             SELECT 1 FROM atomic_inventory.reservation_lines AS x \
-                             WHERE x.reservation_id = $1 AND x.status = 'committed') THEN 'committed' \
+                             WHERE x.reservation_id = $1 \
+                               AND (x.status = 'committed' OR x.committed_quantity > 0)) THEN 'committed' \
                      ELSE $3 END, \
                    updated_at = pg_catalog.now() \
              WHERE r.id = $1 \
@@ -124,6 +142,78 @@ pub(crate) const FINISH: Stmt = Stmt {
                  (SELECT pg_catalog.count(*) FROM upd)::int4 \
             FROM res",
     args: &[UUID, UUIDS, TEXT, TEXT, TEXT, BOOL],
+};
+
+/// Commit $3 units of each line $2 of reservation $1 (active, holding at
+/// least that many; the caller holds the reservation and the items locked)
+/// and give the rest of each line back ($4 false: the line is committed) or
+/// keep it held ($4 true: the line stays active holding the rest; all of
+/// it committed finishes the line). Quantity drops by the committed units,
+/// reserved by the committed and released ones; one ledger row per
+/// committed tracked line, as FINISH writes them. The reservation stays
+/// active while any line is. Returns the answer, how many lines and how
+/// many item rows it wrote.
+pub(crate) const COMMIT_PARTS: Stmt = Stmt {
+    name: "reservation_commit_parts",
+    sql: "WITH p AS ( \
+            SELECT x.k, x.n \
+              FROM ROWS FROM (pg_catalog.unnest($2::uuid[]), pg_catalog.unnest($3::numeric[])) AS x(k, n) \
+          ), fl AS ( \
+            UPDATE atomic_inventory.reservation_lines AS l \
+               SET status = CASE WHEN $4 AND p.n < l.quantity THEN 'active' ELSE 'committed' END, \
+                   quantity = CASE WHEN $4 AND p.n < l.quantity THEN l.quantity - p.n \
+                                   ELSE l.quantity END, \
+                   committed_quantity = l.committed_quantity + p.n, \
+                   released_quantity = l.released_quantity \
+                     + CASE WHEN $4 THEN 0 ELSE l.quantity - p.n END, \
+                   updated_at = pg_catalog.now() \
+              FROM p \
+             WHERE l.reservation_id = $1 AND l.status = 'active' AND l.inventory_id = p.k \
+               AND p.n > 0 AND p.n <= l.quantity \
+            RETURNING l.inventory_id, l.tracked, p.n AS sold, \
+                      CASE WHEN l.status = 'committed' THEN l.quantity - p.n ELSE 0 END AS freed, \
+                      CASE WHEN l.status = 'active' THEN l.quantity END AS kept \
+          ), upd AS ( \
+            UPDATE atomic_inventory.items AS i \
+               SET reserved = i.reserved - (fl.sold + fl.freed), \
+                   quantity = i.quantity - fl.sold, \
+                   updated_at = pg_catalog.now() \
+              FROM fl WHERE i.id = fl.inventory_id AND fl.tracked \
+            RETURNING i.id, i.quantity, i.stripes, fl.sold, i.tenant_id \
+          ), led AS ( \
+            INSERT INTO atomic_inventory.ledger \
+              (inventory_id, delta, quantity_after, kind, reason, reference, idempotency_key, tenant_id) \
+            SELECT u.id, -u.sold, CASE WHEN u.stripes = 0 THEN u.quantity END, 'commit', $5, $1::text, $6, \
+                   u.tenant_id \
+              FROM upd AS u WHERE $7 \
+          ), res AS ( \
+            UPDATE atomic_inventory.reservations AS r \
+               SET status = CASE \
+                     WHEN EXISTS (SELECT 1 FROM fl WHERE fl.kept IS NOT NULL) \
+                       OR EXISTS (SELECT 1 FROM atomic_inventory.reservation_lines AS x \
+                                   WHERE x.reservation_id = $1 AND x.status = 'active' \
+                                     AND x.inventory_id <> ALL ($2)) THEN 'active' \
+                     ELSE 'committed' END, \
+                   updated_at = pg_catalog.now() \
+             WHERE r.id = $1 \
+            RETURNING r.id, r.status, r.expires_at \
+          ) \
+          SELECT pg_catalog.json_build_object('success', true, 'reservation_id', res.id, \
+                   'status', res.status, 'expires_at', res.expires_at, 'rest', $8, \
+                   'committed', COALESCE((SELECT pg_catalog.json_agg(pg_catalog.json_build_object( \
+                          'inventory_id', fl.inventory_id, 'quantity', fl.sold) \
+                          ORDER BY fl.inventory_id) FROM fl), '[]'::json), \
+                   'released', COALESCE((SELECT pg_catalog.json_agg(pg_catalog.json_build_object( \
+                          'inventory_id', fl.inventory_id, 'quantity', fl.freed) \
+                          ORDER BY fl.inventory_id) FROM fl WHERE fl.freed > 0), '[]'::json), \
+                   'kept', COALESCE((SELECT pg_catalog.json_agg(pg_catalog.json_build_object( \
+                          'inventory_id', fl.inventory_id, 'quantity', fl.kept) \
+                          ORDER BY fl.inventory_id) FROM fl WHERE fl.kept IS NOT NULL), '[]'::json) \
+                 )::text, \
+                 (SELECT pg_catalog.count(*) FROM fl)::int4, \
+                 (SELECT pg_catalog.count(*) FROM upd)::int4 \
+            FROM res",
+    args: &[UUID, UUIDS, pg_sys::NUMERICARRAYOID, BOOL, TEXT, TEXT, BOOL, TEXT],
 };
 
 /// Lines of a reservation that are no longer active, among the given ids
@@ -152,7 +242,8 @@ const EXPIRE_APPLY: Stmt = Stmt {
     name: "reservation_expire_apply",
     sql: "WITH fl AS ( \
             UPDATE atomic_inventory.reservation_lines AS l \
-               SET status = 'expired', updated_at = pg_catalog.now() \
+               SET status = 'expired', released_quantity = l.released_quantity + l.quantity, \
+                   updated_at = pg_catalog.now() \
              WHERE l.reservation_id = ANY ($1) AND l.status = 'active' \
             RETURNING l.inventory_id, l.quantity, l.tracked \
           ), per_item AS ( \
@@ -167,7 +258,8 @@ const EXPIRE_APPLY: Stmt = Stmt {
             UPDATE atomic_inventory.reservations AS r \
                SET status = CASE WHEN EXISTS ( \
                               SELECT 1 FROM atomic_inventory.reservation_lines AS x \
-                               WHERE x.reservation_id = r.id AND x.status = 'committed') \
+                               WHERE x.reservation_id = r.id \
+                                 AND (x.status = 'committed' OR x.committed_quantity > 0)) \
                             THEN 'committed' ELSE 'expired' END, \
                    updated_at = pg_catalog.now() \
              WHERE r.id = ANY ($1) \
@@ -306,6 +398,58 @@ impl HoldSource for Own {
             .map(|(_, id)| *id)
             .collect();
         if row.get::<i32>(2)?.unwrap_or(0) as usize != tracked.len() {
+            return Err(self.skipped(&tracked.iter().collect::<Vec<_>>()));
+        }
+        Ok(row.get::<String>(1)?.unwrap_or_default())
+    }
+
+    fn settle_parts(
+        &self,
+        c: &mut SpiClient<'_>,
+        id: Uuid,
+        parts: &[Part],
+        rest: Rest,
+        note: &LedgerNote<'_>,
+    ) -> Result<String> {
+        let keys: Vec<Uuid> = parts
+            .iter()
+            .map(|p| {
+                validate::parse_uuid(&p.line.key)
+                    .ok_or_else(|| Error::Internal(format!("a line keyed {:?}", p.line.key)))
+            })
+            .collect::<Result<_>>()?;
+        let takes: Vec<AnyNumeric> = parts.iter().map(|p| p.take.clone()).collect();
+        let done = run(
+            c,
+            &COMMIT_PARTS,
+            &[
+                id.into(),
+                keys.clone().into(),
+                takes.into(),
+                (rest == Rest::Keep).into(),
+                note.reason.clone().into(),
+                note.key.map(str::to_string).into(),
+                ledger_on().into(),
+                rest.as_str().to_string().into(),
+            ],
+        )?;
+        let row = done.first();
+        // every line was checked active and covering its units under the
+        // reservation's lock: each must be written
+        if row.get::<i32>(2)?.unwrap_or(0) as usize != parts.len() {
+            return Err(Error::Internal(format!(
+                "a partial commit of reservation {id} wrote fewer lines than it checked"
+            )));
+        }
+        // and each tracked line's item (locked by held_lines) must move its
+        // units, or reserved would keep units no line holds
+        let tracked: Vec<Uuid> = parts
+            .iter()
+            .zip(&keys)
+            .filter(|(p, _)| p.line.tracked)
+            .map(|(_, k)| *k)
+            .collect();
+        if row.get::<i32>(3)?.unwrap_or(0) as usize != tracked.len() {
             return Err(self.skipped(&tracked.iter().collect::<Vec<_>>()));
         }
         Ok(row.get::<String>(1)?.unwrap_or_default())
