@@ -226,17 +226,12 @@ pub fn canonical_lines(lines: &[Line]) -> Vec<(String, String)> {
     canonical
 }
 
-/// `p_lines`: a non-empty JSON array of `{"inventory_id": uuid, "quantity": n}`.
-/// Quantities may be JSON numbers or numeric strings ("2.5"). Duplicated ids
-/// are allowed and merged by the statement (their quantities add up).
-/// Read in place from the jsonb (jsonb.rs), not through a JSON text.
-pub fn lines(v: Option<Container>, field: &str) -> Result<Vec<Line>> {
+/// A lines argument's array: present, an array, 1 to MAX_LINES elements
+/// (`shape`: what each element looks like, for the error); it and its length.
+fn line_array(v: Option<Container>, field: &str, shape: &str) -> Result<(Container, usize)> {
     let v = v.ok_or_else(|| Error::invalid_input(field, "is required (got NULL)"))?;
     let n = v.array_len().ok_or_else(|| {
-        Error::invalid_input(
-            field,
-            "must be a JSON array of {\"inventory_id\": uuid, \"quantity\": number} objects",
-        )
+        Error::invalid_input(field, format!("must be a JSON array of {shape} objects"))
     })?;
     if n == 0 {
         return Err(Error::invalid_input(
@@ -250,6 +245,15 @@ pub fn lines(v: Option<Container>, field: &str) -> Result<Vec<Line>> {
             format!("has {n} lines; at most {MAX_LINES} are allowed"),
         ));
     }
+    Ok((v, n))
+}
+
+/// `p_lines`: a non-empty JSON array of `{"inventory_id": uuid, "quantity": n}`.
+/// Quantities may be JSON numbers or numeric strings ("2.5"). Duplicated ids
+/// are allowed and merged by the statement (their quantities add up).
+/// Read in place from the jsonb (jsonb.rs), not through a JSON text.
+pub fn lines(v: Option<Container>, field: &str) -> Result<Vec<Line>> {
+    let (v, n) = line_array(v, field, "{\"inventory_id\": uuid, \"quantity\": number}")?;
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         // field names are only spelled out for an error
@@ -347,25 +351,7 @@ pub fn line_quantity(v: Option<Item<'_>>, qfield: &dyn Fn() -> String) -> Result
 /// a longer one names no row), each line's quantity. Read before the
 /// binding is known: the source checks the keys (HoldSource::stored_keys).
 pub fn item_lines(v: Option<Container>, field: &str) -> Result<Vec<(String, AnyNumeric)>> {
-    let v = v.ok_or_else(|| Error::invalid_input(field, "is required (got NULL)"))?;
-    let n = v.array_len().ok_or_else(|| {
-        Error::invalid_input(
-            field,
-            "must be a JSON array of {\"item_id\": text, \"quantity\": number} objects",
-        )
-    })?;
-    if n == 0 {
-        return Err(Error::invalid_input(
-            field,
-            "must contain at least one line",
-        ));
-    }
-    if n > MAX_LINES {
-        return Err(Error::invalid_input(
-            field,
-            format!("has {n} lines; at most {MAX_LINES} are allowed"),
-        ));
-    }
+    let (v, n) = line_array(v, field, "{\"item_id\": text, \"quantity\": number}")?;
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let at = || format!("{field}[{i}]");

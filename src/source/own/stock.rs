@@ -367,20 +367,16 @@ impl StockSource for Own {
 /// The old and new quantity a movement statement returned; None if it
 /// changed no row.
 fn moved_row(done: pgrx::spi::SpiTupleTable<'_>) -> Result<Option<Moved>> {
-    if done.is_empty() {
-        return Ok(None);
-    }
-    let row = done.first();
-    Ok(Some(Moved {
-        old: row.get::<String>(1)?.unwrap_or_default(),
-        new: row.get::<String>(2)?.unwrap_or_default(),
-        backordered: None,
-    }))
+    row_of(done, false)
 }
 
 /// A sale's row: old and new quantity, and the units of it that went past
-/// the stock on hand (backorders), if any.
+/// the stock on hand (backorders), if any (a third column).
 fn sold_row(done: pgrx::spi::SpiTupleTable<'_>) -> Result<Option<Moved>> {
+    row_of(done, true)
+}
+
+fn row_of(done: pgrx::spi::SpiTupleTable<'_>, backorders: bool) -> Result<Option<Moved>> {
     if done.is_empty() {
         return Ok(None);
     }
@@ -388,7 +384,11 @@ fn sold_row(done: pgrx::spi::SpiTupleTable<'_>) -> Result<Option<Moved>> {
     Ok(Some(Moved {
         old: row.get::<String>(1)?.unwrap_or_default(),
         new: row.get::<String>(2)?.unwrap_or_default(),
-        backordered: row.get::<String>(3)?,
+        backordered: if backorders {
+            row.get::<String>(3)?
+        } else {
+            None
+        },
     }))
 }
 
