@@ -1525,7 +1525,7 @@ BEGIN
      WHERE i.id = p_inventory_id
        AND (i.tenant_id IS NULL OR i.tenant_id = atomic_inventory.caller_tenant()
             OR atomic_inventory.caller_is_admin())
-       FOR UPDATE;
+       FOR NO KEY UPDATE;
     IF v_row.id IS NULL THEN
         RAISE EXCEPTION 'NOT_FOUND: inventory item % does not exist or is not visible to this tenant', p_inventory_id
             USING ERRCODE = 'PT404',
@@ -1648,7 +1648,7 @@ BEGIN
          WHERE (i.id = p_inventory_id OR i.id = ANY (v_ids))
            AND (i.tenant_id IS NULL OR i.tenant_id = atomic_inventory.caller_tenant()
                 OR atomic_inventory.caller_is_admin())
-         ORDER BY i.id FOR UPDATE) AS l;
+         ORDER BY i.id FOR NO KEY UPDATE) AS l;
     SELECT * INTO v_kit FROM atomic_inventory.items AS i
      WHERE i.id = p_inventory_id
        AND (i.tenant_id IS NULL OR i.tenant_id = atomic_inventory.caller_tenant()

@@ -80,7 +80,7 @@ pub(crate) const LOCK_LINES: Stmt = Stmt {
            WHERE l.reservation_id = $1 AND l.status = 'active' \
              AND ($2::uuid[] IS NULL OR l.inventory_id = ANY ($2)) \
            ORDER BY l.inventory_id \
-             FOR UPDATE OF i",
+             FOR NO KEY UPDATE OF i",
     args: &[UUID, UUIDS],
 };
 
@@ -233,7 +233,7 @@ const DUE_ITEMS: Stmt = Stmt {
            WHERE i.id IN (SELECT l.inventory_id FROM atomic_inventory.reservation_lines AS l \
                            WHERE l.reservation_id = ANY ($1) AND l.status = 'active') \
            ORDER BY i.id \
-             FOR UPDATE",
+             FOR NO KEY UPDATE",
     args: &[UUIDS],
 };
 

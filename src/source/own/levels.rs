@@ -609,7 +609,7 @@ const LOCK_DEFAULTS: Stmt = Stmt {
             FROM atomic_inventory.items AS i \
            WHERE i.id = ANY ($1) AND (i.tenant_id IS NULL OR $2 OR i.tenant_id = $3) \
            ORDER BY i.id \
-             FOR UPDATE",
+             FOR NO KEY UPDATE",
     args: &[pg_sys::UUIDARRAYOID, BOOL, TEXT],
 };
 

@@ -124,7 +124,7 @@ const LOCK_IF_FREE: Stmt = Stmt {
     sql: "SELECT i.id FROM atomic_inventory.items AS i \
            WHERE i.id = ANY ($1) AND (i.tenant_id IS NULL OR $2 OR i.tenant_id = $3) \
            ORDER BY i.id \
-             FOR UPDATE SKIP LOCKED",
+             FOR NO KEY UPDATE SKIP LOCKED",
     args: &[UUIDS, BOOL, TEXT],
 };
 
@@ -151,7 +151,7 @@ const LOCK_LINES_FAST: Stmt = Stmt {
             JOIN atomic_inventory.items AS i ON i.id = r.id \
            WHERE (i.tenant_id IS NULL OR $3 OR i.tenant_id = $4) \
            ORDER BY i.id \
-             FOR UPDATE OF i",
+             FOR NO KEY UPDATE OF i",
     args: &[UUIDS, NUMS, BOOL, TEXT],
 };
 

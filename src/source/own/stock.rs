@@ -87,13 +87,20 @@ const INCREMENT_ONE: Stmt = Stmt {
 
 /// Lock one visible row and report its state (the slow path of a refused
 /// decrement, and the first step of adjust).
+///
+/// Item rows are locked FOR NO KEY UPDATE, here and everywhere: the lock an
+/// UPDATE of the row takes, which a foreign key check's FOR KEY SHARE (a
+/// level, ledger row or reservation line inserted for the item) does not
+/// conflict with. With FOR UPDATE, two transfers that each created a level
+/// of one item (each holding KEY SHARE on its row) and then locked the row
+/// deadlocked (the crash test's --level-race; transfers.spec).
 const LOCK_ONE: Stmt = Stmt {
     name: "lock_one",
     sql: "SELECT i.quantity::text, i.reserved::text, (i.quantity - i.reserved)::text, \
                  i.track_inventory, (i.quantity - i.reserved + i.backorder_limit >= $4), i.stripes \
             FROM atomic_inventory.items AS i \
            WHERE i.id = $1 AND (i.tenant_id IS NULL OR $2 OR i.tenant_id = $3) \
-             FOR UPDATE",
+             FOR NO KEY UPDATE",
     args: &[UUID, BOOL, TEXT, NUM],
 };
 
@@ -110,7 +117,7 @@ pub(crate) const LOCK_MANY: Stmt = Stmt {
                    GROUP BY l.id) AS r ON r.id = i.id \
            WHERE (i.tenant_id IS NULL OR $3 OR i.tenant_id = $4) \
            ORDER BY i.id \
-             FOR UPDATE OF i",
+             FOR NO KEY UPDATE OF i",
     args: &[pg_sys::UUIDARRAYOID, pg_sys::NUMERICARRAYOID, BOOL, TEXT],
 };
 
