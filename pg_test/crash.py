@@ -792,7 +792,8 @@ class Round:
             sums = {i: D(s) for i, (_, s) in got.items()}
             st, ans = op.final()
             want = {i: D(ans["delta"]) if d is None else D(d) for i, d in op.x["changes"]} if st == "ok" else None
-            info = f"{op.fn} {op.x['ref']}: {n} ledger rows {sums}, want {op.x['rows']} {want}"
+            info = (f"{op.fn} {op.x['ref']}: {sum(c for c, _ in got.values())} ledger rows of {n} items {sums}, "
+                    f"want {op.x['rows']} {want}")
             kit = op.x.get("kit")  # a kit sale: a ledger row per component
             if op.state == "ok":
                 ck("acknowledged_kit_sale_applied_once" if kit else "acknowledged_movement_applied_once",
@@ -1613,7 +1614,7 @@ def run():
     for cap, fns in CAPABILITY.items():
         for fn in fns:
             c = figs[fn]
-            print(f"    {cap:18s} {fn:26s} {c['calls']:6d} {c['ok']:6d} ({c['keyed ok']:5d}) {c['refused']:5d} "
+            print(f"    {cap:18s} {fn:28s} {c['calls']:6d} {c['ok']:6d} ({c['keyed ok']:5d}) {c['refused']:5d} "
                   f"{c['unknown']:4d} {c['retried']:3d} / {c['applied']:3d}")
     if not a.inject:
         missing = [fn for fn in FUNCTIONS if not figs[fn]["ok"] or (fn in KEYED and not figs[fn]["keyed ok"])]

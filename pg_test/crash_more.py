@@ -47,9 +47,10 @@ KIT_SALE = "decrement_inventory (kit)"  # its row in the per-function table
 # Whether the workload's transfers create the items' levels at the two
 # locations themselves, concurrently (--level-race). Off: setup makes each
 # level with a transfer of one unit first. Two transfers that each create a
-# level of one item at once deadlock (40P01): the level's INSERT takes the
-# FOR KEY SHARE lock of its foreign key on the item's row, and each then
-# wants that row FOR UPDATE (seen 2026-12-07 at 4c02f47, PostgreSQL 16).
+# level of one item at once deadlock (40P01; seen 2026-12-07 at 4c02f47,
+# PostgreSQL 16, "while locking tuple ... in relation items"), likely as
+# the level's INSERT takes the FOR KEY SHARE lock of its foreign key on the
+# item's row and each then wants that row FOR UPDATE.
 LEVEL_RACE = False
 
 
