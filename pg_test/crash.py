@@ -9,20 +9,43 @@ invariants against the database and against what the clients were told:
   deltas it answered), refused ones not at all, unacknowledged ones all or
   nothing, keyed retries applied once, acknowledged keyed calls replayed
   with their first answer, quantity = initial + what was applied,
-  reconcile() / reconcile_source() empty, no stock below reserved;
+  reconcile() (per level) / reconcile_source() empty, no stock below
+  reserved (below reserved - its backorder limit for the item given one at
+  setup with set_backorder_limit: quantity + limit >= reserved >= 0);
+- transfers (transfer_inventory between the default location and two
+  made with create_location): an acknowledged one's two ledger rows (kind
+  transfer, the transfer_id answered, -q and +q) exactly once, an
+  unacknowledged one both rows or none, each item's total over its own row
+  and its stock_levels rows = initial + the other movements (transfers
+  make and lose nothing);
+- kits (define_kit at setup, then decrement_inventory of the kit): an
+  acknowledged kit sale's component ledger rows exactly once, matching its
+  answer's lines, an unacknowledged one all components or none, the kit's
+  own row at quantity 0 and reserved 0;
 - reservations: every reserve all or nothing (a reservation with all its
   lines, or none), its status matching its lines, `reserved` = the active
-  held lines, every committed line with its commit ledger row (the sale)
-  and no other, acknowledged commits/releases/extends standing, an
+  held lines, each line's commit ledger rows adding up to its
+  committed_quantity (a committed line sold some), those rows being its
+  acknowledged (or retried) commits' plus perhaps the one in flight,
+  partial ones (commit_reservation p_lines, p_rest release or keep)
+  included, its committed + released + still held units = what it was
+  reserved with, acknowledged commits/releases/extends standing, an
   unacknowledged one all or nothing, the preloaded sweeper running again
   after the crash (a new process) and expiring what fell due while the
   server was down, nothing expired before its time;
 - batches (managed and bound): each batch held by at most one driver, the
   one told it holds it; acknowledged claims, starts, completions and
-  unclaims standing, no holder that was told nothing; every driver within
-  its limit; a lease that lapsed during the outage claimable afterwards;
+  unclaims standing, no holder that was told nothing; an acknowledged
+  heartbeat (extend_batch_lease) that is its driver's last call on the
+  batch leaves it held with a lease at least the one answered; every
+  driver within its limit; a lease that lapsed during the outage claimable
+  afterwards;
 - packing: packed never above needed or picked, and each line's packed
   quantity = its acknowledged clicks plus some of its unacknowledged ones.
+
+create_location, define_kit and set_backorder_limit run at each round's
+setup (crash_more.py: the transfer, kit and backorder parts), counted by
+every_function_ran like the workload's calls.
 
 After the last crash every round is checked again (what was acknowledged
 before a crash must survive the later ones too).
@@ -54,7 +77,9 @@ from decimal import Decimal
 
 import psycopg
 
+import crash_more as more
 from checks import Checks, Failure, call
+from crash_more import NoTarget
 from stress import packing_session
 
 S = "atomic_inventory"
@@ -64,22 +89,33 @@ MAX_ACTIVE = 2  # the per-driver limit of managed batch claims
 # A call whose connection died: it may or may not have committed.
 LOST = {None, "57P01", "57P02", "57P03", "08000", "08001", "08003", "08006"}
 DONE = {"commit": "committed", "release": "released"}
+PARTIAL = "commit_reservation (partial)"  # commit_reservation with p_lines (and p_rest)
 KEYED = {"decrement_inventory", "decrement_inventory_many", "increment_inventory", "adjust_inventory",
          "reserve_inventory", "commit_reservation", "release_reservation", "bound_decrement",
          "bound_decrement_many", "bound_increment", "bound_adjust", "bound_reserve",
-         "bound_commit_reservation", "bound_release_reservation"}
-# every mutating function the workload calls (the coverage check wants each acknowledged)
+         "bound_commit_reservation", "bound_release_reservation", "transfer_inventory", more.KIT_SALE,
+         PARTIAL}
+# every mutating function the workload calls (the coverage check wants each
+# acknowledged); create_location, define_kit, set_backorder_limit at each
+# round's setup
 FUNCTIONS = sorted(KEYED | {"extend_reservation", "expire_reservations", "claim_batch", "claim_next_batch",
                             "start_batch", "complete_batch", "unclaim_batch", "increment_packing_quantity",
                             "decrement_packing_quantity", "bound_claim_batch", "bound_claim_next_batch",
-                            "bound_unclaim_batch"})
+                            "bound_unclaim_batch", "extend_batch_lease", "create_location", "define_kit",
+                            "set_backorder_limit"})
+# (rows of the per-function table; "(kit)" and "(partial)" are calls of
+# decrement_inventory and commit_reservation counted apart)
 CAPABILITY = {
     "stock": ["decrement_inventory", "decrement_inventory_many", "increment_inventory", "adjust_inventory"],
     "bound stock": ["bound_decrement", "bound_decrement_many", "bound_increment", "bound_adjust"],
-    "reservations": ["reserve_inventory", "commit_reservation", "release_reservation", "extend_reservation",
-                     "expire_reservations"],
+    "locations": ["create_location", "transfer_inventory"],
+    "kits": ["define_kit", more.KIT_SALE],
+    "backorders": ["set_backorder_limit"],
+    "reservations": ["reserve_inventory", "commit_reservation", PARTIAL, "release_reservation",
+                     "extend_reservation", "expire_reservations"],
     "bound reservations": ["bound_reserve", "bound_commit_reservation", "bound_release_reservation"],
-    "batches": ["claim_batch", "claim_next_batch", "start_batch", "complete_batch", "unclaim_batch"],
+    "batches": ["claim_batch", "claim_next_batch", "start_batch", "complete_batch", "unclaim_batch",
+                "extend_batch_lease"],
     "bound batches": ["bound_claim_batch", "bound_claim_next_batch", "bound_unclaim_batch"],
     "packing": ["increment_packing_quantity", "decrement_packing_quantity"],
 }
@@ -91,7 +127,8 @@ OPS = [("decrement_inventory", 6), ("decrement_inventory_many", 4), ("increment_
        ("unclaim_batch", 1), ("increment_packing_quantity", 3), ("decrement_packing_quantity", 1),
        ("bound_decrement", 5), ("bound_decrement_many", 3), ("bound_increment", 3), ("bound_adjust", 2),
        ("bound_reserve", 4), ("bound_commit", 3), ("bound_release", 2), ("bound_extend", 1),
-       ("bound_claim_batch", 2), ("bound_claim_next_batch", 2), ("bound_unclaim_batch", 1)]
+       ("bound_claim_batch", 2), ("bound_claim_next_batch", 2), ("bound_unclaim_batch", 1),
+       ("transfer_inventory", 3), ("kit_sale", 2), ("extend_batch_lease", 2)]
 
 
 def D(x):
@@ -200,6 +237,7 @@ class Hold:
         self.reserve_op, self.due = reserve_op, due
         self.ops = []  # commit / release / extend calls on it, in order
         self.model = {i: "active" for i in lines}  # the worker's view, to pick lines
+        self.held = dict(lines)  # units each line holds now, by the answers (partial commits keep some)
 
     def walk(self):
         """Line states, the unacknowledged finishing call if any, expiry and
@@ -209,8 +247,8 @@ class Hold:
             st, ans = op.final()
             if op.cat == "finish":
                 if st == "ok":
-                    for l in ans[DONE[op.x["action"]]]:
-                        states[l.get("inventory_id") or l.get("item_id")] = DONE[op.x["action"]]
+                    for i in finished(op, ans):
+                        states[i] = DONE[op.x["action"]]
                 elif st == "unknown":
                     unknown = op
             elif op.cat == "extend":
@@ -222,6 +260,33 @@ class Hold:
 
     def unsettled(self):
         return any(op.final()[0] == "unknown" for op in self.ops) or self.reserve_op.state == "unknown"
+
+
+def kit_answer(ans):
+    """A kit sale's answer: each component's deduction, as ledger deltas."""
+    if not ans.get("kit"):
+        return None
+    out = collections.defaultdict(Decimal)
+    for l in ans["lines"]:  # (a line per location it was taken from)
+        out[l["inventory_id"]] -= D(l["deducted"])
+    return dict(out)
+
+
+def same_lines(got, want):
+    """A reservation's lines as found (their units, or "partly committed") against the ones asked or answered."""
+    return got is not None and got.keys() == want.keys() and all(
+        q == "partly committed" or q == want[i] for i, q in got.items())
+
+
+def line_id(l):
+    return l.get("inventory_id") or l.get("item_id")
+
+
+def finished(op, ans):
+    """The lines a commit or release answered finished (a partial commit's
+    line whose rest was kept stays active)."""
+    kept = {line_id(l) for l in ans.get("kept", [])}
+    return [line_id(l) for l in ans[DONE[op.x["action"]]] if line_id(l) not in kept]
 
 
 def answer_lines(ans):
@@ -248,6 +313,7 @@ class Round:
         self.items = [a.execute(f"SELECT {S}.create_item(p_quantity => %s, p_sku => %s)->>'inventory_id'",
                                 (q, f"{self.tag}-{k}")).fetchone()[0] for k, q in enumerate([300] * 4 + [12])]
         self.initial = {("m", i): D(q) for i, q in zip(self.items, [300] * 4 + [12])}
+        more.setup(self, a)  # locations, a kit of items 0 and 1, item 4's backorder limit
         self.zone = self.tag
         self.batches = [call(a, "create_batch", p_zone=self.zone)["batch_id"] for _ in range(60)]
         # two packing sessions: baskets of 20 for 3 orders needing 8 each
@@ -309,10 +375,11 @@ class Round:
             kw["p_idempotency_key"] = f"{self.tag}-k{uuid.uuid4().hex}"
         return kw
 
-    def move(self, conn, rng, fn, src, kw, changes):
+    def move(self, conn, rng, fn, src, kw, changes, **x):
         ref = f"{self.tag}-{uuid.uuid4().hex}"
         kw["p_reference"] = ref
-        return self.run(conn, fn, self.key(rng, kw), "move", src=src, ref=ref, rows=len(changes), changes=changes)
+        return self.run(conn, fn, self.key(rng, kw), "move", src=src, ref=ref, rows=len(changes), changes=changes,
+                        **x)
 
     def new_hold(self, op, src, ans, due=False):
         h = Hold(ans["reservation_id"], src, answer_lines(ans), ans["expires_at"], op, due)
@@ -322,7 +389,8 @@ class Round:
 
     def reserve(self, conn, rng, w, src, ttl=None, due=False):
         ids = self.items if src == "m" else self.binv4
-        lines = {i: rng.randint(1, 2) for i in rng.sample(ids, 1 if due else rng.randint(1, 2))}
+        top = 3 if src == "m" else 2  # a line of 2 or 3 units can be committed in parts
+        lines = {i: rng.randint(1, top) for i in rng.sample(ids, 1 if due else rng.randint(1, 2))}
         name = "inventory_id" if src == "m" else "item_id"
         ref = f"{self.tag}-{uuid.uuid4().hex}"
         kw = dict(p_lines=json.dumps([{name: i, "quantity": q} for i, q in lines.items()]),
@@ -355,11 +423,21 @@ class Round:
                 kw["p_item_ids"] = targets
             else:
                 kw["p_inventory_ids"] = [uuid.UUID(t) for t in targets]
-        op = self.run(conn, fn, self.key(rng, kw), "finish", action=action, targets=set(targets), hold=h.rid)
+        x = {}
+        if action == "commit" and src == "m" and rng.random() < 0.4:
+            # a partial commit: some units of one line, the rest released or kept held
+            i = rng.choice(active)
+            k, rest = rng.randint(1, int(h.held[i])), rng.choice(["release", "keep"])
+            kw.pop("p_inventory_ids", None)
+            kw.update(p_lines=json.dumps([{"inventory_id": i, "quantity": k}]), p_rest=rest)
+            targets, x = [i], dict(partial=(i, D(k)), rest=rest, label=PARTIAL)
+        op = self.run(conn, fn, self.key(rng, kw), "finish", action=action, targets=set(targets), hold=h.rid, **x)
         h.ops.append(op)
         if op.state == "ok":
-            for l in op.answer[DONE[action]]:
-                h.model[l.get("inventory_id") or l.get("item_id")] = DONE[action]
+            for i in finished(op, op.answer):
+                h.model[i] = DONE[action]
+            for l in op.answer.get("kept", []):
+                h.held[line_id(l)] = D(l["quantity"])
         if op.state == "refused" or "active" not in h.model.values():
             holds.remove(h)
         return op
@@ -380,10 +458,18 @@ class Round:
         held = w["batches"]
         driver = w["driver"]
         kw = dict(p_driver_id=driver)
-        if action in ("start", "complete", "unclaim"):
+        if action in ("start", "complete", "unclaim", "extend"):
             pool = [b for b, s in held.items() if action != "start" or s == "claimed"]
             if not pool:
                 action = "claim_next"
+            elif action == "extend":  # a heartbeat: the lease of a claimed or started batch it holds
+                b = rng.choice(pool)
+                op = self.run(conn, "extend_batch_lease", dict(p_batch_id=uuid.UUID(b), p_seconds=rng.choice([30, 600]),
+                                                               **kw), "batch", driver=driver, batch=b, action=action)
+                if op.state == "refused":  # its lease lapsed: no longer held
+                    held.pop(b, None)
+                self.batch_log[driver].append(op)
+                return op
             else:
                 b = rng.choice(pool)
                 op = self.run(conn, f"{action}_batch", dict(p_batch_id=uuid.UUID(b), **kw), "batch",
@@ -448,8 +534,11 @@ class Round:
             lines = [{"inventory_id": i, "quantity": 1} for i in items]
             return self.move(conn, rng, kind, "m", dict(p_lines=json.dumps(lines)), [(i, -1) for i in items])
         if kind == "adjust_inventory":
-            i = rng.choice(self.items)
+            # (a backordered item's quantity, below 0, is no p_expected_quantity)
+            i = rng.choice([i for i in self.items if i not in self.backorder])
             seen = call(conn, "get_inventory", p_inventory_id=uuid.UUID(i))
+            # the default location's row (with levels elsewhere, the answer's totals cover those too)
+            seen = next((l for l in seen.get("levels") or [] if l["location_id"] == more.DEFAULT_LOC), seen)
             cur, res = D(seen["quantity"]), D(seen["reserved"])
             new = max(res, cur + rng.choice([-3, -2, -1, 1, 2, 3]))
             new = cur + 1 if new == cur else new
@@ -475,6 +564,10 @@ class Round:
             q = qty()
             return self.move(conn, rng, kind, src, dict(p_source=src, p_item_id=i, p_quantity=q),
                              [(i, -q if kind == "bound_decrement" else q)])
+        if kind == "transfer_inventory":
+            return more.transfer(self, conn, rng)
+        if kind == "kit_sale":
+            return more.kit_sale(self, conn, rng)
         if kind == "reserve_inventory":
             return self.reserve(conn, rng, w, "m")
         if kind == "bound_reserve":
@@ -489,6 +582,8 @@ class Round:
             return self.extend(conn, rng, w, self.inv4)
         if kind in ("claim_batch", "claim_next_batch", "start_batch", "complete_batch", "unclaim_batch"):
             return self.batch(conn, rng, w, kind[:-6])
+        if kind == "extend_batch_lease":
+            return self.batch(conn, rng, w, "extend")
         if kind in ("bound_claim_batch", "bound_claim_next_batch", "bound_unclaim_batch"):
             return self.bbatch(conn, rng, w, {"bound_claim_batch": "claim", "bound_claim_next_batch": "next",
                                               "bound_unclaim_batch": "unclaim"}[kind])
@@ -643,6 +738,9 @@ class Round:
         committed = self.verify_reservations(a, ck, now)
         for key, q in committed.items():
             applied[key] -= q
+        more.verify_transfers(self, a, ck)
+        more.verify_transfer_totals(self, a, ck)
+        more.verify_kit_row(self, a, ck)
         self.verify_stock(a, ck, applied)
         self.verify_batches(a, ck, now)
         self.verify_bbatches(a, ck)
@@ -673,7 +771,7 @@ class Round:
         for item in self.items:
             kinds = [k for (k,) in a.execute(
                 f"SELECT kind FROM {S}.events WHERE inventory_id = %s AND kind IN ('out_of_stock', 'back_in_stock') "
-                "ORDER BY id", (item,)).fetchall()]
+                "AND location_id IS NULL ORDER BY id", (item,)).fetchall()]  # the default location's
             free = a.execute(f"SELECT quantity - reserved FROM {S}.items WHERE id = %s", (item,)).fetchone()[0]
             alternate = all(k == ("out_of_stock" if j % 2 == 0 else "back_in_stock") for j, k in enumerate(kinds))
             ck("stock_crossings_alternate_and_match_stock", alternate and (free <= 0) == (len(kinds) % 2 == 1),
@@ -688,13 +786,18 @@ class Round:
             led[ref][item] = (n, s)
         for op in moves:
             got = led.get(op.x["ref"], {})
-            n = sum(c for c, _ in got.values())
+            # rows = lines: a line taken from several locations (the default
+            # one short) has a row per location; their sum is the line's
+            n = len(got)
             sums = {i: D(s) for i, (_, s) in got.items()}
             st, ans = op.final()
             want = {i: D(ans["delta"]) if d is None else D(d) for i, d in op.x["changes"]} if st == "ok" else None
-            info = f"{op.fn} {op.x['ref']}: {n} ledger rows {sums}, want {op.x['rows']} {want}"
+            info = (f"{op.fn} {op.x['ref']}: {sum(c for c, _ in got.values())} ledger rows of {n} items {sums}, "
+                    f"want {op.x['rows']} {want}")
+            kit = op.x.get("kit")  # a kit sale: a ledger row per component
             if op.state == "ok":
-                ck("acknowledged_movement_applied_once", n == op.x["rows"] and sums == want, info)
+                ck("acknowledged_kit_sale_applied_once" if kit else "acknowledged_movement_applied_once",
+                   n == op.x["rows"] and sums == want and (not kit or kit_answer(ans) == want), info)
             elif op.state == "refused":
                 ck("refused_movement_applied_nothing", n == 0, info)
             elif op.state == "unknown" and st == "ok":
@@ -703,7 +806,7 @@ class Round:
                 ck("keyed_retry_applied_once", n == 0, info + " (the retry was refused)")
             elif op.state == "unknown":
                 req = {i: D(d) for i, d in op.x["changes"] if d is not None}
-                ck("unacknowledged_movement_all_or_nothing",
+                ck("unacknowledged_kit_sale_all_or_nothing" if kit else "unacknowledged_movement_all_or_nothing",
                    n == 0 or (n == op.x["rows"] and all(sums.get(i) == d for i, d in req.items())), info)
                 want = sums if n == op.x["rows"] else None
                 if want:
@@ -719,12 +822,14 @@ class Round:
             f"FROM {S}.reservations WHERE reference LIKE %s", (self.tag + "-%",)).fetchall()}
         ids = sorted(res)
         lines = collections.defaultdict(dict)
-        for r, i, q, st in a.execute(
-                f"SELECT reservation_id::text, inventory_id::text, quantity, status FROM {S}.reservation_lines "
-                "WHERE reservation_id = ANY(%s::uuid[]) UNION ALL "
-                f"SELECT reservation_id::text, item_key, quantity, status FROM {S}.bound_reservation_lines "
-                "WHERE reservation_id = ANY(%s::uuid[])", (ids, ids)).fetchall():
+        units = collections.defaultdict(dict)  # the units each line committed and released so far
+        for r, i, q, st, cq, rq in a.execute(
+                f"SELECT reservation_id::text, inventory_id::text, quantity, status, committed_quantity, "
+                f"released_quantity FROM {S}.reservation_lines WHERE reservation_id = ANY(%s::uuid[]) UNION ALL "
+                f"SELECT reservation_id::text, item_key, quantity, status, committed_quantity, released_quantity "
+                f"FROM {S}.bound_reservation_lines WHERE reservation_id = ANY(%s::uuid[])", (ids, ids)).fetchall():
             lines[r][i] = (D(q), st)
+            units[r][i] = (D(cq), D(rq))
         commits = {(r, i): (n, D(s)) for r, i, n, s in a.execute(
             f"SELECT reference, coalesce(inventory_id::text, item_key), count(*), sum(delta) FROM {S}.ledger "
             "WHERE kind = 'commit' AND reference = ANY(%s) GROUP BY 1, 2", (ids,)).fetchall()}
@@ -735,36 +840,42 @@ class Round:
         for op in (o for o in self.ops if o.cat == "reserve"):
             found = by_ref.get(op.x["ref"], [])
             st, ans = op.final()
-            got = {i: q for i, (q, _) in lines.get(found[0], {}).items()} if found else None
+            # what it holds, or held when it finished (a line committed from
+            # in parts holds less: line_units_add_up checks those)
+            got = {i: (q if units[found[0]][i][0] == 0 else "partly committed")
+                   for i, (q, _) in lines.get(found[0], {}).items()} if found else None
             info = f"{op.fn} {op.x['ref']}: {len(found)} reservations, lines {got}"
             if st == "ok":
                 name = "reserve_all_or_nothing" if op.state == "ok" else "keyed_retry_applied_once"
-                ck(name, found == [ans["reservation_id"]] and got == answer_lines(ans),
+                ck(name, found == [ans["reservation_id"]] and same_lines(got, answer_lines(ans)),
                    info + f", answered {ans['reservation_id']} {answer_lines(ans)}")
             elif st == "refused":
                 ck("reserve_all_or_nothing" if op.state == "refused" else "keyed_retry_applied_once",
                    not found, info + " (refused)")
             else:
-                ck("reserve_all_or_nothing", not found or (len(found) == 1 and got == op.x["lines"]),
+                ck("reserve_all_or_nothing", not found or (len(found) == 1 and same_lines(got, op.x["lines"])),
                    info + f", asked {op.x['lines']} (unacknowledged)")
                 if len(found) == 1 and found[0] not in self.holds:
                     self.holds[found[0]] = Hold(found[0], op.x["src"], got, None, op)
                 if found:
                     self.applied.add(id(op))
-        # every reservation: its status follows its lines; a committed line has its sale, once
+        # every reservation: its status follows its lines; a line's commit
+        # ledger rows (one per commit, partial ones too) add up to its
+        # committed units; a committed line sold some
         committed = collections.defaultdict(Decimal)
         for r, (st, src, _, _, _) in res.items():
             ls = lines.get(r, {})
             sts = {s for _, s in ls.values()}
-            want = ("active" if "active" in sts else "committed" if "committed" in sts else None)
+            sold = any(units[r][i][0] > 0 for i in ls)  # (a line committed in part, then released, sold some)
+            want = ("active" if "active" in sts else "committed" if "committed" in sts or sold else None)
             ck("reservation_status_matches_lines", ls and (st == want if want else st in sts),
                f"{r}: status {st}, lines {sorted(sts) or 'none'}")
             for i, (q, s) in ls.items():
                 n, d = commits.get((r, i), (0, Decimal(0)))
-                ck("commit_has_its_sale", (n == 1 and d == -q) if s == "committed" else n == 0,
-                   f"{r} {i}: line {s} {q}, {n} commit ledger rows ({d})")
-                if s == "committed":
-                    committed[(src, i)] += q
+                cq = units[r][i][0]
+                ck("commit_has_its_sale", -d == cq and (n == 0) == (cq == 0) and (s != "committed" or cq > 0),
+                   f"{r} {i}: line {s} {q}, {cq} committed, {n} commit ledger rows ({d})")
+                committed[(src, i)] += cq
             for (r2, i) in commits:
                 if r2 == r and i not in ls:
                     ck("commit_has_its_sale", False, f"{r} {i}: a commit ledger row without a line")
@@ -792,6 +903,7 @@ class Round:
                 elif moved:
                     self.applied.add(id(unk))
             ck("finished_lines_stand", not bad, f"{h.rid}: {'; '.join(bad)}" + (self.calls_on(h) if bad else ""))
+            self.verify_line_units(ck, h, ls, units[h.rid], commits, unk)
             if want_exp is not None:
                 ok = exp == want_exp
                 if not ok and ext_unknown is not None:  # set by the extend in flight: now() + its ttl
@@ -813,6 +925,36 @@ class Round:
                f"{self.inv4} {i}: reserved {r}, app-held {APP_HELD} + active lines {held.get(i, 0)}")
         return committed
 
+    def verify_line_units(self, ck, h, ls, units, commits, unk):
+        """A hold's commits, partial ones too: each line's commit ledger rows
+        are its acknowledged (or retried) commits' and perhaps the
+        unacknowledged one's; its committed, released and still held units
+        add up to what it was reserved with."""
+        acked = collections.defaultdict(list)
+        for op in h.ops:
+            st, ans = op.final()
+            if op.cat == "finish" and op.x["action"] == "commit" and st == "ok":
+                for l in ans["committed"]:
+                    acked[line_id(l)].append(D(l["quantity"]))
+        for i, reserved in h.lines.items():
+            if i not in ls:
+                continue  # reported by reserve_all_or_nothing
+            n, d = commits.get((h.rid, i), (0, Decimal(0)))
+            k, sold = len(acked[i]), sum(acked[i], Decimal(0))
+            ok = n == k and -d == sold
+            if not ok and unk is not None and unk.x["action"] == "commit" and i in unk.x["targets"]:
+                part = unk.x.get("partial")  # the commit in flight: one more row, of its units if it named them
+                ok = n == k + 1 and -d > sold and (part is None or -d == sold + part[1])
+                if ok:
+                    self.applied.add(id(unk))
+            ck("commit_rows_match_commits", ok,
+               f"{h.rid} {i}: {n} commit ledger rows ({d}); acknowledged commits {acked[i]}"
+               + (f", {unk.fn} in flight" if unk is not None else "") + ("" if ok else self.calls_on(h)))
+            (q, s), (cq, rq) = ls[i], units[i]
+            ck("line_units_add_up", cq + rq + (q if s == "active" else 0) == reserved,
+               f"{h.rid} {i}: {s}, {cq} committed + {rq} released + {q if s == 'active' else 0} held, "
+               f"reserved with {reserved}")
+
     def calls_on(self, h):
         """The calls on a hold, with their times from the crash, for a failure's details."""
         kill = self.t_kill.timestamp() if self.t_kill else 0
@@ -821,16 +963,25 @@ class Round:
             f"{(op.answer or {}).get('expires_at')}" for op in [h.reserve_op] + h.ops)
 
     def verify_stock(self, a, ck, applied):
-        rows = [("m", i, q, r) for i, q, r in a.execute(
-            f"SELECT id::text, quantity, reserved FROM {S}.items WHERE id = ANY(%s::uuid[])", (self.items,)).fetchall()]
-        rows += [(self.inv, i, q, 0) for i, q in a.execute(
+        # an item's quantity over all its locations: its own row (the default
+        # location's) and its stock_levels rows (transfers move units between
+        # them; a sale without a location takes from the others once the
+        # default one runs short); reserved is the own row's
+        rows = [("m", i, q, r, lim) for i, q, r, lim in a.execute(
+            f"SELECT id::text, quantity + coalesce((SELECT sum(l.quantity) FROM {S}.stock_levels l "
+            f"WHERE l.item_id = i.id), 0), reserved, backorder_limit FROM {S}.items i WHERE id = ANY(%s::uuid[])",
+            (self.items,)).fetchall()]
+        rows += [(self.inv, i, q, 0, 0) for i, q in a.execute(
             f"SELECT id::text, quantity FROM {self.tag}.inventory").fetchall()]
-        rows += [(self.inv4, i, q, r) for i, q, r in a.execute(
+        rows += [(self.inv4, i, q, r, 0) for i, q, r in a.execute(
             f'SELECT id, quantity, reserved FROM {self.tag}."Inventory"').fetchall()]
-        for src, i, q, r in rows:
+        for src, i, q, r, lim in rows:
             want = self.initial[(src, i)] + applied[(src, i)]
             ck("quantity_is_initial_plus_applied", D(q) == want, f"{src} {i}: {q}, clients' record {want}")
-            ck("stock_never_below_reserved", 0 <= r <= q, f"{src} {i}: quantity {q}, reserved {r}")
+            # a backorder limit lets sales and holds take quantity below 0, down to reserved - limit
+            ck("stock_never_below_reserved", 0 <= r <= q + lim,
+               f"{src} {i}: quantity {q}, reserved {r}, backorder limit {lim}")
+        # (reconcile() reports per level: the default row and each location's)
         drift = a.execute(f"SELECT inventory_id::text, drift, reserved_drift FROM {S}.reconcile() "
                           "WHERE inventory_id = ANY(%s::uuid[])", (self.items,)).fetchall()
         ck("reconcile_empty", not drift, f"round {self.n}: {drift[:3]}")
@@ -889,6 +1040,15 @@ class Round:
                     allowed.add(d)
                     if st != "completed" or who != d:
                         bad.append(f"{d} was told it completed it; {st} by {who}")
+                elif act == "extend":  # its last call: a heartbeat (30 or 600 s)
+                    allowed.add(d)
+                    want = ts(op.answer["lease_expires_at"])
+                    if want > now:  # (a later check, after later crashes, may find it lapsed)
+                        believed.add(d)
+                        ck("lease_extension_stands", st in ("claimed", "in_progress") and who == d
+                           and lease is not None and lease >= want,
+                           f"batch {b}: {d} was told its lease runs to {want}; {st} by {who}, lease {lease}; calls: "
+                           + self.history(self.batch_log, b))
                 elif act == "unclaim" and who == d and st in ("claimed", "in_progress") and d not in anyb:
                     bad.append(f"{d} was told it gave it back; {st} by {d}")
             if who is not None and who not in allowed:
@@ -946,7 +1106,7 @@ class Round:
     def figures(self):
         f = collections.defaultdict(collections.Counter)
         for op in self.ops:
-            c = f[op.fn]
+            c = f[op.x.get("label", op.fn)]
             c["calls"] += 1
             c[op.state] += 1
             if op.key:
@@ -959,10 +1119,6 @@ class Round:
 
 
 # -- fault injection ------------------------------------------------------------
-
-
-class NoTarget(Exception):
-    pass
 
 
 def pick(seq, what):
@@ -1109,6 +1265,33 @@ def inj_extend_lost(a, rd):
              "an acknowledged extend")
     a.execute(f"UPDATE {S}.reservations SET expires_at = expires_at - interval '1 minute' WHERE id = %s", (h.rid,))
     return f"reservation {h.rid}: expires a minute before what extend_reservation answered"
+
+
+def inj_commit_row_twice(a, rd):
+    op = pick((o for h in rd.holds.values() for o in h.ops if o.x.get("partial") and o.state == "ok"
+               and o.answer["committed"]), "an acknowledged partial commit")
+    i = op.x["partial"][0]
+    a.execute(f"INSERT INTO {S}.ledger (inventory_id, delta, quantity_after, kind, reason, reference, tenant_id) "
+              f"SELECT inventory_id, delta, quantity_after, kind, reason, reference, tenant_id FROM {S}.ledger "
+              "WHERE kind = 'commit' AND reference = %s AND inventory_id = %s ORDER BY id LIMIT 1", (op.x["hold"], i))
+    return f"reservation {op.x['hold']}: the commit ledger row of the partial commit of line {i} written twice"
+
+
+def inj_line_units_lost(a, rd):
+    r, i = pick(a.execute(f"SELECT l.reservation_id::text, l.inventory_id::text FROM {S}.reservation_lines l "
+                          "WHERE l.reservation_id = ANY(%s::uuid[]) AND l.status IN ('released', 'expired') "
+                          "ORDER BY 1, 2", (sorted(rd.holds),)).fetchall(), "a released or expired line")
+    a.execute(f"UPDATE {S}.reservation_lines SET released_quantity = released_quantity + 1 "
+              "WHERE reservation_id = %s AND inventory_id = %s", (r, i))
+    return f"reservation {r}: line {i} counts one unit more given back than it held"
+
+
+def inj_lease_extension_lost(a, rd):
+    per, _ = rd.last_calls(rd.batch_log)
+    b = pick(sorted(b for b, ds in per.items() for d, op in ds.items() if op.x["action"] == "extend"
+                    and op.state == "ok"), "a batch whose driver's last call was an acknowledged heartbeat")
+    a.execute(f"UPDATE {S}.batches SET lease_expires_at = lease_expires_at - interval '1 second' WHERE id = %s", (b,))
+    return f"batch {b}: its lease a second shorter than extend_batch_lease answered"
 
 
 def believed(rd, log, actions):
@@ -1272,6 +1455,16 @@ INJECTIONS = {
     "lapsed_claim_locked": ("lapsed_claim_claimable_after_recovery", inj_lapsed_claim_locked, "checks"),
     "movement_event_lost": ("every_committed_movement_has_its_event", inj_movement_event_lost, "checks"),
     "crossing_event_lost": ("stock_crossings_alternate_and_match_stock", inj_crossing_event_lost, "checks"),
+    "transfer_twice": ("acknowledged_transfer_applied_once", more.inj_transfer_twice, "checks"),
+    "transfer_half_applied": ("unacknowledged_transfer_all_or_nothing", more.inj_transfer_half_applied, "checks"),
+    "transfer_made_units": ("item_total_unchanged_by_transfers", more.inj_transfer_made_units, "checks"),
+    "kit_sale_twice": ("acknowledged_kit_sale_applied_once", more.inj_kit_sale_twice, "checks"),
+    "kit_sale_half_applied": ("unacknowledged_kit_sale_all_or_nothing", more.inj_kit_sale_half_applied, "checks"),
+    "kit_row_stock": ("kit_row_holds_nothing", more.inj_kit_row_stock, "checks"),
+    "backorder_past_limit": ("stock_never_below_reserved", more.inj_backorder_past_limit, "checks"),
+    "commit_row_twice": ("commit_rows_match_commits", inj_commit_row_twice, "checks"),
+    "line_units_lost": ("line_units_add_up", inj_line_units_lost, "checks"),
+    "lease_extension_lost": ("lease_extension_stands", inj_lease_extension_lost, "checks"),
 }
 
 
@@ -1296,6 +1489,8 @@ def run():
     ap.add_argument("--seed", type=int, default=int(time.time()))
     ap.add_argument("--inject", choices=sorted(INJECTIONS), help="corrupt the state after recovery (see above)")
     ap.add_argument("--list-injections", action="store_true")
+    ap.add_argument("--level-race", action="store_true",
+                    help="let the workload's transfers create the items' levels concurrently (deadlocks: crash_more.LEVEL_RACE)")
     ap.add_argument("--kill", default="postmaster,backend,server",
                     help="what to kill, in turn: postmaster (alone), backend (one), server (the postmaster and all its processes)")
     a = ap.parse_args()
@@ -1304,6 +1499,7 @@ def run():
             print(f"{name} {check}")
         return
     rounds = 20 if a.long else a.rounds
+    more.LEVEL_RACE = a.level_race
     rng = random.Random(a.seed)
     print(f"crash: {rounds} rounds, {a.connections} connections, seed {a.seed}"
           + (f", injecting {a.inject}" if a.inject else ""))
@@ -1418,7 +1614,7 @@ def run():
     for cap, fns in CAPABILITY.items():
         for fn in fns:
             c = figs[fn]
-            print(f"    {cap:18s} {fn:26s} {c['calls']:6d} {c['ok']:6d} ({c['keyed ok']:5d}) {c['refused']:5d} "
+            print(f"    {cap:18s} {fn:28s} {c['calls']:6d} {c['ok']:6d} ({c['keyed ok']:5d}) {c['refused']:5d} "
                   f"{c['unknown']:4d} {c['retried']:3d} / {c['applied']:3d}")
     if not a.inject:
         missing = [fn for fn in FUNCTIONS if not figs[fn]["ok"] or (fn in KEYED and not figs[fn]["keyed ok"])]
