@@ -1490,7 +1490,7 @@ def run():
     ap.add_argument("--inject", choices=sorted(INJECTIONS), help="corrupt the state after recovery (see above)")
     ap.add_argument("--list-injections", action="store_true")
     ap.add_argument("--level-race", action="store_true",
-                    help="let the workload's transfers create the items' levels concurrently (deadlocks: crash_more.LEVEL_RACE)")
+                    help="let the workload's transfers create the items' levels concurrently (still deadlocks at times: crash_more.LEVEL_RACE)")
     ap.add_argument("--kill", default="postmaster,backend,server",
                     help="what to kill, in turn: postmaster (alone), backend (one), server (the postmaster and all its processes)")
     a = ap.parse_args()
