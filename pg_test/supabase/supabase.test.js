@@ -450,6 +450,36 @@ describe('locations and stock events', () => {
   });
 });
 
+describe('kits and backorders', () => {
+  test('a kit sold as its components; a backorder limit', async () => {
+    const mug = await L.makeItem(A, 3);
+    const tea = await L.makeItem(A, 5);
+    const box = await L.makeItem(A, 0);
+    // doc:start
+    // a gift box of 2 mugs and 1 tea tin: it holds no stock, selling it takes its components
+    await inv.rpc('define_kit', { p_inventory_id: box.id,
+      p_components: [{ inventory_id: mug.id, quantity: 2 }, { inventory_id: tea.id, quantity: 1 }] });
+    const { data: kitSale } = await inv.rpc('decrement_inventory', { p_inventory_id: box.id, p_quantity: 1 });
+    // kitSale: { kit: true, deducted: 1, lines: [{ inventory_id, old_quantity, new_quantity, deducted }, …] }
+    // the mugs may be sold up to 5 past the stock on hand
+    await inv.rpc('set_backorder_limit', { p_inventory_id: mug.id, p_limit: 5 });
+    const { data: backordered } = await inv.rpc('decrement_inventory', { p_inventory_id: mug.id, p_quantity: 3 });
+    // backordered: { new_quantity: -2, deducted: 3, backordered: 2, … }
+    // doc:end
+    assert.equal(kitSale.kit, true);
+    assert.deepEqual(kitSale.lines.map((l) => l.deducted).sort(), [1, 2]);
+    assert.deepEqual([backordered.new_quantity, backordered.backordered], [-2, 2]);
+    // 4 kits would need 8 mugs: 409, nothing sold
+    refused(await inv.rpc('decrement_inventory', { p_inventory_id: box.id, p_quantity: 4 }), 409, 'PT409',
+      'INSUFFICIENT_INVENTORY');
+    refused(await invB.rpc('decrement_inventory', { p_inventory_id: box.id, p_quantity: 1 }), 404, 'PT404', 'NOT_FOUND');
+    refused(await inv.rpc('set_backorder_limit', { p_inventory_id: mug.id, p_limit: 1 }), 409, 'PT409',
+      'BACKORDERS_EXCEED_LIMIT');
+    assert.equal((await inv.rpc('remove_kit', { p_inventory_id: box.id })).status, 200);
+    assert.deepEqual(await L.itemState(tea.id), { quantity: 4, reserved: 0, ledger_rows: 2, ledger_sum: 4 });
+  });
+});
+
 describe('warehouse packing', () => {
   test('pack and unpack clicks; the validations answered with their statuses', async () => {
     const pack = await L.makePacking(A, 3, [2, 2]);
