@@ -9,6 +9,7 @@ use crate::core::movement::{num, Movement};
 use crate::core::validate::{self, Line};
 use crate::error::{Error, Result};
 use crate::ops::{allocate, stock};
+use crate::pg::plans;
 use crate::source::own::kits::{self, Expanded, KitUse};
 use crate::source::own::Own;
 use crate::source::Lines;
@@ -22,8 +23,12 @@ pub fn decrement_order(
     lines: &[Line],
     mv: &Movement,
 ) -> Result<String> {
-    let order = kits::expand(c, who, lines)?;
-    let done = sell(c, who, &order, mv)?;
+    // an order of a few lines: its statements' generic plans (pg/plans.rs)
+    let (order, done) = plans::generic(|| {
+        let order = kits::expand(c, who, lines)?;
+        let done = sell(c, who, &order, mv)?;
+        Ok::<_, Error>((order, done))
+    })?;
     if order.kits.is_empty() {
         return Ok(done);
     }
@@ -49,11 +54,17 @@ pub fn decrement_kit(
         quantity: qty.clone(),
         location_id: at,
     };
-    let order = kits::expand(c, who, std::slice::from_ref(&line))?;
-    if order.kits.is_empty() {
+    let sold = plans::generic(|| {
+        let order = kits::expand(c, who, std::slice::from_ref(&line))?;
+        if order.kits.is_empty() {
+            return Ok(None);
+        }
+        sell(c, who, &order, mv).map(Some)
+    })?;
+    let Some(sold) = sold else {
         return Ok(None);
-    }
-    let sold = parse(&sell(c, who, &order, mv)?)?;
+    };
+    let sold = parse(&sold)?;
     let mut answer = json!({"success": true, "inventory_id": validate::uuid_text(&id),
                             "kit": true, "deducted": num(qty),
                             "lines": sold.get("lines").cloned().unwrap_or(Value::Null)});

@@ -7,5 +7,6 @@ pub mod check;
 pub mod fmgr;
 pub mod jsonb;
 pub mod path;
+pub mod plans;
 pub mod raise;
 pub mod spi;

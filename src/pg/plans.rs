@@ -1,0 +1,40 @@
+//! Cached generic plans for an order's statements, whatever its size.
+//!
+//! Kept plans (spi.rs) are planned again for every execution while
+//! PostgreSQL's plan cache finds a custom plan cheaper than the generic one,
+//! and for an order of one to three ids it does: the planner knows the
+//! arrays' lengths then, and estimates ten elements for a generic plan. The
+//! plans are the same index probes either way, so the planning is pure
+//! cost: 167 of the 575 us of backend CPU of a kit sale (`profile.sh
+//! --variants kit`), and forcing generic plans raised kit sales from 2,064
+//! to 3,410 a second at 8 clients (docs/benchmarks.md).
+
+use pgrx::pg_sys;
+
+/// Run `f` with `plan_cache_mode = force_generic_plan`, set as fmgr sets a
+/// function's SET clause (a new GUC nesting level, ended after `f`, the
+/// caller's setting restored). An error unwinding through `f` leaves the
+/// level to the transaction's or subtransaction's abort, as fmgr does.
+pub fn generic<T>(f: impl FnOnce() -> T) -> T {
+    // SAFETY: inside a transaction (every caller runs in one); the setting
+    // is a user-settable GUC, saved and set within the new nesting level.
+    let nest_level = unsafe {
+        let level = pg_sys::NewGUCNestLevel();
+        pg_sys::set_config_option(
+            c"plan_cache_mode".as_ptr(),
+            c"force_generic_plan".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
+        level
+    };
+    let out = f();
+    // SAFETY: ends the level opened above; `f` closed every subtransaction
+    // it opened (else PostgreSQL raises an error, not undefined behaviour).
+    unsafe { pg_sys::AtEOXact_GUC(true, nest_level) };
+    out
+}
