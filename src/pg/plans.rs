@@ -6,8 +6,9 @@
 //! arrays' lengths then, and estimates ten elements for a generic plan. The
 //! plans are the same index probes either way, so the planning is pure
 //! cost: 167 of the 575 us of backend CPU of a kit sale (`profile.sh
-//! --variants kit`), and forcing generic plans raised kit sales from 2,064
-//! to 3,410 a second at 8 clients (docs/benchmarks.md).
+//! --variants kit`); with generic plans kit sales went from 0.69x / 0.54x
+//! of a client's own three-component sale to 1.20x / 0.85x at 8 / 32
+//! clients (docs/benchmarks.md, "Kits").
 
 use pgrx::pg_sys;
 
