@@ -81,7 +81,9 @@ pub fn hold_lines(
     who: &Caller,
     lines: &[Line],
 ) -> Result<(Lines<Uuid>, Vec<KitUse>)> {
-    let order = kits::expand(c, who, lines)?;
+    // one statement on every hold: on its generic plan (pg/plans.rs), not
+    // planned again for each one- or two-line cart
+    let order = plans::generic(|| kits::expand(c, who, lines))?;
     let (keys, qtys) = validate::merged_lines(&order.lines);
     Ok((Lines { keys, qtys }, order.kits))
 }
