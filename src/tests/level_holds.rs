@@ -422,4 +422,35 @@ mod tests {
         assert_eq!(d["field"], "p_lines[0].location_id");
         assert_eq!(scalar("SELECT r::text FROM public.stock"), "0");
     }
+
+    /// The statements of holds at locations find their rows by key under
+    /// the settings the reservation functions run with, on generic plans
+    /// (as reservation_plans_use_keys checks the default location's).
+    #[pg_test]
+    fn level_hold_plans_use_keys() {
+        Spi::run(
+            "ANALYZE atomic_inventory.items, atomic_inventory.reservations, \
+                     atomic_inventory.reservation_lines, atomic_inventory.stock_levels, \
+                     atomic_inventory.locations",
+        )
+        .unwrap();
+        settings_of("atomic_inventory.reserve_inventory(jsonb, integer, text, text, integer)");
+        use crate::source::own::level_holds as h;
+        for stmt in [
+            &h::LOCK_FOR_HOLD,
+            &h::RESERVE_APPLY_AT,
+            &h::LOCK_HELD,
+            &h::FINISH_AT,
+            &h::COMMIT_PARTS_AT,
+        ] {
+            let (plan, generic) = plan_of(stmt);
+            let text = plan.join("\n");
+            assert!(generic, "{}: not a generic plan:\n{text}", stmt.name);
+            assert!(
+                !text.contains("Seq Scan"),
+                "{}: scans a table:\n{text}",
+                stmt.name
+            );
+        }
+    }
 }

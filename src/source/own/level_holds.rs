@@ -36,7 +36,7 @@ const INT: Oid = pg_sys::INT4OID;
 /// location) order, each with its item and location visible: item,
 /// location, available, requested, covered (untracked items always are),
 /// usable for a hold (active and sellable), the item's tenant, tracked.
-const LOCK_FOR_HOLD: Stmt = Stmt {
+pub(crate) const LOCK_FOR_HOLD: Stmt = Stmt {
     name: "level_hold_lock",
     sql: "SELECT l.item_id, l.location_id, (l.quantity - l.reserved)::text, r.qty::text, \
                  (NOT i.track_inventory OR l.quantity - l.reserved >= r.qty), \
@@ -104,7 +104,7 @@ pub(crate) const RESERVE_APPLY_AT: Stmt = Stmt {
 
 /// Lock the levels ($1[k], $2[k]) of a reservation's lines, in (item,
 /// location) order (the caller holds the reservation and the items' rows).
-const LOCK_HELD: Stmt = Stmt {
+pub(crate) const LOCK_HELD: Stmt = Stmt {
     name: "level_hold_lock_held",
     sql: "SELECT s.item_id FROM atomic_inventory.stock_levels AS s \
            WHERE (s.item_id, s.location_id) IN \
