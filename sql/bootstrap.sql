@@ -862,8 +862,11 @@ BEGIN
         RETURN NULL;
     END IF;
     IF NEW.source IS NULL THEN
+        -- (location_id only on lines held at another location than the default)
         SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('inventory_id', l.inventory_id,
                                                                   'quantity', l.quantity)
+                                    || CASE WHEN l.location_id IS NULL THEN '{}'::jsonb
+                                            ELSE pg_catalog.jsonb_build_object('location_id', l.location_id) END
                                     ORDER BY l.inventory_id)
           INTO v_lines
           FROM atomic_inventory.reservation_lines AS l

@@ -259,6 +259,23 @@ mod tests {
         assert_eq!(own(B), "10/0");
         assert_eq!(line(&r1, A), format!("expired 4 0 4 {store}"));
         assert_eq!(reconciled(), "0");
+        // its reservation_expired event says where each line held
+        let e = call(&format!(
+            "(SELECT detail FROM atomic_inventory.events WHERE reservation_id = '{r1}' \
+               AND kind = 'reservation_expired')"
+        ));
+        assert_eq!(e["lines"][0]["inventory_id"], A);
+        assert_eq!(e["lines"][0]["location_id"], store.as_str());
+        assert!(e["lines"][1].get("location_id").is_none());
+        // and the level's crossings name the location (its first restock
+        // crossed in, the hold of its 4 units out, the expiry in again)
+        assert_eq!(
+            scalar(&format!(
+                "SELECT string_agg(kind, ',' ORDER BY id) FROM atomic_inventory.events \
+                  WHERE inventory_id = '{A}' AND location_id = '{store}'"
+            )),
+            "back_in_stock,out_of_stock,back_in_stock"
+        );
         // and a commit after expiry is refused, as at the default location
         let r3 = reserve(&format!(
             r#"[{{"inventory_id":"{A}","quantity":1,"location_id":"{store}"}}]"#

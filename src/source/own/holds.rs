@@ -231,10 +231,15 @@ const FINISHED_LINES: Stmt = Stmt {
     args: &[UUID, UUIDS],
 };
 
-/// Step 2: lock their items, ascending id.
+/// Step 2: lock their items, ascending id; and whether any of their
+/// active lines holds at another location than the default one (then
+/// level_holds.rs locks those levels and the expiry moves them too).
 const DUE_ITEMS: Stmt = Stmt {
     name: "reservation_due_items",
-    sql: "SELECT i.id FROM atomic_inventory.items AS i \
+    sql: "SELECT i.id, (SELECT pg_catalog.bool_or(x.location_id IS NOT NULL) \
+                          FROM atomic_inventory.reservation_lines AS x \
+                         WHERE x.reservation_id = ANY ($1) AND x.status = 'active') \
+            FROM atomic_inventory.items AS i \
            WHERE i.id IN (SELECT l.inventory_id FROM atomic_inventory.reservation_lines AS l \
                            WHERE l.reservation_id = ANY ($1) AND l.status = 'active') \
            ORDER BY i.id \
@@ -483,9 +488,12 @@ impl HoldSource for Own {
         if ids.is_empty() {
             return Ok(0);
         }
-        run(c, &DUE_ITEMS, &[ids.to_vec().into()])?;
+        let locked = run(c, &DUE_ITEMS, &[ids.to_vec().into()])?;
+        let at = !locked.is_empty() && locked.first().get::<bool>(2)?.unwrap_or(false);
         // the levels lines at other locations hold at, after the items
-        let at = level_holds::lock_due(c, ids)?;
+        if at {
+            level_holds::lock_due(c, ids)?;
+        }
         let done = run(
             c,
             if at { &EXPIRE_APPLY_AT } else { &EXPIRE_APPLY },

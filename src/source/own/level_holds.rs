@@ -438,8 +438,9 @@ pub fn lock_held(c: &mut SpiClient<'_>, keys: &[LevelKey]) -> Result<()> {
     Ok(())
 }
 
-/// The sweep: lock the levels the due reservations `ids` hold at; whether
-/// any (then their expiry takes EXPIRE_APPLY_AT).
-pub fn lock_due(c: &mut SpiClient<'_>, ids: &[Uuid]) -> Result<bool> {
-    Ok(!run(c, &DUE_LEVELS, &[ids.to_vec().into()])?.is_empty())
+/// The sweep: lock the levels the due reservations `ids` hold at (their
+/// items' rows locked first), when any of their lines holds at one.
+pub fn lock_due(c: &mut SpiClient<'_>, ids: &[Uuid]) -> Result<()> {
+    run(c, &DUE_LEVELS, &[ids.to_vec().into()])?;
+    Ok(())
 }
