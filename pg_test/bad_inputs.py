@@ -308,7 +308,18 @@ CASES = [
     ("decrement_inventory_many('[{{\"inventory_id\":\"{litem}\",\"quantity\":6,\"location_id\":\"{loc}\"}}]')", "PT409", "INSUFFICIENT_INVENTORY"),
     ("decrement_inventory_many('[{{\"inventory_id\":\"{litem}\",\"quantity\":1,\"location_id\":\"nope\"}}]')", "22023", "INVALID_INPUT"),
     ("decrement_inventory_many('[{{\"inventory_id\":\"{litem}\",\"quantity\":1,\"location_id\":7}}]')", "22023", "INVALID_INPUT"),
-    ("reserve_inventory('[{{\"inventory_id\":\"{litem}\",\"quantity\":1,\"location_id\":\"{loc}\"}}]')", "22023", "INVALID_INPUT"),
+    # holds at a location: refused as sales there are; nothing held anywhere
+    ("reserve_inventory('[{{\"inventory_id\":\"{litem}\",\"quantity\":1,\"location_id\":\"{loc2}\"}}]')", "PT404", "LEVEL_NOT_FOUND"),
+    ("reserve_inventory('[{{\"inventory_id\":\"{litem}\",\"quantity\":6,\"location_id\":\"{loc}\"}}]')", "PT409", "INSUFFICIENT_INVENTORY", "5 available"),
+    ("reserve_inventory('[{{\"inventory_id\":\"{litem}\",\"quantity\":1,\"location_id\":\"{unsell}\"}}]')", "PT409", "LOCATION_UNAVAILABLE", "not sellable"),
+    ("reserve_inventory('[{{\"inventory_id\":\"{litem}\",\"quantity\":1,\"location_id\":\"{off}\"}}]')", "PT409", "LOCATION_UNAVAILABLE", "inactive"),
+    ("reserve_inventory('[{{\"inventory_id\":\"{litem}\",\"quantity\":1,\"location_id\":\"%s\"}}]')" % MISSING, "PT404", "NOT_FOUND", "location"),
+    ("reserve_inventory('[{{\"inventory_id\":\"%s\",\"quantity\":1,\"location_id\":\"{loc}\"}}]')" % MISSING, "PT404", "NOT_FOUND", "inventory item"),
+    ("reserve_inventory('[{{\"inventory_id\":\"{litem}\",\"quantity\":1,\"location_id\":\"nope\"}}]')", "22023", "INVALID_INPUT"),
+    ("reserve_inventory('[{{\"inventory_id\":\"{litem}\",\"quantity\":0,\"location_id\":\"{loc}\"}}]')", "22023", "INVALID_QUANTITY"),
+    ("reserve_inventory('[{{\"inventory_id\":\"{litem}\",\"quantity\":1}},{{\"inventory_id\":\"{litem}\",\"quantity\":1,\"location_id\":\"{loc}\"}}]')", "22023", "INVALID_INPUT", "two locations"),
+    ("reserve_inventory('[{{\"inventory_id\":\"{litem}\",\"quantity\":11}},{{\"inventory_id\":\"{item}\",\"quantity\":1,\"location_id\":\"{loc}\"}}]')", "PT404", "LEVEL_NOT_FOUND"),
+    ("bound_reserve('{src}', '[{{\"item_id\":\"k1\",\"quantity\":1,\"location_id\":\"{loc}\"}}]')", "22023", "INVALID_INPUT", "adopted table"),
     # kits: the components are checked before anything is locked; {item}
     # holds units, so a valid definition of it is KIT_HAS_STOCK
     ("define_kit(NULL, '[{{\"inventory_id\":\"{litem}\",\"quantity\":1}}]')", "22023", "INVALID_INPUT"),
@@ -356,6 +367,7 @@ TENANT_CASES = [
     ("update_location('{other_loc}', p_name => 'x')", "PT404", "NOT_FOUND", "location"),
     ("get_inventory('{litem}', '{other_loc}')", "PT404", "NOT_FOUND", "location"),
     ("set_reorder_point('{litem}', 1, '{other_loc}')", "PT404", "NOT_FOUND", "location"),
+    ("reserve_inventory('[{{\"inventory_id\":\"{litem}\",\"quantity\":1,\"location_id\":\"{other_loc}\"}}]')", "PT404", "NOT_FOUND", "location"),
     ("update_location('{loc}', p_name => 'x')", "22023", "INVALID_INPUT", "shared"),
     ("create_location('bad-new', p_tenant_id => 'bad-tenant-b')", "22023", "INVALID_INPUT", "own tenant"),
 ]

@@ -23,8 +23,9 @@ invariants against the database and against what the clients were told:
   answer's lines, an unacknowledged one all components or none, the kit's
   own row at quantity 0 and reserved 0;
 - reservations: every reserve all or nothing (a reservation with all its
-  lines, or none), its status matching its lines, `reserved` = the active
-  held lines, each line's commit ledger rows adding up to its
+  lines, or none; some lines held at a location), its status matching its
+  lines, each level's `reserved` (the item row's for the default location,
+  a stock_levels row's for another) = the active lines held there, each line's commit ledger rows adding up to its
   committed_quantity (a committed line sold some), those rows being its
   acknowledged (or retried) commits' plus perhaps the one in flight,
   partial ones (commit_reservation p_lines, p_rest release or keep)
@@ -393,7 +394,13 @@ class Round:
         lines = {i: rng.randint(1, top) for i in rng.sample(ids, 1 if due else rng.randint(1, 2))}
         name = "inventory_id" if src == "m" else "item_id"
         ref = f"{self.tag}-{uuid.uuid4().hex}"
-        kw = dict(p_lines=json.dumps([{name: i, "quantity": q} for i, q in lines.items()]),
+        body = [{name: i, "quantity": q} for i, q in lines.items()]
+        # some holds at a location, for the items with stock there (their
+        # units count in the item's total as any; reserved per level below)
+        for line in body:
+            if src == "m" and line[name] in self.items[:4] and rng.random() < 0.3:
+                line["location_id"] = rng.choice(self.locations)
+        kw = dict(p_lines=json.dumps(body),
                   p_ttl_seconds=ttl or rng.choice([1, 2, 3, 3600]), p_reference=ref)
         if src != "m":
             kw = dict(p_source=src, **kw)
@@ -910,12 +917,20 @@ class Round:
                     at = exp.timestamp() - ext_unknown.kw["p_ttl_seconds"]
                     ok = ext_unknown.t0 - 0.5 <= at <= ext_unknown.t1 + 0.5
                 ck("extend_stands", ok, f"{h.rid}: expires {exp}, told {want_exp}" + ("" if ok else self.calls_on(h)))
-        # reserved = the active held lines
-        for i, r, held in a.execute(
-                f"SELECT i.id::text, i.reserved, coalesce(sum(l.quantity) FILTER (WHERE l.status = 'active' "
-                f"AND l.tracked), 0) FROM {S}.items i LEFT JOIN {S}.reservation_lines l ON l.inventory_id = i.id "
-                "WHERE i.id = ANY(%s::uuid[]) GROUP BY 1, 2", (self.items,)).fetchall():
-            ck("reserved_equals_active_lines", r == held, f"item {i}: reserved {r}, active lines {held}")
+        # reserved = the active held lines, per level: the item's own row
+        # holds the lines at the default location (location_id NULL), each
+        # stock_levels row those at its location
+        for i, loc, r, held in a.execute(
+                f"WITH v AS (SELECT i.id, NULL::uuid AS loc, i.reserved FROM {S}.items i "
+                f"            WHERE i.id = ANY(%(items)s::uuid[]) "
+                f"           UNION ALL SELECT l.item_id, l.location_id, l.reserved FROM {S}.stock_levels l "
+                f"            WHERE l.item_id = ANY(%(items)s::uuid[])) "
+                f"SELECT v.id::text, coalesce(v.loc::text, 'default'), v.reserved, "
+                f"       coalesce((SELECT sum(l.quantity) FROM {S}.reservation_lines l WHERE l.inventory_id = v.id "
+                f"                  AND l.location_id IS NOT DISTINCT FROM v.loc "
+                f"                  AND l.status = 'active' AND l.tracked), 0) FROM v",
+                {"items": self.items}).fetchall():
+            ck("reserved_equals_active_lines", r == held, f"item {i} at {loc}: reserved {r}, active lines {held}")
         held = dict(a.execute(
             f"SELECT l.item_key, sum(l.quantity) FROM {S}.bound_reservation_lines l JOIN {S}.reservations r "
             "ON r.id = l.reservation_id WHERE r.source = %s AND l.status = 'active' AND l.tracked GROUP BY 1",

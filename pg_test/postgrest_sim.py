@@ -278,6 +278,38 @@ def main():
           (200, sorted([(default, 6), (s1, 1)])))
     status, body = api.rpc("get_inventory", {"p_inventory_id": litem}, claims=store_a)
     check("get_inventory: the totals over the levels", (status, body and body.get("quantity")), (200, 1))
+    # a cart held at a store (a line's location_id), committed in part, the rest released
+    status, body = api.rpc("increment_inventory", {"p_inventory_id": litem, "p_quantity": 3, "p_location_id": s1}, claims=store_a)
+    check("a restock at a store -> 200", (status, body and body.get("new_quantity")), (200, 3))
+    status, body = api.rpc("reserve_inventory", {"p_lines": [{"inventory_id": litem, "quantity": 2, "location_id": s1}],
+                                                 "p_ttl_seconds": 600, "p_reference": f"cart-{tag}"}, claims=store_a)
+    check("reserve_inventory at a store -> 200",
+          (status, body and body["lines"][0].get("location_id"), body and body["lines"][0].get("quantity")), (200, s1, 2))
+    rid = body and body.get("reservation_id")
+    status, body = api.rpc("get_inventory", {"p_inventory_id": litem, "p_location_id": s1}, claims=store_a)
+    check("the store's level holds the units", (status, body and body.get("reserved"), body and body.get("available")),
+          (200, 2, 1))
+    status, body = api.rpc("decrement_inventory", {"p_inventory_id": litem, "p_quantity": 2, "p_location_id": s1}, claims=store_a)
+    check("a sale of held units at the store: INSUFFICIENT_INVENTORY -> 409", (status, body["code"]), (409, "PT409"))
+    status, body = api.rpc("commit_reservation", {"p_reservation_id": rid, "p_lines": [{"inventory_id": litem, "quantity": 1}],
+                                                  "p_rest": "keep"}, claims=store_a)
+    check("commit_reservation of part of a hold at a store -> 200",
+          (status, body and body.get("status"), body and body["committed"][0].get("location_id")), (200, "active", s1))
+    status, body = api.rpc("release_reservation", {"p_reservation_id": rid}, claims=store_a)
+    check("release_reservation of the rest -> 200", (status, body and body.get("status")), (200, "committed"))
+    status, body = api.rpc("get_inventory", {"p_inventory_id": litem, "p_location_id": s1}, claims=store_a)
+    check("the store's level: 1 sold, nothing held", (status, body and body.get("quantity"), body and body.get("reserved")),
+          (200, 2, 0))
+    status, body = api.rpc("reserve_inventory", {"p_lines": [{"inventory_id": litem, "quantity": 1, "location_id": ret}]},
+                           claims=store_a)
+    check("a hold at a location that is not sellable: LOCATION_UNAVAILABLE -> 409",
+          (status, body["code"], body["message"].split(":")[0]), (409, "PT409", "LOCATION_UNAVAILABLE"))
+    status, body = api.rpc("reserve_inventory", {"p_lines": [{"inventory_id": litem, "quantity": 1, "location_id": s2}]},
+                           claims=store_a)
+    check("a hold at an inactive location: LOCATION_UNAVAILABLE -> 409", (status, body["code"]), (409, "PT409"))
+    status, body = api.rpc("reserve_inventory", {"p_lines": [{"inventory_id": litem, "quantity": 1, "location_id": s1}]},
+                           claims={"sub": "u", "tenant_id": "store-b"})
+    check("a hold at another tenant's location -> 404", (status, body["code"]), (404, "PT404"))
 
     # nothing leaks between requests on one connection (transaction-scoped settings)
     role, claims = api.conn.execute("SELECT current_user, current_setting('request.jwt.claims', true)").fetchone()

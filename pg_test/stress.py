@@ -7,10 +7,12 @@ Phase 1 replays the races of docs/background.md deterministically (all threads r
 one barrier). Phase 2 is a random mix of every operation over a few hot and
 many cold items for a fixed time, with stock at a few locations besides the
 default one: sales, restocks and compare-and-sets there, orders allocated
-across them, and transfers between them and the default location; after it,
+across them, transfers between them and the default location, and holds
+at stores (committed whole or in part, released or expired); after it,
 every level (no level below 0, reserved within quantity, what the client
 acknowledged there), the total over each item's levels (initial + restocks
-- sales), reconcile() per level, and each transfer's two ledger rows.
+- sales), each level's reserved against its active reservation lines,
+reconcile() per level, and each transfer's two ledger rows.
 Two kits of hot and cold components sell, sell beside loose units of a
 component and are held; their components' stock is checked as every
 item's, and the kits' own rows must still hold nothing. One hot item takes
@@ -223,6 +225,20 @@ class Workload:
             self.levels.add((item, loc))
             self.refs[ref] += 1
 
+    def ack_committed(self, committed, rid):
+        """A commit's answer: each committed line at its location (none
+        named: the default location), one ledger row each under the
+        reservation's id."""
+        with self.lock:
+            for l in committed:
+                item, loc, d = l["inventory_id"], l.get("location_id") or DEFAULT, -float(l["quantity"])
+                if loc == DEFAULT:
+                    self.delta[item] += d
+                else:
+                    self.level_delta[(item, loc)] += d
+                self.flow[item] += d
+            self.refs[rid] += len(committed)
+
     def ack_transfer(self, r, item, src, dst, qty, ref):
         with self.lock:
             for loc, d in ((src, -qty), (dst, qty)):
@@ -253,7 +269,8 @@ class Workload:
         if self.kits:
             ops += ["kit"] * 8 + ["kit_cart"] * 6 + ["kit_hold"] * 4
         if self.loc_items:
-            ops += ["transfer"] * 14 + ["loc_dec"] * 12 + ["loc_inc"] * 5 + ["loc_adj"] * 3 + ["many_at"] * 6
+            ops += ["transfer"] * 14 + ["loc_dec"] * 12 + ["loc_inc"] * 5 + ["loc_adj"] * 3 + ["many_at"] * 6 + \
+                   ["hold_at"] * 8
         while time.monotonic() < self.deadline:
             op = rng.choice(ops)
             ref = f"op-{uuid.uuid4()}"
@@ -335,6 +352,22 @@ class Workload:
             r = call(conn, "reserve_inventory", p_lines=json.dumps(lines), p_reference=ref,
                      p_ttl_seconds=rng.randint(1, 4))
             held.append(r)
+        elif op == "hold_at":
+            # a cart holding at stores where the items have stock, maybe
+            # with a line at the default location (one location per item)
+            items = rng.sample(self.loc_items, rng.randint(1, 3))
+            lines = []
+            for i in items:
+                line = {"inventory_id": i, "quantity": rng.randint(1, 2)}
+                with self.lock:
+                    here = [l for l in self.sellable if (i, l) in self.levels]
+                if here and rng.random() < 0.75:
+                    line["location_id"] = rng.choice(here)
+                lines.append(line)
+            rng.shuffle(lines)
+            r = call(conn, "reserve_inventory", p_lines=json.dumps(lines), p_reference=ref,
+                     p_ttl_seconds=rng.randint(1, 4), p_lock_timeout_ms=2000)
+            held.append(r)
         elif op == "kit":
             # a kit sells its components (allocated across their locations)
             kit = rng.choice(list(self.kits))
@@ -364,9 +397,21 @@ class Workload:
                 return
             r = held.pop(rng.randrange(len(held)))
             rid = r["reservation_id"]
-            if rng.random() < 0.6:
+            roll = rng.random()
+            if roll < 0.2 and not r.get("partial"):
+                # a partial commit of one line (1 unit), the rest released
+                # or kept held; a kept rest finishes later like any line
+                line = rng.choice(r["lines"])
+                rest = rng.choice(["keep", "release"])
+                c = call(conn, "commit_reservation", p_reservation_id=rid, p_rest=rest,
+                         p_lines=json.dumps([{"inventory_id": line["inventory_id"], "quantity": 1}]))
+                self.ack_committed(c["committed"], rid)
+                if c["status"] == "active":
+                    r["partial"] = True
+                    held.append(r)
+            elif roll < 0.6:
                 c = call(conn, "commit_reservation", p_reservation_id=rid)
-                self.ack([(l["inventory_id"], -float(l["quantity"])) for l in c["committed"]], rid, len(c["committed"]))
+                self.ack_committed(c["committed"], rid)
             else:
                 call(conn, "release_reservation", p_reservation_id=rid)
         elif op == "pack":
@@ -562,6 +607,24 @@ def main():
         expected = initial_total[item] + w.flow[item]
         checks.check("total_over_levels_is_initial_plus_restocks_minus_sales", abs(total[item] - expected) < 1e-9,
                      f"{item}: {total[item]} over its levels, client expects {expected}")
+    # each level's reserved is what its active tracked lines hold (the
+    # default location's: the item row's), counted here without reconcile()
+    held_drift = admin.execute(
+        f"WITH v AS (SELECT i.id AS item, NULL::uuid AS loc, i.reserved FROM {S}.items i "
+        f"            WHERE i.id = ANY(%(items)s::uuid[]) "
+        f"           UNION ALL SELECT l.item_id, l.location_id, l.reserved FROM {S}.stock_levels l "
+        f"            WHERE l.item_id = ANY(%(items)s::uuid[])), "
+        f"     h AS (SELECT x.inventory_id AS item, x.location_id AS loc, sum(x.quantity) AS held "
+        f"             FROM {S}.reservation_lines x WHERE x.status = 'active' AND x.tracked "
+        f"            GROUP BY 1, 2) "
+        f"SELECT v.item::text, v.loc::text, v.reserved, coalesce(h.held, 0) FROM v "
+        f"  LEFT JOIN h ON h.item = v.item AND h.loc IS NOT DISTINCT FROM v.loc "
+        f" WHERE v.reserved <> coalesce(h.held, 0)",
+        {"items": items}).fetchall()
+    checks.check("reserved_per_level_equals_active_lines", not held_drift, f"{held_drift[:3]}")
+    at_levels = admin.execute(f"SELECT count(*) FROM {S}.reservation_lines WHERE location_id IS NOT NULL "
+                              "AND inventory_id = ANY(%s::uuid[])", (items,)).fetchone()[0]
+    checks.check("holds_at_locations_were_taken", at_levels > 0, f"{at_levels} lines held at locations")
     drift = admin.execute(f"SELECT inventory_id::text, location_id::text, drift, reserved_drift FROM {S}.reconcile() "
                           "WHERE inventory_id = ANY(%s::uuid[])", (items,)).fetchall()
     checks.check("ledger_and_reservations_reconcile", not drift, f"drift: {drift[:3]}")

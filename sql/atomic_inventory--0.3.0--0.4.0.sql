@@ -813,8 +813,11 @@ BEGIN
         RETURN NULL;
     END IF;
     IF NEW.source IS NULL THEN
+        -- (location_id only on lines held at another location than the default)
         SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('inventory_id', l.inventory_id,
                                                                   'quantity', l.quantity)
+                                    || CASE WHEN l.location_id IS NULL THEN '{}'::jsonb
+                                            ELSE pg_catalog.jsonb_build_object('location_id', l.location_id) END
                                     ORDER BY l.inventory_id)
           INTO v_lines
           FROM atomic_inventory.reservation_lines AS l
@@ -1129,8 +1132,16 @@ BEGIN
     IF p_active IS FALSE AND v_row.active THEN
         SELECT pg_catalog.count(*) INTO v_busy FROM atomic_inventory.stock_levels AS l
          WHERE l.location_id = p_location_id AND (l.quantity <> 0 OR l.reserved <> 0);
+        -- active holds there too, untracked items' included (they leave
+        -- reserved alone): their commit or release needs the location
+        SELECT v_busy + pg_catalog.count(DISTINCT l.inventory_id) INTO v_busy
+          FROM atomic_inventory.reservation_lines AS l
+         WHERE l.location_id = p_location_id AND l.status = 'active'
+           AND NOT EXISTS (SELECT FROM atomic_inventory.stock_levels AS s
+                            WHERE s.item_id = l.inventory_id AND s.location_id = p_location_id
+                              AND (s.quantity <> 0 OR s.reserved <> 0));
         IF v_busy > 0 THEN
-            RAISE EXCEPTION 'LOCATION_IN_USE: location % still holds stock of % items', p_location_id, v_busy
+            RAISE EXCEPTION 'LOCATION_IN_USE: location % still holds stock or holds of % items', p_location_id, v_busy
                 USING ERRCODE = 'PT409',
                       DETAIL = pg_catalog.json_build_object('code', 'LOCATION_IN_USE', 'location_id', p_location_id,
                                                             'levels_with_stock', v_busy)::text,
@@ -1410,6 +1421,16 @@ COMMENT ON COLUMN atomic_inventory.bound_reservation_lines.committed_quantity IS
 COMMENT ON COLUMN atomic_inventory.bound_reservation_lines.released_quantity IS 'Units of the line given back: by a release, by expiry, or as the rest of a partial commit (p_rest = release). A finished line''s committed and released units add up to what it was reserved with.';
 COMMENT ON COLUMN atomic_inventory.reservations.status IS 'active while any line is held; then committed (any units of any line committed), released or expired.';
 
+-- Holds at locations (docs/locations.md): where each reservation line holds
+-- its units. Lines from before the upgrade hold at the default location
+-- (NULL), the only place 0.3.0 reserved at.
+ALTER TABLE atomic_inventory.reservation_lines ADD COLUMN location_id uuid;
+CREATE INDEX reservation_lines_location_active_idx ON atomic_inventory.reservation_lines (location_id)
+    WHERE status = 'active' AND location_id IS NOT NULL;
+COMMENT ON TABLE atomic_inventory.reservation_lines IS
+    'One held item per reservation (lines naming the same item are merged), at one location.';
+COMMENT ON COLUMN atomic_inventory.reservation_lines.location_id IS 'Where the line holds its units: NULL = the default location (items.reserved), else that location (its stock_levels.reserved). A reservation holds an item at one location.';
+
 DROP FUNCTION atomic_inventory.decrement_inventory(uuid, numeric, text, text, text, integer);
 DROP FUNCTION atomic_inventory.increment_inventory(uuid, numeric, text, text, text, integer);
 DROP FUNCTION atomic_inventory.adjust_inventory(uuid, numeric, numeric, boolean, text, text, text, integer);
@@ -1677,10 +1698,11 @@ AS $$
                    FROM atomic_inventory.ledger AS g WHERE g.inventory_id IS NOT NULL
                   GROUP BY g.inventory_id, g.location_id) AS l
              ON l.inventory_id = v.item_id AND l.location_id IS NOT DISTINCT FROM v.location_id
-      LEFT JOIN (SELECT x.inventory_id, pg_catalog.sum(x.quantity) AS held
+      -- each level's reserved against the active lines holding there
+      LEFT JOIN (SELECT x.inventory_id, x.location_id, pg_catalog.sum(x.quantity) AS held
                    FROM atomic_inventory.reservation_lines AS x
-                  WHERE x.status = 'active' AND x.tracked GROUP BY x.inventory_id) AS h
-             ON h.inventory_id = v.item_id AND v.location_id IS NULL
+                  WHERE x.status = 'active' AND x.tracked GROUP BY x.inventory_id, x.location_id) AS h
+             ON h.inventory_id = v.item_id AND h.location_id IS NOT DISTINCT FROM v.location_id
      WHERE (v.quantity IS DISTINCT FROM COALESCE(l.total, 0)
             OR v.reserved IS DISTINCT FROM COALESCE(h.held, 0))
        AND (v.tenant_id IS NULL OR v.tenant_id = atomic_inventory.caller_tenant()
@@ -1708,11 +1730,17 @@ BEGIN
                'reference', r.reference, 'expires_at', r.expires_at, 'created_at', r.created_at,
                'source', r.source,
                'lines', CASE WHEN r.source IS NULL THEN
-                          (SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
+                          -- location_id only on lines held at another location than the default
+                          (SELECT pg_catalog.json_agg(CASE WHEN l.location_id IS NULL THEN
+                                    pg_catalog.json_build_object(
                                     'inventory_id', l.inventory_id, 'quantity', l.quantity, 'status', l.status,
                                     'committed_quantity', l.committed_quantity,
                                     'released_quantity', l.released_quantity)
-                                    ORDER BY l.inventory_id)
+                                  ELSE pg_catalog.json_build_object(
+                                    'inventory_id', l.inventory_id, 'quantity', l.quantity, 'status', l.status,
+                                    'committed_quantity', l.committed_quantity,
+                                    'released_quantity', l.released_quantity, 'location_id', l.location_id)
+                                  END ORDER BY l.inventory_id)
                              FROM atomic_inventory.reservation_lines AS l
                             WHERE l.reservation_id = r.id)
                         ELSE

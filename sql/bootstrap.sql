@@ -332,13 +332,23 @@ CREATE TABLE atomic_inventory.reservation_lines (
     -- the table, pg/check.rs; the functions keep them, the tests check them)
     committed_quantity numeric  NOT NULL DEFAULT 0,
     released_quantity  numeric  NOT NULL DEFAULT 0,
+    -- whose stock the line holds: NULL for the default location (the
+    -- item's own row), as in the ledger; else that location's stock_levels
+    -- row. No foreign key: the level row the line holds references the
+    -- location already, and a check on every insert would slow the holds
+    -- at the default location, which never name one.
+    location_id     uuid,
     PRIMARY KEY (reservation_id, inventory_id)
 );
 -- reconcile: reserved = sum of active tracked lines per item
 CREATE INDEX reservation_lines_active_idx ON atomic_inventory.reservation_lines (inventory_id)
     WHERE status = 'active';
+-- update_location: does a location still have active holds? (only lines
+-- at other locations enter it)
+CREATE INDEX reservation_lines_location_active_idx ON atomic_inventory.reservation_lines (location_id)
+    WHERE status = 'active' AND location_id IS NOT NULL;
 COMMENT ON TABLE atomic_inventory.reservation_lines IS
-    'One held item per reservation (lines naming the same item are merged).';
+    'One held item per reservation (lines naming the same item are merged), at one location.';
 COMMENT ON COLUMN atomic_inventory.reservation_lines.reservation_id IS 'The reservation.';
 COMMENT ON COLUMN atomic_inventory.reservation_lines.inventory_id IS 'The held item.';
 COMMENT ON COLUMN atomic_inventory.reservation_lines.quantity IS 'Units held (an active line: what it holds now, after partial commits that kept the rest; a finished line: what it held when it finished).';
@@ -347,6 +357,7 @@ COMMENT ON COLUMN atomic_inventory.reservation_lines.status IS 'active, committe
 COMMENT ON COLUMN atomic_inventory.reservation_lines.updated_at IS 'When the line''s status or quantity last changed.';
 COMMENT ON COLUMN atomic_inventory.reservation_lines.committed_quantity IS 'Units of the line committed (sold) so far, over all its commits (commit_reservation''s p_lines may commit part of a line).';
 COMMENT ON COLUMN atomic_inventory.reservation_lines.released_quantity IS 'Units of the line given back: by release_reservation, by expiry, or as the rest of a partial commit (p_rest = release). A finished line''s committed and released units add up to what it was reserved with.';
+COMMENT ON COLUMN atomic_inventory.reservation_lines.location_id IS 'Where the line holds its units: NULL = the default location (items.reserved), else that location (its stock_levels.reserved). A reservation holds an item at one location.';
 
 -- Warehouse packing (the packing RPC of docs/background.md): pickers fill a
 -- basket per session, packers move units from the basket into orders.
@@ -851,8 +862,11 @@ BEGIN
         RETURN NULL;
     END IF;
     IF NEW.source IS NULL THEN
+        -- (location_id only on lines held at another location than the default)
         SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('inventory_id', l.inventory_id,
                                                                   'quantity', l.quantity)
+                                    || CASE WHEN l.location_id IS NULL THEN '{}'::jsonb
+                                            ELSE pg_catalog.jsonb_build_object('location_id', l.location_id) END
                                     ORDER BY l.inventory_id)
           INTO v_lines
           FROM atomic_inventory.reservation_lines AS l

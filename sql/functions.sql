@@ -335,10 +335,11 @@ AS $$
                    FROM atomic_inventory.ledger AS g WHERE g.inventory_id IS NOT NULL
                   GROUP BY g.inventory_id, g.location_id) AS l
              ON l.inventory_id = v.item_id AND l.location_id IS NOT DISTINCT FROM v.location_id
-      LEFT JOIN (SELECT x.inventory_id, pg_catalog.sum(x.quantity) AS held
+      -- each level's reserved against the active lines holding there
+      LEFT JOIN (SELECT x.inventory_id, x.location_id, pg_catalog.sum(x.quantity) AS held
                    FROM atomic_inventory.reservation_lines AS x
-                  WHERE x.status = 'active' AND x.tracked GROUP BY x.inventory_id) AS h
-             ON h.inventory_id = v.item_id AND v.location_id IS NULL
+                  WHERE x.status = 'active' AND x.tracked GROUP BY x.inventory_id, x.location_id) AS h
+             ON h.inventory_id = v.item_id AND h.location_id IS NOT DISTINCT FROM v.location_id
      WHERE (v.quantity IS DISTINCT FROM COALESCE(l.total, 0)
             OR v.reserved IS DISTINCT FROM COALESCE(h.held, 0))
        AND (v.tenant_id IS NULL OR v.tenant_id = atomic_inventory.caller_tenant()
@@ -604,11 +605,17 @@ BEGIN
                'reference', r.reference, 'expires_at', r.expires_at, 'created_at', r.created_at,
                'source', r.source,
                'lines', CASE WHEN r.source IS NULL THEN
-                          (SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
+                          -- location_id only on lines held at another location than the default
+                          (SELECT pg_catalog.json_agg(CASE WHEN l.location_id IS NULL THEN
+                                    pg_catalog.json_build_object(
                                     'inventory_id', l.inventory_id, 'quantity', l.quantity, 'status', l.status,
                                     'committed_quantity', l.committed_quantity,
                                     'released_quantity', l.released_quantity)
-                                    ORDER BY l.inventory_id)
+                                  ELSE pg_catalog.json_build_object(
+                                    'inventory_id', l.inventory_id, 'quantity', l.quantity, 'status', l.status,
+                                    'committed_quantity', l.committed_quantity,
+                                    'released_quantity', l.released_quantity, 'location_id', l.location_id)
+                                  END ORDER BY l.inventory_id)
                              FROM atomic_inventory.reservation_lines AS l
                             WHERE l.reservation_id = r.id)
                         ELSE
@@ -1270,8 +1277,16 @@ BEGIN
     IF p_active IS FALSE AND v_row.active THEN
         SELECT pg_catalog.count(*) INTO v_busy FROM atomic_inventory.stock_levels AS l
          WHERE l.location_id = p_location_id AND (l.quantity <> 0 OR l.reserved <> 0);
+        -- active holds there too, untracked items' included (they leave
+        -- reserved alone): their commit or release needs the location
+        SELECT v_busy + pg_catalog.count(DISTINCT l.inventory_id) INTO v_busy
+          FROM atomic_inventory.reservation_lines AS l
+         WHERE l.location_id = p_location_id AND l.status = 'active'
+           AND NOT EXISTS (SELECT FROM atomic_inventory.stock_levels AS s
+                            WHERE s.item_id = l.inventory_id AND s.location_id = p_location_id
+                              AND (s.quantity <> 0 OR s.reserved <> 0));
         IF v_busy > 0 THEN
-            RAISE EXCEPTION 'LOCATION_IN_USE: location % still holds stock of % items', p_location_id, v_busy
+            RAISE EXCEPTION 'LOCATION_IN_USE: location % still holds stock or holds of % items', p_location_id, v_busy
                 USING ERRCODE = 'PT409',
                       DETAIL = pg_catalog.json_build_object('code', 'LOCATION_IN_USE', 'location_id', p_location_id,
                                                             'levels_with_stock', v_busy)::text,

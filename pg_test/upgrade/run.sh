@@ -79,6 +79,16 @@ for script in "$here"/atomic_inventory--*.sql; do
     q "$db" "SELECT atomic_inventory.decrement_inventory('$item', 2, p_location_id => '$loc')" >/dev/null
     check "$from -> $current: a transfer to a new location and a sale there reconcile" \
         "$(q "$db" "SELECT (atomic_inventory.get_inventory('$item', '$loc')->>'quantity') || '/' || (atomic_inventory.get_inventory('$item')->>'quantity') || '/' || (SELECT count(*) FROM atomic_inventory.reconcile())")" "3/75/0"
+    # reservation lines from before the update hold at the default location;
+    # a hold at the new location takes its level's units and commits there
+    check "$from -> $current: pre-update reservation lines are at the default location" \
+        "$(q "$db" "SELECT count(*) FILTER (WHERE location_id IS NULL) || '/' || count(*) FROM atomic_inventory.reservation_lines")" "1/1"
+    hold="$(q "$db" "SELECT atomic_inventory.reserve_inventory(jsonb_build_array(jsonb_build_object('inventory_id', '$item', 'quantity', 2, 'location_id', '$loc')))->>'reservation_id'")"
+    check "$from -> $current: a hold at a location raises that level's reserved" \
+        "$(q "$db" "SELECT (atomic_inventory.get_inventory('$item', '$loc')->>'reserved') || '/' || (SELECT reserved FROM atomic_inventory.items WHERE id = '$item')")" "2/0"
+    q "$db" "SELECT atomic_inventory.commit_reservation('$hold')" >/dev/null
+    check "$from -> $current: its commit takes the units there and reconciles" \
+        "$(q "$db" "SELECT (atomic_inventory.get_inventory('$item', '$loc')->>'quantity') || '/' || (SELECT count(*) FROM atomic_inventory.reconcile())")" "1/0"
 
     q ai_fresh "CREATE EXTENSION atomic_inventory"
     q "$db" "$(cat "$here/catalog.sql")" >"/tmp/ai-upgrade-$from.upgraded"

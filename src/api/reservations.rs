@@ -37,12 +37,9 @@ fn ttl_seconds(args: &Args, n: usize) -> Result<i32> {
 /// p_idempotency_key, p_lock_timeout_ms)
 fn reserve(args: &Args) -> Result<String> {
     let lines = validate::lines(args.jsonb_container(0), "p_lines")?;
-    if lines.iter().any(|l| l.location_id.is_some()) {
-        return Err(Error::invalid_input(
-            "p_lines",
-            "names a location: holds are taken at the default location only (docs/locations.md)",
-        ));
-    }
+    // only an order naming a location takes the path that locks levels;
+    // every other keeps the default location's statements
+    let at_locations = lines.iter().any(|l| l.location_id.is_some());
     let ttl = ttl_seconds(args, 1)?;
     let reference = args.text(2, "p_reference")?;
     let key = args.idempotency_key(3)?;
@@ -55,6 +52,11 @@ fn reserve(args: &Args) -> Result<String> {
     };
     with_spi(lock_ms, |c| {
         idempotency::once(c, &who, key.as_deref(), "reserve_inventory", request, |c| {
+            if at_locations {
+                let (expanded, used) = kits::hold_lines_at(c, &who, &lines)?;
+                let done = reservations::reserve_at(c, &who, &expanded, ttl, reference.clone())?;
+                return kits::with_kits(done, &used);
+            }
             // Kits read as their components, merged per item and sorted:
             // the order the rows are locked in. (The reservation's lines
             // merge them again, per item.)
@@ -187,10 +189,12 @@ fn parts(
     let lines: Vec<(String, AnyNumeric)> = match ids {
         LineIds::Uuids => {
             let lines = validate::lines(Some(raw), "p_lines")?;
+            // a reservation holds an item at one location: its line is
+            // named by the item alone
             if lines.iter().any(|l| l.location_id.is_some()) {
                 return Err(Error::invalid_input(
                     "p_lines",
-                    "names a location: a reservation's lines are at the default location",
+                    "names a location: name a line by its inventory_id alone (it holds at the location it was reserved at)",
                 ));
             }
             let (keys, qtys) = validate::merged_lines(&lines);

@@ -88,6 +88,19 @@ pub fn hold_lines(
     Ok((Lines { keys, qtys }, order.kits))
 }
 
+/// The order's lines as reserve_inventory holds them when a line names a
+/// location (kits read as their components, each at its kit line's
+/// location), not merged: ops::reservations::reserve_at merges them per
+/// item and location.
+pub fn hold_lines_at(
+    c: &mut pgrx::spi::SpiClient<'_>,
+    who: &Caller,
+    lines: &[Line],
+) -> Result<(Vec<Line>, Vec<KitUse>)> {
+    let order = kits::expand(c, who, lines)?;
+    Ok((order.lines, order.kits))
+}
+
 /// A reservation's answer with the kit lines it held, if any.
 pub fn with_kits(done: String, used: &[KitUse]) -> Result<String> {
     if used.is_empty() {

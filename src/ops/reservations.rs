@@ -21,6 +21,7 @@
 
 use crate::core::caller::Caller;
 use crate::core::movement::{LedgerKind, LedgerNote};
+use crate::core::validate::{self, Line};
 use crate::error::{Error, Result};
 use crate::pg::spi;
 use crate::source::bound::{
@@ -28,8 +29,10 @@ use crate::source::bound::{
     binding::{self, Kind},
 };
 use crate::source::holds::{self, Holder, Sweep};
+use crate::source::own::level_holds;
+use crate::source::own::levels::LevelKey;
 use crate::source::own::Own;
-use crate::source::{Finish, HoldSource, Lines, NewHold, Part, Rest};
+use crate::source::{Finish, HoldSource, Lines, NewHold, Part, Rest, StockSource};
 use pgrx::spi::SpiClient;
 use pgrx::{AnyNumeric, Uuid};
 use std::collections::BTreeMap;
@@ -57,6 +60,111 @@ pub fn reserve<S: HoldSource>(
     let out = s.hold(c, lines, &locked, &new)?;
     // reserved units stay in the item row; the rest goes back out
     s.respread(c, &locked.striped)?;
+    Ok(out)
+}
+
+/// Hold lines of the extension's own items of which some name a location
+/// (reserve_inventory's path for them; lines naming none are held as
+/// `reserve` holds them). Each line holds at its location: the default
+/// one's units in the item's row, another's in its level. One item is held
+/// at one location per reservation (its line is named by the item alone
+/// when committed or released), so an item named at two is bad input.
+///
+/// Locks the default rows first (Own::lock_lines: the items' own rows by
+/// id, stripes gathered), then the levels by (item, location): the order
+/// of every caller locking rows of several locations (levels.rs). Every
+/// short line, at either kind of location, is reported at once.
+pub fn reserve_at(
+    c: &mut SpiClient<'_>,
+    who: &Caller,
+    lines: &[Line],
+    ttl_seconds: i32,
+    reference: Option<String>,
+) -> Result<String> {
+    // per item: its location (None: the default one) and units
+    let mut per_item: BTreeMap<Uuid, (Option<Uuid>, AnyNumeric)> = BTreeMap::new();
+    let mut twice: Vec<String> = Vec::new();
+    for l in lines {
+        match per_item.get_mut(&l.inventory_id) {
+            Some((loc, q)) if *loc == l.location_id => *q = q.clone() + l.quantity.clone(),
+            Some(_) => twice.push(validate::uuid_text(&l.inventory_id)),
+            None => {
+                per_item.insert(l.inventory_id, (l.location_id, l.quantity.clone()));
+            }
+        }
+    }
+    if !twice.is_empty() {
+        twice.sort();
+        twice.dedup();
+        return Err(Error::invalid_input(
+            "p_lines",
+            format!(
+                "names items at two locations: {} (a reservation holds an item at one location; reserve the rest separately)",
+                twice.join(", ")
+            ),
+        ));
+    }
+    // a BTreeMap of uuids iterates bytewise, PostgreSQL's uuid order: the
+    // order the rows are locked in
+    let mut defaults = Lines {
+        keys: Vec::new(),
+        qtys: Vec::new(),
+    };
+    let mut at: BTreeMap<LevelKey, AnyNumeric> = BTreeMap::new();
+    let mut all: Vec<(Uuid, Option<Uuid>, AnyNumeric)> = Vec::with_capacity(per_item.len());
+    for (item, (loc, q)) in &per_item {
+        match loc {
+            None => {
+                defaults.keys.push(*item);
+                defaults.qtys.push(q.clone());
+            }
+            Some(location) => {
+                at.insert(
+                    LevelKey {
+                        item: *item,
+                        location: *location,
+                    },
+                    q.clone(),
+                );
+            }
+        }
+        all.push((*item, *loc, q.clone()));
+    }
+
+    let mut short = Vec::new();
+    let mut tenants = Vec::new();
+    let mut tracked = 0;
+    let mut striped = Vec::new();
+    if !defaults.keys.is_empty() {
+        match Own.lock_lines(c, who, &defaults) {
+            Ok(locked) => {
+                tenants.extend(locked.tenants());
+                tracked += locked.rows.values().filter(|r| r.tracked).count();
+                striped = locked.striped;
+            }
+            // the default rows are locked; go on to list the levels' too
+            Err(Error::Insufficient { lines }) => short.extend(lines),
+            Err(e) => return Err(e),
+        }
+    }
+    let levels = level_holds::lock_for_hold(c, who, &at)?;
+    short.extend(levels.short);
+    if !short.is_empty() {
+        return Err(Error::Insufficient { lines: short });
+    }
+    tenants.extend(levels.tenants);
+    tenants.sort();
+    tenants.dedup();
+    tracked += levels.tracked.len();
+    let tenant = who.record_tenant(&tenants, "p_lines")?;
+    let (out, held) = level_holds::apply_hold(c, &all, ttl_seconds, reference, tenant)?;
+    // every tracked line's row (locked, covering it) must take its hold,
+    // or the reservation would hold units no reserved counts
+    if held != tracked {
+        let ids: Vec<&Uuid> = per_item.keys().collect();
+        return Err(Own.skipped(&ids));
+    }
+    Own.respread(c, &striped)?;
     Ok(out)
 }
 

@@ -230,11 +230,13 @@ pub struct NewHold {
 }
 
 /// An active line of a reservation: its item's key as stored, the units it
-/// holds, whether the item tracks stock.
+/// holds, whether the item tracks stock, and the location it holds at
+/// (None: the default location; always None on an adopted table).
 pub struct HeldLine {
     pub key: String,
     pub qty: AnyNumeric,
     pub tracked: bool,
+    pub location: Option<Uuid>,
 }
 
 /// What a partial commit (commit_reservation's p_lines) does with the units

@@ -446,14 +446,16 @@ mod tests {
             "22023",
             "INVALID_INPUT",
         );
-        // holds at a location are refused, not taken at the default one
+        // a hold where the item has no level is refused, not taken at the
+        // default location (holds at locations: tests/level_holds.rs)
         assert_err(
             &format!(
-                r#"SELECT atomic_inventory.reserve_inventory('[{{"inventory_id":"{B}","quantity":1,"location_id":"{store}"}}]')"#
+                r#"SELECT atomic_inventory.reserve_inventory('[{{"inventory_id":"{A}","quantity":1,"location_id":"{store}"}}]')"#
             ),
-            "22023",
-            "INVALID_INPUT",
+            "PT404",
+            "LEVEL_NOT_FOUND",
         );
+        assert_eq!(quantity(A), "4");
         assert_eq!(reconciled(), "0");
     }
 

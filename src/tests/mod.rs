@@ -8,6 +8,7 @@ mod bound;
 mod bound_reservations;
 mod events;
 mod kits;
+mod level_holds;
 mod locations;
 mod packing;
 mod partial_commits;

@@ -291,6 +291,7 @@ fn active_lines(
             key: row.get::<String>(1)?.unwrap_or_default(),
             qty: row.get::<AnyNumeric>(2)?.unwrap_or_default(),
             tracked: row.get::<bool>(3)?.unwrap_or(true),
+            location: None,
         });
     }
     Ok(out)

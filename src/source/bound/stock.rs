@@ -886,6 +886,14 @@ pub fn lines(b: &Binding, v: Option<crate::pg::jsonb::Container>) -> Result<Line
             _ => None,
         };
         let key = item_key(b.id_type, id, &format!("{at}.item_id"))?;
+        // an adopted table has no location column: a line naming one would
+        // otherwise be sold or held from the row as if it named none
+        if !matches!(obj.get("location_id"), Some(Item::Null) | None) {
+            return Err(Error::invalid_input(
+                &format!("{at}.location_id"),
+                "is not supported on an adopted table (it has no locations; docs/adopting.md)",
+            ));
+        }
         let qfield = format!("{at}.quantity");
         let n = match obj.get("quantity") {
             Some(Item::Number(n)) => n,

@@ -15,8 +15,11 @@
 //! reserved with, an active line's committed units and `quantity` do.
 //!
 //! Lock order, as everywhere: the reservation row first (the caller holds
-//! it), then item rows in ascending id.
+//! it), then item rows in ascending id, then the levels of lines held at
+//! other locations (level_holds.rs), by (item, location).
 
+use super::level_holds::{self, EXPIRE_APPLY_AT, FINISH_AT};
+use super::levels::LevelKey;
 use super::Own;
 use crate::core::movement::LedgerNote;
 use crate::core::validate;
@@ -71,10 +74,12 @@ pub(crate) const RESERVE_APPLY: Stmt = Stmt {
 };
 
 /// Lock the items of the reservation's active lines (all, or those in $2),
-/// ascending id; returns each line's item, units and whether it tracks.
+/// ascending id; returns each line's item, units, whether it tracks and
+/// the location it holds at (NULL: the default one; level_holds.rs then
+/// locks the levels of the others).
 pub(crate) const LOCK_LINES: Stmt = Stmt {
     name: "reservation_lock_lines",
-    sql: "SELECT l.inventory_id, l.quantity, l.tracked \
+    sql: "SELECT l.inventory_id, l.quantity, l.tracked, l.location_id \
             FROM atomic_inventory.reservation_lines AS l \
             JOIN atomic_inventory.items AS i ON i.id = l.inventory_id \
            WHERE l.reservation_id = $1 AND l.status = 'active' \
@@ -226,10 +231,15 @@ const FINISHED_LINES: Stmt = Stmt {
     args: &[UUID, UUIDS],
 };
 
-/// Step 2: lock their items, ascending id.
+/// Step 2: lock their items, ascending id; and whether any of their
+/// active lines holds at another location than the default one (then
+/// level_holds.rs locks those levels and the expiry moves them too).
 const DUE_ITEMS: Stmt = Stmt {
     name: "reservation_due_items",
-    sql: "SELECT i.id FROM atomic_inventory.items AS i \
+    sql: "SELECT i.id, (SELECT pg_catalog.bool_or(x.location_id IS NOT NULL) \
+                          FROM atomic_inventory.reservation_lines AS x \
+                         WHERE x.reservation_id = ANY ($1) AND x.status = 'active') \
+            FROM atomic_inventory.items AS i \
            WHERE i.id IN (SELECT l.inventory_id FROM atomic_inventory.reservation_lines AS l \
                            WHERE l.reservation_id = ANY ($1) AND l.status = 'active') \
            ORDER BY i.id \
@@ -333,9 +343,20 @@ impl HoldSource for Own {
                     key: validate::uuid_text(&u),
                     qty: row.get::<AnyNumeric>(2)?.unwrap_or_default(),
                     tracked: row.get::<bool>(3)?.unwrap_or(true),
+                    location: row.get::<Uuid>(4)?,
                 });
             }
         }
+        // then the levels lines at other locations hold at (after the
+        // items' rows, as every caller locking several locations does)
+        let at: Vec<LevelKey> = out
+            .iter()
+            .filter_map(|l| {
+                let item = validate::parse_uuid(&l.key)?;
+                l.location.map(|location| LevelKey { item, location })
+            })
+            .collect();
+        level_holds::lock_held(c, &at)?;
         Ok(out)
     }
 
@@ -376,9 +397,12 @@ impl HoldSource for Own {
                     .ok_or_else(|| Error::Internal(format!("a line keyed {:?}", l.key)))
             })
             .collect::<Result<_>>()?;
+        // lines at other locations than the default one: the statement
+        // that also moves levels; else the default location's own
+        let at = lines.iter().any(|l| l.location.is_some());
         let done = run(
             c,
-            &FINISH,
+            if at { &FINISH_AT } else { &FINISH },
             &[
                 id.into(),
                 active.clone().into(),
@@ -419,9 +443,14 @@ impl HoldSource for Own {
             })
             .collect::<Result<_>>()?;
         let takes: Vec<AnyNumeric> = parts.iter().map(|p| p.take.clone()).collect();
+        let at = parts.iter().any(|p| p.line.location.is_some());
         let done = run(
             c,
-            &COMMIT_PARTS,
+            if at {
+                &level_holds::COMMIT_PARTS_AT
+            } else {
+                &COMMIT_PARTS
+            },
             &[
                 id.into(),
                 keys.clone().into(),
@@ -459,8 +488,17 @@ impl HoldSource for Own {
         if ids.is_empty() {
             return Ok(0);
         }
-        run(c, &DUE_ITEMS, &[ids.to_vec().into()])?;
-        let done = run(c, &EXPIRE_APPLY, &[ids.to_vec().into()])?;
+        let locked = run(c, &DUE_ITEMS, &[ids.to_vec().into()])?;
+        let at = !locked.is_empty() && locked.first().get::<bool>(2)?.unwrap_or(false);
+        // the levels lines at other locations hold at, after the items
+        if at {
+            level_holds::lock_due(c, ids)?;
+        }
+        let done = run(
+            c,
+            if at { &EXPIRE_APPLY_AT } else { &EXPIRE_APPLY },
+            &[ids.to_vec().into()],
+        )?;
         let row = done.first();
         // every item holding units of these reservations must give them
         // back (a trigger of the operator's that skips the write fails the

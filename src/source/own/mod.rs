@@ -5,6 +5,7 @@
 pub mod batches;
 pub mod holds;
 pub mod kits;
+pub mod level_holds;
 pub mod levels;
 pub mod lines;
 pub mod packing;
