@@ -13,6 +13,7 @@ mod packing;
 mod partial_commits;
 mod reservations;
 mod sources;
+mod states;
 mod stats;
 mod stock;
 mod stripes;

@@ -46,7 +46,7 @@ macro_rules! sell_update {
               WHERE i.id = ANY (ARRAY[r.id]) \
                 AND i.track_inventory \
                 AND (i.tenant_id IS NULL OR $3 OR i.tenant_id = $4) \
-                AND (i.stripes > 0 OR i.quantity - i.reserved + i.backorder_limit >= r.qty) \
+                AND (i.stripes > 0 OR i.quantity - i.reserved - i.unsellable + i.backorder_limit >= r.qty) \
              RETURNING ",
             $returning
         )
@@ -108,8 +108,8 @@ const SELL_LINES: Stmt = Stmt {
 /// striped? covered? available, quantity.
 const LEFT_LINES: Stmt = Stmt {
     name: "left_lines",
-    sql: "SELECT i.id, i.track_inventory, i.stripes > 0, i.quantity - i.reserved + i.backorder_limit >= r.qty, \
-                 (i.quantity - i.reserved)::text, i.quantity::text \
+    sql: "SELECT i.id, i.track_inventory, i.stripes > 0, i.quantity - i.reserved - i.unsellable + i.backorder_limit >= r.qty, \
+                 (i.quantity - i.reserved - i.unsellable)::text, i.quantity::text \
             FROM ROWS FROM (pg_catalog.unnest($1::uuid[]), pg_catalog.unnest($2::numeric[])) AS r(id, qty) \
             JOIN atomic_inventory.items AS i ON i.id = r.id \
            WHERE (i.tenant_id IS NULL OR $3 OR i.tenant_id = $4)",
@@ -144,8 +144,8 @@ const LOCK_IF_FREE: Stmt = Stmt {
 const LOCK_LINES_FAST: Stmt = Stmt {
     name: "lock_lines_fast",
     sql: "SELECT i.id, \
-                 CASE WHEN i.track_inventory AND i.quantity - i.reserved + i.backorder_limit < r.qty \
-                      THEN (i.quantity - i.reserved)::text END, \
+                 CASE WHEN i.track_inventory AND i.quantity - i.reserved - i.unsellable + i.backorder_limit < r.qty \
+                      THEN (i.quantity - i.reserved - i.unsellable)::text END, \
                  i.quantity::text, i.track_inventory, i.stripes > 0, i.ctid \
             FROM ROWS FROM (pg_catalog.unnest($1::uuid[]), pg_catalog.unnest($2::numeric[])) AS r(id, qty) \
             JOIN atomic_inventory.items AS i ON i.id = r.id \

@@ -8,6 +8,7 @@ pub mod kits;
 pub mod levels;
 pub mod lines;
 pub mod packing;
+pub mod states;
 pub mod stock;
 pub mod stripes;
 
