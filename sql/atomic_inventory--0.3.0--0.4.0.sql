@@ -964,7 +964,7 @@ BEGIN
             'available', v_level.quantity - v_level.reserved);
     END IF;
     RETURN pg_catalog.json_build_object('success', true, 'inventory_id', v_row.id,
-        'reorder_point', v_row.reorder_point, 'available', v_row.quantity - v_row.reserved,
+        'reorder_point', v_row.reorder_point, 'available', v_row.quantity - v_row.reserved - v_row.unsellable,
         'stripes', v_row.stripes);
 END;
 $$;
@@ -984,25 +984,27 @@ BEGIN
     END IF;
     RETURN QUERY
     WITH lv AS (
+        -- (units set aside in stock states are not available: unsellable)
         SELECT i.id, NULL::uuid AS location_id, i.reserved, i.reorder_point,
                i.quantity + (SELECT COALESCE(pg_catalog.sum(x.quantity), 0)
-                               FROM atomic_inventory.item_stripes AS x WHERE x.item_id = i.id) AS quantity
+                               FROM atomic_inventory.item_stripes AS x WHERE x.item_id = i.id) AS quantity,
+               i.unsellable
           FROM atomic_inventory.items AS i WHERE i.reorder_point IS NOT NULL
         UNION ALL
-        SELECT l.item_id, l.location_id, l.reserved, l.reorder_point, l.quantity
+        SELECT l.item_id, l.location_id, l.reserved, l.reorder_point, l.quantity, 0
           FROM atomic_inventory.stock_levels AS l
           JOIN atomic_inventory.locations AS o ON o.id = l.location_id
          WHERE l.reorder_point IS NOT NULL
            AND (o.tenant_id IS NULL OR o.tenant_id = atomic_inventory.caller_tenant()
                 OR atomic_inventory.caller_is_admin())
     )
-    SELECT i.id, i.sku, i.name, v.quantity, v.reserved, v.quantity - v.reserved, v.reorder_point,
+    SELECT i.id, i.sku, i.name, v.quantity, v.reserved, v.quantity - v.reserved - v.unsellable, v.reorder_point,
            i.tenant_id, v.location_id
       FROM lv AS v JOIN atomic_inventory.items AS i ON i.id = v.id
-     WHERE i.track_inventory AND v.quantity - v.reserved <= v.reorder_point
+     WHERE i.track_inventory AND v.quantity - v.reserved - v.unsellable <= v.reorder_point
        AND (i.tenant_id IS NULL OR i.tenant_id = atomic_inventory.caller_tenant()
             OR atomic_inventory.caller_is_admin())
-     ORDER BY v.quantity - v.reserved - v.reorder_point, i.id, v.location_id NULLS FIRST
+     ORDER BY v.quantity - v.reserved - v.unsellable - v.reorder_point, i.id, v.location_id NULLS FIRST
      LIMIT p_limit;
 END;
 $$;

@@ -432,6 +432,33 @@ mod tests {
     }
 
     #[pg_test]
+    fn set_aside_units_count_for_low_stock_and_stock_events() {
+        item(A, "10");
+        call(&format!("atomic_inventory.set_reorder_point('{A}', 5)"));
+        mv(A, "available", "damaged", "6");
+        assert_eq!(
+            scalar(&format!(
+                "SELECT available::text FROM atomic_inventory.low_stock_items() WHERE inventory_id = '{A}'"
+            )),
+            "4"
+        );
+        assert_eq!(
+            call(&format!("atomic_inventory.set_reorder_point('{A}', 5)"))["available"],
+            4
+        );
+        // the last free units set aside: out of stock; one back: in stock
+        mv(A, "available", "quality_control", "4");
+        mv(A, "quality_control", "available", "1");
+        assert_eq!(
+            scalar(&format!(
+                "SELECT string_agg(kind || ':' || available_before || '>' || available_after, ' ' ORDER BY id) \
+                   FROM atomic_inventory.events WHERE inventory_id = '{A}'"
+            )),
+            "low_stock:10>4 out_of_stock:4>0 back_in_stock:0>1"
+        );
+    }
+
+    #[pg_test]
     fn every_pair_has_a_plan_or_a_reason() {
         use State::*;
         let all = [
