@@ -2218,3 +2218,34 @@ CREATE TRIGGER items_stock_events
                    AND OLD.quantity - OLD.reserved - OLD.unsellable > COALESCE(OLD.reorder_point, -1))))
     EXECUTE FUNCTION atomic_inventory.items_stock_events();
 
+
+-- The stock-event triggers' WHEN, in C (src/pg/check.rs): PostgreSQL reads a
+-- trigger's WHEN back from its text in every statement writing the table;
+-- the expression this computes cost about 16 us of each (docs/benchmarks.md).
+CREATE FUNCTION atomic_inventory.stock_event_due(
+    p_old_stripes smallint, p_new_stripes smallint, p_old_track boolean, p_new_track boolean,
+    p_old_quantity numeric, p_old_reserved numeric, p_old_unsellable numeric, p_old_reorder_point numeric,
+    p_new_quantity numeric, p_new_reserved numeric, p_new_unsellable numeric, p_new_reorder_point numeric
+) RETURNS boolean
+LANGUAGE c IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'ai_stock_event_due';
+COMMENT ON FUNCTION atomic_inventory.stock_event_due(smallint, smallint, boolean, boolean, numeric, numeric, numeric, numeric, numeric, numeric, numeric, numeric) IS
+    'WHEN of the stock-event triggers: an unstriped row tracking stock (before and after) whose available (quantity - reserved - unsellable) crosses 0, or falls to or below its reorder point from above the old one.';
+REVOKE ALL ON FUNCTION atomic_inventory.stock_event_due FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION atomic_inventory.stock_event_due(smallint, smallint, boolean, boolean, numeric, numeric, numeric, numeric, numeric, numeric, numeric, numeric) TO PUBLIC;
+DROP TRIGGER items_stock_events ON atomic_inventory.items;
+CREATE TRIGGER items_stock_events
+    AFTER UPDATE ON atomic_inventory.items
+    FOR EACH ROW
+    WHEN (atomic_inventory.stock_event_due(OLD.stripes, NEW.stripes, OLD.track_inventory, NEW.track_inventory,
+                                           OLD.quantity, OLD.reserved, OLD.unsellable, OLD.reorder_point,
+                                           NEW.quantity, NEW.reserved, NEW.unsellable, NEW.reorder_point))
+    EXECUTE FUNCTION atomic_inventory.items_stock_events();
+DROP TRIGGER levels_stock_events ON atomic_inventory.stock_levels;
+CREATE TRIGGER levels_stock_events
+    AFTER UPDATE ON atomic_inventory.stock_levels
+    FOR EACH ROW
+    WHEN (atomic_inventory.stock_event_due(0::smallint, 0::smallint, true, true,
+                                           OLD.quantity, OLD.reserved, NULL::numeric, OLD.reorder_point,
+                                           NEW.quantity, NEW.reserved, NULL::numeric, NEW.reorder_point))
+    EXECUTE FUNCTION atomic_inventory.levels_stock_events();

@@ -11,8 +11,9 @@ use crate::error::{Error, Result};
 use crate::ops::{allocate, stock};
 use crate::pg::plans;
 use crate::source::own::kits::{self, Expanded, KitUse};
+use crate::source::own::lines;
 use crate::source::own::Own;
-use crate::source::Lines;
+use crate::source::{Lines, StockSource};
 use pgrx::{AnyNumeric, Uuid};
 use serde_json::{json, Value};
 
@@ -23,12 +24,18 @@ pub fn decrement_order(
     lines: &[Line],
     mv: &Movement,
 ) -> Result<String> {
-    // an order of a few lines: its statements' generic plans (pg/plans.rs)
-    let (order, done) = plans::generic(|| {
-        let order = kits::expand(c, who, lines)?;
-        let done = sell(c, who, &order, mv)?;
-        Ok::<_, Error>((order, done))
-    })?;
+    // (Generic plans: decrement_inventory_many's SET clause asks for them.)
+    // Most orders name no location, no kit and no item with stock at other
+    // locations: their first statement sells them, guarded so that it
+    // touches nothing otherwise (source/own/lines.rs, sell_plain).
+    if lines.iter().all(|l| l.location_id.is_none()) {
+        let (keys, qtys) = validate::merged_lines(lines);
+        if let Some(sold) = lines::sell_plain(c, who, &Lines { keys, qtys }, mv)? {
+            return Ok(Own.lines_sold(sold));
+        }
+    }
+    let order = kits::expand(c, who, lines)?;
+    let done = sell(c, who, &order, mv)?;
     if order.kits.is_empty() {
         return Ok(done);
     }

@@ -1,4 +1,5 @@
-//! The CHECK constraints of items, item_stripes and stock_levels, in C.
+//! The CHECK constraints of items, item_stripes and stock_levels, and the
+//! `WHEN` of their stock-event triggers, in C.
 
 /// `atomic_inventory.stock_valid(quantity, reserved)`: the CHECK constraint of
 /// items and item_stripes. quantity is finite (not NaN, not +/-Infinity) and
@@ -128,6 +129,105 @@ pub unsafe extern "C-unwind" fn ai_item_stock_valid(
     }
 }
 
+#[unsafe(no_mangle)]
+#[doc(hidden)]
+pub extern "C" fn pg_finfo_ai_stock_event_due() -> &'static pgrx::pg_sys::Pg_finfo_record {
+    const V1: pgrx::pg_sys::Pg_finfo_record = pgrx::pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+unsafe extern "C-unwind" {
+    #[link_name = "numeric_sub"]
+    fn pg_numeric_sub(fcinfo: pgrx::pg_sys::FunctionCallInfo) -> pgrx::pg_sys::Datum;
+}
+
+#[pgrx::pg_guard]
+#[unsafe(no_mangle)]
+#[doc(hidden)]
+/// `atomic_inventory.stock_event_due(old_stripes, new_stripes, old_track,
+/// new_track, old_quantity, old_reserved, old_unsellable, old_reorder_point,
+/// new_quantity, new_reserved, new_unsellable, new_reorder_point)`: the
+/// `WHEN` of the stock-event triggers of items and stock_levels. True when
+/// a row that tracks stock and isn't striped (before and after) crosses
+/// zero available (quantity - reserved - unsellable) either way, or falls
+/// to or below its reorder point from above the old one.
+///
+/// In C rather than as the expression it computes because PostgreSQL reads
+/// a trigger's `WHEN` back from its stored text in every statement that
+/// writes the table (as it does CHECKs, see above): the expression, 18
+/// column references and 15 operators, cost about 16 us of every statement
+/// writing items (`perf` of a 5-line `decrement_inventory_many`,
+/// docs/benchmarks.md), a call with its column references a fraction.
+///
+/// # Safety
+/// Called by fmgr with twelve arguments (int2 x2, bool x2, numeric x8);
+/// not STRICT: unsellable and the reorder points may be NULL (no units set
+/// aside, no reorder point).
+pub unsafe extern "C-unwind" fn ai_stock_event_due(
+    fcinfo: pgrx::pg_sys::FunctionCallInfo,
+) -> pgrx::pg_sys::Datum {
+    use pgrx::pg_sys;
+    // SAFETY: fcinfo is fmgr's with the twelve arguments above; NULLs are
+    // checked before a value is read; numerics are detoasted before use.
+    unsafe {
+        let null = |n: usize| pgrx::fcinfo::pg_arg_is_null(fcinfo, n);
+        let arg = |n: usize| pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, n);
+        // striped or untracked rows (and NULLs there, which the table's
+        // NOT NULL columns never hold) raise no event
+        if null(0) || null(1) || null(2) || null(3) {
+            return pg_sys::Datum::from(false);
+        }
+        if arg(0).value() as i16 != 0 || arg(1).value() as i16 != 0 {
+            return pg_sys::Datum::from(false);
+        }
+        if arg(2).value() == 0 || arg(3).value() == 0 {
+            return pg_sys::Datum::from(false);
+        }
+        if (4..=5).any(null) || (8..=9).any(null) {
+            return pg_sys::Datum::from(false);
+        }
+        let num = |n: usize| -> Option<pg_sys::Datum> {
+            if null(n) {
+                None
+            } else {
+                let d = pg_sys::pg_detoast_datum(arg(n).cast_mut_ptr()) as pg_sys::Numeric;
+                Some(pg_sys::Datum::from(d))
+            }
+        };
+        let cmp = |a: pg_sys::Datum, b: pg_sys::Datum| -> i32 {
+            pg_sys::DirectFunctionCall2Coll(Some(pg_numeric_cmp), pg_sys::InvalidOid, a, b).value()
+                as i32
+        };
+        let zero = pg_sys::Datum::from(pg_sys::int64_to_numeric(0));
+        let sub = |a: pg_sys::Datum, b: pg_sys::Datum| -> pg_sys::Datum {
+            pg_sys::DirectFunctionCall2Coll(Some(pg_numeric_sub), pg_sys::InvalidOid, a, b)
+        };
+        // quantity - reserved - unsellable; the subtractions skipped for
+        // the zeros most rows hold
+        let available = |q: usize, r: usize, u: usize| -> pg_sys::Datum {
+            let mut a = num(q).unwrap_or(zero);
+            for n in [r, u] {
+                if let Some(v) = num(n) {
+                    if cmp(v, zero) != 0 {
+                        a = sub(a, v);
+                    }
+                }
+            }
+            a
+        };
+        let before = available(4, 5, 6);
+        let after = available(8, 9, 10);
+        if (cmp(before, zero) > 0) != (cmp(after, zero) > 0) {
+            return pg_sys::Datum::from(true);
+        }
+        let Some(point) = num(11) else {
+            return pg_sys::Datum::from(false);
+        };
+        let old_point = num(7).unwrap_or(pg_sys::Datum::from(pg_sys::int64_to_numeric(-1)));
+        pg_sys::Datum::from(cmp(after, point) <= 0 && cmp(before, old_point) > 0)
+    }
+}
+
 /// The C functions outside `entry_points!`: their argument types.
 #[cfg_attr(not(any(test, feature = "pg_test")), allow(dead_code))]
 pub const DECLARED: &[crate::pg::fmgr::Declared] = &[
@@ -142,6 +242,23 @@ pub const DECLARED: &[crate::pg::fmgr::Declared] = &[
             pgrx::pg_sys::NUMERICOID,
             pgrx::pg_sys::NUMERICOID,
             pgrx::pg_sys::BOOLOID,
+            pgrx::pg_sys::NUMERICOID,
+        ],
+    },
+    crate::pg::fmgr::Declared {
+        symbol: "ai_stock_event_due",
+        args: &[
+            pgrx::pg_sys::INT2OID,
+            pgrx::pg_sys::INT2OID,
+            pgrx::pg_sys::BOOLOID,
+            pgrx::pg_sys::BOOLOID,
+            pgrx::pg_sys::NUMERICOID,
+            pgrx::pg_sys::NUMERICOID,
+            pgrx::pg_sys::NUMERICOID,
+            pgrx::pg_sys::NUMERICOID,
+            pgrx::pg_sys::NUMERICOID,
+            pgrx::pg_sys::NUMERICOID,
+            pgrx::pg_sys::NUMERICOID,
             pgrx::pg_sys::NUMERICOID,
         ],
     },

@@ -38,6 +38,38 @@ mod tests {
         v.as_array().unwrap().clone()
     }
 
+    /// The triggers' WHEN function answers exactly what the expression it
+    /// replaced answered, over every combination of values around the
+    /// edges (zero available, at the reorder point, NULL reorder points,
+    /// units set aside, striped or untracked rows).
+    #[pg_test]
+    fn stock_event_due_equals_the_expression_it_replaced() {
+        let differing = scalar(
+            "WITH v(x) AS (VALUES (-2::numeric), (0), (1), (3), (5)), \
+                  p(x) AS (VALUES (NULL::numeric), (0), (2), (3)), \
+                  u(x) AS (VALUES (0::numeric), (1)), \
+                  m(os, ns, ot, nt) AS (VALUES (0::smallint, 0::smallint, true, true), \
+                                               (2, 0, true, true), (0, 0, false, true), (0, 0, true, false)), \
+                  c AS (SELECT m.*, oq.x + 1 AS oq, 1::numeric AS orr, ou.x AS ou, op.x AS op, \
+                               nq.x + 1 AS nq, 1::numeric AS nr, nu.x AS nu, np.x AS np \
+                          FROM m, v AS oq, u AS ou, p AS op, v AS nq, u AS nu, p AS np) \
+             SELECT count(*)::text FROM c \
+              WHERE atomic_inventory.stock_event_due(os::smallint, ns::smallint, ot, nt, oq, orr, ou, op, nq, nr, nu, np) \
+                    IS DISTINCT FROM coalesce(os = 0 AND ns = 0 AND ot AND nt \
+                        AND ((oq - orr - ou > 0) <> (nq - nr - nu > 0) \
+                             OR (nq - nr - nu <= np AND oq - orr - ou > COALESCE(op, -1))), false)",
+        );
+        assert_eq!(differing, "0");
+        // stock levels pass no unsellable (NULL: nothing set aside)
+        assert_eq!(
+            scalar(
+                "SELECT atomic_inventory.stock_event_due(0::smallint, 0::smallint, true, true, \
+                        2, 1, NULL, NULL, 1, 1, NULL, NULL)::text"
+            ),
+            "true"
+        );
+    }
+
     #[pg_test]
     fn a_sale_across_the_reorder_point_and_zero_writes_one_event_each() {
         item(A, "10");

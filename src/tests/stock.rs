@@ -505,20 +505,33 @@ mod tests {
         // decrement_inventory_many's SET clauses, as the call runs with them
         settings_of("atomic_inventory.decrement_inventory_many(jsonb, text, text, text, integer)");
         assert_eq!(scalar("SELECT current_setting('enable_seqscan')"), "off");
-        let (plan, _) = plan_of(&crate::source::own::lines::SELL_LINES_BARE);
-        // the nested loop's outer (first) child is the line array; its inner
-        // is an index lookup per line (plain or bitmap), never a scan of items
-        let nodes: Vec<&String> = plan.iter().filter(|l| l.contains("->")).collect();
-        let nl = nodes.iter().position(|l| l.contains("Nested Loop"));
-        let outer = nl.and_then(|i| nodes.get(i + 1));
-        assert!(
-            outer.is_some_and(|l| l.contains("Function Scan on r"))
-                && plan
-                    .iter()
-                    .any(|l| l.contains("Index Cond: (id = ANY (ARRAY[r.id]))"))
-                && !plan.iter().any(|l| l.contains("Seq Scan")),
-            "plan: {plan:#?}"
-        );
+        for (stmt, guarded) in [
+            (&crate::source::own::lines::SELL_LINES_BARE, false),
+            (&crate::source::own::lines::SELL_PLAIN_BARE, true),
+        ] {
+            let (plan, _) = plan_of(stmt);
+            // the nested loop's outer (first) child is the line array; its
+            // inner is an index lookup per line (plain or bitmap), never a
+            // scan of items
+            let nodes: Vec<&String> = plan.iter().filter(|l| l.contains("->")).collect();
+            let nl = nodes.iter().position(|l| l.contains("Nested Loop"));
+            let outer = nl.and_then(|i| nodes.get(i + 1));
+            assert!(
+                outer.is_some_and(|l| l.contains("Function Scan on r"))
+                    && plan
+                        .iter()
+                        .any(|l| l.contains("Index Cond: (id = ANY (ARRAY[r.id]))"))
+                    && !plan.iter().any(|l| l.contains("Seq Scan")),
+                "plan: {plan:#?}"
+            );
+            // an order's first statement checks its guard once, before it
+            // reads a row (a one-time filter over InitPlans), never per row
+            assert_eq!(
+                plan.iter().any(|l| l.contains("One-Time Filter")),
+                guarded,
+                "plan: {plan:#?}"
+            );
+        }
     }
 
     /// A line the one statement leaves (here an untracked item) is answered
@@ -893,11 +906,12 @@ mod tests {
         // code for the whole call (path::PinnedPath), which
         // shadowing_objects_in_caller_schemas_change_nothing checks by
         // behaviour; a SET clause on them would add fmgr's GUC work back.
-        // One C function pins nothing: stock_valid, the C function of items'
-        // CHECK. It runs no SQL and resolves no names, and a SET clause would
-        // route every CHECK evaluation through fmgr_security_definer's GUC
-        // save/restore. A CHECK runs as whoever writes the table, so PUBLIC
-        // may execute it (it has no side effects).
+        // Two C functions pin nothing: stock_valid, the C function of items'
+        // CHECK, and stock_event_due, the stock-event triggers' WHEN. They run
+        // no SQL and resolve no names, and a SET clause would route every
+        // evaluation through fmgr_security_definer's GUC save/restore. Both
+        // run as whoever writes the table, so PUBLIC may execute them (they
+        // have no side effects).
         let entry_point =
             "(p.prolang = (SELECT l.oid FROM pg_language AS l WHERE l.lanname = 'c') \
                             AND p.prosrc LIKE 'ai\\_%')";
@@ -912,7 +926,7 @@ mod tests {
         let entry_points = scalar(&format!(
             "SELECT count(*)::text FROM pg_proc p
               WHERE p.pronamespace = 'atomic_inventory'::regnamespace AND {entry_point}
-                AND p.proname <> 'stock_valid'"
+                AND p.proname NOT IN ('stock_valid', 'stock_event_due')"
         ));
         assert_eq!(
             entry_points, "39",
@@ -929,7 +943,7 @@ mod tests {
             "SELECT coalesce(string_agg(p.proname, ','), '')
                FROM pg_proc p
               WHERE p.pronamespace = 'atomic_inventory'::regnamespace
-                AND p.proname <> 'stock_valid'
+                AND p.proname NOT IN ('stock_valid', 'stock_event_due')
                 AND has_function_privilege('public', p.oid, 'EXECUTE')",
         );
         assert_eq!(public_exec, "");

@@ -33,11 +33,28 @@ const UUIDS: Oid = pg_sys::UUIDARRAYOID;
 const NUMS: Oid = pg_sys::NUMERICARRAYOID;
 const TIDARRAY: Oid = pg_sys::TIDARRAYOID;
 
-/// The one UPDATE of SELL_LINES_BARE and SELL_LINES, with what it returns:
-/// one text for both, so the check that keeps a sale from overselling cannot
-/// drift between the ledgered and the bare statement.
+/// The one UPDATE of the sale statements, with what it returns: one text
+/// for all, so the check that keeps a sale from overselling cannot drift
+/// between the ledgered and the bare statement, guarded or not.
+///
+/// `plain` adds the guard of an order's first statement (PLAIN_ORDER): none
+/// of the order's items has stock at other locations or is a kit. Both
+/// subqueries are uncorrelated, so PostgreSQL checks them once, before the
+/// UPDATE reads a row (a one-time filter over an InitPlan): when either
+/// finds something, the statement touches nothing and the order takes its
+/// full path (ops/kits.rs). This spares every plain order the separate
+/// statement that asked the same question (measured: docs/benchmarks.md).
 macro_rules! sell_update {
-    ($returning:literal) => {
+    (all, $returning:literal) => {
+        sell_update!(@ "", $returning)
+    };
+    (plain, $returning:literal) => {
+        sell_update!(@
+            " AND NOT EXISTS (SELECT FROM atomic_inventory.stock_levels AS l WHERE l.item_id = ANY ($1)) \
+              AND NOT EXISTS (SELECT FROM atomic_inventory.kit_components AS k WHERE k.kit_id = ANY ($1))",
+            $returning)
+    };
+    (@ $guard:literal, $returning:literal) => {
         concat!(
             "UPDATE atomic_inventory.items AS i \
                 SET quantity = CASE WHEN i.stripes = 0 THEN i.quantity - r.qty ELSE i.quantity END, \
@@ -46,9 +63,22 @@ macro_rules! sell_update {
               WHERE i.id = ANY (ARRAY[r.id]) \
                 AND i.track_inventory \
                 AND (i.tenant_id IS NULL OR $3 OR i.tenant_id = $4) \
-                AND (i.stripes > 0 OR i.quantity - i.reserved - i.unsellable + i.backorder_limit >= r.qty) \
-             RETURNING ",
+                AND (i.stripes > 0 OR i.quantity - i.reserved - i.unsellable + i.backorder_limit >= r.qty)",
+            $guard,
+            " RETURNING ",
             $returning
+        )
+    };
+}
+
+/// What the bare statements return per row.
+macro_rules! bare_returning {
+    ($kind:ident) => {
+        sell_update!(
+            $kind,
+            "i.id, i.stripes = 0, (i.quantity + r.qty)::text, i.quantity::text, \
+             CASE WHEN i.stripes = 0 AND i.quantity < i.reserved + i.unsellable \
+                  THEN LEAST(r.qty, i.reserved + i.unsellable - i.quantity)::text END"
         )
     };
 }
@@ -82,35 +112,53 @@ macro_rules! sell_update {
 /// one statement's executor start fewer.
 pub(crate) const SELL_LINES_BARE: Stmt = Stmt {
     name: "sell_lines_bare",
-    sql: sell_update!(
-        "i.id, i.stripes = 0, (i.quantity + r.qty)::text, i.quantity::text, \
-         CASE WHEN i.stripes = 0 AND i.quantity < i.reserved + i.unsellable \
-              THEN LEAST(r.qty, i.reserved + i.unsellable - i.quantity)::text END"
-    ),
+    sql: bare_returning!(all),
+    args: &[UUIDS, NUMS, BOOL, TEXT],
+};
+
+/// SELL_LINES_BARE guarded as an order's first statement (sell_update!).
+pub(crate) const SELL_PLAIN_BARE: Stmt = Stmt {
+    name: "sell_plain_bare",
+    sql: bare_returning!(plain),
     args: &[UUIDS, NUMS, BOOL, TEXT],
 };
 
 /// SELL_LINES_BARE with a ledger row per line taken ($5-$7: reason,
 /// reference, key). The CTE's rows are read back in the order the UPDATE
 /// produced them.
+/// The ledgered statement around sell_update! `$kind` (all or plain).
+macro_rules! ledgered {
+    ($kind:ident) => {
+        concat!(
+            "WITH upd AS (",
+            sell_update!(
+                $kind,
+                "i.id, i.stripes = 0 AS taken, i.quantity, r.qty, i.tenant_id, \
+                 i.reserved + i.unsellable AS held"
+            ),
+            "), led AS ( \
+                INSERT INTO atomic_inventory.ledger \
+                  (inventory_id, delta, quantity_after, kind, reason, reference, idempotency_key, tenant_id) \
+                SELECT u.id, -u.qty, u.quantity, 'decrement', $5, $6, $7, u.tenant_id FROM upd AS u WHERE u.taken \
+              ) \
+              SELECT u.id, u.taken, (u.quantity + u.qty)::text, u.quantity::text, \
+                     CASE WHEN u.taken AND u.quantity < u.held \
+                          THEN LEAST(u.qty, u.held - u.quantity)::text END \
+                FROM upd AS u"
+        )
+    };
+}
+
 const SELL_LINES: Stmt = Stmt {
     name: "sell_lines",
-    sql: concat!(
-        "WITH upd AS (",
-        sell_update!(
-            "i.id, i.stripes = 0 AS taken, i.quantity, r.qty, i.tenant_id, \
-             i.reserved + i.unsellable AS held"
-        ),
-        "), led AS ( \
-            INSERT INTO atomic_inventory.ledger \
-              (inventory_id, delta, quantity_after, kind, reason, reference, idempotency_key, tenant_id) \
-            SELECT u.id, -u.qty, u.quantity, 'decrement', $5, $6, $7, u.tenant_id FROM upd AS u WHERE u.taken \
-          ) \
-          SELECT u.id, u.taken, (u.quantity + u.qty)::text, u.quantity::text, \
-                 CASE WHEN u.taken AND u.quantity < u.held \
-                      THEN LEAST(u.qty, u.held - u.quantity)::text END \
-            FROM upd AS u"
-    ),
+    sql: ledgered!(all),
+    args: &[UUIDS, NUMS, BOOL, TEXT, TEXT, TEXT, TEXT],
+};
+
+/// SELL_LINES guarded as an order's first statement (sell_update!).
+const SELL_PLAIN: Stmt = Stmt {
+    name: "sell_plain",
+    sql: ledgered!(plain),
     args: &[UUIDS, NUMS, BOOL, TEXT, TEXT, TEXT, TEXT],
 };
 
@@ -228,12 +276,36 @@ pub fn sell(
     mv: &Movement,
 ) -> Result<Vec<Sold<Uuid>>> {
     let (ids, qtys) = (&lines.keys, &lines.qtys);
-    let (mut sold, striped) = sell_once(c, who, ids, qtys, mv)?;
+    let (mut sold, striped) = sell_once(c, who, ids, qtys, mv, false)?;
     if sold.len() < ids.len() {
         // Some line missing, short, untracked or striped.
         finish(c, who, ids, qtys, mv, &mut sold, striped)?;
     }
     Ok(sold)
+}
+
+/// An order's first statement, for lines that name no location: sell them
+/// as `sell` does if none of their items has stock at other locations or
+/// is a kit (the guard of sell_update!, checked before any row is read).
+/// None when the statement touched no row: such an item is among them, or
+/// no line could be taken; the caller then takes the order's full path,
+/// which asks what the items are and refuses what must be refused (one
+/// statement more, on that path only).
+pub fn sell_plain(
+    c: &mut SpiClient<'_>,
+    who: &Caller,
+    lines: &Lines<Uuid>,
+    mv: &Movement,
+) -> Result<Option<Vec<Sold<Uuid>>>> {
+    let (ids, qtys) = (&lines.keys, &lines.qtys);
+    let (mut sold, striped) = sell_once(c, who, ids, qtys, mv, true)?;
+    if sold.is_empty() && striped.is_empty() {
+        return Ok(None);
+    }
+    if sold.len() < ids.len() {
+        finish(c, who, ids, qtys, mv, &mut sold, striped)?;
+    }
+    Ok(Some(sold))
 }
 
 /// The quantity of the line for `id` among merged, sorted lines.
@@ -252,7 +324,8 @@ fn shortfall(ids: &[Uuid], qtys: &[AnyNumeric], id: &Uuid, available: String) ->
     })
 }
 
-/// SELL_LINES(_BARE) for merged, sorted lines: the lines it took, and the
+/// SELL_LINES(_BARE), or with `plain` their guarded twins, for merged,
+/// sorted lines: the lines it took, and the
 /// striped items whose rows it locked without taking their lines.
 fn sell_once(
     c: &mut SpiClient<'_>,
@@ -260,6 +333,7 @@ fn sell_once(
     ids: &[Uuid],
     qtys: &[AnyNumeric],
     mv: &Movement,
+    plain: bool,
 ) -> Result<(Vec<Sold<Uuid>>, Vec<Uuid>)> {
     let mut params: Vec<DatumWithOid<'static>> = vec![
         ids.to_vec().into(),
@@ -273,7 +347,13 @@ fn sell_once(
             mv.reference.clone().into(),
             mv.key.clone().into(),
         ]);
-        &SELL_LINES
+        if plain {
+            &SELL_PLAIN
+        } else {
+            &SELL_LINES
+        }
+    } else if plain {
+        &SELL_PLAIN_BARE
     } else {
         &SELL_LINES_BARE
     };
@@ -403,7 +483,7 @@ fn finish(
                 .iter()
                 .map(|id| qty_of(ids, qtys, id).cloned())
                 .collect::<Result<Vec<_>>>()?;
-            let (more, more_striped) = sell_once(c, caller, &free, &fqtys, mv)?;
+            let (more, more_striped) = sell_once(c, caller, &free, &fqtys, mv, false)?;
             sold.extend(more);
             striped.extend(more_striped);
             // Rows we now hold that the statement still left: read again
