@@ -11,6 +11,7 @@ pub mod lines;
 pub mod packing;
 pub mod stock;
 pub mod stripes;
+pub mod transfers;
 
 /// The extension's own tables.
 pub struct Own;
