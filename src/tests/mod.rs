@@ -17,3 +17,4 @@ mod sources;
 mod stats;
 mod stock;
 mod stripes;
+mod transfers;
