@@ -73,7 +73,9 @@ mod tests {
         assert_eq!(all["in_transit"], 20);
         // not sellable at the destination yet
         assert_err(
-            &format!("SELECT atomic_inventory.decrement_inventory('{A}', 1, p_location_id => '{store}')"),
+            &format!(
+                "SELECT atomic_inventory.decrement_inventory('{A}', 1, p_location_id => '{store}')"
+            ),
             "PT409",
             "INSUFFICIENT_INVENTORY",
         );
