@@ -350,6 +350,34 @@ mod tests {
         assert_eq!(reconciled(), "0");
     }
 
+    /// A receipt or cancellation finds its transfer by key, on a generic
+    /// plan, however many finished transfers the table keeps.
+    #[pg_test]
+    fn transfer_plans_use_keys() {
+        // a history of finished transfers, as a shop accumulates
+        item(A, "0");
+        let store = location("S1");
+        Spi::run(&format!(
+            "INSERT INTO atomic_inventory.transfers (id, item_id, from_location_id, to_location_id, quantity, status) \
+             SELECT gen_random_uuid(), '{A}', '{DEFAULT}', '{store}', 1, 'received' FROM generate_series(1, 5000)"
+        ))
+        .unwrap();
+        Spi::run("ANALYZE atomic_inventory.transfers, atomic_inventory.locations").unwrap();
+        // the plan kept for every later call, not one made for NULL ids
+        Spi::run("SET LOCAL plan_cache_mode = force_generic_plan").unwrap();
+        use crate::source::own::transfers as t;
+        for stmt in [&t::LOCK, &t::FINISH] {
+            let (plan, generic) = plan_of(stmt);
+            let text = plan.join("\n");
+            assert!(generic, "{}: not a generic plan:\n{text}", stmt.name);
+            assert!(
+                text.contains("transfers_pkey"),
+                "{}: does not use the key:\n{text}",
+                stmt.name
+            );
+        }
+    }
+
     /// The default (p_receive => true) writes no transfer row: its cost is
     /// today's.
     #[pg_test]
