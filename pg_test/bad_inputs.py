@@ -375,6 +375,35 @@ CASES = [
     ("set_backorder_limit('{striped}', 1)", "22023", "INVALID_INPUT", "striped"),
     ("remove_kit(NULL)", "22023", "INVALID_INPUT"),
     ("remove_kit('%s')" % MISSING, "PT404", "NOT_FOUND"),
+    # stock states ({item} has no units in any state)
+    ("move_stock_state(NULL, 'available', 'damaged', 1)", "22023", "INVALID_INPUT"),
+    ("move_stock_state('{item}', NULL, 'damaged', 1)", "22023", "INVALID_INPUT", "p_from"),
+    ("move_stock_state('{item}', 'available', NULL, 1)", "22023", "INVALID_INPUT", "p_to"),
+    ("move_stock_state('{item}', 'broken', 'damaged', 1)", "22023", "UNKNOWN_STOCK_STATE", "p_from"),
+    ("move_stock_state('{item}', 'available', 'sold', 1)", "22023", "UNKNOWN_STOCK_STATE", "p_to"),
+    ("move_stock_state('{item}', 'DAMAGED', 'available', 1)", "22023", "UNKNOWN_STOCK_STATE"),
+    ("move_stock_state('{item}', 'written_off', 'available', 1)", "22023", "UNKNOWN_STOCK_STATE"),
+    ("move_stock_state('{item}', 'available', 'ordered', 1)", "22023", "UNKNOWN_STOCK_STATE"),
+    ("move_stock_state('{item}', 'damaged', 'damaged', 1)", "22023", "INVALID_INPUT", "same state"),
+    ("move_stock_state('{item}', 'available', 'incoming', 1)", "22023", "INVALID_INPUT", "incoming"),
+    ("move_stock_state('{item}', 'ordered', 'available', 1)", "22023", "INVALID_INPUT", "incoming"),
+    ("move_stock_state('{item}', 'available', 'damaged', 0)", "22023", "INVALID_QUANTITY"),
+    ("move_stock_state('{item}', 'available', 'damaged', -1)", "22023", "INVALID_QUANTITY"),
+    ("move_stock_state('{item}', 'available', 'damaged', NULL)", "22023", "INVALID_QUANTITY"),
+    ("move_stock_state('{item}', 'available', 'damaged', 'NaN')", "22023", "INVALID_QUANTITY"),
+    ("move_stock_state('{item}', 'available', 'damaged', 'Infinity')", "22023", "INVALID_QUANTITY"),
+    ("move_stock_state('{item}', 'available', 'damaged', 1e13)", "22023", "INVALID_QUANTITY"),
+    ("move_stock_state('{item}', 'available', 'damaged', 'ten')", "22P02", None),
+    ("move_stock_state('{item}', 'available', 'damaged', 100000)", "PT409", "INSUFFICIENT_INVENTORY"),
+    ("move_stock_state('{item}', 'available', 'written_off', 100000)", "PT409", "INSUFFICIENT_INVENTORY"),
+    ("move_stock_state('{item}', 'damaged', 'available', 1)", "PT409", "INSUFFICIENT_STOCK_STATE", "damaged"),
+    ("move_stock_state('{item}', 'incoming', 'available', 1)", "PT409", "INSUFFICIENT_STOCK_STATE", "incoming"),
+    ("move_stock_state('%s', 'available', 'damaged', 1)" % MISSING, "PT404", "NOT_FOUND"),
+    ("move_stock_state('not-a-uuid', 'available', 'damaged', 1)", "22P02", None),
+    ("move_stock_state('{striped}', 'available', 'damaged', 1)", "22023", "INVALID_INPUT", "striped"),
+    ("move_stock_state('{item}', 'available', 'damaged', 1, p_idempotency_key => '')", "22023", "INVALID_INPUT"),
+    ("move_stock_state('{item}', 'available', 'damaged', 1, p_reason => repeat('r', 1025))", "22023", "INVALID_INPUT"),
+    ("move_stock_state('{item}', 'available', 'damaged', 1, p_lock_timeout_ms => 0)", "22023", "INVALID_INPUT"),
 ]
 
 # Location calls by a caller who is not an admin (a role without superuser
@@ -396,6 +425,7 @@ TENANT_CASES = [
     ("receive_transfer('{other_transit}')", "PT404", "NOT_FOUND", "transfer"),
     ("cancel_transfer('{other_transit}')", "PT404", "NOT_FOUND", "transfer"),
     ("create_location('bad-new', p_tenant_id => 'bad-tenant-b')", "22023", "INVALID_INPUT", "own tenant"),
+    ("move_stock_state('{other_item}', 'available', 'damaged', 1)", "PT404", "NOT_FOUND"),
 ]
 
 # Every free-text argument (text, varchar, text[]) of every function, with
@@ -425,6 +455,11 @@ TEXT_LIMITS = {
     ("cancel_transfer", "p_reason"): (1024, "cancel_transfer('{transit}', p_reason => {v})"),
     ("cancel_transfer", "p_reference"): (1024, "cancel_transfer('{transit}', p_reference => {v})"),
     ("cancel_transfer", "p_idempotency_key"): (255, "cancel_transfer('{transit}', p_idempotency_key => {v})"),
+    ("move_stock_state", "p_from"): (1024, "move_stock_state('{item}', {v}, 'damaged', 1)"),
+    ("move_stock_state", "p_to"): (1024, "move_stock_state('{item}', 'available', {v}, 1)"),
+    ("move_stock_state", "p_reason"): (1024, "move_stock_state('{item}', 'available', 'damaged', 1, p_reason => {v})"),
+    ("move_stock_state", "p_reference"): (1024, "move_stock_state('{item}', 'available', 'damaged', 1, p_reference => {v})"),
+    ("move_stock_state", "p_idempotency_key"): (255, "move_stock_state('{item}', 'available', 'damaged', 1, p_idempotency_key => {v})"),
     ("create_location", "p_code"): (255, "create_location({v})"),
     ("create_location", "p_name"): (1024, "create_location('bad-limit', p_name => {v})"),
     ("create_location", "p_tenant_id"): (255, "create_location('bad-limit', p_tenant_id => {v})"),
@@ -628,7 +663,11 @@ def state(conn):
                (SELECT md5(string_agg(item_id || '@' || location_id || ':' || quantity || '/' || reserved || '/'
                                       || coalesce(reorder_point::text, ''), ',' ORDER BY item_id, location_id))
                   FROM {S}.stock_levels),
-               (SELECT md5(string_agg(id || ':' || status, ',' ORDER BY id)) FROM {S}.transfers)""").fetchone()
+               (SELECT md5(string_agg(id || ':' || status, ',' ORDER BY id)) FROM {S}.transfers),
+               -- stock states
+               (SELECT sum(unsellable) FROM {S}.items),
+               (SELECT md5(string_agg(item_id || ':' || state || ':' || quantity, ',' ORDER BY item_id, state))
+                  FROM {S}.stock_states)""").fetchone()
 
 
 def main():
@@ -702,6 +741,9 @@ def main():
     call(conn, "cancel_transfer", p_transfer_id=landed)
     other_transit = call(conn, "transfer_inventory", p_inventory_id=titem, p_from_location_id=DEFAULT,
                          p_to_location_id=locs["other_loc"], p_quantity=1, p_receive=False)["transfer_id"]
+    # an item of tenant bad-tenant-b, not bad-tenant-a's to see
+    other_item = conn.execute(f"SELECT {S}.create_item(p_quantity => 3, p_sku => 'bad-' || gen_random_uuid(), "
+                              "p_tenant_id => 'bad-tenant-b')->>'inventory_id'").fetchone()[0]
     # a caller who is no admin
     conn.execute("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bad_inputs_tenant') "
                  "THEN CREATE ROLE bad_inputs_tenant NOLOGIN; END IF; END $$")
@@ -713,7 +755,7 @@ def main():
         pass
     fixtures = dict(item=item, res=res, batch=batch, session=session, line=line, striped=striped,
                     src=src, plain=plain, bres=bres, bsrc=bsrc, gone=gone, psrc=psrc,
-                    litem=litem, loc_code=f"bad-loc-{tag}", **locs,
+                    litem=litem, other_item=other_item, loc_code=f"bad-loc-{tag}", **locs,
                     titem=titem, transit=transit, landed=landed, other_transit=other_transit,
                     lines=f"""'[{{"inventory_id": "{item}", "quantity": 1}}]'""",
                     blines="""'[{"item_id": "k1", "quantity": 1}]'""")

@@ -299,7 +299,7 @@ def inj_kit_row_stock(a, rd):
     def undo(c):
         c.execute(f"UPDATE {S}.items SET quantity = 0 WHERE id = %s", (rd.kit,))
         c.execute(f"ALTER TABLE {S}.items ADD CONSTRAINT items_stock_valid "
-                  f"CHECK ({S}.stock_valid(quantity, reserved, backorder_limit, kit))")
+                  f"CHECK ({S}.stock_valid(quantity, reserved, backorder_limit, kit, unsellable))")
     rd.cleanup.append(undo)
     return f"kit {rd.kit}: one unit on its own row (its CHECK dropped for the round)"
 
@@ -343,6 +343,6 @@ def inj_backorder_past_limit(a, rd):
     def undo(c):
         c.execute(f"UPDATE {S}.items SET quantity = %s, backorder_limit = %s WHERE id = %s", (q, lim, i))
         c.execute(f"ALTER TABLE {S}.items ADD CONSTRAINT items_stock_valid "
-                  f"CHECK ({S}.stock_valid(quantity, reserved, backorder_limit, kit))")
+                  f"CHECK ({S}.stock_valid(quantity, reserved, backorder_limit, kit, unsellable))")
     rd.cleanup.append(undo)
     return desc + " (its CHECK dropped for the round)"

@@ -28,6 +28,9 @@ SELECT atomic_inventory.create_item(p_quantity => 10, p_sku => 'dump-c', p_id =>
 SELECT atomic_inventory.transfer_inventory('00000000-0000-0000-0000-0000000d0004',
     '00000000-0000-0000-0000-000000000000', '00000000-0000-0000-0000-0000000d0c01', 5);
 SELECT atomic_inventory.create_event_consumer('dump-consumer');
+-- units of dump-a set aside (damaged) and expected (incoming): stock states
+SELECT atomic_inventory.move_stock_state('00000000-0000-0000-0000-0000000d0001', 'available', 'damaged', 3);
+SELECT atomic_inventory.move_stock_state('00000000-0000-0000-0000-0000000d0001', 'ordered', 'incoming', 5);
 SELECT atomic_inventory.set_reorder_point('00000000-0000-0000-0000-0000000d0002', 100);
 SELECT atomic_inventory.decrement_inventory('00000000-0000-0000-0000-0000000d0001', 3, p_idempotency_key => 'dump-sale-1');
 SELECT atomic_inventory.decrement_inventory('00000000-0000-0000-0000-0000000d0003', 7);

@@ -341,6 +341,36 @@ def main():
                            claims={"sub": "u", "tenant_id": "store-b"})
     check("a hold at another tenant's location -> 404", (status, body["code"]), (404, "PT404"))
 
+    # stock states (docs/stock-states.md): a store's item, 8 units
+    sitem = admin.execute(f"SELECT {S}.create_item(p_quantity => 8, p_sku => 'rest-' || gen_random_uuid(), "
+                          "p_tenant_id => 'store-a')->>'inventory_id'").fetchone()[0]
+    move = {"p_inventory_id": sitem, "p_from": "available", "p_to": "damaged", "p_quantity": 3,
+            "p_reason": "dropped", "p_reference": "count-7"}
+    status, body = api.rpc("move_stock_state", move, claims=store_a)
+    check("move_stock_state -> 200, the item's states",
+          (status, body and body.get("available"), body and body["states"]["damaged"]), (200, 5, 3))
+    status, body = api.rpc("decrement_inventory", {"p_inventory_id": sitem, "p_quantity": 6}, claims=store_a)
+    check("a sale of set-aside units: INSUFFICIENT_INVENTORY -> 409",
+          (status, body["code"], body["message"].split(":")[0]), (409, "PT409", "INSUFFICIENT_INVENTORY"))
+    status, body = api.rpc("move_stock_state", dict(move, p_from="damaged", p_to="written_off", p_quantity=4),
+                           claims=store_a)
+    check("move_stock_state, more than the state holds: INSUFFICIENT_STOCK_STATE -> 409",
+          (status, body["code"], body["message"].split(":")[0]), (409, "PT409", "INSUFFICIENT_STOCK_STATE"))
+    status, body = api.rpc("move_stock_state", dict(move, p_to="broken"), claims=store_a)
+    check("move_stock_state, an unknown state: UNKNOWN_STOCK_STATE -> 400",
+          (status, body["code"], body["message"].split(":")[0]), (400, "22023", "UNKNOWN_STOCK_STATE"))
+    status, body = api.rpc("move_stock_state", dict(move, p_to="available"), claims=store_a)
+    check("move_stock_state to its own state: INVALID_INPUT -> 400", (status, body["code"]), (400, "22023"))
+    status, body = api.rpc("move_stock_state", dict(move, p_quantity=0), claims=store_a)
+    check("move_stock_state of 0: INVALID_QUANTITY -> 400", (status, body["code"]), (400, "22023"))
+    status, body = api.rpc("move_stock_state", move, claims={"sub": "u", "tenant_id": "store-b"})
+    check("move_stock_state of another tenant's item -> 404", (status, body["code"]), (404, "PT404"))
+    status, body = api.rpc("move_stock_state", move, role="anon")
+    check("move_stock_state as anon -> 401", (status, body["code"]), (401, "42501"))
+    status, body = api.rpc("move_stock_state", dict(move, p_from="damaged", p_to="written_off"), claims=store_a)
+    check("move_stock_state damaged -> written_off -> 200",
+          (status, body and body.get("quantity"), body and body["states"]["damaged"]), (200, 5, 0))
+
     # nothing leaks between requests on one connection (transaction-scoped settings)
     role, claims = api.conn.execute("SELECT current_user, current_setting('request.jwt.claims', true)").fetchone()
     check("no session state left behind", (role, claims or ""), ("authenticator", ""))

@@ -21,7 +21,13 @@ rows and status what the client acknowledged.
 Two kits of hot and cold components sell, sell beside loose units of a
 component and are held; their components' stock is checked as every
 item's, and the kits' own rows must still hold nothing. One hot item takes
-backorders: its quantity may go below 0, never past its limit.
+backorders: its quantity may go below 0, never past its limit. Units move
+between available and stock states (damaged, quality_control,
+safety_stock, incoming; move_stock_state) on the unstriped hot items and
+some cold ones while they sell: a monitor samples that no sale or hold
+ever took a unit set aside (quantity - reserved - unsellable never below
+-backorder_limit, unsellable always the sum of the on-hand states); after
+it, no state below 0, each state as the client acknowledged it.
 Prints `<invariant>: N passed, N failed` per check and a final
 `stress: N passed, N failed`; exits 1 on any violation.
 
@@ -46,7 +52,19 @@ EXPECTED_CODES = {
     "INSUFFICIENT_INVENTORY", "QUANTITY_MISMATCH", "LOCK_TIMEOUT", "BATCH_UNAVAILABLE",
     "RESERVATION_NOT_ACTIVE", "RESERVATION_EXPIRED", "DRIVER_LIMIT_REACHED", "BELOW_RESERVED",
     "TRANSFER_NOT_IN_TRANSIT",
+    "INSUFFICIENT_STOCK_STATE",
 }
+
+# move_stock_state pairs the workload makes, with the change of quantity each
+# makes per unit: receipts raise it, write-offs lower it, the rest keep it
+STATE_MOVES = [
+    ("available", "damaged", 0), ("available", "quality_control", 0), ("available", "safety_stock", 0),
+    ("damaged", "available", 0), ("quality_control", "available", 0), ("safety_stock", "available", 0),
+    ("quality_control", "damaged", 0), ("damaged", "written_off", -1), ("available", "written_off", -1),
+    ("ordered", "incoming", 0), ("incoming", "available", 1), ("incoming", "quality_control", 1),
+    ("incoming", "written_off", 0),
+]
+ON_HAND_STATES = ("damaged", "quality_control", "safety_stock")
 
 
 DEFAULT = "00000000-0000-0000-0000-000000000000"  # the default location (each item's own row)
@@ -194,6 +212,8 @@ class Workload:
         self.kits = {}                          # kit -> [(component, units per kit)]
         self.claims = collections.Counter()     # batch -> acknowledged claims
         self.completed = set()
+        self.state_items = []                   # items whose units move between states
+        self.states = collections.Counter()     # (item, state) -> acknowledged units
 
     def pick(self, rng, n=None):
         """One item (n=None) or a list of n distinct items; mostly hot ones."""
@@ -306,6 +326,8 @@ class Workload:
               ["reserve"] * 12 + ["finish"] * 10 + ["claim"] * 8 + ["pack"] * 8
         if self.kits:
             ops += ["kit"] * 8 + ["kit_cart"] * 6 + ["kit_hold"] * 4
+        if self.state_items:
+            ops += ["state"] * 12
         if self.loc_items:
             ops += ["transfer"] * 14 + ["ship"] * 6 + ["land"] * 6 + ["loc_dec"] * 12 + ["loc_inc"] * 5 + ["loc_adj"] * 3 + ["many_at"] * 6 + \
                    ["hold_at"] * 8
@@ -539,6 +561,20 @@ class Workload:
             r = call(conn, "adjust_inventory", p_inventory_id=item, p_new_quantity=target,
                      p_expected_quantity=current, p_reference=ref, p_location_id=loc)
             self.ack_at(item, loc, float(r["delta"]), ref)
+        elif op == "state":
+            # units set aside, brought back, written off, ordered, received
+            item = rng.choice(self.state_items)
+            src, dst, sign = rng.choice(STATE_MOVES)
+            qty = rng.randint(1, 3)
+            r = call(conn, "move_stock_state", p_inventory_id=item, p_from=src, p_to=dst, p_quantity=qty,
+                     p_reference=ref, p_lock_timeout_ms=2000)
+            if r.get("moved") != qty or r.get("from") != src or r.get("to") != dst:
+                with self.lock:
+                    self.unexpected.append(f"state: a move answered {r}")
+            with self.lock:
+                self.states[(item, src)] -= qty
+                self.states[(item, dst)] += qty
+            self.ack([(item, float(sign * qty))], ref, 1)
         elif op == "claim":
             b = call(conn, "claim_next_batch", p_driver_id=driver, p_max_active=2, p_zone=f"stress-{RUN}")
             if b is None:
@@ -565,6 +601,28 @@ def limit_monitor(dsn, stop, violations):
         rows = conn.execute(
             f"SELECT claimed_by, count(*) FROM {S}.batches WHERE status IN ('claimed','in_progress') "
             "AND claimed_by LIKE 'driver-%%' GROUP BY 1 HAVING count(*) > 2").fetchall()
+        violations.extend(rows)
+        time.sleep(0.05)
+    conn.close()
+
+
+def states_monitor(dsn, items, stop, violations):
+    """Samples the items whose units move between states, each sample one
+    snapshot: no sale or hold ever took a unit set aside (what is left for
+    sale never below -backorder_limit) and unsellable is always the sum of
+    the on-hand states."""
+    conn = connect(dsn)
+    while not stop.is_set():
+        rows = conn.execute(
+            f"SELECT i.id::text, i.quantity, i.reserved, i.unsellable, i.backorder_limit, "
+            f"       coalesce((SELECT sum(s.quantity) FROM {S}.stock_states s WHERE s.item_id = i.id "
+            f"                  AND s.state IN ('damaged', 'quality_control', 'safety_stock')), 0) "
+            f"  FROM {S}.items i WHERE i.id = ANY(%s::uuid[]) "
+            f"   AND (i.quantity - i.reserved - i.unsellable + i.backorder_limit < 0 OR i.unsellable < 0 "
+            f"        OR i.unsellable <> coalesce((SELECT sum(s.quantity) FROM {S}.stock_states s "
+            f"                                       WHERE s.item_id = i.id "
+            f"                                         AND s.state IN ('damaged', 'quality_control', 'safety_stock')), 0))",
+            (items,)).fetchall()
         violations.extend(rows)
         time.sleep(0.05)
     conn.close()
@@ -633,14 +691,18 @@ def main():
     backorder = {hot[-1]: 5} if hot[-1] not in hot[:a.hot // 2] else {}
     for item, lim in backorder.items():
         call(admin, "set_backorder_limit", p_inventory_id=item, p_limit=lim)
+    # units move between states on the unstriped hot items (one of them
+    # takes backorders, some are kit components) and a few cold ones
+    w.state_items = hot[a.hot // 2:] + cold[a.cold_at_locations:a.cold_at_locations + 8]
     for kit, parts in w.kits.items():
         call(admin, "define_kit", p_inventory_id=kit,
              p_components=json.dumps([{"inventory_id": c, "quantity": q} for c, q in dict(parts).items()]))
     # baskets of 20 units over 3 orders needing 10 each: packers run out
     w.packing = [packing_session(admin, 20, [10, 10, 10]) for _ in range(4)]
-    stop, violations = threading.Event(), []
+    stop, violations, set_aside_taken = threading.Event(), [], []
     helpers = [threading.Thread(target=sweeper, args=(a.dsn, stop)),
-               threading.Thread(target=limit_monitor, args=(a.dsn, stop, violations))]
+               threading.Thread(target=limit_monitor, args=(a.dsn, stop, violations)),
+               threading.Thread(target=states_monitor, args=(a.dsn, w.state_items, stop, set_aside_taken))]
     workers = [threading.Thread(target=w.worker, args=(k,)) for k in range(a.connections)]
     for t in helpers + workers:
         t.start()
@@ -662,6 +724,23 @@ def main():
     kit_rows = admin.execute(f"SELECT count(*) FROM {S}.items WHERE id = ANY(%s::uuid[]) "
                              "AND (quantity <> 0 OR reserved <> 0 OR NOT kit)", (list(w.kits),)).fetchone()[0]
     checks.check("kit_rows_hold_nothing", kit_rows == 0, f"{kit_rows} kit rows with stock")
+    # stock states: no sale or hold ever took a unit set aside (sampled
+    # during the run), no state below 0, each as the client acknowledged
+    checks.check("no_sale_or_hold_took_units_set_aside", not set_aside_taken, f"{set_aside_taken[:3]}")
+    state_rows = admin.execute(f"SELECT item_id::text, state, quantity FROM {S}.stock_states "
+                               "WHERE item_id = ANY(%s::uuid[])", (items,)).fetchall()
+    now_states = {(i, st): float(q) for i, st, q in state_rows}
+    for i, st, q in state_rows:
+        checks.check("state_never_below_zero", q >= 0, f"{i} {st}: {q}")
+    for item in w.state_items:
+        for st in ON_HAND_STATES + ("incoming",):
+            got, want = now_states.get((item, st), 0.0), float(w.states[(item, st)])
+            checks.check("state_matches_acknowledged_moves", abs(got - want) < 1e-9,
+                         f"{item} {st} is {got}, client expects {want}")
+        set_aside = admin.execute(f"SELECT unsellable FROM {S}.items WHERE id = %s", (item,)).fetchone()[0]
+        on_hand = sum(float(w.states[(item, st)]) for st in ON_HAND_STATES)
+        checks.check("unsellable_is_the_on_hand_states", abs(float(set_aside) - on_hand) < 1e-9,
+                     f"{item} unsellable {set_aside}, states {on_hand}")
     for item, qty, reserved in rows:
         lim = backorder.get(item, 0)
         checks.check("quantity_non_negative_or_within_backorder_limit", qty >= -lim, f"{item} quantity {qty}")

@@ -435,6 +435,7 @@ BEGIN
         'atomic_inventory.set_backorder_limit(uuid, numeric)',
         'atomic_inventory.define_kit(uuid, jsonb)',
         'atomic_inventory.remove_kit(uuid)',
+        'atomic_inventory.move_stock_state(uuid, text, text, numeric, text, text, text, integer)',
         'atomic_inventory.low_stock_items(integer)',
         'atomic_inventory.create_event_consumer(text, text)',
         'atomic_inventory.drop_event_consumer(text)',
@@ -1014,7 +1015,7 @@ BEGIN
             'available', v_level.quantity - v_level.reserved);
     END IF;
     RETURN pg_catalog.json_build_object('success', true, 'inventory_id', v_row.id,
-        'reorder_point', v_row.reorder_point, 'available', v_row.quantity - v_row.reserved,
+        'reorder_point', v_row.reorder_point, 'available', v_row.quantity - v_row.reserved - v_row.unsellable,
         'stripes', v_row.stripes);
 END;
 $$;
@@ -1034,25 +1035,27 @@ BEGIN
     END IF;
     RETURN QUERY
     WITH lv AS (
+        -- (units set aside in stock states are not available: unsellable)
         SELECT i.id, NULL::uuid AS location_id, i.reserved, i.reorder_point,
                i.quantity + (SELECT COALESCE(pg_catalog.sum(x.quantity), 0)
-                               FROM atomic_inventory.item_stripes AS x WHERE x.item_id = i.id) AS quantity
+                               FROM atomic_inventory.item_stripes AS x WHERE x.item_id = i.id) AS quantity,
+               i.unsellable
           FROM atomic_inventory.items AS i WHERE i.reorder_point IS NOT NULL
         UNION ALL
-        SELECT l.item_id, l.location_id, l.reserved, l.reorder_point, l.quantity
+        SELECT l.item_id, l.location_id, l.reserved, l.reorder_point, l.quantity, 0
           FROM atomic_inventory.stock_levels AS l
           JOIN atomic_inventory.locations AS o ON o.id = l.location_id
          WHERE l.reorder_point IS NOT NULL
            AND (o.tenant_id IS NULL OR o.tenant_id = atomic_inventory.caller_tenant()
                 OR atomic_inventory.caller_is_admin())
     )
-    SELECT i.id, i.sku, i.name, v.quantity, v.reserved, v.quantity - v.reserved, v.reorder_point,
+    SELECT i.id, i.sku, i.name, v.quantity, v.reserved, v.quantity - v.reserved - v.unsellable, v.reorder_point,
            i.tenant_id, v.location_id
       FROM lv AS v JOIN atomic_inventory.items AS i ON i.id = v.id
-     WHERE i.track_inventory AND v.quantity - v.reserved <= v.reorder_point
+     WHERE i.track_inventory AND v.quantity - v.reserved - v.unsellable <= v.reorder_point
        AND (i.tenant_id IS NULL OR i.tenant_id = atomic_inventory.caller_tenant()
             OR atomic_inventory.caller_is_admin())
-     ORDER BY v.quantity - v.reserved - v.reorder_point, i.id, v.location_id NULLS FIRST
+     ORDER BY v.quantity - v.reserved - v.unsellable - v.reorder_point, i.id, v.location_id NULLS FIRST
      LIMIT p_limit;
 END;
 $$;
@@ -1658,14 +1661,14 @@ BEGIN
         SELECT '00000000-0000-0000-0000-000000000000'::uuid AS location_id, 'default'::text AS code,
                it.quantity + COALESCE((SELECT pg_catalog.sum(x.quantity) FROM atomic_inventory.item_stripes AS x
                                         WHERE x.item_id = it.id), 0) AS quantity,
-               it.reserved, it.reorder_point, 0 AS ord,
+               it.reserved, it.reorder_point, 0 AS ord, it.unsellable,
                -- units shipped here, not yet received (transfers in transit)
                COALESCE((SELECT pg_catalog.sum(t.quantity) FROM atomic_inventory.transfers AS t
                           WHERE t.item_id = it.id AND t.status = 'shipped'
                             AND t.to_location_id = '00000000-0000-0000-0000-000000000000'), 0) AS in_transit
           FROM it
         UNION ALL
-        SELECT l.location_id, o.code, l.quantity, l.reserved, l.reorder_point, 1,
+        SELECT l.location_id, o.code, l.quantity, l.reserved, l.reorder_point, 1, 0,
                COALESCE((SELECT pg_catalog.sum(t.quantity) FROM atomic_inventory.transfers AS t
                           WHERE t.item_id = it.id AND t.status = 'shipped'
                             AND t.to_location_id = l.location_id), 0)
@@ -1678,24 +1681,32 @@ BEGIN
     SELECT EXISTS (SELECT FROM it),
            CASE WHEN p_location_id IS NULL THEN
                (SELECT pg_catalog.json_build_object('inventory_id', it.id, 'sku', it.sku, 'name', it.name,
-                   'quantity', t.quantity, 'reserved', t.reserved, 'available', t.quantity - t.reserved,
+                   'quantity', t.quantity, 'reserved', t.reserved,
+                   'available', t.quantity - t.reserved - it.unsellable,
                    'track_inventory', it.track_inventory, 'tenant_id', it.tenant_id,
                    'updated_at', it.updated_at, 'stripes', it.stripes, 'reorder_point', it.reorder_point,
                    'backorder_limit', it.backorder_limit,
-                   'backordered', GREATEST(it.reserved - it.quantity, 0),
+                   'backordered', GREATEST(it.reserved + it.unsellable - it.quantity, 0),
+                   -- stock states (move_stock_state): the default location's
+                   'unsellable', it.unsellable,
+                   'states', (SELECT pg_catalog.json_object_agg(n.state, COALESCE(s.quantity, 0) ORDER BY n.ord)
+                                FROM ROWS FROM (pg_catalog.unnest(ARRAY['damaged', 'quality_control',
+                                                                        'safety_stock', 'incoming'])) WITH ORDINALITY AS n(state, ord)
+                                LEFT JOIN atomic_inventory.stock_states AS s
+                                       ON s.item_id = it.id AND s.state = n.state),
                    'in_transit', t.in_transit, 'levels', t.levels)
                   FROM it, (SELECT pg_catalog.sum(lv.quantity) AS quantity, pg_catalog.sum(lv.reserved) AS reserved,
                                    pg_catalog.sum(lv.in_transit) AS in_transit,
                                    pg_catalog.json_agg(pg_catalog.json_build_object(
                                        'location_id', lv.location_id, 'code', lv.code, 'quantity', lv.quantity,
-                                       'reserved', lv.reserved, 'available', lv.quantity - lv.reserved,
+                                       'reserved', lv.reserved, 'available', lv.quantity - lv.reserved - lv.unsellable,
                                        'in_transit', lv.in_transit, 'reorder_point', lv.reorder_point)
                                    ORDER BY lv.ord, lv.location_id) AS levels
                               FROM lv) AS t)
            ELSE
                (SELECT pg_catalog.json_build_object('inventory_id', it.id, 'sku', it.sku, 'name', it.name,
                    'location_id', lv.location_id, 'code', lv.code,
-                   'quantity', lv.quantity, 'reserved', lv.reserved, 'available', lv.quantity - lv.reserved,
+                   'quantity', lv.quantity, 'reserved', lv.reserved, 'available', lv.quantity - lv.reserved - lv.unsellable,
                    'in_transit', lv.in_transit,
                    'reorder_point', lv.reorder_point, 'track_inventory', it.track_inventory,
                    'tenant_id', it.tenant_id)
@@ -1739,7 +1750,7 @@ BEGIN
               SELECT i.track_inventory,
                      CASE WHEN p_location_id IS NULL
                                OR p_location_id = '00000000-0000-0000-0000-000000000000' THEN
-                              i.quantity - i.reserved
+                              i.quantity - i.reserved - i.unsellable
                               + COALESCE((SELECT pg_catalog.sum(x.quantity) FROM atomic_inventory.item_stripes AS x
                                            WHERE x.item_id = i.id), 0)
                           ELSE 0 END
@@ -1886,24 +1897,27 @@ REVOKE ALL ON TABLE atomic_inventory.events, atomic_inventory.event_consumers,
     atomic_inventory.event_deliveries, atomic_inventory.locations,
     atomic_inventory.stock_levels FROM PUBLIC;
 
--- Kits (docs/kits.md) and backorders (docs/backorders.md): two columns of
--- items, and one CHECK, in C, for every rule of an item's row.
+-- Kits (docs/kits.md), backorders (docs/backorders.md) and stock states
+-- (docs/stock-states.md): three columns of items, and one CHECK, in C, for
+-- every rule of an item's row.
 ALTER TABLE atomic_inventory.items ADD COLUMN kit boolean NOT NULL DEFAULT false,
-    ADD COLUMN backorder_limit numeric NOT NULL DEFAULT 0;
+    ADD COLUMN backorder_limit numeric NOT NULL DEFAULT 0,
+    ADD COLUMN unsellable numeric NOT NULL DEFAULT 0;
 CREATE FUNCTION atomic_inventory.stock_valid(p_quantity numeric, p_reserved numeric, p_backorder_limit numeric,
-                                             p_kit boolean) RETURNS boolean
+                                             p_kit boolean, p_unsellable numeric) RETURNS boolean
 LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'ai_item_stock_valid';
-COMMENT ON FUNCTION atomic_inventory.stock_valid(numeric, numeric, numeric, boolean) IS
-    'CHECK of items: quantity and backorder_limit finite, 0 <= reserved <= quantity + backorder_limit, and a kit holds nothing (quantity = reserved = 0).';
+COMMENT ON FUNCTION atomic_inventory.stock_valid(numeric, numeric, numeric, boolean, numeric) IS
+    'CHECK of items: quantity, backorder_limit and unsellable finite, reserved >= 0, unsellable >= 0, reserved + unsellable <= quantity + backorder_limit, and a kit holds nothing (quantity = reserved = unsellable = 0).';
 COMMENT ON FUNCTION atomic_inventory.stock_valid(numeric, numeric) IS
     'CHECK of item_stripes and stock_levels: quantity is finite and 0 <= reserved <= quantity (so quantity >= 0).';
 ALTER TABLE atomic_inventory.items DROP CONSTRAINT items_stock_valid,
     ADD CONSTRAINT items_stock_valid
-        CHECK (atomic_inventory.stock_valid(quantity, reserved, backorder_limit, kit));
-REVOKE ALL ON FUNCTION atomic_inventory.stock_valid(numeric, numeric, numeric, boolean) FROM PUBLIC;
-REVOKE ALL ON FUNCTION atomic_inventory.stock_valid(numeric, numeric, numeric, boolean) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION atomic_inventory.stock_valid(numeric, numeric, numeric, boolean) TO PUBLIC;
+        CHECK (atomic_inventory.stock_valid(quantity, reserved, backorder_limit, kit, unsellable));
+REVOKE ALL ON FUNCTION atomic_inventory.stock_valid(numeric, numeric, numeric, boolean, numeric) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION atomic_inventory.stock_valid(numeric, numeric, numeric, boolean, numeric) TO PUBLIC;
+COMMENT ON COLUMN atomic_inventory.items.reserved IS 'Units held by active reservations; available = quantity - reserved - unsellable.';
+COMMENT ON COLUMN atomic_inventory.items.unsellable IS 'Units on hand that are not for sale (damaged, quality_control, safety_stock in stock_states; move_stock_state): counted in quantity, never sold or held.';
 COMMENT ON COLUMN atomic_inventory.items.quantity IS 'Units on hand, including reserved ones; below 0 only by backorders (backorder_limit).';
 COMMENT ON COLUMN atomic_inventory.items.kit IS 'true: a kit (define_kit), sold and reserved as its components (kit_components); it holds no stock of its own.';
 COMMENT ON COLUMN atomic_inventory.items.backorder_limit IS 'Backorders (set_backorder_limit): units sales and holds may take past the stock on hand, so quantity may fall to reserved - backorder_limit; 0 = none (deny).';
@@ -1971,13 +1985,14 @@ BEGIN
                   DETAIL = pg_catalog.json_build_object('code', 'INVALID_INPUT', 'field', 'p_inventory_id')::text,
                   HINT = 'Striped items: stripe_item(p_stripes => 0) first.';
     END IF;
-    -- units already sold or held past the stock on hand stay covered
-    IF v_row.reserved - v_row.quantity > p_limit THEN
+    -- units already sold or held past the stock on hand stay covered (units
+    -- set aside in stock states count as held: items_stock_valid)
+    IF v_row.reserved + v_row.unsellable - v_row.quantity > p_limit THEN
         RAISE EXCEPTION 'BACKORDERS_EXCEED_LIMIT: item % has % units backordered, more than the limit %',
-                p_inventory_id, v_row.reserved - v_row.quantity, p_limit
+                p_inventory_id, v_row.reserved + v_row.unsellable - v_row.quantity, p_limit
             USING ERRCODE = 'PT409',
                   DETAIL = pg_catalog.json_build_object('code', 'BACKORDERS_EXCEED_LIMIT', 'inventory_id', p_inventory_id,
-                                                        'backordered', v_row.reserved - v_row.quantity,
+                                                        'backordered', v_row.reserved + v_row.unsellable - v_row.quantity,
                                                         'limit', p_limit)::text,
                   HINT = 'Restock first, or keep a limit at least as large as what is backordered.';
     END IF;
@@ -1986,7 +2001,7 @@ BEGIN
     RETURNING * INTO v_row;
     RETURN pg_catalog.json_build_object('success', true, 'inventory_id', v_row.id, 'backorder_limit', v_row.backorder_limit,
         'quantity', v_row.quantity, 'reserved', v_row.reserved,
-        'backordered', GREATEST(v_row.reserved - v_row.quantity, 0));
+        'backordered', GREATEST(v_row.reserved + v_row.unsellable - v_row.quantity, 0));
 END;
 $$;
 COMMENT ON FUNCTION atomic_inventory.set_backorder_limit(uuid, numeric) IS
@@ -2121,8 +2136,11 @@ BEGIN
     IF NOT v_kit.kit AND (v_kit.quantity <> 0 OR v_kit.reserved <> 0 OR v_kit.stripes <> 0
                           OR NOT v_kit.track_inventory
                           OR EXISTS (SELECT FROM atomic_inventory.stock_levels AS l
-                                      WHERE l.item_id = p_inventory_id)) THEN
-        RAISE EXCEPTION 'KIT_HAS_STOCK: item % holds stock of its own (quantity %, reserved %, stripes %, levels or untracked) and cannot become a kit',
+                                      WHERE l.item_id = p_inventory_id)
+                          -- units in stock states (move_stock_state): damaged, incoming, ...
+                          OR EXISTS (SELECT FROM atomic_inventory.stock_states AS s
+                                      WHERE s.item_id = p_inventory_id AND s.quantity > 0)) THEN
+        RAISE EXCEPTION 'KIT_HAS_STOCK: item % holds stock of its own (quantity %, reserved %, stripes %, levels, stock states or untracked) and cannot become a kit',
                 p_inventory_id, v_kit.quantity, v_kit.reserved, v_kit.stripes
             USING ERRCODE = 'PT409',
                   DETAIL = pg_catalog.json_build_object('code', 'KIT_HAS_STOCK', 'inventory_id', p_inventory_id,
@@ -2205,3 +2223,98 @@ REVOKE ALL ON FUNCTION atomic_inventory.transfer_inventory FROM PUBLIC;
 REVOKE ALL ON FUNCTION atomic_inventory.receive_transfer FROM PUBLIC;
 REVOKE ALL ON FUNCTION atomic_inventory.cancel_transfer FROM PUBLIC;
 REVOKE ALL ON FUNCTION atomic_inventory.update_location FROM PUBLIC;
+
+-- Stock states (docs/stock-states.md): units on hand that are not for sale
+-- and units expected, moved by move_stock_state; the unsellable column of
+-- items and its CHECK are above. Roles given grant_usage() before the update
+-- get move_stock_state by calling it again.
+CREATE TABLE atomic_inventory.stock_states (
+    item_id    uuid        NOT NULL REFERENCES atomic_inventory.items (id) ON DELETE CASCADE,
+    state      text        NOT NULL
+        CHECK (state IN ('damaged', 'quality_control', 'safety_stock', 'incoming')),
+    -- NaN and Infinity sort above every number: never below 0, always finite
+    quantity   numeric     NOT NULL DEFAULT 0 CHECK (quantity >= 0 AND quantity < 'Infinity'),
+    updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (item_id, state)
+);
+COMMENT ON TABLE atomic_inventory.stock_states IS
+    'Units of an item (at its default location) in a named state other than available (move_stock_state); the on-hand states add up to items.unsellable.';
+COMMENT ON COLUMN atomic_inventory.stock_states.item_id IS 'The item (items.id).';
+COMMENT ON COLUMN atomic_inventory.stock_states.state IS 'damaged, quality_control or safety_stock (on hand, counted in items.quantity, not for sale) or incoming (expected, not in items.quantity).';
+COMMENT ON COLUMN atomic_inventory.stock_states.quantity IS 'Units in this state now; never below 0.';
+COMMENT ON COLUMN atomic_inventory.stock_states.updated_at IS 'When a move last changed it.';
+SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.stock_states', '');
+ALTER TABLE atomic_inventory.ledger ADD COLUMN from_state text, ADD COLUMN to_state text;
+COMMENT ON COLUMN atomic_inventory.ledger.kind IS 'initial (item created), decrement, increment (restock), adjust (set by compare-and-set), commit (a reservation turned into a sale; reference = reservation id), transfer (one row per side, sharing transfer_id), state_move (move_stock_state between on-hand states, or of incoming units: delta 0), receive (incoming units arrived: delta > 0) or write_off (on-hand units written off: delta < 0).';
+COMMENT ON COLUMN atomic_inventory.ledger.from_state IS 'move_stock_state: the state the units left (available, damaged, quality_control, safety_stock, incoming or ordered); NULL for other movements.';
+COMMENT ON COLUMN atomic_inventory.ledger.to_state IS 'move_stock_state: the state the units entered (available, damaged, quality_control, safety_stock, incoming or written_off); NULL for other movements.';
+CREATE FUNCTION atomic_inventory.move_stock_state(
+    p_inventory_id    uuid,
+    p_from            text,
+    p_to              text,
+    p_quantity        numeric,
+    p_reason          text    DEFAULT NULL,
+    p_reference       text    DEFAULT NULL,
+    p_idempotency_key text    DEFAULT NULL,
+    p_lock_timeout_ms integer DEFAULT NULL
+) RETURNS jsonb
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'ai_move_stock_state';
+COMMENT ON FUNCTION atomic_inventory.move_stock_state(uuid, text, text, numeric, text, text, text, integer) IS
+    'Move p_quantity units of an item (its default location) from p_from to p_to: available, damaged, quality_control, safety_stock, incoming; ordered (only p_from, into incoming) and written_off (only p_to). On-hand states are not for sale; incoming units are not on hand until moved out of incoming. Ledgered (state_move, receive, write_off). Returns the item''s states as jsonb {success, inventory_id, from, to, moved, quantity, reserved, unsellable, available, states}.';
+REVOKE ALL ON TABLE atomic_inventory.stock_states FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.move_stock_state FROM PUBLIC;
+-- Units set aside in stock states are not available: the crossings of
+-- available stock count them (the WHEN clause names the new column, so the
+-- trigger is made again).
+CREATE OR REPLACE FUNCTION atomic_inventory.items_stock_events() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_before numeric := OLD.quantity - OLD.reserved - OLD.unsellable;
+    v_after  numeric := NEW.quantity - NEW.reserved - NEW.unsellable;
+    v_ledger bigint;
+BEGIN
+    IF NOT atomic_inventory.events_on() THEN
+        RETURN NULL;
+    END IF;
+    -- The movement's ledger row, written by the same statement: the item's
+    -- newest one, since its row stays locked from the change to the commit.
+    -- Checked against the change, so a change that wrote none (a hold, the
+    -- ledger off) gets NULL rather than an older movement.
+    IF NEW.quantity <> OLD.quantity THEN
+        SELECT l.id INTO v_ledger
+          FROM (SELECT g.id, g.delta, g.quantity_after, g.created_at
+                  FROM atomic_inventory.ledger AS g
+                 WHERE g.inventory_id = NEW.id
+                 ORDER BY g.id DESC LIMIT 1) AS l
+         WHERE l.delta = NEW.quantity - OLD.quantity
+           AND l.quantity_after = NEW.quantity
+           AND l.created_at = pg_catalog.now();
+    END IF;
+    IF NEW.reorder_point IS NOT NULL AND v_after <= NEW.reorder_point
+       AND v_before > COALESCE(OLD.reorder_point, -1) THEN
+        PERFORM atomic_inventory.emit_event('low_stock', NEW.id, NEW.tenant_id, v_before, v_after,
+                                            NEW.quantity, NEW.reorder_point, v_ledger, NULL, NULL, NULL);
+    END IF;
+    IF v_before > 0 AND v_after <= 0 THEN
+        PERFORM atomic_inventory.emit_event('out_of_stock', NEW.id, NEW.tenant_id, v_before, v_after,
+                                            NEW.quantity, NEW.reorder_point, v_ledger, NULL, NULL, NULL);
+    ELSIF v_before <= 0 AND v_after > 0 THEN
+        PERFORM atomic_inventory.emit_event('back_in_stock', NEW.id, NEW.tenant_id, v_before, v_after,
+                                            NEW.quantity, NEW.reorder_point, v_ledger, NULL, NULL, NULL);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+DROP TRIGGER items_stock_events ON atomic_inventory.items;
+CREATE TRIGGER items_stock_events
+    AFTER UPDATE ON atomic_inventory.items
+    FOR EACH ROW
+    WHEN (OLD.stripes = 0 AND NEW.stripes = 0 AND OLD.track_inventory AND NEW.track_inventory
+          AND ((OLD.quantity - OLD.reserved - OLD.unsellable > 0) <> (NEW.quantity - NEW.reserved - NEW.unsellable > 0)
+               OR (NEW.quantity - NEW.reserved - NEW.unsellable <= NEW.reorder_point
+                   AND OLD.quantity - OLD.reserved - OLD.unsellable > COALESCE(OLD.reorder_point, -1))))
+    EXECUTE FUNCTION atomic_inventory.items_stock_events();
+

@@ -12,11 +12,11 @@ AS 'MODULE_PATHNAME', 'ai_stock_valid';
 COMMENT ON FUNCTION atomic_inventory.stock_valid(numeric, numeric) IS
     'CHECK of item_stripes and stock_levels: quantity is finite and 0 <= reserved <= quantity (so quantity >= 0).';
 CREATE FUNCTION atomic_inventory.stock_valid(p_quantity numeric, p_reserved numeric, p_backorder_limit numeric,
-                                             p_kit boolean) RETURNS boolean
+                                             p_kit boolean, p_unsellable numeric) RETURNS boolean
 LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'ai_item_stock_valid';
-COMMENT ON FUNCTION atomic_inventory.stock_valid(numeric, numeric, numeric, boolean) IS
-    'CHECK of items: quantity and backorder_limit finite, 0 <= reserved <= quantity + backorder_limit, and a kit holds nothing (quantity = reserved = 0).';
+COMMENT ON FUNCTION atomic_inventory.stock_valid(numeric, numeric, numeric, boolean, numeric) IS
+    'CHECK of items: quantity, backorder_limit and unsellable finite, reserved >= 0, unsellable >= 0, reserved + unsellable <= quantity + backorder_limit, and a kit holds nothing (quantity = reserved = unsellable = 0).';
 
 CREATE TABLE atomic_inventory.items (
     id              uuid        PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
@@ -35,12 +35,16 @@ CREATE TABLE atomic_inventory.items (
     kit             boolean     NOT NULL DEFAULT false,
     -- units a sale or hold may take past the stock on hand (set_backorder_limit)
     backorder_limit numeric     NOT NULL DEFAULT 0,
+    -- on-hand units not for sale (move_stock_state): the sum of the item's
+    -- on-hand stock_states, kept here so a sale's guard reads one row
+    unsellable      numeric     NOT NULL DEFAULT 0,
     -- One CHECK, in C, for every rule of a row (pg/check.rs): quantity
-    -- finite, 0 <= reserved <= quantity + backorder_limit (NaN and Infinity
-    -- excluded; quantity goes below 0 only by backorders), and a kit's row
-    -- holds nothing (a restock or adjust of a kit fails here).
+    -- finite, 0 <= reserved, 0 <= unsellable, reserved + unsellable <=
+    -- quantity + backorder_limit (NaN and Infinity excluded; quantity goes
+    -- below 0 only by backorders), and a kit's row holds nothing (a restock
+    -- or adjust of a kit fails here).
     CONSTRAINT items_stock_valid
-        CHECK (atomic_inventory.stock_valid(quantity, reserved, backorder_limit, kit))
+        CHECK (atomic_inventory.stock_valid(quantity, reserved, backorder_limit, kit, unsellable))
 )
 -- Stock rows are updated all day: room on each page keeps the updates HOT
 -- (no index entries written; docs/benchmarks.md has the measurement).
@@ -56,7 +60,7 @@ COMMENT ON COLUMN atomic_inventory.items.id IS 'Item id, passed as p_inventory_i
 COMMENT ON COLUMN atomic_inventory.items.sku IS 'Optional stock keeping unit; unique per tenant.';
 COMMENT ON COLUMN atomic_inventory.items.name IS 'Optional display name.';
 COMMENT ON COLUMN atomic_inventory.items.quantity IS 'Units on hand, including reserved ones; below 0 only by backorders (backorder_limit).';
-COMMENT ON COLUMN atomic_inventory.items.reserved IS 'Units held by active reservations; available = quantity - reserved.';
+COMMENT ON COLUMN atomic_inventory.items.reserved IS 'Units held by active reservations; available = quantity - reserved - unsellable.';
 COMMENT ON COLUMN atomic_inventory.items.track_inventory IS 'false: sells without stock checks and quantity is left alone (services, made-to-order).';
 COMMENT ON COLUMN atomic_inventory.items.tenant_id IS 'Owning tenant/store; NULL = shared. Callers only see their own tenant''s rows (docs/security.md).';
 COMMENT ON COLUMN atomic_inventory.items.created_at IS 'When the item was created.';
@@ -65,6 +69,7 @@ COMMENT ON COLUMN atomic_inventory.items.stripes IS 'Striped hot item (stripe_it
 COMMENT ON COLUMN atomic_inventory.items.reorder_point IS 'Low-stock threshold (set_reorder_point): a low_stock event when available falls to it or below; NULL = none.';
 COMMENT ON COLUMN atomic_inventory.items.kit IS 'true: a kit (define_kit), sold and reserved as its components (kit_components); it holds no stock of its own.';
 COMMENT ON COLUMN atomic_inventory.items.backorder_limit IS 'Backorders (set_backorder_limit): units sales and holds may take past the stock on hand, so quantity may fall to reserved - backorder_limit; 0 = none (deny).';
+COMMENT ON COLUMN atomic_inventory.items.unsellable IS 'Units on hand that are not for sale (damaged, quality_control, safety_stock in stock_states; move_stock_state): counted in quantity, never sold or held.';
 
 -- Striped mode for hot items (flash sales): the item's free stock is split
 -- over N sub-rows, so N sales can hold row locks at once instead of queueing
@@ -163,7 +168,10 @@ CREATE TABLE atomic_inventory.ledger (
     item_key        text,
     -- NULL = the default location (the item's own row)
     location_id     uuid,
-    transfer_id     uuid
+    transfer_id     uuid,
+    -- move_stock_state: the states the units left and entered
+    from_state      text,
+    to_state        text
 );
 -- No foreign key to items on purpose: the ledger is an audit trail that
 -- outlives deleted items, and an FK check per movement would cost a lookup.
@@ -181,7 +189,7 @@ COMMENT ON COLUMN atomic_inventory.ledger.id IS 'Movement number, increasing in 
 COMMENT ON COLUMN atomic_inventory.ledger.inventory_id IS 'The item moved; NULL for a row of a bound source (see source, item_key).';
 COMMENT ON COLUMN atomic_inventory.ledger.delta IS 'Signed change of quantity (negative for decrements).';
 COMMENT ON COLUMN atomic_inventory.ledger.quantity_after IS 'The item''s quantity right after this movement; NULL for movements of a striped item (its total is spread over stripes that are not locked together).';
-COMMENT ON COLUMN atomic_inventory.ledger.kind IS 'initial (item created), decrement, increment (restock), adjust (set by compare-and-set), commit (a reservation turned into a sale; reference = reservation id) or transfer (one row per side, sharing transfer_id).';
+COMMENT ON COLUMN atomic_inventory.ledger.kind IS 'initial (item created), decrement, increment (restock), adjust (set by compare-and-set), commit (a reservation turned into a sale; reference = reservation id), transfer (one row per side, sharing transfer_id), state_move (move_stock_state between on-hand states, or of incoming units: delta 0), receive (incoming units arrived: delta > 0) or write_off (on-hand units written off: delta < 0).';
 COMMENT ON COLUMN atomic_inventory.ledger.reason IS 'Caller-given reason (p_reason).';
 COMMENT ON COLUMN atomic_inventory.ledger.reference IS 'Caller-given reference such as an order or sale id (p_reference).';
 COMMENT ON COLUMN atomic_inventory.ledger.idempotency_key IS 'The idempotency key of the call that made this movement, if any.';
@@ -191,6 +199,8 @@ COMMENT ON COLUMN atomic_inventory.ledger.source IS 'The binding (bindings.name)
 COMMENT ON COLUMN atomic_inventory.ledger.item_key IS 'The bound row''s id as text (its id column cast to text); NULL for items.';
 COMMENT ON COLUMN atomic_inventory.ledger.location_id IS 'The location whose stock moved; NULL = the default location (the item''s own row).';
 COMMENT ON COLUMN atomic_inventory.ledger.transfer_id IS 'transfer_inventory: the id the rows of one transfer share (its source''s and destination''s; of a transfer in transit also its receipt''s or cancellation''s, transfers.id).';
+COMMENT ON COLUMN atomic_inventory.ledger.from_state IS 'move_stock_state: the state the units left (available, damaged, quality_control, safety_stock, incoming or ordered); NULL for other movements.';
+COMMENT ON COLUMN atomic_inventory.ledger.to_state IS 'move_stock_state: the state the units entered (available, damaged, quality_control, safety_stock, incoming or written_off); NULL for other movements.';
 
 CREATE TABLE atomic_inventory.idempotency_keys (
     tenant_scope    text        NOT NULL,
@@ -717,7 +727,7 @@ AS $$
                 AND pg_catalog.current_setting('row_security') = 'off');
 $$;
 
--- Crossings of an item's available stock (quantity - reserved): the
+-- Crossings of an item's available stock (quantity - reserved - unsellable): the
 -- trigger's WHEN clause picks the rows that cross, so a change that crosses
 -- nothing (nearly every one) costs an expression, no call. Striped items are
 -- left out: their free stock is spread over item_stripes, which no one
@@ -728,8 +738,8 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_before numeric := OLD.quantity - OLD.reserved;
-    v_after  numeric := NEW.quantity - NEW.reserved;
+    v_before numeric := OLD.quantity - OLD.reserved - OLD.unsellable;
+    v_after  numeric := NEW.quantity - NEW.reserved - NEW.unsellable;
     v_ledger bigint;
 BEGIN
     IF NOT atomic_inventory.events_on() THEN
@@ -768,9 +778,9 @@ CREATE TRIGGER items_stock_events
     AFTER UPDATE ON atomic_inventory.items
     FOR EACH ROW
     WHEN (OLD.stripes = 0 AND NEW.stripes = 0 AND OLD.track_inventory AND NEW.track_inventory
-          AND ((OLD.quantity - OLD.reserved > 0) <> (NEW.quantity - NEW.reserved > 0)
-               OR (NEW.quantity - NEW.reserved <= NEW.reorder_point
-                   AND OLD.quantity - OLD.reserved > COALESCE(OLD.reorder_point, -1))))
+          AND ((OLD.quantity - OLD.reserved - OLD.unsellable > 0) <> (NEW.quantity - NEW.reserved - NEW.unsellable > 0)
+               OR (NEW.quantity - NEW.reserved - NEW.unsellable <= NEW.reorder_point
+                   AND OLD.quantity - OLD.reserved - OLD.unsellable > COALESCE(OLD.reorder_point, -1))))
     EXECUTE FUNCTION atomic_inventory.items_stock_events();
 
 -- The same crossings for an item's stock at another location; its ledger
@@ -998,3 +1008,25 @@ COMMENT ON COLUMN atomic_inventory.transfers.shipped_at IS 'When the units left 
 COMMENT ON COLUMN atomic_inventory.transfers.received_at IS 'When receive_transfer added them to the destination; NULL until then.';
 COMMENT ON COLUMN atomic_inventory.transfers.cancelled_at IS 'When cancel_transfer returned them to the source; NULL unless cancelled.';
 SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.transfers', '');
+
+-- Stock states (docs/stock-states.md): an item's units that are on hand but
+-- not for sale (damaged, quality_control, safety_stock) and units expected
+-- but not on hand (incoming), moved by move_stock_state. The on-hand
+-- states' sum is also kept in items.unsellable, the one column a sale's
+-- guarded UPDATE reads (no join on the hot path).
+CREATE TABLE atomic_inventory.stock_states (
+    item_id    uuid        NOT NULL REFERENCES atomic_inventory.items (id) ON DELETE CASCADE,
+    state      text        NOT NULL
+        CHECK (state IN ('damaged', 'quality_control', 'safety_stock', 'incoming')),
+    -- NaN and Infinity sort above every number: never below 0, always finite
+    quantity   numeric     NOT NULL DEFAULT 0 CHECK (quantity >= 0 AND quantity < 'Infinity'),
+    updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (item_id, state)
+);
+COMMENT ON TABLE atomic_inventory.stock_states IS
+    'Units of an item (at its default location) in a named state other than available (move_stock_state); the on-hand states add up to items.unsellable.';
+COMMENT ON COLUMN atomic_inventory.stock_states.item_id IS 'The item (items.id).';
+COMMENT ON COLUMN atomic_inventory.stock_states.state IS 'damaged, quality_control or safety_stock (on hand, counted in items.quantity, not for sale) or incoming (expected, not in items.quantity).';
+COMMENT ON COLUMN atomic_inventory.stock_states.quantity IS 'Units in this state now; never below 0.';
+COMMENT ON COLUMN atomic_inventory.stock_states.updated_at IS 'When a move last changed it.';
+SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.stock_states', '');

@@ -233,14 +233,14 @@ BEGIN
         SELECT '00000000-0000-0000-0000-000000000000'::uuid AS location_id, 'default'::text AS code,
                it.quantity + COALESCE((SELECT pg_catalog.sum(x.quantity) FROM atomic_inventory.item_stripes AS x
                                         WHERE x.item_id = it.id), 0) AS quantity,
-               it.reserved, it.reorder_point, 0 AS ord,
+               it.reserved, it.reorder_point, 0 AS ord, it.unsellable,
                -- units shipped here, not yet received (transfers in transit)
                COALESCE((SELECT pg_catalog.sum(t.quantity) FROM atomic_inventory.transfers AS t
                           WHERE t.item_id = it.id AND t.status = 'shipped'
                             AND t.to_location_id = '00000000-0000-0000-0000-000000000000'), 0) AS in_transit
           FROM it
         UNION ALL
-        SELECT l.location_id, o.code, l.quantity, l.reserved, l.reorder_point, 1,
+        SELECT l.location_id, o.code, l.quantity, l.reserved, l.reorder_point, 1, 0,
                COALESCE((SELECT pg_catalog.sum(t.quantity) FROM atomic_inventory.transfers AS t
                           WHERE t.item_id = it.id AND t.status = 'shipped'
                             AND t.to_location_id = l.location_id), 0)
@@ -253,24 +253,32 @@ BEGIN
     SELECT EXISTS (SELECT FROM it),
            CASE WHEN p_location_id IS NULL THEN
                (SELECT pg_catalog.json_build_object('inventory_id', it.id, 'sku', it.sku, 'name', it.name,
-                   'quantity', t.quantity, 'reserved', t.reserved, 'available', t.quantity - t.reserved,
+                   'quantity', t.quantity, 'reserved', t.reserved,
+                   'available', t.quantity - t.reserved - it.unsellable,
                    'track_inventory', it.track_inventory, 'tenant_id', it.tenant_id,
                    'updated_at', it.updated_at, 'stripes', it.stripes, 'reorder_point', it.reorder_point,
                    'backorder_limit', it.backorder_limit,
-                   'backordered', GREATEST(it.reserved - it.quantity, 0),
+                   'backordered', GREATEST(it.reserved + it.unsellable - it.quantity, 0),
+                   -- stock states (move_stock_state): the default location's
+                   'unsellable', it.unsellable,
+                   'states', (SELECT pg_catalog.json_object_agg(n.state, COALESCE(s.quantity, 0) ORDER BY n.ord)
+                                FROM ROWS FROM (pg_catalog.unnest(ARRAY['damaged', 'quality_control',
+                                                                        'safety_stock', 'incoming'])) WITH ORDINALITY AS n(state, ord)
+                                LEFT JOIN atomic_inventory.stock_states AS s
+                                       ON s.item_id = it.id AND s.state = n.state),
                    'in_transit', t.in_transit, 'levels', t.levels)
                   FROM it, (SELECT pg_catalog.sum(lv.quantity) AS quantity, pg_catalog.sum(lv.reserved) AS reserved,
                                    pg_catalog.sum(lv.in_transit) AS in_transit,
                                    pg_catalog.json_agg(pg_catalog.json_build_object(
                                        'location_id', lv.location_id, 'code', lv.code, 'quantity', lv.quantity,
-                                       'reserved', lv.reserved, 'available', lv.quantity - lv.reserved,
+                                       'reserved', lv.reserved, 'available', lv.quantity - lv.reserved - lv.unsellable,
                                        'in_transit', lv.in_transit, 'reorder_point', lv.reorder_point)
                                    ORDER BY lv.ord, lv.location_id) AS levels
                               FROM lv) AS t)
            ELSE
                (SELECT pg_catalog.json_build_object('inventory_id', it.id, 'sku', it.sku, 'name', it.name,
                    'location_id', lv.location_id, 'code', lv.code,
-                   'quantity', lv.quantity, 'reserved', lv.reserved, 'available', lv.quantity - lv.reserved,
+                   'quantity', lv.quantity, 'reserved', lv.reserved, 'available', lv.quantity - lv.reserved - lv.unsellable,
                    'in_transit', lv.in_transit,
                    'reorder_point', lv.reorder_point, 'track_inventory', it.track_inventory,
                    'tenant_id', it.tenant_id)
@@ -314,7 +322,7 @@ BEGIN
               SELECT i.track_inventory,
                      CASE WHEN p_location_id IS NULL
                                OR p_location_id = '00000000-0000-0000-0000-000000000000' THEN
-                              i.quantity - i.reserved
+                              i.quantity - i.reserved - i.unsellable
                               + COALESCE((SELECT pg_catalog.sum(x.quantity) FROM atomic_inventory.item_stripes AS x
                                            WHERE x.item_id = i.id), 0)
                           ELSE 0 END
@@ -1146,7 +1154,7 @@ BEGIN
             'available', v_level.quantity - v_level.reserved);
     END IF;
     RETURN pg_catalog.json_build_object('success', true, 'inventory_id', v_row.id,
-        'reorder_point', v_row.reorder_point, 'available', v_row.quantity - v_row.reserved,
+        'reorder_point', v_row.reorder_point, 'available', v_row.quantity - v_row.reserved - v_row.unsellable,
         'stripes', v_row.stripes);
 END;
 $$;
@@ -1166,25 +1174,27 @@ BEGIN
     END IF;
     RETURN QUERY
     WITH lv AS (
+        -- (units set aside in stock states are not available: unsellable)
         SELECT i.id, NULL::uuid AS location_id, i.reserved, i.reorder_point,
                i.quantity + (SELECT COALESCE(pg_catalog.sum(x.quantity), 0)
-                               FROM atomic_inventory.item_stripes AS x WHERE x.item_id = i.id) AS quantity
+                               FROM atomic_inventory.item_stripes AS x WHERE x.item_id = i.id) AS quantity,
+               i.unsellable
           FROM atomic_inventory.items AS i WHERE i.reorder_point IS NOT NULL
         UNION ALL
-        SELECT l.item_id, l.location_id, l.reserved, l.reorder_point, l.quantity
+        SELECT l.item_id, l.location_id, l.reserved, l.reorder_point, l.quantity, 0
           FROM atomic_inventory.stock_levels AS l
           JOIN atomic_inventory.locations AS o ON o.id = l.location_id
          WHERE l.reorder_point IS NOT NULL
            AND (o.tenant_id IS NULL OR o.tenant_id = atomic_inventory.caller_tenant()
                 OR atomic_inventory.caller_is_admin())
     )
-    SELECT i.id, i.sku, i.name, v.quantity, v.reserved, v.quantity - v.reserved, v.reorder_point,
+    SELECT i.id, i.sku, i.name, v.quantity, v.reserved, v.quantity - v.reserved - v.unsellable, v.reorder_point,
            i.tenant_id, v.location_id
       FROM lv AS v JOIN atomic_inventory.items AS i ON i.id = v.id
-     WHERE i.track_inventory AND v.quantity - v.reserved <= v.reorder_point
+     WHERE i.track_inventory AND v.quantity - v.reserved - v.unsellable <= v.reorder_point
        AND (i.tenant_id IS NULL OR i.tenant_id = atomic_inventory.caller_tenant()
             OR atomic_inventory.caller_is_admin())
-     ORDER BY v.quantity - v.reserved - v.reorder_point, i.id, v.location_id NULLS FIRST
+     ORDER BY v.quantity - v.reserved - v.unsellable - v.reorder_point, i.id, v.location_id NULLS FIRST
      LIMIT p_limit;
 END;
 $$;
@@ -1605,13 +1615,14 @@ BEGIN
                   DETAIL = pg_catalog.json_build_object('code', 'INVALID_INPUT', 'field', 'p_inventory_id')::text,
                   HINT = 'Striped items: stripe_item(p_stripes => 0) first.';
     END IF;
-    -- units already sold or held past the stock on hand stay covered
-    IF v_row.reserved - v_row.quantity > p_limit THEN
+    -- units already sold or held past the stock on hand stay covered (units
+    -- set aside in stock states count as held: items_stock_valid)
+    IF v_row.reserved + v_row.unsellable - v_row.quantity > p_limit THEN
         RAISE EXCEPTION 'BACKORDERS_EXCEED_LIMIT: item % has % units backordered, more than the limit %',
-                p_inventory_id, v_row.reserved - v_row.quantity, p_limit
+                p_inventory_id, v_row.reserved + v_row.unsellable - v_row.quantity, p_limit
             USING ERRCODE = 'PT409',
                   DETAIL = pg_catalog.json_build_object('code', 'BACKORDERS_EXCEED_LIMIT', 'inventory_id', p_inventory_id,
-                                                        'backordered', v_row.reserved - v_row.quantity,
+                                                        'backordered', v_row.reserved + v_row.unsellable - v_row.quantity,
                                                         'limit', p_limit)::text,
                   HINT = 'Restock first, or keep a limit at least as large as what is backordered.';
     END IF;
@@ -1620,7 +1631,7 @@ BEGIN
     RETURNING * INTO v_row;
     RETURN pg_catalog.json_build_object('success', true, 'inventory_id', v_row.id, 'backorder_limit', v_row.backorder_limit,
         'quantity', v_row.quantity, 'reserved', v_row.reserved,
-        'backordered', GREATEST(v_row.reserved - v_row.quantity, 0));
+        'backordered', GREATEST(v_row.reserved + v_row.unsellable - v_row.quantity, 0));
 END;
 $$;
 COMMENT ON FUNCTION atomic_inventory.set_backorder_limit(uuid, numeric) IS
@@ -1755,8 +1766,11 @@ BEGIN
     IF NOT v_kit.kit AND (v_kit.quantity <> 0 OR v_kit.reserved <> 0 OR v_kit.stripes <> 0
                           OR NOT v_kit.track_inventory
                           OR EXISTS (SELECT FROM atomic_inventory.stock_levels AS l
-                                      WHERE l.item_id = p_inventory_id)) THEN
-        RAISE EXCEPTION 'KIT_HAS_STOCK: item % holds stock of its own (quantity %, reserved %, stripes %, levels or untracked) and cannot become a kit',
+                                      WHERE l.item_id = p_inventory_id)
+                          -- units in stock states (move_stock_state): damaged, incoming, ...
+                          OR EXISTS (SELECT FROM atomic_inventory.stock_states AS s
+                                      WHERE s.item_id = p_inventory_id AND s.quantity > 0)) THEN
+        RAISE EXCEPTION 'KIT_HAS_STOCK: item % holds stock of its own (quantity %, reserved %, stripes %, levels, stock states or untracked) and cannot become a kit',
                 p_inventory_id, v_kit.quantity, v_kit.reserved, v_kit.stripes
             USING ERRCODE = 'PT409',
                   DETAIL = pg_catalog.json_build_object('code', 'KIT_HAS_STOCK', 'inventory_id', p_inventory_id,
@@ -1806,13 +1820,30 @@ $$;
 COMMENT ON FUNCTION atomic_inventory.remove_kit(uuid) IS
     'Turn a kit back into a plain item with no stock (its component list is deleted). Reservations already holding its components keep them. Returns {success, inventory_id}.';
 
+-- Stock states (docs/stock-states.md): units of an item between available
+-- and its named states (src/source/own/states.rs).
+CREATE FUNCTION atomic_inventory.move_stock_state(
+    p_inventory_id    uuid,
+    p_from            text,
+    p_to              text,
+    p_quantity        numeric,
+    p_reason          text    DEFAULT NULL,
+    p_reference       text    DEFAULT NULL,
+    p_idempotency_key text    DEFAULT NULL,
+    p_lock_timeout_ms integer DEFAULT NULL
+) RETURNS jsonb
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'ai_move_stock_state';
+COMMENT ON FUNCTION atomic_inventory.move_stock_state(uuid, text, text, numeric, text, text, text, integer) IS
+    'Move p_quantity units of an item (its default location) from p_from to p_to: available, damaged, quality_control, safety_stock, incoming; ordered (only p_from, into incoming) and written_off (only p_to). On-hand states are not for sale; incoming units are not on hand until moved out of incoming. Ledgered (state_move, receive, write_off). Returns the item''s states as jsonb {success, inventory_id, from, to, moved, quantity, reserved, unsellable, available, states}.';
+
 -- Grants. Nothing is callable by PUBLIC; grant_usage() opens the caller-facing
 -- functions to a role (e.g. Supabase's authenticated and service_role).
 REVOKE ALL ON ALL TABLES IN SCHEMA atomic_inventory FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA atomic_inventory FROM PUBLIC;
 -- The CHECKs run as whoever writes the table; they have no side effects.
 GRANT EXECUTE ON FUNCTION atomic_inventory.stock_valid(numeric, numeric) TO PUBLIC;
-GRANT EXECUTE ON FUNCTION atomic_inventory.stock_valid(numeric, numeric, numeric, boolean) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION atomic_inventory.stock_valid(numeric, numeric, numeric, boolean, numeric) TO PUBLIC;
 
 CREATE FUNCTION atomic_inventory.grant_usage(p_role name) RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -1866,6 +1897,7 @@ BEGIN
         'atomic_inventory.set_backorder_limit(uuid, numeric)',
         'atomic_inventory.define_kit(uuid, jsonb)',
         'atomic_inventory.remove_kit(uuid)',
+        'atomic_inventory.move_stock_state(uuid, text, text, numeric, text, text, text, integer)',
         'atomic_inventory.low_stock_items(integer)',
         'atomic_inventory.create_event_consumer(text, text)',
         'atomic_inventory.drop_event_consumer(text)',

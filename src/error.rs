@@ -57,6 +57,27 @@ pub enum Error {
     #[error("INSUFFICIENT_INVENTORY: {}", insufficient_message(.lines))]
     Insufficient { lines: Vec<Shortfall> },
 
+    /// move_stock_state: a state name that is not one of the item states
+    /// (or not one the argument may name: written_off is only a target,
+    /// ordered only a source).
+    #[error("UNKNOWN_STOCK_STATE: {field} {state:?} is not {allowed}")]
+    UnknownStockState {
+        field: &'static str,
+        state: String,
+        allowed: &'static str,
+    },
+
+    /// move_stock_state: the state the units come from holds fewer than
+    /// asked for (a concurrent move may have taken them): a conflict with
+    /// the current stock, as INSUFFICIENT_INVENTORY is for available.
+    #[error("INSUFFICIENT_STOCK_STATE: item {inventory_id} has {held} units {state}, {requested} requested")]
+    InsufficientState {
+        inventory_id: String,
+        state: String,
+        held: String,
+        requested: String,
+    },
+
     #[error("QUANTITY_MISMATCH: item {inventory_id} has quantity {actual}, expected {expected}")]
     QuantityMismatch {
         inventory_id: String,
@@ -282,6 +303,8 @@ impl Error {
             }
             Error::NotFound { .. } => "NOT_FOUND",
             Error::Insufficient { .. } => "INSUFFICIENT_INVENTORY",
+            Error::UnknownStockState { .. } => "UNKNOWN_STOCK_STATE",
+            Error::InsufficientState { .. } => "INSUFFICIENT_STOCK_STATE",
             Error::QuantityMismatch { .. } => "QUANTITY_MISMATCH",
             Error::BelowReserved { .. } => "BELOW_RESERVED",
             Error::IdempotencyConflict { .. } => "IDEMPOTENCY_CONFLICT",
@@ -316,6 +339,7 @@ impl Error {
         match self {
             Error::InvalidQuantity { .. }
             | Error::InvalidInput { .. }
+            | Error::UnknownStockState { .. }
             | Error::SourceChanged { .. }
             | Error::SourceGone { .. } => b"22023",
             Error::NotFound { .. }
@@ -332,6 +356,7 @@ impl Error {
             | Error::BasketExhausted { .. }
             | Error::NothingToUnpack { .. } => b"PT409",
             Error::Insufficient { .. }
+            | Error::InsufficientState { .. }
             | Error::QuantityMismatch { .. }
             | Error::BelowReserved { .. }
             | Error::BatchUnavailable { .. }
@@ -400,6 +425,26 @@ impl Error {
                     })
                     .collect();
                 m.insert("lines".into(), Value::Array(lines));
+            }
+            Error::UnknownStockState {
+                field,
+                state,
+                allowed,
+            } => {
+                m.insert("field".into(), json!(field));
+                m.insert("value".into(), json!(state));
+                m.insert("allowed".into(), json!(allowed));
+            }
+            Error::InsufficientState {
+                inventory_id,
+                state,
+                held,
+                requested,
+            } => {
+                m.insert("inventory_id".into(), json!(inventory_id));
+                m.insert("state".into(), json!(state));
+                m.insert("held".into(), json!(held));
+                m.insert("requested".into(), json!(requested));
             }
             Error::QuantityMismatch {
                 inventory_id,
@@ -570,7 +615,13 @@ impl Error {
                 "Check the id; rows of another tenant are reported as not found."
             }
             Error::Insufficient { .. } => {
-                "Nothing was changed. Offer less, restock, or release reservations; available = quantity - reserved."
+                "Nothing was changed. Offer less, restock, or release reservations; available = quantity - reserved - unsellable (units damaged, in quality control or safety stock)."
+            }
+            Error::UnknownStockState { .. } => {
+                "States are available, damaged, quality_control, safety_stock and incoming; written_off is only a p_to, ordered only a p_from (docs/stock-states.md)."
+            }
+            Error::InsufficientState { .. } => {
+                "Nothing was changed. Read the item's states (get_inventory) and move at most what the state holds."
             }
             Error::QuantityMismatch { .. } => {
                 "Someone changed the quantity since you read it. Read it again and retry with the new expected quantity."

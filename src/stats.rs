@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
 /// Counted functions, by SQL name; each C symbol is `ai_<name>`.
-pub const FUNCTIONS: [&str; 38] = [
+pub const FUNCTIONS: [&str; 39] = [
     "decrement_inventory",
     "decrement_inventory_many",
     "increment_inventory",
@@ -64,11 +64,12 @@ pub const FUNCTIONS: [&str; 38] = [
     "bind_packing_source",
     "bound_increment_packing_quantity",
     "bound_decrement_packing_quantity",
+    "move_stock_state",
 ];
 
 /// Every outcome but success: our codes (error.rs), then PostgreSQL errors
 /// that escape a call, by the class a client acts on.
-pub const CODES: [&str; 34] = [
+pub const CODES: [&str; 36] = [
     "INVALID_QUANTITY",
     "INVALID_INPUT",
     "NOT_FOUND",
@@ -96,6 +97,8 @@ pub const CODES: [&str; 34] = [
     "ALREADY_FULLY_PACKED",
     "BASKET_EXHAUSTED",
     "NOTHING_TO_UNPACK",
+    "UNKNOWN_STOCK_STATE",
+    "INSUFFICIENT_STOCK_STATE",
     "LOCK_TIMEOUT",
     "SCHEMA_OUTDATED",
     "INTERNAL",

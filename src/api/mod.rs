@@ -6,6 +6,7 @@ mod bind;
 mod caller;
 mod packing;
 mod reservations;
+mod states;
 mod stats;
 mod stock;
 mod stripes;
@@ -19,6 +20,7 @@ pub fn declared() -> Vec<&'static crate::pg::fmgr::Declared> {
         bind::DECLARED,
         packing::DECLARED,
         reservations::DECLARED,
+        states::DECLARED,
         stats::DECLARED,
         stock::DECLARED,
         stripes::DECLARED,

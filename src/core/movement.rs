@@ -107,6 +107,9 @@ pub struct Sold<K> {
     pub new: String,
     pub deducted: String,
     pub tracked: bool,
+    /// units of the line that went past the stock on hand (backorders),
+    /// if any: answered per line, as the single sale answers them
+    pub backordered: Option<String>,
 }
 
 /// A numeric's text as a JSON number (a string if it is not one: NaN,

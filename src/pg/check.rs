@@ -70,15 +70,18 @@ unsafe extern "C-unwind" {
 #[pgrx::pg_guard]
 #[unsafe(no_mangle)]
 #[doc(hidden)]
-/// `atomic_inventory.stock_valid(quantity, reserved, backorder_limit, kit)`:
-/// the CHECK of items, one call for every rule of a row (each CHECK of its
-/// own would be read back from its text on every write, see above).
-/// quantity and backorder_limit are finite, 0 <= reserved <= quantity +
-/// backorder_limit (quantity falls below 0 only by backorders), and a kit's
-/// row holds nothing: quantity = reserved = 0.
+/// `atomic_inventory.stock_valid(quantity, reserved, backorder_limit, kit,
+/// unsellable)`: the CHECK of items, one call for every rule of a row (each
+/// CHECK of its own would be read back from its text on every write, see
+/// above). quantity, backorder_limit and unsellable are finite, reserved >=
+/// 0, unsellable >= 0, reserved + unsellable <= quantity + backorder_limit
+/// (the units held and the on-hand units not for sale never exceed what is
+/// on hand; quantity falls below 0 only by backorders), and a kit's row
+/// holds nothing: quantity = reserved = unsellable = 0.
 ///
 /// # Safety
-/// Called by fmgr with four non-NULL arguments (numeric x3, boolean; STRICT).
+/// Called by fmgr with five non-NULL arguments (numeric x3, boolean,
+/// numeric; STRICT).
 pub unsafe extern "C-unwind" fn ai_item_stock_valid(
     fcinfo: pgrx::pg_sys::FunctionCallInfo,
 ) -> pgrx::pg_sys::Datum {
@@ -90,30 +93,38 @@ pub unsafe extern "C-unwind" fn ai_item_stock_valid(
             |d: pg_sys::Datum| pg_sys::pg_detoast_datum(d.cast_mut_ptr()) as pg_sys::Numeric;
         let (qn, rn, ln) = (detoast(arg(0)), detoast(arg(1)), detoast(arg(2)));
         let kit = arg(3).value() != 0;
+        let un = detoast(arg(4));
         let bad = |n: pg_sys::Numeric| pg_sys::numeric_is_nan(n) || pg_sys::numeric_is_inf(n);
-        if bad(qn) || bad(ln) || pg_sys::numeric_is_nan(rn) {
+        if bad(qn) || bad(ln) || bad(un) || pg_sys::numeric_is_nan(rn) {
             return pg_sys::Datum::from(false);
         }
         let cmp = |a: pg_sys::Datum, b: pg_sys::Datum| -> i32 {
             pg_sys::DirectFunctionCall2Coll(Some(pg_numeric_cmp), pg_sys::InvalidOid, a, b).value()
                 as i32
         };
+        let add = |a: pg_sys::Datum, b: pg_sys::Datum| -> pg_sys::Datum {
+            pg_sys::DirectFunctionCall2Coll(Some(pg_numeric_add), pg_sys::InvalidOid, a, b)
+        };
         let zero = pg_sys::Datum::from(pg_sys::int64_to_numeric(0));
-        let (qd, rd, ld) = (
+        let (qd, rd, ld, ud) = (
             pg_sys::Datum::from(qn),
             pg_sys::Datum::from(rn),
             pg_sys::Datum::from(ln),
+            pg_sys::Datum::from(un),
         );
         if kit {
-            return pg_sys::Datum::from(cmp(qd, zero) == 0 && cmp(rd, zero) == 0);
+            return pg_sys::Datum::from(
+                cmp(qd, zero) == 0 && cmp(rd, zero) == 0 && cmp(ud, zero) == 0,
+            );
         }
-        // a limit of 0 (no backorders), the common case: no addition
-        let cover = if cmp(ld, zero) == 0 {
-            qd
-        } else {
-            pg_sys::DirectFunctionCall2Coll(Some(pg_numeric_add), pg_sys::InvalidOid, qd, ld)
-        };
-        pg_sys::Datum::from(cmp(rd, zero) >= 0 && cmp(rd, cover) <= 0)
+        // no backorders and nothing set aside, the common case: no addition
+        let cover = if cmp(ld, zero) == 0 { qd } else { add(qd, ld) };
+        let unsellable = cmp(ud, zero);
+        if unsellable < 0 {
+            return pg_sys::Datum::from(false);
+        }
+        let held = if unsellable == 0 { rd } else { add(rd, ud) };
+        pg_sys::Datum::from(cmp(rd, zero) >= 0 && cmp(held, cover) <= 0)
     }
 }
 
@@ -131,6 +142,7 @@ pub const DECLARED: &[crate::pg::fmgr::Declared] = &[
             pgrx::pg_sys::NUMERICOID,
             pgrx::pg_sys::NUMERICOID,
             pgrx::pg_sys::BOOLOID,
+            pgrx::pg_sys::NUMERICOID,
         ],
     },
 ];

@@ -191,6 +191,13 @@ impl Reply for String {
     }
 }
 
+impl Reply for pgrx::JsonB {
+    /// jsonb's binary form, built by jsonb_in from the value's text.
+    fn into_datum(self, _fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+        pgrx::IntoDatum::into_datum(self).expect("a JsonB always converts to a jsonb datum")
+    }
+}
+
 impl Reply for Option<String> {
     fn into_datum(self, fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
         match self {

@@ -177,4 +177,42 @@ mod tests {
             "INVALID_INPUT",
         );
     }
+
+    #[pg_test]
+    fn an_order_answers_the_backordered_units_per_line() {
+        item(A, "3");
+        item(B, "5");
+        limit(A, "4");
+        for ledger in ["on", "off"] {
+            Spi::run(&format!("SET LOCAL atomic_inventory.ledger = {ledger}")).unwrap();
+            let r = call(&format!(
+                r#"atomic_inventory.decrement_inventory_many('[{{"inventory_id":"{A}","quantity":2}},{{"inventory_id":"{B}","quantity":1}}]')"#
+            ));
+            let lines = r["lines"].as_array().unwrap();
+            assert_eq!(lines[1]["inventory_id"], B);
+            // B is within its stock: no key, as the single sale answers
+            assert!(
+                lines[1].get("backordered").is_none(),
+                "ledger {ledger}: {r}"
+            );
+            if ledger == "on" {
+                // A: 3 on hand, 2 sold, none past it
+                assert!(lines[0].get("backordered").is_none(), "{r}");
+            } else {
+                // A: 1 on hand, 2 sold, 1 past it
+                assert_eq!(lines[0]["backordered"], 1, "{r}");
+            }
+        }
+        // units set aside in a state count as held: past them is backordered
+        Spi::run("SET LOCAL atomic_inventory.ledger = on").unwrap();
+        call(&format!("atomic_inventory.increment_inventory('{A}', 3)"));
+        call(&format!(
+            "atomic_inventory.move_stock_state('{A}', 'available', 'damaged', 2)"
+        ));
+        let r = call(&format!(
+            r#"atomic_inventory.decrement_inventory_many('[{{"inventory_id":"{A}","quantity":3}}]')"#
+        ));
+        assert_eq!(r["lines"][0]["backordered"], 3, "{r}");
+        assert_eq!(quantity(A), "-1");
+    }
 }

@@ -14,6 +14,7 @@ mod packing;
 mod partial_commits;
 mod reservations;
 mod sources;
+mod states;
 mod stats;
 mod stock;
 mod stripes;

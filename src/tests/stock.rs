@@ -915,7 +915,7 @@ mod tests {
                 AND p.proname <> 'stock_valid'"
         ));
         assert_eq!(
-            entry_points, "40",
+            entry_points, "41",
             "the C entry points of sql/functions.sql"
         );
         let set_clause = scalar(&format!(

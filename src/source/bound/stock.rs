@@ -793,6 +793,7 @@ fn apply_lines(
                 new,
                 deducted: q.normalize().to_string(),
                 tracked: true,
+                backordered: None,
             },
             None => {
                 let cur = locked
@@ -806,6 +807,7 @@ fn apply_lines(
                     new: cur,
                     deducted: "0".into(),
                     tracked: false,
+                    backordered: None,
                 }
             }
         })

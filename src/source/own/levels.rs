@@ -93,7 +93,7 @@ const SHIFT_DEFAULT: Stmt = Stmt {
                SET quantity = i.quantity + $2, updated_at = pg_catalog.now() \
              WHERE i.id = $1 AND i.track_inventory \
                AND (i.tenant_id IS NULL OR $3 OR i.tenant_id = $4) \
-               AND ($2 > 0 OR i.quantity - i.reserved + $2 >= 0) \
+               AND ($2 > 0 OR i.quantity - i.reserved - i.unsellable + $2 >= 0) \
             RETURNING i.id, i.quantity, i.tenant_id \
           ), led AS ( \
             INSERT INTO atomic_inventory.ledger \
@@ -605,7 +605,7 @@ const ANY_LEVELS: Stmt = Stmt {
 /// id, quantity, available, tracked, striped.
 const LOCK_DEFAULTS: Stmt = Stmt {
     name: "level_lock_defaults",
-    sql: "SELECT i.id, i.quantity::text, (i.quantity - i.reserved)::text, i.track_inventory, i.stripes > 0 \
+    sql: "SELECT i.id, i.quantity::text, (i.quantity - i.reserved - i.unsellable)::text, i.track_inventory, i.stripes > 0 \
             FROM atomic_inventory.items AS i \
            WHERE i.id = ANY ($1) AND (i.tenant_id IS NULL OR $2 OR i.tenant_id = $3) \
            ORDER BY i.id \

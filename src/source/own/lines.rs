@@ -46,7 +46,7 @@ macro_rules! sell_update {
               WHERE i.id = ANY (ARRAY[r.id]) \
                 AND i.track_inventory \
                 AND (i.tenant_id IS NULL OR $3 OR i.tenant_id = $4) \
-                AND (i.stripes > 0 OR i.quantity - i.reserved + i.backorder_limit >= r.qty) \
+                AND (i.stripes > 0 OR i.quantity - i.reserved - i.unsellable + i.backorder_limit >= r.qty) \
              RETURNING ",
             $returning
         )
@@ -59,7 +59,8 @@ macro_rules! sell_update {
 /// from its stripes). Short rows and untracked rows are left alone and
 /// unlocked. Lines arrive merged per item and sorted by id. Returns per row
 /// touched, in the order it was updated: id, whether the line was taken,
-/// old and new quantity (meaningful if taken).
+/// old and new quantity (meaningful if taken), and the units of the line
+/// that went past the stock on hand (backorders; NULL for none).
 ///
 /// Why this is safe:
 /// - The availability check is in the UPDATE's WHERE clause, so a row changed
@@ -81,7 +82,11 @@ macro_rules! sell_update {
 /// one statement's executor start fewer.
 pub(crate) const SELL_LINES_BARE: Stmt = Stmt {
     name: "sell_lines_bare",
-    sql: sell_update!("i.id, i.stripes = 0, (i.quantity + r.qty)::text, i.quantity::text"),
+    sql: sell_update!(
+        "i.id, i.stripes = 0, (i.quantity + r.qty)::text, i.quantity::text, \
+         CASE WHEN i.stripes = 0 AND i.quantity < i.reserved + i.unsellable \
+              THEN LEAST(r.qty, i.reserved + i.unsellable - i.quantity)::text END"
+    ),
     args: &[UUIDS, NUMS, BOOL, TEXT],
 };
 
@@ -92,13 +97,19 @@ const SELL_LINES: Stmt = Stmt {
     name: "sell_lines",
     sql: concat!(
         "WITH upd AS (",
-        sell_update!("i.id, i.stripes = 0 AS taken, i.quantity, r.qty, i.tenant_id"),
+        sell_update!(
+            "i.id, i.stripes = 0 AS taken, i.quantity, r.qty, i.tenant_id, \
+             i.reserved + i.unsellable AS held"
+        ),
         "), led AS ( \
             INSERT INTO atomic_inventory.ledger \
               (inventory_id, delta, quantity_after, kind, reason, reference, idempotency_key, tenant_id) \
             SELECT u.id, -u.qty, u.quantity, 'decrement', $5, $6, $7, u.tenant_id FROM upd AS u WHERE u.taken \
           ) \
-          SELECT u.id, u.taken, (u.quantity + u.qty)::text, u.quantity::text FROM upd AS u"
+          SELECT u.id, u.taken, (u.quantity + u.qty)::text, u.quantity::text, \
+                 CASE WHEN u.taken AND u.quantity < u.held \
+                      THEN LEAST(u.qty, u.held - u.quantity)::text END \
+            FROM upd AS u"
     ),
     args: &[UUIDS, NUMS, BOOL, TEXT, TEXT, TEXT, TEXT],
 };
@@ -108,8 +119,8 @@ const SELL_LINES: Stmt = Stmt {
 /// striped? covered? available, quantity.
 const LEFT_LINES: Stmt = Stmt {
     name: "left_lines",
-    sql: "SELECT i.id, i.track_inventory, i.stripes > 0, i.quantity - i.reserved + i.backorder_limit >= r.qty, \
-                 (i.quantity - i.reserved)::text, i.quantity::text \
+    sql: "SELECT i.id, i.track_inventory, i.stripes > 0, i.quantity - i.reserved - i.unsellable + i.backorder_limit >= r.qty, \
+                 (i.quantity - i.reserved - i.unsellable)::text, i.quantity::text \
             FROM ROWS FROM (pg_catalog.unnest($1::uuid[]), pg_catalog.unnest($2::numeric[])) AS r(id, qty) \
             JOIN atomic_inventory.items AS i ON i.id = r.id \
            WHERE (i.tenant_id IS NULL OR $3 OR i.tenant_id = $4)",
@@ -144,8 +155,8 @@ const LOCK_IF_FREE: Stmt = Stmt {
 const LOCK_LINES_FAST: Stmt = Stmt {
     name: "lock_lines_fast",
     sql: "SELECT i.id, \
-                 CASE WHEN i.track_inventory AND i.quantity - i.reserved + i.backorder_limit < r.qty \
-                      THEN (i.quantity - i.reserved)::text END, \
+                 CASE WHEN i.track_inventory AND i.quantity - i.reserved - i.unsellable + i.backorder_limit < r.qty \
+                      THEN (i.quantity - i.reserved - i.unsellable)::text END, \
                  i.quantity::text, i.track_inventory, i.stripes > 0, i.ctid \
             FROM ROWS FROM (pg_catalog.unnest($1::uuid[]), pg_catalog.unnest($2::numeric[])) AS r(id, qty) \
             JOIN atomic_inventory.items AS i ON i.id = r.id \
@@ -287,6 +298,7 @@ fn sell_once(
                 new: row.get::<String>(4)?.unwrap_or_default(),
                 deducted: qty_of(ids, qtys, &id)?.to_string(),
                 tracked: true,
+                backordered: row.get::<String>(5)?,
             });
         } else {
             striped.push(id);
@@ -354,6 +366,7 @@ fn finish(
                     new: quantity,
                     deducted: "0".into(),
                     tracked: false,
+                    backordered: None,
                 });
             } else if covered || is_striped {
                 changed.push(id);
@@ -504,6 +517,11 @@ pub fn answer(mut sold: Vec<Sold<Uuid>>) -> String {
         out.push_str(&s.new);
         out.push_str(", \"deducted\" : ");
         out.push_str(&s.deducted);
+        // as the single sale: only when some units went past the stock on hand
+        if let Some(b) = &s.backordered {
+            out.push_str(", \"backordered\" : ");
+            out.push_str(b);
+        }
         out.push('}');
     }
     out.push_str("]}");
@@ -576,6 +594,7 @@ fn apply_lines(
                     new: r.quantity.clone(),
                     deducted: "0".into(),
                     tracked: false,
+                    backordered: None,
                 });
             }
             let new = after
@@ -589,6 +608,7 @@ fn apply_lines(
                 new,
                 deducted: qty.to_string(),
                 tracked: true,
+                backordered: None,
             })
         })
         .collect()

@@ -9,6 +9,7 @@ pub mod level_holds;
 pub mod levels;
 pub mod lines;
 pub mod packing;
+pub mod states;
 pub mod stock;
 pub mod stripes;
 pub mod transfers;

@@ -32,16 +32,16 @@ const DECREMENT_ONE: Stmt = Stmt {
              WHERE i.id = $1 \
                AND i.track_inventory \
                AND (i.tenant_id IS NULL OR $3 OR i.tenant_id = $4) \
-               AND i.quantity - i.reserved + i.backorder_limit >= $2 \
+               AND i.quantity - i.reserved - i.unsellable + i.backorder_limit >= $2 \
                AND (i.stripes = 0 OR $8) \
-            RETURNING i.id, i.quantity, i.tenant_id, i.reserved \
+            RETURNING i.id, i.quantity, i.tenant_id, i.reserved + i.unsellable AS held \
           ), led AS ( \
             INSERT INTO atomic_inventory.ledger \
               (inventory_id, delta, quantity_after, kind, reason, reference, idempotency_key, tenant_id) \
             SELECT u.id, -$2, u.quantity, 'decrement', $5, $6, $7, u.tenant_id FROM upd AS u \
           ) \
           SELECT (u.quantity + $2)::text, u.quantity::text, \
-                 CASE WHEN u.quantity < u.reserved THEN LEAST($2, u.reserved - u.quantity)::text END \
+                 CASE WHEN u.quantity < u.held THEN LEAST($2, u.held - u.quantity)::text END \
             FROM upd AS u",
     args: &[UUID, NUM, BOOL, TEXT, TEXT, TEXT, TEXT, BOOL],
 };
@@ -58,10 +58,11 @@ const DECREMENT_ONE_BARE: Stmt = Stmt {
            WHERE i.id = $1 \
              AND i.track_inventory \
              AND (i.tenant_id IS NULL OR $3 OR i.tenant_id = $4) \
-             AND i.quantity - i.reserved + i.backorder_limit >= $2 \
+             AND i.quantity - i.reserved - i.unsellable + i.backorder_limit >= $2 \
              AND (i.stripes = 0 OR $5) \
           RETURNING (i.quantity + $2)::text, i.quantity::text, \
-                    CASE WHEN i.quantity < i.reserved THEN LEAST($2, i.reserved - i.quantity)::text END",
+                    CASE WHEN i.quantity < i.reserved + i.unsellable \
+                         THEN LEAST($2, i.reserved + i.unsellable - i.quantity)::text END",
     args: &[UUID, NUM, BOOL, TEXT, BOOL],
 };
 
@@ -96,8 +97,8 @@ const INCREMENT_ONE: Stmt = Stmt {
 /// deadlocked (the crash test's --level-race; transfers.spec).
 const LOCK_ONE: Stmt = Stmt {
     name: "lock_one",
-    sql: "SELECT i.quantity::text, i.reserved::text, (i.quantity - i.reserved)::text, \
-                 i.track_inventory, (i.quantity - i.reserved + i.backorder_limit >= $4), i.stripes \
+    sql: "SELECT i.quantity::text, (i.reserved + i.unsellable)::text, (i.quantity - i.reserved - i.unsellable)::text, \
+                 i.track_inventory, (i.quantity - i.reserved - i.unsellable + i.backorder_limit >= $4), i.stripes \
             FROM atomic_inventory.items AS i \
            WHERE i.id = $1 AND (i.tenant_id IS NULL OR $2 OR i.tenant_id = $3) \
              FOR NO KEY UPDATE",
@@ -108,8 +109,8 @@ const LOCK_ONE: Stmt = Stmt {
 /// available, requested, covered, striped, tenant, quantity, tracked.
 pub(crate) const LOCK_MANY: Stmt = Stmt {
     name: "lock_many",
-    sql: "SELECT i.id, (i.quantity - i.reserved)::text, r.qty::text, \
-                 (NOT i.track_inventory OR i.quantity - i.reserved + i.backorder_limit >= r.qty), i.stripes > 0, \
+    sql: "SELECT i.id, (i.quantity - i.reserved - i.unsellable)::text, r.qty::text, \
+                 (NOT i.track_inventory OR i.quantity - i.reserved - i.unsellable + i.backorder_limit >= r.qty), i.stripes > 0, \
                  i.tenant_id, i.quantity::text, i.track_inventory \
             FROM atomic_inventory.items AS i \
             JOIN (SELECT l.id, pg_catalog.sum(l.qty) AS qty \

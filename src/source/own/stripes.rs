@@ -166,11 +166,16 @@ const RESHAPE: Stmt = Stmt {
     args: &[UUID, INT],
 };
 
-/// Whether item $1 may sell past its stock (backorders): striped items
-/// don't (their stripes hold free stock, never less than none).
+/// Whether item $1 may sell past its stock (backorders), and whether it has
+/// units in stock states (move_stock_state): striped items have neither
+/// (their stripes hold free stock, never less than none, and a sale from a
+/// stripe never reads the item row where non-sellable units are counted).
 const BACKORDERS: Stmt = Stmt {
     name: "stripe_backorders",
-    sql: "SELECT i.backorder_limit > 0 FROM atomic_inventory.items AS i WHERE i.id = $1",
+    sql: "SELECT i.backorder_limit > 0, \
+                 EXISTS (SELECT FROM atomic_inventory.stock_states AS s \
+                          WHERE s.item_id = i.id AND s.quantity > 0) \
+            FROM atomic_inventory.items AS i WHERE i.id = $1",
     args: &[UUID],
 };
 
@@ -277,11 +282,21 @@ pub fn stripe(c: &mut SpiClient<'_>, who: &Caller, id: Uuid, n: i32) -> Result<S
             "names an item that does not track inventory; there is no stock to stripe",
         ));
     }
-    if n > 0 && run(c, &BACKORDERS, &[id.into()])?.first().get::<bool>(1)? == Some(true) {
-        return Err(Error::invalid_input(
-            "p_inventory_id",
-            "names an item that takes backorders; set_backorder_limit(p_limit => 0) first",
-        ));
+    if n > 0 {
+        let found = run(c, &BACKORDERS, &[id.into()])?;
+        let row = found.first();
+        if row.get::<bool>(1)? == Some(true) {
+            return Err(Error::invalid_input(
+                "p_inventory_id",
+                "names an item that takes backorders; set_backorder_limit(p_limit => 0) first",
+            ));
+        }
+        if row.get::<bool>(2)? == Some(true) {
+            return Err(Error::invalid_input(
+                "p_inventory_id",
+                "names an item with units in stock states (damaged, quality_control, safety_stock or incoming); move them to available or written_off first",
+            ));
+        }
     }
     gather(c, &[id])?;
     run(c, &RESHAPE, &[id.into(), n.into()])?;
