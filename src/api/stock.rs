@@ -1,8 +1,9 @@
 //! The stock functions: decrement_inventory, decrement_inventory_many,
-//! increment_inventory, adjust_inventory on the extension's items, and
-//! their bound_* twins on an adopted table. Each reads its arguments,
-//! validates them, takes an idempotency key, picks the source and runs the
-//! operation (ops/stock.rs).
+//! increment_inventory, adjust_inventory, transfer_inventory (and the
+//! receipt or cancellation of a transfer in transit) on the extension's
+//! items, and their bound_* twins on an adopted table. Each reads its
+//! arguments, validates them, takes an idempotency key, picks the source
+//! and runs the operation (ops/stock.rs, ops/transfers.rs).
 
 use crate::core::caller::Caller;
 use crate::core::idempotency;
