@@ -277,6 +277,30 @@ CASES = [
     ("transfer_inventory('{litem}', '{loc}', '%s', 1)" % MISSING, "PT404", "NOT_FOUND", "location"),
     ("transfer_inventory('%s', '{loc}', '{loc2}', 1)" % MISSING, "PT404", "NOT_FOUND", "inventory item"),
     ("transfer_inventory('{litem}', 'not-a-uuid', '{loc2}', 1)", "22P02", None),
+    # transfers in transit: {titem} has 2 units in transit to {loc2}
+    # ({transit}), and a cancelled shipment ({landed})
+    ("transfer_inventory('{litem}', '{loc}', '{loc2}', 6, p_receive => false)", "PT409", "INSUFFICIENT_INVENTORY", "5 available"),
+    ("transfer_inventory('{litem}', '{loc}', '{off}', 1, p_receive => false)", "PT409", "LOCATION_UNAVAILABLE", "inactive"),
+    ("transfer_inventory('{litem}', '{loc}', '%s', 1, p_receive => false)" % MISSING, "PT404", "NOT_FOUND", "location"),
+    ("transfer_inventory('{litem}', '{loc}', '{loc}', 1, p_receive => false)", "22023", "INVALID_INPUT", "same location"),
+    ("transfer_inventory('{litem}', '{loc2}', '{loc}', 1, p_receive => false)", "PT404", "LEVEL_NOT_FOUND"),
+    ("transfer_inventory('{litem}', '{loc}', '{loc2}', 0, p_receive => false)", "22023", "INVALID_QUANTITY"),
+    ("receive_transfer(NULL)", "22023", "INVALID_INPUT", "p_transfer_id"),
+    ("receive_transfer('not-a-uuid')", "22P02", None),
+    ("receive_transfer('{transit}', 0)", "22023", "INVALID_QUANTITY"),
+    ("receive_transfer('{transit}', -1)", "22023", "INVALID_QUANTITY"),
+    ("receive_transfer('{transit}', 'NaN')", "22023", "INVALID_QUANTITY"),
+    ("receive_transfer('{transit}', 'Infinity')", "22023", "INVALID_QUANTITY"),
+    ("receive_transfer('{transit}', 1e13)", "22023", "INVALID_QUANTITY"),
+    ("receive_transfer('{transit}', 1)", "22023", "INVALID_INPUT", "p_quantity", "shipped quantity 2"),
+    ("receive_transfer('{transit}', p_lock_timeout_ms => 0)", "22023", "INVALID_INPUT"),
+    ("receive_transfer('%s')" % MISSING, "PT404", "NOT_FOUND", "transfer"),
+    ("receive_transfer('{landed}')", "PT409", "TRANSFER_NOT_IN_TRANSIT", "cancelled"),
+    ("cancel_transfer(NULL)", "22023", "INVALID_INPUT", "p_transfer_id"),
+    ("cancel_transfer('%s')" % MISSING, "PT404", "NOT_FOUND", "transfer"),
+    ("cancel_transfer('{landed}')", "PT409", "TRANSFER_NOT_IN_TRANSIT", "cancelled"),
+    ("cancel_transfer('{transit}', p_lock_timeout_ms => 700000)", "22023", "INVALID_INPUT"),
+    ("update_location('{loc2}', p_active => false)", "PT409", "LOCATION_IN_USE", "in transit"),
     # p_location_id on the stock functions
     ("decrement_inventory('{litem}', 1, p_location_id => '{loc2}')", "PT404", "LEVEL_NOT_FOUND"),
     ("decrement_inventory('{litem}', 6, p_location_id => '{loc}')", "PT409", "INSUFFICIENT_INVENTORY", "5 available"),
@@ -398,6 +422,8 @@ TENANT_CASES = [
     ("set_reorder_point('{litem}', 1, '{other_loc}')", "PT404", "NOT_FOUND", "location"),
     ("reserve_inventory('[{{\"inventory_id\":\"{litem}\",\"quantity\":1,\"location_id\":\"{other_loc}\"}}]')", "PT404", "NOT_FOUND", "location"),
     ("update_location('{loc}', p_name => 'x')", "22023", "INVALID_INPUT", "shared"),
+    ("receive_transfer('{other_transit}')", "PT404", "NOT_FOUND", "transfer"),
+    ("cancel_transfer('{other_transit}')", "PT404", "NOT_FOUND", "transfer"),
     ("create_location('bad-new', p_tenant_id => 'bad-tenant-b')", "22023", "INVALID_INPUT", "own tenant"),
     ("move_stock_state('{other_item}', 'available', 'damaged', 1)", "PT404", "NOT_FOUND"),
 ]
@@ -423,6 +449,12 @@ TEXT_LIMITS = {
     ("transfer_inventory", "p_reason"): (1024, "transfer_inventory('{litem}', '{loc}', '{loc2}', 1, p_reason => {v})"),
     ("transfer_inventory", "p_reference"): (1024, "transfer_inventory('{litem}', '{loc}', '{loc2}', 1, p_reference => {v})"),
     ("transfer_inventory", "p_idempotency_key"): (255, "transfer_inventory('{litem}', '{loc}', '{loc2}', 1, p_idempotency_key => {v})"),
+    ("receive_transfer", "p_reason"): (1024, "receive_transfer('{transit}', p_reason => {v})"),
+    ("receive_transfer", "p_reference"): (1024, "receive_transfer('{transit}', p_reference => {v})"),
+    ("receive_transfer", "p_idempotency_key"): (255, "receive_transfer('{transit}', p_idempotency_key => {v})"),
+    ("cancel_transfer", "p_reason"): (1024, "cancel_transfer('{transit}', p_reason => {v})"),
+    ("cancel_transfer", "p_reference"): (1024, "cancel_transfer('{transit}', p_reference => {v})"),
+    ("cancel_transfer", "p_idempotency_key"): (255, "cancel_transfer('{transit}', p_idempotency_key => {v})"),
     ("move_stock_state", "p_from"): (1024, "move_stock_state('{item}', {v}, 'damaged', 1)"),
     ("move_stock_state", "p_to"): (1024, "move_stock_state('{item}', 'available', {v}, 1)"),
     ("move_stock_state", "p_reason"): (1024, "move_stock_state('{item}', 'available', 'damaged', 1, p_reason => {v})"),
@@ -631,6 +663,7 @@ def state(conn):
                (SELECT md5(string_agg(item_id || '@' || location_id || ':' || quantity || '/' || reserved || '/'
                                       || coalesce(reorder_point::text, ''), ',' ORDER BY item_id, location_id))
                   FROM {S}.stock_levels),
+               (SELECT md5(string_agg(id || ':' || status, ',' ORDER BY id)) FROM {S}.transfers),
                -- stock states
                (SELECT sum(unsellable) FROM {S}.items),
                (SELECT md5(string_agg(item_id || ':' || state || ':' || quantity, ',' ORDER BY item_id, state))
@@ -697,6 +730,17 @@ def main():
     for name, qty in (("loc", 5), ("unsell", 3), ("other_loc", 2)):
         call(conn, "increment_inventory", p_inventory_id=litem, p_quantity=qty, p_location_id=locs[name])
     call(conn, "update_location", p_location_id=locs["off"], p_active=False)
+    # transfers in transit, of an item of their own (the cases above count
+    # {litem}'s units): 2 units of {titem} on their way to {loc2}, one
+    # shipment cancelled, one on its way to another tenant's location
+    titem = conn.execute(f"SELECT {S}.create_item(p_quantity => 10, p_sku => 'bad-' || gen_random_uuid())->>'inventory_id'").fetchone()[0]
+    transit = call(conn, "transfer_inventory", p_inventory_id=titem, p_from_location_id=DEFAULT,
+                   p_to_location_id=locs["loc2"], p_quantity=2, p_receive=False)["transfer_id"]
+    landed = call(conn, "transfer_inventory", p_inventory_id=titem, p_from_location_id=DEFAULT,
+                  p_to_location_id=locs["loc"], p_quantity=1, p_receive=False)["transfer_id"]
+    call(conn, "cancel_transfer", p_transfer_id=landed)
+    other_transit = call(conn, "transfer_inventory", p_inventory_id=titem, p_from_location_id=DEFAULT,
+                         p_to_location_id=locs["other_loc"], p_quantity=1, p_receive=False)["transfer_id"]
     # an item of tenant bad-tenant-b, not bad-tenant-a's to see
     other_item = conn.execute(f"SELECT {S}.create_item(p_quantity => 3, p_sku => 'bad-' || gen_random_uuid(), "
                               "p_tenant_id => 'bad-tenant-b')->>'inventory_id'").fetchone()[0]
@@ -712,6 +756,7 @@ def main():
     fixtures = dict(item=item, res=res, batch=batch, session=session, line=line, striped=striped,
                     src=src, plain=plain, bres=bres, bsrc=bsrc, gone=gone, psrc=psrc,
                     litem=litem, other_item=other_item, loc_code=f"bad-loc-{tag}", **locs,
+                    titem=titem, transit=transit, landed=landed, other_transit=other_transit,
                     lines=f"""'[{{"inventory_id": "{item}", "quantity": 1}}]'""",
                     blines="""'[{"item_id": "k1", "quantity": 1}]'""")
     checks = Checks("bad_inputs", show="failures")

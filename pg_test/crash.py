@@ -16,8 +16,14 @@ invariants against the database and against what the clients were told:
   made with create_location): an acknowledged one's two ledger rows (kind
   transfer, the transfer_id answered, -q and +q) exactly once, an
   unacknowledged one both rows or none, each item's total over its own row
-  and its stock_levels rows = initial + the other movements (transfers
-  make and lose nothing);
+  and its stock_levels rows and its units in transit = initial + the other
+  movements (transfers make and lose nothing);
+- transfers in transit (transfer_inventory with p_receive => false, then
+  receive_transfer or cancel_transfer, some of a shipment landed already):
+  each shipment's ledger rows match its status (-q at its source; then +q
+  at its destination, or back at its source), acknowledged shipments,
+  receipts and cancellations applied once, unacknowledged ones all or
+  nothing;
 - kits (define_kit at setup, then decrement_inventory of the kit): an
   acknowledged kit sale's component ledger rows exactly once, matching its
   answer's lines, an unacknowledged one all components or none, the kit's
@@ -95,7 +101,7 @@ KEYED = {"decrement_inventory", "decrement_inventory_many", "increment_inventory
          "reserve_inventory", "commit_reservation", "release_reservation", "bound_decrement",
          "bound_decrement_many", "bound_increment", "bound_adjust", "bound_reserve",
          "bound_commit_reservation", "bound_release_reservation", "transfer_inventory", more.KIT_SALE,
-         PARTIAL}
+         PARTIAL, more.SHIP, "receive_transfer", "cancel_transfer"}
 # every mutating function the workload calls (the coverage check wants each
 # acknowledged); create_location, define_kit, set_backorder_limit at each
 # round's setup
@@ -109,7 +115,7 @@ FUNCTIONS = sorted(KEYED | {"extend_reservation", "expire_reservations", "claim_
 CAPABILITY = {
     "stock": ["decrement_inventory", "decrement_inventory_many", "increment_inventory", "adjust_inventory"],
     "bound stock": ["bound_decrement", "bound_decrement_many", "bound_increment", "bound_adjust"],
-    "locations": ["create_location", "transfer_inventory"],
+    "locations": ["create_location", "transfer_inventory", more.SHIP, "receive_transfer", "cancel_transfer"],
     "kits": ["define_kit", more.KIT_SALE],
     "backorders": ["set_backorder_limit"],
     "reservations": ["reserve_inventory", "commit_reservation", PARTIAL, "release_reservation",
@@ -129,7 +135,7 @@ OPS = [("decrement_inventory", 6), ("decrement_inventory_many", 4), ("increment_
        ("bound_decrement", 5), ("bound_decrement_many", 3), ("bound_increment", 3), ("bound_adjust", 2),
        ("bound_reserve", 4), ("bound_commit", 3), ("bound_release", 2), ("bound_extend", 1),
        ("bound_claim_batch", 2), ("bound_claim_next_batch", 2), ("bound_unclaim_batch", 1),
-       ("transfer_inventory", 3), ("kit_sale", 2), ("extend_batch_lease", 2)]
+       ("transfer_inventory", 3), ("ship", 2), ("land", 2), ("kit_sale", 2), ("extend_batch_lease", 2)]
 
 
 def D(x):
@@ -573,6 +579,10 @@ class Round:
                              [(i, -q if kind == "bound_decrement" else q)])
         if kind == "transfer_inventory":
             return more.transfer(self, conn, rng)
+        if kind == "ship":
+            return more.ship(self, conn, rng)
+        if kind == "land":
+            return more.land(self, conn, rng)
         if kind == "kit_sale":
             return more.kit_sale(self, conn, rng)
         if kind == "reserve_inventory":
@@ -747,6 +757,7 @@ class Round:
             applied[key] -= q
         more.verify_transfers(self, a, ck)
         more.verify_transfer_totals(self, a, ck)
+        more.verify_shipments(self, a, ck)
         more.verify_kit_row(self, a, ck)
         self.verify_stock(a, ck, applied)
         self.verify_batches(a, ck, now)
@@ -984,7 +995,9 @@ class Round:
         # default one runs short); reserved is the own row's
         rows = [("m", i, q, r, lim) for i, q, r, lim in a.execute(
             f"SELECT id::text, quantity + coalesce((SELECT sum(l.quantity) FROM {S}.stock_levels l "
-            f"WHERE l.item_id = i.id), 0), reserved, backorder_limit FROM {S}.items i WHERE id = ANY(%s::uuid[])",
+            f"WHERE l.item_id = i.id), 0) + coalesce((SELECT sum(t.quantity) FROM {S}.transfers t "
+            f"WHERE t.item_id = i.id AND t.status = 'shipped'), 0), reserved, backorder_limit "
+            f"FROM {S}.items i WHERE id = ANY(%s::uuid[])",
             (self.items,)).fetchall()]
         rows += [(self.inv, i, q, 0, 0) for i, q in a.execute(
             f"SELECT id::text, quantity FROM {self.tag}.inventory").fetchall()]

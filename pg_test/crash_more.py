@@ -19,7 +19,11 @@ During the load (transfer, kit_sale):
   location and the two others, with and without keys;
 - decrement_inventory of 1-2 kits, with and without keys: a movement (cat
   "move") of every component, checked by crash.py's verify_moves under its
-  own check names (kit=True).
+  own check names (kit=True);
+- shipments in transit (ship: transfer_inventory with p_receive => false),
+  then receive_transfer or cancel_transfer (land) of any shipment
+  acknowledged so far, one already landed included (refused:
+  TRANSFER_NOT_IN_TRANSIT), with and without keys.
 
 After recovery (verify_transfers, verify_transfer_totals, verify_kit_row;
 crash.py's verify_stock counts an item's quantity over all its locations):
@@ -33,7 +37,17 @@ crash.py's verify_stock counts an item's quantity over all its locations):
   of the round's transfers, add up to 0; with quantity_is_initial_plus_applied
   (an item's quantity over its own row and its stock_levels rows = initial
   + the clients' other movements), transfers leave its total unchanged;
-- kit_row_holds_nothing: the kit's own row keeps quantity 0, reserved 0.
+- kit_row_holds_nothing: the kit's own row keeps quantity 0, reserved 0;
+- shipment_ledger_matches_status (verify_shipments): each transfer in
+  transit of the round has one ledger row, -q at its source; received, a
+  second one, +q at its destination; cancelled, +q back at its source;
+- acknowledged_shipment_applied_once, acknowledged_landing_applied_once:
+  an acknowledged (or retried) shipment's transfer row and ledger row, an
+  acknowledged receipt or cancellation's status and ledger row, once;
+  unacknowledged_shipment_all_or_nothing: one whose answer was lost has its
+  row or none; refused_movement_applied_nothing: a refused one has none;
+  item_total_unchanged_by_transfers counts units in transit, and so does
+  crash.py's quantity_is_initial_plus_applied.
 """
 import json
 import uuid
@@ -104,6 +118,35 @@ def transfer(rd, conn, rng):
     return rd.run(conn, "transfer_inventory", rd.key(rng, kw), "transfer", item=i, frm=frm, to=to, q=D(q), ref=ref)
 
 
+SHIP = "transfer_inventory (ship)"  # transfer_inventory with p_receive => false, counted apart
+
+
+def ship(rd, conn, rng):
+    i = rng.choice(rd.items[:4])
+    frm, to = rng.sample([DEFAULT_LOC] + rd.locations, 2)
+    q = rng.randint(1, 3)
+    ref = f"{rd.tag}-{uuid.uuid4().hex}"
+    kw = dict(p_inventory_id=uuid.UUID(i), p_from_location_id=uuid.UUID(frm), p_to_location_id=uuid.UUID(to),
+              p_quantity=q, p_reference=ref, p_receive=False)
+    return rd.run(conn, "transfer_inventory", rd.key(rng, kw), "ship", item=i, frm=frm, to=to, q=D(q), ref=ref,
+                  label=SHIP)
+
+
+def land(rd, conn, rng):
+    """Receive or cancel a shipment acknowledged so far, perhaps one another
+    call landed already (then refused)."""
+    with rd.lock:
+        shipped = [op for op in rd.ops if op.cat == "ship" and op.state == "ok"]
+    if not shipped:
+        return None
+    s = rng.choice(shipped)
+    tid = s.answer["transfer_id"]
+    fn = "receive_transfer" if rng.random() < 0.7 else "cancel_transfer"
+    ref = f"{rd.tag}-{uuid.uuid4().hex}"
+    kw = dict(p_transfer_id=uuid.UUID(tid), p_reference=ref)
+    return rd.run(conn, fn, rd.key(rng, kw), "land", tid=tid, ship=s, ref=ref)
+
+
 def kit_sale(rd, conn, rng):
     n = rng.choice([1, 1, 2])
     changes = [(c, -n * per) for c, per in rd.kit_parts.items()]
@@ -149,8 +192,59 @@ def verify_transfer_totals(rd, a, ck):
             f"SELECT inventory_id::text, count(*), sum(delta), count(*) FILTER (WHERE reference IS NULL "
             f"OR reference NOT LIKE %s) FROM {S}.ledger WHERE kind = 'transfer' AND inventory_id = ANY(%s::uuid[]) "
             "GROUP BY 1", (rd.tag + "-%", rd.items)).fetchall():
-        ck("item_total_unchanged_by_transfers", total == 0 and stray == 0,
-           f"item {i}: {n} transfer ledger rows adding up to {total}, {stray} of no transfer of the round")
+        # (units in transit: out of their source, in no level yet)
+        transit = a.execute(f"SELECT coalesce(sum(quantity), 0) FROM {S}.transfers WHERE item_id = %s "
+                            "AND status = 'shipped'", (i,)).fetchone()[0]
+        ck("item_total_unchanged_by_transfers", total + transit == 0 and stray == 0,
+           f"item {i}: {n} transfer ledger rows adding up to {total}, {transit} in transit, "
+           f"{stray} of no transfer of the round")
+
+
+def verify_shipments(rd, a, ck):
+    """Transfers in transit: each one's ledger rows against its status, and
+    each shipment, receipt and cancellation against what its client was told."""
+    status = {}
+    for tid, item, frm, to, q, st in a.execute(
+            f"SELECT id::text, item_id::text, from_location_id::text, to_location_id::text, quantity, status "
+            f"FROM {S}.transfers WHERE item_id = ANY(%s::uuid[])", (rd.items,)).fetchall():
+        status[tid] = st
+        legs = [(loc, D(d)) for loc, d in a.execute(
+            f"SELECT coalesce(location_id, %s::uuid)::text, delta FROM {S}.ledger WHERE transfer_id = %s "
+            "AND kind = 'transfer' ORDER BY id", (DEFAULT_LOC, tid)).fetchall()]
+        want = [(frm, -D(q))] + {"shipped": [], "received": [(to, D(q))], "cancelled": [(frm, D(q))]}[st]
+        ck("shipment_ledger_matches_status", legs == want, f"transfer {tid} {st}: ledger {legs}, expected {want}")
+    ops = [op for op in rd.ops if op.cat in ("ship", "land")]
+    rows = {}
+    for ref, tid, loc, d in a.execute(
+            f"SELECT reference, transfer_id::text, coalesce(location_id, %s::uuid)::text, delta FROM {S}.ledger "
+            "WHERE reference = ANY(%s) AND kind = 'transfer'", (DEFAULT_LOC, [op.x["ref"] for op in ops])).fetchall():
+        rows.setdefault(ref, []).append((tid, loc, D(d)))
+    for op in ops:
+        got = rows.get(op.x["ref"], [])
+        st, ans = op.final()
+        if op.cat == "ship":
+            info = f"ship {op.x['ref']} {op.x['q']} {op.x['frm'][:8]} -> {op.x['to'][:8]}: ledger {got}"
+            shape = len(got) == 1 and got[0][1:] == (op.x["frm"], -op.x["q"]) and got[0][0] in status
+            if st == "ok":
+                ck("acknowledged_shipment_applied_once", shape and got[0][0] == ans["transfer_id"],
+                   info + f", answered {ans.get('transfer_id')}")
+            elif st == "refused":
+                ck("refused_movement_applied_nothing", not got, info + f" (refused {op.code})")
+            elif op.state == "unknown":
+                ck("unacknowledged_shipment_all_or_nothing", not got or shape, info + " (unacknowledged)")
+            continue
+        s = op.x["ship"]
+        received = op.fn == "receive_transfer"
+        loc = s.x["to"] if received else s.x["frm"]
+        info = f"{op.fn} {op.x['tid']} ({status.get(op.x['tid'])}): ledger {got}"
+        shape = got == [(op.x["tid"], loc, s.x["q"])]
+        if st == "ok":
+            ck("acknowledged_landing_applied_once",
+               shape and status.get(op.x["tid"]) == ("received" if received else "cancelled"), info)
+        elif st == "refused":
+            ck("refused_movement_applied_nothing", not got, info + f" (refused {op.code})")
+        elif op.state == "unknown":
+            ck("unacknowledged_landing_all_or_nothing", not got or shape, info + " (unacknowledged)")
 
 
 def verify_kit_row(rd, a, ck):

@@ -268,6 +268,36 @@ def main():
           (status, body["code"], body["message"].split(":")[0]), (409, "PT409", "LOCATION_IN_USE"))
     status, body = api.rpc("update_location", {"p_location_id": s1, "p_name": "x"}, claims={"sub": "u", "tenant_id": "store-b"})
     check("update_location of another tenant's location -> 404", (status, body["code"]), (404, "PT404"))
+    # a transfer in transit: shipped from the default location, received at
+    # the store (an item of its own, so the counts above and below hold)
+    titem = admin.execute(f"SELECT {S}.create_item(p_quantity => 5, p_sku => 'rest-' || gen_random_uuid())->>'inventory_id'").fetchone()[0]
+    status, body = api.rpc("transfer_inventory", {"p_inventory_id": titem, "p_from_location_id": default,
+                                                  "p_to_location_id": s1, "p_quantity": 3, "p_receive": False},
+                           claims=store_a)
+    check("transfer_inventory p_receive false: shipped -> 200",
+          (status, body and body.get("status"), body and body["from"]["new_quantity"]), (200, "shipped", 2))
+    tid = body and body.get("transfer_id")
+    status, body = api.rpc("get_inventory", {"p_inventory_id": titem, "p_location_id": s1}, claims=store_a)
+    check("get_inventory: the units in transit to the store",
+          (status, body and body.get("quantity"), body and body.get("in_transit")), (200, 0, 3))
+    status, body = api.rpc("receive_transfer", {"p_transfer_id": tid}, claims={"sub": "u", "tenant_id": "store-b"})
+    check("receive_transfer of another tenant's transfer -> 404", (status, body["code"]), (404, "PT404"))
+    status, body = api.rpc("receive_transfer", {"p_transfer_id": tid, "p_reference": f"gr-{tag}"}, claims=store_a)
+    check("receive_transfer -> 200", (status, body and body.get("status"), body and body["to"]["new_quantity"]),
+          (200, "received", 3))
+    status, body = api.rpc("receive_transfer", {"p_transfer_id": tid}, claims=store_a)
+    check("receive_transfer again: TRANSFER_NOT_IN_TRANSIT -> 409",
+          (status, body["code"], body["message"].split(":")[0]), (409, "PT409", "TRANSFER_NOT_IN_TRANSIT"))
+    status, body = api.rpc("transfer_inventory", {"p_inventory_id": titem, "p_from_location_id": default,
+                                                  "p_to_location_id": s2, "p_quantity": 1, "p_receive": False},
+                           claims=store_a)
+    tid = body and body.get("transfer_id")
+    status, body = api.rpc("update_location", {"p_location_id": s2, "p_active": False}, claims=store_a)
+    check("update_location deactivating one with units on their way: LOCATION_IN_USE -> 409",
+          (status, body["code"], body["message"].split(":")[0]), (409, "PT409", "LOCATION_IN_USE"))
+    status, body = api.rpc("cancel_transfer", {"p_transfer_id": tid}, claims=store_a)
+    check("cancel_transfer -> 200", (status, body and body.get("status"), body and body["from"]["new_quantity"]),
+          (200, "cancelled", 2))
     status, body = api.rpc("update_location", {"p_location_id": s2, "p_active": False}, claims=store_a)
     check("update_location deactivating an empty one -> 200", (status, body and body.get("active")), (200, False))
     status, body = api.rpc("increment_inventory", {"p_inventory_id": litem, "p_quantity": 1, "p_location_id": s2}, claims=store_a)

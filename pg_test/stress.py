@@ -12,7 +12,12 @@ at stores (committed whole or in part, released or expired); after it,
 every level (no level below 0, reserved within quantity, what the client
 acknowledged there), the total over each item's levels (initial + restocks
 - sales), each level's reserved against its active reservation lines,
-reconcile() per level, and each transfer's two ledger rows.
+reconcile() per level, and each transfer's two ledger rows. Transfers are
+also shipped in transit (transfer_inventory with p_receive => false) and
+received or cancelled later by another call, sometimes twice at once or
+again (refused: TRANSFER_NOT_IN_TRANSIT); after it, units in transit plus
+every level = initial + restocks - sales per item, each shipment's ledger
+rows and status what the client acknowledged.
 Two kits of hot and cold components sell, sell beside loose units of a
 component and are held; their components' stock is checked as every
 item's, and the kits' own rows must still hold nothing. One hot item takes
@@ -46,6 +51,7 @@ EXPECTED_CODES = {
     "ALREADY_FULLY_PACKED", "BASKET_EXHAUSTED", "NOTHING_TO_UNPACK",
     "INSUFFICIENT_INVENTORY", "QUANTITY_MISMATCH", "LOCK_TIMEOUT", "BATCH_UNAVAILABLE",
     "RESERVATION_NOT_ACTIVE", "RESERVATION_EXPIRED", "DRIVER_LIMIT_REACHED", "BELOW_RESERVED",
+    "TRANSFER_NOT_IN_TRANSIT",
     "INSUFFICIENT_STOCK_STATE",
 }
 
@@ -190,6 +196,10 @@ class Workload:
         self.level_delta = collections.Counter()  # (item, location) -> acknowledged change there
         self.flow = collections.Counter()       # item -> restocks - sales, any location
         self.transfers = {}                     # transfer_id -> (item, from, to, quantity)
+        self.shipped = {}                       # transfer_id -> (item, from, to, quantity), in transit
+        self.landed = {}                        # transfer_id -> received / cancelled (acknowledged)
+        self.pending = []                       # shipped transfer ids no worker has taken yet
+        self.refused_again = 0                  # second receipts refused as they must be
         self.drivers = batches_drivers
         self.deadline = time.monotonic() + seconds
         self.seed = seed
@@ -270,6 +280,34 @@ class Workload:
             self.transfers[r["transfer_id"]] = (item, src, dst, qty)
             self.refs[ref] += 2
 
+    def ack_shipped(self, r, item, src, dst, qty, ref):
+        """A shipment: out of its source now, in transit to its destination
+        (whose level the shipment created, empty)."""
+        with self.lock:
+            if src == DEFAULT:
+                self.delta[item] -= qty
+            else:
+                self.level_delta[(item, src)] -= qty
+            if dst != DEFAULT:
+                self.levels.add((item, dst))
+            self.shipped[r["transfer_id"]] = (item, src, dst, qty)
+            self.pending.append(r["transfer_id"])
+            self.refs[ref] += 1
+
+    def ack_landed(self, tid, received, ref):
+        """A receipt (into the destination) or a cancellation (back to the
+        source) of a shipment."""
+        with self.lock:
+            item, src, dst, qty = self.shipped[tid]
+            loc = dst if received else src
+            if loc == DEFAULT:
+                self.delta[item] += qty
+            else:
+                self.level_delta[(item, loc)] += qty
+                self.levels.add((item, loc))
+            self.landed[tid] = "received" if received else "cancelled"
+            self.refs[ref] += 1
+
     def pick_level(self, rng, locations):
         """An (item, location) with a level known to exist, at one of `locations`."""
         with self.lock:
@@ -291,7 +329,7 @@ class Workload:
         if self.state_items:
             ops += ["state"] * 12
         if self.loc_items:
-            ops += ["transfer"] * 14 + ["loc_dec"] * 12 + ["loc_inc"] * 5 + ["loc_adj"] * 3 + ["many_at"] * 6 + \
+            ops += ["transfer"] * 14 + ["ship"] * 6 + ["land"] * 6 + ["loc_dec"] * 12 + ["loc_inc"] * 5 + ["loc_adj"] * 3 + ["many_at"] * 6 + \
                    ["hold_at"] * 8
         while time.monotonic() < self.deadline:
             op = rng.choice(ops)
@@ -456,6 +494,48 @@ class Workload:
             r = call(conn, "transfer_inventory", p_inventory_id=item, p_from_location_id=src,
                      p_to_location_id=dst, p_quantity=qty, p_reference=ref, p_lock_timeout_ms=2000)
             self.ack_transfer(r, item, src, dst, qty, ref)
+        elif op == "ship":
+            # as "transfer", but the units stay in transit until a later
+            # "land" (of any worker) receives or cancels them
+            item = rng.choice(self.loc_hot if self.loc_hot and rng.random() < 0.7 else self.loc_items)
+            with self.lock:
+                sources = [DEFAULT] + [l for l in self.sellable + self.unsellable if (item, l) in self.levels]
+            src = rng.choice(sources)
+            dst = rng.choice([l for l in [DEFAULT] + self.sellable + self.unsellable if l != src])
+            qty = rng.randint(1, 5)
+            r = call(conn, "transfer_inventory", p_inventory_id=item, p_from_location_id=src,
+                     p_to_location_id=dst, p_quantity=qty, p_reference=ref, p_lock_timeout_ms=2000,
+                     p_receive=False)
+            self.ack_shipped(r, item, src, dst, qty, ref)
+        elif op == "land":
+            with self.lock:
+                if not self.pending:
+                    return
+                tid = self.pending.pop(rng.randrange(len(self.pending)))
+            received = rng.random() < 0.75
+            try:
+                r = call(conn, "receive_transfer" if received else "cancel_transfer", p_transfer_id=tid,
+                         p_reference=ref, p_lock_timeout_ms=2000)
+            except Failure:
+                with self.lock:
+                    self.pending.append(tid)  # still in transit: another try later
+                raise
+            if r["status"] != ("received" if received else "cancelled"):
+                with self.lock:
+                    self.unexpected.append(f"land: {tid} answered {r}")
+            self.ack_landed(tid, received, ref)
+            if rng.random() < 0.2:
+                # a client retry without its key: refused, nothing moves
+                try:
+                    call(conn, "receive_transfer", p_transfer_id=tid, p_reference=f"{ref}-again")
+                    with self.lock:
+                        self.unexpected.append(f"land: {tid} received a second time")
+                except Failure as f:
+                    with self.lock:
+                        if f.code == "TRANSFER_NOT_IN_TRANSIT":
+                            self.refused_again += 1
+                        else:
+                            self.unexpected.append(f"land again: {f.sqlstate} {f}")
         elif op == "loc_dec":
             picked = self.pick_level(rng, self.sellable)
             if picked is None:
@@ -682,10 +762,35 @@ def main():
         total[item] += float(qty)
     unknown = {(i, l) for i, l, _, _ in now_levels} ^ (set(initial_levels) | w.levels)
     checks.check("levels_are_those_acknowledged", not unknown, f"{sorted(unknown)[:3]}")
+    # units in transit are in no level: levels + in transit = initial +
+    # restocks - sales, and in transit is what the client shipped and did
+    # not see received or cancelled
+    transit = collections.Counter({i: float(q) for i, q in admin.execute(
+        f"SELECT item_id::text, sum(quantity) FROM {S}.transfers WHERE status = 'shipped' "
+        "AND item_id = ANY(%s::uuid[]) GROUP BY 1", (items,)).fetchall()})
+    client_transit = collections.Counter()
+    for tid, (item, _, _, qty) in w.shipped.items():
+        if tid not in w.landed:
+            client_transit[item] += qty
     for item in items:
         expected = initial_total[item] + w.flow[item]
-        checks.check("total_over_levels_is_initial_plus_restocks_minus_sales", abs(total[item] - expected) < 1e-9,
-                     f"{item}: {total[item]} over its levels, client expects {expected}")
+        checks.check("levels_plus_in_transit_is_initial_plus_restocks_minus_sales",
+                     abs(total[item] + transit[item] - expected) < 1e-9,
+                     f"{item}: {total[item]} over its levels + {transit[item]} in transit, client expects {expected}")
+        checks.check("in_transit_matches_acknowledged_shipments", abs(transit[item] - client_transit[item]) < 1e-9,
+                     f"{item}: {transit[item]} in transit, client expects {client_transit[item]}")
+    shown = admin.execute(f"SELECT coalesce(sum(({S}.get_inventory(i)->>'in_transit')::numeric), 0) "
+                          "FROM unnest(%s::uuid[]) AS i", (items,)).fetchone()[0]
+    checks.check("get_inventory_shows_in_transit", abs(float(shown) - sum(transit.values())) < 1e-9,
+                 f"get_inventory: {shown} in transit, transfers table {sum(transit.values())}")
+    statuses = dict(admin.execute(f"SELECT id::text, status FROM {S}.transfers WHERE id = ANY(%s::uuid[])",
+                                  (list(w.shipped),)).fetchall())
+    for tid in w.shipped:
+        checks.check("shipment_status_matches_acknowledged", statuses.get(tid) == w.landed.get(tid, "shipped"),
+                     f"{tid}: {statuses.get(tid)}, client expects {w.landed.get(tid, 'shipped')}")
+    checks.check("shipments_were_made_and_landed", len(w.shipped) > 0 and len(w.landed) > 0,
+                 f"{len(w.shipped)} shipped, {len(w.landed)} received or cancelled, "
+                 f"{w.refused_again} second receipts refused")
     # each level's reserved is what its active tracked lines hold (the
     # default location's: the item row's), counted here without reconcile()
     held_drift = admin.execute(
@@ -718,13 +823,25 @@ def main():
     seen = set()
     for tid, n, total_delta, places, n_items, out, dst, src in legs:
         seen.add(tid)
+        if tid in w.shipped:
+            # a shipment: out of its source; then into its destination
+            # (received) or back into its source (cancelled), or nothing yet
+            item, s_src, s_dst, qty = w.shipped[tid]
+            fate = w.landed.get(tid)
+            want = {None: (1, -qty, 1, None, s_src), "received": (2, 0, 2, s_dst, s_src),
+                    "cancelled": (2, 0, 1, s_src, s_src)}[fate]
+            checks.check("shipment_legs_match_acknowledged",
+                         (n, float(total_delta), places, dst, src) == want and n_items == 1 and float(out) == -qty,
+                         f"shipment {tid} ({fate}): {n} rows, sum {total_delta}, {places} locations, "
+                         f"into {dst} out of {src}; client expects {want}")
+            continue
         mine = w.transfers.get(tid)
         want = mine and (mine[2], mine[1], -mine[3])
         checks.check("transfer_legs_sum_to_zero", n == 2 and total_delta == 0 and places == 2 and n_items == 1,
                      f"transfer {tid}: {n} rows, sum {total_delta}, {places} locations")
         checks.check("transfer_legs_match_acknowledged", tid is not None and (dst, src, float(out)) == want,
                      f"transfer {tid}: into {dst} out of {src} {out}, client acknowledged {want}")
-    missing = set(w.transfers) - seen
+    missing = (set(w.transfers) | set(w.shipped)) - seen
     checks.check("acknowledged_transfer_in_ledger", not missing, f"{len(missing)} missing: {sorted(missing)[:3]}")
     ledger = dict(admin.execute(
         f"SELECT reference, count(*) FROM {S}.ledger WHERE reference = ANY(%s) GROUP BY 1",

@@ -395,7 +395,9 @@ BEGIN
         'atomic_inventory.decrement_inventory(uuid, numeric, text, text, text, integer, uuid)',
         'atomic_inventory.decrement_inventory_many(jsonb, text, text, text, integer)',
         'atomic_inventory.increment_inventory(uuid, numeric, text, text, text, integer, uuid)',
-        'atomic_inventory.transfer_inventory(uuid, uuid, uuid, numeric, text, text, text, integer)',
+        'atomic_inventory.transfer_inventory(uuid, uuid, uuid, numeric, text, text, text, integer, boolean)',
+        'atomic_inventory.receive_transfer(uuid, numeric, text, text, text, integer)',
+        'atomic_inventory.cancel_transfer(uuid, text, text, text, integer)',
         'atomic_inventory.adjust_inventory(uuid, numeric, numeric, boolean, text, text, text, integer, uuid)',
         'atomic_inventory.create_item(numeric, text, text, boolean, text, uuid)',
         'atomic_inventory.get_inventory(uuid, uuid)',
@@ -537,8 +539,54 @@ COMMENT ON COLUMN atomic_inventory.stock_levels.updated_at IS 'When quantity or 
 -- transfer; existing rows are the default location's.
 ALTER TABLE atomic_inventory.ledger ADD COLUMN location_id uuid, ADD COLUMN transfer_id uuid;
 COMMENT ON COLUMN atomic_inventory.ledger.location_id IS 'The location whose stock moved; NULL = the default location (the item''s own row).';
-COMMENT ON COLUMN atomic_inventory.ledger.transfer_id IS 'transfer_inventory: the id both rows of one transfer share.';
+COMMENT ON COLUMN atomic_inventory.ledger.transfer_id IS 'transfer_inventory: the id the rows of one transfer share (its source''s and destination''s; of a transfer in transit also its receipt''s or cancellation''s, transfers.id).';
 COMMENT ON COLUMN atomic_inventory.ledger.kind IS 'initial (item created), decrement, increment (restock), adjust (set by compare-and-set), commit (a reservation turned into a sale; reference = reservation id) or transfer (one row per side, sharing transfer_id).';
+
+-- Transfers in transit (docs/locations.md): transfer_inventory with
+-- p_receive => false takes the units out of the source's level now and
+-- records them here until receive_transfer adds them to the destination's
+-- level or cancel_transfer returns them. Units in transit are in no
+-- level's quantity, so each level's quantity stays the sum of its ledger
+-- rows. A transfer that completes at once (the default) writes no row here.
+CREATE TABLE atomic_inventory.transfers (
+    id               uuid        PRIMARY KEY,
+    item_id          uuid        NOT NULL REFERENCES atomic_inventory.items (id) ON DELETE CASCADE,
+    from_location_id uuid        NOT NULL REFERENCES atomic_inventory.locations (id),
+    to_location_id   uuid        NOT NULL REFERENCES atomic_inventory.locations (id),
+    quantity         numeric     NOT NULL CHECK (quantity > 0 AND quantity <= 1000000000000),
+    status           text        NOT NULL DEFAULT 'shipped'
+                                 CHECK (status IN ('shipped', 'received', 'cancelled')),
+    tenant_id        text,
+    reason           text,
+    reference        text,
+    shipped_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    received_at      timestamptz,
+    cancelled_at     timestamptz,
+    CONSTRAINT transfers_two_locations CHECK (from_location_id <> to_location_id)
+);
+-- Only transfers in transit are looked up by item or location (get_inventory's
+-- in_transit, update_location's check); finished ones are history.
+CREATE INDEX transfers_in_transit_item_idx ON atomic_inventory.transfers (item_id, to_location_id)
+    WHERE status = 'shipped';
+CREATE INDEX transfers_in_transit_from_idx ON atomic_inventory.transfers (from_location_id)
+    WHERE status = 'shipped';
+CREATE INDEX transfers_in_transit_to_idx ON atomic_inventory.transfers (to_location_id)
+    WHERE status = 'shipped';
+COMMENT ON TABLE atomic_inventory.transfers IS
+    'Transfers shipped in transit (transfer_inventory with p_receive => false), then received (receive_transfer) or cancelled (cancel_transfer). Units in transit are in no stock level''s quantity.';
+COMMENT ON COLUMN atomic_inventory.transfers.id IS 'The transfer id (transfer_id of the answer and of its ledger rows), passed to receive_transfer and cancel_transfer.';
+COMMENT ON COLUMN atomic_inventory.transfers.item_id IS 'The item moved.';
+COMMENT ON COLUMN atomic_inventory.transfers.from_location_id IS 'The location the units left (the default location''s id for the item''s own row).';
+COMMENT ON COLUMN atomic_inventory.transfers.to_location_id IS 'The location the units go to; counted there as in_transit until received.';
+COMMENT ON COLUMN atomic_inventory.transfers.quantity IS 'Units shipped; all of them are received or returned to the source.';
+COMMENT ON COLUMN atomic_inventory.transfers.status IS 'shipped (in transit), received (added to the destination''s level) or cancelled (returned to the source''s level).';
+COMMENT ON COLUMN atomic_inventory.transfers.tenant_id IS 'The item''s tenant when it was shipped.';
+COMMENT ON COLUMN atomic_inventory.transfers.reason IS 'p_reason of the shipment.';
+COMMENT ON COLUMN atomic_inventory.transfers.reference IS 'p_reference of the shipment (a delivery note, a truck).';
+COMMENT ON COLUMN atomic_inventory.transfers.shipped_at IS 'When the units left the source.';
+COMMENT ON COLUMN atomic_inventory.transfers.received_at IS 'When receive_transfer added them to the destination; NULL until then.';
+COMMENT ON COLUMN atomic_inventory.transfers.cancelled_at IS 'When cancel_transfer returned them to the source; NULL unless cancelled.';
+SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.transfers', '');
 
 -- Stock events (docs/events.md): a transactional outbox. Each event is
 -- written by a trigger in the statement that made it, so it commits or rolls
@@ -1095,8 +1143,9 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS $$
 DECLARE
-    v_row  atomic_inventory.locations;
-    v_busy bigint;
+    v_row     atomic_inventory.locations;
+    v_busy    bigint;
+    v_transit bigint;
 BEGIN
     IF p_location_id IS NULL THEN
         RAISE EXCEPTION 'INVALID_INPUT: p_location_id is required (got NULL)'
@@ -1150,6 +1199,19 @@ BEGIN
                                                             'levels_with_stock', v_busy)::text,
                       HINT = 'Transfer or adjust its stock to 0 first.';
         END IF;
+        -- units on their way to or from it: their receipt or cancellation
+        -- lands there, which an inactive location refuses
+        SELECT pg_catalog.count(*) INTO v_transit FROM atomic_inventory.transfers AS t
+         WHERE t.status = 'shipped'
+           AND (t.from_location_id = p_location_id OR t.to_location_id = p_location_id);
+        IF v_transit > 0 THEN
+            RAISE EXCEPTION 'LOCATION_IN_USE: location % has % transfers in transit to or from it', p_location_id, v_transit
+                USING ERRCODE = 'PT409',
+                      DETAIL = pg_catalog.json_build_object('code', 'LOCATION_IN_USE', 'location_id', p_location_id,
+                                                            'levels_with_stock', 0,
+                                                            'transfers_in_transit', v_transit)::text,
+                      HINT = 'Receive (receive_transfer) or cancel (cancel_transfer) them first.';
+        END IF;
     END IF;
     UPDATE atomic_inventory.locations AS o
        SET name = COALESCE(p_name, o.name), priority = COALESCE(p_priority, o.priority),
@@ -1163,7 +1225,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION atomic_inventory.update_location(uuid, text, integer, boolean, boolean) IS
-    'Change a location''s name, priority or flags (NULL: unchanged). Deactivating one that still holds stock or holds: LOCATION_IN_USE (PT409). Returns the location as create_location does.';
+    'Change a location''s name, priority or flags (NULL: unchanged). Deactivating one that still holds stock or holds, or has transfers in transit to or from it: LOCATION_IN_USE (PT409). Returns the location as create_location does.';
 
 -- The consumer a caller names: its own tenant's (names are per tenant).
 CREATE FUNCTION atomic_inventory.event_consumer_id(p_consumer text) RETURNS bigint
@@ -1494,12 +1556,38 @@ CREATE FUNCTION atomic_inventory.transfer_inventory(
     p_reason           text    DEFAULT NULL,
     p_reference        text    DEFAULT NULL,
     p_idempotency_key  text    DEFAULT NULL,
-    p_lock_timeout_ms  integer DEFAULT NULL
+    p_lock_timeout_ms  integer DEFAULT NULL,
+    p_receive          boolean DEFAULT true
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 AS 'MODULE_PATHNAME', 'ai_transfer_inventory';
-COMMENT ON FUNCTION atomic_inventory.transfer_inventory(uuid, uuid, uuid, numeric, text, text, text, integer) IS
-    'Move p_quantity units of one item between two locations, all or nothing: both levels locked in location id order (no deadlocks), refused (INSUFFICIENT_INVENTORY, PT409) unless the source''s available covers it; two ledger rows sharing a transfer_id. Returns {success, transfer_id, inventory_id, quantity, from:{location_id, old_quantity, new_quantity}, to:{...}}.';
+COMMENT ON FUNCTION atomic_inventory.transfer_inventory(uuid, uuid, uuid, numeric, text, text, text, integer, boolean) IS
+    'Move p_quantity units of one item between two locations, all or nothing: both levels locked in location id order (no deadlocks), refused (INSUFFICIENT_INVENTORY, PT409) unless the source''s available covers it; two ledger rows sharing a transfer_id. Returns {success, transfer_id, inventory_id, quantity, from:{location_id, old_quantity, new_quantity}, to:{...}}. With p_receive => false the units only leave the source (its ledger row) and are in transit (atomic_inventory.transfers) until receive_transfer or cancel_transfer; the answer then has status shipped and no to.quantity fields.';
+
+CREATE FUNCTION atomic_inventory.receive_transfer(
+    p_transfer_id     uuid,
+    p_quantity        numeric DEFAULT NULL,
+    p_reason          text    DEFAULT NULL,
+    p_reference       text    DEFAULT NULL,
+    p_idempotency_key text    DEFAULT NULL,
+    p_lock_timeout_ms integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'ai_receive_transfer';
+COMMENT ON FUNCTION atomic_inventory.receive_transfer(uuid, numeric, text, text, text, integer) IS
+    'Receive a transfer in transit: its units added to the destination''s level (created if the item has none there), a transfer ledger row with its transfer_id. p_quantity, if given, must be the shipped quantity (no partial receipt). Received or cancelled already: TRANSFER_NOT_IN_TRANSIT (PT409). Returns {success, transfer_id, inventory_id, quantity, status: received, to:{location_id, old_quantity, new_quantity}}.';
+
+CREATE FUNCTION atomic_inventory.cancel_transfer(
+    p_transfer_id     uuid,
+    p_reason          text    DEFAULT NULL,
+    p_reference       text    DEFAULT NULL,
+    p_idempotency_key text    DEFAULT NULL,
+    p_lock_timeout_ms integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'ai_cancel_transfer';
+COMMENT ON FUNCTION atomic_inventory.cancel_transfer(uuid, text, text, text, integer) IS
+    'Cancel a transfer in transit: its units return to the source''s level, a transfer ledger row with its transfer_id. Received or cancelled already: TRANSFER_NOT_IN_TRANSIT (PT409). Returns {success, transfer_id, inventory_id, quantity, status: cancelled, from:{location_id, old_quantity, new_quantity}}.';
 
 CREATE FUNCTION atomic_inventory.extend_batch_lease(
     p_batch_id        uuid,
@@ -1573,10 +1661,17 @@ BEGIN
         SELECT '00000000-0000-0000-0000-000000000000'::uuid AS location_id, 'default'::text AS code,
                it.quantity + COALESCE((SELECT pg_catalog.sum(x.quantity) FROM atomic_inventory.item_stripes AS x
                                         WHERE x.item_id = it.id), 0) AS quantity,
-               it.reserved, it.reorder_point, 0 AS ord, it.unsellable
+               it.reserved, it.reorder_point, 0 AS ord, it.unsellable,
+               -- units shipped here, not yet received (transfers in transit)
+               COALESCE((SELECT pg_catalog.sum(t.quantity) FROM atomic_inventory.transfers AS t
+                          WHERE t.item_id = it.id AND t.status = 'shipped'
+                            AND t.to_location_id = '00000000-0000-0000-0000-000000000000'), 0) AS in_transit
           FROM it
         UNION ALL
-        SELECT l.location_id, o.code, l.quantity, l.reserved, l.reorder_point, 1, 0
+        SELECT l.location_id, o.code, l.quantity, l.reserved, l.reorder_point, 1, 0,
+               COALESCE((SELECT pg_catalog.sum(t.quantity) FROM atomic_inventory.transfers AS t
+                          WHERE t.item_id = it.id AND t.status = 'shipped'
+                            AND t.to_location_id = l.location_id), 0)
           FROM it JOIN atomic_inventory.stock_levels AS l ON l.item_id = it.id
           JOIN atomic_inventory.locations AS o ON o.id = l.location_id
          -- another tenant's location (of a shared item) is not the caller's to see
@@ -1599,18 +1694,20 @@ BEGIN
                                                                         'safety_stock', 'incoming'])) WITH ORDINALITY AS n(state, ord)
                                 LEFT JOIN atomic_inventory.stock_states AS s
                                        ON s.item_id = it.id AND s.state = n.state),
-                   'levels', t.levels)
+                   'in_transit', t.in_transit, 'levels', t.levels)
                   FROM it, (SELECT pg_catalog.sum(lv.quantity) AS quantity, pg_catalog.sum(lv.reserved) AS reserved,
+                                   pg_catalog.sum(lv.in_transit) AS in_transit,
                                    pg_catalog.json_agg(pg_catalog.json_build_object(
                                        'location_id', lv.location_id, 'code', lv.code, 'quantity', lv.quantity,
                                        'reserved', lv.reserved, 'available', lv.quantity - lv.reserved - lv.unsellable,
-                                       'reorder_point', lv.reorder_point)
+                                       'in_transit', lv.in_transit, 'reorder_point', lv.reorder_point)
                                    ORDER BY lv.ord, lv.location_id) AS levels
                               FROM lv) AS t)
            ELSE
                (SELECT pg_catalog.json_build_object('inventory_id', it.id, 'sku', it.sku, 'name', it.name,
                    'location_id', lv.location_id, 'code', lv.code,
                    'quantity', lv.quantity, 'reserved', lv.reserved, 'available', lv.quantity - lv.reserved - lv.unsellable,
+                   'in_transit', lv.in_transit,
                    'reorder_point', lv.reorder_point, 'track_inventory', it.track_inventory,
                    'tenant_id', it.tenant_id)
                   FROM it, lv WHERE lv.location_id = p_location_id)
@@ -1678,7 +1775,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION atomic_inventory.get_inventory(uuid, uuid) IS
-    'One item''s stock as JSON: without p_location_id the totals over its locations and every level (levels), with it that level (NOT_FOUND, PT404, if the item does not exist for this caller; LEVEL_NOT_FOUND, PT404, if it has no stock there).';
+    'One item''s stock as JSON: without p_location_id the totals over its locations and every level (levels), each with in_transit (units shipped there, not yet received), with it that level (NOT_FOUND, PT404, if the item does not exist for this caller; LEVEL_NOT_FOUND, PT404, if it has no stock there).';
 
 CREATE FUNCTION atomic_inventory.reconcile()
 RETURNS TABLE (inventory_id uuid, quantity numeric, ledger_sum numeric, drift numeric,
@@ -2094,6 +2191,7 @@ COMMENT ON FUNCTION atomic_inventory.remove_kit(uuid) IS
     'Turn a kit back into a plain item with no stock (its component list is deleted). Reservations already holding its components keep them. Returns {success, inventory_id}.';
 
 REVOKE ALL ON TABLE atomic_inventory.kit_components FROM PUBLIC;
+REVOKE ALL ON TABLE atomic_inventory.transfers FROM PUBLIC;
 REVOKE ALL ON FUNCTION atomic_inventory.set_backorder_limit FROM PUBLIC;
 REVOKE ALL ON FUNCTION atomic_inventory.define_kit FROM PUBLIC;
 REVOKE ALL ON FUNCTION atomic_inventory.remove_kit FROM PUBLIC;
@@ -2122,6 +2220,8 @@ REVOKE ALL ON FUNCTION atomic_inventory.reconcile FROM PUBLIC;
 REVOKE ALL ON FUNCTION atomic_inventory.reservations_expired_events FROM PUBLIC;
 REVOKE ALL ON FUNCTION atomic_inventory.set_reorder_point FROM PUBLIC;
 REVOKE ALL ON FUNCTION atomic_inventory.transfer_inventory FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.receive_transfer FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.cancel_transfer FROM PUBLIC;
 REVOKE ALL ON FUNCTION atomic_inventory.update_location FROM PUBLIC;
 
 -- Stock states (docs/stock-states.md): units on hand that are not for sale

@@ -198,7 +198,7 @@ COMMENT ON COLUMN atomic_inventory.ledger.created_at IS 'Transaction time of the
 COMMENT ON COLUMN atomic_inventory.ledger.source IS 'The binding (bindings.name) whose table row moved; NULL for items of atomic_inventory.items.';
 COMMENT ON COLUMN atomic_inventory.ledger.item_key IS 'The bound row''s id as text (its id column cast to text); NULL for items.';
 COMMENT ON COLUMN atomic_inventory.ledger.location_id IS 'The location whose stock moved; NULL = the default location (the item''s own row).';
-COMMENT ON COLUMN atomic_inventory.ledger.transfer_id IS 'transfer_inventory: the id both rows of one transfer share.';
+COMMENT ON COLUMN atomic_inventory.ledger.transfer_id IS 'transfer_inventory: the id the rows of one transfer share (its source''s and destination''s; of a transfer in transit also its receipt''s or cancellation''s, transfers.id).';
 COMMENT ON COLUMN atomic_inventory.ledger.from_state IS 'move_stock_state: the state the units left (available, damaged, quality_control, safety_stock, incoming or ordered); NULL for other movements.';
 COMMENT ON COLUMN atomic_inventory.ledger.to_state IS 'move_stock_state: the state the units entered (available, damaged, quality_control, safety_stock, incoming or written_off); NULL for other movements.';
 
@@ -973,6 +973,52 @@ COMMENT ON COLUMN atomic_inventory.kit_components.kit_id IS 'The kit (an item wi
 COMMENT ON COLUMN atomic_inventory.kit_components.component_id IS 'A component (an item that is not a kit, of the kit''s tenant).';
 COMMENT ON COLUMN atomic_inventory.kit_components.quantity IS 'Units of the component in one kit.';
 SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.kit_components', '');
+
+-- Transfers in transit (docs/locations.md): transfer_inventory with
+-- p_receive => false takes the units out of the source's level now and
+-- records them here until receive_transfer adds them to the destination's
+-- level or cancel_transfer returns them. Units in transit are in no
+-- level's quantity, so each level's quantity stays the sum of its ledger
+-- rows. A transfer that completes at once (the default) writes no row here.
+CREATE TABLE atomic_inventory.transfers (
+    id               uuid        PRIMARY KEY,
+    item_id          uuid        NOT NULL REFERENCES atomic_inventory.items (id) ON DELETE CASCADE,
+    from_location_id uuid        NOT NULL REFERENCES atomic_inventory.locations (id),
+    to_location_id   uuid        NOT NULL REFERENCES atomic_inventory.locations (id),
+    quantity         numeric     NOT NULL CHECK (quantity > 0 AND quantity <= 1000000000000),
+    status           text        NOT NULL DEFAULT 'shipped'
+                                 CHECK (status IN ('shipped', 'received', 'cancelled')),
+    tenant_id        text,
+    reason           text,
+    reference        text,
+    shipped_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    received_at      timestamptz,
+    cancelled_at     timestamptz,
+    CONSTRAINT transfers_two_locations CHECK (from_location_id <> to_location_id)
+);
+-- Only transfers in transit are looked up by item or location (get_inventory's
+-- in_transit, update_location's check); finished ones are history.
+CREATE INDEX transfers_in_transit_item_idx ON atomic_inventory.transfers (item_id, to_location_id)
+    WHERE status = 'shipped';
+CREATE INDEX transfers_in_transit_from_idx ON atomic_inventory.transfers (from_location_id)
+    WHERE status = 'shipped';
+CREATE INDEX transfers_in_transit_to_idx ON atomic_inventory.transfers (to_location_id)
+    WHERE status = 'shipped';
+COMMENT ON TABLE atomic_inventory.transfers IS
+    'Transfers shipped in transit (transfer_inventory with p_receive => false), then received (receive_transfer) or cancelled (cancel_transfer). Units in transit are in no stock level''s quantity.';
+COMMENT ON COLUMN atomic_inventory.transfers.id IS 'The transfer id (transfer_id of the answer and of its ledger rows), passed to receive_transfer and cancel_transfer.';
+COMMENT ON COLUMN atomic_inventory.transfers.item_id IS 'The item moved.';
+COMMENT ON COLUMN atomic_inventory.transfers.from_location_id IS 'The location the units left (the default location''s id for the item''s own row).';
+COMMENT ON COLUMN atomic_inventory.transfers.to_location_id IS 'The location the units go to; counted there as in_transit until received.';
+COMMENT ON COLUMN atomic_inventory.transfers.quantity IS 'Units shipped; all of them are received or returned to the source.';
+COMMENT ON COLUMN atomic_inventory.transfers.status IS 'shipped (in transit), received (added to the destination''s level) or cancelled (returned to the source''s level).';
+COMMENT ON COLUMN atomic_inventory.transfers.tenant_id IS 'The item''s tenant when it was shipped.';
+COMMENT ON COLUMN atomic_inventory.transfers.reason IS 'p_reason of the shipment.';
+COMMENT ON COLUMN atomic_inventory.transfers.reference IS 'p_reference of the shipment (a delivery note, a truck).';
+COMMENT ON COLUMN atomic_inventory.transfers.shipped_at IS 'When the units left the source.';
+COMMENT ON COLUMN atomic_inventory.transfers.received_at IS 'When receive_transfer added them to the destination; NULL until then.';
+COMMENT ON COLUMN atomic_inventory.transfers.cancelled_at IS 'When cancel_transfer returned them to the source; NULL unless cancelled.';
+SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.transfers', '');
 
 -- Stock states (docs/stock-states.md): an item's units that are on hand but
 -- not for sale (damaged, quality_control, safety_stock) and units expected

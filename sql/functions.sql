@@ -90,12 +90,38 @@ CREATE FUNCTION atomic_inventory.transfer_inventory(
     p_reason           text    DEFAULT NULL,
     p_reference        text    DEFAULT NULL,
     p_idempotency_key  text    DEFAULT NULL,
-    p_lock_timeout_ms  integer DEFAULT NULL
+    p_lock_timeout_ms  integer DEFAULT NULL,
+    p_receive          boolean DEFAULT true
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 AS 'MODULE_PATHNAME', 'ai_transfer_inventory';
-COMMENT ON FUNCTION atomic_inventory.transfer_inventory(uuid, uuid, uuid, numeric, text, text, text, integer) IS
-    'Move p_quantity units of one item between two locations, all or nothing: both levels locked in location id order (no deadlocks), refused (INSUFFICIENT_INVENTORY, PT409) unless the source''s available covers it; two ledger rows sharing a transfer_id. Returns {success, transfer_id, inventory_id, quantity, from:{location_id, old_quantity, new_quantity}, to:{...}}.';
+COMMENT ON FUNCTION atomic_inventory.transfer_inventory(uuid, uuid, uuid, numeric, text, text, text, integer, boolean) IS
+    'Move p_quantity units of one item between two locations, all or nothing: both levels locked in location id order (no deadlocks), refused (INSUFFICIENT_INVENTORY, PT409) unless the source''s available covers it; two ledger rows sharing a transfer_id. Returns {success, transfer_id, inventory_id, quantity, from:{location_id, old_quantity, new_quantity}, to:{...}}. With p_receive => false the units only leave the source (its ledger row) and are in transit (atomic_inventory.transfers) until receive_transfer or cancel_transfer; the answer then has status shipped and no to.quantity fields.';
+
+CREATE FUNCTION atomic_inventory.receive_transfer(
+    p_transfer_id     uuid,
+    p_quantity        numeric DEFAULT NULL,
+    p_reason          text    DEFAULT NULL,
+    p_reference       text    DEFAULT NULL,
+    p_idempotency_key text    DEFAULT NULL,
+    p_lock_timeout_ms integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'ai_receive_transfer';
+COMMENT ON FUNCTION atomic_inventory.receive_transfer(uuid, numeric, text, text, text, integer) IS
+    'Receive a transfer in transit: its units added to the destination''s level (created if the item has none there), a transfer ledger row with its transfer_id. p_quantity, if given, must be the shipped quantity (no partial receipt). Received or cancelled already: TRANSFER_NOT_IN_TRANSIT (PT409). Returns {success, transfer_id, inventory_id, quantity, status: received, to:{location_id, old_quantity, new_quantity}}.';
+
+CREATE FUNCTION atomic_inventory.cancel_transfer(
+    p_transfer_id     uuid,
+    p_reason          text    DEFAULT NULL,
+    p_reference       text    DEFAULT NULL,
+    p_idempotency_key text    DEFAULT NULL,
+    p_lock_timeout_ms integer DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'ai_cancel_transfer';
+COMMENT ON FUNCTION atomic_inventory.cancel_transfer(uuid, text, text, text, integer) IS
+    'Cancel a transfer in transit: its units return to the source''s level, a transfer ledger row with its transfer_id. Received or cancelled already: TRANSFER_NOT_IN_TRANSIT (PT409). Returns {success, transfer_id, inventory_id, quantity, status: cancelled, from:{location_id, old_quantity, new_quantity}}.';
 
 CREATE FUNCTION atomic_inventory.create_item(
     p_quantity        numeric DEFAULT 0,
@@ -207,10 +233,17 @@ BEGIN
         SELECT '00000000-0000-0000-0000-000000000000'::uuid AS location_id, 'default'::text AS code,
                it.quantity + COALESCE((SELECT pg_catalog.sum(x.quantity) FROM atomic_inventory.item_stripes AS x
                                         WHERE x.item_id = it.id), 0) AS quantity,
-               it.reserved, it.reorder_point, 0 AS ord, it.unsellable
+               it.reserved, it.reorder_point, 0 AS ord, it.unsellable,
+               -- units shipped here, not yet received (transfers in transit)
+               COALESCE((SELECT pg_catalog.sum(t.quantity) FROM atomic_inventory.transfers AS t
+                          WHERE t.item_id = it.id AND t.status = 'shipped'
+                            AND t.to_location_id = '00000000-0000-0000-0000-000000000000'), 0) AS in_transit
           FROM it
         UNION ALL
-        SELECT l.location_id, o.code, l.quantity, l.reserved, l.reorder_point, 1, 0
+        SELECT l.location_id, o.code, l.quantity, l.reserved, l.reorder_point, 1, 0,
+               COALESCE((SELECT pg_catalog.sum(t.quantity) FROM atomic_inventory.transfers AS t
+                          WHERE t.item_id = it.id AND t.status = 'shipped'
+                            AND t.to_location_id = l.location_id), 0)
           FROM it JOIN atomic_inventory.stock_levels AS l ON l.item_id = it.id
           JOIN atomic_inventory.locations AS o ON o.id = l.location_id
          -- another tenant's location (of a shared item) is not the caller's to see
@@ -233,18 +266,20 @@ BEGIN
                                                                         'safety_stock', 'incoming'])) WITH ORDINALITY AS n(state, ord)
                                 LEFT JOIN atomic_inventory.stock_states AS s
                                        ON s.item_id = it.id AND s.state = n.state),
-                   'levels', t.levels)
+                   'in_transit', t.in_transit, 'levels', t.levels)
                   FROM it, (SELECT pg_catalog.sum(lv.quantity) AS quantity, pg_catalog.sum(lv.reserved) AS reserved,
+                                   pg_catalog.sum(lv.in_transit) AS in_transit,
                                    pg_catalog.json_agg(pg_catalog.json_build_object(
                                        'location_id', lv.location_id, 'code', lv.code, 'quantity', lv.quantity,
                                        'reserved', lv.reserved, 'available', lv.quantity - lv.reserved - lv.unsellable,
-                                       'reorder_point', lv.reorder_point)
+                                       'in_transit', lv.in_transit, 'reorder_point', lv.reorder_point)
                                    ORDER BY lv.ord, lv.location_id) AS levels
                               FROM lv) AS t)
            ELSE
                (SELECT pg_catalog.json_build_object('inventory_id', it.id, 'sku', it.sku, 'name', it.name,
                    'location_id', lv.location_id, 'code', lv.code,
                    'quantity', lv.quantity, 'reserved', lv.reserved, 'available', lv.quantity - lv.reserved - lv.unsellable,
+                   'in_transit', lv.in_transit,
                    'reorder_point', lv.reorder_point, 'track_inventory', it.track_inventory,
                    'tenant_id', it.tenant_id)
                   FROM it, lv WHERE lv.location_id = p_location_id)
@@ -312,7 +347,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION atomic_inventory.get_inventory(uuid, uuid) IS
-    'One item''s stock as JSON: without p_location_id the totals over its locations and every level (levels), with it that level (NOT_FOUND, PT404, if the item does not exist for this caller; LEVEL_NOT_FOUND, PT404, if it has no stock there).';
+    'One item''s stock as JSON: without p_location_id the totals over its locations and every level (levels), each with in_transit (units shipped there, not yet received), with it that level (NOT_FOUND, PT404, if the item does not exist for this caller; LEVEL_NOT_FOUND, PT404, if it has no stock there).';
 
 CREATE FUNCTION atomic_inventory.reconcile()
 RETURNS TABLE (inventory_id uuid, quantity numeric, ledger_sum numeric, drift numeric,
@@ -1247,8 +1282,9 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS $$
 DECLARE
-    v_row  atomic_inventory.locations;
-    v_busy bigint;
+    v_row     atomic_inventory.locations;
+    v_busy    bigint;
+    v_transit bigint;
 BEGIN
     IF p_location_id IS NULL THEN
         RAISE EXCEPTION 'INVALID_INPUT: p_location_id is required (got NULL)'
@@ -1302,6 +1338,19 @@ BEGIN
                                                             'levels_with_stock', v_busy)::text,
                       HINT = 'Transfer or adjust its stock to 0 first.';
         END IF;
+        -- units on their way to or from it: their receipt or cancellation
+        -- lands there, which an inactive location refuses
+        SELECT pg_catalog.count(*) INTO v_transit FROM atomic_inventory.transfers AS t
+         WHERE t.status = 'shipped'
+           AND (t.from_location_id = p_location_id OR t.to_location_id = p_location_id);
+        IF v_transit > 0 THEN
+            RAISE EXCEPTION 'LOCATION_IN_USE: location % has % transfers in transit to or from it', p_location_id, v_transit
+                USING ERRCODE = 'PT409',
+                      DETAIL = pg_catalog.json_build_object('code', 'LOCATION_IN_USE', 'location_id', p_location_id,
+                                                            'levels_with_stock', 0,
+                                                            'transfers_in_transit', v_transit)::text,
+                      HINT = 'Receive (receive_transfer) or cancel (cancel_transfer) them first.';
+        END IF;
     END IF;
     UPDATE atomic_inventory.locations AS o
        SET name = COALESCE(p_name, o.name), priority = COALESCE(p_priority, o.priority),
@@ -1315,7 +1364,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION atomic_inventory.update_location(uuid, text, integer, boolean, boolean) IS
-    'Change a location''s name, priority or flags (NULL: unchanged). Deactivating one that still holds stock or holds: LOCATION_IN_USE (PT409). Returns the location as create_location does.';
+    'Change a location''s name, priority or flags (NULL: unchanged). Deactivating one that still holds stock or holds, or has transfers in transit to or from it: LOCATION_IN_USE (PT409). Returns the location as create_location does.';
 
 -- The consumer a caller names: its own tenant's (names are per tenant).
 CREATE FUNCTION atomic_inventory.event_consumer_id(p_consumer text) RETURNS bigint
@@ -1810,7 +1859,9 @@ BEGIN
         'atomic_inventory.decrement_inventory(uuid, numeric, text, text, text, integer, uuid)',
         'atomic_inventory.decrement_inventory_many(jsonb, text, text, text, integer)',
         'atomic_inventory.increment_inventory(uuid, numeric, text, text, text, integer, uuid)',
-        'atomic_inventory.transfer_inventory(uuid, uuid, uuid, numeric, text, text, text, integer)',
+        'atomic_inventory.transfer_inventory(uuid, uuid, uuid, numeric, text, text, text, integer, boolean)',
+        'atomic_inventory.receive_transfer(uuid, numeric, text, text, text, integer)',
+        'atomic_inventory.cancel_transfer(uuid, text, text, text, integer)',
         'atomic_inventory.adjust_inventory(uuid, numeric, numeric, boolean, text, text, text, integer, uuid)',
         'atomic_inventory.create_item(numeric, text, text, boolean, text, uuid)',
         'atomic_inventory.get_inventory(uuid, uuid)',

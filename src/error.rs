@@ -153,6 +153,12 @@ pub enum Error {
     #[error("LOCATION_UNAVAILABLE: location {location_id} is {why}")]
     LocationUnavailable { location_id: String, why: String },
 
+    /// A transfer shipped in transit (transfer_inventory with p_receive =>
+    /// false) that was already received or cancelled: a conflict with its
+    /// state (409), as for a reservation that is no longer active.
+    #[error("TRANSFER_NOT_IN_TRANSIT: transfer {transfer_id} is {status}")]
+    TransferNotInTransit { transfer_id: String, status: String },
+
     #[error("SOURCE_IN_USE: source {name} has {active} active reservations")]
     SourceInUse { name: String, active: i64 },
 
@@ -311,6 +317,7 @@ impl Error {
             Error::SourceInUse { .. } => "SOURCE_IN_USE",
             Error::LevelNotFound { .. } => "LEVEL_NOT_FOUND",
             Error::LocationUnavailable { .. } => "LOCATION_UNAVAILABLE",
+            Error::TransferNotInTransit { .. } => "TRANSFER_NOT_IN_TRANSIT",
             Error::SessionNotFound { .. } => "SESSION_NOT_FOUND",
             Error::SessionNotPacking { .. } => "SESSION_NOT_PACKING",
             Error::ProgressNotFound { .. } => "PROGRESS_NOT_FOUND",
@@ -359,7 +366,8 @@ impl Error {
             // unbinding would strand units held in the app's reserved column
             | Error::SourceInUse { .. }
             // the location exists but is closed (or not for sale) now
-            | Error::LocationUnavailable { .. } => b"PT409",
+            | Error::LocationUnavailable { .. }
+            | Error::TransferNotInTransit { .. } => b"PT409",
             Error::ReservationExpired { .. } => b"PT410",
             Error::BatchNotHeld { .. } => b"PT403",
             Error::IdempotencyConflict { .. } => b"PT422",
@@ -394,6 +402,13 @@ impl Error {
             Error::LocationUnavailable { location_id, why } => {
                 m.insert("location_id".into(), json!(location_id));
                 m.insert("reason".into(), json!(why));
+            }
+            Error::TransferNotInTransit {
+                transfer_id,
+                status,
+            } => {
+                m.insert("transfer_id".into(), json!(transfer_id));
+                m.insert("status".into(), json!(status));
             }
             Error::SourceChanged { .. } | Error::SourceGone { .. } => {
                 m.insert("field".into(), json!("p_source"));
@@ -646,6 +661,9 @@ impl Error {
             }
             Error::LevelNotFound { .. } => {
                 "Nothing was changed. Restock (increment_inventory) or transfer stock to that location first."
+            }
+            Error::TransferNotInTransit { .. } => {
+                "It was already received or cancelled (by another request, or an earlier call); nothing was changed."
             }
             Error::LocationUnavailable { .. } => {
                 "Nothing was changed. Activate it (update_location), or use another location; stock at a location that is not sellable can still be transferred."

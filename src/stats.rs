@@ -25,12 +25,14 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
 /// Counted functions, by SQL name; each C symbol is `ai_<name>`.
-pub const FUNCTIONS: [&str; 37] = [
+pub const FUNCTIONS: [&str; 39] = [
     "decrement_inventory",
     "decrement_inventory_many",
     "increment_inventory",
     "adjust_inventory",
     "transfer_inventory",
+    "receive_transfer",
+    "cancel_transfer",
     "reserve_inventory",
     "commit_reservation",
     "release_reservation",
@@ -67,7 +69,7 @@ pub const FUNCTIONS: [&str; 37] = [
 
 /// Every outcome but success: our codes (error.rs), then PostgreSQL errors
 /// that escape a call, by the class a client acts on.
-pub const CODES: [&str; 35] = [
+pub const CODES: [&str; 36] = [
     "INVALID_QUANTITY",
     "INVALID_INPUT",
     "NOT_FOUND",
@@ -84,6 +86,7 @@ pub const CODES: [&str; 35] = [
     "SOURCE_IN_USE",
     "LEVEL_NOT_FOUND",
     "LOCATION_UNAVAILABLE",
+    "TRANSFER_NOT_IN_TRANSIT",
     "SESSION_NOT_FOUND",
     "SESSION_NOT_PACKING",
     "PROGRESS_NOT_FOUND",

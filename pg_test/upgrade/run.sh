@@ -89,6 +89,15 @@ for script in "$here"/atomic_inventory--*.sql; do
     q "$db" "SELECT atomic_inventory.commit_reservation('$hold')" >/dev/null
     check "$from -> $current: its commit takes the units there and reconciles" \
         "$(q "$db" "SELECT (atomic_inventory.get_inventory('$item', '$loc')->>'quantity') || '/' || (SELECT count(*) FROM atomic_inventory.reconcile())")" "1/0"
+    # a transfer in transit (new in 0.4.0) of an upgraded item: shipped,
+    # counted at its destination, received, reconciled
+    d0='00000000-0000-0000-0000-000000000000'
+    tid="$(q "$db" "SELECT atomic_inventory.transfer_inventory('$item', '$loc', '$d0', 1, p_receive => false)->>'transfer_id'")"
+    check "$from -> $current: a shipment leaves its source and is in transit" \
+        "$(q "$db" "SELECT (atomic_inventory.get_inventory('$item', '$loc')->>'quantity') || '/' || (atomic_inventory.get_inventory('$item', '$d0')->>'in_transit')")" "0/1"
+    q "$db" "SELECT atomic_inventory.receive_transfer('$tid')" >/dev/null
+    check "$from -> $current: its receipt lands and reconciles" \
+        "$(q "$db" "SELECT (atomic_inventory.get_inventory('$item', '$d0')->>'quantity') || '/' || (atomic_inventory.get_inventory('$item')->>'in_transit') || '/' || (SELECT count(*) FROM atomic_inventory.reconcile())")" "73/0/0"
 
     q ai_fresh "CREATE EXTENSION atomic_inventory"
     q "$db" "$(cat "$here/catalog.sql")" >"/tmp/ai-upgrade-$from.upgraded"

@@ -1,15 +1,16 @@
 //! The stock functions: decrement_inventory, decrement_inventory_many,
-//! increment_inventory, adjust_inventory on the extension's items, and
-//! their bound_* twins on an adopted table. Each reads its arguments,
-//! validates them, takes an idempotency key, picks the source and runs the
-//! operation (ops/stock.rs).
+//! increment_inventory, adjust_inventory, transfer_inventory (and the
+//! receipt or cancellation of a transfer in transit) on the extension's
+//! items, and their bound_* twins on an adopted table. Each reads its
+//! arguments, validates them, takes an idempotency key, picks the source
+//! and runs the operation (ops/stock.rs, ops/transfers.rs).
 
 use crate::core::caller::Caller;
 use crate::core::idempotency;
 use crate::core::movement::Movement;
 use crate::core::validate;
 use crate::error::{Error, Result};
-use crate::ops::{kits, stock};
+use crate::ops::{kits, stock, transfers};
 use crate::pg::fmgr::{entry_points, Args};
 use crate::pg::spi::with_spi;
 use crate::source::bound::binding::{self, Kind};
@@ -110,7 +111,8 @@ fn increment(args: &Args) -> Result<String> {
 }
 
 /// transfer_inventory(p_inventory_id, p_from_location_id, p_to_location_id,
-/// p_quantity, p_reason, p_reference, p_idempotency_key, p_lock_timeout_ms)
+/// p_quantity, p_reason, p_reference, p_idempotency_key, p_lock_timeout_ms,
+/// p_receive)
 fn transfer(args: &Args) -> Result<String> {
     let id = args.uuid(0, "p_inventory_id")?;
     let from = args.uuid(1, "p_from_location_id")?;
@@ -123,12 +125,19 @@ fn transfer(args: &Args) -> Result<String> {
     }
     let qty = validate::positive_quantity(args.numeric(3), "p_quantity")?;
     let mv = Movement::read(args, 4)?;
+    // NULL is the default: received at once
+    let receive = args.bool_or(8, true);
     let who = Caller::current()?;
     let request = || {
-        json!({"inventory_id": id.to_string(), "from_location_id": from.to_string(),
+        let mut r = json!({"inventory_id": id.to_string(), "from_location_id": from.to_string(),
                "to_location_id": to.to_string(), "quantity": qty.normalize(),
-               "reason": mv.reason, "reference": mv.reference})
-        .to_string()
+               "reason": mv.reason, "reference": mv.reference});
+        // only when shipped, so a key first used before p_receive existed
+        // replays as before
+        if !receive {
+            r["receive"] = json!(false);
+        }
+        r.to_string()
     };
     with_spi(mv.lock_timeout_ms, |c| {
         idempotency::once(
@@ -139,10 +148,58 @@ fn transfer(args: &Args) -> Result<String> {
             request,
             |c| {
                 let route = stock::Route { item: id, from, to };
-                stock::transfer(&Level { sale: false }, c, &who, &route, &qty, &mv)
+                let l = Level { sale: false };
+                if receive {
+                    stock::transfer(&l, c, &who, &route, &qty, &mv)
+                } else {
+                    transfers::ship(&l, c, &who, &route, &qty, &mv)
+                }
             },
         )
     })
+}
+
+/// receive_transfer(p_transfer_id, p_quantity, p_reason, p_reference,
+/// p_idempotency_key, p_lock_timeout_ms) and cancel_transfer(p_transfer_id,
+/// p_reason, p_reference, p_idempotency_key, p_lock_timeout_ms)
+fn finish_transfer(args: &Args, received: bool) -> Result<String> {
+    let id = args.uuid(0, "p_transfer_id")?;
+    let (qty, first) = if received {
+        let q = args
+            .numeric(1)
+            .map(|q| validate::positive_quantity(Some(q), "p_quantity"))
+            .transpose()?;
+        (q, 2)
+    } else {
+        (None, 1)
+    };
+    let mv = Movement::read(args, first)?;
+    let who = Caller::current()?;
+    let function = if received {
+        "receive_transfer"
+    } else {
+        "cancel_transfer"
+    };
+    let request = || {
+        json!({"transfer_id": id.to_string(),
+               "quantity": qty.as_ref().map(|q| q.normalize().to_string()),
+               "reason": mv.reason, "reference": mv.reference})
+        .to_string()
+    };
+    with_spi(mv.lock_timeout_ms, |c| {
+        idempotency::once(c, &who, mv.key.as_deref(), function, request, |c| {
+            let l = Level { sale: false };
+            transfers::finish(&l, c, &who, id, qty.as_ref(), received, &mv)
+        })
+    })
+}
+
+fn receive_transfer(args: &Args) -> Result<String> {
+    finish_transfer(args, true)
+}
+
+fn cancel_transfer(args: &Args) -> Result<String> {
+    finish_transfer(args, false)
 }
 
 /// adjust_inventory(p_inventory_id, p_new_quantity, p_expected_quantity,
@@ -334,7 +391,12 @@ entry_points! {
         (UUIDOID, NUMERICOID, NUMERICOID, BOOLOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, UUIDOID)
         => adjust;
     ai_transfer_inventory / pg_finfo_ai_transfer_inventory
-        (UUIDOID, UUIDOID, UUIDOID, NUMERICOID, TEXTOID, TEXTOID, TEXTOID, INT4OID) => transfer;
+        (UUIDOID, UUIDOID, UUIDOID, NUMERICOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, BOOLOID)
+        => transfer;
+    ai_receive_transfer / pg_finfo_ai_receive_transfer
+        (UUIDOID, NUMERICOID, TEXTOID, TEXTOID, TEXTOID, INT4OID) => receive_transfer;
+    ai_cancel_transfer / pg_finfo_ai_cancel_transfer
+        (UUIDOID, TEXTOID, TEXTOID, TEXTOID, INT4OID) => cancel_transfer;
     ai_decrement_inventory_many / pg_finfo_ai_decrement_inventory_many
         (JSONBOID, TEXTOID, TEXTOID, TEXTOID, INT4OID) => decrement_many;
     ai_bound_decrement / pg_finfo_ai_bound_decrement

@@ -8,3 +8,4 @@ pub mod kits;
 pub mod packing;
 pub mod reservations;
 pub mod stock;
+pub mod transfers;

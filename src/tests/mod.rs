@@ -18,3 +18,4 @@ mod states;
 mod stats;
 mod stock;
 mod stripes;
+mod transfers;

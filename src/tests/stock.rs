@@ -929,7 +929,7 @@ mod tests {
                 AND p.proname NOT IN ('stock_valid', 'stock_event_due')"
         ));
         assert_eq!(
-            entry_points, "39",
+            entry_points, "41",
             "the C entry points of sql/functions.sql"
         );
         let set_clause = scalar(&format!(

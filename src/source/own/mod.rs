@@ -12,6 +12,7 @@ pub mod packing;
 pub mod states;
 pub mod stock;
 pub mod stripes;
+pub mod transfers;
 
 /// The extension's own tables.
 pub struct Own;
