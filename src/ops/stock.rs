@@ -13,10 +13,10 @@
 //! hidden.
 
 use crate::core::caller::Caller;
-use crate::core::movement::{num, num_json, numeric, Movement};
+use crate::core::movement::{num, num_json, numeric, Moved, Movement};
 use crate::core::validate;
 use crate::error::{Error, Result, Shortfall};
-use crate::source::own::levels::{Level, LevelKey};
+use crate::source::own::levels::{is_default, Level, LevelKey};
 use crate::source::{Lines, StockSource};
 use pgrx::spi::SpiClient;
 use pgrx::{AnyNumeric, Uuid};
@@ -232,6 +232,16 @@ pub fn transfer(
     mv: &Movement,
 ) -> Result<String> {
     let Route { item, from, to } = *route;
+    // Between two levels away from the default location (two stores, a
+    // warehouse and a store), one statement, guarded, does it all when both
+    // levels exist and are usable (levels.rs, MOVE_BETWEEN); else the steps
+    // below create the destination's level or say what is wrong.
+    if !is_default(&from) && !is_default(&to) {
+        let id = crate::pg::backend::random_uuid();
+        if let Some((out, into)) = l.move_between(c, who, item, from, to, qty, mv, id)? {
+            return Ok(transfer_answer(id, route, qty, &out, &into));
+        }
+    }
     let src = LevelKey {
         item,
         location: from,
@@ -294,13 +304,18 @@ pub fn transfer(
     if striped {
         l.respread(c, item)?;
     }
-    Ok(json!({
+    Ok(transfer_answer(id, route, qty, &out, &into))
+}
+
+/// A transfer's answer: both sides' old and new quantity.
+fn transfer_answer(id: Uuid, route: &Route, qty: &AnyNumeric, out: &Moved, into: &Moved) -> String {
+    json!({
         "success": true, "transfer_id": validate::uuid_text(&id),
-        "inventory_id": validate::uuid_text(&item), "quantity": num(qty),
-        "from": {"location_id": validate::uuid_text(&from),
+        "inventory_id": validate::uuid_text(&route.item), "quantity": num(qty),
+        "from": {"location_id": validate::uuid_text(&route.from),
                  "old_quantity": num_json(&out.old), "new_quantity": num_json(&out.new)},
-        "to": {"location_id": validate::uuid_text(&to),
+        "to": {"location_id": validate::uuid_text(&route.to),
                "old_quantity": num_json(&into.old), "new_quantity": num_json(&into.new)},
     })
-    .to_string())
+    .to_string()
 }

@@ -17,20 +17,41 @@ use pgrx::pg_sys;
 /// caller's setting restored). An error unwinding through `f` leaves the
 /// level to the transaction's or subtransaction's abort, as fmgr does.
 pub fn generic<T>(f: impl FnOnce() -> T) -> T {
-    // SAFETY: inside a transaction (every caller runs in one); the setting
-    // is a user-settable GUC, saved and set within the new nesting level.
+    with_settings(&[(c"plan_cache_mode", c"force_generic_plan")], f)
+}
+
+/// `generic`, planned with index scans only (no sequential or bitmap scan):
+/// for a statement that locks rows in the order an index or its driving
+/// array hands them over, whatever the table's size (a bitmap or
+/// sequential scan hands them over in their physical order).
+pub fn generic_by_index<T>(f: impl FnOnce() -> T) -> T {
+    with_settings(
+        &[
+            (c"plan_cache_mode", c"force_generic_plan"),
+            (c"enable_seqscan", c"off"),
+            (c"enable_bitmapscan", c"off"),
+        ],
+        f,
+    )
+}
+
+fn with_settings<T>(settings: &[(&std::ffi::CStr, &std::ffi::CStr)], f: impl FnOnce() -> T) -> T {
+    // SAFETY: inside a transaction (every caller runs in one); the settings
+    // are user-settable GUCs, saved and set within the new nesting level.
     let nest_level = unsafe {
         let level = pg_sys::NewGUCNestLevel();
-        pg_sys::set_config_option(
-            c"plan_cache_mode".as_ptr(),
-            c"force_generic_plan".as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_SAVE,
-            true,
-            0,
-            false,
-        );
+        for (name, value) in settings {
+            pg_sys::set_config_option(
+                name.as_ptr(),
+                value.as_ptr(),
+                pg_sys::GucContext::PGC_USERSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+                pg_sys::GucAction::GUC_ACTION_SAVE,
+                true,
+                0,
+                false,
+            );
+        }
         level
     };
     let out = f();

@@ -500,4 +500,40 @@ mod tests {
             "1"
         );
     }
+
+    /// A transfer between two levels is one statement: its guard checked
+    /// once before a row is read, and the two rows locked in the order of
+    /// its line array (ascending location ids), never by a scan of levels,
+    /// on its generic plan.
+    #[pg_test]
+    fn transfer_between_levels_locks_in_location_order() {
+        // the settings move_between plans it with (plans::generic_by_index)
+        Spi::run(
+            "SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off; \
+             SET LOCAL enable_bitmapscan = off",
+        )
+        .unwrap();
+        let (plan, generic) = plan_of(&crate::source::own::levels::MOVE_BETWEEN);
+        assert!(generic, "plan: {plan:#?}");
+        // under the guard's Result: a nested loop whose outer (first) child
+        // is the line array and whose inner is the index lookup per line
+        let nodes: Vec<&String> = plan.iter().filter(|l| l.contains("->")).collect();
+        let result = nodes.iter().position(|l| l.contains("->  Result"));
+        let under: Vec<&&String> = result
+            .map(|i| nodes[i + 1..].iter().take(3).collect())
+            .unwrap_or_default();
+        assert!(
+            plan.iter().any(|l| l.contains("One-Time Filter: ($") && l.contains(" = 2)"))
+                && under.len() == 3
+                && under[0].contains("Nested Loop")
+                && under[1].contains("Values Scan")
+                // (the key's index, or on a table this small the location's)
+                && under[2].contains("Index Scan using stock_levels_")
+                && under[2].contains("on stock_levels l")
+                && !plan
+                    .iter()
+                    .any(|l| l.contains("Seq Scan on stock_levels") || l.contains("Bitmap")),
+            "plan: {plan:#?}"
+        );
+    }
 }

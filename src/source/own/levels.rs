@@ -106,6 +106,70 @@ const SHIFT_DEFAULT: Stmt = Stmt {
     args: &[UUID, NUM, BOOL, TEXT, TEXT, TEXT, TEXT, UUID, BOOL],
 };
 
+/// A transfer between two levels, neither at the default location, in one
+/// statement: $2/$3 and $4/$5 are the two sides' locations and signed
+/// moves, in ascending location order (the lock order of levels.rs), $6 the
+/// destination. Its guard, checked once before a row is read (a one-time
+/// filter over an InitPlan, on the statement's snapshot): both levels
+/// exist, the item is visible and tracks stock, both locations are visible
+/// and the destination active, and the source covers the transfer. When it
+/// fails nothing is touched and the transfer takes the path that creates
+/// the destination's level, waits for a restock in flight at the source
+/// (a row the snapshot shows short is not waited for by an UPDATE), or
+/// says what is wrong. When it holds,
+/// the UPDATE moves each side whose stock allows it, locking the two rows
+/// in the order of the line array: its conditions on the level's key are
+/// written `= ANY (ARRAY[d.x])`, which only a nested loop driven by the
+/// array can use (as in lines.rs), planned with index scans only
+/// (plans::generic_by_index), so no scan of levels drives it; a side it
+/// leaves can only be a source a concurrent movement left short after the
+/// UPDATE waited for it (re-checked on the newest version), and the call's
+/// error then undoes the other side. Two ledger rows ($12) share the transfer id.
+///
+/// Measured: one statement instead of five (create the destination's level
+/// if missing, lock each side, move each side) for a transfer between two
+/// stores (docs/benchmarks.md, `transfer`).
+pub(crate) const MOVE_BETWEEN: Stmt = Stmt {
+    name: "level_move_between",
+    sql: "WITH upd AS ( \
+            UPDATE atomic_inventory.stock_levels AS l \
+               SET quantity = l.quantity + d.delta, updated_at = pg_catalog.now() \
+              FROM (VALUES ($1::uuid, $2::uuid, $3::numeric), ($1::uuid, $4::uuid, $5::numeric)) \
+                   AS d(item, loc, delta) \
+             WHERE l.item_id = ANY (ARRAY[d.item]) AND l.location_id = ANY (ARRAY[d.loc]) \
+               AND l.quantity - l.reserved + d.delta >= 0 \
+               AND (SELECT count(*) FROM atomic_inventory.stock_levels AS x \
+                      JOIN atomic_inventory.items AS i ON i.id = x.item_id \
+                      JOIN atomic_inventory.locations AS o ON o.id = x.location_id \
+                     WHERE x.item_id = $1 AND x.location_id = ANY (ARRAY[$2::uuid, $4::uuid]) \
+                       AND i.track_inventory \
+                       AND (i.tenant_id IS NULL OR $7 OR i.tenant_id = $8) \
+                       AND (o.tenant_id IS NULL OR $7 OR o.tenant_id = $8) \
+                       AND (o.active OR o.id <> $6) \
+                       AND x.quantity - x.reserved + CASE x.location_id WHEN $2 THEN $3 ELSE $5 END >= 0) = 2 \
+            RETURNING l.location_id, l.quantity, d.delta \
+          ), led AS ( \
+            INSERT INTO atomic_inventory.ledger \
+              (inventory_id, location_id, delta, quantity_after, kind, reason, reference, \
+               idempotency_key, tenant_id, transfer_id) \
+            SELECT $1, u.location_id, u.delta, u.quantity, 'transfer', $9, $10, $11, \
+                   (SELECT i.tenant_id FROM atomic_inventory.items AS i WHERE i.id = $1), $13 \
+              FROM upd AS u WHERE $12 \
+          ) \
+          SELECT u.location_id, (u.quantity - u.delta)::text, u.quantity::text FROM upd AS u",
+    args: &[
+        UUID, UUID, NUM, UUID, NUM, UUID, BOOL, TEXT, TEXT, TEXT, TEXT, BOOL, UUID,
+    ],
+};
+
+/// A level's available units, read without a lock (for an error's detail).
+const AVAILABLE: Stmt = Stmt {
+    name: "level_available",
+    sql: "SELECT (l.quantity - l.reserved)::text FROM atomic_inventory.stock_levels AS l \
+           WHERE l.item_id = $1 AND l.location_id = $2",
+    args: &[UUID, UUID],
+};
+
 /// An empty level for a visible item at a visible, active location (the
 /// first restock or transfer there); nothing if it exists.
 const CREATE: Stmt = Stmt {
@@ -294,6 +358,95 @@ impl Level {
             )?
         };
         moved_row(done)
+    }
+
+    /// Move `qty` units of `item` from one level to another, neither at the
+    /// default location, in one statement (MOVE_BETWEEN): Some(the source's
+    /// and the destination's old and new quantity), or None when its guard
+    /// stopped it (a level missing, the item or a location not usable),
+    /// nothing touched. A source short of stock is INSUFFICIENT_INVENTORY.
+    #[allow(clippy::too_many_arguments)]
+    pub fn move_between(
+        &self,
+        c: &mut SpiClient<'_>,
+        who: &Caller,
+        item: Uuid,
+        from: Uuid,
+        to: Uuid,
+        qty: &AnyNumeric,
+        mv: &Movement,
+        transfer: Uuid,
+    ) -> Result<Option<(Moved, Moved)>> {
+        let out = AnyNumeric::from(0) - qty.clone();
+        // ascending location order, as PostgreSQL orders uuids (bytewise)
+        let (first, second) = if from.as_bytes() < to.as_bytes() {
+            ((from, out), (to, qty.clone()))
+        } else {
+            ((to, qty.clone()), (from, out))
+        };
+        let [r, f, k] = mv.ledger_params();
+        // its generic plan, index scans only: the lock order (pg/plans.rs)
+        let done = crate::pg::plans::generic_by_index(|| {
+            run(
+                c,
+                &MOVE_BETWEEN,
+                &[
+                    item.into(),
+                    first.0.into(),
+                    first.1.into(),
+                    second.0.into(),
+                    second.1.into(),
+                    to.into(),
+                    who.admin.into(),
+                    who.tenant.clone().into(),
+                    r,
+                    f,
+                    k,
+                    mv.ledger.into(),
+                    transfer.into(),
+                ],
+            )
+        })?;
+        let (mut src, mut dst) = (None, None);
+        for row in done {
+            let at = row.get::<Uuid>(1)?;
+            let moved = Moved {
+                old: row.get::<String>(2)?.unwrap_or_default(),
+                new: row.get::<String>(3)?.unwrap_or_default(),
+                backordered: None,
+            };
+            if at == Some(from) {
+                src = Some(moved);
+            } else if at == Some(to) {
+                dst = Some(moved);
+            }
+        }
+        match (src, dst) {
+            (Some(s), Some(d)) => Ok(Some((s, d))),
+            // no row: the guard stopped it (when it holds, the destination,
+            // which only gains, is always moved)
+            (None, None) => Ok(None),
+            // the side left is a source short of stock; the error undoes the
+            // destination's move
+            (None, Some(_)) => {
+                let t = run(c, &AVAILABLE, &[item.into(), from.into()])?;
+                let available = if t.is_empty() {
+                    "0".to_string()
+                } else {
+                    t.first().get::<String>(1)?.unwrap_or_default()
+                };
+                Err(Error::Insufficient {
+                    lines: vec![crate::error::Shortfall {
+                        inventory_id: validate::uuid_text(&item),
+                        available,
+                        requested: qty.normalize().to_string(),
+                    }],
+                })
+            }
+            (Some(_), None) => Err(Error::Internal(
+                "a transfer's destination level vanished while it was being moved".into(),
+            )),
+        }
     }
 
     /// Lock the row of `key`, any location; an error saying why it can't be
