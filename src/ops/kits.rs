@@ -11,8 +11,8 @@ use crate::error::{Error, Result};
 use crate::ops::{allocate, stock};
 use crate::pg::plans;
 use crate::source::own::kits::{self, Expanded, KitUse};
-use crate::source::own::lines;
 use crate::source::own::Own;
+use crate::source::own::{levels, lines};
 use crate::source::{Lines, StockSource};
 use pgrx::{AnyNumeric, Uuid};
 use serde_json::{json, Value};
@@ -126,10 +126,27 @@ fn sell(
     order: &Expanded,
     mv: &Movement,
 ) -> Result<String> {
-    if order.any_levels || order.lines.iter().any(|l| l.location_id.is_some()) {
+    let located = order.lines.iter().any(|l| l.location_id.is_some());
+    let (keys, qtys) = validate::merged_lines(&order.lines);
+    let any_levels = match order.any_levels {
+        Some(known) => known,
+        None if located => true,
+        // kits' components: the guarded first statement asks about their
+        // levels itself, and sells them when they have none
+        None => {
+            let lines = Lines {
+                keys: keys.clone(),
+                qtys: qtys.clone(),
+            };
+            if let Some(sold) = lines::sell_plain(c, who, &lines, mv)? {
+                return Ok(Own.lines_sold(sold));
+            }
+            levels::any_levels(c, &keys)?
+        }
+    };
+    if any_levels || located {
         return allocate::decrement_many_at(c, who, &order.lines, mv);
     }
-    let (keys, qtys) = validate::merged_lines(&order.lines);
     stock::decrement_many(&Own, c, who, &Lines { keys, qtys }, mv)
 }
 

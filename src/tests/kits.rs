@@ -159,6 +159,40 @@ mod tests {
         assert_eq!(reconciled(), "0");
     }
 
+    /// A kit sold without naming a location, one of whose components has
+    /// stock elsewhere: the sale's guarded first statement sees the level
+    /// and leaves the order to the allocation policy, which takes that
+    /// component from the location the default one can't cover it from.
+    #[pg_test]
+    fn a_kit_sold_anywhere_takes_a_component_from_another_location() {
+        kit();
+        let store = call("atomic_inventory.create_location('store-2')")["location_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        call(&format!(
+            "atomic_inventory.increment_inventory('{B}', 3, p_location_id => '{store}')"
+        ));
+        // 5 kits: A's 10 units at the default location; B's 4 there are
+        // short of 5, its 3 at the store make up the rest
+        let r = call(&format!("atomic_inventory.decrement_inventory('{KIT}', 5)"));
+        assert_eq!(r["success"], true, "{r}");
+        assert_eq!(quantity(A), "0");
+        let b_default: i64 = quantity(B).parse().unwrap();
+        let b_store = call(&format!("atomic_inventory.get_inventory('{B}', '{store}')"))
+            ["quantity"]
+            .as_i64()
+            .unwrap();
+        assert_eq!(b_default + b_store, 2, "B left: {b_default} + {b_store}");
+        assert!(b_store < 3, "nothing taken from the store: {b_store}");
+        // one more: A has none anywhere
+        let (s, _, _) = err(&format!(
+            "SELECT atomic_inventory.decrement_inventory('{KIT}', 1)"
+        ));
+        assert_eq!(s, "PT409");
+        assert_eq!(reconciled(), "0");
+    }
+
     #[pg_test]
     fn a_kit_holds_no_stock_of_its_own() {
         kit();

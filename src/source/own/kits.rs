@@ -9,7 +9,6 @@ use crate::core::caller::Caller;
 use crate::core::validate::Line;
 use crate::error::Result;
 use crate::pg::spi::{run, Stmt};
-use crate::source::own::levels;
 use pgrx::pg_sys::{self, Oid};
 use pgrx::spi::SpiClient;
 use pgrx::{AnyNumeric, Uuid};
@@ -47,13 +46,15 @@ pub struct Expanded {
     pub lines: Vec<Line>,
     /// the kit lines replaced (empty: the order named no kit)
     pub kits: Vec<KitUse>,
-    /// whether any item to sell has stock levels at other locations
-    pub any_levels: bool,
+    /// whether any item to sell has stock levels at other locations; None
+    /// when the order named kits: not asked yet about their components
+    /// (`levels::any_levels`), since the guarded first statement of a sale
+    /// asks it itself (lines.rs, sell_plain)
+    pub any_levels: Option<bool>,
 }
 
-/// Read an order's kit lines as their components' lines. One statement for
-/// an order without kits (it answers the levels question too); a second
-/// one, for the components' levels, only when there are kits.
+/// Read an order's kit lines as their components' lines: one statement (for
+/// an order without kits it answers the levels question too).
 pub fn expand(c: &mut SpiClient<'_>, who: &Caller, lines: &[Line]) -> Result<Expanded> {
     let mut ids: Vec<Uuid> = lines.iter().map(|l| l.inventory_id).collect();
     ids.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
@@ -85,7 +86,7 @@ pub fn expand(c: &mut SpiClient<'_>, who: &Caller, lines: &[Line]) -> Result<Exp
                 })
                 .collect(),
             kits: Vec::new(),
-            any_levels,
+            any_levels: Some(any_levels),
         });
     }
     let mut out = Vec::with_capacity(lines.len() + parts.len());
@@ -116,13 +117,9 @@ pub fn expand(c: &mut SpiClient<'_>, who: &Caller, lines: &[Line]) -> Result<Exp
             location_id: l.location_id,
         });
     }
-    let mut sold: Vec<Uuid> = out.iter().map(|l| l.inventory_id).collect();
-    sold.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-    sold.dedup();
-    let any_levels = levels::any_levels(c, &sold)?;
     Ok(Expanded {
         lines: out,
         kits,
-        any_levels,
+        any_levels: None,
     })
 }
