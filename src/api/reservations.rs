@@ -7,6 +7,7 @@ use crate::core::caller::Caller;
 use crate::core::idempotency;
 use crate::core::validate;
 use crate::error::{Error, Result};
+use crate::ops::allocate;
 use crate::ops::batches;
 use crate::ops::kits;
 use crate::ops::reservations::{self, Parts, Settlement};
@@ -60,7 +61,16 @@ fn reserve(args: &Args) -> Result<String> {
             // Kits read as their components, merged per item and sorted:
             // the order the rows are locked in. (The reservation's lines
             // merge them again, per item.)
-            let (merged, used) = kits::hold_lines(c, &who, &lines)?;
+            let (merged, used, any_levels) = kits::hold_lines(c, &who, &lines)?;
+            // Items with stock at other locations: a line the default
+            // location can't cover is held where the policy finds it
+            // (ops/allocate.rs, hold_lines).
+            if any_levels {
+                if let Some(placed) = allocate::hold_lines(c, &who, &merged)? {
+                    let done = reservations::reserve_at(c, &who, &placed, ttl, reference.clone())?;
+                    return kits::with_kits(done, &used);
+                }
+            }
             let done = reservations::reserve(&Own, c, &who, &merged, ttl, reference.clone())?;
             kits::with_kits(done, &used)
         })

@@ -201,3 +201,37 @@ pub fn decrement_many_at(
     }
     Ok(json!({"success": true, "lines": out}).to_string())
 }
+
+/// Where a hold (reserve_inventory) whose lines name no location takes
+/// each line, when some of its items have stock at other locations
+/// (docs/locations.md, "Holds"): the default location if it covers the
+/// whole line, else the first sellable, active location by priority that
+/// covers it, else the default location (whose check then refuses it). A
+/// line is never split: a reservation holds an item at one location.
+/// Some(the lines with their locations) when any goes elsewhere, else None
+/// (the default location's statements hold them). Read without a lock; the
+/// hold's guarded writes check again under their locks.
+pub fn hold_lines(
+    c: &mut SpiClient<'_>,
+    who: &Caller,
+    lines: &crate::source::Lines<Uuid>,
+) -> Result<Option<Vec<Line>>> {
+    let places = levels::hold_places(c, who, lines)?;
+    if places.iter().all(|(_, at)| at.is_none()) {
+        return Ok(None);
+    }
+    let mut out = Vec::with_capacity(places.len());
+    for ((id, at), (key, qty)) in places.iter().zip(lines.keys.iter().zip(&lines.qtys)) {
+        if id != key {
+            return Err(Error::Internal(
+                "a hold's places came back out of line order".into(),
+            ));
+        }
+        out.push(Line {
+            inventory_id: *id,
+            quantity: qty.clone(),
+            location_id: *at,
+        });
+    }
+    Ok(Some(out))
+}

@@ -82,17 +82,23 @@ pub fn decrement_kit(
 }
 
 /// The order's lines as reserve_inventory holds them (merged per item,
-/// sorted) and the kits they came from.
+/// sorted), the kits they came from, and whether any of their items has
+/// stock at other locations.
 pub fn hold_lines(
     c: &mut pgrx::spi::SpiClient<'_>,
     who: &Caller,
     lines: &[Line],
-) -> Result<(Lines<Uuid>, Vec<KitUse>)> {
+) -> Result<(Lines<Uuid>, Vec<KitUse>, bool)> {
     // one statement on every hold: on its generic plan (pg/plans.rs), not
     // planned again for each one- or two-line cart
     let order = plans::generic(|| kits::expand(c, who, lines))?;
     let (keys, qtys) = validate::merged_lines(&order.lines);
-    Ok((Lines { keys, qtys }, order.kits))
+    let any_levels = match order.any_levels {
+        Some(known) => known,
+        // kits: their components' levels
+        None => levels::any_levels(c, &keys)?,
+    };
+    Ok((Lines { keys, qtys }, order.kits, any_levels))
 }
 
 /// The order's lines as reserve_inventory holds them when a line names a

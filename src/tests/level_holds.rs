@@ -59,6 +59,52 @@ mod tests {
         ))
     }
 
+    /// A hold that names no location, of an item with stock elsewhere: the
+    /// default location when it covers the whole line, else the first
+    /// sellable, active location by priority that does (a returns area is
+    /// passed over), never split; refused when none covers it.
+    #[pg_test]
+    fn a_hold_naming_no_location_is_placed_by_the_policy() {
+        item(A, "1");
+        let low = location("store-low");
+        let high = call("atomic_inventory.create_location('store-high', p_priority => 5)")
+            ["location_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let ret = call(
+            "atomic_inventory.create_location('returns', p_priority => 9, p_sellable => false)",
+        )["location_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        restock(A, "4", &low);
+        restock(A, "4", &high);
+        restock(A, "50", &ret);
+        // 1 unit: the default location covers it
+        let r1 = reserve(&format!(r#"[{{"inventory_id":"{A}","quantity":1}}]"#));
+        assert_eq!(line(&r1, A), "active 1 0 0 default");
+        assert_eq!(own(A), "1/1");
+        // 3 units: the default location can't; the higher priority store can
+        let r2 = reserve(&format!(r#"[{{"inventory_id":"{A}","quantity":3}}]"#));
+        assert_eq!(line(&r2, A), format!("active 3 0 0 {high}"));
+        assert_eq!(level(A, &high), "4/3");
+        assert_eq!(level(A, &low), "4/0");
+        // 4 units: only the other store covers the whole line now
+        let r3 = reserve(&format!(r#"[{{"inventory_id":"{A}","quantity":4}}]"#));
+        assert_eq!(line(&r3, A), format!("active 4 0 0 {low}"));
+        // 2 more: 1 free at the high store, none elsewhere that sells
+        let (s, _, _) = err(&format!(
+            r#"SELECT atomic_inventory.reserve_inventory('[{{"inventory_id":"{A}","quantity":2}}]')"#
+        ));
+        assert_eq!(s, "PT409");
+        assert_eq!(level(A, &ret), "50/0");
+        // the commit sells where the hold was
+        call(&format!("atomic_inventory.commit_reservation('{r2}')"));
+        assert_eq!(level(A, &high), "1/0");
+        assert_eq!(reconciled(), "0");
+    }
+
     #[pg_test]
     fn a_hold_at_a_location_takes_that_levels_units_only() {
         item(A, "10");

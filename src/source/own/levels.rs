@@ -807,6 +807,57 @@ pub struct LevelRow {
     pub priority: i32,
 }
 
+/// Where a hold of lines $1/$2 (merged, sorted) that name no location
+/// should take each line, read without a lock: per line, whether the
+/// default location covers it (or the item is striped, untracked, a kit or
+/// not there: those stay at the default location, whose checks answer
+/// them), and else the first sellable, active, visible location by
+/// priority (higher first, then id) whose level covers the whole line.
+const HOLD_PLACES: Stmt = Stmt {
+    name: "level_hold_places",
+    sql: "SELECT r.id, \
+                 COALESCE(i.stripes > 0 OR NOT i.track_inventory OR i.kit \
+                          OR i.quantity - i.reserved - i.unsellable + i.backorder_limit >= r.qty, true), \
+                 (SELECT l.location_id FROM atomic_inventory.stock_levels AS l \
+                    JOIN atomic_inventory.locations AS o ON o.id = l.location_id \
+                   WHERE l.item_id = r.id AND o.active AND o.sellable \
+                     AND (o.tenant_id IS NULL OR $3 OR o.tenant_id = $4) \
+                     AND l.quantity - l.reserved >= r.qty \
+                   ORDER BY o.priority DESC, o.id LIMIT 1) \
+            FROM ROWS FROM (pg_catalog.unnest($1::uuid[]), pg_catalog.unnest($2::numeric[])) AS r(id, qty) \
+            LEFT JOIN atomic_inventory.items AS i \
+                   ON i.id = r.id AND (i.tenant_id IS NULL OR $3 OR i.tenant_id = $4)",
+    args: &[pg_sys::UUIDARRAYOID, pg_sys::NUMERICARRAYOID, BOOL, TEXT],
+};
+
+/// HOLD_PLACES: for each of the lines (merged, sorted), the location to
+/// hold it at; None for the default location.
+pub fn hold_places(
+    c: &mut SpiClient<'_>,
+    who: &Caller,
+    lines: &Lines<Uuid>,
+) -> Result<Vec<(Uuid, Option<Uuid>)>> {
+    let mut out = Vec::with_capacity(lines.keys.len());
+    for row in run(
+        c,
+        &HOLD_PLACES,
+        &[
+            lines.keys.clone().into(),
+            lines.qtys.clone().into(),
+            who.admin.into(),
+            who.tenant.clone().into(),
+        ],
+    )? {
+        let id = row
+            .get::<Uuid>(1)?
+            .ok_or_else(|| Error::Internal("a hold line without an id".into()))?;
+        let at_default = row.get::<bool>(2)?.unwrap_or(true);
+        let level = row.get::<Uuid>(3)?;
+        out.push((id, if at_default { None } else { level }));
+    }
+    Ok(out)
+}
+
 /// Whether any of `items` has stock at a location other than the default.
 pub fn any_levels(c: &mut SpiClient<'_>, items: &[Uuid]) -> Result<bool> {
     let t = run(c, &ANY_LEVELS, &[items.to_vec().into()])?;
