@@ -91,8 +91,11 @@ macro_rules! bare_returning {
 /// from its stripes). Short rows and untracked rows are left alone and
 /// unlocked. Lines arrive merged per item and sorted by id. Returns per row
 /// touched, in the order it was updated: id, whether the line was taken,
-/// old and new quantity (meaningful if taken), and the units of the line
-/// that went past the stock on hand (backorders; NULL for none).
+/// old and new quantity (meaningful if taken), the units of the line that
+/// went past the stock on hand (backorders; NULL for none), and whether the
+/// item is on preorder (those units answer as preordered). The room past
+/// the stock is the same as the single sale's (stock.rs: backorder_limit,
+/// for a preorder only before its release date).
 ///
 /// Why this is safe:
 /// - The availability check is in the UPDATE's WHERE clause, so a row changed
