@@ -373,6 +373,17 @@ CASES = [
     ("set_backorder_limit('{item}', 1e13)", "22023", "INVALID_QUANTITY"),
     ("set_backorder_limit('%s', 1)" % MISSING, "PT404", "NOT_FOUND"),
     ("set_backorder_limit('{striped}', 1)", "22023", "INVALID_INPUT", "striped"),
+    # preorders
+    ("set_preorder(NULL, 1, now() + interval '1 day')", "22023", "INVALID_INPUT"),
+    ("set_preorder('{item}', -1, now() + interval '1 day')", "22023", "INVALID_QUANTITY"),
+    ("set_preorder('{item}', 'NaN', now() + interval '1 day')", "22023", "INVALID_QUANTITY"),
+    ("set_preorder('{item}', 'Infinity', now() + interval '1 day')", "22023", "INVALID_QUANTITY"),
+    ("set_preorder('{item}', 1e13, now() + interval '1 day')", "22023", "INVALID_QUANTITY"),
+    ("set_preorder('{item}', 1, now() - interval '1 day')", "22023", "INVALID_INPUT", "p_release_at"),
+    ("set_preorder('{item}', 1, 'infinity')", "22023", "INVALID_INPUT", "p_release_at"),
+    ("set_preorder('{item}', 1)", "22023", "INVALID_INPUT", "p_release_at"),
+    ("set_preorder('%s', 1, now() + interval '1 day')" % MISSING, "PT404", "NOT_FOUND"),
+    ("set_preorder('{striped}', 1, now() + interval '1 day')", "22023", "INVALID_INPUT", "striped"),
     ("remove_kit(NULL)", "22023", "INVALID_INPUT"),
     ("remove_kit('%s')" % MISSING, "PT404", "NOT_FOUND"),
     # stock states ({item} has no units in any state)
@@ -426,6 +437,7 @@ TENANT_CASES = [
     ("cancel_transfer('{other_transit}')", "PT404", "NOT_FOUND", "transfer"),
     ("create_location('bad-new', p_tenant_id => 'bad-tenant-b')", "22023", "INVALID_INPUT", "own tenant"),
     ("move_stock_state('{other_item}', 'available', 'damaged', 1)", "PT404", "NOT_FOUND"),
+    ("set_preorder('{other_item}', 1, now() + interval '1 day')", "PT404", "NOT_FOUND"),
 ]
 
 # Every free-text argument (text, varchar, text[]) of every function, with

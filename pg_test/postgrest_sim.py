@@ -9,6 +9,7 @@ Per request PostgREST (connected as `authenticator`): opens a transaction,
 json_to_record, typed from the function's declaration. No PostgREST binary is
 needed to reproduce that. Prints `postgrest: N passed, N failed`.
 """
+import datetime
 import json
 import threading
 import uuid
@@ -126,6 +127,30 @@ def main():
     check("own tenant's item -> 200", status, 200)
     status, body = api.rpc("decrement_inventory", {"p_inventory_id": store_item, "p_quantity": 1}, role="service_role")
     check("service_role (BYPASSRLS) crosses tenants -> 200", status, 200)
+
+    # preorders (docs/preorders.md): a cap of 2 past the 0 on hand until next
+    # week; the sale past the cap is a 409, a release date past is a 400,
+    # another tenant's item a 404
+    book = admin.execute(f"SELECT {S}.create_item(p_quantity => 0, p_sku => 'rest-' || gen_random_uuid())->>'inventory_id'").fetchone()[0]
+    week = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=7)).isoformat()
+    status, body = api.rpc("set_preorder", {"p_inventory_id": book, "p_limit": 2, "p_release_at": week}, claims=user)
+    check("set_preorder -> 200", (status, body and body.get("preorder_limit")), (200, 2))
+    status, body = api.rpc("decrement_inventory", {"p_inventory_id": book, "p_quantity": 2}, claims=user)
+    check("a preorder sale -> 200, preordered", (status, body and body.get("preordered")), (200, 2))
+    status, body = api.rpc("decrement_inventory", {"p_inventory_id": book, "p_quantity": 1}, claims=user)
+    check("a preorder sale past the cap -> 409", (status, body["code"], body["message"].split(":")[0]), (409, "PT409", "INSUFFICIENT_INVENTORY"))
+    status, body = api.rpc("set_preorder", {"p_inventory_id": book, "p_limit": 1, "p_release_at": week}, claims=user)
+    check("a cap below what is preordered -> 409", (status, body["code"], body["message"].split(":")[0]), (409, "PT409", "BACKORDERS_EXCEED_LIMIT"))
+    status, body = api.rpc("set_preorder", {"p_inventory_id": book, "p_limit": 2, "p_release_at": "2020-01-01T00:00:00Z"}, claims=user)
+    check("a release date in the past -> 400", (status, body["code"], body["message"].split(":")[0]), (400, "22023", "INVALID_INPUT"))
+    status, body = api.rpc("set_preorder", {"p_inventory_id": book, "p_limit": -1, "p_release_at": week}, claims=user)
+    check("a negative cap -> 400", (status, body["code"], body["message"].split(":")[0]), (400, "22023", "INVALID_QUANTITY"))
+    status, body = api.rpc("set_preorder", {"p_inventory_id": store_item, "p_limit": 2, "p_release_at": week}, claims={"sub": "u", "tenant_id": "store-b"})
+    check("set_preorder of another tenant's item -> 404", (status, body["code"]), (404, "PT404"))
+    status, body = api.rpc("set_preorder", {"p_inventory_id": book, "p_limit": 0}, claims=user)
+    check("set_preorder(p_limit 0) ends it -> 200, the 2 units stay owed", (status, body and body.get("preordered")), (200, 2))
+    status, body = api.rpc("decrement_inventory", {"p_inventory_id": book, "p_quantity": 1}, claims=user)
+    check("a sale past the stock after the end -> 409", (status, body["code"]), (409, "PT409"))
 
     # reservations
     lines = [{"inventory_id": item, "quantity": 1}]

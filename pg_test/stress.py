@@ -21,7 +21,8 @@ rows and status what the client acknowledged.
 Two kits of hot and cold components sell, sell beside loose units of a
 component and are held; their components' stock is checked as every
 item's, and the kits' own rows must still hold nothing. One hot item takes
-backorders: its quantity may go below 0, never past its limit. Units move
+backorders: its quantity may go below 0, never past its limit; another is
+on preorder (quantity - reserved - unsellable never below -cap). Units move
 between available and stock states (damaged, quality_control,
 safety_stock, incoming; move_stock_state) on the unstriped hot items and
 some cold ones while they sell: a monitor samples that no sale or hold
@@ -36,6 +37,7 @@ Needs the extension in the database that PG* environment variables name
 """
 import argparse
 import collections
+import datetime
 import json
 import random
 import threading
@@ -691,6 +693,12 @@ def main():
     backorder = {hot[-1]: 5} if hot[-1] not in hot[:a.hot // 2] else {}
     for item, lim in backorder.items():
         call(admin, "set_backorder_limit", p_inventory_id=item, p_limit=lim)
+    # another unstriped hot item on preorder (a cap of 4 past its stock,
+    # released in an hour): the same guard, with the release date's term
+    preorder = ({hot[a.hot // 2]: 4} if a.hot // 2 < a.hot - 1 and hot[a.hot // 2] not in backorder else {})
+    for item, cap in preorder.items():
+        call(admin, "set_preorder", p_inventory_id=item, p_limit=cap,
+             p_release_at=datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1))
     # units move between states on the unstriped hot items (one of them
     # takes backorders, some are kit components) and a few cold ones
     w.state_items = hot[a.hot // 2:] + cold[a.cold_at_locations:a.cold_at_locations + 8]
@@ -741,8 +749,14 @@ def main():
         on_hand = sum(float(w.states[(item, st)]) for st in ON_HAND_STATES)
         checks.check("unsellable_is_the_on_hand_states", abs(float(set_aside) - on_hand) < 1e-9,
                      f"{item} unsellable {set_aside}, states {on_hand}")
+    for item, cap in preorder.items():
+        q, r, u, lim, dated = admin.execute(
+            f"SELECT quantity, reserved, unsellable, backorder_limit, preorder_until IS NOT NULL "
+            f"FROM {S}.items WHERE id = %s", (item,)).fetchone()
+        checks.check("preorder_within_cap", q - r - u >= -cap and lim == cap and dated,
+                     f"{item} quantity {q} reserved {r} unsellable {u} (cap {cap}, limit {lim}, dated {dated})")
     for item, qty, reserved in rows:
-        lim = backorder.get(item, 0)
+        lim = backorder.get(item, preorder.get(item, 0))
         checks.check("quantity_non_negative_or_within_backorder_limit", qty >= -lim, f"{item} quantity {qty}")
         checks.check("reserved_within_quantity_plus_backorder_limit", 0 <= reserved <= qty + lim,
                      f"{item} reserved {reserved} of {qty} (backorder limit {lim})")

@@ -38,6 +38,11 @@ CREATE TABLE atomic_inventory.items (
     -- on-hand units not for sale (move_stock_state): the sum of the item's
     -- on-hand stock_states, kept here so a sale's guard reads one row
     unsellable      numeric     NOT NULL DEFAULT 0,
+    -- a preorder (set_preorder): sales past the stock on hand, up to
+    -- backorder_limit, only before this moment; NULL = not a preorder. Kept
+    -- out of the CHECK (the clock would make a stored row turn invalid):
+    -- the sale statements test it.
+    preorder_until  timestamptz,
     -- One CHECK, in C, for every rule of a row (pg/check.rs): quantity
     -- finite, 0 <= reserved, 0 <= unsellable, reserved + unsellable <=
     -- quantity + backorder_limit (NaN and Infinity excluded; quantity goes
@@ -70,6 +75,7 @@ COMMENT ON COLUMN atomic_inventory.items.reorder_point IS 'Low-stock threshold (
 COMMENT ON COLUMN atomic_inventory.items.kit IS 'true: a kit (define_kit), sold and reserved as its components (kit_components); it holds no stock of its own.';
 COMMENT ON COLUMN atomic_inventory.items.backorder_limit IS 'Backorders (set_backorder_limit): units sales and holds may take past the stock on hand, so quantity may fall to reserved - backorder_limit; 0 = none (deny).';
 COMMENT ON COLUMN atomic_inventory.items.unsellable IS 'Units on hand that are not for sale (damaged, quality_control, safety_stock in stock_states; move_stock_state): counted in quantity, never sold or held.';
+COMMENT ON COLUMN atomic_inventory.items.preorder_until IS 'Preorders (set_preorder): release date; before it sales and holds may take up to backorder_limit units past the stock on hand (reported as preordered), from it on only the stock on hand (units already preordered stay owed). NULL = not a preorder.';
 
 -- Striped mode for hot items (flash sales): the item's free stock is split
 -- over N sub-rows, so N sales can hold row locks at once instead of queueing

@@ -254,11 +254,14 @@ BEGIN
            CASE WHEN p_location_id IS NULL THEN
                (SELECT pg_catalog.json_build_object('inventory_id', it.id, 'sku', it.sku, 'name', it.name,
                    'quantity', t.quantity, 'reserved', t.reserved,
-                   'available', t.quantity - t.reserved - it.unsellable,
+                   -- a running preorder's cap is for sale too (what a storefront may still take)
+                   'available', t.quantity - t.reserved - it.unsellable
+                                + CASE WHEN it.preorder_until > pg_catalog.now() THEN it.backorder_limit ELSE 0 END,
                    'track_inventory', it.track_inventory, 'tenant_id', it.tenant_id,
                    'updated_at', it.updated_at, 'stripes', it.stripes, 'reorder_point', it.reorder_point,
                    'backorder_limit', it.backorder_limit,
                    'backordered', GREATEST(it.reserved + it.unsellable - it.quantity, 0),
+                   'preorder_until', it.preorder_until,
                    -- stock states (move_stock_state): the default location's
                    'unsellable', it.unsellable,
                    'states', (SELECT pg_catalog.json_object_agg(n.state, COALESCE(s.quantity, 0) ORDER BY n.ord)
@@ -1626,7 +1629,8 @@ BEGIN
                                                         'limit', p_limit)::text,
                   HINT = 'Restock first, or keep a limit at least as large as what is backordered.';
     END IF;
-    UPDATE atomic_inventory.items AS i SET backorder_limit = p_limit
+    -- one policy per item: a backorder limit replaces a preorder (set_preorder)
+    UPDATE atomic_inventory.items AS i SET backorder_limit = p_limit, preorder_until = NULL
      WHERE i.id = p_inventory_id
     RETURNING * INTO v_row;
     RETURN pg_catalog.json_build_object('success', true, 'inventory_id', v_row.id, 'backorder_limit', v_row.backorder_limit,
@@ -1635,7 +1639,112 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION atomic_inventory.set_backorder_limit(uuid, numeric) IS
-    'Backorders: let sales and holds of an item take up to p_limit units past its stock on hand (quantity may fall to reserved - p_limit); 0 refuses them (the default). Not for striped, kit or untracked items; a limit below what is already backordered is BACKORDERS_EXCEED_LIMIT (PT409). Returns {success, inventory_id, backorder_limit, quantity, reserved, backordered}.';
+    'Backorders: let sales and holds of an item take up to p_limit units past its stock on hand (quantity may fall to reserved - p_limit); 0 refuses them (the default). Replaces a preorder (set_preorder). Not for striped, kit or untracked items; a limit below what is already backordered is BACKORDERS_EXCEED_LIMIT (PT409). Returns {success, inventory_id, backorder_limit, quantity, reserved, backordered}.';
+
+-- Preorders (docs/preorders.md): sell an item before its release, up to a
+-- cap. The cap is the item's backorder_limit (the CHECK's bound, which must
+-- not depend on the clock); preorder_until is the release date the sale
+-- statements compare with now().
+CREATE FUNCTION atomic_inventory.set_preorder(
+    p_inventory_id uuid,
+    p_limit        numeric,
+    p_release_at   timestamptz DEFAULT NULL
+) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+DECLARE
+    v_row   atomic_inventory.items;
+    v_limit numeric := COALESCE(p_limit, 0);
+    v_until timestamptz;
+    v_owed  numeric;
+BEGIN
+    IF p_inventory_id IS NULL THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_inventory_id is required (got NULL)'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_inventory_id"}';
+    END IF;
+    IF v_limit = 'NaN' OR v_limit < 0 OR v_limit > 1000000000000 THEN
+        RAISE EXCEPTION 'INVALID_QUANTITY: p_limit must be a finite number between 0 (end the preorder) and 1000000000000'
+            USING ERRCODE = '22023',
+                  DETAIL = pg_catalog.jsonb_build_object('code', 'INVALID_QUANTITY', 'field', 'p_limit',
+                                                         'value', p_limit::text)::text,
+                  HINT = 'Pass how many units may be preordered past the stock on hand; 0 ends the preorder.';
+    END IF;
+    -- a release date must still be ahead: one already past would open
+    -- nothing (and 'infinity' would be a backorder limit by another name)
+    IF v_limit > 0 AND p_release_at IS NOT NULL
+       AND (p_release_at <= pg_catalog.now() OR NOT pg_catalog.isfinite(p_release_at)) THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_release_at must be a finite moment in the future (got %)', p_release_at
+            USING ERRCODE = '22023',
+                  DETAIL = pg_catalog.jsonb_build_object('code', 'INVALID_INPUT', 'field', 'p_release_at',
+                                                         'value', p_release_at::text)::text,
+                  HINT = 'Pass the release date; to end a preorder early pass p_limit => 0.';
+    END IF;
+    -- the row lock a sale takes: the policy changes between sales, never under one
+    SELECT * INTO v_row FROM atomic_inventory.items AS i
+     WHERE i.id = p_inventory_id
+       AND (i.tenant_id IS NULL OR i.tenant_id = atomic_inventory.caller_tenant()
+            OR atomic_inventory.caller_is_admin())
+       FOR NO KEY UPDATE;
+    IF v_row.id IS NULL THEN
+        RAISE EXCEPTION 'NOT_FOUND: inventory item % does not exist or is not visible to this tenant', p_inventory_id
+            USING ERRCODE = 'PT404',
+                  DETAIL = pg_catalog.jsonb_build_object('code', 'NOT_FOUND', 'entity', 'inventory item', 'ids',
+                                                         pg_catalog.jsonb_build_array(p_inventory_id))::text;
+    END IF;
+    -- units sold or held past the stock on hand (stock states count as held)
+    v_owed := GREATEST(v_row.reserved + v_row.unsellable - v_row.quantity, 0);
+    IF v_limit > 0 THEN
+        IF v_row.stripes > 0 OR v_row.kit OR NOT v_row.track_inventory THEN
+            RAISE EXCEPTION 'INVALID_INPUT: item % is %: it takes no preorders', p_inventory_id,
+                    CASE WHEN v_row.kit THEN 'a kit (its components take them)'
+                         WHEN v_row.stripes > 0 THEN 'striped'
+                         ELSE 'untracked' END
+                USING ERRCODE = '22023',
+                      DETAIL = pg_catalog.jsonb_build_object('code', 'INVALID_INPUT', 'field', 'p_inventory_id')::text,
+                      HINT = 'Striped items: stripe_item(p_stripes => 0) first.';
+        END IF;
+        -- without a date, a running preorder keeps its own (a new cap only)
+        v_until := COALESCE(p_release_at,
+                            CASE WHEN v_row.preorder_until > pg_catalog.now() THEN v_row.preorder_until END);
+        IF v_until IS NULL THEN
+            RAISE EXCEPTION 'INVALID_INPUT: p_release_at is required to start a preorder of item %', p_inventory_id
+                USING ERRCODE = '22023',
+                      DETAIL = pg_catalog.jsonb_build_object('code', 'INVALID_INPUT', 'field', 'p_release_at')::text,
+                      HINT = 'Pass the release date; without one, set_backorder_limit sells past the stock on hand.';
+        END IF;
+        -- the cap is the CHECK's bound: what is owed must stay within it
+        IF v_owed > v_limit THEN
+            RAISE EXCEPTION 'BACKORDERS_EXCEED_LIMIT: item % has % units sold past its stock, more than the cap %',
+                    p_inventory_id, v_owed, v_limit
+                USING ERRCODE = 'PT409',
+                      DETAIL = pg_catalog.jsonb_build_object('code', 'BACKORDERS_EXCEED_LIMIT', 'inventory_id', p_inventory_id,
+                                                             'backordered', v_owed, 'limit', v_limit)::text,
+                      HINT = 'Restock first, or keep a cap at least as large as what is owed.';
+        END IF;
+        -- one policy per item: a preorder replaces a backorder limit
+        UPDATE atomic_inventory.items AS i SET backorder_limit = v_limit, preorder_until = v_until
+         WHERE i.id = p_inventory_id
+        RETURNING * INTO v_row;
+    ELSIF v_row.preorder_until IS NOT NULL THEN
+        -- Ending a preorder stops sales past the stock at once. Units already
+        -- preordered stay owed: the cap stays as the CHECK's bound until a
+        -- restock covers them (a later call then clears it).
+        UPDATE atomic_inventory.items AS i
+           SET backorder_limit = CASE WHEN v_owed > 0 THEN i.backorder_limit ELSE 0 END,
+               preorder_until = CASE WHEN v_owed > 0 THEN LEAST(i.preorder_until, pg_catalog.now()) END
+         WHERE i.id = p_inventory_id
+        RETURNING * INTO v_row;
+    END IF;
+    RETURN pg_catalog.jsonb_build_object('success', true, 'inventory_id', v_row.id,
+        'preorder_limit', CASE WHEN v_row.preorder_until IS NULL THEN 0 ELSE v_row.backorder_limit END,
+        'preorder_until', v_row.preorder_until,
+        'quantity', v_row.quantity, 'reserved', v_row.reserved,
+        'preordered', CASE WHEN v_row.preorder_until IS NULL THEN 0 ELSE v_owed END);
+END;
+$$;
+COMMENT ON FUNCTION atomic_inventory.set_preorder(uuid, numeric, timestamptz) IS
+    'Preorders: until p_release_at, sales and holds of an item may take up to p_limit units past its stock on hand (answered as preordered); from then on only the stock on hand, units already preordered staying owed until restocked. p_limit 0 or NULL ends the preorder now. Replaces a backorder limit (one policy per item). Not for striped, kit or untracked items; a cap below what is owed is BACKORDERS_EXCEED_LIMIT (PT409). Returns {success, inventory_id, preorder_limit, preorder_until, quantity, reserved, preordered}.';
 
 -- Kits (docs/kits.md): define_kit / remove_kit. Selling and reserving a
 -- kit is decrement_inventory(_many) and reserve_inventory (src/ops/kits.rs).
@@ -1897,6 +2006,7 @@ BEGIN
         'atomic_inventory.reconcile_source(text)',
         'atomic_inventory.set_reorder_point(uuid, numeric, uuid)',
         'atomic_inventory.set_backorder_limit(uuid, numeric)',
+        'atomic_inventory.set_preorder(uuid, numeric, timestamptz)',
         'atomic_inventory.define_kit(uuid, jsonb)',
         'atomic_inventory.remove_kit(uuid)',
         'atomic_inventory.move_stock_state(uuid, text, text, numeric, text, text, text, integer)',

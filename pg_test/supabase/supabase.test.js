@@ -478,6 +478,27 @@ describe('kits and backorders', () => {
     assert.equal((await inv.rpc('remove_kit', { p_inventory_id: box.id })).status, 200);
     assert.deepEqual(await L.itemState(tea.id), { quantity: 4, reserved: 0, ledger_rows: 2, ledger_sum: 4 });
   });
+
+  test('a preorder: past the stock up to the cap until the release date', async () => {
+    const novel = await L.makeItem(A, 0);
+    const release = new Date(Date.now() + 7 * 24 * 3600 * 1000).toISOString();
+    const set = await inv.rpc('set_preorder', { p_inventory_id: novel.id, p_limit: 2, p_release_at: release });
+    assert.equal(set.status, 200, JSON.stringify(set.error));
+    assert.equal(set.data.preorder_limit, 2);
+    const { data: preordered } = await inv.rpc('decrement_inventory', { p_inventory_id: novel.id, p_quantity: 2 });
+    assert.deepEqual([preordered.new_quantity, preordered.preordered], [-2, 2]);
+    refused(await inv.rpc('decrement_inventory', { p_inventory_id: novel.id, p_quantity: 1 }), 409, 'PT409',
+      'INSUFFICIENT_INVENTORY');
+    refused(await inv.rpc('set_preorder', { p_inventory_id: novel.id, p_limit: 2, p_release_at: '2020-01-01T00:00:00Z' }),
+      400, '22023', 'INVALID_INPUT');
+    refused(await invB.rpc('set_preorder', { p_inventory_id: novel.id, p_limit: 2, p_release_at: release }), 404, 'PT404',
+      'NOT_FOUND');
+    // ended: no more sales past the stock, the 2 units stay owed
+    const ended = await inv.rpc('set_preorder', { p_inventory_id: novel.id, p_limit: 0 });
+    assert.equal(ended.data.preordered, 2);
+    refused(await inv.rpc('decrement_inventory', { p_inventory_id: novel.id, p_quantity: 1 }), 409, 'PT409',
+      'INSUFFICIENT_INVENTORY');
+  });
 });
 
 describe('warehouse packing', () => {
@@ -745,6 +766,15 @@ const MATRIX = {
     return {
       args: { p_inventory_id: id, p_limit: 5 }, mutates: true,
       state: () => one(`SELECT backorder_limit::float8 AS lim FROM ${S}.items WHERE id = $1`, [id]),
+    };
+  },
+  set_preorder: async () => {
+    const id = await fresh();
+    return {
+      args: { p_inventory_id: id, p_limit: 5, p_release_at: new Date(Date.now() + 86400000).toISOString() },
+      mutates: true,
+      state: () => one(`SELECT backorder_limit::float8 AS lim, preorder_until IS NOT NULL AS dated
+                          FROM ${S}.items WHERE id = $1`, [id]),
     };
   },
   define_kit: async () => {

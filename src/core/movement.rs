@@ -95,8 +95,29 @@ pub struct LedgerRow {
 pub struct Moved {
     pub old: String,
     pub new: String,
-    /// units of a sale past the stock on hand (backorders), if any
-    pub backordered: Option<String>,
+    /// units of a sale past the stock on hand (backorders or preorders),
+    /// if any
+    pub backordered: Option<Owed>,
+}
+
+/// Units of a sale that went past the stock on hand, and under which
+/// policy: an item on preorder (items.preorder_until set) answers them as
+/// `preordered`, any other as `backordered`. Only a running preorder sells
+/// past stock, so a set release date means the units were preordered.
+pub struct Owed {
+    pub units: String,
+    pub preorder: bool,
+}
+
+impl Owed {
+    /// The answer's key for these units.
+    pub fn key(&self) -> &'static str {
+        if self.preorder {
+            "preordered"
+        } else {
+            "backordered"
+        }
+    }
 }
 
 /// One line of a many-line sale: its item, quantities before and after,
@@ -107,9 +128,9 @@ pub struct Sold<K> {
     pub new: String,
     pub deducted: String,
     pub tracked: bool,
-    /// units of the line that went past the stock on hand (backorders),
-    /// if any: answered per line, as the single sale answers them
-    pub backordered: Option<String>,
+    /// units of the line that went past the stock on hand (backorders or
+    /// preorders), if any: answered per line, as the single sale answers them
+    pub backordered: Option<Owed>,
 }
 
 /// A numeric's text as a JSON number (a string if it is not one: NaN,

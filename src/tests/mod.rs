@@ -12,6 +12,7 @@ mod level_holds;
 mod locations;
 mod packing;
 mod partial_commits;
+mod preorders;
 mod reservations;
 mod sources;
 mod states;

@@ -16,7 +16,7 @@
 
 use super::{stripes, Own};
 use crate::core::caller::Caller;
-use crate::core::movement::{Movement, Sold};
+use crate::core::movement::{Movement, Owed, Sold};
 use crate::core::validate;
 use crate::error::{Error, Result, Shortfall};
 use crate::ops::stock::require_found;
@@ -63,7 +63,8 @@ macro_rules! sell_update {
               WHERE i.id = ANY (ARRAY[r.id]) \
                 AND i.track_inventory \
                 AND (i.tenant_id IS NULL OR $3 OR i.tenant_id = $4) \
-                AND (i.stripes > 0 OR i.quantity - i.reserved - i.unsellable + i.backorder_limit >= r.qty)",
+                AND (i.stripes > 0 OR i.quantity - i.reserved - i.unsellable + i.backorder_limit >= r.qty) \
+                AND (i.preorder_until IS NULL OR i.preorder_until > pg_catalog.now() OR i.quantity - i.reserved - i.unsellable >= r.qty)",
             $guard,
             " RETURNING ",
             $returning
@@ -78,7 +79,8 @@ macro_rules! bare_returning {
             $kind,
             "i.id, i.stripes = 0, (i.quantity + r.qty)::text, i.quantity::text, \
              CASE WHEN i.stripes = 0 AND i.quantity < i.reserved + i.unsellable \
-                  THEN LEAST(r.qty, i.reserved + i.unsellable - i.quantity)::text END"
+                  THEN LEAST(r.qty, i.reserved + i.unsellable - i.quantity)::text END, \
+             i.preorder_until IS NOT NULL"
         )
     };
 }
@@ -89,8 +91,11 @@ macro_rules! bare_returning {
 /// from its stripes). Short rows and untracked rows are left alone and
 /// unlocked. Lines arrive merged per item and sorted by id. Returns per row
 /// touched, in the order it was updated: id, whether the line was taken,
-/// old and new quantity (meaningful if taken), and the units of the line
-/// that went past the stock on hand (backorders; NULL for none).
+/// old and new quantity (meaningful if taken), the units of the line that
+/// went past the stock on hand (backorders; NULL for none), and whether the
+/// item is on preorder (those units answer as preordered). The room past
+/// the stock is the same as the single sale's (stock.rs: backorder_limit,
+/// for a preorder only before its release date).
 ///
 /// Why this is safe:
 /// - The availability check is in the UPDATE's WHERE clause, so a row changed
@@ -134,7 +139,7 @@ macro_rules! ledgered {
             sell_update!(
                 $kind,
                 "i.id, i.stripes = 0 AS taken, i.quantity, r.qty, i.tenant_id, \
-                 i.reserved + i.unsellable AS held"
+                 i.reserved + i.unsellable AS held, i.preorder_until IS NOT NULL AS pre"
             ),
             "), led AS ( \
                 INSERT INTO atomic_inventory.ledger \
@@ -143,7 +148,7 @@ macro_rules! ledgered {
               ) \
               SELECT u.id, u.taken, (u.quantity + u.qty)::text, u.quantity::text, \
                      CASE WHEN u.taken AND u.quantity < u.held \
-                          THEN LEAST(u.qty, u.held - u.quantity)::text END \
+                          THEN LEAST(u.qty, u.held - u.quantity)::text END, u.pre \
                 FROM upd AS u"
         )
     };
@@ -167,7 +172,9 @@ const SELL_PLAIN: Stmt = Stmt {
 /// striped? covered? available, quantity.
 const LEFT_LINES: Stmt = Stmt {
     name: "left_lines",
-    sql: "SELECT i.id, i.track_inventory, i.stripes > 0, i.quantity - i.reserved - i.unsellable + i.backorder_limit >= r.qty, \
+    sql: "SELECT i.id, i.track_inventory, i.stripes > 0, \
+                 (i.quantity - i.reserved - i.unsellable + i.backorder_limit >= r.qty \
+                  AND (i.preorder_until IS NULL OR i.preorder_until > pg_catalog.now() OR i.quantity - i.reserved - i.unsellable >= r.qty)), \
                  (i.quantity - i.reserved - i.unsellable)::text, i.quantity::text \
             FROM ROWS FROM (pg_catalog.unnest($1::uuid[]), pg_catalog.unnest($2::numeric[])) AS r(id, qty) \
             JOIN atomic_inventory.items AS i ON i.id = r.id \
@@ -203,7 +210,9 @@ const LOCK_IF_FREE: Stmt = Stmt {
 const LOCK_LINES_FAST: Stmt = Stmt {
     name: "lock_lines_fast",
     sql: "SELECT i.id, \
-                 CASE WHEN i.track_inventory AND i.quantity - i.reserved - i.unsellable + i.backorder_limit < r.qty \
+                 CASE WHEN i.track_inventory \
+                       AND NOT (i.quantity - i.reserved - i.unsellable + i.backorder_limit >= r.qty \
+                                AND (i.preorder_until IS NULL OR i.preorder_until > pg_catalog.now() OR i.quantity - i.reserved - i.unsellable >= r.qty)) \
                       THEN (i.quantity - i.reserved - i.unsellable)::text END, \
                  i.quantity::text, i.track_inventory, i.stripes > 0, i.ctid \
             FROM ROWS FROM (pg_catalog.unnest($1::uuid[]), pg_catalog.unnest($2::numeric[])) AS r(id, qty) \
@@ -378,7 +387,13 @@ fn sell_once(
                 new: row.get::<String>(4)?.unwrap_or_default(),
                 deducted: qty_of(ids, qtys, &id)?.to_string(),
                 tracked: true,
-                backordered: row.get::<String>(5)?,
+                backordered: match row.get::<String>(5)? {
+                    Some(units) => Some(Owed {
+                        units,
+                        preorder: row.get::<bool>(6)?.unwrap_or(false),
+                    }),
+                    None => None,
+                },
             });
         } else {
             striped.push(id);
@@ -599,8 +614,10 @@ pub fn answer(mut sold: Vec<Sold<Uuid>>) -> String {
         out.push_str(&s.deducted);
         // as the single sale: only when some units went past the stock on hand
         if let Some(b) = &s.backordered {
-            out.push_str(", \"backordered\" : ");
-            out.push_str(b);
+            out.push_str(", \"");
+            out.push_str(b.key());
+            out.push_str("\" : ");
+            out.push_str(&b.units);
         }
         out.push('}');
     }
