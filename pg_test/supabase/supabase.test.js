@@ -395,6 +395,34 @@ describe('delivery batches', () => {
 });
 
 describe('locations and stock events', () => {
+  test('a shipment received and one cancelled; units set aside and brought back', async () => {
+    const item = await L.makeItem(A, 10);
+    const store = await locationOf();
+    const ship = async () => {
+      const { data, status } = await inv.rpc('transfer_inventory', {
+        p_inventory_id: item.id, p_from_location_id: DEFAULT_LOCATION, p_to_location_id: store,
+        p_quantity: 2, p_receive: false });
+      assert.deepEqual([status, data.status], [200, 'shipped']);
+      return data.transfer_id;
+    };
+    const first = await ship();
+    const got = await inv.rpc('receive_transfer', { p_transfer_id: first });
+    assert.equal(got.status, 200, JSON.stringify(got.error));
+    refused(await inv.rpc('receive_transfer', { p_transfer_id: first }), 409, 'PT409', 'TRANSFER_NOT_IN_TRANSIT');
+    const second = await ship();
+    refused(await invB.rpc('cancel_transfer', { p_transfer_id: second }), 404, 'PT404', 'NOT_FOUND');
+    assert.equal((await inv.rpc('cancel_transfer', { p_transfer_id: second })).status, 200);
+    const aside = await inv.rpc('move_stock_state', {
+      p_inventory_id: item.id, p_from: 'available', p_to: 'damaged', p_quantity: 1 });
+    assert.deepEqual([aside.status, aside.data.unsellable], [200, 1]);
+    const back = await inv.rpc('move_stock_state', {
+      p_inventory_id: item.id, p_from: 'damaged', p_to: 'available', p_quantity: 1 });
+    assert.deepEqual([back.status, back.data.unsellable], [200, 0]);
+    const levels = await one(`SELECT quantity::int AS q FROM ${S}.stock_levels WHERE item_id = $1 AND location_id = $2`,
+      [item.id, store]);
+    assert.equal(levels.q, 2);
+  });
+
   test('a store, stock moved there and sold there; a heartbeat keeps a batch', async () => {
     const item = await L.makeItem(A, 10);
     const storeCode = `sb-${L.runId}-${randomUUID().slice(0, 8)}`;
@@ -675,6 +703,14 @@ const DEFAULT_LOCATION = '00000000-0000-0000-0000-000000000000';
 const locationOf = async (tenant = A) => (await one(
   `SELECT (${S}.create_location($1, p_tenant_id => $2))->>'location_id' AS id`,
   [`sb-${L.runId}-${randomUUID()}`, tenant])).id;
+// a unit of a fresh shop-a item shipped to a shop-a store: the transfer's id
+const shipped = async () => {
+  const id = await fresh();
+  const loc = await locationOf();
+  return (await one(
+    `SELECT (${S}.transfer_inventory($1, $2, $3, 1, p_receive => false))->>'transfer_id' AS id`,
+    [id, DEFAULT_LOCATION, loc])).id;
+};
 // a consumer group in a tenant's scope ('' : admins' without a tenant)
 const consumerIn = async (scope) => {
   const name = `sb-${randomUUID().slice(0, 12)}`;
@@ -736,6 +772,28 @@ const MATRIX = {
     return {
       args: { p_inventory_id: id, p_from_location_id: DEFAULT_LOCATION, p_to_location_id: loc, p_quantity: 1 },
       state: () => L.itemState(id), mutates: true,
+    };
+  },
+  // a shipment of shop-a's, in transit from the default location to a store
+  receive_transfer: async () => {
+    const tid = await shipped();
+    return {
+      args: { p_transfer_id: tid }, mutates: true,
+      state: () => one(`SELECT status FROM ${S}.transfers WHERE id = $1`, [tid]),
+    };
+  },
+  cancel_transfer: async () => {
+    const tid = await shipped();
+    return {
+      args: { p_transfer_id: tid }, mutates: true,
+      state: () => one(`SELECT status FROM ${S}.transfers WHERE id = $1`, [tid]),
+    };
+  },
+  move_stock_state: async () => {
+    const id = await fresh();
+    return {
+      args: { p_inventory_id: id, p_from: 'available', p_to: 'damaged', p_quantity: 1 }, mutates: true,
+      state: () => one(`SELECT unsellable::float8 AS set_aside FROM ${S}.items WHERE id = $1`, [id]),
     };
   },
   create_location: async () => {
