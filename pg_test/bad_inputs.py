@@ -564,7 +564,10 @@ TEXT_LIMITS = {
 
 # Helpers the extension's own functions and triggers call, never granted to
 # anyone (grant_usage leaves them out): their text comes from our code.
-INTERNAL = {"emit_event", "event_consumer_id"}
+# helpers no caller calls: emit_event and event_consumer_id (the events'
+# triggers'), and the reservation tables' CHECK functions (a CHECK passes
+# them the row's own status)
+INTERNAL = {"emit_event", "event_consumer_id", "reservation_valid", "reservation_line_valid"}
 
 
 def text_arguments(conn):

@@ -2461,3 +2461,31 @@ $$;
 COMMENT ON FUNCTION atomic_inventory.set_preorder(uuid, numeric, timestamptz) IS
     'Preorders: until p_release_at, sales and holds of an item may take up to p_limit units past its stock on hand (answered as preordered); from then on only the stock on hand, units already preordered staying owed until restocked. p_limit 0 or NULL ends the preorder now. Replaces a backorder limit (one policy per item). Not for striped, kit or untracked items; a cap below what is owed is BACKORDERS_EXCEED_LIMIT (PT409). Returns {success, inventory_id, preorder_limit, preorder_until, quantity, reserved, preordered}.';
 REVOKE ALL ON FUNCTION atomic_inventory.set_preorder FROM PUBLIC;
+
+-- The reservation tables' CHECKs in C (src/pg/check.rs): a plain CHECK is
+-- parsed from its text in every statement writing the table.
+CREATE FUNCTION atomic_inventory.reservation_valid(p_status text) RETURNS boolean
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'ai_reservation_valid';
+COMMENT ON FUNCTION atomic_inventory.reservation_valid(text) IS
+    'CHECK of reservations: status is active, committed, released or expired.';
+CREATE FUNCTION atomic_inventory.reservation_line_valid(p_quantity numeric, p_status text) RETURNS boolean
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'ai_reservation_line_valid';
+COMMENT ON FUNCTION atomic_inventory.reservation_line_valid(numeric, text) IS
+    'CHECK of reservation_lines and bound_reservation_lines: quantity > 0 and finite, status is active, committed, released or expired.';
+REVOKE ALL ON FUNCTION atomic_inventory.reservation_valid(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION atomic_inventory.reservation_valid(text) TO PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.reservation_line_valid(numeric, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION atomic_inventory.reservation_line_valid(numeric, text) TO PUBLIC;
+ALTER TABLE atomic_inventory.reservations
+    DROP CONSTRAINT reservations_status_check,
+    ADD CONSTRAINT reservations_valid CHECK (atomic_inventory.reservation_valid(status));
+ALTER TABLE atomic_inventory.reservation_lines
+    DROP CONSTRAINT reservation_lines_quantity_check,
+    DROP CONSTRAINT reservation_lines_status_check,
+    ADD CONSTRAINT reservation_lines_valid CHECK (atomic_inventory.reservation_line_valid(quantity, status));
+ALTER TABLE atomic_inventory.bound_reservation_lines
+    DROP CONSTRAINT bound_reservation_lines_quantity_check,
+    DROP CONSTRAINT bound_reservation_lines_status_check,
+    ADD CONSTRAINT bound_reservation_lines_valid CHECK (atomic_inventory.reservation_line_valid(quantity, status));

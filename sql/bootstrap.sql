@@ -17,6 +17,16 @@ LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'ai_item_stock_valid';
 COMMENT ON FUNCTION atomic_inventory.stock_valid(numeric, numeric, numeric, boolean, numeric) IS
     'CHECK of items: quantity, backorder_limit and unsellable finite, reserved >= 0, unsellable >= 0, reserved + unsellable <= quantity + backorder_limit, and a kit holds nothing (quantity = reserved = unsellable = 0).';
+CREATE FUNCTION atomic_inventory.reservation_valid(p_status text) RETURNS boolean
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'ai_reservation_valid';
+COMMENT ON FUNCTION atomic_inventory.reservation_valid(text) IS
+    'CHECK of reservations: status is active, committed, released or expired.';
+CREATE FUNCTION atomic_inventory.reservation_line_valid(p_quantity numeric, p_status text) RETURNS boolean
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'ai_reservation_line_valid';
+COMMENT ON FUNCTION atomic_inventory.reservation_line_valid(numeric, text) IS
+    'CHECK of reservation_lines and bound_reservation_lines: quantity > 0 and finite, status is active, committed, released or expired.';
 
 CREATE TABLE atomic_inventory.items (
     id              uuid        PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
@@ -306,8 +316,7 @@ COMMENT ON COLUMN atomic_inventory.batches.updated_at IS 'When its status last c
 
 CREATE TABLE atomic_inventory.reservations (
     id              uuid        PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
-    status          text        NOT NULL DEFAULT 'active'
-                    CHECK (status IN ('active', 'committed', 'released', 'expired')),
+    status          text        NOT NULL DEFAULT 'active',
     reference       text,
     tenant_id       text,
     expires_at      timestamptz NOT NULL,
@@ -315,7 +324,11 @@ CREATE TABLE atomic_inventory.reservations (
     updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
     -- no foreign key to bindings: finished reservations outlive a binding;
     -- unbind_source refuses while active ones exist (src/source/bound/bind.rs)
-    source          text
+    source          text,
+    -- status one of active, committed, released, expired: a C function
+    -- (src/pg/check.rs), since a plain CHECK is parsed from its text in
+    -- every statement writing the table
+    CONSTRAINT reservations_valid CHECK (atomic_inventory.reservation_valid(status))
 );
 -- the sweep finds due reservations without scanning finished ones
 CREATE INDEX reservations_due_idx ON atomic_inventory.reservations (expires_at)
@@ -338,10 +351,9 @@ CREATE TABLE atomic_inventory.reservation_lines (
     reservation_id  uuid        NOT NULL REFERENCES atomic_inventory.reservations (id) ON DELETE CASCADE,
     -- RESTRICT: an item with open or past reservation lines can't vanish under them
     inventory_id    uuid        NOT NULL REFERENCES atomic_inventory.items (id),
-    quantity        numeric     NOT NULL CHECK (quantity > 0 AND quantity < 'Infinity'),
+    quantity        numeric     NOT NULL,
     tracked         boolean     NOT NULL,
-    status          text        NOT NULL DEFAULT 'active'
-                    CHECK (status IN ('active', 'committed', 'released', 'expired')),
+    status          text        NOT NULL DEFAULT 'active',
     updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
     -- what the line settled so far (partial commits, docs/reservations.md)
     -- (no CHECK: each would be read back from its text on every write of
@@ -354,7 +366,9 @@ CREATE TABLE atomic_inventory.reservation_lines (
     -- location already, and a check on every insert would slow the holds
     -- at the default location, which never name one.
     location_id     uuid,
-    PRIMARY KEY (reservation_id, inventory_id)
+    PRIMARY KEY (reservation_id, inventory_id),
+    -- quantity > 0 and finite, status one of the four (in C, as above)
+    CONSTRAINT reservation_lines_valid CHECK (atomic_inventory.reservation_line_valid(quantity, status))
 );
 -- reconcile: reserved = sum of active tracked lines per item
 CREATE INDEX reservation_lines_active_idx ON atomic_inventory.reservation_lines (inventory_id)
@@ -561,17 +575,18 @@ SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.packing_bindings', 
 CREATE TABLE atomic_inventory.bound_reservation_lines (
     reservation_id  uuid        NOT NULL REFERENCES atomic_inventory.reservations (id) ON DELETE CASCADE,
     item_key        text        NOT NULL,
-    quantity        numeric     NOT NULL CHECK (quantity > 0 AND quantity < 'Infinity'),
+    quantity        numeric     NOT NULL,
     tracked         boolean     NOT NULL,
-    status          text        NOT NULL DEFAULT 'active'
-                    CHECK (status IN ('active', 'committed', 'released', 'expired')),
+    status          text        NOT NULL DEFAULT 'active',
     updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
     -- what the line settled so far (partial commits, docs/reservations.md)
     -- (no CHECK: each would be read back from its text on every write of
     -- the table, pg/check.rs; the functions keep them, the tests check them)
     committed_quantity numeric  NOT NULL DEFAULT 0,
     released_quantity  numeric  NOT NULL DEFAULT 0,
-    PRIMARY KEY (reservation_id, item_key)
+    PRIMARY KEY (reservation_id, item_key),
+    -- quantity > 0 and finite, status one of the four (in C, as above)
+    CONSTRAINT bound_reservation_lines_valid CHECK (atomic_inventory.reservation_line_valid(quantity, status))
 );
 COMMENT ON TABLE atomic_inventory.bound_reservation_lines IS
     'One held row of a bound stock table per reservation (lines naming the same row are merged).';

@@ -1953,6 +1953,8 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA atomic_inventory FROM PUBLIC;
 -- The CHECKs run as whoever writes the table; they have no side effects.
 GRANT EXECUTE ON FUNCTION atomic_inventory.stock_valid(numeric, numeric) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION atomic_inventory.stock_valid(numeric, numeric, numeric, boolean, numeric) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION atomic_inventory.reservation_valid(text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION atomic_inventory.reservation_line_valid(numeric, text) TO PUBLIC;
 -- So does the stock-event triggers' WHEN.
 GRANT EXECUTE ON FUNCTION atomic_inventory.stock_event_due(smallint, smallint, boolean, boolean, numeric, numeric, numeric, numeric, numeric, numeric, numeric, numeric) TO PUBLIC;
 

@@ -1,5 +1,5 @@
-//! The CHECK constraints of items, item_stripes and stock_levels, and the
-//! `WHEN` of their stock-event triggers, in C.
+//! The CHECK constraints of items, item_stripes, stock_levels and the
+//! reservation tables, and the `WHEN` of the stock-event triggers, in C.
 
 /// `atomic_inventory.stock_valid(quantity, reserved)`: the CHECK constraint of
 /// items and item_stripes. quantity is finite (not NaN, not +/-Infinity) and
@@ -228,6 +228,88 @@ pub unsafe extern "C-unwind" fn ai_stock_event_due(
     }
 }
 
+/// Whether the text datum `d` is one of the reservation statuses.
+///
+/// # Safety
+/// `d` is a non-NULL text datum.
+unsafe fn reservation_status(d: pgrx::pg_sys::Datum) -> bool {
+    use pgrx::pg_sys;
+    // SAFETY: a text datum, detoasted to a plain varlena (header + bytes)
+    unsafe {
+        let t = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
+        let bytes = pgrx::varlena::varlena_to_byte_slice(t);
+        matches!(bytes, b"active" | b"committed" | b"released" | b"expired")
+    }
+}
+
+#[unsafe(no_mangle)]
+#[doc(hidden)]
+pub extern "C" fn pg_finfo_ai_reservation_valid() -> &'static pgrx::pg_sys::Pg_finfo_record {
+    const V1: pgrx::pg_sys::Pg_finfo_record = pgrx::pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+#[pgrx::pg_guard]
+#[unsafe(no_mangle)]
+#[doc(hidden)]
+/// `atomic_inventory.reservation_valid(status)`: the CHECK of
+/// reservations, status one of active, committed, released, expired. In C
+/// for the reason above (a plain `status IN (...)` is parsed from its text
+/// in every statement writing the table: every hold and every commit).
+///
+/// # Safety
+/// Called by fmgr with one non-NULL text argument (STRICT).
+pub unsafe extern "C-unwind" fn ai_reservation_valid(
+    fcinfo: pgrx::pg_sys::FunctionCallInfo,
+) -> pgrx::pg_sys::Datum {
+    // SAFETY: fcinfo is fmgr's; STRICT: the argument is a non-NULL text.
+    unsafe {
+        let status = pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0);
+        pgrx::pg_sys::Datum::from(reservation_status(status))
+    }
+}
+
+#[unsafe(no_mangle)]
+#[doc(hidden)]
+pub extern "C" fn pg_finfo_ai_reservation_line_valid() -> &'static pgrx::pg_sys::Pg_finfo_record {
+    const V1: pgrx::pg_sys::Pg_finfo_record = pgrx::pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+#[pgrx::pg_guard]
+#[unsafe(no_mangle)]
+#[doc(hidden)]
+/// `atomic_inventory.reservation_line_valid(quantity, status)`: the CHECK
+/// of reservation_lines and bound_reservation_lines: quantity > 0 and
+/// finite, status one of the reservation statuses.
+///
+/// # Safety
+/// Called by fmgr with two non-NULL arguments (numeric, text; STRICT).
+pub unsafe extern "C-unwind" fn ai_reservation_line_valid(
+    fcinfo: pgrx::pg_sys::FunctionCallInfo,
+) -> pgrx::pg_sys::Datum {
+    use pgrx::pg_sys;
+    // SAFETY: fcinfo is fmgr's; STRICT: both arguments are non-NULL.
+    unsafe {
+        let q = pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0);
+        let qn = pg_sys::pg_detoast_datum(q.cast_mut_ptr()) as pg_sys::Numeric;
+        if pg_sys::numeric_is_nan(qn) || pg_sys::numeric_is_inf(qn) {
+            return pg_sys::Datum::from(false);
+        }
+        let zero = pg_sys::Datum::from(pg_sys::int64_to_numeric(0));
+        let positive = pg_sys::DirectFunctionCall2Coll(
+            Some(pg_numeric_cmp),
+            pg_sys::InvalidOid,
+            pg_sys::Datum::from(qn),
+            zero,
+        )
+        .value() as i32
+            > 0;
+        let status = pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 1);
+        pg_sys::Datum::from(positive && reservation_status(status))
+    }
+}
+
 /// The C functions outside `entry_points!`: their argument types.
 #[cfg_attr(not(any(test, feature = "pg_test")), allow(dead_code))]
 pub const DECLARED: &[crate::pg::fmgr::Declared] = &[
@@ -261,5 +343,13 @@ pub const DECLARED: &[crate::pg::fmgr::Declared] = &[
             pgrx::pg_sys::NUMERICOID,
             pgrx::pg_sys::NUMERICOID,
         ],
+    },
+    crate::pg::fmgr::Declared {
+        symbol: "ai_reservation_valid",
+        args: &[pgrx::pg_sys::TEXTOID],
+    },
+    crate::pg::fmgr::Declared {
+        symbol: "ai_reservation_line_valid",
+        args: &[pgrx::pg_sys::NUMERICOID, pgrx::pg_sys::TEXTOID],
     },
 ];

@@ -35,6 +35,55 @@ mod tests {
         );
     }
 
+    /// The reservation tables' CHECKs (C functions) refuse what the plain
+    /// CHECKs they replaced refused: an unknown status, a line of zero,
+    /// negative, NaN or infinite units; and let the valid rows through.
+    #[pg_test]
+    fn reservation_checks_refuse_bad_rows() {
+        let rid = scalar(
+            "INSERT INTO atomic_inventory.reservations (expires_at) VALUES (now() + interval '1 hour') \
+             RETURNING id::text",
+        );
+        item(A, "10");
+        let (s, msg, _) = err(&format!(
+            "UPDATE atomic_inventory.reservations SET status = 'lost' WHERE id = '{rid}'"
+        ));
+        assert_eq!(s, "23514", "{msg}");
+        assert!(msg.contains("reservations_valid"), "{msg}");
+        for (q, status) in [
+            ("0", "active"),
+            ("-1", "active"),
+            ("'NaN'", "active"),
+            ("'Infinity'", "active"),
+            ("1", "lost"),
+            ("1", "Active"),
+        ] {
+            let (s, msg, _) = err(&format!(
+                "INSERT INTO atomic_inventory.reservation_lines \
+                   (reservation_id, inventory_id, quantity, tracked, status) \
+                 VALUES ('{rid}', '{A}', {q}, true, '{status}')"
+            ));
+            assert_eq!(s, "23514", "{q} {status}: {msg}");
+            assert!(msg.contains("reservation_lines_valid"), "{msg}");
+        }
+        for status in ["active", "committed", "released", "expired"] {
+            Spi::run(&format!(
+                "UPDATE atomic_inventory.reservations SET status = '{status}' WHERE id = '{rid}'"
+            ))
+            .unwrap();
+        }
+        Spi::run(&format!(
+            "INSERT INTO atomic_inventory.bound_reservation_lines \
+               (reservation_id, item_key, quantity, tracked) VALUES ('{rid}', 'k', 0.5, true)"
+        ))
+        .unwrap();
+        let (s, msg, _) = err(&format!(
+            "INSERT INTO atomic_inventory.bound_reservation_lines \
+               (reservation_id, item_key, quantity, tracked) VALUES ('{rid}', 'k2', 0, true)"
+        ));
+        assert_eq!(s, "23514", "{msg}");
+    }
+
     #[pg_test]
     fn reserve_holds_available_stock() {
         item(A, "10");

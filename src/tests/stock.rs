@@ -906,8 +906,10 @@ mod tests {
         // code for the whole call (path::PinnedPath), which
         // shadowing_objects_in_caller_schemas_change_nothing checks by
         // behaviour; a SET clause on them would add fmgr's GUC work back.
-        // Two C functions pin nothing: stock_valid, the C function of items'
-        // CHECK, and stock_event_due, the stock-event triggers' WHEN. They run
+        // Four C functions pin nothing: stock_valid and the reservation
+        // tables' reservation_valid and reservation_line_valid, the C
+        // functions of CHECKs, and stock_event_due, the stock-event
+        // triggers' WHEN. They run
         // no SQL and resolve no names, and a SET clause would route every
         // evaluation through fmgr_security_definer's GUC save/restore. Both
         // run as whoever writes the table, so PUBLIC may execute them (they
@@ -926,7 +928,7 @@ mod tests {
         let entry_points = scalar(&format!(
             "SELECT count(*)::text FROM pg_proc p
               WHERE p.pronamespace = 'atomic_inventory'::regnamespace AND {entry_point}
-                AND p.proname NOT IN ('stock_valid', 'stock_event_due')"
+                AND p.proname NOT IN ('stock_valid', 'stock_event_due', 'reservation_valid', 'reservation_line_valid')"
         ));
         assert_eq!(
             entry_points, "41",
@@ -943,7 +945,7 @@ mod tests {
             "SELECT coalesce(string_agg(p.proname, ','), '')
                FROM pg_proc p
               WHERE p.pronamespace = 'atomic_inventory'::regnamespace
-                AND p.proname NOT IN ('stock_valid', 'stock_event_due')
+                AND p.proname NOT IN ('stock_valid', 'stock_event_due', 'reservation_valid', 'reservation_line_valid')
                 AND has_function_privilege('public', p.oid, 'EXECUTE')",
         );
         assert_eq!(public_exec, "");
