@@ -461,6 +461,11 @@ CREATE TABLE atomic_inventory.bindings (
     claimed_value    text,
     assignee_column  name,
     created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- last: 0.4.0 added them (ALTER TABLE ... ADD COLUMN appends)
+    location_column  name,
+    location_type    text        CHECK (location_type IN ('uuid', 'bigint', 'integer', 'text')),
+    CONSTRAINT bindings_location CHECK ((location_column IS NULL) = (location_type IS NULL)
+                                        AND (location_column IS NULL OR kind = 'stock')),
     CONSTRAINT bindings_kind_columns CHECK (
         CASE kind
           WHEN 'stock' THEN quantity_column IS NOT NULL AND quantity_type IS NOT NULL
@@ -489,6 +494,8 @@ COMMENT ON COLUMN atomic_inventory.bindings.available_value IS 'Batch: status va
 COMMENT ON COLUMN atomic_inventory.bindings.claimed_value IS 'Batch: status value set by a claim.';
 COMMENT ON COLUMN atomic_inventory.bindings.assignee_column IS 'Batch: column receiving the driver id.';
 COMMENT ON COLUMN atomic_inventory.bindings.created_at IS 'When the table was bound.';
+COMMENT ON COLUMN atomic_inventory.bindings.location_column IS 'Stock, optional: the location of a row of a table keyed by (id column, location column) (a primary key or unique index over exactly the two); the bound_* functions then name a row by p_item_id and p_location. NULL: one row per id.';
+COMMENT ON COLUMN atomic_inventory.bindings.location_type IS 'How locations passed as text are checked and cast: uuid, bigint, integer or text (text and varchar columns); NULL without a location column.';
 -- Bindings are configuration: pg_dump keeps their rows.
 SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.bindings', '');
 
