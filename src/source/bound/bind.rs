@@ -913,6 +913,9 @@ pub fn bind_batch(args: &Args) -> Result<String> {
                 available.clone().into(),
                 claimed.clone().into(),
                 name_of(&assignee).into(),
+                // no location column (stock tables only)
+                None::<String>.into(),
+                None::<String>.into(),
             ],
         )?;
         Ok(
