@@ -2613,6 +2613,8 @@ BEGIN
 END;
 $$;
 
+COMMENT ON FUNCTION atomic_inventory.bound_decrement_many(text, jsonb, text, text, text, integer) IS
+    'Several lines [{item_id, quantity}] ([{item_id, location, quantity}] on a table bound with p_location_column) of a bound table at once: all or nothing, rows locked in (id, location) order, duplicates merged. Returns {success, source, lines:[{item_id, old_quantity, new_quantity, deducted}]}.';
 REVOKE ALL ON FUNCTION atomic_inventory.bind_stock_source FROM PUBLIC;
 REVOKE ALL ON FUNCTION atomic_inventory.bound_decrement FROM PUBLIC;
 REVOKE ALL ON FUNCTION atomic_inventory.bound_increment FROM PUBLIC;
