@@ -310,4 +310,32 @@ mod tests {
             "INVALID_INPUT",
         );
     }
+
+    /// The row is found through the key over (item, location): the
+    /// statements' text (stock.rs's key_match, one text key parameter
+    /// unpacked in SQL) planned generic, as the kept plans are.
+    #[pg_test]
+    fn a_located_row_is_found_by_its_key() {
+        stock();
+        run(
+            "INSERT INTO public.stock SELECT g, w, 5 FROM generate_series(3, 3000) AS g,
+               unnest(ARRAY['north', 'south']) AS w",
+        );
+        run("ANALYZE public.stock");
+        run("SET LOCAL plan_cache_mode = force_generic_plan");
+        run("PREPARE one_row(text) AS UPDATE public.stock AS t SET quantity = t.quantity - 1
+               WHERE t.product_id = ($1::jsonb ->> 0)::integer AND t.warehouse_id = ($1::jsonb ->> 1)::text");
+        let mut lines = Vec::new();
+        Spi::connect(|c| {
+            for row in c
+                .select(r#"EXPLAIN EXECUTE one_row('["1", "north"]')"#, None, &[])
+                .unwrap()
+            {
+                lines.push(row.get::<String>(1).unwrap().unwrap_or_default());
+            }
+        });
+        let text = lines.join("\n");
+        assert!(text.contains("Index Scan using stock_pkey"), "{text}");
+        run("DEALLOCATE one_row");
+    }
 }
