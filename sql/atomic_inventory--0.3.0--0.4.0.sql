@@ -2363,6 +2363,8 @@ ALTER TABLE atomic_inventory.bindings
                                             AND (location_column IS NULL OR kind = 'stock'));
 COMMENT ON COLUMN atomic_inventory.bindings.location_column IS 'Stock, optional: the location of a row of a table keyed by (id column, location column) (a primary key or unique index over exactly the two); the bound_* functions then name a row by p_item_id and p_location. NULL: one row per id.';
 COMMENT ON COLUMN atomic_inventory.bindings.location_type IS 'How locations passed as text are checked and cast: uuid, bigint, integer or text (text and varchar columns); NULL without a location column.';
+-- A located row's ledger key (src/source/bound/stock.rs, row_key).
+COMMENT ON COLUMN atomic_inventory.ledger.item_key IS 'The bound row''s id as text (its id column cast to text); on a table bound with a location column the row''s id and location as the JSON array text ["<id>", "<location>"] (jsonb_build_array(id::text, location::text)::text), one key per row so reconcile_source sums each (item, location) apart; NULL for items.';
 
 DO $$
 BEGIN

@@ -196,7 +196,7 @@ COMMENT ON COLUMN atomic_inventory.ledger.idempotency_key IS 'The idempotency ke
 COMMENT ON COLUMN atomic_inventory.ledger.tenant_id IS 'The item''s tenant at the time of the movement.';
 COMMENT ON COLUMN atomic_inventory.ledger.created_at IS 'Transaction time of the movement.';
 COMMENT ON COLUMN atomic_inventory.ledger.source IS 'The binding (bindings.name) whose table row moved; NULL for items of atomic_inventory.items.';
-COMMENT ON COLUMN atomic_inventory.ledger.item_key IS 'The bound row''s id as text (its id column cast to text); NULL for items.';
+COMMENT ON COLUMN atomic_inventory.ledger.item_key IS 'The bound row''s id as text (its id column cast to text); on a table bound with a location column the row''s id and location as the JSON array text ["<id>", "<location>"] (jsonb_build_array(id::text, location::text)::text), one key per row so reconcile_source sums each (item, location) apart; NULL for items.';
 COMMENT ON COLUMN atomic_inventory.ledger.location_id IS 'The location whose stock moved; NULL = the default location (the item''s own row).';
 COMMENT ON COLUMN atomic_inventory.ledger.transfer_id IS 'transfer_inventory: the id the rows of one transfer share (its source''s and destination''s; of a transfer in transit also its receipt''s or cancellation''s, transfers.id).';
 COMMENT ON COLUMN atomic_inventory.ledger.from_state IS 'move_stock_state: the state the units left (available, damaged, quality_control, safety_stock, incoming or ordered); NULL for other movements.';
