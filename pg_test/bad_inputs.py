@@ -191,6 +191,21 @@ CASES = [
     ("bound_release_reservation('%s')" % MISSING, "PT404", "NOT_FOUND"),
     ("bound_release_reservation('{res}', ARRAY['not-a-line'])", "22023", "INVALID_INPUT"),
     ("unbind_source('{src}')", "PT409", "SOURCE_IN_USE"),
+    # a table keyed by (item, location) ({lsrc}: text ids and locations; k1
+    # at w1): which row a call means must be known
+    ("bound_decrement('{lsrc}', 'k1', 1)", "22023", "INVALID_INPUT", "p_location"),
+    ("bound_increment('{lsrc}', 'k1', 1)", "22023", "INVALID_INPUT", "p_location"),
+    ("bound_adjust('{lsrc}', 'k1', 1, p_force => true)", "22023", "INVALID_INPUT", "p_location"),
+    ("bound_get('{lsrc}', 'k1')", "22023", "INVALID_INPUT", "p_location"),
+    ("bound_decrement('{lsrc}', 'k1', 1, p_location => '')", "22023", "INVALID_INPUT", "p_location"),
+    ("bound_decrement('{lsrc}', 'k1', 1, p_location => 'w9')", "PT404", "NOT_FOUND"),
+    ("bound_decrement('{lsrc}', 'k1', 9, p_location => 'w1')", "PT409", "INSUFFICIENT_INVENTORY"),
+    ("bound_decrement('{plain}', 'k1', 1, p_location => 'w1')", "22023", "INVALID_INPUT", "p_location"),
+    ("bound_decrement_many('{lsrc}', '[{{\"item_id\":\"k1\",\"quantity\":1}}]')", "22023", "INVALID_INPUT", "location"),
+    ("bound_decrement_many('{lsrc}', '[{{\"item_id\":\"k1\",\"location\":true,\"quantity\":1}}]')", "22023", "INVALID_INPUT", "location"),
+    ("bound_decrement_many('{lsrc}', '[{{\"item_id\":\"k1\",\"location\":\"w1\",\"quantity\":1}},{{\"item_id\":\"k1\",\"location\":\"w2\",\"quantity\":1}}]')", "PT404", "NOT_FOUND"),
+    ("bound_decrement_many('{plain}', '[{{\"item_id\":\"k1\",\"location\":\"w1\",\"quantity\":1}}]')", "22023", "INVALID_INPUT", "location"),
+    ("bound_reserve('{lsrc}', '[{{\"item_id\":\"k1\",\"location\":\"w1\",\"quantity\":1}}]')", "22023", "INVALID_INPUT", "p_source"),
     # a binding whose table was dropped: bound_get's answer (was 42601 with
     # the generated SQL in the error's context)
     ("reconcile_source('{gone}')", "22023", "INVALID_INPUT"),
@@ -522,6 +537,10 @@ TEXT_LIMITS = {
     ("bound_adjust", "p_idempotency_key"): (255, "bound_adjust('{src}', 'k1', 5, p_force => true, p_idempotency_key => {v})"),
     ("bound_get", "p_source"): (63, "bound_get({v}, 'k1')"),
     ("bound_get", "p_item_id"): (255, "bound_get('{src}', {v})"),
+    ("bound_get", "p_location"): (255, "bound_get('{lsrc}', 'k1', {v})"),
+    ("bound_decrement", "p_location"): (255, "bound_decrement('{lsrc}', 'k1', 1, p_location => {v})"),
+    ("bound_increment", "p_location"): (255, "bound_increment('{lsrc}', 'k1', 1, p_location => {v})"),
+    ("bound_adjust", "p_location"): (255, "bound_adjust('{lsrc}', 'k1', 5, p_force => true, p_location => {v})"),
     ("bound_reserve", "p_source"): (63, "bound_reserve({v}, {blines})"),
     ("bound_reserve", "p_reference"): (1024, "bound_reserve('{src}', {blines}, p_reference => {v})"),
     ("bound_reserve", "p_idempotency_key"): (255, "bound_reserve('{src}', {blines}, p_idempotency_key => {v})"),
@@ -714,6 +733,13 @@ def main():
     conn.execute(f"SELECT {S}.bind_batch_source(%s, 'public.bad_inputs_batches', 'id', 'status', 'driver')", (bsrc,))
     conn.execute(f"SELECT {S}.bind_stock_source(%s, 'public.bad_inputs_gone', 'id', 'qty')", (gone,))
     conn.execute("DROP TABLE public.bad_inputs_gone")
+    conn.execute("DROP TABLE IF EXISTS public.bad_inputs_loc")
+    conn.execute("CREATE TABLE public.bad_inputs_loc (id text NOT NULL, wh text NOT NULL, "
+                 "qty integer NOT NULL CHECK (qty >= 0), PRIMARY KEY (id, wh))")
+    conn.execute("INSERT INTO public.bad_inputs_loc VALUES ('k1', 'w1', 5)")
+    lsrc = f"bad_{uuid.uuid4().hex[:8]}"
+    conn.execute(f"SELECT {S}.bind_stock_source(%s, 'public.bad_inputs_loc', 'id', 'qty', "
+                 "p_location_column => 'wh')", (lsrc,))
     # a warehouse's own packing tables (text ids), bound
     conn.execute("DROP SCHEMA IF EXISTS bad_wh CASCADE")
     conn.execute("""CREATE SCHEMA bad_wh;
@@ -769,7 +795,7 @@ def main():
     while int(conn.execute(f"SELECT {S}.expire_reservations()->>'expired'").fetchone()[0]):
         pass
     fixtures = dict(item=item, res=res, batch=batch, session=session, line=line, striped=striped,
-                    src=src, plain=plain, bres=bres, bsrc=bsrc, gone=gone, psrc=psrc,
+                    src=src, plain=plain, lsrc=lsrc, bres=bres, bsrc=bsrc, gone=gone, psrc=psrc,
                     litem=litem, other_item=other_item, loc_code=f"bad-loc-{tag}", **locs,
                     titem=titem, transit=transit, landed=landed, other_transit=other_transit,
                     lines=f"""'[{{"inventory_id": "{item}", "quantity": 1}}]'""",

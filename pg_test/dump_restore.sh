@@ -52,6 +52,12 @@ SELECT atomic_inventory.bind_stock_source('dump_inv', 'public.dump_inventory', '
 SELECT atomic_inventory.bound_decrement('dump_inv', '1', 2);
 SELECT atomic_inventory.bound_reserve('dump_inv', '[{"item_id": 2, "quantity": 3}]', p_ttl_seconds => 86400,
                                       p_reference => 'dump-bound-cart');
+CREATE TABLE public.dump_stock (product_id integer NOT NULL, warehouse_id text NOT NULL,
+                                quantity integer NOT NULL CHECK (quantity >= 0), PRIMARY KEY (product_id, warehouse_id));
+INSERT INTO public.dump_stock VALUES (1, 'north', 10), (1, 'south', 4);
+SELECT atomic_inventory.bind_stock_source('dump_stock', 'public.dump_stock', 'product_id', 'quantity',
+                                          p_location_column => 'warehouse_id');
+SELECT atomic_inventory.bound_decrement('dump_stock', '1', 3, p_location => 'north');
 INSERT INTO atomic_inventory.picking_sessions (id, status) VALUES ('00000000-0000-0000-0000-0000000d0010', 'packing');
 INSERT INTO atomic_inventory.picking_session_items VALUES ('00000000-0000-0000-0000-0000000d0010', '00000000-0000-0000-0000-0000000d0001', 3);
 INSERT INTO atomic_inventory.orders (id) VALUES ('00000000-0000-0000-0000-0000000d0020');
@@ -112,6 +118,9 @@ for db in ai_restored ai_restored_plain; do
     check "$db: an idempotent retry is answered from the restored key" \
         "$(q -d "$db" -c "SELECT ($S.decrement_inventory('00000000-0000-0000-0000-0000000d0001', 3, p_idempotency_key => 'dump-sale-1')->>'new_quantity')::int = 47
                               AND (SELECT quantity FROM $S.items WHERE sku = 'dump-a') = 44")" "replayed or lost"
+    check "$db: a table keyed by (item, location) keeps its binding" \
+        "$(q -d "$db" -c "SELECT ($S.bound_decrement('dump_stock', '1', 1, p_location => 'south')->>'new_quantity')::int = 3
+                              AND NOT EXISTS (SELECT 1 FROM $S.reconcile_source('dump_stock'))")" ""
     check "$db: the open reservations commit" \
         "$(q -d "$db" -c "SELECT bool_and(($S.commit_reservation(id)->>'status') = 'committed') FROM $S.reservations WHERE status = 'active'")" ""
     check "$db: and still reconcile" \

@@ -231,6 +231,28 @@ def main():
                                                                  "p_session_id": sid}, claims=store_a)
     check("bound_decrement_packing_quantity -> 200", (status, body and body.get("quantity_packed")), (200, 0))
 
+    # an app's own stock(product_id, warehouse_id, quantity) keyed by both
+    # (bind_stock_source's p_location_column), sold per warehouse over HTTP
+    st = f"rest_st_{uuid.uuid4().hex[:8]}"
+    admin.execute(f"""CREATE TABLE public.{st} (product_id integer NOT NULL, warehouse_id text NOT NULL,
+          quantity integer NOT NULL CHECK (quantity >= 0), PRIMARY KEY (product_id, warehouse_id));
+        INSERT INTO public.{st} VALUES (1, 'north', 5), (1, 'south', 2)""")
+    admin.execute(f"SELECT {S}.bind_stock_source(%s, %s, 'product_id', 'quantity', p_location_column => 'warehouse_id')",
+                  (st, f"public.{st}"))
+    status, body = api.rpc("bound_decrement", {"p_source": st, "p_item_id": "1", "p_quantity": 2, "p_location": "north"})
+    check("bound_decrement at a location -> 200", (status, body and body.get("location"), body and body.get("new_quantity")),
+          (200, "north", 3))
+    status, body = api.rpc("bound_decrement", {"p_source": st, "p_item_id": "1", "p_quantity": 1})
+    check("bound_decrement without p_location on a located table -> 400", (status, body["code"]), (400, "22023"))
+    status, body = api.rpc("bound_decrement", {"p_source": st, "p_item_id": "1", "p_quantity": 3, "p_location": "south"})
+    check("bound_decrement short at that location -> 409", (status, body["code"]), (409, "PT409"))
+    status, body = api.rpc("bound_decrement_many", {"p_source": st, "p_lines": [
+        {"item_id": "1", "location": "south", "quantity": 2}, {"item_id": 1, "location": "north", "quantity": 1}]})
+    check("bound_decrement_many across locations -> 200", (status, body and [l["location"] for l in body["lines"]]),
+          (200, ["north", "south"]))
+    status, body = api.rpc("bound_get", {"p_source": st, "p_item_id": "1", "p_location": "north"})
+    check("bound_get at a location -> 200", (status, body and body.get("quantity")), (200, 2))
+
     # locations (docs/locations.md), as a store's staff calls them: tenant
     # store-a from the JWT; a shared item with 10 units at the default location
     litem = admin.execute(f"SELECT {S}.create_item(p_quantity => 10, p_sku => 'rest-' || gen_random_uuid())->>'inventory_id'").fetchone()[0]

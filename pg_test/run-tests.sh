@@ -87,6 +87,8 @@ live_suites() {
         --connections "${AI_STRESS_CONNECTIONS:-24}" --seconds 8 || rc=1
     stage bound_stress python3 pg_test/bound_stress.py \
         --connections "${AI_STRESS_CONNECTIONS:-32}" --seconds 15 || rc=1
+    stage bound_locations python3 pg_test/bound_locations_check.py \
+        --connections "${AI_STRESS_CONNECTIONS:-8}" --seconds 5 || rc=1
     stage events python3 pg_test/events_check.py \
         --connections "${AI_STRESS_CONNECTIONS:-32}" --seconds 8 || rc=1
     stage bad_inputs python3 pg_test/bad_inputs.py || rc=1

@@ -434,6 +434,7 @@ BEGIN
         'atomic_inventory.set_reorder_point(uuid, numeric, uuid)',
         'atomic_inventory.set_backorder_limit(uuid, numeric)',
         'atomic_inventory.set_preorder(uuid, numeric, timestamptz)',
+        'atomic_inventory.set_preorder(uuid, numeric, timestamptz)',
         'atomic_inventory.define_kit(uuid, jsonb)',
         'atomic_inventory.remove_kit(uuid)',
         'atomic_inventory.move_stock_state(uuid, text, text, numeric, text, text, text, integer)',
@@ -2489,3 +2490,286 @@ ALTER TABLE atomic_inventory.bound_reservation_lines
     DROP CONSTRAINT bound_reservation_lines_quantity_check,
     DROP CONSTRAINT bound_reservation_lines_status_check,
     ADD CONSTRAINT bound_reservation_lines_valid CHECK (atomic_inventory.reservation_line_valid(quantity, status));
+
+
+-- Adopted stock tables keyed by (id, location) (docs/adopting.md):
+-- bindings record the location column, bind_stock_source takes it and the
+-- one-row bound_* functions take p_location: new signatures. Whoever may
+-- execute the old ones (grant_usage, or grants of your own) may execute the
+-- new.
+ALTER TABLE atomic_inventory.bindings
+    ADD COLUMN location_column name,
+    ADD COLUMN location_type   text CHECK (location_type IN ('uuid', 'bigint', 'integer', 'text')),
+    ADD CONSTRAINT bindings_location CHECK ((location_column IS NULL) = (location_type IS NULL)
+                                            AND (location_column IS NULL OR kind = 'stock'));
+COMMENT ON COLUMN atomic_inventory.bindings.location_column IS 'Stock, optional: the location of a row of a table keyed by (id column, location column) (a primary key or unique index over exactly the two); the bound_* functions then name a row by p_item_id and p_location. NULL: one row per id.';
+COMMENT ON COLUMN atomic_inventory.bindings.location_type IS 'How locations passed as text are checked and cast: uuid, bigint, integer or text (text and varchar columns); NULL without a location column.';
+-- A located row's ledger key (src/source/bound/stock.rs, row_key).
+COMMENT ON COLUMN atomic_inventory.ledger.item_key IS 'The bound row''s id as text (its id column cast to text); on a table bound with a location column the row''s id and location as the JSON array text ["<id>", "<location>"] (jsonb_build_array(id::text, location::text)::text), one key per row so reconcile_source sums each (item, location) apart; NULL for items.';
+
+DO $$
+BEGIN
+    PERFORM pg_catalog.set_config('ai_upgrade.carried_location_grants', (
+        SELECT COALESCE(pg_catalog.json_agg(pg_catalog.json_build_object(
+                   'fn', p.proname, 'role', a.grantee::regrole::text)), '[]')::text
+          FROM pg_catalog.pg_proc AS p, pg_catalog.aclexplode(p.proacl) AS a
+         WHERE p.oid = ANY (ARRAY[
+                   'atomic_inventory.bind_stock_source(text, regclass, name, name, name, name, name, boolean)',
+                   'atomic_inventory.bound_decrement(text, text, numeric, text, text, text, integer)',
+                   'atomic_inventory.bound_increment(text, text, numeric, text, text, text, integer)',
+                   'atomic_inventory.bound_adjust(text, text, numeric, numeric, boolean, text, text, text, integer)',
+                   'atomic_inventory.bound_get(text, text)'
+               ]::regprocedure[])
+           AND a.privilege_type = 'EXECUTE' AND a.grantee <> 0 AND a.grantee <> p.proowner), true);
+END
+$$;
+
+DROP FUNCTION atomic_inventory.bind_stock_source(text, regclass, name, name, name, name, name, boolean);
+DROP FUNCTION atomic_inventory.bound_decrement(text, text, numeric, text, text, text, integer);
+DROP FUNCTION atomic_inventory.bound_increment(text, text, numeric, text, text, text, integer);
+DROP FUNCTION atomic_inventory.bound_adjust(text, text, numeric, numeric, boolean, text, text, text, integer);
+DROP FUNCTION atomic_inventory.bound_get(text, text);
+
+CREATE FUNCTION atomic_inventory.bind_stock_source(
+    p_name            text,
+    p_relation        regclass,
+    p_id_column       name,
+    p_quantity_column name,
+    p_reserved_column name    DEFAULT NULL,
+    p_track_column    name    DEFAULT NULL,
+    p_tenant_column   name    DEFAULT NULL,
+    p_add_check       boolean DEFAULT true,
+    p_location_column name    DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'ai_bind_stock_source';
+COMMENT ON FUNCTION atomic_inventory.bind_stock_source(text, regclass, name, name, name, name, name, boolean, name) IS
+    'Adopt an existing stock table under the name p_name: checks the columns, that the id is unique (with p_location_column: that (id, location) is, the location NOT NULL) and that quantity has a CHECK (>= 0) (added, NOT VALID then validated, with p_add_check), and writes one initial ledger row per row. Caller must own the table. Returns {success, name, kind, relation, ...}.';
+
+CREATE FUNCTION atomic_inventory.bound_decrement(
+    p_source          text,
+    p_item_id         text,
+    p_quantity        numeric,
+    p_reason          text    DEFAULT NULL,
+    p_reference       text    DEFAULT NULL,
+    p_idempotency_key text    DEFAULT NULL,
+    p_lock_timeout_ms integer DEFAULT NULL,
+    p_location        text    DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'ai_bound_decrement';
+COMMENT ON FUNCTION atomic_inventory.bound_decrement(text, text, numeric, text, text, text, integer, text) IS
+    'decrement_inventory on a bound table row: take p_quantity units, refusing (INSUFFICIENT_INVENTORY, PT409) to go below available. p_location names the row''s location on a table bound with p_location_column (required there, refused elsewhere). Returns {success, source, item_id, [location,] old_quantity, new_quantity, deducted}.';
+
+CREATE FUNCTION atomic_inventory.bound_increment(
+    p_source          text,
+    p_item_id         text,
+    p_quantity        numeric,
+    p_reason          text    DEFAULT NULL,
+    p_reference       text    DEFAULT NULL,
+    p_idempotency_key text    DEFAULT NULL,
+    p_lock_timeout_ms integer DEFAULT NULL,
+    p_location        text    DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'ai_bound_increment';
+COMMENT ON FUNCTION atomic_inventory.bound_increment(text, text, numeric, text, text, text, integer, text) IS
+    'increment_inventory on a bound table row (p_location: as bound_decrement). Returns {success, source, item_id, [location,] old_quantity, new_quantity, added}.';
+
+CREATE FUNCTION atomic_inventory.bound_adjust(
+    p_source            text,
+    p_item_id           text,
+    p_new_quantity      numeric,
+    p_expected_quantity numeric DEFAULT NULL,
+    p_force             boolean DEFAULT false,
+    p_reason            text    DEFAULT NULL,
+    p_reference         text    DEFAULT NULL,
+    p_idempotency_key   text    DEFAULT NULL,
+    p_lock_timeout_ms   integer DEFAULT NULL,
+    p_location          text    DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'ai_bound_adjust';
+COMMENT ON FUNCTION atomic_inventory.bound_adjust(text, text, numeric, numeric, boolean, text, text, text, integer, text) IS
+    'adjust_inventory (compare-and-set) on a bound table row (p_location: as bound_decrement). Returns {success, source, item_id, [location,] old_quantity, new_quantity, delta}.';
+
+CREATE FUNCTION atomic_inventory.bound_get(p_source text, p_item_id text, p_location text DEFAULT NULL) RETURNS json
+LANGUAGE c STABLE PARALLEL UNSAFE SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'ai_bound_get';
+COMMENT ON FUNCTION atomic_inventory.bound_get(text, text, text) IS
+    'One bound row''s stock: {source, item_id, [location,] quantity, reserved, available, tracked, tenant_id} (NOT_FOUND, PT404, if not visible; p_location: as bound_decrement).';
+
+CREATE OR REPLACE VIEW atomic_inventory.bound_sources AS
+SELECT b.name, b.kind, b.relation, b.id_column, b.id_type, b.quantity_column, b.quantity_type,
+       b.reserved_column, b.track_column, b.tenant_column, b.status_column, b.available_value,
+       b.claimed_value, b.assignee_column, b.created_at, b.location_column, b.location_type
+  FROM atomic_inventory.bindings AS b;
+
+CREATE OR REPLACE FUNCTION atomic_inventory.reconcile_source(p_source text)
+RETURNS TABLE (item_key text, quantity numeric, ledger_sum numeric, drift numeric)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+DECLARE
+    b atomic_inventory.bindings;
+    v_tenant text;
+    v_key text;
+BEGIN
+    -- the same answers as the bound_* functions (bindings.rs): NOT_FOUND for
+    -- an unknown name, INVALID_INPUT for a batch source or none
+    IF p_source IS NULL THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_source is required (got NULL)'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_source"}';
+    END IF;
+    -- a source's name has at most 63 characters (bind_stock_source's rule)
+    IF pg_catalog.length(p_source) > 63 THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_source is longer than 63 characters (a source name has at most 63)'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_source"}',
+                  HINT = 'Check the argument named in the detail.';
+    END IF;
+    SELECT * INTO b FROM atomic_inventory.bindings AS x WHERE x.name = p_source;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'NOT_FOUND: source % does not exist or is not visible to this tenant', p_source
+            USING ERRCODE = 'PT404',
+                  DETAIL = pg_catalog.json_build_object('code', 'NOT_FOUND', 'entity', 'source', 'ids',
+                                                        pg_catalog.json_build_array(p_source))::text;
+    END IF;
+    IF b.kind <> 'stock' THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_source % is a % source; this function needs a stock source', p_source, b.kind
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_source"}';
+    END IF;
+    -- The query below casts the app's columns as this function's owner (a
+    -- superuser): only while they are of built-in types, whose casts are
+    -- built in (the table's owner could give a column a type of their own,
+    -- with a cast of their own; bindings.rs refuses the same for bound_*).
+    -- A table dropped after binding: the same answer as the bound_*
+    -- functions give (bindings.rs). (Its relkind is then NULL, which the
+    -- test below lets through.)
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class AS c WHERE c.oid = b.relation) THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_source % is bound to a table that no longer exists; unbind_source it', p_source
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_source"}',
+                  HINT = 'Check the argument named in the detail.';
+    END IF;
+    IF (SELECT c.relkind FROM pg_catalog.pg_class AS c WHERE c.oid = b.relation) NOT IN ('r', 'p')
+       OR (SELECT pg_catalog.count(*) FROM pg_catalog.pg_attribute AS a
+            WHERE a.attrelid = b.relation AND NOT a.attisdropped
+              AND a.attname IN (b.id_column, b.quantity_column, b.tenant_column, b.location_column))
+          <> 2 + (b.tenant_column IS NOT NULL)::int + (b.location_column IS NOT NULL)::int
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_attribute AS a
+                   WHERE a.attrelid = b.relation AND NOT a.attisdropped
+                     AND a.attname IN (b.id_column, b.quantity_column, b.tenant_column, b.location_column)
+                     AND a.atttypid >= 16384) THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_source %: its table or a column changed (dropped, renamed or of another type) since it was bound; unbind_source it and bind it again', p_source
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_source"}';
+    END IF;
+    -- identifiers quoted by format's %I, the relation by regclass output
+    -- (schema-qualified: the pinned search_path has no app schema); values
+    -- passed with USING.
+    v_tenant := CASE WHEN b.tenant_column IS NULL THEN 'NULL::text'
+                     ELSE pg_catalog.format('t.%I::text', b.tenant_column) END;
+    -- a row's key as the bound_* functions write it to the ledger: the id,
+    -- or on a table keyed by (id, location) both as a JSON array
+    -- (src/source/bound/stock.rs, row_key), so each (item, location) row is
+    -- compared with its own ledger rows
+    v_key := CASE WHEN b.location_column IS NULL THEN pg_catalog.format('t.%I::text', b.id_column)
+                  ELSE pg_catalog.format('pg_catalog.jsonb_build_array(t.%I::text, t.%I::text)::text',
+                                         b.id_column, b.location_column) END;
+    RETURN QUERY EXECUTE pg_catalog.format(
+        'SELECT r.k, r.q, COALESCE(l.total, 0), r.q - COALESCE(l.total, 0)
+           FROM (SELECT %s AS k, t.%I::numeric AS q, %s AS tenant FROM %s AS t) AS r
+           LEFT JOIN (SELECT g.item_key, pg_catalog.sum(g.delta) AS total
+                        FROM atomic_inventory.ledger AS g
+                       WHERE g.source = $1 GROUP BY g.item_key) AS l ON l.item_key = r.k
+          WHERE r.q IS DISTINCT FROM COALESCE(l.total, 0)
+            AND (r.tenant IS NULL OR r.tenant = $2 OR $3)
+          ORDER BY r.k',
+        v_key, b.quantity_column, v_tenant, b.relation)
+    USING p_source, atomic_inventory.caller_tenant(), atomic_inventory.caller_is_admin();
+END;
+$$;
+COMMENT ON FUNCTION atomic_inventory.reconcile_source(text) IS
+    'Rows of a bound stock table whose quantity differs from the sum of their ledger rows (a write outside the bound_* functions, or a row inserted after binding). item_key is the id as text, or ["<id>", "<location>"] on a table bound with p_location_column. Empty = everything accounted for.';
+
+CREATE OR REPLACE FUNCTION atomic_inventory.grant_usage(p_role name) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+DECLARE
+    f regprocedure;
+BEGIN
+    EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA atomic_inventory TO %I', p_role);
+    FOREACH f IN ARRAY ARRAY[
+        'atomic_inventory.decrement_inventory(uuid, numeric, text, text, text, integer, uuid)',
+        'atomic_inventory.decrement_inventory_many(jsonb, text, text, text, integer)',
+        'atomic_inventory.increment_inventory(uuid, numeric, text, text, text, integer, uuid)',
+        'atomic_inventory.transfer_inventory(uuid, uuid, uuid, numeric, text, text, text, integer, boolean)',
+        'atomic_inventory.receive_transfer(uuid, numeric, text, text, text, integer)',
+        'atomic_inventory.cancel_transfer(uuid, text, text, text, integer)',
+        'atomic_inventory.adjust_inventory(uuid, numeric, numeric, boolean, text, text, text, integer, uuid)',
+        'atomic_inventory.create_item(numeric, text, text, boolean, text, uuid)',
+        'atomic_inventory.get_inventory(uuid, uuid)',
+        'atomic_inventory.create_location(text, text, integer, boolean, text, uuid)',
+        'atomic_inventory.update_location(uuid, text, integer, boolean, boolean)',
+        'atomic_inventory.reconcile()',
+        'atomic_inventory.claim_batch(uuid, text, integer, integer, integer)',
+        'atomic_inventory.claim_next_batch(text, text, integer, integer, integer)',
+        'atomic_inventory.unclaim_batch(uuid, text, integer)',
+        'atomic_inventory.start_batch(uuid, text, integer)',
+        'atomic_inventory.complete_batch(uuid, text, integer)',
+        'atomic_inventory.extend_batch_lease(uuid, text, integer, integer)',
+        'atomic_inventory.reserve_inventory(jsonb, integer, text, text, integer)',
+        'atomic_inventory.commit_reservation(uuid, uuid[], text, text, integer, jsonb, text)',
+        'atomic_inventory.release_reservation(uuid, uuid[], text, text, integer)',
+        'atomic_inventory.extend_reservation(uuid, integer, integer)',
+        'atomic_inventory.get_reservation(uuid)',
+        'atomic_inventory.increment_packing_quantity(uuid, integer, integer, uuid, uuid, integer, integer)',
+        'atomic_inventory.decrement_packing_quantity(uuid, uuid, integer, integer)',
+        'atomic_inventory.bound_decrement(text, text, numeric, text, text, text, integer, text)',
+        'atomic_inventory.bound_decrement_many(text, jsonb, text, text, text, integer)',
+        'atomic_inventory.bound_increment(text, text, numeric, text, text, text, integer, text)',
+        'atomic_inventory.bound_adjust(text, text, numeric, numeric, boolean, text, text, text, integer, text)',
+        'atomic_inventory.bound_get(text, text, text)',
+        'atomic_inventory.bound_claim_batch(text, text, text)',
+        'atomic_inventory.bound_claim_next_batch(text, text)',
+        'atomic_inventory.bound_unclaim_batch(text, text, text)',
+        'atomic_inventory.bound_reserve(text, jsonb, integer, text, text, integer)',
+        'atomic_inventory.bound_commit_reservation(uuid, text[], text, text, integer, jsonb, text)',
+        'atomic_inventory.bound_release_reservation(uuid, text[], text, text, integer)',
+        'atomic_inventory.bound_increment_packing_quantity(text, text, text, text, integer, text, integer)',
+        'atomic_inventory.bound_decrement_packing_quantity(text, text, text, integer, text, integer)',
+        'atomic_inventory.reconcile_source(text)',
+        'atomic_inventory.set_reorder_point(uuid, numeric, uuid)',
+        'atomic_inventory.set_backorder_limit(uuid, numeric)',
+        'atomic_inventory.define_kit(uuid, jsonb)',
+        'atomic_inventory.remove_kit(uuid)',
+        'atomic_inventory.move_stock_state(uuid, text, text, numeric, text, text, text, integer)',
+        'atomic_inventory.low_stock_items(integer)',
+        'atomic_inventory.create_event_consumer(text, text)',
+        'atomic_inventory.drop_event_consumer(text)',
+        'atomic_inventory.read_events(text, integer, integer)',
+        'atomic_inventory.ack_events(text, bigint[])',
+        'atomic_inventory.caller_tenant()',
+        'atomic_inventory.caller_is_admin()'
+    ]::regprocedure[] LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %I', f, p_role);
+    END LOOP;
+END;
+$$;
+
+COMMENT ON FUNCTION atomic_inventory.bound_decrement_many(text, jsonb, text, text, text, integer) IS
+    'Several lines [{item_id, quantity}] ([{item_id, location, quantity}] on a table bound with p_location_column) of a bound table at once: all or nothing, rows locked in (id, location) order, duplicates merged. Returns {success, source, lines:[{item_id, old_quantity, new_quantity, deducted}]}.';
+REVOKE ALL ON FUNCTION atomic_inventory.bind_stock_source FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.bound_decrement FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.bound_increment FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.bound_adjust FROM PUBLIC;
+REVOKE ALL ON FUNCTION atomic_inventory.bound_get FROM PUBLIC;
+DO $$
+DECLARE
+    g record;
+BEGIN
+    FOR g IN SELECT * FROM pg_catalog.json_to_recordset(
+                 pg_catalog.current_setting('ai_upgrade.carried_location_grants')::json) AS x(fn text, role text) LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION atomic_inventory.%I TO %s', g.fn, g.role);
+    END LOOP;
+END
+$$;

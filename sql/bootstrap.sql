@@ -212,7 +212,7 @@ COMMENT ON COLUMN atomic_inventory.ledger.idempotency_key IS 'The idempotency ke
 COMMENT ON COLUMN atomic_inventory.ledger.tenant_id IS 'The item''s tenant at the time of the movement.';
 COMMENT ON COLUMN atomic_inventory.ledger.created_at IS 'Transaction time of the movement.';
 COMMENT ON COLUMN atomic_inventory.ledger.source IS 'The binding (bindings.name) whose table row moved; NULL for items of atomic_inventory.items.';
-COMMENT ON COLUMN atomic_inventory.ledger.item_key IS 'The bound row''s id as text (its id column cast to text); NULL for items.';
+COMMENT ON COLUMN atomic_inventory.ledger.item_key IS 'The bound row''s id as text (its id column cast to text); on a table bound with a location column the row''s id and location as the JSON array text ["<id>", "<location>"] (jsonb_build_array(id::text, location::text)::text), one key per row so reconcile_source sums each (item, location) apart; NULL for items.';
 COMMENT ON COLUMN atomic_inventory.ledger.location_id IS 'The location whose stock moved; NULL = the default location (the item''s own row).';
 COMMENT ON COLUMN atomic_inventory.ledger.transfer_id IS 'transfer_inventory: the id the rows of one transfer share (its source''s and destination''s; of a transfer in transit also its receipt''s or cancellation''s, transfers.id).';
 COMMENT ON COLUMN atomic_inventory.ledger.from_state IS 'move_stock_state: the state the units left (available, damaged, quality_control, safety_stock, incoming or ordered); NULL for other movements.';
@@ -481,6 +481,11 @@ CREATE TABLE atomic_inventory.bindings (
     claimed_value    text,
     assignee_column  name,
     created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- last: 0.4.0 added them (ALTER TABLE ... ADD COLUMN appends)
+    location_column  name,
+    location_type    text        CHECK (location_type IN ('uuid', 'bigint', 'integer', 'text')),
+    CONSTRAINT bindings_location CHECK ((location_column IS NULL) = (location_type IS NULL)
+                                        AND (location_column IS NULL OR kind = 'stock')),
     CONSTRAINT bindings_kind_columns CHECK (
         CASE kind
           WHEN 'stock' THEN quantity_column IS NOT NULL AND quantity_type IS NOT NULL
@@ -509,6 +514,8 @@ COMMENT ON COLUMN atomic_inventory.bindings.available_value IS 'Batch: status va
 COMMENT ON COLUMN atomic_inventory.bindings.claimed_value IS 'Batch: status value set by a claim.';
 COMMENT ON COLUMN atomic_inventory.bindings.assignee_column IS 'Batch: column receiving the driver id.';
 COMMENT ON COLUMN atomic_inventory.bindings.created_at IS 'When the table was bound.';
+COMMENT ON COLUMN atomic_inventory.bindings.location_column IS 'Stock, optional: the location of a row of a table keyed by (id column, location column) (a primary key or unique index over exactly the two); the bound_* functions then name a row by p_item_id and p_location. NULL: one row per id.';
+COMMENT ON COLUMN atomic_inventory.bindings.location_type IS 'How locations passed as text are checked and cast: uuid, bigint, integer or text (text and varchar columns); NULL without a location column.';
 -- Bindings are configuration: pg_dump keeps their rows.
 SELECT pg_catalog.pg_extension_config_dump('atomic_inventory.bindings', '');
 

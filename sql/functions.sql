@@ -757,12 +757,13 @@ CREATE FUNCTION atomic_inventory.bind_stock_source(
     p_reserved_column name    DEFAULT NULL,
     p_track_column    name    DEFAULT NULL,
     p_tenant_column   name    DEFAULT NULL,
-    p_add_check       boolean DEFAULT true
+    p_add_check       boolean DEFAULT true,
+    p_location_column name    DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 AS 'MODULE_PATHNAME', 'ai_bind_stock_source';
-COMMENT ON FUNCTION atomic_inventory.bind_stock_source(text, regclass, name, name, name, name, name, boolean) IS
-    'Adopt an existing stock table under the name p_name: checks the columns, that the id is unique and that quantity has a CHECK (>= 0) (added, NOT VALID then validated, with p_add_check), and writes one initial ledger row per row. Caller must own the table. Returns {success, name, kind, relation, ...}.';
+COMMENT ON FUNCTION atomic_inventory.bind_stock_source(text, regclass, name, name, name, name, name, boolean, name) IS
+    'Adopt an existing stock table under the name p_name: checks the columns, that the id is unique (with p_location_column: that (id, location) is, the location NOT NULL) and that quantity has a CHECK (>= 0) (added, NOT VALID then validated, with p_add_check), and writes one initial ledger row per row. Caller must own the table. Returns {success, name, kind, relation, ...}.';
 
 CREATE FUNCTION atomic_inventory.bind_batch_source(
     p_name            text,
@@ -820,7 +821,7 @@ COMMENT ON FUNCTION atomic_inventory.unbind_source(text) IS
 CREATE VIEW atomic_inventory.bound_sources AS
 SELECT b.name, b.kind, b.relation, b.id_column, b.id_type, b.quantity_column, b.quantity_type,
        b.reserved_column, b.track_column, b.tenant_column, b.status_column, b.available_value,
-       b.claimed_value, b.assignee_column, b.created_at
+       b.claimed_value, b.assignee_column, b.created_at, b.location_column, b.location_type
   FROM atomic_inventory.bindings AS b;
 COMMENT ON VIEW atomic_inventory.bound_sources IS
     'The bindings: which app tables the bound_* functions operate on, and with which columns.';
@@ -832,12 +833,13 @@ CREATE FUNCTION atomic_inventory.bound_decrement(
     p_reason          text    DEFAULT NULL,
     p_reference       text    DEFAULT NULL,
     p_idempotency_key text    DEFAULT NULL,
-    p_lock_timeout_ms integer DEFAULT NULL
+    p_lock_timeout_ms integer DEFAULT NULL,
+    p_location        text    DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 AS 'MODULE_PATHNAME', 'ai_bound_decrement';
-COMMENT ON FUNCTION atomic_inventory.bound_decrement(text, text, numeric, text, text, text, integer) IS
-    'decrement_inventory on a bound table row: take p_quantity units, refusing (INSUFFICIENT_INVENTORY, PT409) to go below available. Returns {success, source, item_id, old_quantity, new_quantity, deducted}.';
+COMMENT ON FUNCTION atomic_inventory.bound_decrement(text, text, numeric, text, text, text, integer, text) IS
+    'decrement_inventory on a bound table row: take p_quantity units, refusing (INSUFFICIENT_INVENTORY, PT409) to go below available. p_location names the row''s location on a table bound with p_location_column (required there, refused elsewhere). Returns {success, source, item_id, [location,] old_quantity, new_quantity, deducted}.';
 
 CREATE FUNCTION atomic_inventory.bound_decrement_many(
     p_source          text,
@@ -856,7 +858,7 @@ SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off
 AS 'MODULE_PATHNAME', 'ai_bound_decrement_many';
 COMMENT ON FUNCTION atomic_inventory.bound_decrement_many(text, jsonb, text, text, text, integer) IS
-    'Several lines [{item_id, quantity}] of a bound table at once: all or nothing, rows locked in id order, duplicates merged. Returns {success, source, lines:[{item_id, old_quantity, new_quantity, deducted}]}.';
+    'Several lines [{item_id, quantity}] ([{item_id, location, quantity}] on a table bound with p_location_column) of a bound table at once: all or nothing, rows locked in (id, location) order, duplicates merged. Returns {success, source, lines:[{item_id, old_quantity, new_quantity, deducted}]}.';
 
 CREATE FUNCTION atomic_inventory.bound_increment(
     p_source          text,
@@ -865,12 +867,13 @@ CREATE FUNCTION atomic_inventory.bound_increment(
     p_reason          text    DEFAULT NULL,
     p_reference       text    DEFAULT NULL,
     p_idempotency_key text    DEFAULT NULL,
-    p_lock_timeout_ms integer DEFAULT NULL
+    p_lock_timeout_ms integer DEFAULT NULL,
+    p_location        text    DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 AS 'MODULE_PATHNAME', 'ai_bound_increment';
-COMMENT ON FUNCTION atomic_inventory.bound_increment(text, text, numeric, text, text, text, integer) IS
-    'increment_inventory on a bound table row. Returns {success, source, item_id, old_quantity, new_quantity, added}.';
+COMMENT ON FUNCTION atomic_inventory.bound_increment(text, text, numeric, text, text, text, integer, text) IS
+    'increment_inventory on a bound table row (p_location: as bound_decrement). Returns {success, source, item_id, [location,] old_quantity, new_quantity, added}.';
 
 CREATE FUNCTION atomic_inventory.bound_adjust(
     p_source            text,
@@ -881,18 +884,19 @@ CREATE FUNCTION atomic_inventory.bound_adjust(
     p_reason            text    DEFAULT NULL,
     p_reference         text    DEFAULT NULL,
     p_idempotency_key   text    DEFAULT NULL,
-    p_lock_timeout_ms   integer DEFAULT NULL
+    p_lock_timeout_ms   integer DEFAULT NULL,
+    p_location          text    DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 AS 'MODULE_PATHNAME', 'ai_bound_adjust';
-COMMENT ON FUNCTION atomic_inventory.bound_adjust(text, text, numeric, numeric, boolean, text, text, text, integer) IS
-    'adjust_inventory (compare-and-set) on a bound table row. Returns {success, source, item_id, old_quantity, new_quantity, delta}.';
+COMMENT ON FUNCTION atomic_inventory.bound_adjust(text, text, numeric, numeric, boolean, text, text, text, integer, text) IS
+    'adjust_inventory (compare-and-set) on a bound table row (p_location: as bound_decrement). Returns {success, source, item_id, [location,] old_quantity, new_quantity, delta}.';
 
-CREATE FUNCTION atomic_inventory.bound_get(p_source text, p_item_id text) RETURNS json
+CREATE FUNCTION atomic_inventory.bound_get(p_source text, p_item_id text, p_location text DEFAULT NULL) RETURNS json
 LANGUAGE c STABLE PARALLEL UNSAFE SECURITY DEFINER
 AS 'MODULE_PATHNAME', 'ai_bound_get';
-COMMENT ON FUNCTION atomic_inventory.bound_get(text, text) IS
-    'One bound row''s stock: {source, item_id, quantity, reserved, available, tracked, tenant_id} (NOT_FOUND, PT404, if not visible).';
+COMMENT ON FUNCTION atomic_inventory.bound_get(text, text, text) IS
+    'One bound row''s stock: {source, item_id, [location,] quantity, reserved, available, tracked, tenant_id} (NOT_FOUND, PT404, if not visible; p_location: as bound_decrement).';
 
 -- Reservations on bound sources (src/source/bound/holds.rs): commit,
 -- release, extend, get and expiry are the reservation functions above; these
@@ -979,6 +983,7 @@ AS $$
 DECLARE
     b atomic_inventory.bindings;
     v_tenant text;
+    v_key text;
 BEGIN
     -- the same answers as the bound_* functions (bindings.rs): NOT_FOUND for
     -- an unknown name, INVALID_INPUT for a batch source or none
@@ -1018,11 +1023,11 @@ BEGIN
     IF (SELECT c.relkind FROM pg_catalog.pg_class AS c WHERE c.oid = b.relation) NOT IN ('r', 'p')
        OR (SELECT pg_catalog.count(*) FROM pg_catalog.pg_attribute AS a
             WHERE a.attrelid = b.relation AND NOT a.attisdropped
-              AND a.attname IN (b.id_column, b.quantity_column, b.tenant_column))
-          <> (CASE WHEN b.tenant_column IS NULL THEN 2 ELSE 3 END)
+              AND a.attname IN (b.id_column, b.quantity_column, b.tenant_column, b.location_column))
+          <> 2 + (b.tenant_column IS NOT NULL)::int + (b.location_column IS NOT NULL)::int
        OR EXISTS (SELECT 1 FROM pg_catalog.pg_attribute AS a
                    WHERE a.attrelid = b.relation AND NOT a.attisdropped
-                     AND a.attname IN (b.id_column, b.quantity_column, b.tenant_column)
+                     AND a.attname IN (b.id_column, b.quantity_column, b.tenant_column, b.location_column)
                      AND a.atttypid >= 16384) THEN
         RAISE EXCEPTION 'INVALID_INPUT: p_source %: its table or a column changed (dropped, renamed or of another type) since it was bound; unbind_source it and bind it again', p_source
             USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_source"}';
@@ -1032,21 +1037,28 @@ BEGIN
     -- passed with USING.
     v_tenant := CASE WHEN b.tenant_column IS NULL THEN 'NULL::text'
                      ELSE pg_catalog.format('t.%I::text', b.tenant_column) END;
+    -- a row's key as the bound_* functions write it to the ledger: the id,
+    -- or on a table keyed by (id, location) both as a JSON array
+    -- (src/source/bound/stock.rs, row_key), so each (item, location) row is
+    -- compared with its own ledger rows
+    v_key := CASE WHEN b.location_column IS NULL THEN pg_catalog.format('t.%I::text', b.id_column)
+                  ELSE pg_catalog.format('pg_catalog.jsonb_build_array(t.%I::text, t.%I::text)::text',
+                                         b.id_column, b.location_column) END;
     RETURN QUERY EXECUTE pg_catalog.format(
         'SELECT r.k, r.q, COALESCE(l.total, 0), r.q - COALESCE(l.total, 0)
-           FROM (SELECT t.%I::text AS k, t.%I::numeric AS q, %s AS tenant FROM %s AS t) AS r
+           FROM (SELECT %s AS k, t.%I::numeric AS q, %s AS tenant FROM %s AS t) AS r
            LEFT JOIN (SELECT g.item_key, pg_catalog.sum(g.delta) AS total
                         FROM atomic_inventory.ledger AS g
                        WHERE g.source = $1 GROUP BY g.item_key) AS l ON l.item_key = r.k
           WHERE r.q IS DISTINCT FROM COALESCE(l.total, 0)
             AND (r.tenant IS NULL OR r.tenant = $2 OR $3)
           ORDER BY r.k',
-        b.id_column, b.quantity_column, v_tenant, b.relation)
+        v_key, b.quantity_column, v_tenant, b.relation)
     USING p_source, atomic_inventory.caller_tenant(), atomic_inventory.caller_is_admin();
 END;
 $$;
 COMMENT ON FUNCTION atomic_inventory.reconcile_source(text) IS
-    'Rows of a bound stock table whose quantity differs from the sum of their ledger rows (a write outside the bound_* functions, or a row inserted after binding). Empty = everything accounted for.';
+    'Rows of a bound stock table whose quantity differs from the sum of their ledger rows (a write outside the bound_* functions, or a row inserted after binding). item_key is the id as text, or ["<id>", "<location>"] on a table bound with p_location_column. Empty = everything accounted for.';
 
 -- Statistics (src/stats.rs): per-function calls, outcomes and latency.
 -- Cluster-wide when the library is preloaded, else this backend's own.
@@ -1992,11 +2004,11 @@ BEGIN
         'atomic_inventory.get_reservation(uuid)',
         'atomic_inventory.increment_packing_quantity(uuid, integer, integer, uuid, uuid, integer, integer)',
         'atomic_inventory.decrement_packing_quantity(uuid, uuid, integer, integer)',
-        'atomic_inventory.bound_decrement(text, text, numeric, text, text, text, integer)',
+        'atomic_inventory.bound_decrement(text, text, numeric, text, text, text, integer, text)',
         'atomic_inventory.bound_decrement_many(text, jsonb, text, text, text, integer)',
-        'atomic_inventory.bound_increment(text, text, numeric, text, text, text, integer)',
-        'atomic_inventory.bound_adjust(text, text, numeric, numeric, boolean, text, text, text, integer)',
-        'atomic_inventory.bound_get(text, text)',
+        'atomic_inventory.bound_increment(text, text, numeric, text, text, text, integer, text)',
+        'atomic_inventory.bound_adjust(text, text, numeric, numeric, boolean, text, text, text, integer, text)',
+        'atomic_inventory.bound_get(text, text, text)',
         'atomic_inventory.bound_claim_batch(text, text, text)',
         'atomic_inventory.bound_claim_next_batch(text, text)',
         'atomic_inventory.bound_unclaim_batch(text, text, text)',

@@ -7,7 +7,8 @@ use crate::source::bound::bind_packing::bind_packing;
 
 entry_points! {
     ai_bind_stock_source / pg_finfo_ai_bind_stock_source
-        (TEXTOID, REGCLASSOID, NAMEOID, NAMEOID, NAMEOID, NAMEOID, NAMEOID, BOOLOID) => bind_stock;
+        (TEXTOID, REGCLASSOID, NAMEOID, NAMEOID, NAMEOID, NAMEOID, NAMEOID, BOOLOID, NAMEOID)
+        => bind_stock;
     ai_bind_batch_source / pg_finfo_ai_bind_batch_source
         (TEXTOID, REGCLASSOID, NAMEOID, NAMEOID, NAMEOID, TEXTOID, TEXTOID, NAMEOID) => bind_batch;
     ai_bind_packing_source / pg_finfo_ai_bind_packing_source

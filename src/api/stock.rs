@@ -14,7 +14,7 @@ use crate::ops::{kits, stock, transfers};
 use crate::pg::fmgr::{entry_points, Args};
 use crate::pg::spi::with_spi;
 use crate::source::bound::binding::{self, Kind};
-use crate::source::bound::stock::{describe, item_key, lines as bound_lines};
+use crate::source::bound::stock::{describe, lines as bound_lines, row_key};
 use crate::source::own::levels::{self, Level, LevelKey};
 use crate::source::own::Own;
 use crate::source::StockSource;
@@ -273,10 +273,11 @@ enum OneRow {
 }
 
 /// bound_decrement / bound_increment(p_source, p_item_id, p_quantity,
-/// p_reason, p_reference, p_idempotency_key, p_lock_timeout_ms)
+/// p_reason, p_reference, p_idempotency_key, p_lock_timeout_ms, p_location)
 fn bound_one(args: &Args, how: OneRow) -> Result<String> {
     let src = args.source(0)?;
     let key_text = args.text(1, "p_item_id")?;
+    let loc_text = args.text(7, "p_location")?;
     let qty = validate::positive_quantity(args.numeric(2), "p_quantity")?;
     let mv = Movement::read(args, 3)?;
     let who = Caller::current()?;
@@ -286,7 +287,13 @@ fn bound_one(args: &Args, how: OneRow) -> Result<String> {
     };
     with_spi(mv.lock_timeout_ms, |c| {
         let b = binding::get(c, &src, Kind::Stock)?;
-        let key = item_key(b.id_type, key_text.clone(), "p_item_id")?;
+        let key = row_key(
+            &b,
+            key_text.clone(),
+            loc_text.clone(),
+            "p_item_id",
+            "p_location",
+        )?;
         b.fits(&qty, "p_quantity")?;
         let request = || {
             json!({"source": src, "item_id": key, "quantity": qty.normalize(),
@@ -316,16 +323,24 @@ fn bound_increment(args: &Args) -> Result<String> {
 }
 
 /// bound_adjust(p_source, p_item_id, p_new_quantity, p_expected_quantity,
-/// p_force, p_reason, p_reference, p_idempotency_key, p_lock_timeout_ms)
+/// p_force, p_reason, p_reference, p_idempotency_key, p_lock_timeout_ms,
+/// p_location)
 fn bound_adjust(args: &Args) -> Result<String> {
     let src = args.source(0)?;
     let key_text = args.text(1, "p_item_id")?;
+    let loc_text = args.text(9, "p_location")?;
     let (new_qty, expected, force) = validate::compare_and_set(args, 2)?;
     let mv = Movement::read(args, 5)?;
     let who = Caller::current()?;
     with_spi(mv.lock_timeout_ms, |c| {
         let b = binding::get(c, &src, Kind::Stock)?;
-        let key = item_key(b.id_type, key_text.clone(), "p_item_id")?;
+        let key = row_key(
+            &b,
+            key_text.clone(),
+            loc_text.clone(),
+            "p_item_id",
+            "p_location",
+        )?;
         b.fits(&new_qty, "p_new_quantity")?;
         let request = || {
             json!({"source": src, "item_id": key, "new_quantity": new_qty.normalize(),
@@ -370,14 +385,15 @@ fn bound_decrement_many(args: &Args) -> Result<String> {
     })
 }
 
-/// bound_get(p_source, p_item_id)
+/// bound_get(p_source, p_item_id, p_location)
 fn bound_get(args: &Args) -> Result<String> {
     let src = args.source(0)?;
     let key_text = args.text(1, "p_item_id")?;
+    let loc_text = args.text(2, "p_location")?;
     let who = Caller::current()?;
     with_spi(None, |c| {
         let b = binding::get(c, &src, Kind::Stock)?;
-        let key = item_key(b.id_type, key_text, "p_item_id")?;
+        let key = row_key(&b, key_text, loc_text, "p_item_id", "p_location")?;
         describe(&b, c, &who, &key)
     })
 }
@@ -400,13 +416,15 @@ entry_points! {
     ai_decrement_inventory_many / pg_finfo_ai_decrement_inventory_many
         (JSONBOID, TEXTOID, TEXTOID, TEXTOID, INT4OID) => decrement_many;
     ai_bound_decrement / pg_finfo_ai_bound_decrement
-        (TEXTOID, TEXTOID, NUMERICOID, TEXTOID, TEXTOID, TEXTOID, INT4OID) => bound_decrement;
+        (TEXTOID, TEXTOID, NUMERICOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, TEXTOID)
+        => bound_decrement;
     ai_bound_increment / pg_finfo_ai_bound_increment
-        (TEXTOID, TEXTOID, NUMERICOID, TEXTOID, TEXTOID, TEXTOID, INT4OID) => bound_increment;
+        (TEXTOID, TEXTOID, NUMERICOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, TEXTOID)
+        => bound_increment;
     ai_bound_adjust / pg_finfo_ai_bound_adjust
-        (TEXTOID, TEXTOID, NUMERICOID, NUMERICOID, BOOLOID, TEXTOID, TEXTOID, TEXTOID, INT4OID)
+        (TEXTOID, TEXTOID, NUMERICOID, NUMERICOID, BOOLOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, TEXTOID)
         => bound_adjust;
     ai_bound_decrement_many / pg_finfo_ai_bound_decrement_many
         (TEXTOID, JSONBOID, TEXTOID, TEXTOID, TEXTOID, INT4OID) => bound_decrement_many;
-    ai_bound_get / pg_finfo_ai_bound_get (TEXTOID, TEXTOID) => bound_get;
+    ai_bound_get / pg_finfo_ai_bound_get (TEXTOID, TEXTOID, TEXTOID) => bound_get;
 }

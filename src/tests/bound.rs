@@ -223,7 +223,7 @@ mod tests {
         // only the table's owner may bind it
         run("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ai_stranger') THEN CREATE ROLE ai_stranger; END IF; END $$");
         run("GRANT USAGE ON SCHEMA atomic_inventory TO ai_stranger");
-        run("GRANT EXECUTE ON FUNCTION atomic_inventory.bind_stock_source(text, regclass, name, name, name, name, name, boolean) TO ai_stranger");
+        run("GRANT EXECUTE ON FUNCTION atomic_inventory.bind_stock_source(text, regclass, name, name, name, name, name, boolean, name) TO ai_stranger");
         run("SET ROLE ai_stranger");
         bad_bind(
             &format!("{b}('z', 'public.inventory', 'id', 'quantity')"),

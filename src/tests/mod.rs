@@ -5,6 +5,7 @@ pub mod support;
 mod backorders;
 mod batches;
 mod bound;
+mod bound_locations;
 mod bound_reservations;
 mod events;
 mod kits;

@@ -108,6 +108,20 @@ const ENUM_LABEL: Stmt = Stmt {
     args: &[pg_sys::OIDOID, pg_sys::TEXTOID],
 };
 
+/// A unique index on exactly the id and location columns (in either
+/// order), valid, immediate, not partial, no expressions: each (item,
+/// location) names one row.
+const PAIR_UNIQUE: Stmt = Stmt {
+    name: "binding_pair_unique",
+    sql: "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index AS i \
+                          WHERE i.indrelid = $1 AND i.indisunique AND i.indisvalid \
+                            AND i.indimmediate AND i.indpred IS NULL AND i.indexprs IS NULL \
+                            AND i.indnkeyatts = 2 \
+                            AND ((i.indkey[0] = $2 AND i.indkey[1] = $3) \
+                                 OR (i.indkey[0] = $3 AND i.indkey[1] = $2)))",
+    args: &[pg_sys::OIDOID, pg_sys::INT2OID, pg_sys::INT2OID],
+};
+
 const NAME_TAKEN: Stmt = Stmt {
     name: "binding_name_taken",
     sql: "SELECT EXISTS (SELECT 1 FROM atomic_inventory.bindings AS b WHERE b.name = $1)",
@@ -118,15 +132,18 @@ const INSERT: Stmt = Stmt {
     name: "binding_insert",
     sql: "INSERT INTO atomic_inventory.bindings (name, kind, relation, id_column, id_type, \
               quantity_column, quantity_type, reserved_column, track_column, tenant_column, \
-              status_column, available_value, claimed_value, assignee_column) \
+              status_column, available_value, claimed_value, assignee_column, \
+              location_column, location_type) \
           VALUES ($1, $2, $3::pg_catalog.regclass, $4::name, $5, $6::name, $7, $8::name, $9::name, \
-                  $10::name, $11::name, $12, $13, $14::name) \
+                  $10::name, $11::name, $12, $13, $14::name, $15::name, $16) \
           ON CONFLICT (name) DO NOTHING \
           RETURNING true",
     args: &[
         pg_sys::TEXTOID,
         pg_sys::TEXTOID,
         pg_sys::OIDOID,
+        pg_sys::TEXTOID,
+        pg_sys::TEXTOID,
         pg_sys::TEXTOID,
         pg_sys::TEXTOID,
         pg_sys::TEXTOID,
@@ -369,6 +386,29 @@ pub(super) fn id_column(
     field: &str,
     name: Option<String>,
 ) -> Result<(Column, IdType)> {
+    let (col, ty) = key_column(c, t, field, name)?;
+    let unique = column_flag(c, &ID_UNIQUE, t, &col, false)?;
+    if !unique {
+        return Err(Error::invalid_input(
+            field,
+            format!(
+                "column {:?} has no primary key or valid, immediate, non-partial unique index on exactly it",
+                col.name
+            ),
+        ));
+    }
+    Ok((col, ty))
+}
+
+/// A column of a row's key (the id, or a stock table's location): uuid,
+/// bigint, integer, text or varchar, under a deterministic collation.
+/// Whether it is unique is for the caller (alone, or with the location).
+fn key_column(
+    c: &mut SpiClient<'_>,
+    t: &Table,
+    field: &str,
+    name: Option<String>,
+) -> Result<(Column, IdType)> {
     let col = required(c, t, field, name)?;
     let ty = match col.typ {
         pg_sys::UUIDOID => IdType::Uuid,
@@ -389,16 +429,6 @@ pub(super) fn id_column(
             field,
             format!(
                 "column {:?} has a nondeterministic collation: ids that compare equal but differ in text would be one row and two keys",
-                col.name
-            ),
-        ));
-    }
-    let unique = column_flag(c, &ID_UNIQUE, t, &col, false)?;
-    if !unique {
-        return Err(Error::invalid_input(
-            field,
-            format!(
-                "column {:?} has no primary key or valid, immediate, non-partial unique index on exactly it",
                 col.name
             ),
         ));
@@ -553,6 +583,7 @@ fn initial_rows(
     name: &str,
     t: &Table,
     id: &Column,
+    location: Option<&Column>,
     q: &Column,
     tenant: &Option<Column>,
 ) -> Result<i64> {
@@ -560,17 +591,25 @@ fn initial_rows(
         Some(col) => format!("t.{}::text", quote(&col.name)),
         None => "NULL::text".into(),
     };
+    // the row's key as the bound_* functions write it (stock::row_key)
+    let key = match location {
+        None => format!("t.{}::text", quote(&id.name)),
+        Some(l) => format!(
+            "pg_catalog.jsonb_build_array(t.{}::text, t.{}::text)::text",
+            quote(&id.name),
+            quote(&l.name)
+        ),
+    };
     let sql = format!(
         "WITH ins AS ( \
            INSERT INTO atomic_inventory.ledger (source, item_key, delta, quantity_after, kind, reason, tenant_id) \
            SELECT $1, r.k, r.q - COALESCE(l.total, 0), r.q, 'initial', 'bound', r.tenant \
-             FROM (SELECT t.{id}::text AS k, t.{q}::numeric AS q, {tv} AS tenant FROM {rel} AS t) AS r \
+             FROM (SELECT {key} AS k, t.{q}::numeric AS q, {tv} AS tenant FROM {rel} AS t) AS r \
              LEFT JOIN (SELECT g.item_key, pg_catalog.sum(g.delta) AS total FROM atomic_inventory.ledger AS g \
                          WHERE g.source = $1 GROUP BY g.item_key) AS l ON l.item_key = r.k \
             WHERE r.q IS NOT NULL \
            RETURNING 1) \
          SELECT pg_catalog.count(*) FROM ins",
-        id = quote(&id.name),
         q = quote(&q.name),
         rel = t.rel,
     );
@@ -582,8 +621,67 @@ fn initial_rows(
     Ok(n)
 }
 
+/// A stock table keyed by (id, location) (p_location_column; None when not
+/// given): the id and location columns, their types, and a primary key or
+/// unique index over exactly the two, so each (item, location) names one
+/// row. The location must be NOT NULL: a NULL location is a row no call can
+/// name (NULL = NULL is not true), whose stock the ledger could never
+/// account for.
+type Located = (Column, IdType, Column, IdType);
+
+fn located(
+    c: &mut SpiClient<'_>,
+    t: &Table,
+    id: Option<String>,
+    location: Option<String>,
+) -> Result<Option<Located>> {
+    let Some(location) = location else {
+        return Ok(None);
+    };
+    let (id, id_type) = key_column(c, t, "p_id_column", id)?;
+    let (loc, loc_type) = key_column(c, t, "p_location_column", Some(location))?;
+    if id.attnum == loc.attnum {
+        return Err(Error::invalid_input(
+            "columns",
+            format!("column {:?} is named for two roles", loc.name),
+        ));
+    }
+    if !loc.not_null {
+        return Err(Error::invalid_input(
+            "p_location_column",
+            format!(
+                "column {:?} allows NULL; a row without a location cannot be named: \
+                 ALTER TABLE {} ALTER COLUMN {} SET NOT NULL",
+                loc.name,
+                t.rel,
+                quote(&loc.name)
+            ),
+        ));
+    }
+    let unique = run(
+        c,
+        &PAIR_UNIQUE,
+        &[t.oid.into(), id.attnum.into(), loc.attnum.into()],
+    )?
+    .first()
+    .get::<bool>(1)?
+    .unwrap_or(false);
+    if !unique {
+        return Err(Error::invalid_input(
+            "p_location_column",
+            format!(
+                "columns ({:?}, {:?}) have no primary key or valid, immediate, non-partial unique \
+                 index on exactly them: each item and location must name one row",
+                id.name, loc.name
+            ),
+        ));
+    }
+    Ok(Some((id, id_type, loc, loc_type)))
+}
+
 /// bind_stock_source(p_name, p_relation, p_id_column, p_quantity_column,
-/// p_reserved_column, p_track_column, p_tenant_column, p_add_check)
+/// p_reserved_column, p_track_column, p_tenant_column, p_add_check,
+/// p_location_column)
 pub fn bind_stock(args: &Args) -> Result<String> {
     let name = check_name(args.text(0, "p_name")?)?;
     let add_check = args.bool_or(7, true);
@@ -592,7 +690,15 @@ pub fn bind_stock(args: &Args) -> Result<String> {
         let t = check_table(c, args.oid(1))?;
         name_free(c, &name)?;
         lock_table(c, &t)?;
-        let (id, id_type) = id_column(c, &t, "p_id_column", args.name(2))?;
+        let (id, id_type, location) = match located(c, &t, args.name(2), args.name(8))? {
+            Some((id, ty, l, lt)) => (id, ty, Some((l, lt))),
+            None => {
+                let (id, ty) = id_column(c, &t, "p_id_column", args.name(2))?;
+                (id, ty, None)
+            }
+        };
+        let location_type = location.as_ref().map(|(_, ty)| *ty);
+        let loc_col = location.map(|(l, _)| l);
         let q = required(c, &t, "p_quantity_column", args.name(3))?;
         let qty_type = match q.typ {
             pg_sys::NUMERICOID => "numeric",
@@ -658,7 +764,7 @@ pub fn bind_stock(args: &Args) -> Result<String> {
         }
         let tenant = tenant_column(c, &t, args.name(6))?;
         let (id, q) = (Some(id), Some(q));
-        distinct(&[&id, &q, &reserved, &track, &tenant])?;
+        distinct(&[&id, &q, &reserved, &track, &tenant, &loc_col])?;
         let (id, q) = (
             id.unwrap_or_else(|| unreachable!()),
             q.unwrap_or_else(|| unreachable!()),
@@ -682,10 +788,12 @@ pub fn bind_stock(args: &Args) -> Result<String> {
                 None::<String>.into(),
                 None::<String>.into(),
                 None::<String>.into(),
+                opt(&loc_col).into(),
+                location_type.map(|ty| ty.sql().to_string()).into(),
             ],
         )?;
         let initial = if ledger {
-            initial_rows(c, &name, &t, &id, &q, &tenant)?
+            initial_rows(c, &name, &t, &id, loc_col.as_ref(), &q, &tenant)?
         } else {
             0
         };
@@ -694,6 +802,8 @@ pub fn bind_stock(args: &Args) -> Result<String> {
                   "id_column": id.name, "id_type": id_type.sql(), "quantity_column": q.name,
                   "quantity_type": qty_type, "reserved_column": opt(&reserved),
                   "track_column": opt(&track), "tenant_column": opt(&tenant),
+                  "location_column": opt(&loc_col),
+                  "location_type": location_type.map(|ty| ty.sql()),
                   "check_added": added, "initial_ledger_rows": initial})
             .to_string(),
         )
@@ -803,6 +913,9 @@ pub fn bind_batch(args: &Args) -> Result<String> {
                 available.clone().into(),
                 claimed.clone().into(),
                 name_of(&assignee).into(),
+                // no location column (stock tables only)
+                None::<String>.into(),
+                None::<String>.into(),
             ],
         )?;
         Ok(

@@ -301,6 +301,9 @@ pub fn bind_packing(args: &Args) -> Result<String> {
                 None::<String>.into(),
                 None::<String>.into(),
                 None::<String>.into(),
+                // no location column (stock tables only)
+                None::<String>.into(),
+                None::<String>.into(),
             ],
         )?;
         run(

@@ -127,6 +127,10 @@ pub struct Binding {
     pub rel: String,
     pub id: String,
     pub id_type: IdType,
+    /// The location column of a stock table keyed by (id, location)
+    /// (bind_stock_source's p_location_column), quoted; None: one row per id.
+    pub location: Option<String>,
+    pub location_type: IdType,
     pub qty: String,
     /// What the quantity column holds exactly (its type and typmod).
     pub qty_cap: Capacity,
@@ -269,6 +273,14 @@ fn numeric_max(p: i32, s: i32) -> String {
 
 pub use crate::pg::catalog::quote;
 
+/// `["<item>", "<location>"]` as jsonb's text output spells it (a space
+/// after the comma; serde_json escapes as jsonb does: `"`, `\\`, and
+/// control characters as \b \f \n \r \t or lower-case \u00xx).
+pub fn composite_key(item: &str, location: &str) -> String {
+    let s = |v: &str| serde_json::to_string(v).unwrap_or_default();
+    format!("[{}, {}]", s(item), s(location))
+}
+
 const LOAD: Stmt = Stmt {
     name: "binding_load",
     sql: "SELECT b.kind, n.nspname::text AS nsp, c.relname::text AS rel, b.id_column::text AS id, \
@@ -276,6 +288,7 @@ const LOAD: Stmt = Stmt {
                  b.track_column::text AS track, b.tenant_column::text AS tenant, \
                  b.status_column::text AS status, b.available_value, b.claimed_value, \
                  b.assignee_column::text AS assignee, \
+                 b.location_column::text AS location, b.location_type, \
                  (SELECT pg_catalog.format_type(a.atttypid, NULL) FROM pg_catalog.pg_attribute AS a \
                    WHERE a.attrelid = b.relation AND a.attname = b.status_column AND NOT a.attisdropped) \
                    AS status_type, \
@@ -295,13 +308,20 @@ const LOAD: Stmt = Stmt {
                          FROM (VALUES (b.id_column, 'id'), (b.quantity_column, 'qty'), \
                                       (b.reserved_column, 'qty'), (b.track_column, 'track'), \
                                       (b.tenant_column, 'tenant'), (b.status_column, 'status'), \
-                                      (b.assignee_column, 'assignee')) AS x(col, k) \
+                                      (b.assignee_column, 'assignee'), \
+                                      (b.location_column, 'location')) AS x(col, k) \
                          LEFT JOIN pg_catalog.pg_attribute AS a \
                                 ON a.attrelid = b.relation AND a.attname = x.col AND NOT a.attisdropped \
                          LEFT JOIN pg_catalog.pg_type AS ty ON ty.oid = a.atttypid \
                         WHERE x.col IS NOT NULL \
                           AND (a.attname IS NULL OR NOT CASE x.k \
                                 WHEN 'id' THEN a.atttypid::pg_catalog.regtype::text = ANY (CASE b.id_type \
+                                     WHEN 'uuid' THEN '{uuid}'::text[] WHEN 'bigint' THEN '{bigint}'::text[] \
+                                     WHEN 'integer' THEN '{integer}'::text[] \
+                                     ELSE '{text,\"character varying\"}'::text[] END) \
+                                     AND COALESCE((SELECT co.collisdeterministic FROM pg_catalog.pg_collation AS co \
+                                                    WHERE co.oid = a.attcollation), true) \
+                                WHEN 'location' THEN a.atttypid::pg_catalog.regtype::text = ANY (CASE b.location_type \
                                      WHEN 'uuid' THEN '{uuid}'::text[] WHEN 'bigint' THEN '{bigint}'::text[] \
                                      WHEN 'integer' THEN '{integer}'::text[] \
                                      ELSE '{text,\"character varying\"}'::text[] END) \
@@ -462,6 +482,8 @@ fn load(client: &mut SpiClient<'_>, name: &str) -> Result<Loaded> {
         rel: format!("{}.{}", quote(&nsp), quote(&rel)),
         id: q("id")?.unwrap_or_default(),
         id_type: IdType::parse(&s("id_type")?.unwrap_or_default()),
+        location: q("location")?,
+        location_type: IdType::parse(&s("location_type")?.unwrap_or_default()),
         qty: q("qty")?.unwrap_or_default(),
         qty_cap,
         qty_numeric: oid("qty_typ")? == Some(pg_sys::NUMERICOID),
@@ -619,6 +641,17 @@ fn load_packing(client: &mut SpiClient<'_>, name: &str) -> Result<PackingSpec> {
 }
 
 impl Binding {
+    /// A row key's item id and location (None without a location column).
+    pub fn split_key(&self, key: &str) -> (String, Option<String>) {
+        if self.location.is_none() {
+            return (key.to_string(), None);
+        }
+        match serde_json::from_str::<(String, String)>(key) {
+            Ok((item, loc)) => (item, Some(loc)),
+            Err(_) => (key.to_string(), None),
+        }
+    }
+
     /// Run the statement `kind` of this binding through its kept plan
     /// (its SQL built with `sql` the first time, per backend and binding
     /// generation) as the table's owner, in a security-restricted

@@ -246,6 +246,19 @@ fn settle_sql(b: &Binding) -> String {
 /// when it is narrower than the quantity column (binding::Capacity), which
 /// bindings made before 0.3.0 may have.
 fn holds_fit(b: &Binding) -> Result<()> {
+    // A reservation line names one row by item key (bound_reservation_lines,
+    // the commit and release statements below): a table keyed by item and
+    // location would need the location in each of them. Refused until they
+    // carry it, rather than hold units of a row the line cannot name again.
+    if b.location.is_some() {
+        return Err(Error::invalid_input(
+            "p_source",
+            format!(
+                "{} is keyed by item and location (p_location_column); reservations on such a table are not supported yet",
+                b.name
+            ),
+        ));
+    }
     reserved_col(b)?;
     if b.reserved_narrow {
         return Err(Error::invalid_input(

@@ -13,7 +13,7 @@
 //! to sell or hold, no restock), columns with a scale and a maximum (a
 //! quantity must fit: `fits`).
 
-use super::binding::{Binding, IdType};
+use super::binding::{composite_key, Binding, IdType};
 use crate::core::caller::Caller;
 use crate::core::movement::{
     num, num_json, LedgerKind, LedgerNote, LedgerRow, Moved, Movement, Sold,
@@ -95,7 +95,34 @@ fn tracked(b: &Binding) -> String {
 }
 
 fn id_eq(b: &Binding, p: u8) -> String {
-    format!("t.{} = ${p}::{}", b.id, b.id_type.sql())
+    key_match(b, &format!("${p}"))
+}
+
+/// The row (alias t) whose key is the text `expr`: its id, or with a
+/// location column its id and location, both taken from the composite key
+/// (row_key) and cast to the columns' types, so the primary key or unique
+/// index over them finds the row.
+pub(super) fn key_match(b: &Binding, expr: &str) -> String {
+    match &b.location {
+        None => format!("t.{} = {expr}::{}", b.id, b.id_type.sql()),
+        Some(l) => format!(
+            "t.{id} = ({expr}::jsonb ->> 0)::{ty} AND t.{l} = ({expr}::jsonb ->> 1)::{lty}",
+            id = b.id,
+            ty = b.id_type.sql(),
+            lty = b.location_type.sql(),
+        ),
+    }
+}
+
+/// The rows' lock order: by id, then by location. Every call locking
+/// several rows of one table locks them in this one order, so two orders
+/// naming the same (item, location) rows never wait on each other in a
+/// cycle (no deadlock).
+fn key_order(b: &Binding) -> String {
+    match &b.location {
+        None => format!("t.{}", b.id),
+        Some(l) => format!("t.{}, t.{l}", b.id),
+    }
 }
 
 /// Ledger rows of movements on bound tables, in the order given: written
@@ -282,23 +309,24 @@ fn adjust_sql(b: &Binding) -> String {
     )
 }
 
-/// Lock every line's row in id order: key, available, quantity, short,
+/// Lock every line's row in id order (then location order: key_order):
+/// key, available, quantity, short,
 /// tracked, tenant.
 fn lock_lines_sql(b: &Binding) -> String {
     format!(
         "SELECT r.k, {avail}::text, t.{q}::numeric, ({tracked} AND {avail} < r.qty), {tracked}, {tv} \
            FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::numeric[])) AS r(k, qty) \
-           JOIN {rel} AS t ON t.{id} = r.k::{ty} \
+           JOIN {rel} AS t ON {on} \
           WHERE {tenant} \
-          ORDER BY t.{id} \
+          ORDER BY {order} \
             FOR UPDATE OF t",
         avail = available(b),
         q = b.qty,
         tracked = tracked(b),
         tv = tenant_val(b),
         rel = b.rel,
-        id = b.id,
-        ty = b.id_type.sql(),
+        on = key_match(b, "r.k"),
+        order = key_order(b),
         tenant = tenant_pred(b, 3, 4),
     )
 }
@@ -310,12 +338,11 @@ fn apply_lines_sql(b: &Binding) -> String {
     format!(
         "UPDATE {rel} AS t SET {q} = t.{q} - r.qty \
            FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::numeric[])) AS r(k, qty) \
-          WHERE t.{id} = r.k::{ty} \
+          WHERE {on} \
          RETURNING r.k, (t.{q} + r.qty)::text, t.{q}::text, t.{q}::numeric, r.qty, {tv}",
         rel = b.rel,
         q = b.qty,
-        id = b.id,
-        ty = b.id_type.sql(),
+        on = key_match(b, "r.k"),
         tv = tenant_val(b),
     )
 }
@@ -343,6 +370,48 @@ pub fn item_key(ty: IdType, v: Option<String>, field: &str) -> Result<String> {
             Err(Error::invalid_input(field, "must be 1 to 255 characters"))
         }
         IdType::Text => Ok(v),
+    }
+}
+
+/// The key of the row an item id and a location name, both as text,
+/// checked against the bound types. Without a location column it is the
+/// item's key (PostgreSQL's `id::text`), as before; with one it is
+/// `["<item>", "<location>"]`, the text `jsonb_build_array(id::text,
+/// location::text)::text` gives (reconcile_source and the initial ledger
+/// rows build it so in SQL). One text key per row keeps the statements'
+/// parameters, the ledger's item_key, idempotency requests and
+/// per-key merging as they are, and a JSON array stays unambiguous for
+/// text ids holding any character. A call naming a location on a table
+/// without one, or none on a table keyed by one, is refused: which row
+/// it means is not known.
+pub fn row_key(
+    b: &Binding,
+    item: Option<String>,
+    location: Option<String>,
+    item_field: &str,
+    location_field: &str,
+) -> Result<String> {
+    let key = item_key(b.id_type, item, item_field)?;
+    match (&b.location, location) {
+        (None, None) => Ok(key),
+        (None, Some(_)) => Err(Error::invalid_input(
+            location_field,
+            format!(
+                "{} has no location column (bound without p_location_column): leave it NULL",
+                b.name
+            ),
+        )),
+        (Some(_), None) => Err(Error::invalid_input(
+            location_field,
+            format!(
+                "is required: {} is keyed by item and location, so an item id alone names no one row",
+                b.name
+            ),
+        )),
+        (Some(_), Some(l)) => {
+            let loc = item_key(b.location_type, Some(l), location_field)?;
+            Ok(composite_key(&key, &loc))
+        }
     }
 }
 
@@ -419,7 +488,11 @@ fn reply(b: &Binding, key: &str, rest: Value) -> String {
     let mut m = serde_json::Map::new();
     m.insert("success".into(), json!(true));
     m.insert("source".into(), json!(b.name));
-    m.insert("item_id".into(), json!(key));
+    let (item, location) = b.split_key(key);
+    m.insert("item_id".into(), json!(item));
+    if let Some(l) = location {
+        m.insert("location".into(), json!(l));
+    }
     if let Value::Object(rest) = rest {
         m.extend(rest);
     }
@@ -710,13 +783,18 @@ impl StockSource for Binding {
         let out: Vec<Value> = sold
             .iter()
             .map(|l| {
-                if l.tracked {
+                let mut line = if l.tracked {
                     json!({"item_id": l.key, "old_quantity": num_json(&l.old),
                            "new_quantity": num_json(&l.new), "deducted": num_json(&l.deducted)})
                 } else {
                     json!({"item_id": l.key, "old_quantity": num_json(&l.old),
                            "new_quantity": num_json(&l.new), "deducted": 0, "tracked": false})
+                };
+                if let (item, Some(loc)) = self.split_key(&l.key) {
+                    line["item_id"] = json!(item);
+                    line["location"] = json!(loc);
                 }
+                line
             })
             .collect();
         json!({"success": true, "source": self.name, "lines": out}).to_string()
@@ -848,14 +926,19 @@ pub fn describe(b: &Binding, c: &mut SpiClient<'_>, who: &Caller, key: &str) -> 
     }
     let row = t.first();
     let n = |v: Option<String>| v.map(|s| num_json(&s)).unwrap_or(Value::Null);
-    Ok(json!({"source": b.name, "item_id": key,
+    let (item, location) = b.split_key(key);
+    let mut out = json!({"source": b.name, "item_id": item,
               "quantity": n(row.get::<String>(1)?), "reserved": n(row.get::<String>(2)?),
               "available": n(row.get::<String>(3)?), "tracked": row.get::<bool>(4)?.unwrap_or(true),
-              "tenant_id": row.get::<String>(5)?})
-    .to_string())
+              "tenant_id": row.get::<String>(5)?});
+    if let Some(l) = location {
+        out["location"] = json!(l);
+    }
+    Ok(out.to_string())
 }
 
-/// Lines `[{"item_id": "...", "quantity": n}]`, checked against the bound id
+/// Lines `[{"item_id": "...", "quantity": n}]` (with a location column
+/// `[{"item_id": "...", "location": "...", "quantity": n}]`), checked against the bound id
 /// type and merged per item (quantities of repeated ids added). Read in
 /// place from the jsonb (jsonb.rs), as validate::lines does: pgrx's `JsonB`
 /// parses the value's text with serde_json, which panics (INTERNAL) on
@@ -887,15 +970,35 @@ pub fn lines(b: &Binding, v: Option<crate::pg::jsonb::Container>) -> Result<Line
             Some(Item::Number(n)) => Some(n.to_string()),
             _ => None,
         };
-        let key = item_key(b.id_type, id, &format!("{at}.item_id"))?;
-        // an adopted table has no location column: a line naming one would
-        // otherwise be sold or held from the row as if it named none
+        // location_id names the extension's own locations (uuids of
+        // atomic_inventory.locations), which an adopted table does not have:
+        // a line naming one would otherwise be sold or held from the row as
+        // if it named none. A table's own location column is named by
+        // "location" (row_key).
         if !matches!(obj.get("location_id"), Some(Item::Null) | None) {
             return Err(Error::invalid_input(
                 &format!("{at}.location_id"),
-                "is not supported on an adopted table (it has no locations; docs/adopting.md)",
+                "is not supported on an adopted table (its locations, if bound with p_location_column, are named by \"location\"; docs/adopting.md)",
             ));
         }
+        let location = match obj.get("location") {
+            Some(Item::String(s)) => Some(String::from_utf8_lossy(s).into_owned()),
+            Some(Item::Number(n)) => Some(n.to_string()),
+            Some(Item::Null) | None => None,
+            Some(_) => {
+                return Err(Error::invalid_input(
+                    &format!("{at}.location"),
+                    "must be a string or a number",
+                ))
+            }
+        };
+        let key = row_key(
+            b,
+            id,
+            location,
+            &format!("{at}.item_id"),
+            &format!("{at}.location"),
+        )?;
         let qfield = format!("{at}.quantity");
         let n = match obj.get("quantity") {
             Some(Item::Number(n)) => n,
