@@ -45,6 +45,7 @@ CLAIMED = f"SELECT count(*) FROM {S}.batches WHERE zone = 'bench' AND status = '
 TRANSFERS = (f"SELECT count(*) FROM {S}.ledger WHERE kind = 'transfer' "
              "AND inventory_id BETWEEN bench.id('8', 1) AND bench.id('8', 10000)")
 TRANSFERS_CLIENT = "SELECT coalesce(sum(transfers), 0) FROM bench.levels"
+RELEASED = f"SELECT count(*) FROM {S}.reservations WHERE status = 'released'"
 # variant: (script, success counter query, units per operation, multi-line?, distributions)
 VARIANTS = {
     "raw_update": ("raw_update.sql", BASE, 1, False, None),
@@ -62,6 +63,9 @@ VARIANTS = {
     "decrement_many": ("decrement_many.sql", ITEMS, 5, True, None),
     "decrement_many_noledger": ("decrement_many.sql", ITEMS, 5, True, None),
     "reserve_commit": ("reserve_commit.sql", ITEMS, 1, False, ["uniform"]),
+    # pairs: the reservations released (the finished ones of the set-up are
+    # committed)
+    "reserve_release": ("reserve_release.sql", RELEASED, 1, False, ["uniform"]),
     "packing": ("packing.sql", f"SELECT coalesce(sum(quantity_packed), 0) FROM {S}.packing_progress", 1, False, ["uniform"]),
     "packing_bound": ("packing_bound.sql", "SELECT coalesce(sum(quantity_packed), 0) FROM bench.packing_progress",
                       1, False, ["uniform"]),
@@ -103,7 +107,8 @@ RATIOS = [("decrement_noledger", "raw_update"), ("decrement_noledger", "raw_upda
           ("decrement", "raw_update_ledger"), ("decrement", "raw_update"), ("decrement", "pos_function"),
           ("decrement_many_noledger", "checkout_per_item"), ("decrement_many", "checkout_per_item"),
           ("decrement_striped", "decrement"), ("decrement_bound", "decrement"),
-          ("reserve_commit", "checkout_reserve_commit"), ("claim_next", "claim_route"),
+          ("reserve_commit", "checkout_reserve_commit"), ("reserve_release", "checkout_reserve_commit"),
+          ("claim_next", "claim_route"),
           ("packing_bound", "packing"), ("packing_bound", "packing_fallback"),
           ("decrement_set_clause", "raw_update"), ("decrement_invoker", "raw_update"),
           ("decrement_noledger", "decrement_set_clause"), ("decrement_events", "decrement_events_off"),
