@@ -17,7 +17,7 @@ use crate::core::movement::{num, num_json, numeric, Moved, Movement};
 use crate::core::validate;
 use crate::error::{Error, Result, Shortfall};
 use crate::source::own::levels::{is_default, Level, LevelKey};
-use crate::source::{Lines, StockSource};
+use crate::source::{Lines, RowState, StockSource};
 use pgrx::spi::SpiClient;
 use pgrx::{AnyNumeric, Uuid};
 use serde_json::json;
@@ -276,24 +276,7 @@ pub fn transfer(
         }
     }
     let row = &locked.iter().find(|(k, _)| *k == src).expect("locked").1;
-    if !row.tracked {
-        return Err(Error::invalid_input(
-            "p_inventory_id",
-            "does not track inventory; there is nothing to transfer",
-        ));
-    }
-    // A transfer moves stock on hand only: available (quantity - reserved)
-    // must cover it, whatever backorders the row's item may take in sales
-    // (`enough` counts those).
-    if !row.enough || numeric(&row.available)? < *qty {
-        return Err(Error::Insufficient {
-            lines: vec![Shortfall {
-                inventory_id: validate::uuid_text(&item),
-                available: row.available.clone(),
-                requested: qty.normalize().to_string(),
-            }],
-        });
-    }
+    source_covers(&item, row, qty)?;
     let id = crate::pg::backend::random_uuid();
     let out = l
         .shift_at(c, who, &src, &(zero.clone() - qty.clone()), mv, id)?
@@ -305,6 +288,29 @@ pub fn transfer(
         l.respread(c, item)?;
     }
     Ok(transfer_answer(id, route, qty, &out, &into))
+}
+
+/// A transfer's source row (locked): it tracks stock and its stock on hand
+/// covers `qty`. A transfer moves stock on hand only: available (quantity -
+/// reserved) must cover it, whatever backorders the row's item may take in
+/// sales (`enough` counts those).
+pub fn source_covers(item: &Uuid, row: &RowState, qty: &AnyNumeric) -> Result<()> {
+    if !row.tracked {
+        return Err(Error::invalid_input(
+            "p_inventory_id",
+            "does not track inventory; there is nothing to transfer",
+        ));
+    }
+    if !row.enough || numeric(&row.available)? < *qty {
+        return Err(Error::Insufficient {
+            lines: vec![Shortfall {
+                inventory_id: validate::uuid_text(item),
+                available: row.available.clone(),
+                requested: qty.normalize().to_string(),
+            }],
+        });
+    }
+    Ok(())
 }
 
 /// A transfer's answer: both sides' old and new quantity.

@@ -11,10 +11,10 @@
 //! transit. Every ledger row of one transfer carries its id.
 
 use crate::core::caller::Caller;
-use crate::core::movement::{num, num_json, numeric, Movement};
+use crate::core::movement::{num, num_json, Movement};
 use crate::core::validate;
-use crate::error::{Error, Result, Shortfall};
-use crate::ops::stock::Route;
+use crate::error::{Error, Result};
+use crate::ops::stock::{self, Route};
 use crate::source::own::levels::{self, Level, LevelKey};
 use crate::source::own::transfers;
 use crate::source::StockSource;
@@ -69,22 +69,8 @@ pub fn ship(
         }
     }
     let (row, striped) = lock_side(l, c, who, &src, qty, true)?;
-    if !row.tracked {
-        return Err(Error::invalid_input(
-            "p_inventory_id",
-            "does not track inventory; there is nothing to transfer",
-        ));
-    }
     // stock on hand only, as for a transfer that completes at once
-    if !row.enough || numeric(&row.available)? < *qty {
-        return Err(Error::Insufficient {
-            lines: vec![Shortfall {
-                inventory_id: validate::uuid_text(&item),
-                available: row.available.clone(),
-                requested: qty.normalize().to_string(),
-            }],
-        });
-    }
+    stock::source_covers(&item, &row, qty)?;
     let id = crate::pg::backend::random_uuid();
     let zero = AnyNumeric::from(0);
     let out = l
