@@ -20,6 +20,7 @@
 
 use super::level_holds::{self, EXPIRE_APPLY_AT, FINISH_AT};
 use super::levels::LevelKey;
+use super::settle::{commit_parts_lines, finish_lines};
 use super::Own;
 use crate::core::movement::LedgerNote;
 use crate::core::validate;
@@ -100,17 +101,9 @@ pub(crate) const LOCK_LINES: Stmt = Stmt {
 /// (reservation_plans_use_keys).
 pub(crate) const FINISH: Stmt = Stmt {
     name: "reservation_finish",
-    sql: "WITH fl AS ( \
-            UPDATE atomic_inventory.reservation_lines AS l \
-               SET status = $3, \
-                   committed_quantity = l.committed_quantity \
-                     + CASE WHEN $3 = 'committed' THEN l.quantity ELSE 0 END, \
-                   released_quantity = l.released_quantity \
-                     + CASE WHEN $3 = 'committed' THEN 0 ELSE l.quantity END, \
-                   updated_at = pg_catalog.now() \
-             WHERE l.reservation_id = $1 AND l.status = 'active' AND l.inventory_id = ANY ($2) \
-            RETURNING l.inventory_id, l.quantity, l.tracked \
-          ), upd AS ( \
+    sql: concat!(
+        finish_lines!(""),
+        "), upd AS ( \
             UPDATE atomic_inventory.items AS i \
                SET reserved = i.reserved - fl.quantity, \
                    quantity = CASE WHEN $3 = 'committed' THEN i.quantity - fl.quantity \
@@ -145,7 +138,8 @@ pub(crate) const FINISH: Stmt = Stmt {
                           'inventory_id', fl.inventory_id, 'quantity', fl.quantity) \
                           ORDER BY fl.inventory_id) FROM fl))::text, \
                  (SELECT pg_catalog.count(*) FROM upd)::int4 \
-            FROM res",
+            FROM res"
+    ),
     args: &[UUID, UUIDS, TEXT, TEXT, TEXT, BOOL],
 };
 
@@ -160,25 +154,9 @@ pub(crate) const FINISH: Stmt = Stmt {
 /// many item rows it wrote.
 pub(crate) const COMMIT_PARTS: Stmt = Stmt {
     name: "reservation_commit_parts",
-    sql: "WITH p AS ( \
-            SELECT x.k, x.n \
-              FROM ROWS FROM (pg_catalog.unnest($2::uuid[]), pg_catalog.unnest($3::numeric[])) AS x(k, n) \
-          ), fl AS ( \
-            UPDATE atomic_inventory.reservation_lines AS l \
-               SET status = CASE WHEN $4 AND p.n < l.quantity THEN 'active' ELSE 'committed' END, \
-                   quantity = CASE WHEN $4 AND p.n < l.quantity THEN l.quantity - p.n \
-                                   ELSE l.quantity END, \
-                   committed_quantity = l.committed_quantity + p.n, \
-                   released_quantity = l.released_quantity \
-                     + CASE WHEN $4 THEN 0 ELSE l.quantity - p.n END, \
-                   updated_at = pg_catalog.now() \
-              FROM p \
-             WHERE l.reservation_id = $1 AND l.status = 'active' AND l.inventory_id = p.k \
-               AND p.n > 0 AND p.n <= l.quantity \
-            RETURNING l.inventory_id, l.tracked, p.n AS sold, \
-                      CASE WHEN l.status = 'committed' THEN l.quantity - p.n ELSE 0 END AS freed, \
-                      CASE WHEN l.status = 'active' THEN l.quantity END AS kept \
-          ), upd AS ( \
+    sql: concat!(
+        commit_parts_lines!(""),
+        "), upd AS ( \
             UPDATE atomic_inventory.items AS i \
                SET reserved = i.reserved - (fl.sold + fl.freed), \
                    quantity = i.quantity - fl.sold, \
@@ -217,7 +195,8 @@ pub(crate) const COMMIT_PARTS: Stmt = Stmt {
                  )::text, \
                  (SELECT pg_catalog.count(*) FROM fl)::int4, \
                  (SELECT pg_catalog.count(*) FROM upd)::int4 \
-            FROM res",
+            FROM res"
+    ),
     args: &[UUID, UUIDS, pg_sys::NUMERICARRAYOID, BOOL, TEXT, TEXT, BOOL, TEXT],
 };
 

@@ -15,6 +15,7 @@
 //! by (item, location id). A commit, release or expiry holds the
 //! reservation row before either.
 
+use super::settle::{commit_parts_lines, finish_lines};
 use crate::core::caller::Caller;
 use crate::core::validate;
 use crate::error::{Error, Result, Shortfall};
@@ -134,17 +135,9 @@ pub(crate) const DUE_LEVELS: Stmt = Stmt {
 /// commit's ledger row names the level's location (as a sale there does).
 pub(crate) const FINISH_AT: Stmt = Stmt {
     name: "reservation_finish_at",
-    sql: "WITH fl AS ( \
-            UPDATE atomic_inventory.reservation_lines AS l \
-               SET status = $3, \
-                   committed_quantity = l.committed_quantity \
-                     + CASE WHEN $3 = 'committed' THEN l.quantity ELSE 0 END, \
-                   released_quantity = l.released_quantity \
-                     + CASE WHEN $3 = 'committed' THEN 0 ELSE l.quantity END, \
-                   updated_at = pg_catalog.now() \
-             WHERE l.reservation_id = $1 AND l.status = 'active' AND l.inventory_id = ANY ($2) \
-            RETURNING l.inventory_id, l.location_id, l.quantity, l.tracked \
-          ), upd AS ( \
+    sql: concat!(
+        finish_lines!("l.location_id, "),
+        "), upd AS ( \
             UPDATE atomic_inventory.items AS i \
                SET reserved = i.reserved - fl.quantity, \
                    quantity = CASE WHEN $3 = 'committed' THEN i.quantity - fl.quantity \
@@ -197,7 +190,8 @@ pub(crate) const FINISH_AT: Stmt = Stmt {
                                  'location_id', fl.location_id) END \
                           ORDER BY fl.inventory_id) FROM fl))::text, \
                  ((SELECT pg_catalog.count(*) FROM upd) + (SELECT pg_catalog.count(*) FROM lvl))::int4 \
-            FROM res",
+            FROM res"
+    ),
     args: &[UUID, UUIDS, TEXT, TEXT, TEXT, BOOL],
 };
 
@@ -205,25 +199,9 @@ pub(crate) const FINISH_AT: Stmt = Stmt {
 /// same partial commit, each line's units off the row it holds at.
 pub(crate) const COMMIT_PARTS_AT: Stmt = Stmt {
     name: "reservation_commit_parts_at",
-    sql: "WITH p AS ( \
-            SELECT x.k, x.n \
-              FROM ROWS FROM (pg_catalog.unnest($2::uuid[]), pg_catalog.unnest($3::numeric[])) AS x(k, n) \
-          ), fl AS ( \
-            UPDATE atomic_inventory.reservation_lines AS l \
-               SET status = CASE WHEN $4 AND p.n < l.quantity THEN 'active' ELSE 'committed' END, \
-                   quantity = CASE WHEN $4 AND p.n < l.quantity THEN l.quantity - p.n \
-                                   ELSE l.quantity END, \
-                   committed_quantity = l.committed_quantity + p.n, \
-                   released_quantity = l.released_quantity \
-                     + CASE WHEN $4 THEN 0 ELSE l.quantity - p.n END, \
-                   updated_at = pg_catalog.now() \
-              FROM p \
-             WHERE l.reservation_id = $1 AND l.status = 'active' AND l.inventory_id = p.k \
-               AND p.n > 0 AND p.n <= l.quantity \
-            RETURNING l.inventory_id, l.location_id, l.tracked, p.n AS sold, \
-                      CASE WHEN l.status = 'committed' THEN l.quantity - p.n ELSE 0 END AS freed, \
-                      CASE WHEN l.status = 'active' THEN l.quantity END AS kept \
-          ), upd AS ( \
+    sql: concat!(
+        commit_parts_lines!("l.location_id, "),
+        "), upd AS ( \
             UPDATE atomic_inventory.items AS i \
                SET reserved = i.reserved - (fl.sold + fl.freed), \
                    quantity = i.quantity - fl.sold, \
@@ -278,7 +256,8 @@ pub(crate) const COMMIT_PARTS_AT: Stmt = Stmt {
                  )::text, \
                  (SELECT pg_catalog.count(*) FROM fl)::int4, \
                  ((SELECT pg_catalog.count(*) FROM upd) + (SELECT pg_catalog.count(*) FROM lvl))::int4 \
-            FROM res",
+            FROM res"
+    ),
     args: &[UUID, UUIDS, NUMS, BOOL, TEXT, TEXT, BOOL, TEXT],
 };
 

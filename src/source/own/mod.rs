@@ -9,6 +9,7 @@ pub mod level_holds;
 pub mod levels;
 pub mod lines;
 pub mod packing;
+mod settle;
 pub mod states;
 pub mod stock;
 pub mod stripes;
