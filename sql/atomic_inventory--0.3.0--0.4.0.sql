@@ -2773,3 +2773,407 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- Striping per stock level (docs/locations.md): an item_stripes row names
+-- its level's location (every row from before is the default location's),
+-- a stock_levels row counts its stripes, striped levels write no crossing
+-- events (as striped items), and stripe_item takes p_location_id: a new
+-- signature. Whoever may execute the old one may execute the new. The
+-- functions that count a level's stock count its stripes.
+ALTER TABLE atomic_inventory.item_stripes
+    ADD COLUMN location_id uuid NOT NULL DEFAULT '00000000-0000-0000-0000-000000000000',
+    DROP CONSTRAINT item_stripes_pkey,
+    ADD PRIMARY KEY (item_id, location_id, stripe);
+COMMENT ON COLUMN atomic_inventory.item_stripes.location_id IS 'The striped level''s location: the default one (all zeros; the item''s own row holds the rest) or a location whose stock_levels row holds the rest.';
+ALTER TABLE atomic_inventory.stock_levels
+    ADD COLUMN stripes smallint NOT NULL DEFAULT 0;
+COMMENT ON COLUMN atomic_inventory.stock_levels.stripes IS 'Striped level (stripe_item with p_location_id): number of sub-rows in item_stripes holding its free stock; 0 = single-row mode.';
+COMMENT ON COLUMN atomic_inventory.ledger.quantity_after IS 'The level''s quantity (the item''s at location_id, or at the default location) right after this movement; NULL for sales from a stripe of a striped level and commits there (its total is spread over stripes that are not locked together).';
+DROP TRIGGER levels_stock_events ON atomic_inventory.stock_levels;
+CREATE TRIGGER levels_stock_events
+    AFTER UPDATE ON atomic_inventory.stock_levels
+    FOR EACH ROW
+    WHEN (atomic_inventory.stock_event_due(OLD.stripes, NEW.stripes, true, true,
+                                           OLD.quantity, OLD.reserved, NULL::numeric, OLD.reorder_point,
+                                           NEW.quantity, NEW.reserved, NULL::numeric, NEW.reorder_point))
+    EXECUTE FUNCTION atomic_inventory.levels_stock_events();
+
+DO $$
+BEGIN
+    PERFORM pg_catalog.set_config('ai_upgrade.carried_stripe_grants', (
+        SELECT COALESCE(pg_catalog.json_agg(pg_catalog.json_build_object(
+                   'fn', p.proname, 'role', a.grantee::regrole::text)), '[]')::text
+          FROM pg_catalog.pg_proc AS p, pg_catalog.aclexplode(p.proacl) AS a
+         WHERE p.oid = 'atomic_inventory.stripe_item(uuid, integer, integer)'::regprocedure
+           AND a.privilege_type = 'EXECUTE' AND a.grantee <> 0 AND a.grantee <> p.proowner), true);
+END
+$$;
+DROP FUNCTION atomic_inventory.stripe_item(uuid, integer, integer);
+CREATE FUNCTION atomic_inventory.stripe_item(
+    p_inventory_id    uuid,
+    p_stripes         integer,
+    p_lock_timeout_ms integer DEFAULT NULL,
+    p_location_id     uuid    DEFAULT NULL
+) RETURNS json
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'ai_stripe_item';
+COMMENT ON FUNCTION atomic_inventory.stripe_item(uuid, integer, integer, uuid) IS
+    'Striped mode for a hot stock level: spread the free stock of the item at p_location_id (NULL: the default location) over p_stripes sub-rows (2..256) so that many sales there can lock at once; 0 puts everything back into the level''s row. Quantity, available and the ledger are unchanged. Returns {success, inventory_id, location_id, stripes, quantity, reserved, stripe_quantities}.';
+
+REVOKE ALL ON FUNCTION atomic_inventory.stripe_item(uuid, integer, integer, uuid) FROM PUBLIC;
+DO $$
+DECLARE
+    g record;
+BEGIN
+    FOR g IN SELECT * FROM pg_catalog.json_to_recordset(
+                 pg_catalog.current_setting('ai_upgrade.carried_stripe_grants')::json) AS x(fn text, role text) LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION atomic_inventory.%I TO %s', g.fn, g.role);
+    END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION atomic_inventory.get_inventory(
+    p_inventory_id uuid,
+    p_location_id  uuid DEFAULT NULL
+) RETURNS json
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+DECLARE
+    v       json;
+    v_found boolean;
+BEGIN
+    -- a NULL id is bad input (400), as for the C functions, not NOT_FOUND
+    IF p_inventory_id IS NULL THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_inventory_id is required (got NULL)'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_inventory_id"}';
+    END IF;
+    -- Every level: the default location's is the item's own row, the
+    -- others are stock_levels rows; a striped level's quantity is its row's
+    -- plus its stripes' (stripes.rs). Without a location: the totals and
+    -- every level; with one: that level.
+    WITH it AS (
+        SELECT i.* FROM atomic_inventory.items AS i
+         WHERE i.id = p_inventory_id
+           AND (i.tenant_id IS NULL OR i.tenant_id = atomic_inventory.caller_tenant()
+                OR atomic_inventory.caller_is_admin())
+    ), lv AS (
+        SELECT '00000000-0000-0000-0000-000000000000'::uuid AS location_id, 'default'::text AS code,
+               it.quantity + COALESCE((SELECT pg_catalog.sum(x.quantity) FROM atomic_inventory.item_stripes AS x
+                                        WHERE x.item_id = it.id
+                                          AND x.location_id = '00000000-0000-0000-0000-000000000000'), 0) AS quantity,
+               it.reserved, it.reorder_point, 0 AS ord, it.unsellable,
+               -- units shipped here, not yet received (transfers in transit)
+               COALESCE((SELECT pg_catalog.sum(t.quantity) FROM atomic_inventory.transfers AS t
+                          WHERE t.item_id = it.id AND t.status = 'shipped'
+                            AND t.to_location_id = '00000000-0000-0000-0000-000000000000'), 0) AS in_transit
+          FROM it
+        UNION ALL
+        SELECT l.location_id, o.code,
+               l.quantity + COALESCE((SELECT pg_catalog.sum(x.quantity) FROM atomic_inventory.item_stripes AS x
+                                       WHERE x.item_id = l.item_id AND x.location_id = l.location_id), 0),
+               l.reserved, l.reorder_point, 1, 0,
+               COALESCE((SELECT pg_catalog.sum(t.quantity) FROM atomic_inventory.transfers AS t
+                          WHERE t.item_id = it.id AND t.status = 'shipped'
+                            AND t.to_location_id = l.location_id), 0)
+          FROM it JOIN atomic_inventory.stock_levels AS l ON l.item_id = it.id
+          JOIN atomic_inventory.locations AS o ON o.id = l.location_id
+         -- another tenant's location (of a shared item) is not the caller's to see
+         WHERE o.tenant_id IS NULL OR o.tenant_id = atomic_inventory.caller_tenant()
+               OR atomic_inventory.caller_is_admin()
+    )
+    SELECT EXISTS (SELECT FROM it),
+           CASE WHEN p_location_id IS NULL THEN
+               (SELECT pg_catalog.json_build_object('inventory_id', it.id, 'sku', it.sku, 'name', it.name,
+                   'quantity', t.quantity, 'reserved', t.reserved,
+                   -- a running preorder's cap is for sale too (what a storefront may still take)
+                   'available', t.quantity - t.reserved - it.unsellable
+                                + CASE WHEN it.preorder_until > pg_catalog.now() THEN it.backorder_limit ELSE 0 END,
+                   'track_inventory', it.track_inventory, 'tenant_id', it.tenant_id,
+                   'updated_at', it.updated_at, 'stripes', it.stripes, 'reorder_point', it.reorder_point,
+                   'backorder_limit', it.backorder_limit,
+                   'backordered', GREATEST(it.reserved + it.unsellable - it.quantity, 0),
+                   'preorder_until', it.preorder_until,
+                   -- stock states (move_stock_state): the default location's
+                   'unsellable', it.unsellable,
+                   'states', (SELECT pg_catalog.json_object_agg(n.state, COALESCE(s.quantity, 0) ORDER BY n.ord)
+                                FROM ROWS FROM (pg_catalog.unnest(ARRAY['damaged', 'quality_control',
+                                                                        'safety_stock', 'incoming'])) WITH ORDINALITY AS n(state, ord)
+                                LEFT JOIN atomic_inventory.stock_states AS s
+                                       ON s.item_id = it.id AND s.state = n.state),
+                   'in_transit', t.in_transit, 'levels', t.levels)
+                  FROM it, (SELECT pg_catalog.sum(lv.quantity) AS quantity, pg_catalog.sum(lv.reserved) AS reserved,
+                                   pg_catalog.sum(lv.in_transit) AS in_transit,
+                                   pg_catalog.json_agg(pg_catalog.json_build_object(
+                                       'location_id', lv.location_id, 'code', lv.code, 'quantity', lv.quantity,
+                                       'reserved', lv.reserved, 'available', lv.quantity - lv.reserved - lv.unsellable,
+                                       'in_transit', lv.in_transit, 'reorder_point', lv.reorder_point)
+                                   ORDER BY lv.ord, lv.location_id) AS levels
+                              FROM lv) AS t)
+           ELSE
+               (SELECT pg_catalog.json_build_object('inventory_id', it.id, 'sku', it.sku, 'name', it.name,
+                   'location_id', lv.location_id, 'code', lv.code,
+                   'quantity', lv.quantity, 'reserved', lv.reserved, 'available', lv.quantity - lv.reserved - lv.unsellable,
+                   'in_transit', lv.in_transit,
+                   'reorder_point', lv.reorder_point, 'track_inventory', it.track_inventory,
+                   'tenant_id', it.tenant_id)
+                  FROM it, lv WHERE lv.location_id = p_location_id)
+           END
+      INTO v_found, v;
+    IF NOT v_found THEN
+        RAISE EXCEPTION 'NOT_FOUND: inventory item % does not exist or is not visible to this tenant', p_inventory_id
+            USING ERRCODE = 'PT404',
+                  DETAIL = pg_catalog.json_build_object('code', 'NOT_FOUND', 'entity', 'inventory item', 'ids',
+                                                        pg_catalog.json_build_array(p_inventory_id))::text;
+    END IF;
+    IF v IS NULL AND NOT EXISTS (
+           SELECT FROM atomic_inventory.locations AS o
+            WHERE o.id = p_location_id
+              AND (o.tenant_id IS NULL OR o.tenant_id = atomic_inventory.caller_tenant()
+                   OR atomic_inventory.caller_is_admin())) THEN
+        RAISE EXCEPTION 'NOT_FOUND: location % does not exist or is not visible to this tenant', p_location_id
+            USING ERRCODE = 'PT404',
+                  DETAIL = pg_catalog.json_build_object('code', 'NOT_FOUND', 'entity', 'location', 'ids',
+                                                        pg_catalog.json_build_array(p_location_id))::text,
+                  HINT = 'Check the id; locations of another tenant are reported as not found.';
+    END IF;
+    -- A kit holds nothing itself: what it can sell is the fewest whole kits
+    -- its components' free stock covers (untracked components: no limit),
+    -- at the location, or without one over the default row and every
+    -- active, sellable location (where a sale without a location may take it).
+    IF EXISTS (SELECT FROM atomic_inventory.items AS i WHERE i.id = p_inventory_id AND i.kit) THEN
+        SELECT COALESCE(v::jsonb, pg_catalog.jsonb_build_object('inventory_id', p_inventory_id,
+                                                               'location_id', p_location_id))
+               || pg_catalog.jsonb_build_object('kit', true,
+                   'available', pg_catalog.min(pg_catalog.floor(c.available / k.quantity))
+                                    FILTER (WHERE c.track_inventory),
+                   'components', pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                       'inventory_id', k.component_id, 'quantity', k.quantity,
+                       'available', CASE WHEN c.track_inventory THEN c.available END)
+                       ORDER BY k.component_id))
+          INTO v
+          FROM atomic_inventory.kit_components AS k
+          CROSS JOIN LATERAL (
+              SELECT i.track_inventory,
+                     CASE WHEN p_location_id IS NULL
+                               OR p_location_id = '00000000-0000-0000-0000-000000000000' THEN
+                              i.quantity - i.reserved - i.unsellable
+                              + COALESCE((SELECT pg_catalog.sum(x.quantity) FROM atomic_inventory.item_stripes AS x
+                                           WHERE x.item_id = i.id
+                                             AND x.location_id = '00000000-0000-0000-0000-000000000000'), 0)
+                          ELSE 0 END
+                     + COALESCE((SELECT pg_catalog.sum(l.quantity - l.reserved
+                                                       + COALESCE((SELECT pg_catalog.sum(x.quantity)
+                                                                     FROM atomic_inventory.item_stripes AS x
+                                                                    WHERE x.item_id = l.item_id
+                                                                      AND x.location_id = l.location_id), 0))
+                                   FROM atomic_inventory.stock_levels AS l
+                                   JOIN atomic_inventory.locations AS o ON o.id = l.location_id
+                                  WHERE l.item_id = i.id AND o.active AND o.sellable
+                                    AND (l.location_id = p_location_id OR p_location_id IS NULL)
+                                    AND (o.tenant_id IS NULL OR o.tenant_id = atomic_inventory.caller_tenant()
+                                         OR atomic_inventory.caller_is_admin())), 0) AS available
+                FROM atomic_inventory.items AS i WHERE i.id = k.component_id) AS c
+         WHERE k.kit_id = p_inventory_id;
+    END IF;
+    IF v IS NULL THEN
+        RAISE EXCEPTION 'LEVEL_NOT_FOUND: item % has no stock level at location %', p_inventory_id, p_location_id
+            USING ERRCODE = 'PT404',
+                  DETAIL = pg_catalog.json_build_object('code', 'LEVEL_NOT_FOUND', 'inventory_id', p_inventory_id,
+                                                        'location_id', p_location_id)::text,
+                  HINT = 'Restock (increment_inventory) or transfer stock to that location first.';
+    END IF;
+    RETURN v;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION atomic_inventory.reconcile()
+RETURNS TABLE (inventory_id uuid, quantity numeric, ledger_sum numeric, drift numeric,
+               reserved numeric, reserved_by_lines numeric, reserved_drift numeric, location_id uuid)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+    -- per level: the default location's (the item's own row; ledger rows
+    -- without a location) and every other one's, each with its stripes
+    WITH lv AS (
+        SELECT it.id AS item_id, NULL::uuid AS location_id, it.tenant_id, it.reserved,
+               it.quantity + COALESCE((SELECT pg_catalog.sum(x.quantity)
+                                         FROM atomic_inventory.item_stripes AS x
+                                        WHERE x.item_id = it.id
+                                          AND x.location_id = '00000000-0000-0000-0000-000000000000'), 0) AS quantity
+          FROM atomic_inventory.items AS it
+        UNION ALL
+        SELECT l.item_id, l.location_id, COALESCE(o.tenant_id, it.tenant_id), l.reserved,
+               l.quantity + COALESCE((SELECT pg_catalog.sum(x.quantity)
+                                        FROM atomic_inventory.item_stripes AS x
+                                       WHERE x.item_id = l.item_id AND x.location_id = l.location_id), 0)
+          FROM atomic_inventory.stock_levels AS l JOIN atomic_inventory.items AS it ON it.id = l.item_id
+          JOIN atomic_inventory.locations AS o ON o.id = l.location_id
+         -- (a level is its location's tenant's, or its item's: both must be visible)
+         WHERE it.tenant_id IS NULL OR it.tenant_id = atomic_inventory.caller_tenant()
+               OR atomic_inventory.caller_is_admin()
+    )
+    SELECT v.item_id, v.quantity, COALESCE(l.total, 0), v.quantity - COALESCE(l.total, 0),
+           v.reserved, COALESCE(h.held, 0), v.reserved - COALESCE(h.held, 0), v.location_id
+      FROM lv AS v
+      LEFT JOIN (SELECT g.inventory_id, g.location_id, pg_catalog.sum(g.delta) AS total
+                   FROM atomic_inventory.ledger AS g WHERE g.inventory_id IS NOT NULL
+                  GROUP BY g.inventory_id, g.location_id) AS l
+             ON l.inventory_id = v.item_id AND l.location_id IS NOT DISTINCT FROM v.location_id
+      -- each level's reserved against the active lines holding there
+      LEFT JOIN (SELECT x.inventory_id, x.location_id, pg_catalog.sum(x.quantity) AS held
+                   FROM atomic_inventory.reservation_lines AS x
+                  WHERE x.status = 'active' AND x.tracked GROUP BY x.inventory_id, x.location_id) AS h
+             ON h.inventory_id = v.item_id AND h.location_id IS NOT DISTINCT FROM v.location_id
+     WHERE (v.quantity IS DISTINCT FROM COALESCE(l.total, 0)
+            OR v.reserved IS DISTINCT FROM COALESCE(h.held, 0))
+       AND (v.tenant_id IS NULL OR v.tenant_id = atomic_inventory.caller_tenant()
+            OR atomic_inventory.caller_is_admin())
+     ORDER BY v.item_id, v.location_id NULLS FIRST;
+$$;
+
+CREATE OR REPLACE FUNCTION atomic_inventory.low_stock_items(p_limit integer DEFAULT 1000)
+RETURNS TABLE (inventory_id uuid, sku text, name text, quantity numeric, reserved numeric,
+               available numeric, reorder_point numeric, tenant_id text, location_id uuid)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+BEGIN
+    IF p_limit IS NULL OR p_limit < 1 OR p_limit > 100000 THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_limit must be between 1 and 100000 (got %)', COALESCE(p_limit::text, 'NULL')
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_limit"}';
+    END IF;
+    RETURN QUERY
+    WITH lv AS (
+        -- (units set aside in stock states are not available: unsellable)
+        SELECT i.id, NULL::uuid AS location_id, i.reserved, i.reorder_point,
+               i.quantity + (SELECT COALESCE(pg_catalog.sum(x.quantity), 0)
+                               FROM atomic_inventory.item_stripes AS x
+                              WHERE x.item_id = i.id
+                                AND x.location_id = '00000000-0000-0000-0000-000000000000') AS quantity,
+               i.unsellable
+          FROM atomic_inventory.items AS i WHERE i.reorder_point IS NOT NULL
+        UNION ALL
+        SELECT l.item_id, l.location_id, l.reserved, l.reorder_point,
+               l.quantity + (SELECT COALESCE(pg_catalog.sum(x.quantity), 0)
+                               FROM atomic_inventory.item_stripes AS x
+                              WHERE x.item_id = l.item_id AND x.location_id = l.location_id), 0
+          FROM atomic_inventory.stock_levels AS l
+          JOIN atomic_inventory.locations AS o ON o.id = l.location_id
+         WHERE l.reorder_point IS NOT NULL
+           AND (o.tenant_id IS NULL OR o.tenant_id = atomic_inventory.caller_tenant()
+                OR atomic_inventory.caller_is_admin())
+    )
+    SELECT i.id, i.sku, i.name, v.quantity, v.reserved, v.quantity - v.reserved - v.unsellable, v.reorder_point,
+           i.tenant_id, v.location_id
+      FROM lv AS v JOIN atomic_inventory.items AS i ON i.id = v.id
+     WHERE i.track_inventory AND v.quantity - v.reserved - v.unsellable <= v.reorder_point
+       AND (i.tenant_id IS NULL OR i.tenant_id = atomic_inventory.caller_tenant()
+            OR atomic_inventory.caller_is_admin())
+     ORDER BY v.quantity - v.reserved - v.unsellable - v.reorder_point, i.id, v.location_id NULLS FIRST
+     LIMIT p_limit;
+END;
+$$;
+COMMENT ON FUNCTION atomic_inventory.low_stock_items(integer) IS
+    'Stock levels of tracked items at or below their reorder point, furthest below first (location_id NULL: the default location; striped levels counted whole).';
+
+CREATE OR REPLACE FUNCTION atomic_inventory.update_location(
+    p_location_id uuid,
+    p_name        text    DEFAULT NULL,
+    p_priority    integer DEFAULT NULL,
+    p_active      boolean DEFAULT NULL,
+    p_sellable    boolean DEFAULT NULL
+) RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, atomic_inventory, pg_temp
+AS $$
+DECLARE
+    v_row     atomic_inventory.locations;
+    v_busy    bigint;
+    v_transit bigint;
+BEGIN
+    IF p_location_id IS NULL THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_location_id is required (got NULL)'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_location_id"}';
+    END IF;
+    IF pg_catalog.length(p_name) > 1024 THEN
+        RAISE EXCEPTION 'INVALID_INPUT: p_name is longer than 1024 characters'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_name"}',
+                  HINT = 'Check the argument named in the detail.';
+    END IF;
+    IF p_location_id = '00000000-0000-0000-0000-000000000000'
+       AND (p_active IS FALSE OR p_sellable IS FALSE) THEN
+        RAISE EXCEPTION 'INVALID_INPUT: the default location is always active and sellable'
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_location_id"}',
+                  HINT = 'It holds every item''s own row; move stock elsewhere with transfer_inventory.';
+    END IF;
+    -- Locked against other changes of the location. Movements don't lock
+    -- it (a lock per sale on one row every sale there shares would cost
+    -- them all): one that started before this commits can still land on
+    -- the location; its stock can be transferred out (docs/locations.md).
+    SELECT * INTO v_row FROM atomic_inventory.locations AS o
+     WHERE o.id = p_location_id
+       AND (o.tenant_id IS NULL OR o.tenant_id = atomic_inventory.caller_tenant()
+            OR atomic_inventory.caller_is_admin())
+       FOR UPDATE;
+    IF v_row.id IS NULL THEN
+        RAISE EXCEPTION 'NOT_FOUND: location % does not exist or is not visible to this tenant', p_location_id
+            USING ERRCODE = 'PT404',
+                  DETAIL = pg_catalog.json_build_object('code', 'NOT_FOUND', 'entity', 'location', 'ids',
+                                                        pg_catalog.json_build_array(p_location_id))::text;
+    END IF;
+    IF v_row.tenant_id IS NULL AND NOT atomic_inventory.caller_is_admin() THEN
+        RAISE EXCEPTION 'INVALID_INPUT: location % is shared; only an admin may change it', p_location_id
+            USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_location_id"}';
+    END IF;
+    IF p_active IS FALSE AND v_row.active THEN
+        -- (a striped level's free units are in its stripes)
+        SELECT pg_catalog.count(*) INTO v_busy FROM atomic_inventory.stock_levels AS l
+         WHERE l.location_id = p_location_id
+           AND (l.quantity <> 0 OR l.reserved <> 0
+                OR EXISTS (SELECT FROM atomic_inventory.item_stripes AS x
+                            WHERE x.item_id = l.item_id AND x.location_id = l.location_id
+                              AND x.quantity <> 0));
+        -- active holds there too, untracked items' included (they leave
+        -- reserved alone): their commit or release needs the location
+        SELECT v_busy + pg_catalog.count(DISTINCT l.inventory_id) INTO v_busy
+          FROM atomic_inventory.reservation_lines AS l
+         WHERE l.location_id = p_location_id AND l.status = 'active'
+           AND NOT EXISTS (SELECT FROM atomic_inventory.stock_levels AS s
+                            WHERE s.item_id = l.inventory_id AND s.location_id = p_location_id
+                              AND (s.quantity <> 0 OR s.reserved <> 0
+                                   OR EXISTS (SELECT FROM atomic_inventory.item_stripes AS x
+                                               WHERE x.item_id = s.item_id AND x.location_id = s.location_id
+                                                 AND x.quantity <> 0)));
+        IF v_busy > 0 THEN
+            RAISE EXCEPTION 'LOCATION_IN_USE: location % still holds stock or holds of % items', p_location_id, v_busy
+                USING ERRCODE = 'PT409',
+                      DETAIL = pg_catalog.json_build_object('code', 'LOCATION_IN_USE', 'location_id', p_location_id,
+                                                            'levels_with_stock', v_busy)::text,
+                      HINT = 'Transfer or adjust its stock to 0 first.';
+        END IF;
+        -- units on their way to or from it: their receipt or cancellation
+        -- lands there, which an inactive location refuses
+        SELECT pg_catalog.count(*) INTO v_transit FROM atomic_inventory.transfers AS t
+         WHERE t.status = 'shipped'
+           AND (t.from_location_id = p_location_id OR t.to_location_id = p_location_id);
+        IF v_transit > 0 THEN
+            RAISE EXCEPTION 'LOCATION_IN_USE: location % has % transfers in transit to or from it', p_location_id, v_transit
+                USING ERRCODE = 'PT409',
+                      DETAIL = pg_catalog.json_build_object('code', 'LOCATION_IN_USE', 'location_id', p_location_id,
+                                                            'levels_with_stock', 0,
+                                                            'transfers_in_transit', v_transit)::text,
+                      HINT = 'Receive (receive_transfer) or cancel (cancel_transfer) them first.';
+        END IF;
+    END IF;
+    UPDATE atomic_inventory.locations AS o
+       SET name = COALESCE(p_name, o.name), priority = COALESCE(p_priority, o.priority),
+           active = COALESCE(p_active, o.active), sellable = COALESCE(p_sellable, o.sellable),
+           updated_at = pg_catalog.now()
+     WHERE o.id = p_location_id
+    RETURNING * INTO v_row;
+    RETURN pg_catalog.json_build_object('success', true, 'location_id', v_row.id, 'code', v_row.code,
+        'name', v_row.name, 'priority', v_row.priority, 'active', v_row.active,
+        'sellable', v_row.sellable, 'tenant_id', v_row.tenant_id);
+END;
+$$;

@@ -87,15 +87,20 @@ COMMENT ON COLUMN atomic_inventory.items.backorder_limit IS 'Backorders (set_bac
 COMMENT ON COLUMN atomic_inventory.items.unsellable IS 'Units on hand that are not for sale (damaged, quality_control, safety_stock in stock_states; move_stock_state): counted in quantity, never sold or held.';
 COMMENT ON COLUMN atomic_inventory.items.preorder_until IS 'Preorders (set_preorder): release date; before it sales and holds may take up to backorder_limit units past the stock on hand (reported as preordered), from it on only the stock on hand (units already preordered stay owed). NULL = not a preorder.';
 
--- Striped mode for hot items (flash sales): the item's free stock is split
--- over N sub-rows, so N sales can hold row locks at once instead of queueing
--- on one row. decrement_inventory takes any stripe that covers the line with
--- SKIP LOCKED; the item's total is items.quantity + the stripes' sum.
+-- Striped mode for hot items (flash sales): the free stock of a stock level
+-- (an item at a location) is split over N sub-rows, so N sales can hold row
+-- locks at once instead of queueing on one row. decrement_inventory takes
+-- any stripe that covers the line with SKIP LOCKED; the level's total is its
+-- row's quantity (items.quantity at the default location, else
+-- stock_levels.quantity) + its stripes' sum. location_id comes last: the
+-- column was added in 0.4.0 (ALTER TABLE appends), and a fresh install
+-- keeps the upgraded one's column order.
 CREATE TABLE atomic_inventory.item_stripes (
-    item_id  uuid     NOT NULL REFERENCES atomic_inventory.items (id) ON DELETE CASCADE,
-    stripe   smallint NOT NULL CHECK (stripe >= 0),
-    quantity numeric  NOT NULL,
-    PRIMARY KEY (item_id, stripe),
+    item_id     uuid     NOT NULL REFERENCES atomic_inventory.items (id) ON DELETE CASCADE,
+    stripe      smallint NOT NULL CHECK (stripe >= 0),
+    quantity    numeric  NOT NULL,
+    location_id uuid     NOT NULL DEFAULT '00000000-0000-0000-0000-000000000000',
+    PRIMARY KEY (item_id, location_id, stripe),
     CONSTRAINT item_stripes_stock_valid CHECK (atomic_inventory.stock_valid(quantity, 0))
 )
 -- few rows, each updated at the highest rate of any: keep updates HOT
@@ -105,6 +110,7 @@ COMMENT ON TABLE atomic_inventory.item_stripes IS
 COMMENT ON COLUMN atomic_inventory.item_stripes.item_id IS 'The striped item.';
 COMMENT ON COLUMN atomic_inventory.item_stripes.stripe IS 'Stripe number, 0 .. items.stripes - 1.';
 COMMENT ON COLUMN atomic_inventory.item_stripes.quantity IS 'Free units in this stripe; the item''s quantity is items.quantity plus the sum over its stripes.';
+COMMENT ON COLUMN atomic_inventory.item_stripes.location_id IS 'The striped level''s location: the default one (all zeros; the item''s own row holds the rest) or a location whose stock_levels row holds the rest.';
 
 -- Locations (docs/locations.md): stores, warehouses, zones. An item's own
 -- row (items.quantity, reserved) is its stock at the default location, so
@@ -148,6 +154,8 @@ CREATE TABLE atomic_inventory.stock_levels (
     reserved      numeric     NOT NULL DEFAULT 0,
     reorder_point numeric,
     updated_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- last: added in 0.4.0 (see item_stripes.location_id)
+    stripes       smallint    NOT NULL DEFAULT 0,
     PRIMARY KEY (item_id, location_id),
     CONSTRAINT stock_levels_stock_valid CHECK (atomic_inventory.stock_valid(quantity, reserved)),
     -- the default location's stock is the item's own row
@@ -165,6 +173,7 @@ COMMENT ON COLUMN atomic_inventory.stock_levels.quantity IS 'Units on hand here,
 COMMENT ON COLUMN atomic_inventory.stock_levels.reserved IS 'Units held here by active reservations.';
 COMMENT ON COLUMN atomic_inventory.stock_levels.reorder_point IS 'Low-stock threshold of this level (set_reorder_point with p_location_id); NULL = none.';
 COMMENT ON COLUMN atomic_inventory.stock_levels.updated_at IS 'When quantity or reserved last changed.';
+COMMENT ON COLUMN atomic_inventory.stock_levels.stripes IS 'Striped level (stripe_item with p_location_id): number of sub-rows in item_stripes holding its free stock; 0 = single-row mode.';
 
 CREATE TABLE atomic_inventory.ledger (
     id              bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -204,7 +213,7 @@ COMMENT ON TABLE atomic_inventory.ledger IS
 COMMENT ON COLUMN atomic_inventory.ledger.id IS 'Movement number, increasing in commit-independent insertion order.';
 COMMENT ON COLUMN atomic_inventory.ledger.inventory_id IS 'The item moved; NULL for a row of a bound source (see source, item_key).';
 COMMENT ON COLUMN atomic_inventory.ledger.delta IS 'Signed change of quantity (negative for decrements).';
-COMMENT ON COLUMN atomic_inventory.ledger.quantity_after IS 'The item''s quantity right after this movement; NULL for movements of a striped item (its total is spread over stripes that are not locked together).';
+COMMENT ON COLUMN atomic_inventory.ledger.quantity_after IS 'The level''s quantity (the item''s at location_id, or at the default location) right after this movement; NULL for sales from a stripe of a striped level and commits there (its total is spread over stripes that are not locked together).';
 COMMENT ON COLUMN atomic_inventory.ledger.kind IS 'initial (item created), decrement, increment (restock), adjust (set by compare-and-set), commit (a reservation turned into a sale; reference = reservation id), transfer (one row per side, sharing transfer_id), state_move (move_stock_state between on-hand states, or of incoming units: delta 0), receive (incoming units arrived: delta > 0) or write_off (on-hand units written off: delta < 0).';
 COMMENT ON COLUMN atomic_inventory.ledger.reason IS 'Caller-given reason (p_reason).';
 COMMENT ON COLUMN atomic_inventory.ledger.reference IS 'Caller-given reference such as an order or sale id (p_reference).';
@@ -824,6 +833,7 @@ CREATE TRIGGER items_stock_events
 
 -- The same crossings for an item's stock at another location; its ledger
 -- row is the level's newest (the level's row lock is held to the commit).
+-- Striped levels are left out, as striped items are.
 CREATE FUNCTION atomic_inventory.levels_stock_events() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -866,7 +876,7 @@ $$;
 CREATE TRIGGER levels_stock_events
     AFTER UPDATE ON atomic_inventory.stock_levels
     FOR EACH ROW
-    WHEN (atomic_inventory.stock_event_due(0::smallint, 0::smallint, true, true,
+    WHEN (atomic_inventory.stock_event_due(OLD.stripes, NEW.stripes, true, true,
                                            OLD.quantity, OLD.reserved, NULL::numeric, OLD.reorder_point,
                                            NEW.quantity, NEW.reserved, NULL::numeric, NEW.reorder_point))
     EXECUTE FUNCTION atomic_inventory.levels_stock_events();

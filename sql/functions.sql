@@ -220,9 +220,9 @@ BEGIN
         RAISE EXCEPTION 'INVALID_INPUT: p_inventory_id is required (got NULL)'
             USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_inventory_id"}';
     END IF;
-    -- Every level: the default location's is the item's own row (a striped
-    -- item's quantity is its row's plus its stripes', stripes.rs), the
-    -- others are stock_levels rows. Without a location: the totals and
+    -- Every level: the default location's is the item's own row, the
+    -- others are stock_levels rows; a striped level's quantity is its row's
+    -- plus its stripes' (stripes.rs). Without a location: the totals and
     -- every level; with one: that level.
     WITH it AS (
         SELECT i.* FROM atomic_inventory.items AS i
@@ -232,7 +232,8 @@ BEGIN
     ), lv AS (
         SELECT '00000000-0000-0000-0000-000000000000'::uuid AS location_id, 'default'::text AS code,
                it.quantity + COALESCE((SELECT pg_catalog.sum(x.quantity) FROM atomic_inventory.item_stripes AS x
-                                        WHERE x.item_id = it.id), 0) AS quantity,
+                                        WHERE x.item_id = it.id
+                                          AND x.location_id = '00000000-0000-0000-0000-000000000000'), 0) AS quantity,
                it.reserved, it.reorder_point, 0 AS ord, it.unsellable,
                -- units shipped here, not yet received (transfers in transit)
                COALESCE((SELECT pg_catalog.sum(t.quantity) FROM atomic_inventory.transfers AS t
@@ -240,7 +241,10 @@ BEGIN
                             AND t.to_location_id = '00000000-0000-0000-0000-000000000000'), 0) AS in_transit
           FROM it
         UNION ALL
-        SELECT l.location_id, o.code, l.quantity, l.reserved, l.reorder_point, 1, 0,
+        SELECT l.location_id, o.code,
+               l.quantity + COALESCE((SELECT pg_catalog.sum(x.quantity) FROM atomic_inventory.item_stripes AS x
+                                       WHERE x.item_id = l.item_id AND x.location_id = l.location_id), 0),
+               l.reserved, l.reorder_point, 1, 0,
                COALESCE((SELECT pg_catalog.sum(t.quantity) FROM atomic_inventory.transfers AS t
                           WHERE t.item_id = it.id AND t.status = 'shipped'
                             AND t.to_location_id = l.location_id), 0)
@@ -327,9 +331,14 @@ BEGIN
                                OR p_location_id = '00000000-0000-0000-0000-000000000000' THEN
                               i.quantity - i.reserved - i.unsellable
                               + COALESCE((SELECT pg_catalog.sum(x.quantity) FROM atomic_inventory.item_stripes AS x
-                                           WHERE x.item_id = i.id), 0)
+                                           WHERE x.item_id = i.id
+                                             AND x.location_id = '00000000-0000-0000-0000-000000000000'), 0)
                           ELSE 0 END
-                     + COALESCE((SELECT pg_catalog.sum(l.quantity - l.reserved)
+                     + COALESCE((SELECT pg_catalog.sum(l.quantity - l.reserved
+                                                       + COALESCE((SELECT pg_catalog.sum(x.quantity)
+                                                                     FROM atomic_inventory.item_stripes AS x
+                                                                    WHERE x.item_id = l.item_id
+                                                                      AND x.location_id = l.location_id), 0))
                                    FROM atomic_inventory.stock_levels AS l
                                    JOIN atomic_inventory.locations AS o ON o.id = l.location_id
                                   WHERE l.item_id = i.id AND o.active AND o.sellable
@@ -358,16 +367,20 @@ RETURNS TABLE (inventory_id uuid, quantity numeric, ledger_sum numeric, drift nu
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, atomic_inventory, pg_temp
 AS $$
-    -- per level: the default location's (the item's own row, its stripes
-    -- included; ledger rows without a location) and every other one's
+    -- per level: the default location's (the item's own row; ledger rows
+    -- without a location) and every other one's, each with its stripes
     WITH lv AS (
         SELECT it.id AS item_id, NULL::uuid AS location_id, it.tenant_id, it.reserved,
                it.quantity + COALESCE((SELECT pg_catalog.sum(x.quantity)
                                          FROM atomic_inventory.item_stripes AS x
-                                        WHERE x.item_id = it.id), 0) AS quantity
+                                        WHERE x.item_id = it.id
+                                          AND x.location_id = '00000000-0000-0000-0000-000000000000'), 0) AS quantity
           FROM atomic_inventory.items AS it
         UNION ALL
-        SELECT l.item_id, l.location_id, COALESCE(o.tenant_id, it.tenant_id), l.reserved, l.quantity
+        SELECT l.item_id, l.location_id, COALESCE(o.tenant_id, it.tenant_id), l.reserved,
+               l.quantity + COALESCE((SELECT pg_catalog.sum(x.quantity)
+                                        FROM atomic_inventory.item_stripes AS x
+                                       WHERE x.item_id = l.item_id AND x.location_id = l.location_id), 0)
           FROM atomic_inventory.stock_levels AS l JOIN atomic_inventory.items AS it ON it.id = l.item_id
           JOIN atomic_inventory.locations AS o ON o.id = l.location_id
          -- (a level is its location's tenant's, or its item's: both must be visible)
@@ -419,12 +432,13 @@ $$;
 CREATE FUNCTION atomic_inventory.stripe_item(
     p_inventory_id    uuid,
     p_stripes         integer,
-    p_lock_timeout_ms integer DEFAULT NULL
+    p_lock_timeout_ms integer DEFAULT NULL,
+    p_location_id     uuid    DEFAULT NULL
 ) RETURNS json
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 AS 'MODULE_PATHNAME', 'ai_stripe_item';
-COMMENT ON FUNCTION atomic_inventory.stripe_item(uuid, integer, integer) IS
-    'Striped mode for a hot item: spread its free stock over p_stripes sub-rows (2..256) so that many sales can lock at once; 0 puts everything back into the item row. Quantity, available and the ledger are unchanged. Returns {success, inventory_id, stripes, quantity, reserved, stripe_quantities}.';
+COMMENT ON FUNCTION atomic_inventory.stripe_item(uuid, integer, integer, uuid) IS
+    'Striped mode for a hot stock level: spread the free stock of the item at p_location_id (NULL: the default location) over p_stripes sub-rows (2..256) so that many sales there can lock at once; 0 puts everything back into the level''s row. Quantity, available and the ledger are unchanged. Returns {success, inventory_id, location_id, stripes, quantity, reserved, stripe_quantities}.';
 
 COMMENT ON FUNCTION atomic_inventory.purge_idempotency_keys(interval) IS
     'Delete idempotency keys older than p_older_than (retries after that apply again). Schedule it, e.g. with pg_cron.';
@@ -1192,11 +1206,16 @@ BEGIN
         -- (units set aside in stock states are not available: unsellable)
         SELECT i.id, NULL::uuid AS location_id, i.reserved, i.reorder_point,
                i.quantity + (SELECT COALESCE(pg_catalog.sum(x.quantity), 0)
-                               FROM atomic_inventory.item_stripes AS x WHERE x.item_id = i.id) AS quantity,
+                               FROM atomic_inventory.item_stripes AS x
+                              WHERE x.item_id = i.id
+                                AND x.location_id = '00000000-0000-0000-0000-000000000000') AS quantity,
                i.unsellable
           FROM atomic_inventory.items AS i WHERE i.reorder_point IS NOT NULL
         UNION ALL
-        SELECT l.item_id, l.location_id, l.reserved, l.reorder_point, l.quantity, 0
+        SELECT l.item_id, l.location_id, l.reserved, l.reorder_point,
+               l.quantity + (SELECT COALESCE(pg_catalog.sum(x.quantity), 0)
+                               FROM atomic_inventory.item_stripes AS x
+                              WHERE x.item_id = l.item_id AND x.location_id = l.location_id), 0
           FROM atomic_inventory.stock_levels AS l
           JOIN atomic_inventory.locations AS o ON o.id = l.location_id
          WHERE l.reorder_point IS NOT NULL
@@ -1214,7 +1233,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION atomic_inventory.low_stock_items(integer) IS
-    'Stock levels of tracked items at or below their reorder point, furthest below first (location_id NULL: the default location; striped items counted whole).';
+    'Stock levels of tracked items at or below their reorder point, furthest below first (location_id NULL: the default location; striped levels counted whole).';
 
 -- Locations (docs/locations.md).
 CREATE FUNCTION atomic_inventory.create_location(
@@ -1336,8 +1355,13 @@ BEGIN
             USING ERRCODE = '22023', DETAIL = '{"code":"INVALID_INPUT","field":"p_location_id"}';
     END IF;
     IF p_active IS FALSE AND v_row.active THEN
+        -- (a striped level's free units are in its stripes)
         SELECT pg_catalog.count(*) INTO v_busy FROM atomic_inventory.stock_levels AS l
-         WHERE l.location_id = p_location_id AND (l.quantity <> 0 OR l.reserved <> 0);
+         WHERE l.location_id = p_location_id
+           AND (l.quantity <> 0 OR l.reserved <> 0
+                OR EXISTS (SELECT FROM atomic_inventory.item_stripes AS x
+                            WHERE x.item_id = l.item_id AND x.location_id = l.location_id
+                              AND x.quantity <> 0));
         -- active holds there too, untracked items' included (they leave
         -- reserved alone): their commit or release needs the location
         SELECT v_busy + pg_catalog.count(DISTINCT l.inventory_id) INTO v_busy
@@ -1345,7 +1369,10 @@ BEGIN
          WHERE l.location_id = p_location_id AND l.status = 'active'
            AND NOT EXISTS (SELECT FROM atomic_inventory.stock_levels AS s
                             WHERE s.item_id = l.inventory_id AND s.location_id = p_location_id
-                              AND (s.quantity <> 0 OR s.reserved <> 0));
+                              AND (s.quantity <> 0 OR s.reserved <> 0
+                                   OR EXISTS (SELECT FROM atomic_inventory.item_stripes AS x
+                                               WHERE x.item_id = s.item_id AND x.location_id = s.location_id
+                                                 AND x.quantity <> 0)));
         IF v_busy > 0 THEN
             RAISE EXCEPTION 'LOCATION_IN_USE: location % still holds stock or holds of % items', p_location_id, v_busy
                 USING ERRCODE = 'PT409',
