@@ -18,6 +18,7 @@ use crate::core::caller::Caller;
 use crate::core::movement::{num_json, Movement};
 use crate::core::validate::{self, Line};
 use crate::error::{Error, Result, Shortfall};
+use crate::source::own::level_orders;
 use crate::source::own::levels::{self, default_location, is_default, Level, LevelKey};
 use crate::source::own::Own;
 use crate::source::StockSource;
@@ -58,7 +59,7 @@ pub fn decrement_many_at(
         })
         .collect();
 
-    let (mut defaults, mut rows) = levels::lock_order(c, who, &items, &unlocated, &named)?;
+    let (mut defaults, mut rows) = level_orders::lock_order(c, who, &items, &unlocated, &named)?;
     crate::ops::stock::require_found(&Own, &items, |i| defaults.contains_key(i))?;
     // striped items: their stock into their (locked) rows, read again
     let striped: Vec<Uuid> = defaults
@@ -68,7 +69,7 @@ pub fn decrement_many_at(
         .collect();
     if !striped.is_empty() {
         Own.gather(c, &striped)?;
-        defaults = levels::lock_order(c, who, &items, &[], &[])?.0;
+        defaults = level_orders::lock_order(c, who, &items, &[], &[])?.0;
     }
     // a named level that isn't there or can't sell: say which and why
     for key in &named {
@@ -121,7 +122,7 @@ pub fn decrement_many_at(
             add(&mut take, own, q);
             continue;
         }
-        let mut places: Vec<(&LevelKey, &mut levels::LevelRow)> = rows
+        let mut places: Vec<(&LevelKey, &mut level_orders::LevelRow)> = rows
             .iter_mut()
             .filter(|(k, r)| k.item == *item && r.usable)
             .collect();
@@ -179,7 +180,8 @@ pub fn decrement_many_at(
         let m = if is_default(&key.location) {
             Own.take(c, who, &key.item, q, mv, striped.contains(&key.item))?
         } else {
-            Level { sale: true }.take(c, who, key, q, mv, false)?
+            let gathered = rows.get(key).is_some_and(|r| r.striped);
+            Level { sale: true }.take(c, who, key, q, mv, gathered)?
         };
         let m = m.ok_or_else(|| Level { sale: true }.skipped(&[key]))?;
         out.push(json!({"inventory_id": validate::uuid_text(&key.item),
@@ -199,6 +201,13 @@ pub fn decrement_many_at(
     if !striped.is_empty() {
         Own.respread(c, &striped)?;
     }
+    // striped levels (gathered by lock_order): spread again
+    let striped_levels: Vec<LevelKey> = rows
+        .iter()
+        .filter(|(_, r)| r.striped)
+        .map(|(k, _)| *k)
+        .collect();
+    Level { sale: true }.respread(c, &striped_levels)?;
     Ok(json!({"success": true, "lines": out}).to_string())
 }
 
@@ -216,7 +225,7 @@ pub fn hold_lines(
     who: &Caller,
     lines: &crate::source::Lines<Uuid>,
 ) -> Result<Option<Vec<Line>>> {
-    let places = levels::hold_places(c, who, lines)?;
+    let places = level_orders::hold_places(c, who, lines)?;
     if places.iter().all(|(_, at)| at.is_none()) {
         return Ok(None);
     }

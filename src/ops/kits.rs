@@ -12,7 +12,7 @@ use crate::ops::{allocate, stock};
 use crate::pg::plans;
 use crate::source::own::kits::{self, Expanded, KitUse};
 use crate::source::own::Own;
-use crate::source::own::{levels, lines};
+use crate::source::own::{level_orders, lines};
 use crate::source::{Lines, StockSource};
 use pgrx::{AnyNumeric, Uuid};
 use serde_json::{json, Value};
@@ -96,7 +96,7 @@ pub fn hold_lines(
     let any_levels = match order.any_levels {
         Some(known) => known,
         // kits: their components' levels
-        None => levels::any_levels(c, &keys)?,
+        None => level_orders::any_levels(c, &keys)?,
     };
     Ok((Lines { keys, qtys }, order.kits, any_levels))
 }
@@ -147,7 +147,7 @@ fn sell(
             if let Some(sold) = lines::sell_plain(c, who, &lines, mv)? {
                 return Ok(Own.lines_sold(sold));
             }
-            levels::any_levels(c, &keys)?
+            level_orders::any_levels(c, &keys)?
         }
     };
     if any_levels || located {

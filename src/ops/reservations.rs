@@ -30,7 +30,7 @@ use crate::source::bound::{
 };
 use crate::source::holds::{self, Holder, Sweep};
 use crate::source::own::level_holds;
-use crate::source::own::levels::LevelKey;
+use crate::source::own::levels::{Level, LevelKey};
 use crate::source::own::Own;
 use crate::source::{Finish, HoldSource, Lines, NewHold, Part, Rest, StockSource};
 use pgrx::spi::SpiClient;
@@ -165,6 +165,8 @@ pub fn reserve_at(
         return Err(Own.skipped(&ids));
     }
     Own.respread(c, &striped)?;
+    // striped levels (gathered by lock_for_hold): spread again
+    Level { sale: true }.respread(c, &levels.striped)?;
     Ok(out)
 }
 

@@ -257,19 +257,20 @@ pub fn transfer(
         let row = l.lock_at(c, who, key, if is_src { qty } else { &zero }, is_src)?;
         locked.push((*key, row));
     }
-    // the default location's row of a striped item holds only part of its
-    // stock: gather it (the row is ours now) and read it again
-    let striped = locked.iter().any(|(_, r)| r.striped);
-    if striped {
-        l.gather(c, item)?;
-        let own = LevelKey {
-            item,
-            location: crate::source::own::levels::default_location(),
-        };
-        let is_src = own == src;
-        let row = l.lock_at(c, who, &own, if is_src { qty } else { &zero }, is_src)?;
+    // a striped level's row holds only part of its stock: gather it (the
+    // row is ours now; its stripes come after it in the lock order) and
+    // read it again
+    let striped: Vec<LevelKey> = locked
+        .iter()
+        .filter(|(_, r)| r.striped)
+        .map(|(k, _)| *k)
+        .collect();
+    for key in &striped {
+        l.gather_at(c, key)?;
+        let is_src = *key == src;
+        let row = l.lock_at(c, who, key, if is_src { qty } else { &zero }, is_src)?;
         for (k, r) in locked.iter_mut() {
-            if *k == own {
+            if k == key {
                 *r = row;
                 break;
             }
@@ -284,8 +285,8 @@ pub fn transfer(
     let into = l
         .shift_at(c, who, &dst, qty, mv, id)?
         .ok_or_else(|| l.skipped(&[&dst]))?;
-    if striped {
-        l.respread(c, item)?;
+    for key in &striped {
+        l.respread_at(c, key)?;
     }
     Ok(transfer_answer(id, route, qty, &out, &into))
 }

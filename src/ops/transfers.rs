@@ -22,10 +22,10 @@ use pgrx::spi::SpiClient;
 use pgrx::{AnyNumeric, Uuid};
 use serde_json::json;
 
-/// Lock `key`'s row for a transfer side, gathering a striped item's
-/// stripes into its own row (the default location's) first so the row
-/// holds all of its stock: the row's state, and whether it was gathered
-/// (to respread after the write).
+/// Lock `key`'s row for a transfer side, gathering a striped level's
+/// stripes into its row (the item's own at the default location) first so
+/// the row holds all of its stock: the row's state, and whether it was
+/// gathered (to respread after the write).
 fn lock_side(
     l: &Level,
     c: &mut SpiClient<'_>,
@@ -38,7 +38,7 @@ fn lock_side(
     if !row.striped {
         return Ok((row, false));
     }
-    l.gather(c, key.item)?;
+    l.gather_at(c, key)?;
     Ok((l.lock_at(c, who, key, need, inactive_ok)?, true))
 }
 
@@ -87,7 +87,7 @@ pub fn ship(
         mv.reference.clone(),
     )?;
     if striped {
-        l.respread(c, item)?;
+        l.respread_at(c, &src)?;
     }
     Ok(json!({
         "success": true, "transfer_id": validate::uuid_text(&id), "status": "shipped",
@@ -135,7 +135,7 @@ pub fn finish(
         .ok_or_else(|| l.skipped(&[&key]))?;
     transfers::finish(c, t.id, received)?;
     if striped {
-        l.respread(c, t.item)?;
+        l.respread_at(c, &key)?;
     }
     let side = json!({"location_id": validate::uuid_text(&key.location),
                       "old_quantity": num_json(&into.old), "new_quantity": num_json(&into.new)});

@@ -21,6 +21,7 @@ use crate::core::validate;
 use crate::error::{Error, Result, Shortfall};
 use crate::pg::spi::{run, Stmt};
 use crate::source::own::levels::{self, LevelKey};
+use crate::source::own::stripes;
 use pgrx::pg_sys::{self, Oid};
 use pgrx::spi::SpiClient;
 use pgrx::{AnyNumeric, Uuid};
@@ -36,12 +37,13 @@ const INT: Oid = pg_sys::INT4OID;
 /// Lock the levels ($1[k], $2[k]) a hold takes $3[k] units of, in (item,
 /// location) order, each with its item and location visible: item,
 /// location, available, requested, covered (untracked items always are),
-/// usable for a hold (active and sellable), the item's tenant, tracked.
+/// usable for a hold (active and sellable), the item's tenant, tracked,
+/// striped.
 pub(crate) const LOCK_FOR_HOLD: Stmt = Stmt {
     name: "level_hold_lock",
     sql: "SELECT l.item_id, l.location_id, (l.quantity - l.reserved)::text, r.qty::text, \
                  (NOT i.track_inventory OR l.quantity - l.reserved >= r.qty), \
-                 o.active AND o.sellable, i.tenant_id, i.track_inventory \
+                 o.active AND o.sellable, i.tenant_id, i.track_inventory, l.stripes > 0 \
             FROM ROWS FROM (pg_catalog.unnest($1::uuid[]), pg_catalog.unnest($2::uuid[]), \
                             pg_catalog.unnest($3::numeric[])) AS r(item, loc, qty) \
             JOIN atomic_inventory.stock_levels AS l ON l.item_id = r.item AND l.location_id = r.loc \
@@ -155,7 +157,7 @@ pub(crate) const FINISH_AT: Stmt = Stmt {
               FROM fl, atomic_inventory.items AS i \
              WHERE s.item_id = fl.inventory_id AND s.location_id = fl.location_id AND fl.tracked \
                AND i.id = fl.inventory_id \
-            RETURNING s.item_id, s.location_id, s.quantity, 0 AS stripes, fl.quantity AS qty, \
+            RETURNING s.item_id, s.location_id, s.quantity, s.stripes, fl.quantity AS qty, \
                       i.tenant_id \
           ), led AS ( \
             INSERT INTO atomic_inventory.ledger \
@@ -216,7 +218,7 @@ pub(crate) const COMMIT_PARTS_AT: Stmt = Stmt {
               FROM fl, atomic_inventory.items AS i \
              WHERE s.item_id = fl.inventory_id AND s.location_id = fl.location_id AND fl.tracked \
                AND i.id = fl.inventory_id \
-            RETURNING s.item_id, s.location_id, s.quantity, 0 AS stripes, fl.sold, i.tenant_id \
+            RETURNING s.item_id, s.location_id, s.quantity, s.stripes, fl.sold, i.tenant_id \
           ), led AS ( \
             INSERT INTO atomic_inventory.ledger \
               (inventory_id, location_id, delta, quantity_after, kind, reason, reference, \
@@ -308,14 +310,33 @@ pub struct LockedLevels {
     pub short: Vec<Shortfall>,
     pub tenants: Vec<String>,
     pub tracked: Vec<LevelKey>,
+    /// striped levels, their stripes gathered into their rows: to respread
+    /// once the hold is applied
+    pub striped: Vec<LevelKey>,
 }
 
 /// Lock the levels a hold takes units of (`want`: per level, the units), in
 /// (item, location) order. A level that isn't there or can't take a hold
 /// is an error saying which and why (LEVEL_NOT_FOUND, LOCATION_UNAVAILABLE,
 /// NOT_FOUND), as for a sale there; a level short of the units is a
-/// shortfall (the caller reports every short line at once).
+/// shortfall (the caller reports every short line at once). A striped
+/// level's stripes are gathered into its row (locked first: the lock order
+/// of stripes.rs) and the rows read again, so a hold sees its whole stock.
 pub fn lock_for_hold(
+    c: &mut SpiClient<'_>,
+    who: &Caller,
+    want: &BTreeMap<LevelKey, AnyNumeric>,
+) -> Result<LockedLevels> {
+    let mut out = read_for_hold(c, who, want)?;
+    if !out.striped.is_empty() {
+        stripes::gather_levels(c, &levels::pairs(&out.striped))?;
+        out = read_for_hold(c, who, want)?;
+    }
+    Ok(out)
+}
+
+/// LOCK_FOR_HOLD, once (lock_for_hold).
+fn read_for_hold(
     c: &mut SpiClient<'_>,
     who: &Caller,
     want: &BTreeMap<LevelKey, AnyNumeric>,
@@ -328,6 +349,7 @@ pub fn lock_for_hold(
         short: Vec::new(),
         tenants: Vec::new(),
         tracked: Vec::new(),
+        striped: Vec::new(),
     };
     for row in run(
         c,
@@ -346,6 +368,9 @@ pub fn lock_for_hold(
         let key = LevelKey { item, location };
         let usable = row.get::<bool>(6)?.unwrap_or(false);
         found.insert(key, usable);
+        if row.get::<bool>(9)?.unwrap_or(false) {
+            out.striped.push(key);
+        }
         if !usable {
             continue;
         }

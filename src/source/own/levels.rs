@@ -12,7 +12,7 @@
 
 use super::{stripes, Own};
 use crate::core::caller::Caller;
-use crate::core::movement::{num_json, numeric, Moved, Movement, Sold};
+use crate::core::movement::{num_json, Moved, Movement, Sold};
 use crate::core::validate;
 use crate::error::{Error, Result};
 use crate::pg::spi::{run, Stmt};
@@ -21,7 +21,6 @@ use pgrx::pg_sys::{self, Oid};
 use pgrx::spi::SpiClient;
 use pgrx::{AnyNumeric, Uuid};
 use serde_json::json;
-use std::collections::BTreeMap;
 
 const UUID: Oid = pg_sys::UUIDOID;
 const NUM: Oid = pg_sys::NUMERICOID;
@@ -56,7 +55,8 @@ pub struct Level {
 /// more, with its ledger row if $12: the old and new quantity. The location
 /// must be visible and active ($13 lets a transfer move stock out of an
 /// inactive one) and, for a sale ($9), sellable; the item visible, and
-/// tracked unless the quantity grows.
+/// tracked unless the quantity grows. A striped level's row holds only part
+/// of its stock: it is written only once its stripes are gathered ($14).
 const SHIFT: Stmt = Stmt {
     name: "level_shift",
     sql: "WITH upd AS ( \
@@ -69,7 +69,7 @@ const SHIFT: Stmt = Stmt {
                AND (i.tenant_id IS NULL OR $4 OR i.tenant_id = $5) \
                AND (o.tenant_id IS NULL OR $4 OR o.tenant_id = $5) \
                AND (o.active OR $13) AND (o.sellable OR NOT $9) \
-               AND l.quantity - l.reserved + $3 >= 0 \
+               AND l.quantity - l.reserved + $3 >= 0 AND (l.stripes = 0 OR $14) \
             RETURNING l.item_id, l.location_id, l.quantity, i.tenant_id \
           ), led AS ( \
             INSERT INTO atomic_inventory.ledger \
@@ -80,7 +80,7 @@ const SHIFT: Stmt = Stmt {
           ) \
           SELECT (u.quantity - $3)::text, u.quantity::text FROM upd AS u",
     args: &[
-        UUID, UUID, NUM, BOOL, TEXT, TEXT, TEXT, TEXT, BOOL, TEXT, UUID, BOOL, BOOL,
+        UUID, UUID, NUM, BOOL, TEXT, TEXT, TEXT, TEXT, BOOL, TEXT, UUID, BOOL, BOOL, BOOL,
     ],
 };
 
@@ -111,8 +111,9 @@ const SHIFT_DEFAULT: Stmt = Stmt {
 /// moves, in ascending location order (the lock order of levels.rs), $6 the
 /// destination. Its guard, checked once before a row is read (a one-time
 /// filter over an InitPlan, on the statement's snapshot): both levels
-/// exist, the item is visible and tracks stock, both locations are visible
-/// and the destination active, and the source covers the transfer. When it
+/// exist, neither is striped, the item is visible and tracks stock, both
+/// locations are visible and the destination active, and the source covers
+/// the transfer. When it
 /// fails nothing is touched and the transfer takes the path that creates
 /// the destination's level, waits for a restock in flight at the source
 /// (a row the snapshot shows short is not waited for by an UPDATE), or
@@ -145,7 +146,7 @@ pub(crate) const MOVE_BETWEEN: Stmt = Stmt {
                        AND i.track_inventory \
                        AND (i.tenant_id IS NULL OR $7 OR i.tenant_id = $8) \
                        AND (o.tenant_id IS NULL OR $7 OR o.tenant_id = $8) \
-                       AND (o.active OR o.id <> $6) \
+                       AND (o.active OR o.id <> $6) AND x.stripes = 0 \
                        AND x.quantity - x.reserved + CASE x.location_id WHEN $2 THEN $3 ELSE $5 END >= 0) = 2 \
             RETURNING l.location_id, l.quantity, d.delta \
           ), led AS ( \
@@ -188,7 +189,8 @@ const CREATE: Stmt = Stmt {
 const LOCK: Stmt = Stmt {
     name: "level_lock",
     sql: "SELECT l.quantity::text, l.reserved::text, (l.quantity - l.reserved)::text, \
-                 i.track_inventory, (l.quantity - l.reserved >= $5), o.active, o.sellable \
+                 i.track_inventory, (l.quantity - l.reserved >= $5), o.active, o.sellable, \
+                 l.stripes > 0 \
             FROM atomic_inventory.stock_levels AS l \
             JOIN atomic_inventory.items AS i ON i.id = l.item_id \
             JOIN atomic_inventory.locations AS o ON o.id = l.location_id \
@@ -354,6 +356,8 @@ impl Level {
                     mv.ledger.into(),
                     // stock may leave an inactive location, never enter one
                     (delta.clone() < AnyNumeric::from(0)).into(),
+                    // a transfer's side is locked, its stripes gathered
+                    true.into(),
                 ],
             )?
         };
@@ -507,7 +511,7 @@ impl Level {
                     available: row.get::<String>(3)?.unwrap_or_default(),
                     tracked: row.get::<bool>(4)?.unwrap_or(true),
                     enough: row.get::<bool>(5)?.unwrap_or(false),
-                    striped: false,
+                    striped: row.get::<bool>(8)?.unwrap_or(false),
                 },
             ))
         };
@@ -539,16 +543,26 @@ impl Level {
         Ok(())
     }
 
-    /// Gather a striped item's stripes into its (locked) row before a
-    /// transfer side at the default location moves it; respread after.
-    pub fn gather(&self, c: &mut SpiClient<'_>, item: Uuid) -> Result<()> {
-        stripes::gather(c, &[item])
+    /// Gather a striped level's stripes into its (locked) row, at any
+    /// location (the default one's row is the item's), before a transfer
+    /// side moves it; respread after.
+    pub fn gather_at(&self, c: &mut SpiClient<'_>, key: &LevelKey) -> Result<()> {
+        if is_default(&key.location) {
+            stripes::gather(c, &[key.item])
+        } else {
+            stripes::gather_levels(c, &[(key.item, key.location)])
+        }
     }
 
-    pub fn respread(&self, c: &mut SpiClient<'_>, item: Uuid) -> Result<()> {
-        stripes::respread(c, &[item])
+    pub fn respread_at(&self, c: &mut SpiClient<'_>, key: &LevelKey) -> Result<()> {
+        if is_default(&key.location) {
+            stripes::respread(c, &[key.item])
+        } else {
+            stripes::respread_levels(c, &[(key.item, key.location)])
+        }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn shift(
         &self,
         c: &mut SpiClient<'_>,
@@ -557,6 +571,7 @@ impl Level {
         delta: AnyNumeric,
         kind: &str,
         mv: &Movement,
+        gathered: bool,
     ) -> Result<Option<Moved>> {
         let [r, f, k] = mv.ledger_params();
         let done = run(
@@ -576,6 +591,7 @@ impl Level {
                 Option::<Uuid>::None.into(),
                 mv.ledger.into(),
                 false.into(),
+                gathered.into(),
             ],
         )?;
         moved_row(done)
@@ -631,7 +647,7 @@ impl StockSource for Level {
         key: &LevelKey,
         qty: &AnyNumeric,
         mv: &Movement,
-        _gathered: bool,
+        gathered: bool,
     ) -> Result<Option<Moved>> {
         self.shift(
             c,
@@ -640,6 +656,7 @@ impl StockSource for Level {
             AnyNumeric::from(0) - qty.clone(),
             "decrement",
             mv,
+            gathered,
         )
     }
 
@@ -650,15 +667,15 @@ impl StockSource for Level {
         key: &LevelKey,
         qty: &AnyNumeric,
         mv: &Movement,
-        _gathered: bool,
+        gathered: bool,
     ) -> Result<Option<Moved>> {
-        if let Some(m) = self.shift(c, who, key, qty.clone(), "increment", mv)? {
+        if let Some(m) = self.shift(c, who, key, qty.clone(), "increment", mv, gathered)? {
             return Ok(Some(m));
         }
         // Stock received somewhere new: the level starts empty, then the
         // same guarded write.
         self.ensure(c, who, key)?;
-        self.shift(c, who, key, qty.clone(), "increment", mv)
+        self.shift(c, who, key, qty.clone(), "increment", mv, gathered)
     }
 
     fn set(
@@ -696,6 +713,26 @@ impl StockSource for Level {
         need: &AnyNumeric,
     ) -> Result<Option<RowState>> {
         self.lock_row(c, who, key, need, false).map(Some)
+    }
+
+    /// A sale from one stripe of a striped level (stripes.rs).
+    fn take_striped(
+        &self,
+        c: &mut SpiClient<'_>,
+        who: &Caller,
+        key: &LevelKey,
+        qty: &AnyNumeric,
+        mv: &Movement,
+    ) -> Result<Option<String>> {
+        stripes::take_at(c, who, key.item, key.location, qty, mv)
+    }
+
+    fn gather(&self, c: &mut SpiClient<'_>, keys: &[LevelKey]) -> Result<()> {
+        stripes::gather_levels(c, &pairs(keys))
+    }
+
+    fn respread(&self, c: &mut SpiClient<'_>, keys: &[LevelKey]) -> Result<()> {
+        stripes::respread_levels(c, &pairs(keys))
     }
 
     fn sell_lines(
@@ -746,187 +783,7 @@ impl StockSource for Level {
     }
 }
 
-/// Does any of these items have stock levels at other locations?
-const ANY_LEVELS: Stmt = Stmt {
-    name: "level_any",
-    sql:
-        "SELECT EXISTS (SELECT FROM atomic_inventory.stock_levels AS l WHERE l.item_id = ANY ($1))",
-    args: &[pg_sys::UUIDARRAYOID],
-};
-
-/// Lock the default rows (the items' own) of an order's items, in id order:
-/// id, quantity, available, tracked, striped.
-const LOCK_DEFAULTS: Stmt = Stmt {
-    name: "level_lock_defaults",
-    sql: "SELECT i.id, i.quantity::text, (i.quantity - i.reserved - i.unsellable)::text, i.track_inventory, i.stripes > 0 \
-            FROM atomic_inventory.items AS i \
-           WHERE i.id = ANY ($1) AND (i.tenant_id IS NULL OR $2 OR i.tenant_id = $3) \
-           ORDER BY i.id \
-             FOR NO KEY UPDATE",
-    args: &[pg_sys::UUIDARRAYOID, BOOL, TEXT],
-};
-
-/// Then the levels an order may take from, in (item, location) order: every
-/// level of the items in $1 (lines naming no location), and the levels
-/// ($2[k], $3[k]) lines name: item, location, available, usable
-/// for a sale (active, sellable), priority.
-const LOCK_LEVELS: Stmt = Stmt {
-    name: "level_lock_order",
-    sql: "SELECT l.item_id, l.location_id, (l.quantity - l.reserved)::text, \
-                 o.active AND o.sellable, o.priority \
-            FROM atomic_inventory.stock_levels AS l \
-            JOIN atomic_inventory.locations AS o ON o.id = l.location_id \
-           WHERE (l.item_id = ANY ($1) \
-                  OR (l.item_id, l.location_id) IN \
-                     (SELECT p.i, p.l FROM ROWS FROM (pg_catalog.unnest($2::uuid[]), pg_catalog.unnest($3::uuid[])) AS p(i, l))) \
-             AND (o.tenant_id IS NULL OR $4 OR o.tenant_id = $5) \
-           ORDER BY l.item_id, l.location_id \
-             FOR UPDATE OF l",
-    args: &[
-        pg_sys::UUIDARRAYOID,
-        pg_sys::UUIDARRAYOID,
-        pg_sys::UUIDARRAYOID,
-        BOOL,
-        TEXT,
-    ],
-};
-
-/// An item's own row, locked for an order.
-pub struct DefaultRow {
-    pub quantity: String,
-    pub available: AnyNumeric,
-    pub tracked: bool,
-    pub striped: bool,
-}
-
-/// A level, locked for an order.
-pub struct LevelRow {
-    pub available: AnyNumeric,
-    /// active and sellable
-    pub usable: bool,
-    pub priority: i32,
-}
-
-/// Where a hold of lines $1/$2 (merged, sorted) that name no location
-/// should take each line, read without a lock: per line, whether the
-/// default location covers it (or the item is striped, untracked, a kit or
-/// not there: those stay at the default location, whose checks answer
-/// them), and else the first sellable, active, visible location by
-/// priority (higher first, then id) whose level covers the whole line.
-const HOLD_PLACES: Stmt = Stmt {
-    name: "level_hold_places",
-    sql: "SELECT r.id, \
-                 COALESCE(i.stripes > 0 OR NOT i.track_inventory OR i.kit \
-                          OR i.quantity - i.reserved - i.unsellable + i.backorder_limit >= r.qty, true), \
-                 (SELECT l.location_id FROM atomic_inventory.stock_levels AS l \
-                    JOIN atomic_inventory.locations AS o ON o.id = l.location_id \
-                   WHERE l.item_id = r.id AND o.active AND o.sellable \
-                     AND (o.tenant_id IS NULL OR $3 OR o.tenant_id = $4) \
-                     AND l.quantity - l.reserved >= r.qty \
-                   ORDER BY o.priority DESC, o.id LIMIT 1) \
-            FROM ROWS FROM (pg_catalog.unnest($1::uuid[]), pg_catalog.unnest($2::numeric[])) AS r(id, qty) \
-            LEFT JOIN atomic_inventory.items AS i \
-                   ON i.id = r.id AND (i.tenant_id IS NULL OR $3 OR i.tenant_id = $4)",
-    args: &[pg_sys::UUIDARRAYOID, pg_sys::NUMERICARRAYOID, BOOL, TEXT],
-};
-
-/// HOLD_PLACES: for each of the lines (merged, sorted), the location to
-/// hold it at; None for the default location.
-pub fn hold_places(
-    c: &mut SpiClient<'_>,
-    who: &Caller,
-    lines: &Lines<Uuid>,
-) -> Result<Vec<(Uuid, Option<Uuid>)>> {
-    let mut out = Vec::with_capacity(lines.keys.len());
-    for row in run(
-        c,
-        &HOLD_PLACES,
-        &[
-            lines.keys.clone().into(),
-            lines.qtys.clone().into(),
-            who.admin.into(),
-            who.tenant.clone().into(),
-        ],
-    )? {
-        let id = row
-            .get::<Uuid>(1)?
-            .ok_or_else(|| Error::Internal("a hold line without an id".into()))?;
-        let at_default = row.get::<bool>(2)?.unwrap_or(true);
-        let level = row.get::<Uuid>(3)?;
-        out.push((id, if at_default { None } else { level }));
-    }
-    Ok(out)
-}
-
-/// Whether any of `items` has stock at a location other than the default.
-pub fn any_levels(c: &mut SpiClient<'_>, items: &[Uuid]) -> Result<bool> {
-    let t = run(c, &ANY_LEVELS, &[items.to_vec().into()])?;
-    Ok(t.first().get::<bool>(1)?.unwrap_or(false))
-}
-
-/// Lock an order's rows: first the default rows of `items` (by id), then
-/// every level of `unlocated` items and the `named` levels, by (item,
-/// location). Every caller that locks rows of several locations takes the
-/// default rows before any level (a transfer of one item too: its default
-/// row sorts first), so orders, transfers and sales can't deadlock.
-#[allow(clippy::type_complexity)]
-pub fn lock_order(
-    c: &mut SpiClient<'_>,
-    who: &Caller,
-    items: &[Uuid],
-    unlocated: &[Uuid],
-    named: &[LevelKey],
-) -> Result<(BTreeMap<Uuid, DefaultRow>, BTreeMap<LevelKey, LevelRow>)> {
-    let mut defaults = BTreeMap::new();
-    for row in run(
-        c,
-        &LOCK_DEFAULTS,
-        &[
-            items.to_vec().into(),
-            who.admin.into(),
-            who.tenant.clone().into(),
-        ],
-    )? {
-        let id = row
-            .get::<Uuid>(1)?
-            .ok_or_else(|| Error::Internal("a locked item row without an id".into()))?;
-        defaults.insert(
-            id,
-            DefaultRow {
-                quantity: row.get::<String>(2)?.unwrap_or_default(),
-                available: numeric(&row.get::<String>(3)?.unwrap_or_default())?,
-                tracked: row.get::<bool>(4)?.unwrap_or(true),
-                striped: row.get::<bool>(5)?.unwrap_or(false),
-            },
-        );
-    }
-    let named_items: Vec<Uuid> = named.iter().map(|k| k.item).collect();
-    let named_locations: Vec<Uuid> = named.iter().map(|k| k.location).collect();
-    let mut levels = BTreeMap::new();
-    for row in run(
-        c,
-        &LOCK_LEVELS,
-        &[
-            unlocated.to_vec().into(),
-            named_items.into(),
-            named_locations.into(),
-            who.admin.into(),
-            who.tenant.clone().into(),
-        ],
-    )? {
-        let item = row.get::<Uuid>(1)?;
-        let location = row.get::<Uuid>(2)?;
-        let (Some(item), Some(location)) = (item, location) else {
-            return Err(Error::Internal("a locked level without its keys".into()));
-        };
-        levels.insert(
-            LevelKey { item, location },
-            LevelRow {
-                available: numeric(&row.get::<String>(3)?.unwrap_or_default())?,
-                usable: row.get::<bool>(4)?.unwrap_or(false),
-                priority: row.get::<i32>(5)?.unwrap_or(0),
-            },
-        );
-    }
-    Ok((defaults, levels))
+/// Levels as the (item, location) pairs stripes.rs takes.
+pub fn pairs(keys: &[LevelKey]) -> Vec<(Uuid, Uuid)> {
+    keys.iter().map(|k| (k.item, k.location)).collect()
 }

@@ -6,6 +6,7 @@ pub mod batches;
 pub mod holds;
 pub mod kits;
 pub mod level_holds;
+pub mod level_orders;
 pub mod levels;
 pub mod lines;
 pub mod packing;
