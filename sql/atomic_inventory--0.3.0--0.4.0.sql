@@ -2818,7 +2818,7 @@ CREATE FUNCTION atomic_inventory.stripe_item(
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 AS 'MODULE_PATHNAME', 'ai_stripe_item';
 COMMENT ON FUNCTION atomic_inventory.stripe_item(uuid, integer, integer, uuid) IS
-    'Striped mode for a hot stock level: spread the free stock of the item at p_location_id (NULL: the default location) over p_stripes sub-rows (2..256) so that many sales there can lock at once; 0 puts everything back into the level''s row. Quantity, available and the ledger are unchanged. Returns {success, inventory_id, location_id, stripes, quantity, reserved, stripe_quantities}.';
+    'Striped mode for a hot stock level: spread the free stock of the item at p_location_id (NULL: the default location) over p_stripes sub-rows (2..256) so that many sales there can lock at once; 0 puts everything back into the level''s row. Quantity, available and the ledger are unchanged. Returns {success, inventory_id, location_id (if p_location_id is given), stripes, quantity, reserved, stripe_quantities}.';
 
 REVOKE ALL ON FUNCTION atomic_inventory.stripe_item(uuid, integer, integer, uuid) FROM PUBLIC;
 DO $$

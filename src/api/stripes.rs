@@ -23,11 +23,12 @@ fn stripe_item(args: &Args) -> Result<String> {
     };
     let lock_ms = args.lock_timeout_ms(2)?;
     // NULL or the default location's id: the item's own row, as before
-    // levels could be striped
-    let location = args.get_uuid(3).filter(|l| !levels::is_default(l));
+    // levels could be striped (and with NULL, the answer as before too)
+    let named = args.get_uuid(3);
+    let location = named.filter(|l| !levels::is_default(l));
     let who = Caller::current()?;
     with_spi(lock_ms, |c| match location {
-        None => stripes::stripe(c, &who, id, n),
+        None => stripes::stripe(c, &who, id, n, named),
         Some(location) => {
             let key = LevelKey { item: id, location };
             // The level's row first (the lock order of stripes.rs), with

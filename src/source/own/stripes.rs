@@ -515,7 +515,15 @@ pub fn respread_levels(client: &mut SpiClient<'_>, keys: &[(Uuid, Uuid)]) -> Res
 
 /// `stripe_item`: spread item `id`'s free stock at the default location
 /// over `n` stripes (0: back to one row), as whole the item row locked.
-pub fn stripe(c: &mut SpiClient<'_>, who: &Caller, id: Uuid, n: i32) -> Result<String> {
+/// `named`: the location the caller named (the default one's id), which
+/// the answer repeats; None answers as before levels could be striped.
+pub fn stripe(
+    c: &mut SpiClient<'_>,
+    who: &Caller,
+    id: Uuid,
+    n: i32,
+    named: Option<Uuid>,
+) -> Result<String> {
     let item = Own
         .lock(c, who, &id, &AnyNumeric::from(0))?
         .ok_or_else(|| Own.not_found(vec![id.to_string()]))?;
@@ -542,8 +550,7 @@ pub fn stripe(c: &mut SpiClient<'_>, who: &Caller, id: Uuid, n: i32) -> Result<S
     run(c, &RESHAPE, &[id.into(), n.into()])?;
     respread(c, &[id])?;
     let state = run(c, &STATE, &[id.into()])?;
-    // the default location's id is all zeros
-    answer(state, id, Uuid::from_bytes([0; 16]), n)
+    answer(state, id, named, n)
 }
 
 /// `stripe_item` at a level other than the default location's, whose row
@@ -555,7 +562,7 @@ pub fn stripe_level(c: &mut SpiClient<'_>, id: Uuid, location: Uuid, n: i32) -> 
     run(c, &LEVEL_RESHAPE, &[id.into(), n.into(), location.into()])?;
     respread_levels(c, &[(id, location)])?;
     let state = run(c, &LEVEL_STATE, &[id.into(), location.into()])?;
-    answer(state, id, location, n)
+    answer(state, id, Some(location), n)
 }
 
 /// The error for striping an item that does not track inventory.
@@ -566,8 +573,14 @@ pub fn untracked() -> Error {
     )
 }
 
-/// stripe_item's answer from STATE or LEVEL_STATE.
-fn answer(state: pgrx::spi::SpiTupleTable<'_>, id: Uuid, location: Uuid, n: i32) -> Result<String> {
+/// stripe_item's answer from STATE or LEVEL_STATE, with `location_id` if
+/// the caller named one.
+fn answer(
+    state: pgrx::spi::SpiTupleTable<'_>,
+    id: Uuid,
+    location: Option<Uuid>,
+    n: i32,
+) -> Result<String> {
     let row = state.first();
     let quantity = row.get::<String>(1)?.unwrap_or_default();
     let reserved = row.get::<String>(2)?.unwrap_or_default();
@@ -575,10 +588,12 @@ fn answer(state: pgrx::spi::SpiTupleTable<'_>, id: Uuid, location: Uuid, n: i32)
         .get::<String>(3)?
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_else(|| json!([]));
-    Ok(json!({"success": true, "inventory_id": id.to_string(),
-              "location_id": location.to_string(), "stripes": n,
-              "quantity": num_json(&quantity),
-              "reserved": num_json(&reserved),
-              "stripe_quantities": stripes})
-    .to_string())
+    let mut out = json!({"success": true, "inventory_id": id.to_string(), "stripes": n,
+                         "quantity": num_json(&quantity),
+                         "reserved": num_json(&reserved),
+                         "stripe_quantities": stripes});
+    if let Some(l) = location {
+        out["location_id"] = json!(l.to_string());
+    }
+    Ok(out.to_string())
 }
