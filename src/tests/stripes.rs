@@ -30,6 +30,8 @@ mod tests {
         item(A, "103.5");
         let r = call(&format!("atomic_inventory.stripe_item('{A}', 4)"));
         assert_eq!(r["stripes"], 4);
+        // no location named: the answer of earlier releases
+        assert!(r.get("location_id").is_none());
         assert_eq!(r["quantity"].to_string(), "103.5");
         // 103.5 free: 25 each, stripe 0 takes the remainder with the fraction
         assert_eq!(stripes(A), "28.5,25,25,25");
@@ -451,5 +453,363 @@ mod tests {
             state, "42501",
             "a caller must not switch the audit trail off"
         );
+    }
+
+    // ---- striped levels at other locations (stripes.rs, LEVEL_*) ----
+
+    fn location(code: &str) -> String {
+        call(&format!("atomic_inventory.create_location('{code}')"))["location_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Item A: 10 units at the default location, 40 at a new location,
+    /// that level striped 4 ways (10 each): the location's id.
+    fn striped_level() -> String {
+        item(A, "10");
+        let loc = location("hot-1");
+        call(&format!(
+            "atomic_inventory.increment_inventory('{A}', 40, p_location_id => '{loc}')"
+        ));
+        let r = call(&format!(
+            "atomic_inventory.stripe_item('{A}', 4, p_location_id => '{loc}')"
+        ));
+        assert_eq!(r["location_id"], loc.as_str());
+        loc
+    }
+
+    fn level_stripes(id: &str, loc: &str) -> String {
+        scalar(&format!(
+            "SELECT string_agg(quantity::text, ',' ORDER BY stripe) FROM atomic_inventory.item_stripes \
+              WHERE item_id = '{id}' AND location_id = '{loc}'"
+        ))
+    }
+
+    fn level_row(id: &str, loc: &str) -> String {
+        scalar(&format!(
+            "SELECT quantity::text || '/' || reserved::text || '/' || stripes::text \
+               FROM atomic_inventory.stock_levels WHERE item_id = '{id}' AND location_id = '{loc}'"
+        ))
+    }
+
+    fn level_total(id: &str, loc: &str) -> String {
+        call(&format!("atomic_inventory.get_inventory('{id}', '{loc}')"))["quantity"].to_string()
+    }
+
+    #[pg_test]
+    fn striping_a_level_spreads_its_free_stock_and_leaves_the_default_alone() {
+        item(A, "10");
+        let loc = location("hot-1");
+        call(&format!(
+            "atomic_inventory.increment_inventory('{A}', 40, p_location_id => '{loc}')"
+        ));
+        // 4 units held there stay in the level's row
+        call(&format!(
+            r#"atomic_inventory.reserve_inventory('[{{"inventory_id":"{A}","quantity":4,"location_id":"{loc}"}}]')"#
+        ));
+        let rows = ledger_rows(A);
+        let r = call(&format!(
+            "atomic_inventory.stripe_item('{A}', 4, p_location_id => '{loc}')"
+        ));
+        assert_eq!(r["location_id"], loc.as_str());
+        assert_eq!(r["stripes"], 4);
+        assert_eq!(r["quantity"], 40);
+        assert_eq!(r["reserved"], 4);
+        assert_eq!(r["stripe_quantities"].to_string(), "[9,9,9,9]");
+        assert_eq!(level_row(A, &loc), "4/4/4");
+        assert_eq!(level_stripes(A, &loc), "9,9,9,9");
+        // the default location: its row, no stripes, unstriped
+        assert_eq!(quantity(A), "10");
+        assert_eq!(
+            scalar(&format!(
+                "SELECT count(*)::text FROM atomic_inventory.item_stripes \
+                  WHERE item_id = '{A}' AND location_id = '00000000-0000-0000-0000-000000000000'"
+            )),
+            "0"
+        );
+        let lv = call(&format!("atomic_inventory.get_inventory('{A}', '{loc}')"));
+        assert_eq!(lv["quantity"], 40);
+        assert_eq!(lv["available"], 36);
+        let all = call(&format!("atomic_inventory.get_inventory('{A}')"));
+        assert_eq!(all["quantity"], 50);
+        assert_eq!(all["stripes"], 0);
+        assert_eq!(ledger_rows(A), rows);
+        assert!(reconciles());
+        // the default location's id names the item's own row, as NULL does
+        let d = call(&format!(
+            "atomic_inventory.stripe_item('{A}', 2, p_location_id => '00000000-0000-0000-0000-000000000000')"
+        ));
+        assert_eq!(d["location_id"], "00000000-0000-0000-0000-000000000000");
+        assert_eq!(d["stripe_quantities"].to_string(), "[5,5]");
+        assert_eq!(level_stripes(A, &loc), "9,9,9,9");
+        assert!(reconciles());
+    }
+
+    #[pg_test]
+    fn a_sale_at_a_striped_level_takes_one_stripe() {
+        let loc = striped_level();
+        let r = call(&format!(
+            "atomic_inventory.decrement_inventory('{A}', 3, p_location_id => '{loc}')"
+        ));
+        assert_eq!(r["striped"], true);
+        assert_eq!(r["location_id"], loc.as_str());
+        assert_eq!(r["old_quantity"], 40);
+        assert_eq!(r["new_quantity"], 37);
+        assert_eq!(r["deducted"], 3);
+        assert_eq!(level_total(A, &loc), "37");
+        assert_eq!(level_row(A, &loc), "0/0/4");
+        assert_eq!(
+            scalar(&format!(
+                "SELECT location_id::text || ':' || (quantity_after IS NULL)::text FROM atomic_inventory.ledger \
+                  WHERE inventory_id = '{A}' AND kind = 'decrement'"
+            )),
+            format!("{loc}:true")
+        );
+        // the default location's stock is not a stripe of this level
+        assert_eq!(quantity(A), "10");
+        assert!(reconciles());
+    }
+
+    #[pg_test]
+    fn a_sale_no_stripe_of_a_level_covers_gathers_sells_and_respreads() {
+        let loc = striped_level();
+        let r = call(&format!(
+            "atomic_inventory.decrement_inventory('{A}', 25, p_location_id => '{loc}')"
+        ));
+        assert!(r.get("striped").is_none());
+        assert_eq!(r["location_id"], loc.as_str());
+        assert_eq!(r["old_quantity"], 40);
+        assert_eq!(r["new_quantity"], 15);
+        assert_eq!(level_stripes(A, &loc), "6,3,3,3");
+        assert_eq!(level_row(A, &loc), "0/0/4");
+        // past the level's total: refused with it, nothing moved
+        let (_, d) = assert_err(
+            &format!(
+                "SELECT atomic_inventory.decrement_inventory('{A}', 16, p_location_id => '{loc}')"
+            ),
+            "PT409",
+            "INSUFFICIENT_INVENTORY",
+        );
+        assert_eq!(d["lines"][0]["available"], "15");
+        assert_eq!(level_total(A, &loc), "15");
+        assert!(reconciles());
+    }
+
+    #[pg_test]
+    fn restock_and_adjust_at_a_striped_level_work_on_its_total() {
+        let loc = striped_level();
+        let r = call(&format!(
+            "atomic_inventory.increment_inventory('{A}', 8, p_location_id => '{loc}')"
+        ));
+        assert_eq!(r["old_quantity"], 40);
+        assert_eq!(r["new_quantity"], 48);
+        assert_eq!(level_stripes(A, &loc), "12,12,12,12");
+        assert_eq!(level_row(A, &loc), "0/0/4");
+        let r = call(&format!(
+            "atomic_inventory.adjust_inventory('{A}', 30, p_expected_quantity => 48, p_location_id => '{loc}')"
+        ));
+        assert_eq!(r["old_quantity"], 48);
+        assert_eq!(r["new_quantity"], 30);
+        assert_eq!(level_total(A, &loc), "30");
+        assert_eq!(level_stripes(A, &loc), "9,7,7,7");
+        assert_eq!(quantity(A), "10");
+        assert!(reconciles());
+    }
+
+    #[pg_test]
+    fn transfers_out_of_and_into_a_striped_level() {
+        let loc = striped_level();
+        let other = location("store-2");
+        // to the default location
+        let t = call(&format!(
+            "atomic_inventory.transfer_inventory('{A}', '{loc}', '00000000-0000-0000-0000-000000000000', 12)"
+        ));
+        assert_eq!(t["from"]["old_quantity"], 40);
+        assert_eq!(t["from"]["new_quantity"], 28);
+        assert_eq!(quantity(A), "22");
+        assert_eq!(level_stripes(A, &loc), "7,7,7,7");
+        // between two levels (not the one-statement path: one is striped)
+        let t = call(&format!(
+            "atomic_inventory.transfer_inventory('{A}', '{loc}', '{other}', 20)"
+        ));
+        assert_eq!(t["from"]["new_quantity"], 8);
+        assert_eq!(t["to"]["new_quantity"], 20);
+        let t = call(&format!(
+            "atomic_inventory.transfer_inventory('{A}', '{other}', '{loc}', 4)"
+        ));
+        assert_eq!(t["to"]["old_quantity"], 8);
+        assert_eq!(t["to"]["new_quantity"], 12);
+        assert_eq!(level_stripes(A, &loc), "3,3,3,3");
+        // more than the level holds: refused with its whole available
+        let (_, d) = assert_err(
+            &format!("SELECT atomic_inventory.transfer_inventory('{A}', '{loc}', '{other}', 13)"),
+            "PT409",
+            "INSUFFICIENT_INVENTORY",
+        );
+        assert_eq!(d["lines"][0]["available"], "12");
+        // shipped out, then cancelled back in
+        let s = call(&format!(
+            "atomic_inventory.transfer_inventory('{A}', '{loc}', '{other}', 10, p_receive => false)"
+        ));
+        assert_eq!(s["from"]["new_quantity"], 2);
+        let id = s["transfer_id"].as_str().unwrap().to_string();
+        let c = call(&format!("atomic_inventory.cancel_transfer('{id}')"));
+        assert_eq!(c["from"]["new_quantity"], 12);
+        assert_eq!(level_stripes(A, &loc), "3,3,3,3");
+        assert_eq!(level_row(A, &loc), "0/0/4");
+        assert!(reconciles());
+    }
+
+    #[pg_test]
+    fn holds_and_orders_at_a_striped_level_see_its_whole_stock() {
+        let loc = striped_level();
+        // more than one stripe holds
+        let rid = call(&format!(
+            r#"atomic_inventory.reserve_inventory('[{{"inventory_id":"{A}","quantity":25,"location_id":"{loc}"}}]')"#
+        ))["reservation_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(level_row(A, &loc), "25/25/4");
+        assert_eq!(level_stripes(A, &loc), "6,3,3,3");
+        let lv = call(&format!("atomic_inventory.get_inventory('{A}', '{loc}')"));
+        assert_eq!(lv["quantity"], 40);
+        assert_eq!(lv["available"], 15);
+        call(&format!("atomic_inventory.commit_reservation('{rid}')"));
+        assert_eq!(level_total(A, &loc), "15");
+        assert_eq!(level_row(A, &loc), "0/0/4");
+        // a hold naming no location, which the default location can't cover,
+        // is placed at the striped level (its stripes counted)
+        let r = call(&format!(
+            r#"atomic_inventory.reserve_inventory('[{{"inventory_id":"{A}","quantity":12}}]')"#
+        ));
+        assert_eq!(r["lines"][0]["location_id"], loc.as_str());
+        assert_eq!(level_row(A, &loc), "12/12/4");
+        assert_eq!(level_stripes(A, &loc), "3,0,0,0");
+        let rid = r["reservation_id"].as_str().unwrap().to_string();
+        call(&format!("atomic_inventory.release_reservation('{rid}')"));
+        assert_eq!(level_total(A, &loc), "15");
+        // an order: a line at the level, and one allocated there
+        let o = call(&format!(
+            r#"atomic_inventory.decrement_inventory_many('[{{"inventory_id":"{A}","quantity":5,"location_id":"{loc}"}}]')"#
+        ));
+        assert_eq!(o["lines"][0]["new_quantity"], 10);
+        let o = call(&format!(
+            r#"atomic_inventory.decrement_inventory_many('[{{"inventory_id":"{A}","quantity":15}}]')"#
+        ));
+        assert_eq!(o["success"], true);
+        assert_eq!(quantity(A), "0");
+        assert_eq!(level_total(A, &loc), "5");
+        assert_eq!(level_row(A, &loc), "0/0/4");
+        assert!(reconciles());
+    }
+
+    #[pg_test]
+    fn totals_low_stock_and_deactivation_count_a_levels_stripes() {
+        let loc = striped_level();
+        let all = call(&format!("atomic_inventory.get_inventory('{A}')"));
+        assert_eq!(all["quantity"], 50);
+        assert_eq!(all["available"], 50);
+        call(&format!(
+            "atomic_inventory.set_reorder_point('{A}', 45, p_location_id => '{loc}')"
+        ));
+        assert_eq!(
+            scalar(&format!(
+                "SELECT quantity::text FROM atomic_inventory.low_stock_items() \
+                  WHERE inventory_id = '{A}' AND location_id = '{loc}'"
+            )),
+            "40"
+        );
+        // its units are in the stripes, yet the location holds stock
+        assert_err(
+            &format!("SELECT atomic_inventory.update_location('{loc}', p_active => false)"),
+            "PT409",
+            "LOCATION_IN_USE",
+        );
+        // a ledger row moved by hand is seen per level
+        assert!(reconciles());
+        Spi::run(&format!(
+            "UPDATE atomic_inventory.item_stripes SET quantity = quantity + 1 \
+              WHERE item_id = '{A}' AND location_id = '{loc}' AND stripe = 0"
+        ))
+        .unwrap();
+        assert_eq!(
+            scalar(&format!(
+                "SELECT location_id::text || ':' || drift::text FROM atomic_inventory.reconcile() \
+                  WHERE inventory_id = '{A}'"
+            )),
+            format!("{loc}:1")
+        );
+    }
+
+    #[pg_test]
+    fn unstriping_a_level_puts_its_stock_back_into_its_row() {
+        let loc = striped_level();
+        call(&format!(
+            "atomic_inventory.decrement_inventory('{A}', 3, p_location_id => '{loc}')"
+        ));
+        let r = call(&format!(
+            "atomic_inventory.stripe_item('{A}', 0, p_location_id => '{loc}')"
+        ));
+        assert_eq!(r["stripes"], 0);
+        assert_eq!(r["quantity"], 37);
+        assert_eq!(level_row(A, &loc), "37/0/0");
+        assert_eq!(level_stripes(A, &loc), "");
+        let r = call(&format!(
+            "atomic_inventory.decrement_inventory('{A}', 1, p_location_id => '{loc}')"
+        ));
+        assert!(r.get("striped").is_none());
+        assert!(reconciles());
+    }
+
+    #[pg_test]
+    fn striping_a_level_refuses_what_a_sale_there_refuses() {
+        item(A, "10");
+        let loc = location("hot-1");
+        // no level there: the error a sale there gives
+        for sql in [
+            format!("SELECT atomic_inventory.stripe_item('{A}', 4, p_location_id => '{loc}')"),
+            format!(
+                "SELECT atomic_inventory.decrement_inventory('{A}', 1, p_location_id => '{loc}')"
+            ),
+        ] {
+            let (_, d) = assert_err(&sql, "PT404", "LEVEL_NOT_FOUND");
+            assert_eq!(d["location_id"], loc.as_str());
+        }
+        // an unknown location
+        let (_, d) = assert_err(
+            &format!("SELECT atomic_inventory.stripe_item('{A}', 4, p_location_id => '{MISSING}')"),
+            "PT404",
+            "NOT_FOUND",
+        );
+        assert_eq!(d["entity"], "location");
+        // an unknown item
+        assert_err(
+            &format!(
+                "SELECT atomic_inventory.stripe_item('{MISSING}', 4, p_location_id => '{loc}')"
+            ),
+            "PT404",
+            "NOT_FOUND",
+        );
+        // an inactive location takes no stripes (but is unstriped)
+        call(&format!(
+            "atomic_inventory.increment_inventory('{A}', 5, p_location_id => '{loc}')"
+        ));
+        call(&format!(
+            "atomic_inventory.adjust_inventory('{A}', 0, p_force => true, p_location_id => '{loc}')"
+        ));
+        call(&format!(
+            "atomic_inventory.update_location('{loc}', p_active => false)"
+        ));
+        assert_err(
+            &format!("SELECT atomic_inventory.stripe_item('{A}', 4, p_location_id => '{loc}')"),
+            "PT409",
+            "LOCATION_UNAVAILABLE",
+        );
+        let r = call(&format!(
+            "atomic_inventory.stripe_item('{A}', 0, p_location_id => '{loc}')"
+        ));
+        assert_eq!(r["stripes"], 0);
     }
 }
