@@ -143,6 +143,14 @@ CASES = [
     ("stripe_item('{item}', 257)", "22023", "INVALID_INPUT"),
     ("stripe_item('{item}', 2, p_lock_timeout_ms => 0)", "22023", "INVALID_INPUT"),
     ("stripe_item('%s', 2)" % MISSING, "PT404", "NOT_FOUND"),
+    # stripe_item at a location: the errors of a sale there ({litem} has
+    # no level at {loc2}; {off} is inactive)
+    ("stripe_item('{litem}', 2, p_location_id => '%s')" % MISSING, "PT404", "NOT_FOUND", "location"),
+    ("stripe_item('%s', 2, p_location_id => '{loc}')" % MISSING, "PT404", "NOT_FOUND", "inventory item"),
+    ("stripe_item('{litem}', 2, p_location_id => '{loc2}')", "PT404", "LEVEL_NOT_FOUND"),
+    ("stripe_item('{litem}', 2, p_location_id => '{off}')", "PT409", "LOCATION_UNAVAILABLE", "inactive"),
+    ("stripe_item('{litem}', 1, p_location_id => '{loc}')", "22023", "INVALID_INPUT", "p_stripes"),
+    ("stripe_item('{litem}', 2, p_location_id => 'not-a-uuid')", "22P02", None),
     ("decrement_inventory('{striped}', 11)", "PT409", "INSUFFICIENT_INVENTORY"),
     ("decrement_inventory_many('[{{\"inventory_id\":\"{striped}\",\"quantity\":11}}]')", "PT409", "INSUFFICIENT_INVENTORY"),
     ("reserve_inventory('[{{\"inventory_id\":\"{striped}\",\"quantity\":11}}]')", "PT409", "INSUFFICIENT_INVENTORY"),
@@ -452,6 +460,8 @@ TENANT_CASES = [
     ("cancel_transfer('{other_transit}')", "PT404", "NOT_FOUND", "transfer"),
     ("create_location('bad-new', p_tenant_id => 'bad-tenant-b')", "22023", "INVALID_INPUT", "own tenant"),
     ("move_stock_state('{other_item}', 'available', 'damaged', 1)", "PT404", "NOT_FOUND"),
+    # (granted to this role for the test: grant_usage leaves stripe_item out)
+    ("stripe_item('{litem}', 2, p_location_id => '{other_loc}')", "PT404", "NOT_FOUND", "location"),
     ("set_preorder('{other_item}', 1, now() + interval '1 day')", "PT404", "NOT_FOUND"),
 ]
 
@@ -685,8 +695,8 @@ def state(conn):
                (SELECT count(*) FROM {S}.batches WHERE status <> 'available'),
                (SELECT sum(quantity_packed) FROM {S}.packing_progress),
                (SELECT count(*) FROM {S}.idempotency_keys),
-               (SELECT string_agg(quantity::text, ',' ORDER BY item_id, stripe) FROM {S}.item_stripes),
-               (SELECT sum(stripes) FROM {S}.items),
+               (SELECT string_agg(quantity::text, ',' ORDER BY item_id, location_id, stripe) FROM {S}.item_stripes),
+               (SELECT sum(stripes) FROM {S}.items), (SELECT sum(stripes) FROM {S}.stock_levels),
                (SELECT string_agg(id || ':' || qty || '/' || held, ',' ORDER BY id) FROM public.bad_inputs_inv),
                (SELECT count(*) FROM {S}.bound_reservation_lines), (SELECT count(*) FROM {S}.bindings),
                (SELECT string_agg(id || ':' || quantity_packed, ',' ORDER BY id) FROM bad_wh.lines),
@@ -789,6 +799,7 @@ def main():
     conn.execute("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bad_inputs_tenant') "
                  "THEN CREATE ROLE bad_inputs_tenant NOLOGIN; END IF; END $$")
     conn.execute(f"SELECT {S}.grant_usage('bad_inputs_tenant')")
+    conn.execute(f"GRANT EXECUTE ON FUNCTION {S}.stripe_item(uuid, integer, integer, uuid) TO bad_inputs_tenant")
     pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
     # Holds left by earlier stages (TTLs of seconds) are swept now, not while
     # the bad calls run (the background sweeper would change the state).

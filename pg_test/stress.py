@@ -658,7 +658,8 @@ def main():
     items = hot + cold
     # an item's quantity is its row's plus its stripes' (striped mode)
     totals = (f"SELECT i.id::text, i.quantity + coalesce((SELECT sum(s.quantity) FROM {S}.item_stripes s "
-              f"WHERE s.item_id = i.id), 0), i.reserved FROM {S}.items i WHERE i.id = ANY(%s::uuid[])")
+              f"WHERE s.item_id = i.id AND s.location_id = '{DEFAULT}'), 0), i.reserved "
+              f"FROM {S}.items i WHERE i.id = ANY(%s::uuid[])")
     initial = {i: float(q) for i, q, _ in admin.execute(totals, (items,)).fetchall()}
     # a zone of this run's own: other rows in the database are not ours to count
     batch_ids = [call(admin, "create_batch", p_zone=f"stress-{RUN}")["batch_id"] for _ in range(a.batches)]
@@ -674,8 +675,15 @@ def main():
         for loc in stores[:2]:
             call(admin, "increment_inventory", p_inventory_id=item, p_quantity=100 if item in hot else 20,
                  p_location_id=loc, p_reason="stress initial stock")
-    levels = (f"SELECT l.item_id::text, l.location_id::text, l.quantity, l.reserved FROM {S}.stock_levels l "
-              "WHERE l.item_id = ANY(%s::uuid[])")
+    # striped levels: every hot item's level at the first store is striped
+    # too, so sales there take its stripes and every other movement there
+    # (orders, holds, transfers, restocks, adjusts) gathers and respreads
+    for item in hot:
+        call(admin, "stripe_item", p_inventory_id=item, p_stripes=4, p_location_id=stores[0])
+    # a level's quantity is its row's plus its stripes'
+    levels = (f"SELECT l.item_id::text, l.location_id::text, l.quantity + coalesce((SELECT sum(s.quantity) "
+              f"FROM {S}.item_stripes s WHERE s.item_id = l.item_id AND s.location_id = l.location_id), 0), "
+              f"l.reserved FROM {S}.stock_levels l WHERE l.item_id = ANY(%s::uuid[])")
     initial_levels = {(i, l): float(q) for i, l, q, _ in admin.execute(levels, (items,)).fetchall()}
     initial_total = collections.Counter(initial)
     for (i, _), q in initial_levels.items():
@@ -729,6 +737,13 @@ def main():
     negative = admin.execute(f"SELECT count(*) FROM {S}.item_stripes WHERE item_id = ANY(%s::uuid[]) AND quantity < 0",
                              (items,)).fetchone()[0]
     checks.check("no_stripe_below_zero", negative == 0, f"{negative} stripes below 0")
+    # sales at the striped levels took stripes (a ledger row without
+    # quantity_after at the first store)
+    level_stripe_sales = admin.execute(
+        f"SELECT count(*) FROM {S}.ledger WHERE inventory_id = ANY(%s::uuid[]) AND location_id = %s "
+        "AND kind = 'decrement' AND quantity_after IS NULL", (hot, stores[0])).fetchone()[0]
+    checks.check("striped_level_sales_took_stripes", level_stripe_sales > 0,
+                 f"{level_stripe_sales} sales from stripes of levels")
     kit_rows = admin.execute(f"SELECT count(*) FROM {S}.items WHERE id = ANY(%s::uuid[]) "
                              "AND (quantity <> 0 OR reserved <> 0 OR NOT kit)", (list(w.kits),)).fetchone()[0]
     checks.check("kit_rows_hold_nothing", kit_rows == 0, f"{kit_rows} kit rows with stock")
