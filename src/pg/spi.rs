@@ -283,7 +283,6 @@ pub fn without_waiting<T>(
     client: &mut SpiClient<'_>,
     f: impl FnOnce(&mut SpiClient<'_>) -> Result<T>,
 ) -> Result<Option<T>> {
-    const WAIT_CAP_MS: i32 = 10;
     in_subtransaction(true, || {
         let previous = limit_lock_waits(client, WAIT_CAP_MS)?;
         let v = f(client)?;
@@ -291,6 +290,26 @@ pub fn without_waiting<T>(
         Ok(Some(v))
     })
 }
+
+/// `attempt` whose lock waits are limited as `without_waiting` limits
+/// them: kept if `f` answers `Some`, rolled back (its row locks released)
+/// if it answers None or a wait ran past `WAIT_CAP_MS`. For a statement
+/// that may lock a row and go on to wait for another in the same scan
+/// (stripes.rs, the SKIP LOCKED attempt at a level).
+pub fn attempt_without_waiting<T>(
+    client: &mut SpiClient<'_>,
+    f: impl FnOnce(&mut SpiClient<'_>) -> Result<Option<T>>,
+) -> Result<Option<T>> {
+    in_subtransaction(true, || {
+        let previous = limit_lock_waits(client, WAIT_CAP_MS)?;
+        let v = f(client)?;
+        restore_lock_waits(client, previous)?;
+        Ok(v)
+    })
+}
+
+/// The longest lock wait of `without_waiting` and `attempt_without_waiting`.
+const WAIT_CAP_MS: i32 = 10;
 
 /// `attempt`, and (`lock_wait_is_none`) `without_waiting`: `f` in a
 /// subtransaction, kept on `Some`, rolled back on `None` or an error; a

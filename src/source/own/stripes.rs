@@ -443,22 +443,22 @@ fn take_from(
         None => [&TAKE_SKIP, &TAKE_WAIT],
         Some(_) => [&LEVEL_TAKE_SKIP, &LEVEL_TAKE_WAIT],
     };
-    for stmt in stmts {
-        let taken = spi::attempt(|| {
-            let mut args = vec![
-                id.into(),
-                qty.clone().into(),
-                who.admin.into(),
-                who.tenant.clone().into(),
-                mv.reason.clone().into(),
-                mv.reference.clone().into(),
-                mv.key.clone().into(),
-                start.into(),
-                mv.ledger.into(),
-            ];
-            if let Some(l) = location {
-                args.push(l.into());
-            }
+    for (n, stmt) in stmts.into_iter().enumerate() {
+        let mut args = vec![
+            id.into(),
+            qty.clone().into(),
+            who.admin.into(),
+            who.tenant.clone().into(),
+            mv.reason.clone().into(),
+            mv.reference.clone().into(),
+            mv.key.clone().into(),
+            start.into(),
+            mv.ledger.into(),
+        ];
+        if let Some(l) = location {
+            args.push(l.into());
+        }
+        let one = |client: &mut SpiClient<'_>| -> Result<Option<(i16, String)>> {
             let done = run(client, stmt, &args)?;
             if done.is_empty() {
                 return Ok(None);
@@ -468,7 +468,21 @@ fn take_from(
                 row.get::<i16>(1)?.unwrap_or_default(),
                 row.get::<String>(2)?.unwrap_or_default(),
             )))
-        })?;
+        };
+        // The SKIP LOCKED attempt at a level runs without waiting: within
+        // its one statement it may lock a stripe that a concurrent sale left
+        // short (the lock is kept as the scan goes on) and then, following
+        // another stripe's update chain, wait for a gatherer that holds
+        // that stripe and waits for ours (PostgreSQL follows an update
+        // chain without the skip policy, spi::without_waiting). Capped, the
+        // wait ends as None long before a deadlock, the attempt's locks are
+        // released, and TAKE_WAIT waits for one stripe holding none. (The
+        // default location's attempt keeps its plain subtransaction.)
+        let taken = if n == 0 && location.is_some() {
+            spi::attempt_without_waiting(client, one)?
+        } else {
+            spi::attempt(|| one(client))?
+        };
         if let Some((stripe, before)) = taken {
             return Ok(Some((stripe, numeric(&before)?)));
         }
