@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -245,6 +246,28 @@ def machine(c):
             "postgres": c.execute("SELECT version()").fetchone()[0], "settings": settings}
 
 
+def paired_order(todo):
+    """`todo` with each variant followed by the variants RATIOS compares it
+    with (ours right after its baseline, or the other way round), so that a
+    pair's two runs are neighbours in every round."""
+    out = []
+    for v in todo:
+        for w in [v] + [o if b == v else b for o, b in RATIOS if v in (o, b)]:
+            if w in todo and w not in out:
+                out.append(w)
+    return out
+
+
+def round_ratios(every_run, ours, base, dist, clients):
+    """The ratio ours / base of each round (both measured in it, neighbours
+    by paired_order), in round order."""
+    ok = {(r["variant"], r["round"]): r["ok_per_s"] for r in every_run
+          if r["dist"] == dist and r["clients"] == clients}
+    rounds = sorted({rnd for v, rnd in ok})
+    return [ok[(ours, n)] / ok[(base, n)] for n in rounds
+            if (ours, n) in ok and ok.get((base, n))]
+
+
 def report(results, meta, out_dir, command, every_run):
     by = {(r["variant"], r["dist"], r["clients"]): r for r in results}
     lines = ["# Benchmarks", "",
@@ -272,6 +295,21 @@ def report(results, meta, out_dir, command, every_run):
             if all(x == "-" for x in cells):
                 continue  # a pair this run did not measure (--variants, --dists)
             lines.append(f"| {ours} | {base} | {d} | " + " | ".join(cells) + " |")
+    if meta["rounds"] >= 3:
+        lines += ["", "## Ratios round by round (ours / baseline, each round's two neighbouring runs)", "",
+                  "The median of the rounds' ratios, then every round's: less sensitive to the machine's slow "
+                  "spells than the ratio of two medians above, as each round's two runs are back to back.", "",
+                  "| ours | baseline | dist | " + " | ".join(f"{c} clients" for c in meta["clients"]) + " |",
+                  "|---|---|---|" + "---|" * len(meta["clients"])]
+        for ours, base in RATIOS:
+            for d in meta["dists"]:
+                cells = []
+                for c in meta["clients"]:
+                    rs = round_ratios(every_run, ours, base, d, c)
+                    cells.append(f"{statistics.median(rs):.2f}x ({', '.join(f'{x:.2f}' for x in rs)})" if rs else "-")
+                if all(x == "-" for x in cells):
+                    continue
+                lines.append(f"| {ours} | {base} | {d} | " + " | ".join(cells) + " |")
     lines += ["", "## All runs (upper median of the rounds; every round's ok/s in the last column)", "",
               "| variant | dist | clients | ok/s | p50 ms | p99 ms | failed | retried | CPU µs/op | idle % | rounds ok/s |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -309,16 +347,19 @@ def main():
     setup(c)
     results, every_run = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        # Variants compared with each other run back to back, and the whole
-        # sequence is repeated (A B C, A B C, ...), so slow drift of the
-        # machine (disk, neighbours) hits them alike; each variant's median
-        # run by ok/s is the one reported.
+        # Variants compared with each other run back to back (paired_order),
+        # and the whole sequence is repeated, so slow drift of the machine
+        # (disk, neighbours) hits them alike; each variant's median run by
+        # ok/s is the one reported, and each ratio also round by round.
         for d in dists:
             for n in clients:
-                todo = [v for v in variants if not VARIANTS[v][4] or d in VARIANTS[v][4]]
+                todo = paired_order([v for v in variants if not VARIANTS[v][4] or d in VARIANTS[v][4]])
                 runs = {v: [] for v in todo}
                 for rnd in range(a.rounds):
-                    for v in todo:
+                    # every other round backwards (A B C, C B A, ...): each
+                    # pair's two runs swap places, so a drift of the machine
+                    # within a round favours neither side
+                    for v in (todo if rnd % 2 == 0 else todo[::-1]):
                         r = run_one(c, v, d, n, a.seconds, bindir, tmp)
                         r["round"] = rnd + 1
                         runs[v].append(r)
