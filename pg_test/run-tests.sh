@@ -137,6 +137,13 @@ done
 # removed; what the runs above installed is put back afterwards.
 suffix=""
 stage packages bash pg_test/package/check.sh "${majors[@]}"
+# Citus (docs/scaling.md), only where a Citus 13 source tree is named: it
+# builds Citus into PostgreSQL 15 and uses the extension installed there.
+if [[ -n "${CITUS_SRC:-}" && " ${majors[*]} " == *" 15 "* ]]; then
+    stage citus bash pg_test/citus/run.sh
+else
+    echo "stage citus: skipped (set CITUS_SRC to a Citus 13 source tree to run it; docs/scaling.md)"
+fi
 
 for name in "${failed_names[@]}"; do digest "$name"; done
 echo "time per major: $(IFS=,; echo "${times[*]}" | sed 's/,/, /g'); whole run $SECONDS s"
