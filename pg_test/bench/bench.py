@@ -268,6 +268,21 @@ def round_ratios(every_run, ours, base, dist, clients):
             if (ours, n) in ok and ok.get((base, n))]
 
 
+def ratio_table(meta, cell):
+    """A markdown table with a row per RATIOS pair and distribution and a
+    column per client count; `cell(ours, base, dist, clients)` gives a cell,
+    None where the run did not measure it. Pairs this run did not measure at
+    all (--variants, --dists) are left out."""
+    out = ["| ours | baseline | dist | " + " | ".join(f"{c} clients" for c in meta["clients"]) + " |",
+           "|---|---|---|" + "---|" * len(meta["clients"])]
+    for ours, base in RATIOS:
+        for d in meta["dists"]:
+            cells = [cell(ours, base, d, c) for c in meta["clients"]]
+            if any(cells):
+                out.append(f"| {ours} | {base} | {d} | " + " | ".join(x or "-" for x in cells) + " |")
+    return out
+
+
 def report(results, meta, out_dir, command, every_run):
     by = {(r["variant"], r["dist"], r["clients"]): r for r in results}
     lines = ["# Benchmarks", "",
@@ -283,33 +298,22 @@ def report(results, meta, out_dir, command, every_run):
              "failed: transactions that failed after retries (deadlocks, serialization). "
              "CPU µs/op: the whole machine's busy CPU time (server, pgbench, kernel; /proc/stat) per successful "
              "operation; idle %: the share of CPU time nobody used during the run (idle and I/O wait).", "",
-             "## Ratios (ours / baseline, ok/s, same run)", "",
-             "| ours | baseline | dist | " + " | ".join(f"{c} clients" for c in meta["clients"]) + " |",
-             "|---|---|---|" + "---|" * len(meta["clients"])]
-    for ours, base in RATIOS:
-        for d in meta["dists"]:
-            cells = []
-            for c in meta["clients"]:
-                a, b = by.get((ours, d, c)), by.get((base, d, c))
-                cells.append(f"{a['ok_per_s'] / b['ok_per_s']:.2f}x" if a and b and b["ok_per_s"] else "-")
-            if all(x == "-" for x in cells):
-                continue  # a pair this run did not measure (--variants, --dists)
-            lines.append(f"| {ours} | {base} | {d} | " + " | ".join(cells) + " |")
+             "## Ratios (ours / baseline, ok/s, same run)", ""]
+
+    def of_medians(ours, base, d, c):
+        a, b = by.get((ours, d, c)), by.get((base, d, c))
+        return f"{a['ok_per_s'] / b['ok_per_s']:.2f}x" if a and b and b["ok_per_s"] else None
+
+    def by_round(ours, base, d, c):
+        rs = round_ratios(every_run, ours, base, d, c)
+        return f"{statistics.median(rs):.2f}x ({', '.join(f'{x:.2f}' for x in rs)})" if rs else None
+
+    lines += ratio_table(meta, of_medians)
     if meta["rounds"] >= 3:
         lines += ["", "## Ratios round by round (ours / baseline, each round's two neighbouring runs)", "",
                   "The median of the rounds' ratios, then every round's: less sensitive to the machine's slow "
-                  "spells than the ratio of two medians above, as each round's two runs are back to back.", "",
-                  "| ours | baseline | dist | " + " | ".join(f"{c} clients" for c in meta["clients"]) + " |",
-                  "|---|---|---|" + "---|" * len(meta["clients"])]
-        for ours, base in RATIOS:
-            for d in meta["dists"]:
-                cells = []
-                for c in meta["clients"]:
-                    rs = round_ratios(every_run, ours, base, d, c)
-                    cells.append(f"{statistics.median(rs):.2f}x ({', '.join(f'{x:.2f}' for x in rs)})" if rs else "-")
-                if all(x == "-" for x in cells):
-                    continue
-                lines.append(f"| {ours} | {base} | {d} | " + " | ".join(cells) + " |")
+                  "spells than the ratio of two medians above, as each round's two runs are back to back.", ""]
+        lines += ratio_table(meta, by_round)
     lines += ["", "## All runs (upper median of the rounds; every round's ok/s in the last column)", "",
               "| variant | dist | clients | ok/s | p50 ms | p99 ms | failed | retried | CPU µs/op | idle % | rounds ok/s |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
