@@ -5,6 +5,7 @@ pub mod backend;
 pub mod catalog;
 pub mod check;
 pub mod fmgr;
+pub mod guc;
 pub mod jsonb;
 pub mod path;
 pub mod plans;

@@ -10,7 +10,7 @@
 //! of a client's own three-component sale to 1.20x / 0.85x at 8 / 32
 //! clients (docs/benchmarks.md, "Kits").
 
-use pgrx::pg_sys;
+use super::guc::with_settings;
 
 /// Run `f` with `plan_cache_mode = force_generic_plan`, set as fmgr sets a
 /// function's SET clause (a new GUC nesting level, ended after `f`, the
@@ -33,30 +33,4 @@ pub fn generic_by_index<T>(f: impl FnOnce() -> T) -> T {
         ],
         f,
     )
-}
-
-fn with_settings<T>(settings: &[(&std::ffi::CStr, &std::ffi::CStr)], f: impl FnOnce() -> T) -> T {
-    // SAFETY: inside a transaction (every caller runs in one); the settings
-    // are user-settable GUCs, saved and set within the new nesting level.
-    let nest_level = unsafe {
-        let level = pg_sys::NewGUCNestLevel();
-        for (name, value) in settings {
-            pg_sys::set_config_option(
-                name.as_ptr(),
-                value.as_ptr(),
-                pg_sys::GucContext::PGC_USERSET,
-                pg_sys::GucSource::PGC_S_SESSION,
-                pg_sys::GucAction::GUC_ACTION_SAVE,
-                true,
-                0,
-                false,
-            );
-        }
-        level
-    };
-    let out = f();
-    // SAFETY: ends the level opened above; `f` closed every subtransaction
-    // it opened (else PostgreSQL raises an error, not undefined behaviour).
-    unsafe { pg_sys::AtEOXact_GUC(true, nest_level) };
-    out
 }

@@ -283,12 +283,7 @@ pub fn without_waiting<T>(
     client: &mut SpiClient<'_>,
     f: impl FnOnce(&mut SpiClient<'_>) -> Result<T>,
 ) -> Result<Option<T>> {
-    in_subtransaction(true, || {
-        let previous = limit_lock_waits(client, WAIT_CAP_MS)?;
-        let v = f(client)?;
-        restore_lock_waits(client, previous)?;
-        Ok(Some(v))
-    })
+    in_subtransaction(true, || capped(|| f(client)).map(Some))
 }
 
 /// `attempt` whose lock waits are limited as `without_waiting` limits
@@ -300,16 +295,18 @@ pub fn attempt_without_waiting<T>(
     client: &mut SpiClient<'_>,
     f: impl FnOnce(&mut SpiClient<'_>) -> Result<Option<T>>,
 ) -> Result<Option<T>> {
-    in_subtransaction(true, || {
-        let previous = limit_lock_waits(client, WAIT_CAP_MS)?;
-        let v = f(client)?;
-        restore_lock_waits(client, previous)?;
-        Ok(v)
-    })
+    in_subtransaction(true, || capped(|| f(client)))
 }
 
 /// The longest lock wait of `without_waiting` and `attempt_without_waiting`.
-const WAIT_CAP_MS: i32 = 10;
+const WAIT_CAP: &std::ffi::CStr = c"10ms";
+
+/// `f` with lock waits limited to WAIT_CAP, the caller's lock_timeout back
+/// afterwards. Set in C (guc.rs), not by two set_config() statements: they
+/// cost more than a striped sale's first attempt they surround.
+fn capped<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    super::guc::with_settings(&[(c"lock_timeout", WAIT_CAP)], f)
+}
 
 /// `attempt`, and (`lock_wait_is_none`) `without_waiting`: `f` in a
 /// subtransaction, kept on `Some`, rolled back on `None` or an error; a

@@ -136,6 +136,30 @@ mod tests {
         assert!(reconciles());
     }
 
+    /// A striped sale's first attempt limits its lock waits (10 ms) for
+    /// its own statement only: the caller's lock_timeout is back after a
+    /// sale the attempt made, after one it gave up (no single stripe
+    /// covered it), and around a call's own p_lock_timeout_ms.
+    #[pg_test]
+    fn striped_sales_leave_the_callers_lock_timeout_alone() {
+        item(A, "40");
+        call(&format!("atomic_inventory.stripe_item('{A}', 4)"));
+        Spi::run("SET LOCAL lock_timeout = '1234ms'").unwrap();
+        let r = call(&format!("atomic_inventory.decrement_inventory('{A}', 3)"));
+        assert_eq!(r["striped"], true);
+        assert_eq!(scalar("SHOW lock_timeout"), "1234ms");
+        // 37 left, about 9 a stripe: the attempt finds none and rolls back
+        let r = call(&format!("atomic_inventory.decrement_inventory('{A}', 20)"));
+        assert_eq!(r["new_quantity"].to_string(), "17");
+        assert_eq!(scalar("SHOW lock_timeout"), "1234ms");
+        let r = call(&format!(
+            "atomic_inventory.decrement_inventory('{A}', 1, p_lock_timeout_ms => 500)"
+        ));
+        assert_eq!(r["new_quantity"].to_string(), "16");
+        assert_eq!(scalar("SHOW lock_timeout"), "1234ms");
+        assert!(reconciles());
+    }
+
     #[pg_test]
     fn striped_sale_beyond_the_total_is_refused_with_the_total_available() {
         item(A, "10");

@@ -469,16 +469,16 @@ fn take_from(
                 row.get::<String>(2)?.unwrap_or_default(),
             )))
         };
-        // The SKIP LOCKED attempt at a level runs without waiting: within
-        // its one statement it may lock a stripe that a concurrent sale left
-        // short (the lock is kept as the scan goes on) and then, following
+        // The SKIP LOCKED attempt runs without waiting: within its one
+        // statement it may lock a stripe that a concurrent sale left short
+        // (the lock is kept as the scan goes on) and then, following
         // another stripe's update chain, wait for a gatherer that holds
         // that stripe and waits for ours (PostgreSQL follows an update
         // chain without the skip policy, spi::without_waiting). Capped, the
         // wait ends as None long before a deadlock, the attempt's locks are
-        // released, and TAKE_WAIT waits for one stripe holding none. (The
-        // default location's attempt keeps its plain subtransaction.)
-        let taken = if n == 0 && location.is_some() {
+        // released, and the waiting statement waits for one stripe holding
+        // none. The same at the default location and at any other level.
+        let taken = if n == 0 {
             spi::attempt_without_waiting(client, one)?
         } else {
             spi::attempt(|| one(client))?
