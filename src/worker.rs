@@ -141,11 +141,9 @@ fn attempt(limit: i32, which: &Sweep) -> Result<Attempt, Error> {
                 // column every round. Checked every round (one catalog row
                 // per sweep), unlike the calls' once-per-backend check.
                 spi::require_version(installed)?;
-                let swept = spi::isolated(|| {
-                    if let Some(ms) = settings::sweep_lock_timeout() {
-                        spi::limit_lock_waits(c, ms)?;
-                    }
-                    reservations::sweep(c, limit, which)
+                let swept = spi::isolated(|| match settings::sweep_lock_timeout() {
+                    Some(ms) => spi::with_lock_timeout(ms, || reservations::sweep(c, limit, which)),
+                    None => reservations::sweep(c, limit, which),
                 });
                 match swept {
                     Ok(n) => Ok(Attempt::Swept(n)),

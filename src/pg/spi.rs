@@ -68,18 +68,6 @@ pub fn execute_kept<'conn>(
     Ok(client.select(plan, None, args)?)
 }
 
-const SET_LOCK_TIMEOUT: Stmt = Stmt {
-    name: "set_lock_timeout",
-    sql: "SELECT pg_catalog.current_setting('lock_timeout'), \
-                 pg_catalog.set_config('lock_timeout', $1, true)",
-    args: &[pg_sys::TEXTOID],
-};
-const RESTORE_LOCK_TIMEOUT: Stmt = Stmt {
-    name: "restore_lock_timeout",
-    sql: "SELECT pg_catalog.set_config('lock_timeout', $1, true)",
-    args: &[pg_sys::TEXTOID],
-};
-
 const INSTALLED_VERSION: Stmt = Stmt {
     name: "installed_version",
     sql:
@@ -127,17 +115,12 @@ pub(crate) fn require_version(installed: String) -> Result<()> {
     Ok(())
 }
 
-/// Limit lock waits to `ms` until the end of the (sub)transaction (SET
-/// LOCAL); returns the setting it replaced.
-pub fn limit_lock_waits(client: &mut SpiClient<'_>, ms: i32) -> Result<String> {
-    let t = run(client, &SET_LOCK_TIMEOUT, &[format!("{ms}ms").into()])?;
-    Ok(t.first().get::<String>(1)?.unwrap_or_default())
-}
-
-/// Put back the lock_timeout `limit_lock_waits` replaced.
-fn restore_lock_waits(client: &mut SpiClient<'_>, previous: String) -> Result<()> {
-    run(client, &RESTORE_LOCK_TIMEOUT, &[previous.into()])?;
-    Ok(())
+/// Run `f` with row lock waits limited to `ms` (lock_timeout), the
+/// caller's setting back afterwards; on an error, the abort of the
+/// transaction or subtransaction puts it back (guc.rs).
+pub fn with_lock_timeout<T>(ms: i32, f: impl FnOnce() -> T) -> T {
+    let value = std::ffi::CString::new(format!("{ms}ms")).expect("no NUL in a number");
+    super::guc::with_settings(&[(c"lock_timeout", value.as_c_str())], f)
 }
 
 /// A lock wait past lock_timeout (55P03), as PgTryBuilder caught it.
@@ -162,15 +145,10 @@ pub fn with_spi<T>(
     let work = AssertUnwindSafe(move || {
         Spi::connect_mut(|client| {
             check_schema(client)?;
-            let previous = match lock_timeout_ms {
-                Some(ms) => Some(limit_lock_waits(client, ms)?),
-                None => None,
-            };
-            let out = f(client)?;
-            if let Some(prev) = previous {
-                restore_lock_waits(client, prev)?;
+            match lock_timeout_ms {
+                Some(ms) => with_lock_timeout(ms, || f(client)),
+                None => f(client),
             }
-            Ok(out)
         })
     });
     PgTryBuilder::new(work)
