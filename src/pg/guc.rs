@@ -9,15 +9,12 @@
 use pgrx::pg_sys;
 use std::ffi::CStr;
 
-/// Run `f` with `settings` (user-settable GUCs) in effect. On success the
-/// level ends after `f` and the previous values are back. An error
-/// unwinding through `f` leaves the level to the abort of the transaction
-/// or subtransaction it runs in, which ends every level opened inside it
-/// (as fmgr does for a function's SET clause).
-pub fn with_settings<T>(settings: &[(&CStr, &CStr)], f: impl FnOnce() -> T) -> T {
+/// Open a GUC nesting level with `settings` (user-settable GUCs) saved
+/// and set in it, as fmgr applies a function's SET clause; `close` ends it.
+pub fn open(settings: &[(&CStr, &CStr)]) -> i32 {
     // SAFETY: inside a transaction (every caller runs in one); the settings
     // are user-settable GUCs, saved and set within the new nesting level.
-    let nest_level = unsafe {
+    unsafe {
         let level = pg_sys::NewGUCNestLevel();
         for (name, value) in settings {
             pg_sys::set_config_option(
@@ -32,10 +29,26 @@ pub fn with_settings<T>(settings: &[(&CStr, &CStr)], f: impl FnOnce() -> T) -> T
             );
         }
         level
-    };
+    }
+}
+
+/// End the nesting level `open` returned: the caller's values are back
+/// (and any other setting changed with SET LOCAL inside it).
+pub fn close(level: i32) {
+    // SAFETY: ends a level opened by `open`; the work in between closed
+    // every subtransaction it opened (else PostgreSQL raises an error, not
+    // undefined behaviour).
+    unsafe { pg_sys::AtEOXact_GUC(true, level) }
+}
+
+/// Run `f` with `settings` in effect. On success the level ends after `f`
+/// and the previous values are back. An error unwinding through `f` leaves
+/// the level to the abort of the transaction or subtransaction it runs in,
+/// which ends every level opened inside it (as fmgr does for a function's
+/// SET clause).
+pub fn with_settings<T>(settings: &[(&CStr, &CStr)], f: impl FnOnce() -> T) -> T {
+    let level = open(settings);
     let out = f();
-    // SAFETY: ends the level opened above; `f` closed every subtransaction
-    // it opened (else PostgreSQL raises an error, not undefined behaviour).
-    unsafe { pg_sys::AtEOXact_GUC(true, nest_level) };
+    close(level);
     out
 }

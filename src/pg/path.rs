@@ -1,6 +1,7 @@
 //! The search path every call runs under, pinned in code (one shim per
 //! major: PostgreSQL 15 has override search paths, 16 and later don't).
 
+#[cfg(feature = "pg15")]
 use pgrx::pg_sys;
 
 /// The schemas every name in a call's statements resolves through:
@@ -73,30 +74,18 @@ impl PinnedPath {
 
     #[cfg(any(feature = "pg16", feature = "pg17", feature = "pg18"))]
     pub fn pin() -> PinnedPath {
-        // SAFETY: as fmgr_security_definer applies a function's SET clause:
-        // a new GUC nesting level, the setting saved and set within it.
-        unsafe {
-            let nest_level = pg_sys::NewGUCNestLevel();
-            pg_sys::set_config_option(
-                c"search_path".as_ptr(),
-                PINNED_PATH.as_ptr(),
-                pg_sys::GucContext::PGC_USERSET,
-                pg_sys::GucSource::PGC_S_SESSION,
-                pg_sys::GucAction::GUC_ACTION_SAVE,
-                true,
-                0,
-                false,
-            );
-            PinnedPath { nest_level }
+        // as fmgr_security_definer applies a function's SET clause: a new
+        // GUC nesting level, the setting saved and set within it
+        PinnedPath {
+            nest_level: super::guc::open(&[(c"search_path", PINNED_PATH)]),
         }
     }
 
     #[cfg(any(feature = "pg16", feature = "pg17", feature = "pg18"))]
     pub fn unpin(self) {
-        // SAFETY: ends the nesting level pin() opened, restoring the
-        // caller's setting (and any other set with SET LOCAL inside the
-        // call), as fmgr does when a function with SET clauses returns.
-        unsafe { pg_sys::AtEOXact_GUC(true, self.nest_level) }
+        // ends the nesting level pin() opened, restoring the caller's
+        // setting, as fmgr does when a function with SET clauses returns
+        super::guc::close(self.nest_level)
     }
 }
 
