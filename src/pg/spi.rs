@@ -261,30 +261,25 @@ pub fn without_waiting<T>(
     client: &mut SpiClient<'_>,
     f: impl FnOnce(&mut SpiClient<'_>) -> Result<T>,
 ) -> Result<Option<T>> {
-    in_subtransaction(true, || capped(|| f(client)).map(Some))
+    in_subtransaction(true, || {
+        with_lock_timeout(WAIT_CAP_MS, || f(client)).map(Some)
+    })
 }
 
 /// `attempt` whose lock waits are limited as `without_waiting` limits
 /// them: kept if `f` answers `Some`, rolled back (its row locks released)
 /// if it answers None or a wait ran past `WAIT_CAP_MS`. For a statement
 /// that may lock a row and go on to wait for another in the same scan
-/// (stripes.rs, the SKIP LOCKED attempt at a level).
+/// (stripes.rs, a striped sale's SKIP LOCKED attempt, at any level).
 pub fn attempt_without_waiting<T>(
     client: &mut SpiClient<'_>,
     f: impl FnOnce(&mut SpiClient<'_>) -> Result<Option<T>>,
 ) -> Result<Option<T>> {
-    in_subtransaction(true, || capped(|| f(client)))
+    in_subtransaction(true, || with_lock_timeout(WAIT_CAP_MS, || f(client)))
 }
 
 /// The longest lock wait of `without_waiting` and `attempt_without_waiting`.
-const WAIT_CAP: &std::ffi::CStr = c"10ms";
-
-/// `f` with lock waits limited to WAIT_CAP, the caller's lock_timeout back
-/// afterwards. Set in C (guc.rs), not by two set_config() statements: they
-/// cost more than a striped sale's first attempt they surround.
-fn capped<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
-    super::guc::with_settings(&[(c"lock_timeout", WAIT_CAP)], f)
-}
+const WAIT_CAP_MS: i32 = 10;
 
 /// `attempt`, and (`lock_wait_is_none`) `without_waiting`: `f` in a
 /// subtransaction, kept on `Some`, rolled back on `None` or an error; a
