@@ -36,7 +36,6 @@ use_pg "${AI_PG_MAJOR:-15}"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
-# ensure_deps [MAJOR...]: everything needed to build and test for those majors
 # ensure_debs PKG...: install those of the Debian packages that are missing.
 ensure_debs() {
     local missing=() pkg
@@ -50,6 +49,7 @@ ensure_debs() {
     fi
 }
 
+# ensure_deps [MAJOR...]: everything needed to build and test for those majors
 ensure_deps() {
     local majors=("${@:-$AI_PG_MAJOR}")
     ensure_debs postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo pgbouncer

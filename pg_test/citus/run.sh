@@ -302,19 +302,16 @@ with conn() as c:
         SELECT table_name FROM information_schema.columns
          WHERE table_schema = 'atomic_inventory' AND column_name = 'tenant_id'""")}
 
-def attempt(c, t):
+def call_for(t):
+    """Distributed by tenant_id where the table has one, else a reference table."""
     if t in has_tenant:
-        call = f"create_distributed_table('atomic_inventory.{t}', 'tenant_id')"
-    else:
-        call = f"create_reference_table('atomic_inventory.{t}')"
-    c.execute(f"SELECT {call}")
-    return call
+        return f"create_distributed_table('atomic_inventory.{t}', 'tenant_id')"
+    return f"create_reference_table('atomic_inventory.{t}')"
 
 print("distribution probe (each table alone, in a transaction rolled back):")
 for t in tables:
     with conn() as c:
-        call = f"create_distributed_table('atomic_inventory.{t}', 'tenant_id')" if t in has_tenant \
-            else f"create_reference_table('atomic_inventory.{t}')"
+        call = call_for(t)
         try:
             with c.transaction():
                 c.execute(f"SELECT {call}")
@@ -367,7 +364,8 @@ kept = []
 for t in sorted(tables, key=lambda t: t in has_tenant):
     with conn() as c:
         try:
-            call = attempt(c, t)
+            call = call_for(t)
+            c.execute(f"SELECT {call}")
             kept.append(t)
             print(f"  {t:24} {call}: ok")
         except psycopg.Error as e:
