@@ -73,9 +73,9 @@ pub fn decrement_many_at(
     }
     // a named level that isn't there or can't sell: say which and why
     for key in &named {
-        if !rows.get(key).is_some_and(|r| r.usable) {
-            let e = levels::diagnose(c, who, key, true, false)?;
-            return Err(e.unwrap_or_else(|| Error::Internal("a level vanished".into())));
+        match rows.get(key) {
+            Some(r) if r.usable => {}
+            r => return Err(levels::refusal(c, who, key, true, false, r.is_some())?),
         }
     }
 

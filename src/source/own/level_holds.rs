@@ -390,9 +390,9 @@ fn read_for_hold(
     }
     // a level missing or unusable: the first one, by the lock order, and why
     for key in want.keys() {
-        if found.get(key) != Some(&true) {
-            let e = levels::diagnose(c, who, key, true, false)?;
-            return Err(e.unwrap_or_else(|| Error::Internal("a level vanished".into())));
+        match found.get(key) {
+            Some(true) => {}
+            seen => return Err(levels::refusal(c, who, key, true, false, seen.is_some())?),
         }
     }
     Ok(out)

@@ -307,6 +307,40 @@ pub fn diagnose(
     })
 }
 
+/// Why a call may not use the level of `key`, which its lock statement did
+/// not find (`locked` false) or locked unusable (`locked` true): as
+/// `diagnose` says now, or, when that finds nothing wrong (a level created,
+/// or a location made usable, by a transaction that committed after the
+/// lock statement's snapshot), as the lock statement saw it. The call then
+/// comes before that transaction, as if it had arrived a moment earlier;
+/// locking the level now would take it out of the lock order when rows
+/// after it are held (level_orders.rs).
+pub fn refusal(
+    c: &mut SpiClient<'_>,
+    who: &Caller,
+    key: &LevelKey,
+    sale: bool,
+    inactive_ok: bool,
+    locked: bool,
+) -> Result<Error> {
+    Ok(match diagnose(c, who, key, sale, inactive_ok)? {
+        Some(e) => e,
+        None if locked => Error::LocationUnavailable {
+            location_id: validate::uuid_text(&key.location),
+            why: if sale {
+                "inactive or not sellable"
+            } else {
+                "inactive"
+            }
+            .into(),
+        },
+        None => Error::LevelNotFound {
+            inventory_id: validate::uuid_text(&key.item),
+            location_id: validate::uuid_text(&key.location),
+        },
+    })
+}
+
 impl Level {
     /// Move `delta` (signed) at `key`, any location (the default one's is
     /// the item row): a transfer's side, ledger kind `transfer` under
@@ -478,6 +512,13 @@ impl Level {
     /// LOCK, and the checks of the location: an error saying why the level
     /// can't be used unless it is there, at an active location (or
     /// `inactive_ok`) that is sellable if this is a sale.
+    ///
+    /// A level its creator commits while LOCK runs is not in LOCK's
+    /// snapshot, yet `diagnose`, a statement later, finds it (and so for a
+    /// location made usable meanwhile): then LOCK runs once more, in the
+    /// same place in the lock order (only rows before this one are held),
+    /// and sees it. Measured by pg_test/level_race.py: without this, about
+    /// one call in ten racing the level's creation failed.
     fn lock_row(
         &self,
         c: &mut SpiClient<'_>,
@@ -486,6 +527,29 @@ impl Level {
         need: &AnyNumeric,
         inactive_ok: bool,
     ) -> Result<RowState> {
+        let mut locked = false;
+        for _ in 0..2 {
+            match self.try_lock_row(c, who, key, need, inactive_ok)? {
+                Ok(row) => return Ok(row),
+                Err(seen) => locked = seen,
+            }
+            if let Some(e) = diagnose(c, who, key, self.sale, inactive_ok)? {
+                return Err(e);
+            }
+        }
+        Err(refusal(c, who, key, self.sale, inactive_ok, locked)?)
+    }
+
+    /// One LOCK of `key`: its state, or Err(whether it was locked: found,
+    /// at a location not usable for this movement).
+    fn try_lock_row(
+        &self,
+        c: &mut SpiClient<'_>,
+        who: &Caller,
+        key: &LevelKey,
+        need: &AnyNumeric,
+        inactive_ok: bool,
+    ) -> Result<std::result::Result<RowState, bool>> {
         let state = run(
             c,
             &LOCK,
@@ -515,14 +579,11 @@ impl Level {
                 },
             ))
         };
-        match found {
+        Ok(match found {
             Some((true, row)) => Ok(row),
-            _ => Err(
-                diagnose(c, who, key, self.sale, inactive_ok)?.unwrap_or_else(|| {
-                    Error::Internal("a stock level vanished while it was being locked".into())
-                }),
-            ),
-        }
+            Some((false, _)) => Err(true),
+            None => Err(false),
+        })
     }
 
     /// Make sure the level of `key` exists (a transfer's destination);
