@@ -21,7 +21,7 @@ others keep calling, until each has succeeded once: an order of one A and
 one B without a location (taken from the default location, or once it is
 empty, from L1), a sale of one B without a location, a hold of one A and
 one B without a location (released at once), and a transfer of one A from
-L1 to L2. Calls refused INSUFFICIENT_STOCK or LEVEL_NOT_FOUND retry; any
+L1 to L2. Calls refused INSUFFICIENT_INVENTORY or LEVEL_NOT_FOUND retry; any
 other error fails the check. Afterwards the two items' units over all
 their rows are 20 less what the ledger says was sold, nothing is held and
 `reconcile()` is empty.
@@ -161,7 +161,7 @@ def orders(admin, tag, l1, l2, rounds):
                     return
                 except Failure as f:
                     # (a creator: units held for a moment by the hold)
-                    if f.code in ("INSUFFICIENT_STOCK", "LEVEL_NOT_FOUND"):
+                    if f.code in ("INSUFFICIENT_INVENTORY", "LEVEL_NOT_FOUND"):
                         continue
                     unexpected[(name, f.sqlstate, f.code)] += 1
                     examples.setdefault((name, f.sqlstate, f.code), f.message)

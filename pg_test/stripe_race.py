@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Striped mode switched on, reshaped and off while the stock moves.
+
+One item X with 2,000 units at the default location, 1,000 of them moved
+to a location L1, and a plain item Y. For `--seconds`, one connection keeps
+calling `stripe_item` on X at the default location and at L1 with 0, 2, 8
+or 16 stripes, while others sell X (at each location and without one),
+order X and Y together, hold 2 of X (committing 1, releasing the rest, or
+releasing all), restock X, and transfer 1 of X between the two locations.
+
+Checked afterwards: no call failed but for stock running short
+(INSUFFICIENT_INVENTORY) — never an INTERNAL error or a deadlock; X's units over
+its row, its level and all their stripes are 2,000 plus the acknowledged
+restocks less the acknowledged sales and commits; nothing is held; no
+stripe is below zero; `reconcile()` is empty.
+
+Prints `stripe_race: N passed, N failed`. Uses the PG* environment.
+"""
+import argparse
+import collections
+import json
+import random
+import threading
+import time
+import uuid
+
+from checks import S, Checks, Failure, call, connect
+
+checks = Checks("stripe_race")
+check = checks.check
+D0 = uuid.UUID(int=0)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=8)
+    ap.add_argument("--seed", type=int, default=int(time.time()))
+    a = ap.parse_args()
+    admin = connect()
+    tag = uuid.uuid4().hex[:8]
+    l1 = call(admin, "create_location", p_code=f"stripes-{tag}")["location_id"]
+    x = call(admin, "create_item", p_quantity=2000, p_sku=f"stripes-{tag}-x")["inventory_id"]
+    y = call(admin, "create_item", p_quantity=100000, p_sku=f"stripes-{tag}-y")["inventory_id"]
+    call(admin, "transfer_inventory", p_inventory_id=x, p_from_location_id=D0, p_to_location_id=l1, p_quantity=1000)
+
+    lock = threading.Lock()
+    moved = collections.Counter()  # acknowledged units of X: "in" (restocks) and "out" (sales, commits)
+    calls, unexpected, examples = collections.Counter(), collections.Counter(), {}
+    deadline = time.monotonic() + a.seconds
+
+    def reshape(c, rng):
+        call(c, "stripe_item", p_inventory_id=x, p_stripes=rng.choice([0, 2, 8, 16]),
+             **({"p_location_id": l1} if rng.random() < 0.5 else {}))
+
+    def sell(c, rng):
+        at = rng.choice([None, D0, l1])
+        call(c, "decrement_inventory", p_inventory_id=x, p_quantity=1, **({"p_location_id": at} if at else {}))
+        return ("out", 1)
+
+    def order(c, rng):
+        call(c, "decrement_inventory_many",
+             p_lines=json.dumps([{"inventory_id": x, "quantity": 1}, {"inventory_id": y, "quantity": 1}]))
+        return ("out", 1)
+
+    def hold(c, rng):
+        line = {"inventory_id": x, "quantity": 2}
+        if rng.random() < 0.5:
+            line["location_id"] = l1
+        r = call(c, "reserve_inventory", p_lines=json.dumps([line]))["reservation_id"]
+        if rng.random() < 0.5:
+            call(c, "commit_reservation", p_reservation_id=r, p_lines=json.dumps([{"inventory_id": x, "quantity": 1}]))
+            return ("out", 1)
+        call(c, "release_reservation", p_reservation_id=r)
+        return None
+
+    def restock(c, rng):
+        at = rng.choice([None, l1])
+        call(c, "increment_inventory", p_inventory_id=x, p_quantity=1, **({"p_location_id": at} if at else {}))
+        return ("in", 1)
+
+    def transfer(c, rng):
+        src, dst = (D0, l1) if rng.random() < 0.5 else (l1, D0)
+        call(c, "transfer_inventory", p_inventory_id=x, p_from_location_id=src, p_to_location_id=dst, p_quantity=1)
+
+    kinds = [("stripe_item", reshape), ("decrement_inventory", sell), ("decrement_inventory_many", order),
+             ("reserve/commit/release", hold), ("increment_inventory", restock), ("transfer_inventory", transfer),
+             ("decrement_inventory", sell), ("reserve/commit/release", hold)]
+
+    def run(k, name, fn):
+        rng = random.Random(a.seed + k)
+        c = connect()
+        while time.monotonic() < deadline:
+            try:
+                out = fn(c, rng)
+            except Failure as f:
+                with lock:
+                    calls[name] += 1
+                    if f.code != "INSUFFICIENT_INVENTORY":
+                        unexpected[(name, f.sqlstate, f.code)] += 1
+                        examples.setdefault((name, f.sqlstate, f.code), f.message)
+                continue
+            with lock:
+                calls[name] += 1
+                if out:
+                    moved[out[0]] += out[1]
+        c.close()
+
+    threads = [threading.Thread(target=run, args=(k, n, fn)) for k, (n, fn) in enumerate(kinds)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print(f"stripe_race: seed {a.seed}, {a.seconds} s; calls: " + ", ".join(f"{n} {m}" for n, m in calls.items())
+          + f"; units of X in {moved['in']}, out {moved['out']}")
+    check("every kind of call ran", all(calls[n] > 0 for n, _ in kinds), dict(calls))
+    check("no call failed but for stock running short", not unexpected,
+          "; ".join(f"{k}: {n} ({examples.get(k, '')})" for k, n in unexpected.items()))
+    units, held = admin.execute(
+        f"SELECT i.quantity + COALESCE((SELECT sum(l.quantity) FROM {S}.stock_levels l WHERE l.item_id = i.id), 0)"
+        f"       + COALESCE((SELECT sum(s.quantity) FROM {S}.item_stripes s WHERE s.item_id = i.id), 0),"
+        f"       i.reserved + COALESCE((SELECT sum(l.reserved) FROM {S}.stock_levels l WHERE l.item_id = i.id), 0)"
+        f"  FROM {S}.items i WHERE i.id = %s", (x,)).fetchone()
+    want = 2000 + moved["in"] - moved["out"]
+    check("X's units are 2,000 plus acknowledged restocks less acknowledged sales and commits", units == want,
+          f"{units} (want {want})")
+    check("nothing held", held == 0, f"{held}")
+    low = admin.execute(f"SELECT count(*) FROM {S}.item_stripes s WHERE s.item_id = %s AND s.quantity < 0", (x,)).fetchone()[0]
+    check("no stripe below zero", low == 0, f"{low}")
+    drift = admin.execute(f"SELECT count(*) FROM {S}.reconcile()").fetchone()[0]
+    check("reconcile() is empty", drift == 0, f"{drift} rows")
+    checks.finish()
+
+
+if __name__ == "__main__":
+    main()
