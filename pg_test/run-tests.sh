@@ -94,7 +94,7 @@ live_suites() {
     stage bad_inputs python3 pg_test/bad_inputs.py || rc=1
     stage faults python3 pg_test/faults.py || rc=1
     stage level_race python3 pg_test/level_race.py || rc=1
-    stage stripe_race python3 pg_test/stripe_race.py || rc=1
+    stage admin_race python3 pg_test/admin_race.py || rc=1
     stage postgrest python3 pg_test/postgrest_sim.py || rc=1
     stage supabase_http bash pg_test/supabase_http.sh || rc=1
     stage pgbouncer bash pg_test/pgbouncer_check.sh || rc=1

@@ -183,7 +183,7 @@ pub fn decrement_many_at(
             let gathered = rows.get(key).is_some_and(|r| r.striped);
             Level { sale: true }.take(c, who, key, q, mv, gathered)?
         };
-        let m = m.ok_or_else(|| Level { sale: true }.skipped(&[key]))?;
+        let m = crate::ops::stock::written(&Level { sale: true }, c, who, key, false, m)?;
         out.push(json!({"inventory_id": validate::uuid_text(&key.item),
                         "location_id": validate::uuid_text(&key.location),
                         "old_quantity": num_json(&m.old), "new_quantity": num_json(&m.new),

@@ -34,6 +34,22 @@ pub fn decrement<S: StockSource>(
     decrement_unless(s, c, who, key, qty, mv, |_| Ok(None))
 }
 
+/// What a write to a row the caller holds locked wrote, or why it wrote
+/// nothing (StockSource::why_skipped).
+pub fn written<S: StockSource, T>(
+    s: &S,
+    c: &mut SpiClient<'_>,
+    who: &Caller,
+    key: &S::Key,
+    inactive_ok: bool,
+    wrote: Option<T>,
+) -> Result<T> {
+    match wrote {
+        Some(w) => Ok(w),
+        None => Err(s.why_skipped(c, who, key, inactive_ok)?),
+    }
+}
+
 /// `decrement`, where a sale the item's row refuses is first offered to
 /// `other` (a kit's components, ops/kits.rs), before anything is locked:
 /// its answer, if it gives one, is the call's.
@@ -75,9 +91,8 @@ pub fn decrement_unless<S: StockSource>(
             .ok_or_else(|| s.not_found(vec![s.key_text(key)]))?;
     }
     if row.enough {
-        let m = s
-            .take(c, who, key, qty, mv, striped)?
-            .ok_or_else(|| s.skipped(&[key]))?;
+        let took = s.take(c, who, key, qty, mv, striped)?;
+        let m = written(s, c, who, key, false, took)?;
         if striped {
             s.respread(c, std::slice::from_ref(key))?;
         }
@@ -114,9 +129,8 @@ pub fn increment<S: StockSource>(
         // added to the gathered total (so the ledger row carries it), then
         // spread again
         s.gather(c, std::slice::from_ref(key))?;
-        let m = s
-            .add(c, who, key, qty, mv, true)?
-            .ok_or_else(|| s.skipped(&[key]))?;
+        let added = s.add(c, who, key, qty, mv, true)?;
+        let m = written(s, c, who, key, false, added)?;
         s.respread(c, std::slice::from_ref(key))?;
         return Ok(s.added(key, &m, qty));
     }
@@ -279,12 +293,10 @@ pub fn transfer(
     let row = &locked.iter().find(|(k, _)| *k == src).expect("locked").1;
     source_covers(&item, row, qty)?;
     let id = crate::pg::backend::random_uuid();
-    let out = l
-        .shift_at(c, who, &src, &(zero.clone() - qty.clone()), mv, id)?
-        .ok_or_else(|| l.skipped(&[&src]))?;
-    let into = l
-        .shift_at(c, who, &dst, qty, mv, id)?
-        .ok_or_else(|| l.skipped(&[&dst]))?;
+    let out = l.shift_at(c, who, &src, &(zero.clone() - qty.clone()), mv, id)?;
+    let out = written(l, c, who, &src, true, out)?;
+    let into = l.shift_at(c, who, &dst, qty, mv, id)?;
+    let into = written(l, c, who, &dst, false, into)?;
     for key in &striped {
         l.respread_at(c, key)?;
     }

@@ -17,7 +17,6 @@ use crate::error::{Error, Result};
 use crate::ops::stock::{self, Route};
 use crate::source::own::levels::{self, Level, LevelKey};
 use crate::source::own::transfers;
-use crate::source::StockSource;
 use pgrx::spi::SpiClient;
 use pgrx::{AnyNumeric, Uuid};
 use serde_json::json;
@@ -73,9 +72,8 @@ pub fn ship(
     stock::source_covers(&item, &row, qty)?;
     let id = crate::pg::backend::random_uuid();
     let zero = AnyNumeric::from(0);
-    let out = l
-        .shift_at(c, who, &src, &(zero - qty.clone()), mv, id)?
-        .ok_or_else(|| l.skipped(&[&src]))?;
+    let out = l.shift_at(c, who, &src, &(zero - qty.clone()), mv, id)?;
+    let out = stock::written(l, c, who, &src, true, out)?;
     transfers::ship(
         c,
         id,
@@ -130,9 +128,8 @@ pub fn finish(
     l.ensure(c, who, &key)?;
     let zero = AnyNumeric::from(0);
     let (_, striped) = lock_side(l, c, who, &key, &zero, false)?;
-    let into = l
-        .shift_at(c, who, &key, &t.quantity, mv, t.id)?
-        .ok_or_else(|| l.skipped(&[&key]))?;
+    let into = l.shift_at(c, who, &key, &t.quantity, mv, t.id)?;
+    let into = stock::written(l, c, who, &key, false, into)?;
     transfers::finish(c, t.id, received)?;
     if striped {
         l.respread_at(c, &key)?;

@@ -681,6 +681,21 @@ impl StockSource for Level {
         }
     }
 
+    fn why_skipped(
+        &self,
+        c: &mut SpiClient<'_>,
+        who: &Caller,
+        key: &LevelKey,
+        inactive_ok: bool,
+    ) -> Result<Error> {
+        if !is_default(&key.location) {
+            if let Some(e) = diagnose(c, who, key, self.sale, inactive_ok)? {
+                return Ok(e);
+            }
+        }
+        Ok(self.skipped(&[key]))
+    }
+
     fn skipped(&self, keys: &[&LevelKey]) -> Error {
         let ids: Vec<String> = keys
             .iter()
