@@ -1,18 +1,21 @@
 #!/usr/bin/env python3
 """Admin changes while the stock moves: striped mode switched on, reshaped
-and off, and a location made unsellable and sellable again.
+and off, a location made unsellable and sellable again, and a kit defined
+and removed.
 
 One item X with 2,000 units at the default location, 1,000 of them moved
 to a location L1, and a plain item Y. For `--seconds`, one connection keeps
 calling `stripe_item` on X at the default location and at L1 with 0, 2, 8
 or 16 stripes, another switches L1's `sellable` off and on
-(`update_location`), while others sell X (at each location and without one),
+(`update_location`), another makes an item K a kit of one X and back
+(`define_kit`, `remove_kit`), while others sell X (at each location and without one),
 order X and Y together, hold 2 of X (committing 1, releasing the rest, or
-releasing all), restock X, and transfer 1 of X between the two locations.
+releasing all), restock X, transfer 1 of X between the two locations, and
+sell K alone and in an order with Y.
 
 Checked afterwards: no call failed but for stock running short
-(INSUFFICIENT_INVENTORY) or, for a sale, order or hold, L1 being
-unsellable (LOCATION_UNAVAILABLE) — never an INTERNAL error or a deadlock; X's units over
+(INSUFFICIENT_INVENTORY) or, for a sale, order, kit sale or hold, L1
+being unsellable (LOCATION_UNAVAILABLE) — never an INTERNAL error or a deadlock; X's units over
 its row, its level and all their stripes are 2,000 plus the acknowledged
 restocks less the acknowledged sales and commits; nothing is held; no
 stripe is below zero; `reconcile()` is empty.
@@ -32,10 +35,10 @@ from checks import S, Checks, Failure, call, connect
 checks = Checks("admin_race")
 check = checks.check
 D0 = uuid.UUID(int=0)
-# a sale or a hold at L1 while it is unsellable, or an order that chose L1
-# and found it made unsellable before its write
+# a sale or a hold at L1 while it is unsellable, or an order or a kit sale
+# that chose L1 and found it made unsellable before its write
 UNSELLABLE = {("LOCATION_UNAVAILABLE", n) for n in ("decrement_inventory", "reserve/commit/release",
-                                                   "decrement_inventory_many")}
+                                                   "decrement_inventory_many", "kit sale")}
 
 
 def main():
@@ -48,6 +51,8 @@ def main():
     l1 = call(admin, "create_location", p_code=f"stripes-{tag}")["location_id"]
     x = call(admin, "create_item", p_quantity=2000, p_sku=f"stripes-{tag}-x")["inventory_id"]
     y = call(admin, "create_item", p_quantity=100000, p_sku=f"stripes-{tag}-y")["inventory_id"]
+    k = call(admin, "create_item", p_quantity=0, p_sku=f"stripes-{tag}-k")["inventory_id"]
+    kit = json.dumps([{"inventory_id": x, "quantity": 1}])
     call(admin, "transfer_inventory", p_inventory_id=x, p_from_location_id=D0, p_to_location_id=l1, p_quantity=1000)
 
     lock = threading.Lock()
@@ -62,6 +67,21 @@ def main():
     def toggle(c, rng):
         call(c, "update_location", p_location_id=l1, p_sellable=rng.random() < 0.6)
         time.sleep(0.002)
+
+    def kit_toggle(c, rng):
+        if rng.random() < 0.6:
+            call(c, "define_kit", p_inventory_id=k, p_components=kit)
+        else:
+            call(c, "remove_kit", p_inventory_id=k)
+        time.sleep(0.005)
+
+    def kit_sale(c, rng):
+        if rng.random() < 0.5:
+            call(c, "decrement_inventory", p_inventory_id=k, p_quantity=1)
+        else:
+            call(c, "decrement_inventory_many",
+                 p_lines=json.dumps([{"inventory_id": k, "quantity": 1}, {"inventory_id": y, "quantity": 1}]))
+        return ("out", 1)
 
     def sell(c, rng):
         at = rng.choice([None, D0, l1])
@@ -93,7 +113,8 @@ def main():
         src, dst = (D0, l1) if rng.random() < 0.5 else (l1, D0)
         call(c, "transfer_inventory", p_inventory_id=x, p_from_location_id=src, p_to_location_id=dst, p_quantity=1)
 
-    kinds = [("stripe_item", reshape), ("update_location", toggle), ("decrement_inventory", sell), ("decrement_inventory_many", order),
+    kinds = [("stripe_item", reshape), ("update_location", toggle), ("define_kit/remove_kit", kit_toggle),
+             ("kit sale", kit_sale), ("decrement_inventory", sell), ("decrement_inventory_many", order),
              ("reserve/commit/release", hold), ("increment_inventory", restock), ("transfer_inventory", transfer),
              ("decrement_inventory", sell), ("reserve/commit/release", hold)]
 
