@@ -42,6 +42,54 @@ check = checks.check
 BEFORE = {"LEVEL_NOT_FOUND"}
 
 
+class Race:
+    """Rounds of calls started together, each kind on its connection and
+    retried on the refusals `retry` allows it until it succeeds; what else
+    they answered, by kind and error."""
+
+    def __init__(self, kinds, retry):
+        self.kinds, self.retry = kinds, retry  # name -> fn(conn, *args); name -> codes
+        self.conns = [connect() for _ in kinds]
+        self.tries, self.unexpected, self.examples = collections.Counter(), collections.Counter(), {}
+        self.lock = threading.Lock()
+
+    def round(self, *args, on_ok=lambda name: None):
+        barrier = threading.Barrier(len(self.kinds))
+
+        def run(c, name, fn):
+            barrier.wait()
+            for _ in range(5000):
+                with self.lock:
+                    self.tries[name] += 1
+                try:
+                    fn(c, *args)
+                except Failure as f:
+                    if f.code in self.retry.get(name, ()):
+                        continue
+                    with self.lock:
+                        self.unexpected[(name, f.sqlstate, f.code)] += 1
+                        self.examples.setdefault((name, f.sqlstate, f.code), f.message)
+                    return
+                with self.lock:
+                    on_ok(name)
+                return
+            with self.lock:
+                self.unexpected[(name, "gave up", None)] += 1
+
+        threads = [threading.Thread(target=run, args=(c, n, fn)) for c, (n, fn) in zip(self.conns, self.kinds.items())]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    def report(self, label, what):
+        print(f"level_race: {label}calls per kind: " + ", ".join(f"{n} {self.tries[n]}" for n in self.kinds))
+        check(what, not self.unexpected,
+              "; ".join(f"{k}: {n} ({self.examples.get(k, '')})" for k, n in self.unexpected.items()))
+        for c in self.conns:
+            c.close()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=300)
@@ -49,9 +97,6 @@ def main():
     admin = connect()
     tag = uuid.uuid4().hex[:8]
     l1, l2 = (call(admin, "create_location", p_code=f"race-{tag}-{k}")["location_id"] for k in (1, 2))
-    conns = [connect() for _ in range(4)]
-    unexpected = collections.Counter()
-    examples = {}
     sold = {}
 
     def create(c, item):
@@ -70,37 +115,17 @@ def main():
 
     kinds = {"transfer_inventory (creates the level)": create, "transfer_inventory (out of it)": onward,
              "decrement_inventory (at it)": sell, "reserve_inventory (at it)": hold}
-    tries = collections.Counter()
+    race = Race(kinds, {n: BEFORE for n in kinds if not n.endswith("(creates the level)")})
     for _ in range(a.rounds):
         item = call(admin, "create_item", p_quantity=100, p_sku=f"race-{tag}-{uuid.uuid4()}")["inventory_id"]
         sold[item] = 0
-        barrier = threading.Barrier(len(kinds))
 
-        def run(c, name, fn):
-            barrier.wait()
-            for _ in range(5000):
-                tries[name] += 1
-                try:
-                    fn(c, item)
-                    if fn is sell:
-                        sold[item] += 1
-                    return
-                except Failure as f:
-                    if f.code in BEFORE and not name.endswith("(creates the level)"):
-                        continue
-                    unexpected[(name, f.sqlstate, f.code)] += 1
-                    examples.setdefault((name, f.sqlstate, f.code), f.message)
-                    return
-            unexpected[(name, "gave up", None)] += 1
+        def ok(name, item=item):
+            if name == "decrement_inventory (at it)":
+                sold[item] += 1
 
-        threads = [threading.Thread(target=run, args=(c, n, fn)) for c, (n, fn) in zip(conns, kinds.items())]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    print("level_race: calls per kind: " + ", ".join(f"{n} {tries[n]}" for n in kinds))
-    check("no call failed but for the level not being there yet", not unexpected,
-          "; ".join(f"{k}: {n} ({examples.get(k, '')})" for k, n in unexpected.items()))
+        race.round(item, on_ok=ok)
+    race.report("", "no call failed but for the level not being there yet")
     totals = admin.execute(
         f"SELECT i.id::text, i.quantity + COALESCE((SELECT sum(l.quantity) FROM {S}.stock_levels l "
         f"WHERE l.item_id = i.id), 0), i.reserved + COALESCE((SELECT sum(l.reserved) FROM {S}.stock_levels l "
@@ -110,8 +135,6 @@ def main():
           f"{bad[:3]} of {len(totals)}")
     drift = admin.execute(f"SELECT count(*) FROM {S}.reconcile()").fetchone()[0]
     check("reconcile() is empty", drift == 0, f"{drift} rows")
-    for c in conns:
-        c.close()
     orders(admin, tag, l1, l2, a.rounds)
     checks.finish()
 
@@ -119,7 +142,6 @@ def main():
 def orders(admin, tag, l1, l2, rounds):
     """The `orders` scenario (see the module's doc)."""
     default = uuid.UUID(int=0)
-    unexpected, examples, tries = collections.Counter(), {}, collections.Counter()
 
     def lines(*items):
         return json.dumps([{"inventory_id": i, "quantity": 1} for i in items])
@@ -144,40 +166,15 @@ def orders(admin, tag, l1, l2, rounds):
             c, "transfer_inventory", p_inventory_id=a, p_from_location_id=l1, p_to_location_id=l2,
             p_quantity=1),
     }
-    conns = [connect() for _ in kinds]
+    # (a creator: units held for a moment by the hold)
+    race = Race(kinds, {n: ("INSUFFICIENT_INVENTORY", "LEVEL_NOT_FOUND") for n in kinds})
     made = []
     for _ in range(rounds):
         a, b = (call(admin, "create_item", p_quantity=10, p_sku=f"race-{tag}-o-{uuid.uuid4()}")["inventory_id"]
                 for _ in range(2))
         made += [a, b]
-        barrier = threading.Barrier(len(kinds))
-
-        def run(c, name, fn):
-            barrier.wait()
-            for _ in range(5000):
-                tries[name] += 1
-                try:
-                    fn(c, a, b)
-                    return
-                except Failure as f:
-                    # (a creator: units held for a moment by the hold)
-                    if f.code in ("INSUFFICIENT_INVENTORY", "LEVEL_NOT_FOUND"):
-                        continue
-                    unexpected[(name, f.sqlstate, f.code)] += 1
-                    examples.setdefault((name, f.sqlstate, f.code), f.message)
-                    return
-            unexpected[(name, "gave up", None)] += 1
-
-        threads = [threading.Thread(target=run, args=(c, n, fn)) for c, (n, fn) in zip(conns, kinds.items())]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    for c in conns:
-        c.close()
-    print("level_race: orders: calls per kind: " + ", ".join(f"{n} {tries[n]}" for n in kinds))
-    check("orders: no call failed but for stock or the level not being there yet", not unexpected,
-          "; ".join(f"{k}: {n} ({examples.get(k, '')})" for k, n in unexpected.items()))
+        race.round(a, b)
+    race.report("orders: ", "orders: no call failed but for stock or the level not being there yet")
     bad = admin.execute(
         f"SELECT i.id::text FROM {S}.items i WHERE i.id = ANY (%s::uuid[]) AND ("
         f" i.quantity + COALESCE((SELECT sum(l.quantity) FROM {S}.stock_levels l WHERE l.item_id = i.id), 0)"
