@@ -79,6 +79,13 @@ VARIANTS = {
     "transfer_client": ("transfer_client.sql", TRANSFERS_CLIENT, 1, False, None),
     "kit": ("kit.sql", ITEMS, 3, False, None),
     "kit_client": ("kit_client.sql", BASE, 3, False, None),
+    # floors: the rows a call must write, sent raw as one statement per call
+    # (docs/benchmarks.md, "Floors"); what no call writing them can beat
+    "reserve_commit_floor": ("reserve_commit_floor.sql", ITEMS, 1, False, ["uniform"]),
+    "transfer_floor": ("transfer_floor.sql", TRANSFERS, 2, False, None),
+    "kit_floor": ("kit_floor.sql", ITEMS, 3, False, None),
+    "packing_floor": ("packing_floor.sql", "SELECT coalesce(sum(quantity_packed), 0) FROM bench.packing_progress",
+                      1, False, ["uniform"]),
     "decrement_set_clause": ("decrement_set_clause.sql", ITEMS, 1, False, None),
     "decrement_invoker": ("decrement_invoker.sql", ITEMS, 1, False, None),
 }
@@ -113,9 +120,14 @@ RATIOS = [("decrement_noledger", "raw_update"), ("decrement_noledger", "raw_upda
           ("packing_bound", "packing"), ("packing_bound", "packing_fallback"),
           ("decrement_set_clause", "raw_update"), ("decrement_invoker", "raw_update"),
           ("decrement_noledger", "decrement_set_clause"), ("decrement_events", "decrement_events_off"),
-          ("transfer", "transfer_client"), ("kit", "kit_client")]
+          ("transfer", "transfer_client"), ("kit", "kit_client"),
+          ("reserve_commit_floor", "checkout_reserve_commit"), ("reserve_commit", "reserve_commit_floor"),
+          ("transfer_floor", "transfer_client"), ("transfer", "transfer_floor"),
+          ("kit_floor", "kit_client"), ("kit", "kit_floor"),
+          ("packing_floor", "packing_fallback"), ("packing_bound", "packing_floor")]
 BASELINES = ("raw_update", "raw_update_items", "pos_function", "raw_update_ledger", "checkout_per_item",
-             "checkout_reserve_commit", "claim_route", "packing_fallback", "transfer_client", "kit_client")
+             "checkout_reserve_commit", "claim_route", "packing_fallback", "transfer_client", "kit_client",
+             "reserve_commit_floor", "transfer_floor", "kit_floor", "packing_floor")
 
 
 def sh(cmd, **kw):

@@ -63,6 +63,30 @@ pub fn reserve<S: HoldSource>(
     Ok(out)
 }
 
+/// A cart of one line at the default location held in one statement
+/// (Own::hold_plain_one): the answer, or None when the line needs `reserve`'s
+/// full path (a kit, an item with stock at other locations, a striped or
+/// untracked item, a short or missing one; nothing is written then).
+pub fn reserve_plain_one(
+    c: &mut SpiClient<'_>,
+    who: &Caller,
+    line: &Line,
+    ttl_seconds: i32,
+    reference: Option<String>,
+) -> Result<Option<String>> {
+    if line.location_id.is_some() {
+        return Ok(None);
+    }
+    Own.hold_plain_one(
+        c,
+        who,
+        &line.inventory_id,
+        &line.quantity,
+        ttl_seconds,
+        reference,
+    )
+}
+
 /// Hold lines of the extension's own items of which some name a location
 /// (reserve_inventory's path for them; lines naming none are held as
 /// `reserve` holds them). Each line holds at its location: the default
@@ -216,6 +240,11 @@ fn finish_on<S: HoldSource>(
     };
     if let Some(parts) = st.parts {
         return commit_parts(s, c, id, parts, st.field, &note);
+    }
+    if st.only.is_none() {
+        if let Some(done) = s.settle_at_once(c, id, st.how, &note)? {
+            return Ok(done);
+        }
     }
     let only = st.only.map(|v| s.stored_keys(v, st.field));
     let lines = s.held_lines(c, id, only.as_deref())?;

@@ -4,6 +4,7 @@
 //! they hold are the source's (HoldSource).
 
 use crate::core::caller::Caller;
+use crate::core::validate;
 use crate::error::{Error, Result};
 use crate::pg::spi::{run, Stmt};
 use pgrx::pg_sys::{self, Oid};
@@ -68,6 +69,32 @@ const DUE_IDS: Stmt = Stmt {
            ORDER BY r.id LIMIT $1",
     args: &[INT, UUIDS],
 };
+
+/// A reservation whose row a trigger or rule of the operator's skipped
+/// writing: refused (the error undoes the rest of the call), never an
+/// INTERNAL error or a success the row does not record.
+pub fn skipped(id: &Uuid) -> Error {
+    Error::invalid_input(
+        "p_reservation_id",
+        format!(
+            "a trigger or rule on atomic_inventory.reservations skipped the write of reservation {id}; nothing changed"
+        ),
+    )
+}
+
+/// A hold whose items took it while a trigger or rule skipped its record
+/// (the reservation's row or a line's): refused, so that no reserved unit
+/// goes without the line that holds it (the error undoes the hold).
+pub fn skipped_record<'a>(items: impl Iterator<Item = &'a Uuid>) -> Error {
+    let ids: Vec<String> = items.map(validate::uuid_text).collect();
+    Error::invalid_input(
+        "p_lines",
+        format!(
+            "a trigger or rule on atomic_inventory.reservations or reservation_lines skipped the record of a hold of item {}; nothing changed",
+            ids.join(", ")
+        ),
+    )
+}
 
 /// Where a reservation's units are held: the extension's own items, or an
 /// adopted table (its source's name).

@@ -318,6 +318,19 @@ pub trait HoldSource: StockSource {
         id: Uuid,
         keys: &[String],
     ) -> Result<Vec<(String, String)>>;
+    /// Commit or release every active line of reservation `id` (locked by
+    /// the caller) in one statement when the source can do it without
+    /// locking rows first (a reservation of one line): the answer, or None
+    /// to take held_lines and settle (nothing written then).
+    fn settle_at_once(
+        &self,
+        _c: &mut SpiClient<'_>,
+        _id: Uuid,
+        _how: Finish,
+        _note: &LedgerNote<'_>,
+    ) -> Result<Option<String>> {
+        Ok(None)
+    }
     /// Commit or release the active `lines` of reservation `id` (all of
     /// its active lines unless `partial`): the answer.
     fn settle(

@@ -35,6 +35,157 @@ mod tests {
         );
     }
 
+    /// A trigger that skips every insert into `table`.
+    fn veto_inserts(table: &str) {
+        Spi::run(
+            "CREATE OR REPLACE FUNCTION public.veto() RETURNS trigger LANGUAGE plpgsql AS $f$
+             BEGIN RETURN NULL; END $f$",
+        )
+        .unwrap();
+        Spi::run(&format!(
+            "CREATE TRIGGER veto BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION public.veto()"
+        ))
+        .unwrap();
+    }
+
+    /// A hold whose record a trigger skips (the reservation's row or a
+    /// line's) is refused, with nothing held: one line (the one-statement
+    /// hold) or two (the full path), never a success holding units no line
+    /// records.
+    #[pg_test]
+    fn a_skipped_record_of_a_hold_is_refused() {
+        item(A, "10");
+        item(B, "10");
+        for table in [
+            "atomic_inventory.reservations",
+            "atomic_inventory.reservation_lines",
+        ] {
+            veto_inserts(table);
+            for lines in [
+                format!(r#"[{{"inventory_id":"{A}","quantity":2}}]"#),
+                format!(
+                    r#"[{{"inventory_id":"{A}","quantity":2}},{{"inventory_id":"{B}","quantity":1}}]"#
+                ),
+            ] {
+                let sql = format!("SELECT atomic_inventory.reserve_inventory('{lines}')");
+                let (state, msg, d) = err(&sql);
+                assert_eq!(state, "22023", "{table}: {sql}: {msg}");
+                assert!(msg.contains("skipped the record"), "{table}: {msg}");
+                assert_eq!(d["code"], "INVALID_INPUT", "{table}: {sql}");
+            }
+            assert_eq!(reserved(A), "0", "{table}");
+            assert_eq!(reserved(B), "0", "{table}");
+            Spi::run(&format!("DROP TRIGGER veto ON {table}")).unwrap();
+        }
+        healthy();
+    }
+
+    /// A commit or release whose write of the reservation a trigger skips
+    /// is refused with nothing changed, for a one-line reservation (the
+    /// one-statement finish) and a two-line one (the full path).
+    #[pg_test]
+    fn a_skipped_finish_is_refused() {
+        item(A, "10");
+        item(B, "10");
+        let one = reserve(&[(A, "2")], "")["reservation_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let two = reserve(&[(A, "1"), (B, "1")], "")["reservation_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        veto_updates("atomic_inventory.reservations");
+        for rid in [&one, &two] {
+            for f in ["commit_reservation", "release_reservation"] {
+                let sql = format!("SELECT atomic_inventory.{f}('{rid}')");
+                let (state, msg, d) = err(&sql);
+                assert_eq!(state, "22023", "{sql}: {msg}");
+                assert!(msg.contains("skipped"), "{sql}: {msg}");
+                assert_eq!(d["code"], "INVALID_INPUT", "{sql}");
+            }
+        }
+        Spi::run("DROP TRIGGER veto ON atomic_inventory.reservations").unwrap();
+        assert_eq!(reserved(A), "3");
+        assert_eq!(reserved(B), "1");
+        assert_eq!(quantity(A), "10");
+        healthy();
+    }
+
+    /// A one-line cart takes the one-statement hold and finish; the same
+    /// cart made to take the full path (a second line of an untracked item,
+    /// and a commit naming its line) gives the same answer, rows and ledger.
+    #[pg_test]
+    fn one_line_carts_answer_as_the_full_path() {
+        item(A, "10");
+        item(B, "10");
+        item(C, "0");
+        Spi::run(&format!(
+            "UPDATE atomic_inventory.items SET track_inventory = false WHERE id = '{C}'"
+        ))
+        .unwrap();
+        let strip = |v: &Value| {
+            let mut v = v.clone();
+            v.as_object_mut().unwrap().remove("reservation_id");
+            v.as_object_mut().unwrap().remove("expires_at");
+            v
+        };
+        for how in ["commit_reservation", "release_reservation"] {
+            let fast = reserve(&[(A, "2.50")], ", p_ttl_seconds => 60, p_reference => 'r1'");
+            let full = reserve(
+                &[(B, "2.50"), (C, "1")],
+                ", p_ttl_seconds => 60, p_reference => 'r1'",
+            );
+            assert_eq!(fast["lines"][0]["quantity"], full["lines"][0]["quantity"]);
+            assert_eq!(fast["status"], "active");
+            let mut f = strip(&fast);
+            let mut g = strip(&full);
+            f.as_object_mut().unwrap().remove("lines");
+            g.as_object_mut().unwrap().remove("lines");
+            assert_eq!(f, g, "{how}: answers of the hold");
+            assert_eq!(reserved(A), "2.50");
+            assert_eq!(reserved(B), "2.50");
+            let tenant = |rid: &Value| {
+                scalar(&format!(
+                    "SELECT coalesce(tenant_id, '-') || '/' || coalesce(reference, '-')                        FROM atomic_inventory.reservations WHERE id = '{}'",
+                    rid["reservation_id"].as_str().unwrap()
+                ))
+            };
+            assert_eq!(tenant(&fast), tenant(&full));
+            let done_fast = call(&format!(
+                "atomic_inventory.{how}('{}', p_reason => 'why')",
+                fast["reservation_id"].as_str().unwrap()
+            ));
+            let done_full = call(&format!(
+                "atomic_inventory.{how}('{}', ARRAY['{B}', '{C}']::uuid[], p_reason => 'why')",
+                full["reservation_id"].as_str().unwrap()
+            ));
+            let key = if how == "commit_reservation" {
+                "committed"
+            } else {
+                "released"
+            };
+            assert_eq!(done_fast["status"], done_full["status"], "{how}");
+            assert_eq!(
+                done_fast[key][0]["quantity"], done_full[key][0]["quantity"],
+                "{how}"
+            );
+            assert_eq!(done_fast[key].as_array().unwrap().len(), 1, "{how}");
+            assert_eq!(reserved(A), "0.00", "{how}");
+            assert_eq!(reserved(B), "0.00", "{how}");
+            let led = |id: &str| {
+                scalar(&format!(
+                    "SELECT coalesce(string_agg(kind || ':' || delta || ':' || coalesce(reason, '-'), ',' ORDER BY id), '') \
+                       FROM atomic_inventory.ledger WHERE inventory_id = '{id}' AND kind <> 'initial'"
+                ))
+            };
+            assert_eq!(led(A), led(B), "{how}");
+        }
+        assert_eq!(quantity(A), "7.50");
+        assert_eq!(quantity(A), quantity(B));
+        healthy();
+    }
+
     /// The reservation tables' CHECKs (C functions) refuse what the plain
     /// CHECKs they replaced refused: an unknown status, a line of zero,
     /// negative, NaN or infinite units; and let the valid rows through.
@@ -596,6 +747,8 @@ mod tests {
             &crate::source::own::holds::LOCK_LINES,
             &crate::source::own::holds::FINISH,
             &crate::source::own::holds::COMMIT_PARTS,
+            &crate::source::own::holds::HOLD_PLAIN_ONE,
+            &crate::source::own::holds::FINISH_PLAIN_ONE,
         ] {
             let (plan, generic) = plan_of(stmt);
             let text = plan.join("\n");

@@ -393,6 +393,59 @@ mod tests {
         });
     }
 
+    /// A commit or release whose write of the reservation's row a trigger
+    /// skips: refused (INVALID_INPUT), never a success or INTERNAL, with
+    /// the lines still active and the stock unchanged, on either source,
+    /// for a one-line reservation, a two-line one, one line of it and a
+    /// partial commit.
+    #[pg_test]
+    fn a_skipped_write_of_a_reservation_is_refused_on_either_source() {
+        both(|f| {
+            let [k1, k2] = f.keys;
+            let one = call(&f.reserve(&[(k2, "1")]))["reservation_id"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let two = call(&f.reserve(&[(k1, "1"), (k2, "1")]))["reservation_id"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            veto_updates("atomic_inventory.reservations");
+            let parts = if f.name == "own" {
+                format!(
+                    "atomic_inventory.commit_reservation('{two}', p_lines => {})",
+                    f.lines(&[(k1, "1")])
+                )
+            } else {
+                format!(
+                    "atomic_inventory.bound_commit_reservation('{two}', p_lines => {})",
+                    f.lines(&[(k1, "1")])
+                )
+            };
+            for sql in [
+                f.finish("commit", &one, None),
+                f.finish("release", &one, None),
+                f.finish("commit", &two, None),
+                f.finish("release", &two, None),
+                f.finish("commit", &two, Some(&[k1])),
+                parts,
+            ] {
+                let (state, msg, d) = err(&format!("SELECT {sql}"));
+                assert_eq!(state, "22023", "{}: {sql}: {msg}", f.name);
+                assert!(msg.contains("skipped"), "{}: {sql}: {msg}", f.name);
+                assert_eq!(d["code"], "INVALID_INPUT", "{}: {sql}", f.name);
+            }
+            Spi::run("DROP TRIGGER veto ON atomic_inventory.reservations").unwrap();
+            assert_eq!(f.state(k1), "10/5", "{}", f.name);
+            assert_eq!(f.state(k2), "5/2", "{}", f.name);
+            for rid in [&one, &two] {
+                call(&f.finish("release", rid, None));
+            }
+            assert_eq!(f.state(k1), "10/4", "{}", f.name);
+            assert_eq!(f.state(k2), "5/0", "{}", f.name);
+        });
+    }
+
     #[pg_test]
     fn an_idempotency_key_applies_once() {
         both(|f| {

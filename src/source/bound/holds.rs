@@ -31,6 +31,7 @@ use crate::core::movement::{LedgerNote, LedgerRow};
 use crate::error::{Error, Result, Shortfall};
 use crate::pg::spi::{run, Stmt};
 use crate::settings::ledger_on;
+use crate::source::holds::skipped as skipped_reservation;
 use crate::source::{
     Finish, HeldLine, HoldSource, Lines, LockedLines, NewHold, Part, Rest, StockSource,
 };
@@ -601,10 +602,10 @@ impl HoldSource for Binding {
             )?;
         }
         let keys = partial.then(|| lines.iter().map(|l| l.key.clone()).collect());
-        Ok(finish_lines(c, &self.name, &[id], keys, how.status())?
+        finish_lines(c, &self.name, &[id], keys, how.status())?
             .into_iter()
             .next()
-            .unwrap_or_default())
+            .ok_or_else(|| skipped_reservation(&id))
     }
 
     fn settle_parts(
@@ -653,6 +654,9 @@ impl HoldSource for Binding {
                 rest.as_str().to_string().into(),
             ],
         )?;
+        if t.is_empty() {
+            return Err(skipped_reservation(&id));
+        }
         let row = t.first();
         // every line was checked active and covering its units under the
         // reservation's lock: each must be written

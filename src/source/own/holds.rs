@@ -22,11 +22,13 @@ use super::level_holds::{self, EXPIRE_APPLY_AT, FINISH_AT};
 use super::levels::LevelKey;
 use super::settle::{commit_parts_lines, finish_lines};
 use super::Own;
+use crate::core::caller::Caller;
 use crate::core::movement::LedgerNote;
 use crate::core::validate;
 use crate::error::{Error, Result};
 use crate::pg::spi::{run, Stmt};
 use crate::settings::ledger_on;
+use crate::source::holds;
 use crate::source::{
     Finish, HeldLine, HoldSource, Lines, LockedLines, NewHold, Part, Rest, StockSource,
 };
@@ -39,6 +41,7 @@ const UUIDS: Oid = pg_sys::UUIDARRAYOID;
 const TEXT: Oid = pg_sys::TEXTOID;
 const BOOL: Oid = pg_sys::BOOLOID;
 const INT: Oid = pg_sys::INT4OID;
+const NUM: Oid = pg_sys::NUMERICOID;
 
 /// Record a reservation of lines $1/$2 (merged, sorted) whose item rows
 /// the caller holds locked, and raise their reserved units: the answer,
@@ -69,9 +72,65 @@ pub(crate) const RESERVE_APPLY: Stmt = Stmt {
                    'lines', (SELECT pg_catalog.json_agg(pg_catalog.json_build_object( \
                                'inventory_id', l.inventory_id, 'quantity', l.quantity) \
                                ORDER BY l.inventory_id) FROM lines AS l))::text, \
-                 (SELECT pg_catalog.count(*) FROM upd)::int4 \
+                 (SELECT pg_catalog.count(*) FROM upd)::int4, \
+                 (SELECT pg_catalog.count(*) FROM lines)::int4 \
             FROM res",
     args: &[UUIDS, pg_sys::NUMERICARRAYOID, INT, TEXT, TEXT],
+};
+
+/// A one-line hold at the default location in one statement, for the
+/// common cart of one line (reserve_inventory's first try): $1 the item, $2
+/// its units, $3/$4 admin and tenant, $5 the seconds it lasts, $6 the
+/// reference. Taken only when the item is visible, tracks stock, is not
+/// striped, covers the line (the policy's room, as LOCK_MANY's `covered`),
+/// and has no stock at other locations and is no kit: the last two are
+/// uncorrelated, so PostgreSQL checks them once, before the UPDATE reads a
+/// row (a one-time filter over an InitPlan). When any of it fails nothing
+/// is written and the call takes the full path (kits, allocation, stripes,
+/// untracked lines, the errors), which asks it all again under its locks.
+///
+/// The item's row is the only row locked, by the UPDATE, so the lock order
+/// (reservation, then items by id) holds trivially: the reservation is new
+/// and nobody else can see it. The reservation's tenant is record_tenant's
+/// (a tenant caller's own; an admin's, the item's if it has one). Returns
+/// the rows written (items, reservations, lines) and RESERVE_APPLY's answer.
+///
+/// Measured: three statements fewer than the full path (the guard, the
+/// lock, then the hold), docs/benchmarks.md ("reserve_commit").
+pub(crate) const HOLD_PLAIN_ONE: Stmt = Stmt {
+    name: "reserve_plain_one",
+    sql: "WITH upd AS ( \
+            UPDATE atomic_inventory.items AS i \
+               SET reserved = i.reserved + $2, updated_at = pg_catalog.now() \
+             WHERE i.id = $1 \
+               AND i.track_inventory AND i.stripes = 0 \
+               AND (i.tenant_id IS NULL OR $3 OR i.tenant_id = $4) \
+               AND i.quantity - i.reserved - i.unsellable + i.backorder_limit >= $2 \
+               AND (i.preorder_until IS NULL OR i.preorder_until > pg_catalog.now() OR i.quantity - i.reserved - i.unsellable >= $2) \
+               AND NOT EXISTS (SELECT FROM atomic_inventory.stock_levels AS l WHERE l.item_id = $1) \
+               AND NOT EXISTS (SELECT FROM atomic_inventory.kit_components AS k WHERE k.kit_id = $1) \
+            RETURNING i.id, i.tenant_id \
+          ), res AS ( \
+            INSERT INTO atomic_inventory.reservations (status, reference, tenant_id, expires_at) \
+            SELECT 'active', $6, CASE WHEN $3 THEN COALESCE(u.tenant_id, $4) ELSE $4 END, \
+                   pg_catalog.now() + pg_catalog.make_interval(secs => $5) \
+              FROM upd AS u \
+            RETURNING id, expires_at \
+          ), lines AS ( \
+            INSERT INTO atomic_inventory.reservation_lines (reservation_id, inventory_id, quantity, tracked) \
+            SELECT res.id, u.id, $2, true FROM res, upd AS u \
+            RETURNING inventory_id, quantity \
+          ) \
+          SELECT (SELECT pg_catalog.count(*) FROM upd)::int4, \
+                 (SELECT pg_catalog.count(*) FROM res)::int4, \
+                 (SELECT pg_catalog.count(*) FROM lines)::int4, \
+                 (SELECT pg_catalog.json_build_object('success', true, 'reservation_id', res.id, \
+                           'status', 'active', 'expires_at', res.expires_at, \
+                           'lines', (SELECT pg_catalog.json_agg(pg_catalog.json_build_object( \
+                                       'inventory_id', l.inventory_id, 'quantity', l.quantity) \
+                                       ORDER BY l.inventory_id) FROM lines AS l))::text \
+                    FROM res)",
+    args: &[UUID, NUM, BOOL, TEXT, INT, TEXT],
 };
 
 /// Lock the items of the reservation's active lines (all, or those in $2),
@@ -90,6 +149,57 @@ pub(crate) const LOCK_LINES: Stmt = Stmt {
     args: &[UUID, UUIDS],
 };
 
+/// FINISH's statement after its `fl` CTE (finish_lines!): the items
+/// given back or sold, their ledger rows, the reservation's new status
+/// (`$active`: its first WHEN, for lines left active; `$guard`: added to the
+/// reservation's WHERE). One text for FINISH and FINISH_PLAIN_ONE, so
+/// their rules can't drift apart.
+macro_rules! finish_rest {
+    ($active:literal, $guard:literal) => {
+        concat!(
+            "), upd AS ( \
+                UPDATE atomic_inventory.items AS i \
+                   SET reserved = i.reserved - fl.quantity, \
+                       quantity = CASE WHEN $3 = 'committed' THEN i.quantity - fl.quantity \
+                                       ELSE i.quantity END, \
+                       updated_at = pg_catalog.now() \
+                  FROM fl WHERE i.id = fl.inventory_id AND fl.tracked \
+                RETURNING i.id, i.quantity, i.stripes, fl.quantity AS qty, i.tenant_id \
+              ), led AS ( \
+                INSERT INTO atomic_inventory.ledger \
+                  (inventory_id, delta, quantity_after, kind, reason, reference, idempotency_key, tenant_id) \
+                SELECT u.id, -u.qty, CASE WHEN u.stripes = 0 THEN u.quantity END, 'commit', $4, $1::text, $5, \
+                       u.tenant_id \
+                  FROM upd AS u WHERE $3 = 'committed' AND $6 \
+              ), res AS ( \
+                UPDATE atomic_inventory.reservations AS r \
+                   SET status = CASE ",
+            $active,
+            " WHEN $3 = 'committed' OR EXISTS ( \
+                                SELECT 1 FROM atomic_inventory.reservation_lines AS x \
+                                 WHERE x.reservation_id = $1 \
+                                   AND (x.status = 'committed' OR x.committed_quantity > 0)) THEN 'committed' \
+                         ELSE $3 END, \
+                       updated_at = pg_catalog.now() \
+                 WHERE r.id = $1",
+            $guard,
+            " RETURNING r.id, r.status, r.expires_at \
+              ) "
+        )
+    };
+}
+
+/// The answer of a finish, from its `res` and `fl`.
+macro_rules! finish_answer {
+    () => {
+        "pg_catalog.json_build_object('success', true, 'reservation_id', res.id, \
+           'status', res.status, 'expires_at', res.expires_at, \
+           $3, (SELECT pg_catalog.json_agg(pg_catalog.json_build_object( \
+                  'inventory_id', fl.inventory_id, 'quantity', fl.quantity) \
+                  ORDER BY fl.inventory_id) FROM fl))::text"
+    };
+}
+
 /// Finish lines $2 of reservation $1 as $3 ('committed' or 'released').
 /// Committing takes the units off quantity and reserved and writes ledger
 /// rows (`quantity_after` NULL for a striped item, as for its sales: its row
@@ -103,42 +213,55 @@ pub(crate) const FINISH: Stmt = Stmt {
     name: "reservation_finish",
     sql: concat!(
         finish_lines!(""),
-        "), upd AS ( \
-            UPDATE atomic_inventory.items AS i \
-               SET reserved = i.reserved - fl.quantity, \
-                   quantity = CASE WHEN $3 = 'committed' THEN i.quantity - fl.quantity \
-                                   ELSE i.quantity END, \
-                   updated_at = pg_catalog.now() \
-              FROM fl WHERE i.id = fl.inventory_id AND fl.tracked \
-            RETURNING i.id, i.quantity, i.stripes, fl.quantity AS qty, i.tenant_id \
-          ), led AS ( \
-            INSERT INTO atomic_inventory.ledger \
-              (inventory_id, delta, quantity_after, kind, reason, reference, idempotency_key, tenant_id) \
-            SELECT u.id, -u.qty, CASE WHEN u.stripes = 0 THEN u.quantity END, 'commit', $4, $1::text, $5, \
-                   u.tenant_id \
-              FROM upd AS u WHERE $3 = 'committed' AND $6 \
-          ), res AS ( \
-            UPDATE atomic_inventory.reservations AS r \
-               SET status = CASE \
-                     WHEN EXISTS (SELECT 1 FROM atomic_inventory.reservation_lines AS x \
-                                   WHERE x.reservation_id = $1 AND x.status = 'active' \
-                                     AND x.inventory_id <> ALL ($2)) THEN 'active' \
-                     WHEN $3 = 'committed' OR EXISTS ( \
-                            SELECT 1 FROM atomic_inventory.reservation_lines AS x \
-                             WHERE x.reservation_id = $1 \
-                               AND (x.status = 'committed' OR x.committed_quantity > 0)) THEN 'committed' \
-                     ELSE $3 END, \
-                   updated_at = pg_catalog.now() \
-             WHERE r.id = $1 \
-            RETURNING r.id, r.status, r.expires_at \
-          ) \
-          SELECT pg_catalog.json_build_object('success', true, 'reservation_id', res.id, \
-                   'status', res.status, 'expires_at', res.expires_at, \
-                   $3, (SELECT pg_catalog.json_agg(pg_catalog.json_build_object( \
-                          'inventory_id', fl.inventory_id, 'quantity', fl.quantity) \
-                          ORDER BY fl.inventory_id) FROM fl))::text, \
-                 (SELECT pg_catalog.count(*) FROM upd)::int4 \
-            FROM res"
+        finish_rest!(
+            "WHEN EXISTS (SELECT 1 FROM atomic_inventory.reservation_lines AS x \
+                           WHERE x.reservation_id = $1 AND x.status = 'active' \
+                             AND x.inventory_id <> ALL ($2)) THEN 'active'",
+            ""
+        ),
+        "SELECT ",
+        finish_answer!(),
+        ", (SELECT pg_catalog.count(*) FROM upd)::int4 FROM res"
+    ),
+    args: &[UUID, UUIDS, TEXT, TEXT, TEXT, BOOL],
+};
+
+/// FINISH of a reservation whose only active line holds at the default
+/// location, in one statement with no lock before it but the reservation's
+/// (the commit or release of a one-line cart): the line's item row is the
+/// only other row it locks, so no order among items can be broken, and the
+/// caller (ops/reservations.rs) holds the reservation row. The guard, a
+/// count of the reservation's active lines, is uncorrelated, so PostgreSQL
+/// checks it once before a row is read (a one-time filter): when the
+/// reservation has more lines, or its line holds at another location,
+/// nothing is written and the call takes the full path (held_lines, then
+/// FINISH or FINISH_AT). $2 is unused (FINISH's numbering, so the two share
+/// finish_rest!). Returns the lines, item rows and reservations it wrote,
+/// how many of its lines track stock, FINISH's answer and the line's item.
+pub(crate) const FINISH_PLAIN_ONE: Stmt = Stmt {
+    name: "reservation_finish_plain_one",
+    sql: concat!(
+        "WITH fl AS ( \
+           UPDATE atomic_inventory.reservation_lines AS l \
+              SET status = $3, \
+                  committed_quantity = l.committed_quantity \
+                    + CASE WHEN $3 = 'committed' THEN l.quantity ELSE 0 END, \
+                  released_quantity = l.released_quantity \
+                    + CASE WHEN $3 = 'committed' THEN 0 ELSE l.quantity END, \
+                  updated_at = pg_catalog.now() \
+            WHERE l.reservation_id = $1 AND l.status = 'active' AND l.location_id IS NULL \
+              AND (SELECT pg_catalog.count(*) FROM atomic_inventory.reservation_lines AS x \
+                    WHERE x.reservation_id = $1 AND x.status = 'active') = 1 \
+           RETURNING l.inventory_id, l.quantity, l.tracked ",
+        finish_rest!("", " AND EXISTS (SELECT FROM fl)"),
+        "SELECT (SELECT pg_catalog.count(*) FROM fl)::int4, \
+                (SELECT pg_catalog.count(*) FROM fl WHERE fl.tracked)::int4, \
+                (SELECT pg_catalog.count(*) FROM upd)::int4, \
+                (SELECT pg_catalog.count(*) FROM res)::int4, \
+                (SELECT ",
+        finish_answer!(),
+        " FROM res), \
+                (SELECT fl.inventory_id FROM fl)"
     ),
     args: &[UUID, UUIDS, TEXT, TEXT, TEXT, BOOL],
 };
@@ -261,6 +384,44 @@ const EXPIRE_APPLY: Stmt = Stmt {
     args: &[UUIDS],
 };
 
+impl Own {
+    /// A one-line hold in one statement (HOLD_PLAIN_ONE): the answer, or
+    /// None when the line needs the full path (nothing written then).
+    pub fn hold_plain_one(
+        &self,
+        c: &mut SpiClient<'_>,
+        who: &Caller,
+        item: &Uuid,
+        qty: &AnyNumeric,
+        ttl_seconds: i32,
+        reference: Option<String>,
+    ) -> Result<Option<String>> {
+        let done = run(
+            c,
+            &HOLD_PLAIN_ONE,
+            &[
+                (*item).into(),
+                qty.clone().into(),
+                who.admin.into(),
+                who.tenant.clone().into(),
+                ttl_seconds.into(),
+                reference.into(),
+            ],
+        )?;
+        let row = done.first();
+        if row.get::<i32>(1)?.unwrap_or(0) == 0 {
+            return Ok(None);
+        }
+        // the item took the hold: a reservation and its line must record
+        // it, or reserved would count units no line holds
+        let recorded = row.get::<i32>(2)?.unwrap_or(0) == 1 && row.get::<i32>(3)?.unwrap_or(0) == 1;
+        match row.get::<String>(4)? {
+            Some(answer) if recorded => Ok(Some(answer)),
+            _ => Err(holds::skipped_record(std::iter::once(item))),
+        }
+    }
+}
+
 impl HoldSource for Own {
     fn hold(
         &self,
@@ -280,6 +441,10 @@ impl HoldSource for Own {
                 new.tenant.clone().into(),
             ],
         )?;
+        if done.is_empty() {
+            // the reservation's row was skipped
+            return Err(holds::skipped_record(lines.keys.iter()));
+        }
         let row = done.first();
         // every tracked line's row (locked, covering it) must take its hold,
         // or the reservation would hold units reserved lacks
@@ -291,6 +456,10 @@ impl HoldSource for Own {
             .collect();
         if row.get::<i32>(2)?.unwrap_or(0) as usize != tracked.len() {
             return Err(self.skipped(&tracked));
+        }
+        // and every line its record (none if the reservation's was skipped)
+        if row.get::<i32>(3)?.unwrap_or(0) as usize != lines.keys.len() {
+            return Err(holds::skipped_record(lines.keys.iter()));
         }
         Ok(row.get::<String>(1)?.unwrap_or_default())
     }
@@ -360,6 +529,43 @@ impl HoldSource for Own {
         Ok(done)
     }
 
+    fn settle_at_once(
+        &self,
+        c: &mut SpiClient<'_>,
+        id: Uuid,
+        how: Finish,
+        note: &LedgerNote<'_>,
+    ) -> Result<Option<String>> {
+        let done = run(
+            c,
+            &FINISH_PLAIN_ONE,
+            &[
+                id.into(),
+                None::<Vec<Uuid>>.into(),
+                how.status().to_string().into(),
+                note.reason.clone().into(),
+                note.key.map(str::to_string).into(),
+                ledger_on().into(),
+            ],
+        )?;
+        let row = done.first();
+        let count = |n: usize| -> Result<i32> { Ok(row.get::<i32>(n)?.unwrap_or(0)) };
+        if count(1)? == 0 {
+            return Ok(None);
+        }
+        // the line is finished: a tracked line's item must give its units
+        // back and the reservation must record it, or reserved and the
+        // reservation's status would disagree with its lines
+        if count(3)? != count(2)? {
+            let item: Vec<Uuid> = row.get::<Uuid>(6)?.into_iter().collect();
+            return Err(self.skipped(&item.iter().collect::<Vec<_>>()));
+        }
+        if count(4)? != 1 {
+            return Err(holds::skipped(&id));
+        }
+        Ok(Some(row.get::<String>(5)?.unwrap_or_default()))
+    }
+
     fn settle(
         &self,
         c: &mut SpiClient<'_>,
@@ -391,6 +597,9 @@ impl HoldSource for Own {
                 ledger_on().into(),
             ],
         )?;
+        if done.is_empty() {
+            return Err(holds::skipped(&id));
+        }
         let row = done.first();
         // each tracked line's item (locked by held_lines) must give its
         // units back, or reserved would keep units no line holds
@@ -441,6 +650,9 @@ impl HoldSource for Own {
                 rest.as_str().to_string().into(),
             ],
         )?;
+        if done.is_empty() {
+            return Err(holds::skipped(&id));
+        }
         let row = done.first();
         // every line was checked active and covering its units under the
         // reservation's lock: each must be written

@@ -20,6 +20,7 @@ use crate::core::caller::Caller;
 use crate::core::validate;
 use crate::error::{Error, Result, Shortfall};
 use crate::pg::spi::{run, Stmt};
+use crate::source::holds;
 use crate::source::own::levels::{self, LevelKey};
 use crate::source::own::stripes;
 use pgrx::pg_sys::{self, Oid};
@@ -423,6 +424,9 @@ pub fn apply_hold(
             tenant.into(),
         ],
     )?;
+    if done.is_empty() {
+        return Err(holds::skipped_record(lines.iter().map(|l| &l.0)));
+    }
     let row = done.first();
     Ok((
         row.get::<String>(1)?.unwrap_or_default(),
