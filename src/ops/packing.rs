@@ -22,7 +22,7 @@
 
 use crate::core::caller::Caller;
 use crate::error::{Error, Result};
-use crate::source::{OrderState, PackingSource};
+use crate::source::{OrderState, PackLine, PackingSource};
 use pgrx::spi::SpiClient;
 
 /// Pack (`delta` > 0) or unpack (`delta` < 0) units on one progress line.
@@ -47,35 +47,28 @@ pub fn change<P: PackingSource>(
             status,
         });
     }
-    // 2. progress line
-    let mismatch = || Error::ProgressSessionMismatch {
-        progress_id: line.to_string(),
-        session_id: session.to_string(),
+    // 2. progress line, 3. its order and the basket: one statement when
+    // both are there, else one step at a time, which says which is missing
+    // (a product that isn't the line's: refused before its order is read)
+    let own_product = |l: &PackLine<P::Key>| match product {
+        Some(named) if Some(named) != l.product.as_ref() => Err(mismatch(session, line)),
+        _ => Ok(()),
     };
-    let Some(l) = p.lock_line(c, line, session)? else {
-        // another session's record (the packing RPC's cross-session attack)
-        return Err(if p.line_elsewhere(c, who, line)? {
-            mismatch()
-        } else {
-            Error::ProgressNotFound {
-                progress_id: line.to_string(),
-            }
-        });
+    let (l, o) = match p.lock_line_and_order(c, line, session)? {
+        Some(both) => both,
+        None => {
+            let l = lock_line(p, c, who, session, line)?;
+            own_product(&l)?;
+            let o = p
+                .lock_order(c, l.order.as_ref(), session, &product_of(&l)?)?
+                .ok_or_else(|| Error::OrderNotFound {
+                    order_id: l.order.as_ref().map(|u| u.to_string()).unwrap_or_default(),
+                })?;
+            (l, o)
+        }
     };
-    if product.is_some() && product != l.product.as_ref() {
-        // a product that isn't this line's
-        return Err(mismatch());
-    }
-    let line_product = l
-        .product
-        .clone()
-        .ok_or_else(|| Error::Internal("progress without product".into()))?;
-    // 3. order and basket
-    let o = p
-        .lock_order(c, l.order.as_ref(), session, &line_product)?
-        .ok_or_else(|| Error::OrderNotFound {
-            order_id: l.order.as_ref().map(|u| u.to_string()).unwrap_or_default(),
-        })?;
+    own_product(&l)?;
+    let line_product = product_of(&l)?;
     match o.state {
         OrderState::Completed => {
             return Err(Error::OrderCompleted {
@@ -117,4 +110,37 @@ pub fn change<P: PackingSource>(
         });
     }
     p.pack(c, line, delta, session)
+}
+
+/// The packing RPC's cross-session attempt: a line that isn't the
+/// session's, or a product that isn't the line's.
+fn mismatch<K: std::fmt::Display>(session: &K, line: &K) -> Error {
+    Error::ProgressSessionMismatch {
+        progress_id: line.to_string(),
+        session_id: session.to_string(),
+    }
+}
+
+fn product_of<K: Clone>(l: &PackLine<K>) -> Result<K> {
+    l.product
+        .clone()
+        .ok_or_else(|| Error::Internal("progress without product".into()))
+}
+
+/// Lock the line if it is the session's, else say why not: another
+/// session's line (one the caller may see) or none at all.
+fn lock_line<P: PackingSource>(
+    p: &P,
+    c: &mut SpiClient<'_>,
+    who: &Caller,
+    session: &P::Key,
+    line: &P::Key,
+) -> Result<PackLine<P::Key>> {
+    match p.lock_line(c, line, session)? {
+        Some(l) => Ok(l),
+        None if p.line_elsewhere(c, who, line)? => Err(mismatch(session, line)),
+        None => Err(Error::ProgressNotFound {
+            progress_id: line.to_string(),
+        }),
+    }
 }

@@ -530,6 +530,15 @@ pub trait PackingSource {
         session: &Self::Key,
         product: &Self::Key,
     ) -> Result<Option<PackOrder>>;
+    /// lock_line and lock_order in one statement, in their order (the line,
+    /// then its order): None when either finds nothing (nothing locked but
+    /// maybe the line; the caller then takes the two steps, which say why).
+    fn lock_line_and_order(
+        &self,
+        c: &mut SpiClient<'_>,
+        line: &Self::Key,
+        session: &Self::Key,
+    ) -> Result<Option<(PackLine<Self::Key>, PackOrder)>>;
     /// Add `delta` packed units to the line, touch the session's activity:
     /// the line as the functions answer it.
     fn pack(

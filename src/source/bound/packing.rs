@@ -16,7 +16,7 @@ use crate::core::caller::Caller;
 use crate::error::{Error, Result};
 use crate::source::{OrderState, PackLine, PackOrder, PackingSource};
 use pgrx::pg_sys::{self, Oid};
-use pgrx::spi::SpiClient;
+use pgrx::spi::{SpiClient, SpiTupleTable};
 use serde_json::json;
 
 const TEXT: Oid = pg_sys::TEXTOID;
@@ -119,6 +119,52 @@ fn lock_order_sql(b: &Binding) -> String {
     )
 }
 
+/// lock_line_sql and lock_order_sql in one statement ($1 line, $2
+/// session): the line, locked by the CTE that the join must read before it
+/// returns the order row it share-locks (so the line is locked first, as
+/// ops/packing.rs orders them), then the order and the basket of the
+/// line's product, the line's own packed units from its locked version.
+fn line_and_order_sql(b: &Binding) -> String {
+    let p = b.packing.as_ref().expect("a packing binding");
+    let number = match &p.order_number {
+        Some(n) => format!("COALESCE(o.{n}::text, o.{id}::text)", id = p.order_id),
+        None => format!("o.{id}::text", id = p.order_id),
+    };
+    format!(
+        "WITH l AS MATERIALIZED ( \
+           SELECT l.{lid} AS id, l.{o} AS ord, l.{pr} AS product, l.{n}::int8 AS needed, \
+                  l.{pk}::int8 AS packed \
+             FROM {lines} AS l \
+            WHERE l.{lid} = $1::{lty} AND l.{s} = $2::{sty} FOR UPDATE OF l \
+         ) \
+         SELECT l.ord::text, l.product::text, l.needed, l.packed, o.{st}::text, {number}, \
+                (SELECT COALESCE(pg_catalog.sum(k.{kq}), 0)::int8 FROM {picked} AS k \
+                  WHERE k.{ks} = $2::{sty} AND k.{kp} = l.product::text::{pty}), \
+                l.packed + (SELECT COALESCE(pg_catalog.sum(x.{pk}), 0)::int8 FROM {lines} AS x \
+                             WHERE x.{s} = $2::{sty} AND x.{pr} = l.product::text::{pty} AND x.{lid} <> l.id) \
+           FROM l JOIN {orders} AS o ON o.{oid} = l.ord::text::{oty} \
+            FOR SHARE OF o",
+        lid = p.line_id,
+        o = p.line_order,
+        pr = p.line_product,
+        n = p.line_needed,
+        pk = p.line_packed,
+        lines = p.lines,
+        lty = p.line_id_type.sql(),
+        s = p.line_session,
+        sty = b.id_type.sql(),
+        st = p.order_status,
+        kq = p.picked_quantity,
+        picked = p.picked,
+        ks = p.picked_session,
+        kp = p.picked_product,
+        orders = p.orders,
+        oid = p.order_id,
+        pty = p.product_id_type.sql(),
+        oty = p.order_id_type.sql(),
+    )
+}
+
 /// Add $2 packed units to line $1 (which the caller holds locked) and touch
 /// session $3: the line's ids and quantities, and whether the session's
 /// activity was written (true without an activity column).
@@ -169,6 +215,40 @@ fn skipped(b: &Binding, what: &str) -> Error {
     )
 }
 
+/// A line from columns 1-4 of a row (order, product, needed, packed).
+fn line_at(row: &SpiTupleTable<'_>) -> Result<PackLine<String>> {
+    Ok(PackLine {
+        order: row.get::<String>(1)?,
+        product: row.get::<String>(2)?,
+        needed: row.get::<i64>(3)?.unwrap_or(0),
+        packed: row.get::<i64>(4)?.unwrap_or(0),
+    })
+}
+
+impl Binding {
+    /// An order from four columns of a row from `at` (status, number, units
+    /// picked, units packed from the basket), its state by the binding's
+    /// vocabulary.
+    fn order_at(&self, row: &SpiTupleTable<'_>, at: usize) -> Result<PackOrder> {
+        let p = self.spec()?;
+        let status = row.get::<String>(at)?.unwrap_or_default();
+        let state = if p.completed.contains(&status) {
+            OrderState::Completed
+        } else if p.closed.contains(&status) {
+            OrderState::Closed
+        } else {
+            OrderState::Open
+        };
+        Ok(PackOrder {
+            status,
+            state,
+            number: row.get::<String>(at + 1)?.unwrap_or_default(),
+            picked: row.get::<i64>(at + 2)?.unwrap_or(0),
+            packed_total: row.get::<i64>(at + 3)?.unwrap_or(0),
+        })
+    }
+}
+
 impl PackingSource for Binding {
     type Key = String;
 
@@ -215,13 +295,7 @@ impl PackingSource for Binding {
         if t.is_empty() {
             return Ok(None);
         }
-        let row = t.first();
-        Ok(Some(PackLine {
-            order: row.get::<String>(1)?,
-            product: row.get::<String>(2)?,
-            needed: row.get::<i64>(3)?.unwrap_or(0),
-            packed: row.get::<i64>(4)?.unwrap_or(0),
-        }))
+        Ok(Some(line_at(&t.first())?))
     }
 
     fn line_elsewhere(&self, c: &mut SpiClient<'_>, who: &Caller, line: &String) -> Result<bool> {
@@ -263,23 +337,27 @@ impl PackingSource for Binding {
         if t.is_empty() {
             return Ok(None);
         }
-        let p = self.spec()?;
+        Ok(Some(self.order_at(&t.first(), 1)?))
+    }
+
+    fn lock_line_and_order(
+        &self,
+        c: &mut SpiClient<'_>,
+        line: &String,
+        session: &String,
+    ) -> Result<Option<(PackLine<String>, PackOrder)>> {
+        let t = self.run_as_owner(
+            c,
+            "packing_line_and_order",
+            line_and_order_sql,
+            &[TEXT, TEXT],
+            &[line.clone().into(), session.clone().into()],
+        )?;
+        if t.is_empty() {
+            return Ok(None);
+        }
         let row = t.first();
-        let status = row.get::<String>(1)?.unwrap_or_default();
-        let state = if p.completed.contains(&status) {
-            OrderState::Completed
-        } else if p.closed.contains(&status) {
-            OrderState::Closed
-        } else {
-            OrderState::Open
-        };
-        Ok(Some(PackOrder {
-            status,
-            state,
-            number: row.get::<String>(2)?.unwrap_or_default(),
-            picked: row.get::<i64>(3)?.unwrap_or(0),
-            packed_total: row.get::<i64>(4)?.unwrap_or(0),
-        }))
+        Ok(Some((line_at(&row)?, self.order_at(&row, 5)?)))
     }
 
     fn pack(

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::pg::spi::{run, Stmt};
 use crate::source::{OrderState, PackLine, PackOrder, PackingSource};
 use pgrx::pg_sys::{self, Oid};
-use pgrx::spi::SpiClient;
+use pgrx::spi::{SpiClient, SpiTupleTable};
 use pgrx::Uuid;
 
 const UUID: Oid = pg_sys::UUIDOID;
@@ -61,6 +61,32 @@ const ORDER_AND_BASKET: Stmt = Stmt {
            WHERE o.id = $1 \
              FOR SHARE OF o",
     args: &[UUID, UUID, UUID],
+};
+
+/// LOCK_PROGRESS and ORDER_AND_BASKET in one statement: the line (this
+/// session's) locked by the CTE, which the join must read before it can
+/// return the order row it share-locks, so the line is always locked
+/// first, as ops/packing.rs orders them. The line's own packed units come
+/// from its locked version, the other lines' from the statement's snapshot
+/// (taken under the session's lock, which every packer of the session holds).
+const LINE_AND_ORDER: Stmt = Stmt {
+    name: "packing_line_and_order",
+    sql: "WITH p AS MATERIALIZED ( \
+            SELECT p.id, p.order_id, p.product_id, p.quantity_needed, p.quantity_packed \
+              FROM atomic_inventory.packing_progress AS p \
+             WHERE p.id = $1 AND p.picking_session_id = $2 \
+               FOR UPDATE \
+          ) \
+          SELECT p.order_id, p.product_id, p.quantity_needed, p.quantity_packed, \
+                 o.status, COALESCE(o.order_number, o.id::text), \
+                 COALESCE((SELECT b.quantity_picked FROM atomic_inventory.picking_session_items AS b \
+                            WHERE b.picking_session_id = $2 AND b.product_id = p.product_id), 0), \
+                 p.quantity_packed + (SELECT COALESCE(pg_catalog.sum(x.quantity_packed), 0)::int8 \
+                    FROM atomic_inventory.packing_progress AS x \
+                   WHERE x.picking_session_id = $2 AND x.product_id = p.product_id AND x.id <> p.id) \
+            FROM p JOIN atomic_inventory.orders AS o ON o.id = p.order_id \
+             FOR SHARE OF o",
+    args: &[UUID, UUID],
 };
 
 const APPLY: Stmt = Stmt {
@@ -123,13 +149,7 @@ impl PackingSource for Own {
         if p.is_empty() {
             return Ok(None);
         }
-        let row = p.first();
-        Ok(Some(PackLine {
-            order: row.get::<Uuid>(1)?,
-            product: row.get::<Uuid>(2)?,
-            needed: row.get::<i32>(3)?.unwrap_or(0).into(),
-            packed: row.get::<i32>(4)?.unwrap_or(0).into(),
-        }))
+        Ok(Some(line_at(&p.first())?))
     }
 
     fn line_elsewhere(&self, c: &mut SpiClient<'_>, who: &Caller, line: &Uuid) -> Result<bool> {
@@ -157,21 +177,21 @@ impl PackingSource for Own {
             return Ok(None);
         }
         let row = o.first();
-        let status = row.get::<String>(1)?.unwrap_or_default();
-        let state = if COMPLETED.contains(&status.as_str()) {
-            OrderState::Completed
-        } else if CLOSED.contains(&status.as_str()) {
-            OrderState::Closed
-        } else {
-            OrderState::Open
-        };
-        Ok(Some(PackOrder {
-            status,
-            state,
-            number: row.get::<String>(2)?.unwrap_or_default(),
-            picked: row.get::<i32>(3)?.unwrap_or(0).into(),
-            packed_total: row.get::<i64>(4)?.unwrap_or(0),
-        }))
+        Ok(Some(order_at(&row, 1)?))
+    }
+
+    fn lock_line_and_order(
+        &self,
+        c: &mut SpiClient<'_>,
+        line: &Uuid,
+        session: &Uuid,
+    ) -> Result<Option<(PackLine<Uuid>, PackOrder)>> {
+        let t = run(c, &LINE_AND_ORDER, &[(*line).into(), (*session).into()])?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        let row = t.first();
+        Ok(Some((line_at(&row)?, order_at(&row, 5)?)))
     }
 
     fn pack(
@@ -198,4 +218,34 @@ impl PackingSource for Own {
         }
         Ok(done.first().get::<String>(1)?.unwrap_or_default())
     }
+}
+
+/// A line from columns 1-4 of a row (order, product, needed, packed).
+fn line_at(row: &SpiTupleTable<'_>) -> Result<PackLine<Uuid>> {
+    Ok(PackLine {
+        order: row.get::<Uuid>(1)?,
+        product: row.get::<Uuid>(2)?,
+        needed: row.get::<i32>(3)?.unwrap_or(0).into(),
+        packed: row.get::<i32>(4)?.unwrap_or(0).into(),
+    })
+}
+
+/// An order from four columns of a row from `at` (status, number, units
+/// picked, units packed from the basket).
+fn order_at(row: &SpiTupleTable<'_>, at: usize) -> Result<PackOrder> {
+    let status = row.get::<String>(at)?.unwrap_or_default();
+    let state = if COMPLETED.contains(&status.as_str()) {
+        OrderState::Completed
+    } else if CLOSED.contains(&status.as_str()) {
+        OrderState::Closed
+    } else {
+        OrderState::Open
+    };
+    Ok(PackOrder {
+        status,
+        state,
+        number: row.get::<String>(at + 1)?.unwrap_or_default(),
+        picked: row.get::<i32>(at + 2)?.unwrap_or(0).into(),
+        packed_total: row.get::<i64>(at + 3)?.unwrap_or(0),
+    })
 }
