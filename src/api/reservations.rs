@@ -58,13 +58,14 @@ fn reserve(args: &Args) -> Result<String> {
                 let done = reservations::reserve_at(c, &who, &expanded, ttl, reference.clone())?;
                 return kits::with_kits(done, &used);
             }
-            // the common cart of one line: one statement, when it can
-            if let [one] = lines.as_slice() {
-                if let Some(done) =
-                    reservations::reserve_plain_one(c, &who, one, ttl, reference.clone())?
-                {
-                    return Ok(done);
-                }
+            // the common cart of one line: one statement, when it can; of
+            // more, no statement asking about kits and levels of its own
+            let plain = match lines.as_slice() {
+                [one] => reservations::reserve_plain_one(c, &who, one, ttl, reference.clone())?,
+                _ => reservations::reserve_plain(c, &who, &lines, ttl, reference.clone())?,
+            };
+            if let Some(done) = plain {
+                return Ok(done);
             }
             // Kits read as their components, merged per item and sorted:
             // the order the rows are locked in. (The reservation's lines

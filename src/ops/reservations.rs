@@ -32,7 +32,7 @@ use crate::source::holds::{self, Holder, Sweep};
 use crate::source::own::level_holds;
 use crate::source::own::levels::{Level, LevelKey};
 use crate::source::own::Own;
-use crate::source::{Finish, HoldSource, Lines, NewHold, Part, Rest, StockSource};
+use crate::source::{Finish, HoldSource, Lines, LockedLines, NewHold, Part, Rest, StockSource};
 use pgrx::spi::SpiClient;
 use pgrx::{AnyNumeric, Uuid};
 use std::collections::BTreeMap;
@@ -50,6 +50,19 @@ pub fn reserve<S: HoldSource>(
     // Lock every row in key order and refuse if any is missing or short
     // (available = quantity - reserved, as for a sale).
     let locked = s.lock_lines(c, who, lines)?;
+    hold_locked(s, c, who, lines, locked, ttl_seconds, reference)
+}
+
+/// `reserve` once the lines' rows are locked (and found covering them).
+fn hold_locked<S: HoldSource>(
+    s: &S,
+    c: &mut SpiClient<'_>,
+    who: &Caller,
+    lines: &Lines<S::Key>,
+    locked: LockedLines<S::Key>,
+    ttl_seconds: i32,
+    reference: Option<String>,
+) -> Result<String> {
     // whose reservation it is (an admin's: the rows' tenant's)
     let tenant = who.record_tenant(&locked.tenants(), "p_lines")?;
     let new = NewHold {
@@ -61,6 +74,29 @@ pub fn reserve<S: HoldSource>(
     // reserved units stay in the item row; the rest goes back out
     s.respread(c, &locked.striped)?;
     Ok(out)
+}
+
+/// A cart of lines at the default location whose items are no kits and
+/// have no stock at other locations, held as `reserve` holds the lines
+/// of the extension's items, its first statement (Own::lock_lines_plain)
+/// asking that as well: the answer, or None when the cart needs the full
+/// path (nothing locked then).
+pub fn reserve_plain(
+    c: &mut SpiClient<'_>,
+    who: &Caller,
+    lines: &[Line],
+    ttl_seconds: i32,
+    reference: Option<String>,
+) -> Result<Option<String>> {
+    if lines.iter().any(|l| l.location_id.is_some()) {
+        return Ok(None);
+    }
+    let (keys, qtys) = validate::merged_lines(lines);
+    let merged = Lines { keys, qtys };
+    let Some(locked) = Own.lock_lines_plain(c, who, &merged)? else {
+        return Ok(None);
+    };
+    hold_locked(&Own, c, who, &merged, locked, ttl_seconds, reference).map(Some)
 }
 
 /// A cart of one line at the default location held in one statement

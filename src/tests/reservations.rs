@@ -742,6 +742,7 @@ mod tests {
         settings_of("atomic_inventory.reserve_inventory(jsonb, integer, text, text, integer)");
         for stmt in [
             &crate::source::own::stock::LOCK_MANY,
+            &crate::source::own::stock::LOCK_MANY_PLAIN,
             &crate::source::own::holds::RESERVE_APPLY,
             &crate::source::holds::LOCK_RESERVATION,
             &crate::source::own::holds::LOCK_LINES,

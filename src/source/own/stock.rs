@@ -119,21 +119,47 @@ const LOCK_ONE: Stmt = Stmt {
     args: &[UUID, BOOL, TEXT, NUM],
 };
 
+/// LOCK_MANY's statement, `$guard` added to its WHERE.
+macro_rules! lock_many {
+    ($guard:literal) => {
+        concat!(
+            "SELECT i.id, (i.quantity - i.reserved - i.unsellable)::text, r.qty::text, \
+                    (NOT i.track_inventory OR (i.quantity - i.reserved - i.unsellable + i.backorder_limit >= r.qty \
+                                                 AND (i.preorder_until IS NULL OR i.preorder_until > pg_catalog.now() OR i.quantity - i.reserved - i.unsellable >= r.qty))), i.stripes > 0, \
+                    i.tenant_id, i.quantity::text, i.track_inventory \
+               FROM atomic_inventory.items AS i \
+               JOIN (SELECT l.id, pg_catalog.sum(l.qty) AS qty \
+                       FROM ROWS FROM (pg_catalog.unnest($1::uuid[]), pg_catalog.unnest($2::numeric[])) AS l(id, qty) \
+                      GROUP BY l.id) AS r ON r.id = i.id \
+              WHERE (i.tenant_id IS NULL OR $3 OR i.tenant_id = $4)",
+            $guard,
+            " ORDER BY i.id \
+                FOR NO KEY UPDATE OF i"
+        )
+    };
+}
+
 /// Lock every line's row in ascending id order; duplicates merged: id,
 /// available, requested, covered, striped, tenant, quantity, tracked.
 pub(crate) const LOCK_MANY: Stmt = Stmt {
     name: "lock_many",
-    sql: "SELECT i.id, (i.quantity - i.reserved - i.unsellable)::text, r.qty::text, \
-                 (NOT i.track_inventory OR (i.quantity - i.reserved - i.unsellable + i.backorder_limit >= r.qty \
-                                              AND (i.preorder_until IS NULL OR i.preorder_until > pg_catalog.now() OR i.quantity - i.reserved - i.unsellable >= r.qty))), i.stripes > 0, \
-                 i.tenant_id, i.quantity::text, i.track_inventory \
-            FROM atomic_inventory.items AS i \
-            JOIN (SELECT l.id, pg_catalog.sum(l.qty) AS qty \
-                    FROM ROWS FROM (pg_catalog.unnest($1::uuid[]), pg_catalog.unnest($2::numeric[])) AS l(id, qty) \
-                   GROUP BY l.id) AS r ON r.id = i.id \
-           WHERE (i.tenant_id IS NULL OR $3 OR i.tenant_id = $4) \
-           ORDER BY i.id \
-             FOR NO KEY UPDATE OF i",
+    sql: lock_many!(""),
+    args: &[pg_sys::UUIDARRAYOID, pg_sys::NUMERICARRAYOID, BOOL, TEXT],
+};
+
+/// LOCK_MANY for a cart's first statement (reserve_inventory's lines at
+/// the default location): only if none of its items has stock at other
+/// locations or is a kit. Both subqueries are uncorrelated, so PostgreSQL
+/// checks them once, before a row is read or locked (a one-time filter):
+/// when either finds something, it returns nothing and the cart takes the
+/// full path (kits read as their components, allocation across locations),
+/// which would have asked the same in a statement of its own.
+pub(crate) const LOCK_MANY_PLAIN: Stmt = Stmt {
+    name: "lock_many_plain",
+    sql: lock_many!(
+        " AND NOT EXISTS (SELECT FROM atomic_inventory.stock_levels AS x WHERE x.item_id = ANY ($1)) \
+          AND NOT EXISTS (SELECT FROM atomic_inventory.kit_components AS k WHERE k.kit_id = ANY ($1))"
+    ),
     args: &[pg_sys::UUIDARRAYOID, pg_sys::NUMERICARRAYOID, BOOL, TEXT],
 };
 
@@ -435,6 +461,35 @@ fn lock_lines(
     who: &Caller,
     lines: &Lines<Uuid>,
 ) -> Result<LockedLines<Uuid>> {
+    lock_lines_by(s, c, who, lines, &LOCK_MANY)?
+        .ok_or_else(|| Error::Internal("LOCK_MANY has no guard".into()))
+}
+
+impl Own {
+    /// lock_lines for a cart whose items have no stock at other locations
+    /// and are no kits (LOCK_MANY_PLAIN): None, with nothing locked, when
+    /// one of them does, or when none of the items is found (the full path
+    /// then says which).
+    pub fn lock_lines_plain(
+        &self,
+        c: &mut SpiClient<'_>,
+        who: &Caller,
+        lines: &Lines<Uuid>,
+    ) -> Result<Option<LockedLines<Uuid>>> {
+        lock_lines_by(self, c, who, lines, &LOCK_MANY_PLAIN)
+    }
+}
+
+/// Lock the lines' rows with `first` (LOCK_MANY or its guarded twin: None
+/// when it returns nothing), gather striped rows' stripes and read them
+/// again, refuse missing and short lines.
+fn lock_lines_by(
+    s: &Own,
+    c: &mut SpiClient<'_>,
+    who: &Caller,
+    lines: &Lines<Uuid>,
+    first: &Stmt,
+) -> Result<Option<LockedLines<Uuid>>> {
     struct Row {
         id: Uuid,
         available: String,
@@ -443,7 +498,7 @@ fn lock_lines(
         striped: bool,
         line: LockedLine,
     }
-    let read = |c: &mut SpiClient<'_>| -> Result<Vec<Row>> {
+    let read = |c: &mut SpiClient<'_>, stmt: &Stmt| -> Result<Vec<Row>> {
         let args = [
             lines.keys.clone().into(),
             lines.qtys.clone().into(),
@@ -451,7 +506,7 @@ fn lock_lines(
             who.tenant.clone().into(),
         ];
         let mut rows = Vec::with_capacity(lines.keys.len());
-        for row in run(c, &LOCK_MANY, &args)? {
+        for row in run(c, stmt, &args)? {
             rows.push(Row {
                 id: row
                     .get::<Uuid>(1)?
@@ -469,13 +524,17 @@ fn lock_lines(
         }
         Ok(rows)
     };
-    let mut locked = read(c)?;
+    let mut locked = read(c, first)?;
+    if locked.is_empty() && first.name != LOCK_MANY.name {
+        return Ok(None);
+    }
     // rows come in id order, one per item: so do these
     let striped: Vec<Uuid> = locked.iter().filter(|r| r.striped).map(|r| r.id).collect();
     if !striped.is_empty() {
         // The rows are ours now; bring the stripes in and read the totals again.
         stripes::gather(c, &striped)?;
-        locked = read(c)?;
+        // (unguarded: the rows are ours, whatever changed elsewhere since)
+        locked = read(c, &LOCK_MANY)?;
     }
     crate::ops::stock::require_found(s, &lines.keys, |k| locked.iter().any(|r| r.id == *k))?;
     let short: Vec<Shortfall> = locked
@@ -491,5 +550,5 @@ fn lock_lines(
         return Err(Error::Insufficient { lines: short });
     }
     let rows: BTreeMap<Uuid, LockedLine> = locked.into_iter().map(|r| (r.id, r.line)).collect();
-    Ok(LockedLines { rows, striped })
+    Ok(Some(LockedLines { rows, striped }))
 }
