@@ -84,6 +84,7 @@ VARIANTS = {
     "reserve_commit_floor": ("reserve_commit_floor.sql", ITEMS, 1, False, ["uniform"]),
     "transfer_floor": ("transfer_floor.sql", TRANSFERS, 2, False, None),
     "kit_floor": ("kit_floor.sql", ITEMS, 3, False, None),
+    "reserve_commit_inline_floor": ("reserve_commit_inline_floor.sql", ITEMS, 1, False, ["uniform"]),
     "packing_floor": ("packing_floor.sql", "SELECT coalesce(sum(quantity_packed), 0) FROM bench.packing_progress",
                       1, False, ["uniform"]),
     "decrement_set_clause": ("decrement_set_clause.sql", ITEMS, 1, False, None),
@@ -91,9 +92,10 @@ VARIANTS = {
 }
 # What-if variants, run only when named in --variants: decrement_noledger's
 # own C code declared with the SET search_path clause of before 0.3.0, or
-# without SECURITY DEFINER. Not shipped: they measure what the call's
-# declaration costs, for docs/benchmarks.md.
-WHAT_IF = ("decrement_set_clause", "decrement_invoker")
+# without SECURITY DEFINER (what the call's declaration costs); the
+# reservation pair's floor with a hold kept as one row (what that schema
+# could reach). Not shipped; for docs/benchmarks.md.
+WHAT_IF = ("decrement_set_clause", "decrement_invoker", "reserve_commit_inline_floor")
 # Server settings per variant (PGOPTIONS of pgbench's connections; the
 # benchmark connects as a superuser, who may set atomic_inventory.ledger).
 OPTIONS = {
@@ -122,12 +124,13 @@ RATIOS = [("decrement_noledger", "raw_update"), ("decrement_noledger", "raw_upda
           ("decrement_noledger", "decrement_set_clause"), ("decrement_events", "decrement_events_off"),
           ("transfer", "transfer_client"), ("kit", "kit_client"),
           ("reserve_commit_floor", "checkout_reserve_commit"), ("reserve_commit", "reserve_commit_floor"),
+          ("reserve_commit_inline_floor", "checkout_reserve_commit"),
           ("transfer_floor", "transfer_client"), ("transfer", "transfer_floor"),
           ("kit_floor", "kit_client"), ("kit", "kit_floor"),
           ("packing_floor", "packing_fallback"), ("packing_bound", "packing_floor")]
 BASELINES = ("raw_update", "raw_update_items", "pos_function", "raw_update_ledger", "checkout_per_item",
              "checkout_reserve_commit", "claim_route", "packing_fallback", "transfer_client", "kit_client",
-             "reserve_commit_floor", "transfer_floor", "kit_floor", "packing_floor")
+             "reserve_commit_floor", "transfer_floor", "kit_floor", "packing_floor", "reserve_commit_inline_floor")
 
 
 def sh(cmd, **kw):

@@ -90,6 +90,24 @@ SELECT bench.id('9', k), 'committed', now() - interval '1 day', now() - interval
 INSERT INTO atomic_inventory.reservation_lines (reservation_id, inventory_id, quantity, tracked, status)
 SELECT bench.id('9', k), bench.id('', k), 1, true, 'committed' FROM generate_series(1, 100000) k;
 
+-- What-if (reserve_commit_inline_floor, run only when named): a hold kept
+-- as one row, its item and units inline, with the same history.
+CREATE TABLE bench.holds (
+    id         uuid        PRIMARY KEY DEFAULT gen_random_uuid(),
+    status     text        NOT NULL DEFAULT 'active',
+    item_id    uuid        NOT NULL,
+    quantity   numeric     NOT NULL,
+    tenant_id  text,
+    expires_at timestamptz NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX holds_due_idx ON bench.holds (expires_at) WHERE status = 'active';
+INSERT INTO bench.holds (id, status, item_id, quantity, expires_at, created_at, updated_at)
+SELECT bench.id('9', k), 'committed', bench.id('', k), 1, now() - interval '1 day', now() - interval '1 day',
+       now() - interval '1 day'
+  FROM generate_series(1, 100000) k;
+
 -- Batches for claim_next_batch: reset to available before each run.
 INSERT INTO atomic_inventory.batches (id, zone) SELECT bench.id('e', k), 'bench' FROM generate_series(1, 300000) k;
 VACUUM ANALYZE;
