@@ -18,7 +18,7 @@
 use crate::core::caller::Caller;
 use crate::core::movement::{LedgerNote, Moved, Movement, Sold};
 use crate::error::{Error, Result};
-use pgrx::spi::SpiClient;
+use pgrx::spi::{SpiClient, SpiTupleTable};
 use pgrx::{AnyNumeric, Uuid};
 use std::collections::BTreeMap;
 
@@ -494,6 +494,26 @@ pub struct PackOrder {
     pub picked: i64,
     /// units of the product packed from that basket, into any order
     pub packed_total: i64,
+}
+
+impl PackOrder {
+    /// An order from four columns of a row from `at`: status, number (text),
+    /// units picked and units packed from the basket (int8); its state as
+    /// the source's vocabulary (`state`) reads the status.
+    pub fn from_row(
+        row: &SpiTupleTable<'_>,
+        at: usize,
+        state: impl Fn(&str) -> OrderState,
+    ) -> Result<PackOrder> {
+        let status = row.get::<String>(at)?.unwrap_or_default();
+        Ok(PackOrder {
+            state: state(&status),
+            status,
+            number: row.get::<String>(at + 1)?.unwrap_or_default(),
+            picked: row.get::<i64>(at + 2)?.unwrap_or(0),
+            packed_total: row.get::<i64>(at + 3)?.unwrap_or(0),
+        })
+    }
 }
 
 /// Picking sessions, their progress lines, orders and picked baskets.

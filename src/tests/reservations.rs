@@ -35,19 +35,6 @@ mod tests {
         );
     }
 
-    /// A trigger that skips every insert into `table`.
-    fn veto_inserts(table: &str) {
-        Spi::run(
-            "CREATE OR REPLACE FUNCTION public.veto() RETURNS trigger LANGUAGE plpgsql AS $f$
-             BEGIN RETURN NULL; END $f$",
-        )
-        .unwrap();
-        Spi::run(&format!(
-            "CREATE TRIGGER veto BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION public.veto()"
-        ))
-        .unwrap();
-    }
-
     /// A hold whose record a trigger skips (the reservation's row or a
     /// line's) is refused, with nothing held: one line (the one-statement
     /// hold) or two (the full path), never a success holding units no line
@@ -60,7 +47,7 @@ mod tests {
             "atomic_inventory.reservations",
             "atomic_inventory.reservation_lines",
         ] {
-            veto_inserts(table);
+            veto(table, "INSERT");
             for lines in [
                 format!(r#"[{{"inventory_id":"{A}","quantity":2}}]"#),
                 format!(

@@ -163,13 +163,18 @@ pub fn plan_of(stmt: &crate::pg::spi::Stmt) -> (Vec<String>, bool) {
 /// A BEFORE UPDATE trigger on `table` (a quoted, qualified name) that
 /// returns NULL: the app's own code skipping every update of its rows.
 pub fn veto_updates(table: &str) {
+    veto(table, "UPDATE");
+}
+
+/// A BEFORE `event` trigger named veto on `table` that returns NULL.
+pub fn veto(table: &str, event: &str) {
     Spi::run(
         "CREATE OR REPLACE FUNCTION public.veto() RETURNS trigger LANGUAGE plpgsql AS $f$
          BEGIN RETURN NULL; END $f$",
     )
     .unwrap();
     Spi::run(&format!(
-        "CREATE TRIGGER veto BEFORE UPDATE ON {table} FOR EACH ROW EXECUTE FUNCTION public.veto()"
+        "CREATE TRIGGER veto BEFORE {event} ON {table} FOR EACH ROW EXECUTE FUNCTION public.veto()"
     ))
     .unwrap();
 }

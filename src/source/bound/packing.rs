@@ -226,26 +226,14 @@ fn line_at(row: &SpiTupleTable<'_>) -> Result<PackLine<String>> {
 }
 
 impl Binding {
-    /// An order from four columns of a row from `at` (status, number, units
-    /// picked, units packed from the basket), its state by the binding's
+    /// Where an order with `status` is in the workflow, by the binding's
     /// vocabulary.
-    fn order_at(&self, row: &SpiTupleTable<'_>, at: usize) -> Result<PackOrder> {
-        let p = self.spec()?;
-        let status = row.get::<String>(at)?.unwrap_or_default();
-        let state = if p.completed.contains(&status) {
-            OrderState::Completed
-        } else if p.closed.contains(&status) {
-            OrderState::Closed
-        } else {
-            OrderState::Open
-        };
-        Ok(PackOrder {
-            status,
-            state,
-            number: row.get::<String>(at + 1)?.unwrap_or_default(),
-            picked: row.get::<i64>(at + 2)?.unwrap_or(0),
-            packed_total: row.get::<i64>(at + 3)?.unwrap_or(0),
-        })
+    fn state_of(&self, status: &str) -> OrderState {
+        match self.packing.as_ref() {
+            Some(p) if p.completed.iter().any(|c| c == status) => OrderState::Completed,
+            Some(p) if p.closed.iter().any(|c| c == status) => OrderState::Closed,
+            _ => OrderState::Open,
+        }
     }
 }
 
@@ -337,7 +325,10 @@ impl PackingSource for Binding {
         if t.is_empty() {
             return Ok(None);
         }
-        Ok(Some(self.order_at(&t.first(), 1)?))
+        self.spec()?;
+        Ok(Some(PackOrder::from_row(&t.first(), 1, |st| {
+            self.state_of(st)
+        })?))
     }
 
     fn lock_line_and_order(
@@ -357,7 +348,10 @@ impl PackingSource for Binding {
             return Ok(None);
         }
         let row = t.first();
-        Ok(Some((line_at(&row)?, self.order_at(&row, 5)?)))
+        Ok(Some((
+            line_at(&row)?,
+            PackOrder::from_row(&row, 5, |st| self.state_of(st))?,
+        )))
     }
 
     fn pack(

@@ -241,18 +241,12 @@ pub(crate) const FINISH: Stmt = Stmt {
 pub(crate) const FINISH_PLAIN_ONE: Stmt = Stmt {
     name: "reservation_finish_plain_one",
     sql: concat!(
-        "WITH fl AS ( \
-           UPDATE atomic_inventory.reservation_lines AS l \
-              SET status = $3, \
-                  committed_quantity = l.committed_quantity \
-                    + CASE WHEN $3 = 'committed' THEN l.quantity ELSE 0 END, \
-                  released_quantity = l.released_quantity \
-                    + CASE WHEN $3 = 'committed' THEN 0 ELSE l.quantity END, \
-                  updated_at = pg_catalog.now() \
-            WHERE l.reservation_id = $1 AND l.status = 'active' AND l.location_id IS NULL \
-              AND (SELECT pg_catalog.count(*) FROM atomic_inventory.reservation_lines AS x \
-                    WHERE x.reservation_id = $1 AND x.status = 'active') = 1 \
-           RETURNING l.inventory_id, l.quantity, l.tracked ",
+        finish_lines!(
+            "",
+            "l.location_id IS NULL \
+             AND (SELECT pg_catalog.count(*) FROM atomic_inventory.reservation_lines AS x \
+                   WHERE x.reservation_id = $1 AND x.status = 'active') = 1"
+        ),
         finish_rest!("", " AND EXISTS (SELECT FROM fl)"),
         "SELECT (SELECT pg_catalog.count(*) FROM fl)::int4, \
                 (SELECT pg_catalog.count(*) FROM fl WHERE fl.tracked)::int4, \

@@ -53,7 +53,7 @@ const ORDER_AND_BASKET: Stmt = Stmt {
     name: "packing_order_and_basket",
     sql: "SELECT o.status, COALESCE(o.order_number, o.id::text), \
                  COALESCE((SELECT b.quantity_picked FROM atomic_inventory.picking_session_items AS b \
-                            WHERE b.picking_session_id = $2 AND b.product_id = $3), 0), \
+                            WHERE b.picking_session_id = $2 AND b.product_id = $3), 0)::int8, \
                  (SELECT COALESCE(pg_catalog.sum(x.quantity_packed), 0)::int8 \
                     FROM atomic_inventory.packing_progress AS x \
                    WHERE x.picking_session_id = $2 AND x.product_id = $3) \
@@ -80,7 +80,7 @@ const LINE_AND_ORDER: Stmt = Stmt {
           SELECT p.order_id, p.product_id, p.quantity_needed, p.quantity_packed, \
                  o.status, COALESCE(o.order_number, o.id::text), \
                  COALESCE((SELECT b.quantity_picked FROM atomic_inventory.picking_session_items AS b \
-                            WHERE b.picking_session_id = $2 AND b.product_id = p.product_id), 0), \
+                            WHERE b.picking_session_id = $2 AND b.product_id = p.product_id), 0)::int8, \
                  p.quantity_packed + (SELECT COALESCE(pg_catalog.sum(x.quantity_packed), 0)::int8 \
                     FROM atomic_inventory.packing_progress AS x \
                    WHERE x.picking_session_id = $2 AND x.product_id = p.product_id AND x.id <> p.id) \
@@ -177,7 +177,7 @@ impl PackingSource for Own {
             return Ok(None);
         }
         let row = o.first();
-        Ok(Some(order_at(&row, 1)?))
+        Ok(Some(PackOrder::from_row(&row, 1, state_of)?))
     }
 
     fn lock_line_and_order(
@@ -191,7 +191,10 @@ impl PackingSource for Own {
             return Ok(None);
         }
         let row = t.first();
-        Ok(Some((line_at(&row)?, order_at(&row, 5)?)))
+        Ok(Some((
+            line_at(&row)?,
+            PackOrder::from_row(&row, 5, state_of)?,
+        )))
     }
 
     fn pack(
@@ -230,22 +233,13 @@ fn line_at(row: &SpiTupleTable<'_>) -> Result<PackLine<Uuid>> {
     })
 }
 
-/// An order from four columns of a row from `at` (status, number, units
-/// picked, units packed from the basket).
-fn order_at(row: &SpiTupleTable<'_>, at: usize) -> Result<PackOrder> {
-    let status = row.get::<String>(at)?.unwrap_or_default();
-    let state = if COMPLETED.contains(&status.as_str()) {
+/// Where an order with `status` is in the workflow.
+fn state_of(status: &str) -> OrderState {
+    if COMPLETED.contains(&status) {
         OrderState::Completed
-    } else if CLOSED.contains(&status.as_str()) {
+    } else if CLOSED.contains(&status) {
         OrderState::Closed
     } else {
         OrderState::Open
-    };
-    Ok(PackOrder {
-        status,
-        state,
-        number: row.get::<String>(at + 1)?.unwrap_or_default(),
-        picked: row.get::<i32>(at + 2)?.unwrap_or(0).into(),
-        packed_total: row.get::<i64>(at + 3)?.unwrap_or(0),
-    })
+    }
 }

@@ -7,9 +7,14 @@
 /// held at other locations (FINISH_AT in level_holds.rs), `WITH fl AS
 /// (...`: lines $2 of reservation $1 finished as $3 ('committed' or
 /// 'released'), each counting what it settled. `$extra` adds columns to what it returns (after the
-/// item's id): one text, so the two statements can't drift apart.
+/// item's id): one text, so the statements can't drift apart. With a
+/// second argument, that condition picks the active lines instead of $2
+/// (FINISH_PLAIN_ONE).
 macro_rules! finish_lines {
     ($extra:literal) => {
+        finish_lines!($extra, "l.inventory_id = ANY ($2)")
+    };
+    ($extra:literal, $which:literal) => {
         concat!(
             "WITH fl AS ( \
                UPDATE atomic_inventory.reservation_lines AS l \
@@ -19,8 +24,9 @@ macro_rules! finish_lines {
                       released_quantity = l.released_quantity \
                         + CASE WHEN $3 = 'committed' THEN 0 ELSE l.quantity END, \
                       updated_at = pg_catalog.now() \
-                WHERE l.reservation_id = $1 AND l.status = 'active' AND l.inventory_id = ANY ($2) \
-               RETURNING l.inventory_id, ",
+                WHERE l.reservation_id = $1 AND l.status = 'active' AND ",
+            $which,
+            " RETURNING l.inventory_id, ",
             $extra,
             "l.quantity, l.tracked "
         )
