@@ -177,13 +177,18 @@ pub fn decrement_many_at(
     // apply, in lock order (every row is ours already)
     let mut out: Vec<Value> = Vec::with_capacity(take.len() + untracked.len());
     for (key, q) in &take {
-        let m = if is_default(&key.location) {
-            Own.take(c, who, &key.item, q, mv, striped.contains(&key.item))?
+        let gathered = if is_default(&key.location) {
+            striped.contains(&key.item)
         } else {
-            let gathered = rows.get(key).is_some_and(|r| r.striped);
-            Level { sale: true }.take(c, who, key, q, mv, gathered)?
+            rows.get(key).is_some_and(|r| r.striped)
         };
-        let m = crate::ops::stock::written(&Level { sale: true }, c, who, key, false, m)?;
+        let m = crate::ops::stock::written(&Level { sale: true }, c, who, key, false, |c| {
+            if is_default(&key.location) {
+                Own.take(c, who, &key.item, q, mv, gathered)
+            } else {
+                Level { sale: true }.take(c, who, key, q, mv, gathered)
+            }
+        })?;
         out.push(json!({"inventory_id": validate::uuid_text(&key.item),
                         "location_id": validate::uuid_text(&key.location),
                         "old_quantity": num_json(&m.old), "new_quantity": num_json(&m.new),

@@ -72,8 +72,10 @@ pub fn ship(
     stock::source_covers(&item, &row, qty)?;
     let id = crate::pg::backend::random_uuid();
     let zero = AnyNumeric::from(0);
-    let out = l.shift_at(c, who, &src, &(zero - qty.clone()), mv, id)?;
-    let out = stock::written(l, c, who, &src, true, out)?;
+    let minus = zero - qty.clone();
+    let out = stock::written(l, c, who, &src, true, |c| {
+        l.shift_at(c, who, &src, &minus, mv, id)
+    })?;
     transfers::ship(
         c,
         id,
@@ -128,8 +130,9 @@ pub fn finish(
     l.ensure(c, who, &key)?;
     let zero = AnyNumeric::from(0);
     let (_, striped) = lock_side(l, c, who, &key, &zero, false)?;
-    let into = l.shift_at(c, who, &key, &t.quantity, mv, t.id)?;
-    let into = stock::written(l, c, who, &key, false, into)?;
+    let into = stock::written(l, c, who, &key, false, |c| {
+        l.shift_at(c, who, &key, &t.quantity, mv, t.id)
+    })?;
     transfers::finish(c, t.id, received)?;
     if striped {
         l.respread_at(c, &key)?;

@@ -98,19 +98,21 @@ pub trait StockSource {
     /// skipped by the table's own trigger or rule.
     fn skipped(&self, keys: &[&Self::Key]) -> Error;
     /// Why the write of one row the caller holds locked, found ready, wrote
-    /// nothing: `skipped`, unless the source finds a change committed since
-    /// the lock that the write's own statement saw (a location made
-    /// inactive or unsellable: movements don't lock their location,
-    /// docs/locations.md). `inactive_ok`: the write allowed an inactive
-    /// location (a transfer's source).
+    /// nothing: a change committed since the lock that the source finds
+    /// now (a location made inactive or unsellable: movements don't lock
+    /// their location, docs/locations.md), or None: nothing found, so the
+    /// table's own trigger or rule skipped it, or the change was undone
+    /// before this look (ops::stock::written tries the write again).
+    /// `inactive_ok`: the write allowed an inactive location (a transfer's
+    /// source).
     fn why_skipped(
         &self,
         _c: &mut SpiClient<'_>,
         _who: &Caller,
-        key: &Self::Key,
+        _key: &Self::Key,
         _inactive_ok: bool,
-    ) -> Result<Error> {
-        Ok(self.skipped(&[key]))
+    ) -> Result<Option<Error>> {
+        Ok(None)
     }
 
     /// A quantity the source stores as it is (a column's scale and

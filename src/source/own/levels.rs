@@ -687,13 +687,11 @@ impl StockSource for Level {
         who: &Caller,
         key: &LevelKey,
         inactive_ok: bool,
-    ) -> Result<Error> {
-        if !is_default(&key.location) {
-            if let Some(e) = diagnose(c, who, key, self.sale, inactive_ok)? {
-                return Ok(e);
-            }
+    ) -> Result<Option<Error>> {
+        if is_default(&key.location) {
+            return Ok(None);
         }
-        Ok(self.skipped(&[key]))
+        diagnose(c, who, key, self.sale, inactive_ok)
     }
 
     fn skipped(&self, keys: &[&LevelKey]) -> Error {
