@@ -82,6 +82,18 @@ pub fn skipped(id: &Uuid) -> Error {
     )
 }
 
+/// A partial commit whose write of a line (checked active and covering,
+/// under the reservation's lock) a trigger or rule of the operator's
+/// skipped: refused, nothing changed.
+pub fn skipped_lines(id: &Uuid) -> Error {
+    Error::invalid_input(
+        "p_lines",
+        format!(
+            "a trigger or rule on the reservation lines' table skipped the write of a line of reservation {id}; nothing changed"
+        ),
+    )
+}
+
 /// A hold whose items took it while a trigger or rule skipped its record
 /// (the reservation's row or a line's): refused, so that no reserved unit
 /// goes without the line that holds it (the error undoes the hold).

@@ -31,7 +31,7 @@ use crate::core::movement::{LedgerNote, LedgerRow};
 use crate::error::{Error, Result, Shortfall};
 use crate::pg::spi::{run, Stmt};
 use crate::settings::ledger_on;
-use crate::source::holds::skipped as skipped_reservation;
+use crate::source::holds::{skipped as skipped_reservation, skipped_lines};
 use crate::source::{
     Finish, HeldLine, HoldSource, Lines, LockedLines, NewHold, Part, Rest, StockSource,
 };
@@ -661,9 +661,7 @@ impl HoldSource for Binding {
         // every line was checked active and covering its units under the
         // reservation's lock: each must be written
         if row.get::<i32>(2)?.unwrap_or(0) as usize != parts.len() {
-            return Err(Error::Internal(format!(
-                "a partial commit of reservation {id} wrote fewer lines than it checked"
-            )));
+            return Err(skipped_lines(&id));
         }
         Ok(row.get::<String>(1)?.unwrap_or_default())
     }

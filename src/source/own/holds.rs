@@ -651,9 +651,7 @@ impl HoldSource for Own {
         // every line was checked active and covering its units under the
         // reservation's lock: each must be written
         if row.get::<i32>(2)?.unwrap_or(0) as usize != parts.len() {
-            return Err(Error::Internal(format!(
-                "a partial commit of reservation {id} wrote fewer lines than it checked"
-            )));
+            return Err(holds::skipped_lines(&id));
         }
         // and each tracked line's item (locked by held_lines) must move its
         // units, or reserved would keep units no line holds
